@@ -1,0 +1,106 @@
+"""A content-addressed store of trained models: one safetensors file per training configuration.
+
+* Key: SHA-256 of the configuration as canonical JSON — change any hyperparameter, the seed or the dataset and you get
+  a different entry; ask again with the same configuration and the entry is loaded instead of retrained.
+* Atomic: a file is written under a temporary name in the same folder, flushed, fsynced and ``os.replace``d into
+  place, so a process killed mid-write leaves the previous entry (or none) — never half a file.
+* Verified: the metadata carries a SHA-256 of every tensor's bytes; an entry that fails to parse or to match is
+  reported as corrupt (and the caller retrains) rather than loaded.
+* Bounded: ``evict`` keeps the folder under a size cap, dropping the least recently used entries (reads touch the
+  file's mtime).
+Only safetensors is ever read: nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+DIGEST_KEY = "tensors_sha256"
+
+
+class CorruptEntry(Exception):
+    """A cache file that exists but cannot be trusted (truncated, bit-flipped, wrong format)."""
+
+
+def config_key(config: dict) -> str:
+    """A short stable hash of a JSON-able configuration."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_entry(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write ``tensors`` + string ``metadata`` to ``path`` atomically, with a digest for ``load_entry`` to check."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    meta = dict(metadata, **{DIGEST_KEY: tensors_digest(tensors)})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_entry(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read an entry written by ``save_entry``; raises ``FileNotFoundError`` or ``CorruptEntry``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CorruptEntry(f"{path.name}: unreadable safetensors ({err})") from err
+    if metadata.get(DIGEST_KEY) != tensors_digest(tensors):
+        raise CorruptEntry(f"{path.name}: contents do not match their recorded digest")
+    try:
+        os.utime(path)  # mark as recently used for LRU eviction
+    except OSError:
+        pass
+    return tensors, metadata
+
+
+def evict(folder: str | Path, max_bytes: int, keep: tuple[Path, ...] = ()) -> list[Path]:
+    """Delete least-recently-used ``*.safetensors`` in ``folder`` until the total is ≤ ``max_bytes``."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in files)
+    removed = []
+    for p in files:
+        if total <= max_bytes:
+            break
+        if p in keep:
+            continue
+        total -= p.stat().st_size
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+

@@ -1,0 +1,107 @@
+"""The built-in backend: a part-B MNIST DDPM behind the same ``Denoiser`` interface as DeepFloyd IF.
+
+A "prompt" is a digit: "7", "seven" and "a handwritten 7" all mean class 7; the null prompt is the all-zero class
+vector the model saw with probability p_uncond during training. Pixels are in [−1, 1]; the sampler uses the spec's
+x_{t−1} = … + √β_t z (``fixed_large``), and a full chain is T−1, T−2, …, 0 followed by the clean image (t = −1).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+
+from lib.diffusion import VarianceType
+from lib.sampling import randn, sample
+from lib.schedules import Schedule, linear_schedule
+from lib.training import TrainConfig, to_uint8
+
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+class PromptError(ValueError):
+    """A prompt this backend cannot turn into a condition (shown to the user as is)."""
+
+
+def parse_digit_prompt(prompt: str) -> int | None:
+    """The digit a prompt asks for, or None for the empty (unconditional) prompt.
+
+    Accepts one digit or digit word anywhere in the text ("7", "Seven", "a handwritten 7"); anything else is an error.
+    """
+    text = (prompt or "").strip().lower()
+    if not text:
+        return None
+    found = {int(d) for d in re.findall(r"(?<!\d)\d(?!\d)", text)}
+    found |= {DIGIT_WORDS.index(w) for w in re.findall(r"[a-z]+", text) if w in DIGIT_WORDS}
+    if len(found) == 1:
+        return found.pop()
+    if not found:
+        raise PromptError(
+            f"The MNIST model only knows the digits 0–9; {prompt[:60]!r} names none. Try \"7\", \"seven\" or "
+            "\"a handwritten 7\" (or switch to the DeepFloyd IF backend for free text)."
+        )
+    raise PromptError(f"{prompt[:60]!r} names several digits ({sorted(found)}); name one.")
+
+
+class MnistDDPM:
+    """A trained time- or class-conditioned part-B UNet as a ``Denoiser``."""
+
+    image_shape = (1, 28, 28)
+    variance_type: VarianceType = "fixed_large"
+    dtype = torch.float32
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device | str = "cpu"):
+        self.model = model.to(device).eval()
+        self.config = config
+        self.device = torch.device(device)
+        self.schedule: Schedule = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end)
+        self.conditional = config.model == "class"
+        self.name = f"MNIST {'class' if self.conditional else 'time'}-conditioned DDPM (D = {config.hidden})"
+
+    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor):
+        t_norm = torch.full((x_t.shape[0],), t / self.config.num_timesteps, device=x_t.device)
+        if self.conditional:
+            return self.model(x_t, t_norm, cond.to(x_t)), None
+        return self.model(x_t, t_norm), None
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        digit = parse_digit_prompt(prompt)
+        return self.null_condition() if digit is None else self.class_condition(digit)
+
+    def class_condition(self, digit: int) -> torch.Tensor:
+        return F.one_hot(torch.tensor([digit], device=self.device), 10).float()
+
+    def null_condition(self) -> torch.Tensor:
+        return torch.zeros(1, 10, device=self.device)
+
+    def timesteps(self, stride: int) -> list[int]:
+        """[T−1, T−1−stride, …] then −1 (the clean image): stride 1 is the spec's full 300-step chain."""
+        if not 1 <= stride < self.config.num_timesteps:
+            raise ValueError(f"stride must be between 1 and {self.config.num_timesteps - 1}")
+        return list(range(self.config.num_timesteps - 1, -1, -stride)) + [-1]
+
+
+def class_grid(denoiser: MnistDDPM, per_class: int, scale: float, stride: int, seed: int, on_step=None) -> torch.Tensor:
+    """``per_class`` CFG samples of every digit in one batch, ordered 0,0,…,1,1,…: (10·per_class, 1, 28, 28) in [−1, 1]."""
+    gen = torch.Generator(device=denoiser.device).manual_seed(seed)
+    labels = torch.arange(10, device=denoiser.device).repeat_interleave(per_class)
+    cond = F.one_hot(labels, 10).float()  # one condition row per image
+    return sample(denoiser, cond, scale=scale, stride=stride, num_samples=len(labels), generator=gen, on_step=on_step)
+
+
+def unconditional_grid(denoiser: MnistDDPM, n: int, stride: int, seed: int, on_step=None) -> torch.Tensor:
+    """``n`` samples without a class (the time-conditioned model, or the class model's unconditional half)."""
+    gen = torch.Generator(device=denoiser.device).manual_seed(seed)
+    return sample(denoiser, denoiser.null_condition(), scale=0.0 if denoiser.conditional else 1.0, stride=stride,
+                  num_samples=n, generator=gen, on_step=on_step)
+
+
+def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = 5.0) -> torch.Tensor:
+    """The per-epoch grid of a DDPM: 4 samples of each digit with CFG (class) or 40 samples (time), uint8."""
+    den = MnistDDPM(model, config, device=next(model.parameters()).device)
+    if den.conditional:
+        x = class_grid(den, 4, scale, config.sample_stride, seed)
+    else:
+        x = unconditional_grid(den, 40, config.sample_stride, seed)
+    return to_uint8(x, (-1.0, 1.0))

@@ -1,0 +1,108 @@
+"""Trained part-B models on disk: the shipped ones in ``data/models`` and retrained ones in the cache.
+
+One safetensors file holds a whole run — ``model.*`` (the state dict), ``loss`` (one value per optimiser step),
+``snapshot.<epoch>`` (uint8 sample grids) — with the ``TrainConfig`` and provenance in its metadata. The shipped files
+are ordinary entries whose configuration is read from their metadata, so asking for a shipped configuration loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lib import cache
+from lib.training import TrainConfig, TrainResult
+from lib.unets import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = ROOT / "data" / "models"
+CACHE_DIR = Path(os.environ.get("DIFFUSION_LAB_CACHE", ROOT / "data" / "cache"))
+CACHE_MAX_BYTES = int(float(os.environ.get("DIFFUSION_LAB_CACHE_MAX_MB", "2048")) * 2**20)
+
+
+@dataclass
+class TrainedModel:
+    config: TrainConfig
+    model: torch.nn.Module
+    losses: list[float]
+    snapshots: dict[int, torch.Tensor]
+    info: dict  # provenance: seconds, device, data note, "shipped"
+
+
+def config_from_json(text: str) -> TrainConfig:
+    d = json.loads(text)
+    d["snapshot_epochs"] = tuple(d["snapshot_epochs"])
+    return TrainConfig(**d)
+
+
+def save_run(result: TrainResult, path: Path, info: dict, weights_dtype: torch.dtype = torch.float32) -> Path:
+    tensors = {
+        f"model.{k}": (v.to(weights_dtype) if v.is_floating_point() else v) for k, v in result.model.state_dict().items()
+    }
+    tensors["loss"] = torch.tensor(result.losses, dtype=torch.float32)
+    for epoch, grid in result.snapshots.items():
+        tensors[f"snapshot.{epoch}"] = grid
+    meta = {"config": json.dumps(result.config.as_dict(), sort_keys=True), "info": json.dumps(info, sort_keys=True)}
+    return cache.save_entry(path, tensors, meta)
+
+
+def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedModel:
+    """Load a saved run; raises ``cache.CorruptEntry`` if the file cannot be trusted."""
+    tensors, meta = cache.load_entry(path)
+    try:
+        config = config_from_json(meta["config"])
+        model = build_model(config.model, config.hidden)
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise cache.CorruptEntry(f"{Path(path).name}: not a Diffusion Lab run ({err})") from err
+    snapshots = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("snapshot.")}
+    return TrainedModel(config, model.to(device).eval(), tensors["loss"].tolist(), dict(sorted(snapshots.items())),
+                        json.loads(meta.get("info", "{}")))
+
+
+def cache_path(config: TrainConfig) -> Path:
+    return CACHE_DIR / f"{config.model}-{cache.config_key(config.as_dict())}.safetensors"
+
+
+def shipped_path(model_kind: str) -> Path:
+    return SHIPPED_DIR / f"{model_kind}.safetensors"
+
+
+def shipped_config(model_kind: str) -> TrainConfig | None:
+    """The configuration the shipped ``model_kind`` was trained with (read from its header only)."""
+    path = shipped_path(model_kind)
+    if not path.exists():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return config_from_json(f.metadata()["config"])
+
+
+def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedModel | None:
+    """The trained model for ``config``: shipped if it matches, else the cache entry; None if it must be trained.
+
+    A corrupt cache entry is deleted (so the caller retrains and rewrites it) rather than loaded.
+    """
+    if shipped_config(config.model) == config:
+        return load_run(shipped_path(config.model), device)
+    path = cache_path(config)
+    try:
+        return load_run(path, device)
+    except FileNotFoundError:
+        return None
+    except cache.CorruptEntry:
+        path.unlink(missing_ok=True)
+        return None
+
+
+def store(result: TrainResult, info: dict) -> Path:
+    """Save a finished run in the cache and keep the cache under its size cap (least recently used go first)."""
+    path = save_run(result, cache_path(result.config), info)
+    cache.evict(CACHE_DIR, CACHE_MAX_BYTES, keep=(path,))
+    return path

@@ -1,0 +1,127 @@
+"""A training run from configuration to saved file, and a registry that lets many sessions share one run.
+
+``TrainingJobs.start(config)`` returns the running job for that configuration if there is one, so two users who ask
+for the same training watch the same run; a job runs in a background thread, so it survives a page change and never
+holds a page's script. When it finishes the run is stored (``model_store.store``) and later requests load it.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+
+from lib import model_store
+from lib.data import Digits
+from lib.mnist_model import ddpm_snapshot
+from lib.training import Progress, TrainConfig, TrainResult, default_device, to_uint8, train
+
+SNAPSHOT_DIGITS = 8  # test digits shown denoised after each epoch of the single-step denoiser
+
+
+def denoiser_probe(test: Digits, sigma: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed test digits (one of each class 0…7) and their noisy versions z = x + σ ε, for before/after comparisons."""
+    idx = torch.stack([torch.nonzero(test.labels == d)[0, 0] for d in range(SNAPSHOT_DIGITS)])
+    x = test.images[idx].unsqueeze(1).float() / 255.0
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    return x, x + sigma * noise
+
+
+def snapshot_fn(config: TrainConfig, test: Digits) -> Callable[[torch.nn.Module, int], torch.Tensor]:
+    """What to record after an epoch: [clean | noisy | denoised] test digits (B1) or a sample grid (B2)."""
+    if config.model == "denoiser":
+        clean, noisy = denoiser_probe(test, config.sigma)
+
+        def denoised(model, epoch):
+            with torch.no_grad():
+                out = model(noisy.to(next(model.parameters()).device)).cpu()
+            return torch.cat([to_uint8(clean), to_uint8(noisy), to_uint8(out)])
+
+        return denoised
+    return lambda model, epoch: ddpm_snapshot(model, config)
+
+
+def run_training(
+    config: TrainConfig,
+    train_set: Digits,
+    test_set: Digits,
+    device: torch.device | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    if config.dataset != train_set.source:
+        raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
+    device = device or default_device()
+    return train(config, train_set.as_float(device), train_set.labels, snapshot_fn=snapshot_fn(config, test_set),
+                 device=device, on_progress=on_progress, should_stop=should_stop)
+
+
+@dataclass
+class Job:
+    config: TrainConfig
+    progress: Progress = field(default_factory=Progress)
+    status: str = "running"  # running | done | failed | cancelled
+    error: str = ""
+    trained: model_store.TrainedModel | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
+class TrainingJobs:
+    """One background training thread per configuration, shared by every session of the app process."""
+
+    def __init__(self, load_data: Callable[[], tuple[Digits, Digits]], device: torch.device | None = None):
+        self._load_data = load_data
+        self._device = device
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def get(self, config: TrainConfig) -> Job | None:
+        with self._lock:
+            return self._jobs.get(model_store.cache_path(config).name)
+
+    def start(self, config: TrainConfig) -> Job:
+        """The job for ``config``: the one already running or finished in this process, else a new one."""
+        key = model_store.cache_path(config).name
+        with self._lock:
+            job = self._jobs.get(key)
+            if job and job.status in ("running", "done"):
+                return job
+            job = Job(config)
+            job.thread = threading.Thread(target=self._run, args=(job,), name=f"train-{key}", daemon=True)
+            self._jobs[key] = job
+            job.thread.start()
+            return job
+
+    def _run(self, job: Job) -> None:
+        try:
+            train_set, test_set = self._load_data()
+            device = self._device or default_device()
+            result = self._train_with_oom_retry(job, train_set, test_set, device)
+            model_store.store(result, {"seconds": result.seconds, "device": str(device), "data": train_set.note})
+            job.trained = model_store.load_run(model_store.cache_path(result.config))
+            job.status = "done"
+        except InterruptedError:
+            job.status = "cancelled"
+        except Exception as err:  # reported to the page; the app keeps running
+            job.error = f"{type(err).__name__}: {err}"
+            job.status = "failed"
+            traceback.print_exc()
+
+    def _train_with_oom_retry(self, job: Job, train_set, test_set, device) -> TrainResult:
+        """Run the job's config; on CUDA out-of-memory, say so and retry at half the batch size (down to 16)."""
+        config = job.config
+        while True:
+            try:
+                return run_training(config, train_set, test_set, device,
+                                    on_progress=lambda p: setattr(job, "progress", p),
+                                    should_stop=job.cancel.is_set)
+            except torch.OutOfMemoryError:
+                if config.batch_size <= 16:
+                    raise
+                torch.cuda.empty_cache()
+                config = replace(config, batch_size=config.batch_size // 2)
+                job.error = f"GPU out of memory: retrying at batch size {config.batch_size}."

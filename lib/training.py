@@ -1,0 +1,189 @@
+"""Training the three part-B models with the spec's defaults, seeded, on whatever device is present.
+
+The whole training set sits on the device as one float tensor; each epoch is a ``randperm`` over it, so the hot loop has
+no DataLoader and no per-sample Python. Each batch draws fresh noise (and fresh t / class dropout for the DDPMs):
+
+* ``denoiser`` (B1): z = x + σ ε, loss ‖D(z) − x‖², x ∈ [0, 1]; Adam, constant lr.
+* ``time`` / ``class`` (B2): x0 ∈ [−1, 1], t ~ U{0 … T−1}, x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε, loss ‖ε_θ(x_t, t/T[, c]) − ε‖²;
+  Adam + ExponentialLR(γ = 0.1^(1/epochs)) stepped once per epoch; the class vector is zeroed with probability p_uncond.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from lib.schedules import linear_schedule
+from lib.unets import build_model
+
+SPEC_DEFAULTS = {
+    "denoiser": dict(hidden=128, batch_size=256, lr=1e-4, epochs=5, snapshot_epochs=(1, 2, 3, 4, 5)),
+    "time": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
+    "class": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model; its JSON is the cache key."""
+
+    model: str = "class"  # "denoiser" | "time" | "class"
+    hidden: int = 64  # D
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    dataset: str = "mnist"  # Digits.source of the training split
+    steps_per_epoch: int | None = None  # None: one full pass over the data; else a short epoch of this many batches
+    sigma: float = 0.5  # denoiser only
+    num_timesteps: int = 300  # DDPMs only
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    p_uncond: float = 0.1  # class only
+    snapshot_epochs: tuple[int, ...] = (1, 5, 10, 15, 20)
+    sample_stride: int = 1  # stride of the sampler used for the per-epoch sample grids
+
+    @classmethod
+    def spec(cls, model: str, **overrides) -> "TrainConfig":
+        """The spec's configuration for ``model``, with any field overridden."""
+        base = dict(model=model, **SPEC_DEFAULTS[model])
+        base.update(overrides)
+        return cls(**base)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def steps_in_epoch(self, num_examples: int) -> int:
+        full = math.ceil(num_examples / self.batch_size)
+        return full if self.steps_per_epoch is None else self.steps_per_epoch
+
+    def validate(self) -> None:
+        if self.model not in SPEC_DEFAULTS:
+            raise ValueError(f"unknown model {self.model!r}")
+        if self.epochs < 1:
+            raise ValueError("train for at least one epoch")
+        if self.batch_size < 2 or self.hidden < 1 or self.lr <= 0:
+            raise ValueError("batch size ≥ 2, hidden D ≥ 1 and a positive learning rate are needed")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError("steps_per_epoch must be at least 1")
+
+
+@dataclass
+class Progress:
+    """What a training run reports after every step (and keeps, for a page to draw)."""
+
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    losses: list[float] = field(default_factory=list)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # epoch -> uint8 grid images (N, 28, 28)
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    model: torch.nn.Module
+    losses: list[float]
+    snapshots: dict[int, torch.Tensor]
+    seconds: float
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """(N, 1, H, W) floats in ``value_range`` → (N, H, W) uint8 on the CPU."""
+    lo, hi = value_range
+    x = ((images.detach().float() - lo) / (hi - lo)).clamp(0, 1)
+    return (x * 255).round().to(torch.uint8)[:, 0].cpu()
+
+
+def train(
+    config: TrainConfig,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    *,
+    snapshot_fn: Callable[[torch.nn.Module, int], torch.Tensor],
+    device: torch.device | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on ``train_images`` ((N, 1, 28, 28) in [0, 1]) and ``train_labels`` ((N,) int).
+
+    ``snapshot_fn(model, epoch)`` returns the uint8 grid recorded after each epoch in ``config.snapshot_epochs`` (and
+    after the last one). ``on_progress`` is called after every optimiser step; ``should_stop`` lets a caller cancel.
+    """
+    config.validate()
+    device = device or default_device()
+    torch.manual_seed(config.seed)
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    model = build_model(config.model, config.hidden).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sched = None
+    if config.model != "denoiser":
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / config.epochs))
+        abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod
+        abar = abar.to(device=device, dtype=torch.float32)
+
+    x_all = train_images.to(device)
+    y_all = train_labels.to(device)
+    n = x_all.shape[0]
+    steps_per_epoch = config.steps_in_epoch(n)
+    progress = Progress(total_steps=steps_per_epoch * config.epochs)
+    start = time.perf_counter()
+    order = torch.empty(0, dtype=torch.long, device=device)
+    cursor = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        for _ in range(steps_per_epoch):
+            if cursor >= len(order):  # a new shuffled pass (a short epoch continues where the last one stopped)
+                order = torch.randperm(n, generator=gen, device=device)
+                cursor = 0
+            idx = order[cursor : cursor + config.batch_size]
+            cursor += config.batch_size
+            loss = _loss(model, config, x_all[idx], y_all[idx], gen, abar if sched else None)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            progress.step += 1
+            progress.losses.append(float(loss.detach()))
+            progress.seconds = time.perf_counter() - start
+            if on_progress:
+                on_progress(progress)
+            if should_stop and should_stop():
+                raise InterruptedError("training cancelled")
+        if sched:
+            sched.step()
+        progress.epoch = epoch
+        if epoch in config.snapshot_epochs or epoch == config.epochs:
+            model.eval()
+            progress.snapshots[epoch] = snapshot_fn(model, epoch)
+            if on_progress:
+                on_progress(progress)
+    model.eval()
+    return TrainResult(config, model, progress.losses, progress.snapshots, time.perf_counter() - start)
+
+
+def _loss(model, config: TrainConfig, x01: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, abar) -> torch.Tensor:
+    noise = torch.randn(x01.shape, generator=gen, device=x01.device)
+    if config.model == "denoiser":
+        return F.mse_loss(model(x01 + config.sigma * noise), x01)
+    x0 = 2 * x01 - 1
+    b = x0.shape[0]
+    t = torch.randint(0, config.num_timesteps, (b,), generator=gen, device=x0.device)
+    a = abar[t].view(b, 1, 1, 1)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    t_norm = t.float() / config.num_timesteps
+    if config.model == "time":
+        return F.mse_loss(model(x_t, t_norm), noise)
+    c = F.one_hot(labels, 10).float()
+    keep = (torch.rand(b, 1, generator=gen, device=x0.device) >= config.p_uncond).float()
+    return F.mse_loss(model(x_t, t_norm, c * keep), noise)
+

@@ -1,0 +1,134 @@
+"""The three part-B UNets, exactly as the spec draws them (BN = BatchNorm2d, act = GELU).
+
+    x [1×28×28] ─ ConvBlock(1→D) ──────────────────────────────────────────── skip1 [D×28×28]
+      └ DownBlock(D→D) ─────────────────────────────────────────────────────── skip2 [D×14×14]
+        └ DownBlock(D→2D) ──────────────────────────────────────────────────── skip3 [2D×7×7]
+          └ Flatten (7×7 avg-pool, GELU) → Unflatten (7×7 transposed conv, BN, GELU)  [2D×7×7]
+            ⊕ skip3 → UpBlock(4D→D) [D×14×14] ⊕ skip2 → UpBlock(2D→D) [D×28×28]
+              ⊕ skip1 → ConvBlock(2D→D) → 3×3 conv (D→1)
+
+Conditioning (the DDPMs) modulates two places: the unflattened features and the first UpBlock's output.
+  time only:        unflatten += FC₁(t/T),                up1 += FC₂(t/T)
+  time and class:   unflatten = FC₃(c) · unflatten + FC₁(t/T),   up1 = FC₄(c) · up1 + FC₂(t/T)
+with FC = FCBlock (Linear, GELU, Linear) of width 2D for the first place and D for the second.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv_bn_gelu(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.GELU())
+
+
+def conv(cin: int, cout: int) -> nn.Sequential:
+    """3×3 conv, stride 1, pad 1: changes channels, keeps size."""
+    return _conv_bn_gelu(nn.Conv2d(cin, cout, 3, 1, 1), cout)
+
+
+def down_conv(cin: int, cout: int) -> nn.Sequential:
+    """3×3 conv, stride 2, pad 1: halves the size."""
+    return _conv_bn_gelu(nn.Conv2d(cin, cout, 3, 2, 1), cout)
+
+
+def up_conv(cin: int, cout: int) -> nn.Sequential:
+    """4×4 transposed conv, stride 2, pad 1: doubles the size."""
+    return _conv_bn_gelu(nn.ConvTranspose2d(cin, cout, 4, 2, 1), cout)
+
+
+def conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(conv(cin, cout), conv(cout, cout))
+
+
+def down_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(down_conv(cin, cout), conv_block(cout, cout))
+
+
+def up_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(up_conv(cin, cout), conv_block(cout, cout))
+
+
+def fc_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(cin, cout), nn.GELU(), nn.Linear(cout, cout))
+
+
+class UNet(nn.Module):
+    """The unconditional UNet of part B1 (the single-step denoiser D(z) ≈ x)."""
+
+    def __init__(self, hidden: int = 128, in_channels: int = 1):
+        super().__init__()
+        d = hidden
+        self.hidden = hidden
+        self.enc1 = conv_block(in_channels, d)
+        self.enc2 = down_block(d, d)
+        self.enc3 = down_block(d, 2 * d)
+        self.flatten = nn.Sequential(nn.AvgPool2d(7), nn.GELU())
+        self.unflatten = _conv_bn_gelu(nn.ConvTranspose2d(2 * d, 2 * d, 7, 7), 2 * d)
+        self.up1 = up_block(4 * d, d)
+        self.up2 = up_block(2 * d, d)
+        self.dec = conv_block(2 * d, d)
+        self.out = nn.Conv2d(d, in_channels, 3, 1, 1)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        s1 = self.enc1(x)
+        s2 = self.enc2(s1)
+        s3 = self.enc3(s2)
+        return s1, s2, s3, self.unflatten(self.flatten(s3))
+
+    def decode(self, s1, s2, s3, bottom, modulate_up1=None) -> torch.Tensor:
+        u1 = self.up1(torch.cat([bottom, s3], dim=1))
+        if modulate_up1 is not None:
+            u1 = modulate_up1(u1)
+        u2 = self.up2(torch.cat([u1, s2], dim=1))
+        return self.out(self.dec(torch.cat([u2, s1], dim=1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(*self.encode(x))
+
+
+class TimeConditionalUNet(UNet):
+    """Part B2's ε_θ(x_t, t); ``t`` is the normalised timestep t/T, shape (B,) or (B, 1)."""
+
+    def __init__(self, hidden: int = 64, in_channels: int = 1):
+        super().__init__(hidden, in_channels)
+        self.t_embed1 = fc_block(1, 2 * hidden)
+        self.t_embed2 = fc_block(1, hidden)
+
+    def _scales(self, batch: int, c: torch.Tensor | None):
+        return 1.0, 1.0
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        t = t.reshape(-1, 1).to(x.dtype)
+        scale1, scale2 = self._scales(x.shape[0], c)
+        s1, s2, s3, bottom = self.encode(x)
+        bottom = scale1 * bottom + self.t_embed1(t)[:, :, None, None]
+        shift2 = self.t_embed2(t)[:, :, None, None]
+        return self.decode(s1, s2, s3, bottom, modulate_up1=lambda u: scale2 * u + shift2)
+
+
+class ClassConditionalUNet(TimeConditionalUNet):
+    """Part B2's class-conditioned ε_θ(x_t, t, c); ``c`` is a one-hot (B, 10) vector, all zeros for "no class"."""
+
+    def __init__(self, hidden: int = 64, in_channels: int = 1, num_classes: int = 10):
+        super().__init__(hidden, in_channels)
+        self.num_classes = num_classes
+        self.c_embed1 = fc_block(num_classes, 2 * hidden)
+        self.c_embed2 = fc_block(num_classes, hidden)
+
+    def _scales(self, batch: int, c: torch.Tensor | None):
+        if c is None:
+            raise ValueError("the class-conditioned UNet needs a one-hot class vector c (zeros for unconditional)")
+        c = c.to(self.c_embed1[0].weight.dtype)
+        return self.c_embed1(c)[:, :, None, None], self.c_embed2(c)[:, :, None, None]
+
+
+MODEL_CLASSES = {"denoiser": UNet, "time": TimeConditionalUNet, "class": ClassConditionalUNet}
+
+
+def build_model(kind: str, hidden: int) -> nn.Module:
+    """A fresh UNet of ``kind`` ∈ {"denoiser", "time", "class"} with ``hidden`` = D channels."""
+    if kind not in MODEL_CLASSES:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_CLASSES)}")
+    return MODEL_CLASSES[kind](hidden)
