@@ -1,0 +1,61 @@
+"""Converting between tensors and pictures: grids for display, PNG/GIF bytes for download, PSNR."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8_hwc(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """(C, H, W) or (H, W) float tensor in ``value_range`` → (H, W[, 3]) uint8 array."""
+    lo, hi = value_range
+    x = ((x.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    x = (x * 255).round().to(torch.uint8)
+    if x.dim() == 3:
+        x = x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)
+    return x.numpy()
+
+
+def grid(images: torch.Tensor, ncols: int, value_range: tuple[float, float] = (-1.0, 1.0), pad: int = 2,
+         upscale: int = 1) -> np.ndarray:
+    """Tile (N, C, H, W) images (or (N, H, W) uint8) into one uint8 picture, row-major, ``pad`` px of black between."""
+    if images.dtype == torch.uint8:
+        images = images.float().div(255).unsqueeze(1) if images.dim() == 3 else images.float().div(255)
+        value_range = (0.0, 1.0)
+    n, c, h, w = images.shape
+    nrows = math.ceil(n / ncols)
+    out = np.zeros((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        tile = to_uint8_hwc(images[i], value_range)
+        if tile.ndim == 2:
+            tile = np.repeat(tile[:, :, None], 3, axis=2)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = tile
+    if upscale > 1:
+        out = out.repeat(upscale, axis=0).repeat(upscale, axis=1)
+    return out
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gif_bytes(frames: list[np.ndarray], duration_ms: int = 80) -> bytes:
+    """An animated GIF (looping, last frame held 1 s) from uint8 frames."""
+    imgs = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    durations = [duration_ms] * (len(imgs) - 1) + [1000]
+    imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=durations, loop=0)
+    return buf.getvalue()
+
+
+def psnr(x: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0) -> float:
+    """Peak signal-to-noise ratio in dB, 10 log10(range² / MSE), for images in a range of width ``data_range``."""
+    mse = torch.mean((x.float() - reference.float()) ** 2).item()
+    return float("inf") if mse == 0 else 10 * math.log10(data_range**2 / mse)

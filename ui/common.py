@@ -1,0 +1,54 @@
+"""Process-wide cached resources, shared by every session and page of the app."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from lib import model_store
+from lib.data import Digits, load_mnist
+from lib.mnist_model import MnistDDPM
+from lib.runs import TrainingJobs
+from lib.training import default_device
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def mnist() -> tuple[Digits, Digits]:
+    """(train, test) digits: MNIST via torchvision, or the announced offline fallback."""
+    return load_mnist(True), load_mnist(False)
+
+
+@st.cache_resource
+def training_jobs() -> TrainingJobs:
+    """The one registry of background training runs (same configuration ⇒ same run, across sessions)."""
+    return TrainingJobs(mnist)
+
+
+@st.cache_resource(show_spinner="Loading the trained model…")
+def trained(config) -> model_store.TrainedModel | None:
+    """A finished run for ``config`` (shipped or cached), loaded once per process; None if it was never trained."""
+    return model_store.lookup(config, device=default_device())
+
+
+@st.cache_resource(show_spinner="Loading the shipped model…")
+def shipped(model_kind: str) -> model_store.TrainedModel | None:
+    config = model_store.shipped_config(model_kind)
+    return None if config is None else model_store.lookup(config, device=default_device())
+
+
+def mnist_ddpm(model_kind: str = "class") -> MnistDDPM | None:
+    """The shipped DDPM of ``model_kind`` as a ``Denoiser`` (one instance per process)."""
+    run = shipped(model_kind)
+    return None if run is None else _as_denoiser(model_kind)
+
+
+@st.cache_resource
+def _as_denoiser(model_kind: str) -> MnistDDPM:
+    run = shipped(model_kind)
+    return MnistDDPM(run.model, run.config, device=next(run.model.parameters()).device)
+
+
+def device_label() -> str:
+    if torch.cuda.is_available():
+        return f"CUDA · {torch.cuda.get_device_name()}"
+    return f"CPU · {torch.get_num_threads()} threads"
