@@ -11,7 +11,8 @@ Symbols: ᾱ_t = ``schedule.alphas_cumprod[t]``, with ᾱ_{−1} = 1 for the cle
     fixed_small    β̃ = (1 − ᾱ_t') / (1 − ᾱ_t) · β      (posterior variance)
     fixed_large    β                                   (part B's sampler: + √β_t z)
     learned_range  log σ² = frac · log β + (1 − frac) · log β̃,  frac = (v + 1) / 2   (DeepFloyd IF)
-  No noise is added when stepping from t = 0 (the last step of a full DDPM chain).
+  No noise is added on a step that lands on the clean image (t' = −1: the last step of an MNIST chain, z = 0 as
+  the spec says); diffusers agrees for the full chain (it adds noise only when t > 0) and for fixed_small.
 * classifier-free guidance   ε = ε_u + γ (ε_c − ε_u)
 """
 
@@ -93,7 +94,7 @@ def ddpm_step(
     if clip_x0 is not None:
         x0 = x0.clamp(-clip_x0, clip_x0)
     mean = (abar_prev**0.5 * beta / (1.0 - abar_t)) * x0 + (alpha**0.5 * (1.0 - abar_prev) / (1.0 - abar_t)) * x_t
-    if noise is None or t == 0:
+    if noise is None or t_prev < 0:
         return mean, x0
     log_var = step_log_variance(t, t_prev, schedule, variance_type, predicted_variance)
     return mean + torch.exp(0.5 * log_var).to(x_t.dtype) * noise, x0

@@ -86,7 +86,7 @@ def anagram_predictor(
         eps = sum(w * v.inverse(e) for w, v, (e, _) in zip(weights, views, preds))
         if preds[0][1] is None:
             return eps, None
-        return eps, sum(w * v.inverse(var) for w, v, (_, var) in zip(weights, views, preds))
+        return eps, sum(w * v.unview_variance(var) for w, v, (_, var) in zip(weights, views, preds))
 
     return predict
 

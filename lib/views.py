@@ -19,6 +19,12 @@ class View:
     name: str
     apply: Transform
     inverse: Transform
+    # How a predicted *variance* map is mapped back: the same pixel permutation, but never a sign flip (σ² of −x is σ²
+    # of x). None = ``inverse``.
+    inverse_variance: Transform | None = None
+
+    def unview_variance(self, v: torch.Tensor) -> torch.Tensor:
+        return (self.inverse_variance or self.inverse)(v)
 
 
 def _flip_v(x):
@@ -55,5 +61,5 @@ VIEWS: dict[str, View] = {
     "rotate 90°": View("rotate 90°", _rot90, _rot270),
     "rotate 180°": View("rotate 180°", _rot180, _rot180),
     "mirror left–right": View("mirror left–right", _flip_h, _flip_h),
-    "negate (MNIST)": View("negate (MNIST)", _negate, _negate),
+    "negate (MNIST)": View("negate (MNIST)", _negate, _negate, _identity),
 }

@@ -1,0 +1,177 @@
+"""Part A's edits on a small deterministic denoiser: a randomly initialised class-conditioned UNet (D = 8) in eval
+mode behind ``MnistDDPM`` — the edits are generic, so their algebra can be checked on any denoiser."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lib.edits import anagram_predictor, hybrid_predictor, inpaint, sample_with, sdedit
+from lib.filters import highpass, lowpass
+from lib.images import psnr
+from lib.mnist_model import MnistDDPM
+from lib.sampling import cfg_predictor, guided_predictions, sample
+from lib.training import TrainConfig
+from lib.unets import build_model
+from lib.views import VIEWS
+
+STRIDE = 50  # 7 timesteps: 299, 249, …, 49, −1
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The machine's 2 cores are shared with other jobs; one thread per test process avoids oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_denoiser(seed: int = 0) -> MnistDDPM:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model("class", 8)
+    return MnistDDPM(model, TrainConfig.spec("class", hidden=8), "cpu")
+
+
+DEN = make_denoiser()
+
+
+def ring(n: int = 1) -> torch.Tensor:
+    """A digit-like test image in [−1, 1]: a bright ring on black."""
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    r = ((yy - 13.5) ** 2 + (xx - 13.5) ** 2).sqrt()
+    img = torch.where((r > 6) & (r < 10), 1.0, -1.0)
+    return img.expand(n, 1, 28, 28).clone()
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+class CountingDenoiser:
+    """Wraps a denoiser and counts ``predict`` calls (and the batch sizes it saw)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def predict(self, x_t, t, cond):
+        self.calls.append(x_t.shape[0])
+        return self.inner.predict(x_t, t, cond)
+
+
+def test_inpainting_keeps_the_unmasked_region_exactly_and_renoises_it_at_the_current_step():
+    image = ring()
+    mask = torch.zeros(1, 1, 28, 28)
+    mask[..., 4:14, 4:24] = 1.0  # new content in the top half
+    seen = {}
+
+    def on_step(i, t_prev, x, x0):
+        seen[t_prev] = x.clone()
+
+    out = inpaint(DEN, image, mask, cond=DEN.encode_prompt("3"), scale=5.0, stride=STRIDE, generator=gen(1),
+                  on_step=on_step)
+    keep = mask == 0
+    assert torch.equal(out[keep.expand_as(out)], image[keep.expand_as(image)])
+    assert (out - image)[mask.bool().expand_as(out)].abs().mean() > 0.1  # the hole was really regenerated
+    # mid-way, the kept pixels are forward(x_orig, t') with fresh N(0, 1) noise, i.e. at the generated part's noise level
+    t_mid = DEN.timesteps(STRIDE)[3]
+    abar = DEN.schedule.abar(t_mid)
+    z = ((seen[t_mid] - abar**0.5 * image) / (1 - abar) ** 0.5)[keep.expand_as(image)]
+    assert abs(z.mean().item()) < 0.15 and 0.85 < z.std().item() < 1.15
+
+
+def test_anagram_with_identical_prompts_and_identity_views_equals_plain_cfg():
+    c = DEN.encode_prompt("7")
+    ident = VIEWS["identity"]
+    a = sample_with(DEN, anagram_predictor(DEN, [c, c], [ident, ident], [0.5, 0.5], 5.0), num_samples=2,
+                    stride=STRIDE, generator=gen(3))
+    b = sample(DEN, c, scale=5.0, stride=STRIDE, num_samples=2, generator=gen(3))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_anagram_prediction_is_the_weighted_sum_of_unviewed_cfg_estimates():
+    c1, c2 = DEN.encode_prompt("1"), DEN.encode_prompt("8")
+    flip = VIEWS["flip upside down"]
+    x = torch.randn(2, 1, 28, 28, generator=gen(4))
+    eps, var = anagram_predictor(DEN, [c1, c2], [VIEWS["identity"], flip], [0.3, 0.7], 5.0)(x, 150)
+    e1, _ = cfg_predictor(DEN, c1, DEN.null_condition(), 5.0)(x, 150)
+    e2, _ = cfg_predictor(DEN, c2, DEN.null_condition(), 5.0)(flip.apply(x), 150)
+    assert var is None
+    assert torch.allclose(eps, 0.3 * e1 + 0.7 * flip.inverse(e2), atol=1e-5)
+
+
+def test_hybrid_with_identical_prompts_equals_plain_cfg():
+    c = DEN.encode_prompt("5")
+    a = sample_with(DEN, hybrid_predictor(DEN, c, c, 5.0), num_samples=2, stride=STRIDE, generator=gen(5))
+    b = sample(DEN, c, scale=5.0, stride=STRIDE, num_samples=2, generator=gen(5))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_guided_predictions_batches_everything_into_one_call_and_matches_separate_calls():
+    counting = CountingDenoiser(DEN)
+    x1, x2 = torch.randn(3, 1, 28, 28, generator=gen(6)), torch.randn(3, 1, 28, 28, generator=gen(7))
+    c1, c2, u = DEN.encode_prompt("2"), DEN.encode_prompt("9"), DEN.null_condition()
+    both = guided_predictions(counting, [x1, x2], [c1, c2], u, 120, 4.0)
+    assert counting.calls == [12]  # ONE call: 2 inputs × 3 images × {cond, uncond}
+    one = guided_predictions(DEN, [x1], [c1], u, 120, 4.0)[0][0]
+    two = guided_predictions(DEN, [x2], [c2], u, 120, 4.0)[0][0]
+    assert torch.allclose(both[0][0], one, atol=1e-5) and torch.allclose(both[1][0], two, atol=1e-5)
+    # and it is CFG: ε_u + γ (ε_c − ε_u) from the raw model outputs
+    eps_c, _ = DEN.predict(x1, 120, c1.expand(3, -1))
+    eps_u, _ = DEN.predict(x1, 120, u.expand(3, -1))
+    assert torch.allclose(one, eps_u + 4.0 * (eps_c - eps_u), atol=1e-5)
+    counting.calls.clear()
+    guided_predictions(counting, [x1, x2], [c1, c2], u, 120, 1.0)  # γ = 1: the conditional pass alone
+    assert counting.calls == [6]
+
+
+def test_every_view_is_undone_by_its_inverse():
+    x = torch.randn(2, 3, 16, 16, generator=gen(8))
+    for name, view in VIEWS.items():
+        assert torch.equal(view.inverse(view.apply(x)), x), name
+        if name != "identity":
+            assert not torch.equal(view.apply(x), x), name
+        # noise stays standard normal under every view (a permutation or a sign flip): same sorted values up to sign
+        assert torch.equal(view.apply(x).abs().flatten().sort().values, x.abs().flatten().sort().values), name
+    # a predicted variance is mapped back spatially but never negated
+    assert torch.equal(VIEWS["negate (MNIST)"].unview_variance(x), x)
+    assert torch.equal(VIEWS["rotate 90°"].unview_variance(x), VIEWS["rotate 90°"].inverse(x))
+
+
+def test_sdedit_stays_closer_to_the_input_the_later_it_starts():
+    image, c = ring(2), DEN.encode_prompt("0")
+    last = len(DEN.timesteps(STRIDE)) - 2
+    scores = {}
+    for i_start in (0, 3, last):
+        vals = [psnr(sdedit(DEN, image, cond=c, scale=5.0, i_start=i_start, stride=STRIDE, generator=gen(s)), image)
+                for s in range(3)]
+        scores[i_start] = sum(vals) / len(vals)
+    assert scores[0] < scores[3] < scores[last]
+    assert scores[last] > scores[0] + 15.0  # one step from t = 49 barely changes it; from t = 299 it is redrawn
+
+
+def test_same_seed_same_output_different_seed_different_output():
+    image, c = ring(), DEN.encode_prompt("4")
+    run = lambda s: sdedit(DEN, image, cond=c, scale=5.0, i_start=3, stride=STRIDE, generator=gen(s))  # noqa: E731
+    assert torch.equal(run(11), run(11))
+    assert not torch.allclose(run(11), run(12))
+    mask = torch.ones(1, 1, 28, 28)
+    a = inpaint(DEN, image, mask, cond=c, scale=5.0, stride=STRIDE, generator=gen(13))
+    b = inpaint(DEN, image, mask, cond=c, scale=5.0, stride=STRIDE, generator=gen(13))
+    assert torch.equal(a, b)
+
+
+def test_lowpass_plus_highpass_is_the_identity_and_lowpass_blurs():
+    x = torch.randn(2, 3, 64, 64, generator=gen(14))
+    assert torch.allclose(lowpass(x) + highpass(x), x, atol=1e-6)
+    checker = (torch.arange(28)[:, None] + torch.arange(28)[None]) % 2 * 2.0 - 1.0
+    checker = checker.expand(1, 1, 28, 28)
+    # a ±1 checkerboard is pure high frequency: σ = 2 blurs it to ≈ 0 and the high-pass keeps it
+    assert lowpass(checker).abs().max() < 0.05
+    assert torch.allclose(highpass(checker), checker, atol=0.05)
+    assert torch.allclose(lowpass(torch.full((1, 1, 28, 28), 0.3)), torch.full((1, 1, 28, 28), 0.3), atol=1e-6)
