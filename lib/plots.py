@@ -1,0 +1,147 @@
+"""Plotly figures of part B: loss curves, the noise schedule, the σ sweep and denoising animations.
+
+Pure functions from numbers (lists, tensors, uint8 pictures) to ``plotly.graph_objects.Figure``; pages only render them.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from lib.images import grid, png_bytes
+from lib.schedules import Schedule
+
+RAW_COLOR = "rgba(59, 91, 219, 0.25)"
+SMOOTH_COLOR = "#3b5bdb"
+MARK_COLOR = "#e8590c"
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing mean m_i = mean(v_{i−w+1} … v_i) (over the values seen so far for i < w); same length as ``values``."""
+    if window < 1:
+        raise ValueError("the moving-average window must be at least 1")
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return v
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    idx = np.arange(1, v.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return (csum[idx] - csum[lo]) / (idx - lo)
+
+
+def default_window(num_steps: int) -> int:
+    """A smoothing window that shows the trend at any run length: about 2 % of the steps, between 1 and 200."""
+    return int(min(200, max(1, num_steps // 50)))
+
+
+def loss_figure(
+    losses: Sequence[float],
+    *,
+    log_y: bool = False,
+    window: int | None = None,
+    steps_per_epoch: int | None = None,
+    title: str = "Training loss",
+    height: int = 340,
+) -> go.Figure:
+    """The loss per optimiser step (faint) and its moving average (bold); dotted lines mark the ends of epochs."""
+    steps = np.arange(1, len(losses) + 1)
+    window = window or default_window(len(losses))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=steps, y=list(losses), mode="lines", name="loss per step",
+                             line=dict(color=RAW_COLOR, width=1)))
+    fig.add_trace(go.Scatter(x=steps, y=moving_average(losses, window), mode="lines",
+                             name=f"moving average ({window} steps)", line=dict(color=SMOOTH_COLOR, width=2.5)))
+    if steps_per_epoch:
+        for end in range(steps_per_epoch, len(losses) + 1, steps_per_epoch):
+            fig.add_vline(x=end, line=dict(color="rgba(0,0,0,0.18)", dash="dot", width=1))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x",
+                      legend=dict(orientation="h", y=-0.2), xaxis_title="optimiser step",
+                      yaxis_title="MSE loss" + (" (log scale)" if log_y else ""))
+    fig.update_yaxes(type="log" if log_y else "linear")
+    return fig
+
+
+def schedule_figure(schedule: Schedule, height: int = 300) -> go.Figure:
+    """β_t, ᾱ_t and the signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) (log scale) against t, side by side."""
+    t = np.arange(schedule.num_timesteps)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("β<sub>t</sub>", "ᾱ<sub>t</sub> = ∏ (1 − β<sub>s</sub>)",
+                                                        "SNR = ᾱ<sub>t</sub> / (1 − ᾱ<sub>t</sub>)"))
+    curves = (schedule.betas, schedule.alphas_cumprod, schedule.snr())
+    for col, (name, y) in enumerate(zip(("β_t", "ᾱ_t", "SNR"), curves), start=1):
+        fig.add_trace(go.Scatter(x=t, y=y.numpy(), mode="lines", name=name, line=dict(color=SMOOTH_COLOR)),
+                      row=1, col=col)
+        fig.update_xaxes(title_text="t", row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=3)
+    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def sweep_figure(sigmas: Sequence[float], errors: Sequence[float], train_sigma: float, height: int = 300) -> go.Figure:
+    """Mean squared error of the denoised digits against the noise level σ, with the training σ marked."""
+    fig = go.Figure(go.Scatter(x=list(sigmas), y=list(errors), mode="lines+markers", name="MSE",
+                               line=dict(color=SMOOTH_COLOR)))
+    fig.add_vline(x=train_sigma, line=dict(color=MARK_COLOR, dash="dash"),
+                  annotation_text=f"trained at σ = {train_sigma:g}", annotation_position="top left")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="σ of the test noise",
+                      yaxis_title="MSE ‖D(x + σε) − x‖² per pixel")
+    return fig
+
+
+def _data_uri(picture: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")
+
+
+def animation_figure(frames: Sequence[np.ndarray], labels: Sequence[str], frame_ms: int = 150) -> go.Figure:
+    """A play/pause animation with a scrubber over uint8 pictures (H, W, 3), one labelled slider step per frame."""
+    if len(frames) == 0 or len(frames) != len(labels):
+        raise ValueError("need one label per frame and at least one frame")
+    h, w = frames[0].shape[:2]
+    uris = [_data_uri(f) for f in frames]
+    fig = go.Figure(data=[go.Image(source=uris[0], hoverinfo="skip")],
+                    frames=[go.Frame(data=[go.Image(source=u, hoverinfo="skip")], name=str(name))
+                            for u, name in zip(uris, labels)])
+    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
+    stop = dict(frame=dict(duration=0, redraw=False), mode="immediate", transition=dict(duration=0))
+    fig.update_layout(
+        height=h + 150, width=max(w, 720), margin=dict(l=0, r=0, t=50, b=10),
+        xaxis=dict(visible=False, range=[-0.5, w - 0.5]), yaxis=dict(visible=False, range=[h - 0.5, -0.5]),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=1, xanchor="left", yanchor="bottom",
+                          pad=dict(b=8), showactive=False,
+                          buttons=[dict(label="▶ play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ pause", method="animate", args=[[None], stop])])],
+        # the per-step labels would overlap: hide them and show the current frame's label above the slider instead
+        sliders=[dict(active=0, x=0, len=1, y=0, yanchor="top", pad=dict(t=10), font=dict(color="rgba(0,0,0,0)"),
+                      currentvalue=dict(prefix="", visible=True, font=dict(color="#1f2430", size=14)),
+                      steps=[dict(method="animate", label=str(name), args=[[str(name)], stop]) for name in labels])],
+    )
+    return fig
+
+
+class TrajectoryRecorder:
+    """An ``on_step`` callback keeping every ``every``-th step of a denoising loop (and the last one) as pictures.
+
+    Records both the current image x_t' and the clean-image estimate x̂0 of that step, each tiled with
+    ``lib.images.grid``; ``labels`` names the frames by step and timestep (t' = −1 is the finished image).
+    """
+
+    def __init__(self, num_steps: int, every: int, ncols: int, upscale: int = 4):
+        if every < 1:
+            raise ValueError("record at least every step (every ≥ 1)")
+        self.num_steps, self.every, self.ncols, self.upscale = num_steps, every, ncols, upscale
+        self.x_frames: list[np.ndarray] = []
+        self.x0_frames: list[np.ndarray] = []
+        self.labels: list[str] = []
+
+    def __call__(self, i: int, t_prev: int, x: torch.Tensor, x0: torch.Tensor) -> None:
+        step = i + 1
+        if step % self.every and step != self.num_steps:
+            return
+        self.x_frames.append(grid(x, self.ncols, upscale=self.upscale))
+        self.x0_frames.append(grid(x0, self.ncols, upscale=self.upscale))
+        self.labels.append(f"step {step}/{self.num_steps} · t = {t_prev}" if t_prev >= 0 else
+                           f"step {step}/{self.num_steps} · clean")

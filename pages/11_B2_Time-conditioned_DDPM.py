@@ -1,0 +1,82 @@
+"""B2 · the time-conditioned DDPM: a UNet told the timestep t predicts the noise in x_t; sampling runs it T times."""
+
+import streamlit as st
+
+from lib.mnist_model import unconditional_grid
+from lib.plots import TrajectoryRecorder, schedule_figure
+from lib.schedules import linear_schedule
+from ui.common import mnist
+from ui.sidebar import render_sidebar
+from ui.training_panel import (
+    config_controls, ddpm_of, loss_panel, run_key, run_to_show, snapshot_scrubber, stride_control, training_panel,
+    trajectory_view,
+)
+
+st.set_page_config(page_title="B2 · Time-conditioned DDPM · Diffusion Lab", layout="wide")
+render_sidebar()
+st.title("B2 · Time-conditioned DDPM")
+st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\qquad "
+         r"\bar\alpha_t = \prod_{s \le t} (1 - \beta_s),\qquad t \sim \mathcal{U}\{0,\dots,T-1\}")
+st.latex(r"\mathcal{L} = \mathbb{E}_{x_0,\varepsilon,t}\,"
+         r"\big\lVert \varepsilon_\theta(x_t, t/T) - \varepsilon \big\rVert^2")
+st.latex(r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon}{\sqrt{\bar\alpha_t}},\qquad "
+         r"x_{t-1} = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0 + "
+         r"\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t + \sqrt{\beta_t}\,z")
+st.markdown(
+    "Instead of one fixed σ, the DDPM noises a digit (pixels in [−1, 1]) to a random timestep t of a T = 300-step "
+    "schedule and trains the UNet, which is told t/T, to predict the noise ε that was added. To generate, start from "
+    "pure noise x_T and apply the update above step by step: each step estimates the clean digit x̂0, moves towards it "
+    "and adds back a little fresh noise z (none on the last step)."
+)
+
+train_set, _ = mnist()
+if train_set.source != "mnist":
+    st.warning(train_set.note)
+
+schedule_area = st.container()
+st.header("2 · Training")
+config = config_controls("time", train_set)
+training_panel(config, key="b2", log_y=st.session_state.get("b2_log", True))
+run, note = run_to_show("time", config)
+
+with schedule_area:
+    st.header("1 · The noise schedule")
+    shown = run.config if run is not None else config
+    st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
+                    key="b2_schedule")
+    st.caption(f"β_t rises linearly from {shown.beta_start:g} to {shown.beta_end:g} over T = {shown.num_timesteps}; "
+               "ᾱ_t, the share of the clean signal's variance left in x_t, falls to ≈ 0, so x_T is almost pure noise.")
+
+st.header("3 · Results")
+if run is None:
+    st.info("No trained time-conditioned DDPM yet (the shipped data/models/time.safetensors is missing). Press "
+            "**Train** above — a short run takes a few minutes on a CPU.")
+    st.stop()
+st.caption(f"{note} Trained on {run.info.get('device', '?')} in {run.info.get('seconds', 0):.0f} s · "
+           f"D = {run.config.hidden}, {run.config.epochs} epochs.")
+loss_panel(run, key="b2", log_default=True)
+st.subheader("Samples after each epoch")
+snapshot_scrubber(run, key="b2", caption="40 samples")
+
+st.subheader("Watch a sample being denoised")
+c1, c2, c3, c4 = st.columns(4)
+with c1:
+    stride = stride_control("b2")
+num = c2.slider("Digits", 1, 8, 4, key="b2_num")
+every = c3.slider("Frame every k steps", 1, 10, 1, key="b2_every")
+seed = int(c4.number_input("Seed", 0, 2**31 - 1, 0, key="b2_seed"))
+den = ddpm_of(run)
+num_steps = len(den.timesteps(stride)) - 1
+st.caption(f"Stride {stride}: {num_steps} denoising steps (stride 1 is the spec's full 300-step DDPM).")
+
+
+@st.cache_data(show_spinner="Sampling…")
+def trajectory(key: str, num: int, stride: int, every: int, seed: int) -> TrajectoryRecorder:
+    """Frames of ``num`` samples denoised from pure noise (the model is the one ``key`` names)."""
+    recorder = TrajectoryRecorder(len(den.timesteps(stride)) - 1, every, ncols=num)
+    unconditional_grid(den, num, stride, seed, on_step=recorder)
+    return recorder
+
+
+recorder = trajectory(run_key(run), num, stride, every, seed)
+trajectory_view(recorder, key="b2", filename=f"b2_denoising_stride{stride}_seed{seed}.gif")

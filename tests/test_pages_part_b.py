@@ -1,0 +1,330 @@
+"""AppTests of Home and the part-B pages: what they show, that their controls change it, and training from a page.
+
+Most tests run on tiny models (D = 4, a few steps) saved in a temporary "shipped" folder, with 1,024 real MNIST training
+digits, so they take seconds; ``test_pages_open_on_the_real_shipped_models`` runs each page on data/models as shipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+import ui.common
+import ui.training_panel
+from ui.training_panel import GRID_STRIDE
+from lib import model_store
+from lib.data import Digits, load_mnist
+from lib.runs import TrainingJobs, denoiser_probe, run_training
+from lib.schedules import linear_schedule
+from lib.training import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+HOME = "Home.py"
+B1 = "pages/10_B1_Single-step_denoiser.py"
+B2 = "pages/11_B2_Time-conditioned_DDPM.py"
+B3 = "pages/12_B3_Class-conditioned_DDPM.py"
+TINY = dict(hidden=4, epochs=2, batch_size=16, steps_per_epoch=2, snapshot_epochs=(1, 2), sample_stride=50)
+SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
+
+
+@pytest.fixture(scope="session")
+def digits(mnist_root) -> tuple[Digits, Digits]:
+    """1,024 real MNIST training digits and the real test split."""
+    train, test = load_mnist(True, mnist_root), load_mnist(False, mnist_root)
+    assert train.source == "mnist"
+    return Digits(train.images[:1024], train.labels[:1024], train.source, train.note), test
+
+
+@pytest.fixture(scope="session")
+def tiny_shipped(tmp_path_factory, digits) -> Path:
+    """A shipped-models folder with a tiny trained run of each part-B model."""
+    folder = tmp_path_factory.mktemp("shipped")
+    for kind in ("denoiser", "time", "class"):
+        result = run_training(TrainConfig.spec(kind, **TINY), *digits, device=torch.device("cpu"))
+        model_store.save_run(result, folder / f"{kind}.safetensors",
+                             {"device": "cpu (test)", "seconds": result.seconds, "data": digits[0].note,
+                              "command": f"pytest tiny {kind}"})
+    return folder
+
+
+@pytest.fixture()
+def app(monkeypatch, isolated_cache, digits):
+    """Fresh process-wide caches, the small MNIST, and an empty model cache."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setattr(ui.common, "mnist", lambda: digits)
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture()
+def shipped(app, tiny_shipped, monkeypatch) -> Path:
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tiny_shipped)
+    return tiny_shipped
+
+
+@pytest.fixture()
+def nothing_shipped(app, tmp_path, monkeypatch) -> Path:
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "no_models")
+    return tmp_path / "no_models"
+
+
+def run(target) -> AppTest:
+    """Run the app (``target`` is the AppTest or a widget just changed) and check it raised nothing."""
+    at = target.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_page(path: str) -> AppTest:
+    return run(AppTest.from_file(str(ROOT / path), default_timeout=120))
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [url for img in at.get("image") for url in img.value]
+
+
+def image_with_caption(at: AppTest, fragment: str, exact: bool = False) -> str:
+    urls = [img.value[0] for img in at.get("image")
+            if any(fragment == c if exact else fragment in c for c in img.captions)]
+    assert len(urls) == 1, f"expected one image captioned {fragment!r}"
+    return urls[0]
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def values(array) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array {"dtype": …, "bdata": base64} (how numpy arrays are sent)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array)
+
+
+def animation(at: AppTest) -> dict:
+    (fig,) = [f for f in figures(at) if f.get("frames")]
+    return fig
+
+
+# --- Home ---------------------------------------------------------------------------------------------------------
+
+
+def test_home_lists_contents_backend_data_and_shipped_provenance(shipped):
+    at = open_page(HOME)
+    assert at.title[0].value == "Diffusion Lab"
+    links = [link.proto.label for link in at.get("page_link")]
+    assert any(label.startswith("**B1**") for label in links) and any("**B3**" in label for label in links)
+    assert len(links) == sum((ROOT / p).exists() for p in ui_home_pages())
+    page_text = texts(at.markdown) + texts(at.info) + texts(at.success)
+    assert "HF_TOKEN" in page_text and "licence" in page_text
+    assert "torchvision" in page_text and "MNIST training split (60,000 digits)" in page_text
+    table = at.dataframe[0].value
+    assert list(table["device"]) == ["cpu (test)"] * 3
+    assert all("= 4 steps of 16" in row for row in table["training"])
+    assert all(np.isfinite(table["final loss"])) and all(table["time (s)"] > 0)
+    assert [c.value for c in at.code] == ["pytest tiny denoiser", "pytest tiny time", "pytest tiny class"]
+
+
+def ui_home_pages() -> list[str]:
+    import ast
+
+    tree = ast.parse((ROOT / HOME).read_text())
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("pages/")]
+
+
+def test_home_says_which_models_are_missing(nothing_shipped):
+    at = open_page(HOME)
+    assert all(row.startswith("missing") for row in at.dataframe[0].value["training"])
+    assert not at.code
+
+
+# --- B1 -----------------------------------------------------------------------------------------------------------
+
+
+def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits):
+    at = open_page(B1)
+    assert r"D_\theta(z) - x" in at.latex[0].value
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert [c for c in captions if c.startswith("σ = ")] == [f"σ = {s:g}" for s in SIGMAS]
+    assert "Showing the **shipped** model" in texts(at.caption)
+    assert any(c.startswith("After epoch 1") for c in captions) and any(c.startswith("After epoch 2") for c in captions)
+    assert at.button(key="b1_train").disabled  # these settings are the shipped ones: nothing to train
+
+    loss, sweep = figures(at)
+    tiny = model_store.load_run(shipped / "denoiser.safetensors")
+    assert np.allclose(values(loss["data"][0]["y"]), tiny.losses)
+    # the σ sweep is the shipped model applied live to the probe digits at every σ
+    expected = []
+    for s in SIGMAS:
+        clean, noisy = denoiser_probe(digits[1], s, 0)
+        with torch.no_grad():
+            expected.append(float(torch.mean((tiny.model(noisy) - clean) ** 2)))
+    assert sweep["data"][0]["x"] == list(SIGMAS)
+    assert np.allclose(values(sweep["data"][0]["y"]), expected, rtol=1e-4)
+
+    single = image_with_caption(at, "clean x · noisy z")
+    run(at.slider(key="b1_sigma").set_value(0.9))
+    after_sigma = image_with_caption(at, "clean x · noisy z")
+    assert after_sigma != single
+    run(at.selectbox(key="b1_digit").set_value(6))
+    assert image_with_caption(at, "clean x · noisy z") != after_sigma
+
+    grid_before = image_with_caption(at, "σ = 0.5", exact=True)
+    run(at.number_input(key="b1_noise_seed").set_value(5))
+    assert image_with_caption(at, "σ = 0.5", exact=True) != grid_before
+    assert figures(at)[1]["data"][0]["y"] != sweep["data"][0]["y"]
+
+    run(at.toggle(key="b1_log").set_value(True))
+    assert figures(at)[0]["layout"]["yaxis"]["type"] == "log"
+
+    # another setting: the shipped model is still shown, with a note, and Train becomes available
+    run(at.select_slider(key="b_denoiser_hidden").set_value(8))
+    assert "settings above are not trained yet" in texts(at.caption)
+    assert not at.button(key="b1_train").disabled
+
+
+def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkeypatch, digits):
+    gate = threading.Event()
+
+    def load_when_allowed():
+        gate.wait(60)
+        return digits
+
+    jobs = TrainingJobs(load_when_allowed, device=torch.device("cpu"))
+    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: jobs)
+
+    at = AppTest.from_file(str(ROOT / HOME), default_timeout=120)
+    run(at.switch_page(B1))
+    assert "No trained single-step denoiser yet" in texts(at.info)
+    assert not at.get("plotly_chart")
+    at.select_slider(key="b_denoiser_hidden").set_value(8)
+    at.slider(key="b_denoiser_epochs").set_value(1)
+    at.select_slider(key="b_denoiser_batch").set_value(32)
+    run(at.checkbox(key="b_denoiser_short").check())
+    run(at.number_input(key="b_denoiser_steps").set_value(3))
+    run(at.button(key="b1_train").click())
+    (progress,) = at.get("progress")
+    assert "loading the training digits" in progress.proto.text
+    assert at.button(key="b1_train").disabled
+
+    # the run goes on while the user looks at another page, and is found again on the way back
+    run(at.switch_page(B2))
+    gate.set()
+    job = jobs.get(TrainConfig.spec("denoiser", hidden=8, epochs=1, batch_size=32, steps_per_epoch=3))
+    job.thread.join(60)
+    assert job.status == "done", job.error
+    run(at.switch_page(B1))
+    assert "Training finished: 3 steps" in texts(at.success)
+    assert "your training run" in texts(at.caption)
+    assert not at.info
+    loss, sweep = figures(at)
+    assert np.allclose(values(loss["data"][0]["y"]), job.trained.losses) and len(job.trained.losses) == 3
+    assert len(sweep["data"][0]["y"]) == len(SIGMAS)
+    assert model_store.cache_path(job.config).exists()  # stored in the (isolated) cache for later sessions
+
+
+# --- B2 -----------------------------------------------------------------------------------------------------------
+
+
+def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shipped):
+    at = open_page(B2)
+    assert len(at.latex) == 3 and r"\sqrt{\beta_t}\,z" in at.latex[2].value
+    schedule, loss, anim = figures(at)
+    assert np.allclose(values(schedule["data"][1]["y"]), linear_schedule(300, 1e-4, 0.02).alphas_cumprod.numpy())
+    assert schedule["layout"]["yaxis3"]["type"] == "log" and loss["layout"]["yaxis"]["type"] == "log"
+    assert np.allclose(values(loss["data"][0]["y"]), model_store.load_run(shipped / "time.safetensors").losses)
+
+    # epoch scrubber over the run's snapshot epochs
+    assert at.select_slider(key="b2_epoch").options == ["1", "2"]
+    last = image_with_caption(at, "after epoch 2")
+    run(at.select_slider(key="b2_epoch").set_value(1))
+    assert image_with_caption(at, "after epoch 1") != last
+
+    # trajectory: stride 10 → 30 steps, one frame per step by default
+    assert len(anim["frames"]) == 30 and anim["frames"][-1]["name"] == "step 30/30 · clean"
+    assert at.download_button(key="b2_gif").proto.label == "Download GIF"
+    run(at.select_slider(key="b2_stride").set_value(50))
+    assert len(animation(at)["frames"]) == 6 and "Stride 50: 6 denoising steps" in texts(at.caption)
+    run(at.slider(key="b2_every").set_value(4))
+    assert [f["name"] for f in animation(at)["frames"]] == ["step 4/6 · t = 99", "step 6/6 · clean"]
+    first = animation(at)["frames"][0]["data"][0]["source"]
+    run(at.radio(key="b2_show").set_value(at.radio(key="b2_show").options[1]))
+    assert animation(at)["frames"][0]["data"][0]["source"] != first
+    run(at.number_input(key="b2_seed").set_value(3))
+    assert animation(at)["frames"][-1]["data"][0]["source"] != first
+
+
+# --- B3 -----------------------------------------------------------------------------------------------------------
+
+
+def test_b3_grid_guidance_digit_and_stride(shipped):
+    at = open_page(B3)
+    assert any(r"\gamma\,\big(" in latex.value for latex in at.latex)
+    assert len(figures(at)) == 3  # schedule, loss, trajectory
+    assert at.slider(key="b3_scale").value == 5.0
+    grid5 = image_with_caption(at, "Rows: digits 0–9")
+    assert at.download_button(key="b3_grid_png").proto.label == "Download PNG"
+
+    run(at.slider(key="b3_scale").set_value(0.0))
+    assert image_with_caption(at, "Rows: digits 0–9, 4 samples each · γ = 0") != grid5
+    frames_g0 = [f["data"][0]["source"] for f in animation(at)["frames"]]
+
+    run(at.selectbox(key="b3_digit").set_value(2))
+    frames_d2 = [f["data"][0]["source"] for f in animation(at)["frames"]]
+    # γ = 0 ignores the class: the same noise gives the same digits whichever digit is picked
+    assert frames_d2 == frames_g0
+    run(at.slider(key="b3_scale").set_value(5.0))
+    assert image_with_caption(at, f"γ = 5, stride {GRID_STRIDE}") == grid5  # same inputs, same picture
+    frames_d2_g5 = [f["data"][0]["source"] for f in animation(at)["frames"]]
+    run(at.selectbox(key="b3_digit").set_value(7))
+    assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames_d2_g5
+
+    run(at.select_slider(key="b3_stride").set_value(30))
+    assert len(animation(at)["frames"]) == 10 and "Stride 30: 10 denoising steps" in texts(at.caption)
+    assert image_with_caption(at, "Rows: digits 0–9") == grid5  # the grid has its own stride
+    run(at.select_slider(key="b3_grid_stride").set_value(50))
+    assert image_with_caption(at, "Rows: digits 0–9, 4 samples each · γ = 5, stride 50") != grid5
+
+    assert at.select_slider(key="b3_epoch").options == ["1", "2"]
+    last = image_with_caption(at, "after epoch 2")
+    run(at.select_slider(key="b3_epoch").set_value(1))
+    assert image_with_caption(at, "after epoch 1") != last
+
+
+@pytest.mark.parametrize("page,key", [(B2, "b2"), (B3, "b3")])
+def test_ddpm_pages_without_a_shipped_model_offer_training(nothing_shipped, page, key):
+    at = open_page(page)
+    assert "No trained" in texts(at.info)
+    assert len(figures(at)) == 1  # the schedule still shows
+    assert not at.button(key=f"{key}_train").disabled
+
+
+# --- the real shipped models ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page,kind", [(B1, "denoiser"), (B2, "time"), (B3, "class")])
+def test_pages_open_on_the_real_shipped_models(page, kind, isolated_cache):
+    if not model_store.shipped_path(kind).exists():
+        pytest.skip(f"data/models/{kind}.safetensors not trained yet")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = open_page(page)
+    assert "Showing the **shipped** model for these settings" in texts(at.caption)
+    assert len(figures(at)) >= 2 and image_urls(at)
+    st.cache_data.clear()
+    st.cache_resource.clear()

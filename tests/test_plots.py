@@ -1,0 +1,85 @@
+"""lib.plots: the numbers behind every part-B figure."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lib.plots import (
+    TrajectoryRecorder, animation_figure, default_window, loss_figure, moving_average, schedule_figure, sweep_figure,
+)
+from lib.schedules import linear_schedule
+
+
+def test_moving_average_is_a_trailing_mean_over_the_values_seen_so_far():
+    assert np.allclose(moving_average([1, 2, 3, 4, 5], 2), [1, 1.5, 2.5, 3.5, 4.5])
+    assert np.allclose(moving_average([4, 0, 2, 6], 3), [4, 2, 2, 8 / 3])
+    assert np.allclose(moving_average([3, 1, 4], 1), [3, 1, 4])
+    assert np.allclose(moving_average([7.0] * 10, 4), 7.0)
+    assert moving_average([], 5).shape == (0,)
+    with pytest.raises(ValueError):
+        moving_average([1.0], 0)
+
+
+def test_default_window_grows_with_the_run_and_is_capped():
+    assert default_window(10) == 1
+    assert default_window(1000) == 20
+    assert default_window(10**6) == 200
+
+
+def test_loss_figure_plots_raw_and_smoothed_loss_with_epoch_marks_and_log_axis():
+    losses = [1.0, 0.5, 0.25, 0.2, 0.1, 0.05]
+    fig = loss_figure(losses, log_y=True, window=2, steps_per_epoch=2)
+    raw, smooth = fig.data
+    assert list(raw.x) == [1, 2, 3, 4, 5, 6] and list(raw.y) == losses
+    assert np.allclose(smooth.y, [1.0, 0.75, 0.375, 0.225, 0.15, 0.075])
+    assert fig.layout.yaxis.type == "log"
+    assert sorted(shape.x0 for shape in fig.layout.shapes) == [2, 4, 6]  # one dotted line per epoch end
+    assert loss_figure(losses).layout.yaxis.type == "linear"
+    assert len(loss_figure(losses).layout.shapes) == 0
+
+
+def test_schedule_figure_shows_beta_alphabar_and_snr_of_the_schedule():
+    sched = linear_schedule(300, 1e-4, 0.02)
+    beta, abar, snr = schedule_figure(sched).data
+    assert len(beta.x) == 300 and beta.x[0] == 0 and beta.x[-1] == 299
+    assert np.isclose(beta.y[0], 1e-4) and np.isclose(beta.y[-1], 0.02)
+    assert np.allclose(abar.y, np.cumprod(1 - np.linspace(1e-4, 0.02, 300)))
+    assert np.allclose(snr.y, abar.y / (1 - abar.y))
+    assert schedule_figure(sched).layout.yaxis3.type == "log"
+
+
+def test_sweep_figure_marks_the_training_sigma():
+    fig = sweep_figure([0.0, 0.5, 1.0], [0.001, 0.01, 0.08], 0.5)
+    assert list(fig.data[0].x) == [0.0, 0.5, 1.0] and list(fig.data[0].y) == [0.001, 0.01, 0.08]
+    assert fig.layout.shapes[0].x0 == 0.5
+    assert "0.5" in fig.layout.annotations[0].text
+
+
+def test_animation_figure_has_one_named_frame_and_slider_step_per_picture():
+    frames = [np.full((6, 8, 3), v, dtype=np.uint8) for v in (0, 120, 255)]
+    fig = animation_figure(frames, ["a", "b", "c"])
+    assert [f.name for f in fig.frames] == ["a", "b", "c"]
+    assert [s.label for s in fig.layout.sliders[0].steps] == ["a", "b", "c"]
+    sources = [f.data[0].source for f in fig.frames]
+    assert all(s.startswith("data:image/png;base64,") for s in sources) and len(set(sources)) == 3
+    assert fig.data[0].source == sources[0]
+    json.loads(fig.to_json())  # serialisable for st.plotly_chart
+    with pytest.raises(ValueError):
+        animation_figure(frames, ["a"])
+
+
+def test_trajectory_recorder_keeps_every_kth_step_and_the_last():
+    rec = TrajectoryRecorder(num_steps=7, every=3, ncols=2, upscale=1)
+    ts = [250, 200, 150, 100, 50, 0, -1]
+    for i, t in enumerate(ts):
+        x = torch.full((2, 1, 4, 4), -1.0 + i / 3)
+        rec(i, t, x, -x)
+    assert rec.labels == ["step 3/7 · t = 150", "step 6/7 · t = 0", "step 7/7 · clean"]
+    assert len(rec.x_frames) == len(rec.x0_frames) == 3
+    assert rec.x_frames[0].shape == (2 + 4 + 2, 2 + 2 * (4 + 2), 3)
+    # step 3 recorded x = −1 + 2/3 = −1/3 → pixel round(255 · 1/3) = 85; x̂0 = −x = 1/3 → round(255 · 2/3) = 170
+    assert rec.x_frames[0][3, 3, 0] == 85 and rec.x0_frames[0][3, 3, 0] == 170
+    with pytest.raises(ValueError):
+        TrajectoryRecorder(5, 0, 1)

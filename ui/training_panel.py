@@ -1,0 +1,229 @@
+"""Part-B panels: the training settings, a live view of a background training job, and what a finished run shows.
+
+Training runs in ``ui.common.training_jobs()`` (one background thread per configuration, shared by the whole process),
+so a run keeps going when the user switches pages. The settings widgets persist for the session, so coming back to the
+page rebuilds the same configuration and finds the same job. The live view is an ``st.fragment`` that re-draws itself
+every ``POLL_SECONDS`` while the job runs — only the panel reruns, not the page — and reruns the page once when the job
+ends, so the page switches to the new run's results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import streamlit as st
+import torch
+
+from lib import model_store
+from lib.cache import config_key
+from lib.data import Digits
+from lib.images import gif_bytes, grid, png_bytes
+from lib.mnist_model import MnistDDPM
+from lib.plots import TrajectoryRecorder, animation_figure, loss_figure
+from lib.runs import Job
+from lib.training import TrainConfig, default_device
+from ui.common import shipped, trained, training_jobs
+
+POLL_SECONDS = 1.0
+# B1: rows clean / noisy / denoised; B2: 4 rows of 10 samples; B3: one row of 4 per digit
+SNAPSHOT_COLUMNS = {"denoiser": 8, "time": 10, "class": 4}
+SHORT_STEPS = {"denoiser": 16, "time": 25, "class": 50}  # the short epochs the shipped CPU models were trained with
+MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30}
+HIDDEN_OPTIONS = (8, 16, 32, 64, 128)
+LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+BATCH_OPTIONS = (32, 64, 128, 256, 512)
+SAMPLE_STRIDES = (1, 2, 5, 10, 20, 30)
+STRIDES = (1, 2, 3, 5, 10, 15, 20, 30, 50)
+DEFAULT_STRIDE = 10  # T = 300 → 30 denoising steps, responsive on a CPU
+# 40 digits with guidance are 80 UNet passes per step (≈ 0.5 s on a 2-core CPU at D = 64): 10 steps there
+GRID_STRIDE = DEFAULT_STRIDE if torch.cuda.is_available() else 30
+
+
+def run_key(run: model_store.TrainedModel) -> str:
+    """A hashable stand-in for a run's weights in ``st.cache_data`` keys (configuration + the loaded instance)."""
+    return f"{run.config.model}-{config_key(run.config.as_dict())}-{id(run.model)}"
+
+
+def _with(options: tuple, value) -> tuple:
+    return options if value in options else tuple(sorted({*options, value}))
+
+
+def default_config(kind: str, dataset: str) -> TrainConfig:
+    """The shipped model's configuration (so the page opens on it), else the spec's — with short epochs on a CPU."""
+    config = model_store.shipped_config(kind)
+    if config is None:
+        short = None if torch.cuda.is_available() else SHORT_STEPS[kind]
+        fast_grids = dict(sample_stride=DEFAULT_STRIDE) if short and kind != "denoiser" else {}
+        config = TrainConfig.spec(kind, steps_per_epoch=short, **fast_grids)
+    return replace(config, dataset=dataset)
+
+
+def config_controls(kind: str, train_set: Digits) -> TrainConfig:
+    """The training settings of ``kind`` as widgets (kept for the whole session), returned as a ``TrainConfig``."""
+    d = default_config(kind, train_set.source)
+    k = f"b_{kind}"
+    keep = dict(persist_state="session")
+    c1, c2, c3 = st.columns(3)
+    epochs = c1.slider("Epochs", 1, MAX_EPOCHS[kind], d.epochs, key=f"{k}_epochs", **keep)
+    hidden = c1.select_slider("Hidden width D", _with(HIDDEN_OPTIONS, d.hidden), d.hidden, key=f"{k}_hidden", **keep)
+    lr = c2.select_slider("Learning rate", _with(LR_OPTIONS, d.lr), d.lr, format_func=lambda v: f"{v:g}",
+                          key=f"{k}_lr", **keep)
+    batch = c2.select_slider("Batch size", _with(BATCH_OPTIONS, d.batch_size), d.batch_size, key=f"{k}_batch", **keep)
+    seed = int(c3.number_input("Training seed", 0, 2**31 - 1, d.seed, key=f"{k}_seed", **keep))
+    extra = {}
+    if kind == "denoiser":
+        extra["sigma"] = round(c3.slider("Training σ", 0.05, 1.0, d.sigma, 0.05, key=f"{k}_sigma", **keep), 2)
+    else:
+        extra["sample_stride"] = c3.select_slider(
+            "Stride of the per-epoch sample grids", _with(SAMPLE_STRIDES, d.sample_stride), d.sample_stride,
+            key=f"{k}_sample_stride", help="1 = the full 300-step sampler after every snapshot epoch (slow on a CPU).",
+            **keep)
+    short = st.checkbox("Short run: train only a few batches per epoch", d.steps_per_epoch is not None,
+                        key=f"{k}_short", **keep)
+    steps = None
+    if short:
+        default_steps = d.steps_per_epoch or SHORT_STEPS[kind]
+        full_steps = replace(d, batch_size=batch, steps_per_epoch=None).steps_in_epoch(len(train_set))
+        steps = int(st.number_input("Batches per epoch", 1, max(full_steps, default_steps), default_steps,
+                                    key=f"{k}_steps", help=f"A full epoch is {full_steps:,} batches of {batch}.",
+                                    **keep))
+    config = replace(d, epochs=epochs, hidden=hidden, lr=lr, batch_size=batch, seed=seed, steps_per_epoch=steps,
+                     **extra)
+    total = config.steps_in_epoch(len(train_set)) * config.epochs
+    st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
+    if default_device().type == "cpu":
+        spec = TrainConfig.spec(kind)
+        spec_steps = spec.steps_in_epoch(len(train_set)) * spec.epochs
+        st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes hours on "
+                   "this CPU (a Colab T4 takes minutes). Keep **Short run** on for a run of a few minutes.")
+    return config
+
+
+def run_to_show(kind: str, config: TrainConfig) -> tuple[model_store.TrainedModel | None, str]:
+    """The run whose results the page shows, and a note saying which one it is.
+
+    Your finished job for these settings, else a stored run of exactly these settings (shipped or cached), else the
+    shipped model; None when there is none of them.
+    """
+    job = training_jobs().get(config)
+    if job is not None and job.status == "done":
+        return job.trained, f"Showing **your training run** ({job.progress.seconds:.0f} s), not the shipped model."
+    run = trained(config)
+    if run is not None:
+        where = "shipped" if model_store.shipped_config(kind) == config else "cached (trained earlier)"
+        return run, f"Showing the **{where}** model for these settings."
+    run = shipped(kind)
+    if run is not None:
+        if job is not None and job.status == "running":
+            return run, "Showing the **shipped** model until your training run finishes."
+        return run, ("Showing the **shipped** model: the settings above are not trained yet — press **Train** to "
+                     "train them.")
+    return None, ""
+
+
+def training_panel(config: TrainConfig, *, key: str, log_y: bool = False) -> Job | None:
+    """The Train button for ``config`` and, once a job exists for it, its live progress, loss curve and snapshot."""
+    jobs = training_jobs()
+    job = jobs.get(config)
+    stored = trained(config) is not None
+    busy = job is not None and job.status in ("running", "done")
+    label = "Train again" if job is not None and job.status in ("failed", "cancelled") else "Train"
+    if st.button(label, key=f"{key}_train", type="primary", disabled=busy or stored,
+                 help="Starts a background run; it keeps going if you open another page."):
+        jobs.start(config)
+        st.rerun()  # redraw the page with the job running (and this button disabled)
+    if stored and job is None:
+        st.caption("These settings are already trained (results below). Change a setting to train a new model.")
+    if job is None:
+        return None
+    watching = f"_{key}_watching"
+    if job.status == "running":
+        st.session_state[watching] = True
+    st.fragment(_live_view, run_every=POLL_SECONDS if job.status == "running" else None)(job, key, log_y, watching)
+    return job
+
+
+def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
+    p = job.progress
+    if job.status != "running":
+        if st.session_state.pop(watching, False):
+            st.rerun()  # the job just ended: rerun the whole page so it shows this run's results
+        if job.status == "done":
+            st.success(f"Training finished: {p.step:,} steps in {p.seconds:.0f} s. The results below are from it.")
+        elif job.status == "cancelled":
+            st.warning(f"Training was cancelled after {p.step:,} of {p.total_steps:,} steps.")
+        else:
+            st.error(f"Training failed: {job.error}")
+        return
+    if job.error:
+        st.warning(job.error)
+    if not p.total_steps:
+        st.progress(0.0, text="Starting: loading the training digits…")
+        return
+    total = p.total_steps
+    st.progress(min(p.step / total, 1.0),
+                text=f"Epoch {min(p.epoch + 1, job.config.epochs)}/{job.config.epochs} · step {p.step:,}/{total:,}"
+                     f" · loss {p.losses[-1]:.4f} · {p.seconds:.0f} s" if p.losses else "Training: first step…")
+    if p.losses:
+        st.plotly_chart(loss_figure(list(p.losses), log_y=log_y, steps_per_epoch=total // job.config.epochs,
+                                    title="Live training loss"), key=f"{key}_live_loss")
+    snapshots = dict(p.snapshots)
+    if snapshots:
+        epoch = max(snapshots)
+        st.image(grid(snapshots[epoch], SNAPSHOT_COLUMNS[job.config.model], upscale=2),
+                 caption=f"Snapshot after epoch {epoch}")
+    if st.button("Cancel training", key=f"{key}_cancel"):
+        job.cancel.set()
+
+
+# --- a finished run --------------------------------------------------------------------------------------------------
+
+def loss_panel(run: model_store.TrainedModel, *, key: str, log_default: bool) -> bool:
+    """The run's loss curve with a log-scale switch; returns the switch (the live view uses the same setting)."""
+    log_y = st.toggle("Log-scale loss axis", log_default, key=f"{key}_log", persist_state="session")
+    per_epoch = len(run.losses) // run.config.epochs if run.config.epochs else None
+    st.plotly_chart(loss_figure(run.losses, log_y=log_y, steps_per_epoch=per_epoch), key=f"{key}_loss")
+    tail = run.losses[-max(1, len(run.losses) // 10):]
+    st.caption(f"{len(run.losses):,} steps; mean loss over the last 10 %: {np.mean(tail):.4f}.")
+    return log_y
+
+
+def snapshot_scrubber(run: model_store.TrainedModel, *, key: str, caption: str) -> None:
+    """Samples recorded after each snapshot epoch, with an epoch scrubber and a PNG download."""
+    epochs = list(run.snapshots)
+    if not epochs:
+        st.info("This run recorded no per-epoch samples.")
+        return
+    epoch = st.select_slider("Epoch", epochs, epochs[-1], key=f"{key}_epoch") if len(epochs) > 1 else epochs[0]
+    upscale = 2 if run.config.model == "class" else 3  # the class grid is 10 rows tall
+    picture = grid(run.snapshots[epoch], SNAPSHOT_COLUMNS[run.config.model], upscale=upscale)
+    st.image(picture, caption=f"{caption} after epoch {epoch} (sampler stride {run.config.sample_stride})")
+    st.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
+                       mime="image/png", key=f"{key}_snapshot_png")
+
+
+@st.cache_resource
+def _ddpm(key: str, _run: model_store.TrainedModel) -> MnistDDPM:
+    return MnistDDPM(_run.model, _run.config, device=next(_run.model.parameters()).device)
+
+
+def ddpm_of(run: model_store.TrainedModel) -> MnistDDPM:
+    """The run's UNet as a ``Denoiser`` (one instance per loaded run)."""
+    return _ddpm(run_key(run), run)
+
+
+def stride_control(key: str, default: int = DEFAULT_STRIDE) -> int:
+    return st.select_slider(
+        "Sampling stride", STRIDES, default, key=f"{key}_stride",
+        help="The sampler visits t = 299, 299 − stride, …, 0: stride 10 is 30 denoising steps, stride 1 the spec's "
+             "full 300-step DDPM (slower on a CPU).")
+
+
+def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) -> None:
+    """The recorded denoising frames as a plotly animation (x_t or the x̂0 estimate) and as a GIF download."""
+    show = st.radio("Show", ("x_t (the sample being denoised)", "x̂0 (the model's clean estimate at that step)"),
+                    horizontal=True, key=f"{key}_show")
+    frames = recorder.x_frames if show.startswith("x_t") else recorder.x0_frames
+    st.plotly_chart(animation_figure(frames, recorder.labels), key=f"{key}_anim", width="content")
+    st.download_button("Download GIF", gif_bytes(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
