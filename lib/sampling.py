@@ -69,7 +69,9 @@ def guided_predictions(
     b, n = inputs[0].shape[0], len(inputs)
     cond_rows = torch.cat([c.expand(b, *c.shape[1:]) for c in conds])
     uncond_rows = uncond.expand(b * n, *uncond.shape[1:])
-    if scale in (0.0, 1.0):  # γ = 1 is the conditional pass alone, γ = 0 the unconditional one: half the work
+    # γ = 1 is the conditional pass alone and γ = 0 the unconditional one (half the work), except that a learned
+    # variance always comes from the conditional pass, so γ = 0 then still needs both.
+    if scale == 1.0 or (scale == 0.0 and denoiser.variance_type != "learned_range"):
         guided, var = denoiser.predict(torch.cat(list(inputs)), t, cond_rows if scale == 1.0 else uncond_rows)
     else:
         eps, var = denoiser.predict(torch.cat(list(inputs) * 2), t, torch.cat([cond_rows, uncond_rows]))

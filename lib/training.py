@@ -11,6 +11,7 @@ no DataLoader and no per-sample Python. Each batch draws fresh noise (and fresh 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -26,6 +27,9 @@ SPEC_DEFAULTS = {
     "time": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
     "class": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
 }
+
+
+_INIT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -122,9 +126,13 @@ def train(
     """
     config.validate()
     device = device or default_device()
-    torch.manual_seed(config.seed)
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    model = build_model(config.model, config.hidden).to(device)
+    # The initial weights come from the global RNG: seed it under a lock (runs in other threads must not draw from it
+    # meanwhile) and restore it afterwards, so the run depends on its seed alone.
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, config.hidden)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     sched = None
     if config.model != "denoiser":

