@@ -1,0 +1,133 @@
+"""A0 · Sampling with the stock pipeline (spec part 0): prompts × number of inference steps."""
+
+import streamlit as st
+import torch
+
+from lib.images import grid
+from lib.sampling import sample
+from ui.backend import StepProgress, download_png, hf_token, prompt_ok, seed_control
+from ui.part_a import page_setup, show
+
+backend = page_setup(
+    "A0 · Sampling with the stock pipeline",
+    r"x_T \sim \mathcal{N}(0, I) \;\xrightarrow{\;\epsilon_\theta(x_t,\,t,\,\text{prompt})\;}\; x_{t_1}"
+    r" \rightarrow \dots \rightarrow x_0, \qquad \text{steps} = |\{t_0 > t_1 > \dots > t_K\}| - 1",
+    "A diffusion model turns pure noise into an image by repeatedly predicting the noise in it and removing a bit. "
+    "The **number of inference steps** is how many of those denoising steps it takes: few steps skip large parts of "
+    "the noise schedule and give rough, unfinished images; more steps give complete ones. Each row is a prompt, each "
+    "column a step count, all from the same seed. On DeepFloyd IF this is diffusers' stock `IFPipeline` (stage 1 at "
+    "64 px, then optionally stage 2 to 256 px); on the built-in MNIST model it is the same idea with the app's own "
+    "loop, where fewer steps means a larger stride through the T = 300 timesteps.",
+)
+
+GUIDANCE = {"mnist": 5.0, "if": 7.0}  # the spec's γ for part B; diffusers' IF default
+MNIST_STRIDES = [150, 100, 50, 30, 10, 5, 3, 1]
+IF_STEPS = [2, 5, 10, 20, 50]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, ...], seed: int, _den,
+               _on_step=None) -> torch.Tensor:
+    """(len(strides), len(prompts), C, H, W): for each stride, all prompts in one batch from the same seed."""
+    cond = torch.cat([_den.encode_prompt(p) for p in prompts])  # one condition row per image
+    out = []
+    for stride in strides:
+        gen = torch.Generator(device=_den.device).manual_seed(seed)
+        out.append(sample(_den, cond, scale=GUIDANCE["mnist"], stride=stride, num_samples=len(prompts),
+                          generator=gen, on_step=_on_step).float().cpu())
+    return torch.stack(out)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], seed: int, _den,
+            _progress=None) -> torch.Tensor:
+    """(len(steps), len(prompts), 3, 64, 64) from the stock IFPipeline, re-seeded for every image."""
+    from lib.deepfloyd import pipeline_sample
+
+    out = []
+    for n in steps:
+        row = []
+        for prompt in prompts:  # the stock pipeline takes one prompt (its own CFG batch) per call
+            gen = torch.Generator(device=_den.device).manual_seed(seed)
+            row.append(pipeline_sample(_den, prompt, steps=n, generator=gen, scale=GUIDANCE["if"]).cpu())
+            if _progress is not None:
+                _progress.advance(f"{prompt[:30]!r}, {n} steps")
+        out.append(torch.cat(row))
+    return torch.stack(out)
+
+
+@st.cache_resource(show_spinner="Loading DeepFloyd IF stage 2 (64 → 256 px)…")
+def stage2(_token: str):
+    from lib.deepfloyd import load_stage2
+
+    return load_stage2(_token)
+
+
+@st.cache_data(show_spinner="Upscaling with stage 2…", max_entries=8)
+def upscaled(backend_key: str, prompts: tuple[str, ...], steps: int, seed: int, _images: torch.Tensor, _den,
+             _pipe) -> torch.Tensor:
+    """Stage 2 on ``_images`` — the stage-1 results for (prompts, steps, seed), which is what keys the cache."""
+    from lib.deepfloyd import upscale
+
+    cond = torch.cat([_den.encode_prompt(p) for p in prompts])
+    gen = torch.Generator(device=_den.device).manual_seed(seed)
+    return upscale(_pipe, _images.to(_den.device), cond, _den.null_condition(), gen, steps=20).cpu()
+
+
+default_prompts = ("an oil painting of a snowy mountain village\na man wearing a hat\na rocket ship" if backend.is_if
+                   else "3\nfive\na handwritten 8")
+c1, c2 = st.columns([3, 2])
+text = c1.text_area("Prompts (one per line)", default_prompts, key=f"a0_prompts_{backend.kind}", height=110,
+                    help="MNIST: one digit per line (\"7\", \"seven\", \"a handwritten 7\"). IF: any text.")
+with c2:
+    if backend.is_if:
+        columns = st.multiselect("num_inference_steps", IF_STEPS, default=[5, 20, 50], key="a0_steps_if")
+    else:
+        columns = st.multiselect("Strides (steps = number of timesteps − 1)", MNIST_STRIDES, default=[100, 30, 10],
+                                 key="a0_strides_mnist",
+                                 help="Stride s visits t = 299, 299 − s, …, then the clean image: about 300 / s steps.")
+    seed = seed_control("a0_seed")
+
+prompts = tuple(p.strip() for p in text.splitlines() if p.strip())
+if not prompts:
+    st.error("Enter at least one prompt (one per line).")
+elif len(prompts) > 8:
+    st.error(f"{len(prompts)} prompts: at most 8, please (each is a row of the grid).")
+elif not columns:
+    st.error("Pick at least one " + ("number of inference steps." if backend.is_if else "stride."))
+elif all(prompt_ok(backend, p, what=f"prompt {p[:30]!r}") for p in prompts):
+    den = backend.denoiser
+    if backend.is_if:
+        columns = sorted(columns)
+        progress = StepProgress(len(columns) * len(prompts), "Running the IF pipeline:")
+        result = if_grid(backend.key, prompts, tuple(columns), seed, den, progress)
+        labels = [f"{n} steps" for n in columns]
+    else:
+        columns = sorted(columns, reverse=True)  # fewest steps first
+        counts = [len(den.timesteps(s)) - 1 for s in columns]
+        progress = StepProgress(sum(counts), "Sampling:")
+        result = mnist_grid(backend.key, prompts, tuple(columns), seed, den, progress)
+        labels = [f"stride {s} · {n} steps" for s, n in zip(columns, counts)]
+    progress.done()
+    st.caption(f"Guidance γ = {GUIDANCE[backend.kind]:g} · seed {seed}. Rows: " + " · ".join(prompts))
+    cols = st.columns(len(columns))
+    for col, label, images in zip(cols, labels, result):
+        col.markdown(f"**{label}**")
+        show(images, ncols=1, container=col, target_px=140)
+    picture = grid(result.transpose(0, 1).flatten(0, 1), len(columns), upscale=2)
+    download_png(picture, f"stock_{backend.kind}_seed{seed}.png", "Download the grid")
+
+    if backend.is_if:
+        st.subheader("Stage 2: 64 → 256 px")
+        st.markdown("IF's second stage is a separate diffusion model that upsamples ×4, conditioned on the same "
+                    "prompt; it runs on the images of the column with the most steps.")
+        if st.toggle("Upscale with stage 2", key="a0_upscale"):
+            from lib.deepfloyd import IFUnavailable
+
+            try:
+                big = upscaled(backend.key, prompts, columns[-1], seed, result[-1], den, stage2(hf_token()))
+            except IFUnavailable as err:
+                st.error(str(err))
+            else:
+                show(big, ncols=len(prompts), target_px=256)
+                download_png(grid(big, len(prompts)), f"stage2_seed{seed}.png", "Download 256 px", key="a0_dl256")

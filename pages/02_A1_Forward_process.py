@@ -1,0 +1,79 @@
+"""A1 · The forward process and classical denoising (spec 1.1 and 1.2)."""
+
+import streamlit as st
+import torch
+
+from lib.diffusion import forward_noise
+from lib.filters import lowpass
+from lib.images import grid, psnr
+from lib.plots import MARK_COLOR, schedule_figure
+from lib.sampling import randn
+from ui.backend import download_png, seed_control
+from ui.part_a import page_setup, pick_image, show
+
+backend = page_setup(
+    "A1 · Forward process and classical denoising",
+    [r"q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\;(1-\bar\alpha_t)\,I\right)"
+     r"\quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,"
+     r"\quad \epsilon \sim \mathcal{N}(0, I)",
+     r"\bar\alpha_t = \prod_{s \le t} (1 - \beta_s), \qquad \mathrm{SNR}(t) = \frac{\bar\alpha_t}{1 - \bar\alpha_t}"],
+    "The forward process destroys an image step by step: it **scales the image down** by √ᾱ_t and **adds Gaussian "
+    "noise** of variance 1 − ᾱ_t. At t = 0 the image is almost clean, at t = T − 1 it is almost pure noise. The "
+    "classical way to remove noise is to blur it away (a Gaussian low-pass filter): that works a little at low noise "
+    "but at high noise the blur keeps the noise's blobs and wipes the image's detail too — which is why we need a "
+    "learned denoiser.",
+)
+
+T = backend.num_timesteps
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def noisy_and_blurred(backend_key: str, image, ts: tuple[int, ...], kernel: int, sigma: float, seed: int, _den):
+    """x_t for each t (one ε ~ N(0, I) from ``seed``, shared by all t) and its Gaussian blur; both (len(ts), C, H, W)."""
+    x0 = torch.from_numpy(image).unsqueeze(0)
+    eps = randn(x0.shape, torch.Generator().manual_seed(seed), like=x0)
+    noisy = torch.cat([forward_noise(x0, t, _den.schedule, eps) for t in ts])
+    return noisy, lowpass(noisy, kernel, sigma)
+
+
+left, right = st.columns([2, 3])
+with left:
+    picked = pick_image(backend, "a1")
+with right:
+    t = st.slider("Timestep t", 0, T - 1, T // 4, key=f"a1_t_{backend.kind}",
+                  help=f"0 = barely noisy, {T - 1} = almost pure noise (T = {T}).")
+    c1, c2, c3 = st.columns(3)
+    kernel = c1.slider("Blur kernel size", 3, 33, 5, step=2, key="a1_kernel")
+    sigma = c2.slider("Blur σ", 0.1, 5.0, 2.0 if backend.is_if else 1.0, step=0.1, key=f"a1_sigma_{backend.kind}")
+    with c3:
+        seed = seed_control("a1_seed")
+
+if picked is not None:
+    x0 = picked.tensor()
+    course_ts = (T // 4, T // 2, 3 * T // 4)  # the course's 250 / 500 / 750 for T = 1000
+    noisy, blurred = noisy_and_blurred(backend.key, picked.array, (t, *course_ts), kernel, sigma, seed,
+                                       backend.denoiser)
+    abar = backend.denoiser.schedule.abar(t)
+    st.subheader(f"At t = {t}")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("ᾱ_t", f"{abar:.4f}")
+    m2.metric("signal scale √ᾱ_t", f"{abar ** 0.5:.3f}")
+    m3.metric("PSNR of x_t", f"{psnr(noisy[:1], x0):.1f} dB")
+    m4.metric("PSNR of its blur", f"{psnr(blurred[:1], x0):.1f} dB")
+    cols = st.columns(3)
+    show(x0, container=cols[0], caption=f"original x₀ ({picked.caption})")
+    show(noisy[:1], container=cols[1], caption=f"noisy x_{t}")
+    show(blurred[:1], container=cols[2], caption=f"Gaussian blur (kernel {kernel}, σ {sigma:g})")
+
+    fig = schedule_figure(backend.denoiser.schedule, height=280)
+    fig.add_vline(x=t, line=dict(color=MARK_COLOR, dash="dash"), row="all", col="all")
+    st.plotly_chart(fig)
+
+    st.subheader("The course's row: " + ", ".join(f"t = {s}" for s in course_ts))
+    st.caption("Top: x_t; bottom: its Gaussian blur. " + (
+        "(T = 1000, as in the course.)" if T == 1000 else f"(Here T = {T}, so these are the same fractions of T as "
+        "the course's 250 / 500 / 750 of 1000.)"))
+    row = torch.cat([noisy[1:], blurred[1:]])
+    show(row, ncols=len(course_ts), target_px=150)
+    download_png(grid(torch.cat([x0, noisy[:1], blurred[:1]]), 3, upscale=4), f"forward_t{t}.png",
+                 f"Download original / x_{t} / blur")

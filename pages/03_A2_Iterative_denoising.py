@@ -1,0 +1,101 @@
+"""A2 · One-step vs iterative denoising (spec 1.3 and 1.4)."""
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from lib.filters import lowpass
+from lib.images import grid, psnr
+from lib.plots import TrajectoryRecorder, animation_figure
+from lib.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
+from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.part_a import clamped_key, page_setup, pick_image, prompt_input, show
+
+backend = page_setup(
+    "A2 · One-step vs iterative denoising",
+    [r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}",
+     r"x_{t'} = \frac{\sqrt{\bar\alpha_{t'}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0"
+     r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}\,x_t + v_\sigma,"
+     r"\qquad \alpha_t = \frac{\bar\alpha_t}{\bar\alpha_{t'}},\; \beta_t = 1 - \alpha_t"],
+    "Noise an image to timestep t = timesteps[i_start], then remove the noise with the model. **One step** asks the "
+    "model for the noise once and solves the forward formula for x₀: fine at low noise, blurry at high noise (it "
+    "predicts the *average* of all images that could be under the noise). **Iteratively**, each step only moves from "
+    "t to the next, smaller t' of the strided list, mixing the current estimate x̂₀ with x_t and adding a little fresh "
+    "noise v_σ — so later steps can fix what earlier ones got wrong. PSNR (higher = closer to the original) scores "
+    "each result.",
+)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def compare(backend_key: str, image, prompt: str, i_start: int, stride: int, every: int, kernel: int, sigma: float,
+            seed: int, _den, _on_step=None):
+    """x_t, its blur, the one-step x̂0, the iterative result, the trajectory frames and the PSNR of x̂0 per step."""
+    x0 = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype)
+    ts = _den.timesteps(stride)
+    gen = torch.Generator(device=_den.device).manual_seed(seed)
+    cond = _den.encode_prompt(prompt)
+    x_t = noise_to(x0, ts[i_start], _den.schedule, gen)
+    one = one_step_denoise(_den, x_t, ts[i_start], cond)
+    recorder = TrajectoryRecorder(len(ts) - 1, every, ncols=2, upscale=max(1, 128 // x0.shape[-1]))
+    curve = []
+
+    def on_step(i, t_prev, x, x0_hat):
+        recorder(i, t_prev, torch.cat([x, x0_hat]), x0_hat)
+        curve.append((i + 1, t_prev, psnr(x0_hat.clamp(-1, 1), x0)))
+        if _on_step is not None:
+            _on_step(i, t_prev, x, x0_hat)
+
+    # the course's iterative_denoise of 1.4: the conditional estimate alone (γ = 1); CFG comes in on page A3
+    final = denoise(x_t, ts, cfg_predictor(_den, cond, _den.null_condition(), 1.0), _den.schedule, gen,
+                    variance_type=_den.variance_type, i_start=i_start, on_step=on_step)
+    images = torch.cat([x0, x_t, lowpass(x_t, kernel, sigma), one, final]).clamp(-1, 1).float().cpu()  # as displayed
+    return images, recorder.x_frames, recorder.labels, curve
+
+
+left, right = st.columns([2, 3])
+with left:
+    picked = pick_image(backend, "a2")
+with right:
+    c1, c2 = st.columns(2)
+    with c1:
+        stride = stride_control(backend, key="a2_stride")
+    ts = backend.denoiser.timesteps(stride)
+    i_start = c2.slider("i_start (where the loop starts)", 0, len(ts) - 2, min(10, len(ts) - 2),
+                        key=clamped_key(f"a2_istart_{backend.kind}", len(ts) - 2),
+                        help="Index into the strided timesteps: the image is noised to t = timesteps[i_start]. "
+                             "The course uses i_start = 10 (t = 690 with stride 30 on IF).")
+    st.caption(f"t = timesteps[{i_start}] = **{ts[i_start]}** · {len(ts) - 1 - i_start} denoising steps from there.")
+    c3, c4, c5 = st.columns(3)
+    every = c3.slider("Show every k-th step", 1, 10, 5, key="a2_every")
+    kernel = c4.slider("Blur kernel", 3, 15, 5, step=2, key="a2_kernel")
+    sigma = c5.slider("Blur σ", 0.1, 5.0, 2.0 if backend.is_if else 1.0, step=0.1, key=f"a2_sigma_{backend.kind}")
+    default_prompt = "a high quality photo" if backend.is_if else (
+        str(picked.digit) if picked is not None and picked.digit is not None else "")
+    prompt = prompt_input("Prompt", default_prompt, "a2_prompt",
+                          help="IF: the course's \"a high quality photo\". MNIST: the digit (blank = unconditional).")
+    seed = seed_control("a2_seed")
+
+if picked is not None and prompt_ok(backend, prompt):
+    progress = StepProgress(len(ts) - 1 - i_start, "Denoising:")
+    images, frames, labels, curve = compare(backend.key, picked.array, prompt, i_start, stride, every, kernel, sigma,
+                                            seed, backend.denoiser, progress)
+    progress.done()
+    x0 = images[:1]
+    names = ["original", f"noisy (t = {ts[i_start]})", "Gaussian blur", "one-step x̂₀", "iterative"]
+    cols = st.columns(5)
+    for col, name, image in zip(cols, names, images):
+        score = "" if name == "original" else f" · {psnr(image, x0):.1f} dB"
+        show(image, container=col, caption=name + score, target_px=140)
+
+    st.subheader("The iterative loop, every k-th step")
+    st.caption("Each frame: the current x_t' (left) and that step's clean-image estimate x̂₀ (right).")
+    st.plotly_chart(animation_figure(frames, labels))
+    fig = go.Figure(go.Scatter(x=[c[0] for c in curve], y=[c[2] for c in curve], mode="lines+markers",
+                               name="x̂₀ of the iterative loop", text=[f"t' = {c[1]}" for c in curve]))
+    for name, image, dash in (("one-step", images[3], "dash"), ("blur", images[2], "dot")):
+        fig.add_hline(y=psnr(image, x0), line=dict(dash=dash), annotation_text=name)
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step i",
+                      yaxis_title="PSNR vs the original (dB)", title="How close the estimate gets, step by step")
+    st.plotly_chart(fig)
+    download_png(grid(images, 5, upscale=max(1, 128 // backend.size)), f"denoise_istart{i_start}_seed{seed}.png",
+                 "Download the comparison")

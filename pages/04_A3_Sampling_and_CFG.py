@@ -1,0 +1,73 @@
+"""A3 · Sampling from pure noise and classifier-free guidance (spec 1.5 and 1.6)."""
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from lib.images import grid
+from lib.sampling import sample
+from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.part_a import page_setup, prompt_input, show
+
+backend = page_setup(
+    "A3 · Sampling from noise and classifier-free guidance",
+    [r"x_T \sim \mathcal{N}(0, I), \qquad x_{t'} = \frac{\sqrt{\bar\alpha_{t'}}\,\beta_t}{1-\bar\alpha_t}\hat x_0"
+     r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}x_t + \sigma z",
+     r"\epsilon = \epsilon_u + \gamma\,(\epsilon_c - \epsilon_u)"],
+    "Start from pure Gaussian noise and run the iterative denoiser all the way down: that *is* sampling. "
+    "**Classifier-free guidance** runs the model twice per step — with the prompt (ε_c) and with the empty prompt "
+    "(ε_u) — and extrapolates from the unconditional towards the conditional estimate. γ = 0 ignores the prompt, "
+    "γ = 1 is the plain conditional model, γ > 1 gives cleaner, more typical images that vary less. Every column "
+    "below starts from **the same noise** (same seed), so only γ differs.",
+)
+
+SCALES = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def guidance_sweep(backend_key: str, prompt: str, scales: tuple[float, ...], num_samples: int, stride: int, seed: int,
+                   _den, _on_step=None) -> torch.Tensor:
+    """(len(scales), N, C, H, W) samples; the generator is re-seeded per scale so every γ starts from the same x_T."""
+    cond = _den.encode_prompt(prompt)
+    out = []
+    for scale in scales:
+        gen = torch.Generator(device=_den.device).manual_seed(seed)
+        out.append(sample(_den, cond, scale=scale, stride=stride, num_samples=num_samples, generator=gen,
+                          on_step=_on_step).float().cpu())
+    return torch.stack(out)
+
+
+c1, c2, c3 = st.columns([3, 2, 2])
+prompt = prompt_input("Prompt", "a high quality photo" if backend.is_if else "7", "a3_prompt", container=c1,
+                      help="MNIST: a digit (\"7\", \"seven\", \"a handwritten 7\"). IF: any text.")
+scales = c1.multiselect("Guidance scales γ", SCALES, default=[0.0, 1.0, 3.0, 5.0, 7.0], key="a3_scales",
+                        format_func=lambda g: f"{g:g}")
+with c2:
+    num_samples = st.slider("Samples per γ", 1, 16, 4, key="a3_samples")
+    stride = stride_control(backend, key="a3_stride")
+with c3:
+    seed = seed_control("a3_seed")
+
+if not scales:
+    st.error("Pick at least one guidance scale.")
+elif prompt_ok(backend, prompt, required=True):
+    scales = tuple(sorted(scales))
+    steps = len(backend.denoiser.timesteps(stride)) - 1
+    progress = StepProgress(steps * len(scales), f"Sampling {len(scales)} × {num_samples} images:")
+    result = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
+    progress.done()
+    st.caption(f"{steps} denoising steps (stride {stride}), seed {seed}, prompt {prompt!r}.")
+    cols = st.columns(len(scales))
+    ncols = 2 if num_samples > 1 else 1
+    for col, scale, images in zip(cols, scales, result):
+        col.markdown(f"**γ = {scale:g}**")
+        show(images, ncols=ncols, container=col, target_px=90)
+    # How much the samples differ from each other: the per-pixel standard deviation across the batch.
+    if num_samples > 1:
+        spread = [float(images.std(dim=0).mean()) for images in result]
+        fig = go.Figure(go.Scatter(x=list(scales), y=spread, mode="lines+markers"))
+        fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="guidance scale γ",
+                          yaxis_title="pixel std across samples", title="Diversity of the samples")
+        st.plotly_chart(fig)
+    picture = grid(result.flatten(0, 1), num_samples, upscale=2)
+    download_png(picture, f"cfg_{backend.kind}_seed{seed}.png", "Download all (one row per γ)")

@@ -1,0 +1,343 @@
+"""AppTests of the eight part-A pages, on a tiny class-conditioned MNIST DDPM (hidden D = 8, random weights).
+
+The shipped model folder is pointed at a temporary one holding the tiny model, and MNIST at the canonical raw files, so
+the pages run end to end in seconds whatever the state of data/models. Each test clicks the page's main controls and
+checks that the formula, the result images and the download are there, that the result changes with the controls and
+that bad input gives an st.error instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ROOT / "pages"
+TIMEOUT = 120
+
+
+def save_tiny_class_model(folder: Path, digits) -> Path:
+    """A ClassConditionalUNet(D = 8) after 30 Adam steps on ``digits``, saved as the shipped class model in ``folder``.
+
+    Random weights would do for "does the page run", but their ε̂ is so large that samples saturate at ±1 and the
+    prompt hardly matters; 30 steps bring the outputs into range, so the tests can see controls change the images.
+    """
+    from lib import model_store
+    from lib.training import TrainConfig, train
+
+    config = TrainConfig.spec("class", hidden=8, epochs=1, steps_per_epoch=30, batch_size=64, lr=1e-2,
+                              snapshot_epochs=(1,))
+    n = 4096
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: one thread is several times faster on a busy 2-core machine
+    try:
+        result = train(config, digits.as_float()[:n], digits.labels[:n], device=torch.device("cpu"),
+                       snapshot_fn=lambda model, epoch: torch.zeros(40, 28, 28, dtype=torch.uint8))
+    finally:
+        torch.set_num_threads(threads)
+    folder.mkdir(parents=True, exist_ok=True)
+    return model_store.save_run(result, folder / "class.safetensors", info={"note": "tiny test model"})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_backend(tmp_path_factory, mnist_root, mnist_train):
+    """Shipped class model = the tiny one; MNIST = the canonical files; Streamlit caches emptied before and after."""
+    from lib import model_store
+    from lib.data import load_mnist
+    from ui import common
+
+    folder = tmp_path_factory.mktemp("shipped")
+    save_tiny_class_model(folder, mnist_train)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_store, "SHIPPED_DIR", folder)
+        mp.setattr(common, "load_mnist", lambda train: load_mnist(train, root=mnist_root, download=False))
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        yield folder
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run_page(name: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES / name), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [url for img in at.image for url in img.value]
+
+
+def errors(at: AppTest) -> str:
+    return " ".join(e.value for e in at.error)
+
+
+def assert_page_basics(at: AppTest, formula_piece: str) -> None:
+    assert not at.error, errors(at)
+    assert any(formula_piece in l.value for l in at.latex), [l.value for l in at.latex]
+    assert image_urls(at), "no result images"
+    assert len(at.download_button) >= 1
+    assert "MNIST" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def assert_prompt_errors(at: AppTest, key: str) -> None:
+    """'banana' names no digit and '' is no prompt: both must give an st.error and no result."""
+    at.text_input(key=key).set_value("banana").run()
+    assert not at.exception
+    assert "only knows the digits" in errors(at)
+    at.text_input(key=key).set_value("").run()
+    assert not at.exception
+    assert "empty" in errors(at)
+
+
+# --- A3 first: it also checks the progress bar / cache interplay ------------------------------------------------------
+
+def test_a3_sampling_and_cfg():
+    at = run_page("04_A3_Sampling_and_CFG.py")
+    assert_page_basics(at, r"\epsilon_u + \gamma")
+    assert [m.value for m in at.markdown if m.value.startswith("**γ")] == [f"**γ = {g}**" for g in (0, 1, 3, 5, 7)]
+    first = image_urls(at)
+    assert len(first) == 5
+    # same inputs again: served from st.cache_data (the progress bar must not break the replay)
+    at.run()
+    assert not at.exception and image_urls(at) == first
+    at.text_input(key="a3_prompt").set_value("seven").run()
+    assert image_urls(at) == first  # "seven" is the same condition as "7": still the cached result
+    # another prompt changes the conditional samples but not γ = 0, which ignores the prompt
+    at.text_input(key="a3_prompt").set_value("2")
+    at.multiselect(key="a3_scales").set_value([0.0, 3.0]).run()
+    changed = image_urls(at)
+    assert len(changed) == 2 and changed[0] == first[0] and changed[1] != first[2]
+    assert len(at.get("plotly_chart")) == 1
+    at.slider(key="a3_stride_mnist").set_value(50).run()
+    assert not at.exception and "6 denoising steps" in captions(at)
+    assert_prompt_errors(at, "a3_prompt")
+    at.text_input(key="a3_prompt").set_value("7")
+    at.multiselect(key="a3_scales").set_value([]).run()
+    assert "at least one guidance scale" in errors(at)
+
+
+def test_backend_choice_falls_back_to_mnist_without_if():
+    at = run_page("04_A3_Sampling_and_CFG.py")
+    at.sidebar.radio(key="_w_backend").set_value("DeepFloyd IF").run()
+    assert not at.exception
+    if torch.cuda.is_available():
+        pytest.skip("this machine may really run IF")
+    assert "DeepFloyd IF is unavailable" in " ".join(e.value for e in at.sidebar.error)
+    assert "MNIST" in " ".join(c.value for c in at.sidebar.caption)
+    assert image_urls(at)
+    assert at.session_state["backend"] == "DeepFloyd IF"  # the choice persists (for the other pages)
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def png(array) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a0_stock_pipeline():
+    at = run_page("01_A0_Stock_pipeline.py")
+    assert_page_basics(at, r"\mathcal{N}(0, I)")
+    labels = [m.value for m in at.markdown if m.value.startswith("**stride")]
+    assert labels == ["**stride 100 · 3 steps**", "**stride 30 · 10 steps**", "**stride 10 · 30 steps**"]
+    first = image_urls(at)
+    at.multiselect(key="a0_strides_mnist").set_value([150]).run()
+    assert [m.value for m in at.markdown if m.value.startswith("**stride")] == ["**stride 150 · 2 steps**"]
+    at.text_area(key="a0_prompts_mnist").set_value("seven\n1").run()
+    assert not at.error and len(image_urls(at)) == 1 and image_urls(at)[0] not in first
+    at.text_area(key="a0_prompts_mnist").set_value("seven\nbanana").run()
+    assert "only knows the digits" in errors(at) and not image_urls(at)
+    at.text_area(key="a0_prompts_mnist").set_value("  \n").run()
+    assert "at least one prompt" in errors(at)
+
+
+def test_a1_forward_process():
+    from lib.schedules import linear_schedule
+
+    at = run_page("02_A1_Forward_process.py")
+    assert_page_basics(at, r"\sqrt{\bar\alpha_t}\,x_0")
+    assert at.metric[0].value == f"{linear_schedule(300).abar(75):.4f}"
+    assert "t = 75, t = 150, t = 225" in " ".join(h.value for h in at.subheader)
+    assert len(at.get("plotly_chart")) == 1
+    before = image_urls(at)
+    psnr_t75 = metric_number(at, 2)
+    at.slider(key="a1_t_mnist").set_value(250).run()
+    assert at.metric[0].value == f"{linear_schedule(300).abar(250):.4f}"
+    after = image_urls(at)
+    assert after[0] == before[0] and after[1] != before[1]  # same original, noisier x_t
+    assert metric_number(at, 2) < psnr_t75 - 3  # more noise (1 − ᾱ_t grows), lower PSNR of x_t
+    at.slider(key="a1_sigma_mnist").set_value(3.0).run()
+    assert image_urls(at)[2] != after[2] and image_urls(at)[1] == after[1]  # only the blur changed
+    at.selectbox(key="a1_digit").set_value(8).run()
+    assert not at.exception and image_urls(at)[0] != after[0]
+
+
+def metric_number(at: AppTest, index: int) -> float:
+    """The number in a metric such as "12.3 dB"."""
+    return float(at.metric[index].value.split()[0])
+
+
+def test_a2_iterative_denoising():
+    at = run_page("03_A2_Iterative_denoising.py")
+    assert_page_basics(at, r"\hat x_0 = \frac{x_t")
+    assert "t = timesteps[10] = **199**" in " ".join(m.value for m in at.caption)
+    assert at.text_input(key="a2_prompt").value == "3"  # follows the chosen test digit
+    assert len(at.get("plotly_chart")) == 2  # the animation and the PSNR curve
+    names = [c for img in at.image for c in img.captions]
+    assert names[0].startswith("original") and names[-1].startswith("iterative") and "dB" in names[-1]
+    first = image_urls(at)
+    at.slider(key="a2_istart_mnist").set_value(20).run()
+    assert "= **99**" in captions(at) and image_urls(at)[1] != first[1]
+    at.slider(key="a2_stride_mnist").set_value(100).run()  # 4 timesteps: i_start is clamped to 2
+    assert not at.exception and at.slider(key="a2_istart_mnist").value == 2
+    assert_prompt_errors_optional(at, "a2_prompt")
+
+
+def assert_prompt_errors_optional(at: AppTest, key: str) -> None:
+    """Pages where the prompt may be blank (unconditional): 'banana' is an error, '' is not."""
+    at.text_input(key=key).set_value("banana").run()
+    assert "only knows the digits" in errors(at) and not at.exception
+    at.text_input(key=key).set_value("").run()
+    assert not at.error and not at.exception
+
+
+def test_a4_image_to_image():
+    at = run_page("05_A4_Image-to-image.py")
+    assert_page_basics(at, r"\text{timesteps}[i_\text{start}]")
+    names = [c for img in at.image for c in img.captions]
+    assert names[:6] == [f"i_start = {i} (t = {299 - 10 * i})" for i in (1, 3, 5, 7, 10, 20)]
+    first = image_urls(at)
+    at.multiselect(key="a4_istarts").set_value([5, 29, 35]).run()
+    assert "i_start 35 skipped" in " ".join(w.value for w in at.warning)
+    assert [c for img in at.image for c in img.captions][:2] == ["i_start = 5 (t = 249)", "i_start = 29 (t = 9)"]
+    assert image_urls(at)[0] == first[2]  # same seed, same i_start → same edit
+    at.text_input(key="a4_prompt").set_value("seven").run()  # 1.7.3: another prompt steers the edit
+    assert not at.error and image_urls(at)[0] != first[2]
+    at.multiselect(key="a4_istarts").set_value([33]).run()
+    assert "No valid i_start" in errors(at)
+    at.multiselect(key="a4_istarts").set_value([3]).run()
+    assert_prompt_errors_optional(at, "a4_prompt")
+    # an upload is prepared like an MNIST digit; a broken file is an error, not a traceback
+    import numpy as np
+
+    digit = np.zeros((100, 80), np.uint8)
+    digit[20:80, 35:45] = 255  # a "1"
+    at.radio(key="a4_source_mnist").set_value("Upload").run()
+    assert "Upload an image" in " ".join(i.value for i in at.info)
+    at.file_uploader(key="a4_upload").set_value(("one.png", png(digit), "image/png")).run()
+    assert not at.exception and not at.error and "original (one.png)" in [c for i in at.image for c in i.captions]
+    at.file_uploader(key="a4_upload").set_value(("bad.png", b"not an image", "image/png")).run()
+    assert not at.exception and "not an image" in errors(at)
+    at.radio(key="a4_source_mnist").set_value("Draw").run()
+    assert not at.exception and "Draw on the canvas" in " ".join(i.value for i in at.info)
+
+
+def test_a5_inpainting():
+    at = run_page("06_A5_Inpainting.py")
+    assert_page_basics(at, r"\mathbf{m} \odot x_{t'}")
+    assert at.metric[0].value == "0.000"  # pixels outside the mask are the original's
+    at.slider(key="a5_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    first = image_urls(at)
+    at.radio(key="a5_mask_mnist").set_value("left half").run()
+    assert at.metric[0].value == "0.000" and image_urls(at) != first
+    at.slider(key="a5_samples").set_value(2).run()
+    assert not at.exception
+    at.number_input(key="a5_seed").set_value(7).run()
+    assert not at.exception and at.metric[0].value == "0.000"
+    at.radio(key="a5_mask_mnist").set_value("paint it").run()
+    assert not at.exception and "Paint the region" in " ".join(i.value for i in at.info)
+    at.radio(key="a5_mask_mnist").set_value("top half").run()
+    assert_prompt_errors_optional(at, "a5_prompt")
+
+
+def test_a6_visual_anagrams():
+    at = run_page("07_A6_Visual_anagrams.py")
+    assert_page_basics(at, r"v^{-1}")
+    assert at.text_input(key="a6_prompt1").value == "6" and at.text_input(key="a6_prompt2").value == "9"
+    assert at.selectbox(key="a6_view_mnist").value == "rotate 180°"
+    big, as_made, viewed = image_urls(at)[:3]
+    assert viewed != as_made and "as generated: should read as '6'" in at.image[0].captions[0]
+    at.toggle(key="a6_flip").set_value(True).run()  # one click shows the view applied
+    assert image_urls(at)[0] != big and image_urls(at)[1:3] == [as_made, viewed]
+    assert "after rotate 180°: should read as '9'" in at.image[0].captions[0]
+    at.slider(key="a6_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    as_made = image_urls(at)[1]
+    at.selectbox(key="a6_view_mnist").set_value("flip upside down").run()
+    assert not at.exception and image_urls(at)[1] != as_made
+    at.slider(key="a6_weight").set_value(0.8).run()
+    assert not at.exception
+    assert_prompt_errors(at, "a6_prompt2")
+
+
+def test_a7_hybrid_images():
+    at = run_page("08_A7_Hybrid_images.py")
+    assert_page_basics(at, r"\operatorname{highpass}(\epsilon_2)")
+    assert at.slider(key="a7_kernel").value == 33 and at.slider(key="a7_sigma").value == 2.0  # the spec's defaults
+    at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    far, near = image_urls(at)[:2]
+    at.slider(key="a7_kernel").set_value(9).run()
+    assert image_urls(at)[1] != near
+    at.slider(key="a7_sigma").set_value(1.5).run()
+    assert not at.exception
+    at.text_input(key="a7_high").set_value("seven").run()
+    assert not at.error
+    assert_prompt_errors(at, "a7_low")
+
+
+@pytest.mark.slow
+def test_pages_on_a_tiny_deepfloyd_if(monkeypatch):
+    """The IF code paths (3-channel 64 px images, the stock pipeline, learned variance) on lib.deepfloyd's tiny
+    random-weight IF, as if the GPU, token and licence were all there. Few steps: the tiny IF is slow on a CPU."""
+    from lib import deepfloyd
+
+    tiny = deepfloyd.tiny_if_denoiser()
+    monkeypatch.setattr(deepfloyd, "check_if_requirements", lambda token=None, **kw: [])
+    monkeypatch.setattr(deepfloyd, "load_if", lambda variant, token=None, device="cuda", **kw: tiny)
+
+    def no_stage2(token=None, device="cuda"):
+        raise deepfloyd.IFUnavailable("stage 2 is not available in this test")
+
+    monkeypatch.setattr(deepfloyd, "load_stage2", no_stage2)
+    st.cache_data.clear()  # forget the "IF unavailable" verdict of the other tests
+
+    def if_page(name: str, **state) -> AppTest:
+        at = AppTest.from_file(str(PAGES / name), default_timeout=TIMEOUT)
+        at.session_state["backend"] = "DeepFloyd IF"
+        for key, value in state.items():
+            at.session_state[key] = value
+        at.run()
+        assert not at.exception, at.exception
+        assert not at.error, errors(at)
+        assert "tiny random IF" in " ".join(c.value for c in at.sidebar.caption)
+        return at
+
+    at = if_page("01_A0_Stock_pipeline.py", a0_prompts_if="a rocket ship", a0_steps_if=[2])
+    assert [m.value for m in at.markdown if m.value.startswith("**")][:1] == ["**2 steps**"]
+    at.toggle(key="a0_upscale").set_value(True).run()
+    assert "stage 2 is not available" in errors(at)
+
+    at = if_page("02_A1_Forward_process.py")
+    assert "t = 250, t = 500, t = 750" in " ".join(h.value for h in at.subheader)  # the course's row
+    assert at.selectbox(key="a1_photo").value == "rocket"
+
+    at = if_page("05_A4_Image-to-image.py", a4_istarts=[30])
+    assert [c for img in at.image for c in img.captions][0] == "i_start = 30 (t = 90)"
+    assert at.text_input(key="a4_prompt").value == "a high quality photo"
+
+    at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
+    assert at.selectbox(key="a6_view_if").value == "flip upside down"
+    assert len(image_urls(at)) == 3
+    st.cache_resource.clear()  # drop the tiny IF

@@ -1,0 +1,216 @@
+"""The part-A backend choice (sidebar) and the controls every part-A page shares.
+
+Part A runs on whichever ``Denoiser`` the sidebar selects: the built-in MNIST DDPM (default; trained in part B, runs on
+a CPU in seconds) or DeepFloyd IF stage 1 (needs a GPU, a Hugging Face token and the accepted licence). The choice lives
+in ``st.session_state`` so it follows the user from page to page.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from lib.cache import config_key
+from lib.deepfloyd import IF_VARIANTS
+from lib.images import png_bytes
+from lib.mnist_model import PromptError
+from lib.sampling import Denoiser
+from ui.common import device_label, mnist_ddpm
+
+MNIST_CHOICE = "Built-in MNIST DDPM (default, CPU)"
+IF_CHOICE = "DeepFloyd IF"
+BACKENDS = (MNIST_CHOICE, IF_CHOICE)
+DEFAULT_STRIDE = {"mnist": 10, "if": 30}  # the course's stride 30 over T = 1000; 10 over T = 300 gives 31 timesteps
+DEFAULT_SEED = 180  # the course's starter seeds torch and CUDA with 180
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The active denoiser plus what pages need to know about it."""
+
+    denoiser: Denoiser
+    kind: str  # "mnist" | "if"
+    key: str  # identifies the weights: the hashable stand-in for the denoiser in st.cache_data keys
+    variant: str | None = None  # IF-I-XL / IF-I-L / IF-I-M
+
+    @property
+    def is_if(self) -> bool:
+        return self.kind == "if"
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.denoiser.schedule.num_timesteps
+
+    @property
+    def size(self) -> int:
+        return self.denoiser.image_shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.denoiser.image_shape[0]
+
+
+def _persisted(widget_key: str, store_key: str, default):
+    """Copy a persisted choice into its widget's state before the widget is drawn (widget state is dropped when the user
+    switches pages; the plain ``store_key`` entry is not), and return the on_change that copies it back."""
+    st.session_state.setdefault(store_key, default)
+    st.session_state[widget_key] = st.session_state[store_key]
+
+    def remember():
+        st.session_state[store_key] = st.session_state[widget_key]
+
+    return remember
+
+
+def hf_token() -> str | None:
+    """HF_TOKEN from the environment, else from .streamlit/secrets.toml (never shown anywhere)."""
+    token = os.environ.get("HF_TOKEN")
+    if token:
+        return token
+    try:
+        return st.secrets.get("HF_TOKEN")
+    except Exception:  # no secrets.toml at all: Streamlit raises instead of returning the default
+        return None
+
+
+@st.cache_data(ttl=300, show_spinner="Checking DeepFloyd IF requirements…")
+def _if_problems(variant: str, has_token: bool, _token: str | None) -> list[str]:
+    """What stands between this machine and IF (no GPU / no token / no network / licence), re-checked every 5 min."""
+    from lib import deepfloyd
+
+    return deepfloyd.check_if_requirements(_token, variant=variant)
+
+
+# max_entries=1: switching variants frees the previous UNet instead of keeping both on the GPU
+@st.cache_resource(max_entries=1, show_spinner="Loading DeepFloyd IF stage 1 (first time: a download of several GB)…")
+def _if_denoiser(variant: str, device: str, _token: str):
+    from lib import deepfloyd
+
+    return deepfloyd.load_if(variant, _token, torch.device(device))
+
+
+def _mnist_backend() -> Backend:
+    den = mnist_ddpm("class")
+    if den is None:
+        st.error(
+            "The built-in MNIST model (data/models/class.safetensors) is missing. Train it on the "
+            "**B3 · Class-conditioned DDPM** page or run `python scripts/train_models.py`."
+        )
+        st.stop()
+    return Backend(den, "mnist", f"mnist-{config_key(den.config.as_dict())}-{id(den.model)}")
+
+
+def _if_backend(variant: str) -> Backend | None:
+    """IF stage 1, or None after telling the user in the sidebar why it cannot run here."""
+    token = hf_token()
+    problems = _if_problems(variant, bool(token), token)
+    if not problems:
+        from lib.deepfloyd import IFUnavailable
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            return Backend(_if_denoiser(variant, device, token), "if", f"if-{variant}-{device}", variant)
+        except IFUnavailable as err:
+            problems = [str(err)]
+    st.sidebar.error(
+        "DeepFloyd IF is unavailable here, so the pages use the built-in MNIST model:\n\n"
+        + "\n".join(f"- {p}" for p in problems)
+    )
+    return None
+
+
+def active_backend() -> Backend:
+    """The backend chosen in the sidebar (persisted across pages), falling back to MNIST when IF cannot run."""
+    sb = st.sidebar
+    sb.subheader("Backend")
+    remember = _persisted("_w_backend", "backend", MNIST_CHOICE)
+    choice = sb.radio("Diffusion model", BACKENDS, key="_w_backend", on_change=remember,
+                      help="Every part-A technique runs on either model through the same sampling loop.")
+    backend = None
+    if choice == IF_CHOICE:
+        remember_variant = _persisted("_w_if_variant", "if_variant", "IF-I-XL")
+        variant = sb.selectbox("IF stage-1 variant", tuple(IF_VARIANTS), key="_w_if_variant",
+                               on_change=remember_variant,
+                               help="XL: 4.3B parameters (the assignment's), L: 0.9B (the course notebook's), M: 0.4B.")
+        backend = _if_backend(variant)
+    if backend is None:
+        backend = _mnist_backend()
+    sb.caption(f"Active: **{backend.denoiser.name}** · {device_label()}")
+    return backend
+
+
+def active_denoiser() -> Denoiser:
+    return active_backend().denoiser
+
+
+# --- shared controls -------------------------------------------------------------------------------------------------
+
+def prompt_ok(backend: Backend, prompt: str, *, what: str = "prompt", required: bool = False) -> bool:
+    """True if the backend can condition on ``prompt``; otherwise an st.error saying why (nothing is sampled)."""
+    if required and not prompt.strip():
+        st.error(f"The {what} is empty: enter one ({'a digit such as 7' if not backend.is_if else 'some text'}).")
+        return False
+    try:
+        if backend.is_if:  # a new prompt loads T5-XXL once to embed it (then it is cached on disk)
+            with st.spinner(f"Embedding {prompt[:40]!r} with T5…"):
+                backend.denoiser.encode_prompt(prompt)
+        else:
+            backend.denoiser.encode_prompt(prompt)
+    except PromptError as err:
+        st.error(f"The {what}: {err}")
+        return False
+    except Exception as err:  # IF: the text encoder could not be fetched or run
+        st.error(f"Could not encode the {what} {prompt[:60]!r}: {err}")
+        return False
+    return True
+
+
+def seed_control(key: str = "seed") -> int:
+    return int(st.number_input("Seed", 0, 2**31 - 1, DEFAULT_SEED, step=1, key=key,
+                               help="The same seed gives the same noise, so results are reproducible and comparable."))
+
+
+def stride_control(backend: Backend, key: str = "stride", container=st) -> int:
+    """Stride between the timesteps the sampler visits (1 = every step of the T-step chain)."""
+    T = backend.num_timesteps
+    return int(container.slider(
+        "Stride", 1, T - 1 if backend.is_if else min(T - 1, 100), DEFAULT_STRIDE[backend.kind], key=f"{key}_{backend.kind}",
+        help=f"T = {T}: stride s visits about T / s timesteps "
+             f"(the course uses {DEFAULT_STRIDE[backend.kind]}; stride 1 is the full chain, slow on a CPU).",
+    ))
+
+
+class StepProgress:
+    """An st.progress bar driven by the sampling loops' ``on_step(i, t, x, x̂0)``.
+
+    The bar is created by the page; the loop runs inside an st.cache_data function, which records every st call for
+    replay on a cache hit. Updates therefore run in the page's own context (captured here), where nothing is recorded:
+    a replay would otherwise refer to a bar of an earlier run.
+    """
+
+    def __init__(self, total_steps: int, text: str = "Denoising…"):
+        self.total, self.text, self.count = max(int(total_steps), 1), text, 0
+        self.slot = st.empty()  # filled with a bar on the first step, so a cache hit shows nothing
+        self._context = contextvars.copy_context()
+
+    def __call__(self, i: int, t: int, x: torch.Tensor, x0: torch.Tensor) -> None:
+        """Counts calls, so one bar can follow several loops (e.g. one per guidance scale)."""
+        self.advance(f"t → {t}" if t >= 0 else "clean image")
+
+    def advance(self, note: str = "") -> None:
+        """One unit of work done (a loop step, or a whole pipeline call where there is no step callback)."""
+        self.count = min(self.count + 1, self.total)
+        text = f"{self.text} {self.count}/{self.total}" + (f" ({note})" if note else "")
+        self._context.run(self.slot.progress, self.count / self.total, text=text)
+
+    def done(self) -> None:
+        self.slot.empty()
+
+
+def download_png(image: np.ndarray, filename: str, label: str = "Download PNG", key: str | None = None) -> None:
+    st.download_button(label, png_bytes(image), file_name=filename, mime="image/png", key=key)

@@ -1,0 +1,201 @@
+"""Streamlit widgets shared by the part-A pages: the page header, image display, the input-image picker (presets, MNIST
+test digits, uploads, drawings) and the inpainting mask picker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+from lib.images import grid
+from ui.backend import Backend, active_backend
+
+CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
+
+
+def page_setup(title: str, formula: str | list[str], explanation: str) -> Backend:
+    """Title, the sidebar backend choice, the formula (LaTeX) and what it means in plain words."""
+    st.set_page_config(page_title=f"{title} · Diffusion Lab", layout="wide")
+    st.title(title)
+    backend = active_backend()
+    for line in [formula] if isinstance(formula, str) else formula:
+        st.latex(line)
+    st.markdown(explanation)
+    return backend
+
+
+def show(images: torch.Tensor | np.ndarray, *, ncols: int | None = None, caption: str | None = None,
+         target_px: int = 160, container=st) -> np.ndarray:
+    """Draw (N, C, H, W) images in [−1, 1] as one grid picture, each image upscaled (nearest neighbour, so 28 px
+    digits stay crisp) to about ``target_px`` wide; returns the picture."""
+    x = torch.as_tensor(images)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    picture = grid(x, ncols or x.shape[0], upscale=max(1, target_px // x.shape[-1]))
+    container.image(picture, caption=caption)
+    return picture
+
+
+# --- input images ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Picked:
+    """An input image (C, H, W) float32 in [−1, 1] at the backend's size, plus what it is."""
+
+    array: np.ndarray
+    caption: str
+    digit: int | None = None  # the label of an MNIST test digit
+
+    def tensor(self) -> torch.Tensor:
+        return torch.from_numpy(self.array).unsqueeze(0)
+
+
+@st.cache_resource(show_spinner=False)
+def _sample_photos() -> dict:
+    from lib.presets import sample_images
+
+    return sample_images()
+
+
+def _canvas(key: str, *, background: Image.Image | None = None, stroke: str, bg_color: str, stroke_width: int,
+            help_text: str):
+    """A freehand st_canvas; returns its RGBA strokes (H, W, 4) uint8, or None before anything is drawn."""
+    from streamlit_drawable_canvas import st_canvas  # imported on use: it registers a frontend component
+
+    result = st_canvas(stroke_width=stroke_width, stroke_color=stroke, background_color=bg_color,
+                       background_image=background, height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
+                       return_image_data=True, key=key)
+    st.caption(help_text)  # below: the canvas' toolbar floats over the line above it
+    rgba = result.image_data
+    if rgba is None or rgba[..., 3].max() == 0:
+        return None
+    return rgba
+
+
+def _flatten_drawing(rgba: np.ndarray, background: tuple[int, int, int]) -> Image.Image:
+    """The strokes composited over the canvas colour (the canvas returns them on a transparent background)."""
+    base = Image.new("RGBA", (rgba.shape[1], rgba.shape[0]), background + (255,))
+    return Image.alpha_composite(base, Image.fromarray(rgba.astype(np.uint8), "RGBA")).convert("RGB")
+
+
+def pick_image(backend: Backend, key: str, *, default_digit: int = 3) -> Picked | None:
+    """Choose the input image: a bundled photo (IF) or an MNIST test digit, an upload, or a drawing.
+
+    Returns None (after an st.error / st.info) when there is no usable image yet.
+    """
+    from lib import uploads
+
+    first = "Sample photo" if backend.is_if else "MNIST test digit"
+    source = st.radio("Input image", (first, "Upload", "Draw"), horizontal=True, key=f"{key}_source_{backend.kind}")
+    size, channels = backend.size, backend.channels
+    if source == "Sample photo":
+        photos = _sample_photos()
+        name = st.selectbox("Photo", list(photos), key=f"{key}_photo")
+        return Picked(uploads.to_tensor(photos[name], size, channels)[0].numpy(), name)
+    if source == "MNIST test digit":
+        from lib.presets import mnist_test_digit
+        from ui.common import mnist
+
+        c1, c2 = st.columns(2)
+        digit = int(c1.selectbox("Digit", range(10), index=default_digit, key=f"{key}_digit"))
+        index = int(c2.number_input("Which one (index among that digit's test images)", 0, 400, 0, key=f"{key}_index"))
+        image = mnist_test_digit(mnist()[1], digit, index)  # (1, 1, 28, 28) in [−1, 1]; the index wraps around
+        return Picked(image[0].numpy(), f"test digit {digit} #{index}", digit)
+    if source == "Upload":
+        file = st.file_uploader("An image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
+                                key=f"{key}_upload")
+        if file is None:
+            st.info("Upload an image to continue.")
+            return None
+        try:
+            image = uploads.load_image(file.getvalue())
+            array = uploads.to_tensor(image, size, channels)[0].numpy()
+        except uploads.ImageError as err:
+            st.error(str(err))
+            return None
+        for note in image.info.get("notes", []):
+            st.caption(f"Note: {note}.")
+        return Picked(array, file.name)
+    # Draw: white strokes on black for MNIST (like its digits), colours on white for IF
+    if backend.is_if:
+        colour = st.color_picker("Brush colour", "#1f4e9c", key=f"{key}_colour")
+        rgba = _canvas(f"{key}_canvas_if", stroke=colour, bg_color="#ffffff", stroke_width=12,
+                       help_text="Sketch something; it is resized to 64×64.")
+        bg = (255, 255, 255)
+    else:
+        rgba = _canvas(f"{key}_canvas_mnist", stroke="#ffffff", bg_color="#000000", stroke_width=22,
+                       help_text="Draw a digit, white on black like MNIST; it is resized to 28×28.")
+        bg = (0, 0, 0)
+    if rgba is None:
+        st.info("Draw on the canvas to continue.")
+        return None
+    try:
+        array = uploads.to_tensor(_flatten_drawing(rgba, bg), size, channels)[0].numpy()
+    except uploads.ImageError as err:
+        st.error(str(err))
+        return None
+    return Picked(array, "your drawing")
+
+
+# --- inpainting masks ------------------------------------------------------------------------------------------------
+
+def _half(size: int, rows: slice, cols: slice) -> torch.Tensor:
+    m = torch.zeros(1, 1, size, size)
+    m[..., rows, cols] = 1.0
+    return m
+
+
+def preset_masks(backend: Backend) -> dict[str, torch.Tensor]:
+    """Masks (1, 1, S, S), 1 = regenerate: the course's rectangle for IF; halves of the digit for MNIST."""
+    s, h = backend.size, backend.size // 2
+    if backend.is_if:
+        from lib.presets import course_mask
+
+        return {"course rectangle (rows 2–19, columns 24–41)": course_mask(s)}
+    return {
+        "top half": _half(s, slice(0, h), slice(None)),
+        "bottom half": _half(s, slice(h, None), slice(None)),
+        "left half": _half(s, slice(None), slice(0, h)),
+        "right half": _half(s, slice(None), slice(h, None)),
+    }
+
+
+def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
+    """A preset mask or one painted over the image in the browser; (1, 1, S, S) float32 in {0, 1}, or None."""
+    from lib import uploads
+
+    presets = preset_masks(backend)
+    choice = st.radio("Mask", [*presets, "paint it"], horizontal=True, key=f"{key}_mask_{backend.kind}")
+    if choice != "paint it":
+        return presets[choice].numpy()
+    picture = grid(picked.tensor(), 1, pad=0)
+    rgba = _canvas(f"{key}_paint_{backend.kind}", background=Image.fromarray(picture).resize((CANVAS_PX, CANVAS_PX),
+                   Image.NEAREST), stroke="rgba(255, 0, 0, 0.6)", bg_color="", stroke_width=25,
+                   help_text="Paint over the part to regenerate.")
+    if rgba is None:
+        st.info("Paint the region to regenerate on the image.")
+        return None
+    mask = uploads.mask_from_canvas(rgba, backend.size).float().numpy()
+    if mask.sum() == 0:
+        st.info("The painted region is too small to cover a pixel; paint more.")
+        return None
+    return mask
+
+
+def prompt_input(label: str, default: str, key: str, help: str | None = None, container=st) -> str:
+    """A text_input that resets to ``default`` whenever the default changes (another digit picked, another backend),
+    and otherwise keeps what the user typed."""
+    if st.session_state.get(f"{key}__default") != default:
+        st.session_state[f"{key}__default"] = default
+        st.session_state[key] = default
+    return container.text_input(label, key=key, help=help)
+
+
+def clamped_key(key: str, maximum: int) -> str:
+    """A slider key whose remembered value is first clamped to ``maximum`` (its range shrinks with the stride)."""
+    if key in st.session_state and st.session_state[key] > maximum:
+        st.session_state[key] = maximum
+    return key
