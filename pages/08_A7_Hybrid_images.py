@@ -42,7 +42,7 @@ prompt_high = prompt_input("Prompt 2: seen up close (high frequencies)", high_de
 small_hint = " On 28-px MNIST digits try smaller values, e.g. kernel 9 and σ 1.5." if not backend.is_if else ""
 c3, c4, c5 = st.columns(3)
 kernel = c3.slider("Kernel size k", 3, 33, 33, step=2, key="a7_kernel",
-                   help="Spec default 33 (it is clipped to the image size)." + small_hint)
+                   help="Spec default 33 (reflect padding; only a kernel wider than twice the image would be clipped)." + small_hint)
 sigma = c4.slider("σ", 0.5, 6.0, 2.0, step=0.1, key="a7_sigma", help="Spec default 2." + small_hint)
 scale = c5.slider("Guidance γ", 0.0, 10.0, 7.0 if backend.is_if else 5.0, step=0.5, key=f"a7_scale_{backend.kind}")
 c6, c7, c8 = st.columns(3)
