@@ -1,0 +1,260 @@
+"""The real app in a real browser: ``streamlit run Home.py`` driven by headless Chromium through Playwright.
+
+Every page found in pages/ is opened at the URL Streamlit gives it, its first control is changed, and the test checks
+that the page re-ran without an exception and shows an image or a chart; a drawing on the canvas feeds SDEdit (A4) and a
+painted mask feeds inpainting (A5). Screenshots land in screenshots/ (gitignored). Needs Debian's chromium at
+/usr/bin/chromium (``.ci/run`` installs it); skipped without it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from browser_util import CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, discover_pages
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+PAGES = discover_pages()
+SHOTS = ROOT / "screenshots"
+RUN_TIMEOUT_MS = 240_000  # one script run of a page on a busy 2-core CPU (first visit loads MNIST and the model)
+RESULT = '[data-testid="stImage"], [data-testid="stPlotlyChart"]'
+EXCEPTION = '[data-testid="stException"]'
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """The app on a free loopback port, with its model cache in a temporary folder; stopped after the session.
+
+    ``DIFFUSION_LAB_APP_URL`` runs the tests against an app that is already running instead (e.g. on a GPU server).
+    """
+    if os.environ.get("DIFFUSION_LAB_APP_URL"):
+        yield os.environ["DIFFUSION_LAB_APP_URL"].rstrip("/")
+        return
+    tmp = tmp_path_factory.mktemp("app")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "STREAMLIT_SERVER_PORT")}
+    env.update(DIFFUSION_LAB_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1")
+    server = StreamlitServer(env, tmp / "streamlit.log")
+    try:
+        server.wait_healthy()
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=app_url)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()
+
+
+IDLE_JS = """() => {
+    const state = document.querySelector('[data-testid=stApp]')?.dataset.testScriptState;
+    const busy = state !== 'notRunning' || document.querySelector('[data-testid=stSkeleton], [data-stale=true]') !== null;
+    const now = performance.now();
+    if (busy) { window.__idleSince = null; return false; }
+    window.__idleSince = window.__idleSince ?? now;
+    return now - window.__idleSince > %d;
+}"""
+
+
+def wait_for_app(page, settle_ms: int = 750) -> None:
+    """Wait until the script run that an action (or the page load) started has finished.
+
+    Streamlit flags its root element with ``data-test-script-state`` and elements left from the previous run with
+    ``data-stale`` until the run that replaces them has finished. An interaction reaches the server a moment later, so
+    first give the state a chance to leave ``notRunning``; then wait until it has been ``notRunning`` with no stale
+    element and no skeleton for ``settle_ms`` without a break, which also rides out the gap between connecting and the
+    first run of a freshly loaded page.
+    """
+    try:
+        page.wait_for_function("document.querySelector('[data-testid=stApp]')?.dataset.testScriptState"
+                               " !== 'notRunning'", timeout=2_000, polling=50)
+    except sync_api.TimeoutError:
+        pass  # the rerun was quicker than the first poll, or the action did not rerun the script
+    page.evaluate("window.__idleSince = null")
+    page.wait_for_function(IDLE_JS % settle_ms, timeout=RUN_TIMEOUT_MS, polling=100)
+
+
+def open_page(page, url_path: str) -> None:
+    page.goto(f"/{url_path}")
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)  # every page has a title
+    wait_for_app(page)
+
+
+def assert_healthy(page, what: str) -> None:
+    errors = page.locator(EXCEPTION)
+    assert errors.count() == 0, f"{what}: {errors.first.inner_text()[:2000]}"
+    assert page.locator(RESULT).count() > 0, f"{what}: no image or chart on the page"
+
+
+def screenshot(page, name: str) -> Path:
+    SHOTS.mkdir(exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    # Streamlit scrolls inside its main container, not the document: grow the viewport to the content's height instead
+    height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stSidebar]')].map(e => e.scrollHeight))")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), 8000)})
+    page.wait_for_timeout(300)  # let charts re-layout
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    return path
+
+
+def change_main_control(page) -> str:
+    """Move the page's first slider one step (right, or left when it is at its maximum), or else step up its first
+    number input; returns what changed."""
+    main = page.locator('[data-testid="stMain"]')
+    slider = main.locator('[data-testid="stSlider"] input[type="range"]')  # the thumb's (visually hidden) input
+    if slider.count():
+        handle = slider.first
+        before = handle.input_value()
+        handle.focus()
+        handle.press("ArrowLeft" if before == handle.get_attribute("max") else "ArrowRight")
+        wait_for_app(page)
+        after = handle.input_value()
+        assert after != before, f"the slider did not move ({before})"
+        return f"slider {before} → {after}"
+    number = main.locator('[data-testid="stNumberInput"] input')
+    if number.count():
+        box = number.first
+        before = box.input_value()
+        box.focus()
+        box.press("ArrowUp")
+        box.press("Enter")
+        wait_for_app(page)
+        after = box.input_value()
+        assert after != before, f"the number input did not change ({before})"
+        return f"number {before} → {after}"
+    pytest.fail("the page has neither a slider nor a number input")
+
+
+def test_every_page_is_discovered():
+    names = [p.name for p in PAGES]
+    assert names, "no pages in pages/"
+    assert len(set(names)) == len(names)
+    assert all(not n[:1].isdigit() for n in names), names  # the "NN_" ordering prefix is not part of the URL
+
+
+def test_home(page):
+    open_page(page, "")
+    assert page.locator("h1").filter(has_text="Diffusion Lab").count() == 1
+    assert page.locator(EXCEPTION).count() == 0
+    nav = page.locator('[data-testid="stSidebarNav"] a')
+    linked = {a.get_attribute("href").rstrip("/").rsplit("/", 1)[-1] for a in nav.all()}
+    assert {p.url_path for p in PAGES} <= linked, linked
+    screenshot(page, "Home")
+
+
+@pytest.mark.parametrize("app_page", PAGES, ids=[p.name for p in PAGES])
+def test_page_runs_and_reacts(page, app_page):
+    open_page(page, app_page.url_path)
+    assert page.url.rstrip("/").endswith("/" + app_page.url_path)
+    assert_healthy(page, f"{app_page.name} on load")
+    changed = change_main_control(page)
+    assert_healthy(page, f"{app_page.name} after {changed}")
+    screenshot(page, app_page.name)
+
+
+# --- drawing on the canvases ------------------------------------------------------------------------------------------
+
+def _page_named(fragment: str):
+    found = [p for p in PAGES if fragment in p.name]
+    if not found:
+        pytest.skip(f"no page named *{fragment}* in pages/ yet")
+    return found[0]
+
+
+def choose_option(page, group_label: str, option: str) -> None:
+    radio = page.locator('[data-testid="stMain"] [data-testid="stRadio"]').filter(has_text=group_label).first
+    radio.get_by_text(option, exact=True).click()
+    wait_for_app(page)
+
+
+def draw_strokes(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Freehand strokes on the drawable canvas; points are fractions (0–1) of the canvas' width and height.
+
+    streamlit-drawable-canvas 0.13 is a v2 component: no iframe, its fabric.js canvases sit in a shadow root of the
+    page (``stBidiComponentIsolated``), which Playwright's CSS locators pierce. Strokes go on the top ("upper") canvas.
+    """
+    canvas = page.locator('[data-testid="stMain"] canvas.upper-canvas').first
+    canvas.wait_for()
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        x0, y0 = stroke[0]
+        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
+        page.mouse.up()
+    wait_for_app(page)
+
+
+def click_run_if_any(page) -> None:
+    """Press the page's primary (run) button, for pages that wait for one; the A4/A5 pages run as soon as their input
+    is complete."""
+    button = page.locator('[data-testid="stMain"] [data-testid="stBaseButton-primary"]')
+    if button.count():
+        button.first.click()
+        wait_for_app(page)
+
+
+def main_images(page) -> int:
+    return page.locator('[data-testid="stMain"] [data-testid="stImage"]').count()
+
+
+def wait_for_images(page, at_least: int = 0, at_most: int | None = None) -> None:
+    """Wait until the main area shows between ``at_least`` and ``at_most`` images (a result appears or goes)."""
+    js = "document.querySelectorAll('[data-testid=stMain] [data-testid=stImage]').length"
+    cond = f"{js} >= {at_least}" + ("" if at_most is None else f" && {js} <= {at_most}")
+    page.wait_for_function(cond, timeout=RUN_TIMEOUT_MS, polling=200)
+    wait_for_app(page)
+
+
+def test_sdedit_on_a_drawing(page):
+    target = _page_named("A4_")
+    open_page(page, target.url_path)
+    choose_option(page, "Input image", "Draw")
+    page.get_by_text("Draw on the canvas to continue").wait_for()
+    wait_for_images(page, at_most=0)  # no input, no result: the preset digit's results are gone
+    # a "7": the top bar and the diagonal
+    draw_strokes(page, [[(0.25, 0.2), (0.5, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.6, 0.5), (0.45, 0.85)]])
+    click_run_if_any(page)
+    wait_for_images(page, at_least=2)  # one image per i_start, and the input
+    assert page.locator(EXCEPTION).count() == 0
+    assert page.get_by_text("Draw on the canvas to continue").count() == 0
+    assert page.get_by_text("your drawing").count() >= 1, "the result is not of the drawing"
+    screenshot(page, f"{target.name}-drawing")
+
+
+def test_inpainting_with_a_painted_mask(page):
+    target = _page_named("A5_")
+    open_page(page, target.url_path)
+    choose_option(page, "Mask", "paint it")
+    page.get_by_text("Paint the region to regenerate").wait_for()
+    wait_for_images(page, at_most=0)  # no mask, no result
+    draw_strokes(page, [[(0.1, 0.15), (0.5, 0.15), (0.9, 0.15)], [(0.1, 0.3), (0.5, 0.3), (0.9, 0.3)]])
+    click_run_if_any(page)
+    wait_for_images(page, at_least=2)  # original · masked, and the inpaintings
+    assert page.locator(EXCEPTION).count() == 0
+    assert page.get_by_text("Paint the region to regenerate").count() == 0
+    screenshot(page, f"{target.name}-painted-mask")
