@@ -89,9 +89,7 @@ def load_entry(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CorruptEntry(f"{path.name}: unreadable safetensors ({err})") from err
-    # Entries written before the digest covered the metadata recorded the tensors' digest alone; they still load.
-    digest = tensors_digest(tensors)
-    if metadata.get(DIGEST_KEY) not in (entry_digest(digest, metadata), digest):
+    if metadata.get(DIGEST_KEY) != entry_digest(tensors_digest(tensors), metadata):
         raise CorruptEntry(f"{path.name}: contents do not match their recorded digest")
     try:
         os.utime(path)  # mark as recently used for LRU eviction
