@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.diffusion import VarianceType
-from lib.sampling import randn, sample
+from lib.sampling import sample
 from lib.schedules import Schedule, linear_schedule
 from lib.training import TrainConfig, to_uint8
 

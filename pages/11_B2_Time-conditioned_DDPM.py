@@ -3,13 +3,10 @@
 import streamlit as st
 
 from lib.mnist_model import unconditional_grid
-from lib.plots import TrajectoryRecorder, schedule_figure
-from lib.schedules import linear_schedule
-from ui.common import mnist
+from lib.plots import TrajectoryRecorder
 from ui.sidebar import render_sidebar
 from ui.training_panel import (
-    config_controls, ddpm_of, loss_panel, run_key, run_to_show, snapshot_scrubber, stride_control, training_panel,
-    trajectory_view,
+    ddpm_schedule_and_training, ddpm_of, loss_panel, run_key, snapshot_scrubber, stride_control, trajectory_view,
 )
 
 st.set_page_config(page_title="B2 · Time-conditioned DDPM · Diffusion Lab", layout="wide")
@@ -29,23 +26,12 @@ st.markdown(
     "and adds back a little fresh noise z (none on the last step)."
 )
 
-train_set, _ = mnist()
-if train_set.source != "mnist":
-    st.warning(train_set.note)
-
-schedule_area = st.container()
-st.header("2 · Training")
-config = config_controls("time", train_set)
-training_panel(config, key="b2", log_y=st.session_state.get("b2_log", True))
-run, note = run_to_show("time", config)
-
-with schedule_area:
-    st.header("1 · The noise schedule")
-    shown = run.config if run is not None else config
-    st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
-                    key="b2_schedule")
-    st.caption(f"β_t rises linearly from {shown.beta_start:g} to {shown.beta_end:g} over T = {shown.num_timesteps}; "
-               "ᾱ_t, the share of the clean signal's variance left in x_t, falls to ≈ 0, so x_T is almost pure noise.")
+run, note = ddpm_schedule_and_training(
+    "time", key="b2",
+    schedule_caption=lambda shown: (
+        f"β_t rises linearly from {shown.beta_start:g} to {shown.beta_end:g} over T = {shown.num_timesteps}; "
+        "ᾱ_t, the share of the clean signal's variance left in x_t, falls to ≈ 0, so x_T is almost pure noise."),
+)
 
 st.header("3 · Results")
 if run is None:

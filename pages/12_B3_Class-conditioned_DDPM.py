@@ -6,15 +6,12 @@ import torch
 
 from lib.images import grid, png_bytes
 from lib.mnist_model import class_grid
-from lib.plots import TrajectoryRecorder, schedule_figure
+from lib.plots import TrajectoryRecorder
 from lib.sampling import sample
-from lib.schedules import linear_schedule
 from ui.backend import StepProgress
-from ui.common import mnist
 from ui.sidebar import render_sidebar
 from ui.training_panel import (
-    GRID_STRIDE, config_controls, ddpm_of, loss_panel, run_key, run_to_show, snapshot_scrubber, stride_control,
-    training_panel, trajectory_view,
+    GRID_STRIDE, ddpm_schedule_and_training, ddpm_of, loss_panel, run_key, snapshot_scrubber, stride_control, trajectory_view,
 )
 
 st.set_page_config(page_title="B3 · Class-conditioned DDPM · Diffusion Lab", layout="wide")
@@ -33,23 +30,11 @@ st.markdown(
     "more typical — but less varied — digits. Everything else (schedule, loss, sampler) is B2's."
 )
 
-train_set, _ = mnist()
-if train_set.source != "mnist":
-    st.warning(train_set.note)
-
-schedule_area = st.container()
-st.header("2 · Training")
-config = config_controls("class", train_set)
-training_panel(config, key="b3", log_y=st.session_state.get("b3_log", True))
-run, note = run_to_show("class", config)
-
-with schedule_area:
-    st.header("1 · The noise schedule")
-    shown = run.config if run is not None else config
-    st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
-                    key="b3_schedule")
-    st.caption(f"The linear schedule of B2: T = {shown.num_timesteps}, β from {shown.beta_start:g} to "
-               f"{shown.beta_end:g}.")
+run, note = ddpm_schedule_and_training(
+    "class", key="b3",
+    schedule_caption=lambda shown: (
+        f"The linear schedule of B2: T = {shown.num_timesteps}, β from {shown.beta_start:g} to {shown.beta_end:g}."),
+)
 
 st.header("3 · Results")
 if run is None:

@@ -20,10 +20,11 @@ from lib.cache import config_key
 from lib.data import Digits
 from lib.images import gif_bytes, grid, png_bytes
 from lib.mnist_model import MnistDDPM
-from lib.plots import TrajectoryRecorder, animation_figure, loss_figure
+from lib.plots import TrajectoryRecorder, animation_figure, loss_figure, schedule_figure
 from lib.runs import Job
 from lib.training import TrainConfig, default_device
-from ui.common import shipped, trained, training_jobs
+from lib.schedules import linear_schedule
+from ui.common import mnist, shipped, trained, training_jobs
 
 POLL_SECONDS = 1.0
 # B1: rows clean / noisy / denoised; B2: 4 rows of 10 samples; B3: one row of 4 per digit
@@ -227,3 +228,26 @@ def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) ->
     frames = recorder.x_frames if show.startswith("x_t") else recorder.x0_frames
     st.plotly_chart(animation_figure(frames, recorder.labels), key=f"{key}_anim", width="content")
     st.download_button("Download GIF", gif_bytes(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
+
+
+def ddpm_schedule_and_training(kind: str, *, key: str, schedule_caption) -> tuple[model_store.TrainedModel | None, str]:
+    """Sections 1 (the noise schedule) and 2 (training) of the B2/B3 pages; returns ``run_to_show``'s (run, note).
+
+    The schedule is drawn above the training controls but from the configuration they choose, so it is filled in last.
+    ``schedule_caption(config)`` says in words what the plot shows.
+    """
+    train_set, _ = mnist()
+    if train_set.source != "mnist":
+        st.warning(train_set.note)
+    schedule_area = st.container()
+    st.header("2 · Training")
+    config = config_controls(kind, train_set)
+    training_panel(config, key=key, log_y=st.session_state.get(f"{key}_log", True))
+    run, note = run_to_show(kind, config)
+    with schedule_area:
+        st.header("1 · The noise schedule")
+        shown = run.config if run is not None else config
+        st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
+                        key=f"{key}_schedule")
+        st.caption(schedule_caption(shown))
+    return run, note
