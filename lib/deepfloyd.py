@@ -256,18 +256,11 @@ def load_if(variant: str = "IF-I-XL", token: str | None = None, device: str | to
 
     if variant not in IF_VARIANTS:
         raise ValueError(f"unknown IF variant {variant!r}; choose one of {', '.join(IF_VARIANTS)}")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise IFUnavailable(NO_GPU)
-    token = _token(token)
     repo = IF_VARIANTS[variant]
-    pipe = from_hub(DiffusionPipeline.from_pretrained, repo, token, text_encoder=None, variant="fp16",
-                    torch_dtype=torch.float16)
-    try:
-        pipe = pipe.to(device)
-    except torch.cuda.OutOfMemoryError as err:
-        raise IFUnavailable(f"Not enough GPU memory for {repo}; try a smaller variant (IF-I-L or IF-I-M)") from err
-    pipe.set_progress_bar_config(disable=True)
+    token = _token(token)
+    device = torch.device(device)
+    pipe = _fp16_pipeline(DiffusionPipeline, repo, token, device,
+                          oom=f"Not enough GPU memory for {repo}; try a smaller variant (IF-I-L or IF-I-M)")
     cache = PromptEmbeddingCache(embeddings_dir, t5_encode_fn(token, device))
     return IFDenoiser(pipe.unet, pipe.scheduler, cache.get_many, name=f"DeepFloyd {variant}", pipeline=pipe)
 
@@ -276,16 +269,21 @@ def load_stage2(token: str | None = None, device: str | torch.device = "cuda"):
     """The 64 → 256 px super-resolution stage (``IFSuperResolutionPipeline``, fp16), for ``upscale``."""
     from diffusers import IFSuperResolutionPipeline
 
-    device = torch.device(device)
+    return _fp16_pipeline(IFSuperResolutionPipeline, STAGE2, _token(token), torch.device(device),
+                          oom=f"Not enough GPU memory for {STAGE2} next to stage I")
+
+
+def _fp16_pipeline(pipeline_class, repo: str, token: str | None, device: torch.device, *, oom: str):
+    """``pipeline_class.from_pretrained(repo)`` in fp16 without its text encoder, on ``device``; every way this can
+    fail (no GPU, hub errors, out of memory) becomes an ``IFUnavailable`` that says what to do."""
     if device.type == "cuda" and not torch.cuda.is_available():
         raise IFUnavailable(NO_GPU)
-    token = _token(token)
-    pipe = from_hub(IFSuperResolutionPipeline.from_pretrained, STAGE2, token, text_encoder=None, variant="fp16",
+    pipe = from_hub(pipeline_class.from_pretrained, repo, token, text_encoder=None, variant="fp16",
                     torch_dtype=torch.float16)
     try:
         pipe = pipe.to(device)
     except torch.cuda.OutOfMemoryError as err:
-        raise IFUnavailable(f"Not enough GPU memory for {STAGE2} next to stage I") from err
+        raise IFUnavailable(oom) from err
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

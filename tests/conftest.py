@@ -14,6 +14,17 @@ SHARED_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread avoids oversubscription (and, for the
+    concurrency tests, the parallelism comes from the test's own threads). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _mnist_root_for_the_app(tmp_path_factory):
     """Pages load MNIST through ``lib.data.load_mnist``: point it at a copy of the canonical files so that no test

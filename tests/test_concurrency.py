@@ -27,13 +27,7 @@ SESSIONS = 8  # concurrent AppTest sessions, as many as the issue asks for
 STRIDE = 60  # 6 denoising steps over T = 300: enough for threads to interleave, cheap on a CPU
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """Concurrency here comes from the threads; intra-op OpenMP threads on top only oversubscribe a 2-core CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

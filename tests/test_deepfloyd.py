@@ -23,13 +23,7 @@ from lib.schedules import strided_timesteps
 TOKEN = "hf_TestTokenThatMustNeverLeak123"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The machine's 2 cores are shared with other jobs; one thread per test process avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ from lib.views import VIEWS
 STRIDE = 50  # 7 timesteps: 299, 249, …, 49, −1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The machine's 2 cores are shared with other jobs; one thread per test process avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_denoiser(seed: int = 0) -> MnistDDPM:
