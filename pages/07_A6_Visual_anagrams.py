@@ -6,8 +6,8 @@ import torch
 from lib.edits import anagram_predictor, sample_with
 from lib.images import grid
 from lib.views import VIEWS
-from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import page_setup, prompt_input, show
+from ui.backend import StepProgress, download_png, prompt_ok
+from ui.part_a import page_setup, prompt_input, samples_stride_seed, show
 
 backend = page_setup(
     "A6 · Visual anagrams",
@@ -47,12 +47,7 @@ view = c3.selectbox("View v", VIEW_NAMES, key=f"a6_view_{backend.kind}",
                     help="How to look at the image to see prompt 2. The course flips it upside down.")
 weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, 0.5, step=0.05, key="a6_weight")
 scale = c5.slider("Guidance γ", 0.0, 10.0, 7.0 if backend.is_if else 5.0, step=0.5, key=f"a6_scale_{backend.kind}")
-c6, c7, c8 = st.columns(3)
-num_samples = c6.slider("Samples", 1, 8, 4, key="a6_samples")
-with c7:
-    stride = stride_control(backend, key="a6_stride")
-with c8:
-    seed = seed_control("a6_seed")
+num_samples, stride, seed = samples_stride_seed(backend, "a6")
 
 if prompt_ok(backend, prompt1, what="prompt 1", required=True) and \
         prompt_ok(backend, prompt2, what="prompt 2", required=True):

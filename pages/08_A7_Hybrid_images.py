@@ -6,8 +6,8 @@ import torch
 from lib.edits import hybrid_predictor, sample_with
 from lib.filters import highpass, lowpass
 from lib.images import grid
-from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import page_setup, prompt_input, show
+from ui.backend import StepProgress, download_png, prompt_ok
+from ui.part_a import page_setup, prompt_input, samples_stride_seed, show
 
 backend = page_setup(
     "A7 · Hybrid images",
@@ -42,15 +42,11 @@ prompt_high = prompt_input("Prompt 2: seen up close (high frequencies)", high_de
 small_hint = " On 28-px MNIST digits try smaller values, e.g. kernel 9 and σ 1.5." if not backend.is_if else ""
 c3, c4, c5 = st.columns(3)
 kernel = c3.slider("Kernel size k", 3, 33, 33, step=2, key="a7_kernel",
-                   help="Spec default 33 (reflect padding; only a kernel wider than twice the image would be clipped)." + small_hint)
+                   help="Spec default 33 (reflect padding; only a kernel wider than twice the image is clipped)."
+                   + small_hint)
 sigma = c4.slider("σ", 0.5, 6.0, 2.0, step=0.1, key="a7_sigma", help="Spec default 2." + small_hint)
 scale = c5.slider("Guidance γ", 0.0, 10.0, 7.0 if backend.is_if else 5.0, step=0.5, key=f"a7_scale_{backend.kind}")
-c6, c7, c8 = st.columns(3)
-num_samples = c6.slider("Samples", 1, 8, 4, key="a7_samples")
-with c7:
-    stride = stride_control(backend, key="a7_stride")
-with c8:
-    seed = seed_control("a7_seed")
+num_samples, stride, seed = samples_stride_seed(backend, "a7")
 
 if prompt_ok(backend, prompt_low, what="prompt 1", required=True) and \
         prompt_ok(backend, prompt_high, what="prompt 2", required=True):

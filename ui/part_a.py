@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from lib.images import grid
-from ui.backend import Backend, active_backend
+from ui.backend import Backend, active_backend, seed_control, stride_control
 
 CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
 
@@ -199,3 +199,14 @@ def clamped_key(key: str, maximum: int) -> str:
     if key in st.session_state and st.session_state[key] > maximum:
         st.session_state[key] = maximum
     return key
+
+
+def samples_stride_seed(backend: Backend, prefix: str) -> tuple[int, int, int]:
+    """The row of sampling controls the generation pages share: number of samples, stride, seed."""
+    c1, c2, c3 = st.columns(3)
+    num_samples = c1.slider("Samples", 1, 8, 4, key=f"{prefix}_samples")
+    with c2:
+        stride = stride_control(backend, key=f"{prefix}_stride")
+    with c3:
+        seed = seed_control(f"{prefix}_seed")
+    return num_samples, stride, seed
