@@ -6,7 +6,7 @@ from lib.mnist_model import unconditional_grid
 from lib.plots import TrajectoryRecorder
 from ui.sidebar import render_sidebar
 from ui.training_panel import (
-    ddpm_schedule_and_training, ddpm_of, loss_panel, run_key, snapshot_scrubber, stride_control, trajectory_view,
+    ddpm_sections, ddpm_of, run_key, stride_control, trajectory_view,
 )
 
 st.set_page_config(page_title="B2 · Time-conditioned DDPM · Diffusion Lab", layout="wide")
@@ -26,23 +26,13 @@ st.markdown(
     "and adds back a little fresh noise z (none on the last step)."
 )
 
-run, note = ddpm_schedule_and_training(
+run = ddpm_sections(
     "time", key="b2",
     schedule_caption=lambda shown: (
         f"β_t rises linearly from {shown.beta_start:g} to {shown.beta_end:g} over T = {shown.num_timesteps}; "
         "ᾱ_t, the share of the clean signal's variance left in x_t, falls to ≈ 0, so x_T is almost pure noise."),
+    snapshot_caption="40 samples",
 )
-
-st.header("3 · Results")
-if run is None:
-    st.info("No trained time-conditioned DDPM yet (the shipped data/models/time.safetensors is missing). Press "
-            "**Train** above — a short run takes a few minutes on a CPU.")
-    st.stop()
-st.caption(f"{note} Trained on {run.info.get('device', '?')} in {run.info.get('seconds', 0):.0f} s · "
-           f"D = {run.config.hidden}, {run.config.epochs} epochs.")
-loss_panel(run, key="b2", log_default=True)
-st.subheader("Samples after each epoch")
-snapshot_scrubber(run, key="b2", caption="40 samples")
 
 st.subheader("Watch a sample being denoised")
 c1, c2, c3, c4 = st.columns(4)

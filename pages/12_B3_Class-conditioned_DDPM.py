@@ -11,7 +11,7 @@ from lib.sampling import sample
 from ui.backend import StepProgress
 from ui.sidebar import render_sidebar
 from ui.training_panel import (
-    GRID_STRIDE, ddpm_schedule_and_training, ddpm_of, loss_panel, run_key, snapshot_scrubber, stride_control, trajectory_view,
+    GRID_STRIDE, ddpm_sections, ddpm_of, run_key, stride_control, trajectory_view,
 )
 
 st.set_page_config(page_title="B3 · Class-conditioned DDPM · Diffusion Lab", layout="wide")
@@ -30,22 +30,12 @@ st.markdown(
     "more typical — but less varied — digits. Everything else (schedule, loss, sampler) is B2's."
 )
 
-run, note = ddpm_schedule_and_training(
+run = ddpm_sections(
     "class", key="b3",
     schedule_caption=lambda shown: (
         f"The linear schedule of B2: T = {shown.num_timesteps}, β from {shown.beta_start:g} to {shown.beta_end:g}."),
+    snapshot_caption="4 samples of every digit (γ = 5), one row per digit,",
 )
-
-st.header("3 · Results")
-if run is None:
-    st.info("No trained class-conditioned DDPM yet (the shipped data/models/class.safetensors is missing). Press "
-            "**Train** above — a short run takes a few minutes on a CPU.")
-    st.stop()
-st.caption(f"{note} Trained on {run.info.get('device', '?')} in {run.info.get('seconds', 0):.0f} s · "
-           f"D = {run.config.hidden}, {run.config.epochs} epochs, p_uncond = {run.config.p_uncond:g}.")
-loss_panel(run, key="b3", log_default=True)
-st.subheader("Samples after each epoch")
-snapshot_scrubber(run, key="b3", caption="4 samples of every digit (γ = 5), one row per digit,")
 
 st.header("4 · Sampling with guidance")
 c1, c2 = st.columns(2)

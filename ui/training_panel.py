@@ -230,8 +230,9 @@ def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) ->
     st.download_button("Download GIF", gif_bytes(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
 
 
-def ddpm_schedule_and_training(kind: str, *, key: str, schedule_caption) -> tuple[model_store.TrainedModel | None, str]:
-    """Sections 1 (the noise schedule) and 2 (training) of the B2/B3 pages; returns ``run_to_show``'s (run, note).
+def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: str) -> model_store.TrainedModel:
+    """Sections 1–3 of the B2/B3 pages — the noise schedule, training, and the run's loss and per-epoch samples —
+    and the run they show (the page stops with a note if there is none yet).
 
     The schedule is drawn above the training controls but from the configuration they choose, so it is filled in last.
     ``schedule_caption(config)`` says in words what the plot shows.
@@ -250,4 +251,17 @@ def ddpm_schedule_and_training(kind: str, *, key: str, schedule_caption) -> tupl
         st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
                         key=f"{key}_schedule")
         st.caption(schedule_caption(shown))
-    return run, note
+
+    st.header("3 · Results")
+    label = "time-conditioned" if kind == "time" else "class-conditioned"
+    if run is None:
+        st.info(f"No trained {label} DDPM yet (the shipped data/models/{kind}.safetensors is missing). Press "
+                "**Train** above — a short run takes a few minutes on a CPU.")
+        st.stop()
+    extra = f", p_uncond = {run.config.p_uncond:g}" if kind == "class" else ""
+    st.caption(f"{note} Trained on {run.info.get('device', '?')} in {run.info.get('seconds', 0):.0f} s · "
+               f"D = {run.config.hidden}, {run.config.epochs} epochs{extra}.")
+    loss_panel(run, key=key, log_default=True)
+    st.subheader("Samples after each epoch")
+    snapshot_scrubber(run, key=key, caption=snapshot_caption)
+    return run
