@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.diffusion import VarianceType
+from lib.precision import infer
 from lib.sampling import sample
 from lib.schedules import Schedule, linear_schedule
 from lib.training import TrainConfig, to_uint8
@@ -62,8 +63,8 @@ class MnistDDPM:
     def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor):
         t_norm = torch.full((x_t.shape[0],), t / self.config.num_timesteps, device=x_t.device)
         if self.conditional:
-            return self.model(x_t, t_norm, cond.to(x_t)), None
-        return self.model(x_t, t_norm), None
+            return infer(self.model, x_t, t_norm, cond.to(x_t)), None
+        return infer(self.model, x_t, t_norm), None
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         digit = parse_digit_prompt(prompt)

@@ -17,6 +17,7 @@ import torch
 from lib import model_store
 from lib.data import Digits
 from lib.mnist_model import ddpm_snapshot
+from lib.precision import infer
 from lib.training import Progress, TrainConfig, TrainResult, default_device, to_uint8, train
 
 SNAPSHOT_DIGITS = 8  # test digits shown denoised after each epoch of the single-step denoiser
@@ -36,8 +37,7 @@ def snapshot_fn(config: TrainConfig, test: Digits) -> Callable[[torch.nn.Module,
         clean, noisy = denoiser_probe(test, config.sigma)
 
         def denoised(model, epoch):
-            with torch.no_grad():
-                out = model(noisy.to(next(model.parameters()).device)).cpu()
+            out = infer(model, noisy.to(next(model.parameters()).device)).cpu()
             return torch.cat([to_uint8(clean), to_uint8(noisy), to_uint8(out)])
 
         return denoised
@@ -101,7 +101,8 @@ class TrainingJobs:
             train_set, test_set = self._load_data()
             device = self._device or default_device()
             result = self._train_with_oom_retry(job, train_set, test_set, device)
-            model_store.store(result, {"seconds": result.seconds, "device": str(device), "data": train_set.note})
+            model_store.store(result, {"seconds": result.seconds, "device": str(device), "precision": result.precision,
+                                       "data": train_set.note})
             job.trained = model_store.load_run(model_store.cache_path(result.config))
             job.status = "done"
         except InterruptedError:

@@ -6,6 +6,11 @@ no DataLoader and no per-sample Python. Each batch draws fresh noise (and fresh 
 * ``denoiser`` (B1): z = x + σ ε, loss ‖D(z) − x‖², x ∈ [0, 1]; Adam, constant lr.
 * ``time`` / ``class`` (B2): x0 ∈ [−1, 1], t ~ U{0 … T−1}, x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε, loss ‖ε_θ(x_t, t/T[, c]) − ε‖²;
   Adam + ExponentialLR(γ = 0.1^(1/epochs)) stepped once per epoch; the class vector is zeroed with probability p_uncond.
+
+Close to the hardware without changing the maths: the forward/backward runs in bf16 autocast on channels_last where
+the hardware has bf16 units (``lib.precision``; weights, Adam and the loss stay fp32), Adam is the fused kernel on
+CUDA, and on CUDA the per-step losses are read back to the host every ``LOSS_SYNC_EVERY`` steps instead of after each
+step (a read is a device synchronisation that stalls the queue of launched kernels).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from lib import precision as mixed
 from lib.schedules import linear_schedule
 from lib.unets import build_model
 
@@ -30,6 +36,7 @@ SPEC_DEFAULTS = {
 
 
 _INIT_LOCK = threading.Lock()
+LOSS_SYNC_EVERY = {"cpu": 1, "cuda": 50}  # steps between loss read-backs (each one waits for the device)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class TrainResult:
     losses: list[float]
     snapshots: dict[int, torch.Tensor]
     seconds: float
+    precision: str = "fp32"  # what the forward/backward computed in ("fp32" or "bf16"), for the run's provenance
 
 
 def default_device() -> torch.device:
@@ -118,22 +126,28 @@ def train(
     device: torch.device | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    precision: str | None = None,
+    loss_sync_every: int | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``train_images`` ((N, 1, 28, 28) in [0, 1]) and ``train_labels`` ((N,) int).
 
     ``snapshot_fn(model, epoch)`` returns the uint8 grid recorded after each epoch in ``config.snapshot_epochs`` (and
-    after the last one). ``on_progress`` is called after every optimiser step; ``should_stop`` lets a caller cancel.
+    after the last one). ``on_progress`` is called whenever the losses have been read back (every
+    ``loss_sync_every`` optimiser steps, and at the end of each epoch); ``should_stop`` lets a caller cancel.
+    ``precision`` is "auto" (default: ``lib.precision.resolve``), "fp32" or "bf16".
     """
     config.validate()
     device = device or default_device()
+    precision = mixed.resolve(device, precision)
+    sync_every = loss_sync_every or LOSS_SYNC_EVERY.get(device.type, 1)
     gen = torch.Generator(device=device).manual_seed(config.seed)
     # The initial weights come from the global RNG: seed it under a lock (runs in other threads must not draw from it
     # meanwhile) and restore it afterwards, so the run depends on its seed alone.
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.hidden)
-    model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model = mixed.prepare(model.to(device), precision)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = None
     if config.model != "denoiser":
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / config.epochs))
@@ -148,23 +162,32 @@ def train(
     start = time.perf_counter()
     order = torch.empty(0, dtype=torch.long, device=device)
     cursor = 0
+    pending: list[torch.Tensor] = []  # losses of steps not yet read back
+
+    def read_back() -> None:
+        progress.losses.extend(torch.stack(pending).tolist())
+        progress.step += len(pending)
+        progress.seconds = time.perf_counter() - start
+        pending.clear()
+        if on_progress:
+            on_progress(progress)
+
     for epoch in range(1, config.epochs + 1):
         model.train()
-        for _ in range(steps_per_epoch):
+        for i in range(steps_per_epoch):
             if cursor >= len(order):  # a new shuffled pass (a short epoch continues where the last one stopped)
                 order = torch.randperm(n, generator=gen, device=device)
                 cursor = 0
             idx = order[cursor : cursor + config.batch_size]
             cursor += config.batch_size
-            loss = _loss(model, config, x_all[idx], y_all[idx], gen, abar if sched else None)
+            with mixed.autocast(device, precision):
+                loss = _loss(model, config, x_all[idx], y_all[idx], gen, abar if sched else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            progress.step += 1
-            progress.losses.append(float(loss.detach()))
-            progress.seconds = time.perf_counter() - start
-            if on_progress:
-                on_progress(progress)
+            pending.append(loss.detach())
+            if len(pending) >= sync_every or i == steps_per_epoch - 1:
+                read_back()
             if should_stop and should_stop():
                 raise InterruptedError("training cancelled")
         if sched:
@@ -176,13 +199,14 @@ def train(
             if on_progress:
                 on_progress(progress)
     model.eval()
-    return TrainResult(config, model, progress.losses, progress.snapshots, time.perf_counter() - start)
+    return TrainResult(config, model, progress.losses, progress.snapshots, time.perf_counter() - start, precision)
 
 
 def _loss(model, config: TrainConfig, x01: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, abar) -> torch.Tensor:
+    """The batch's MSE (always in fp32: under autocast the model's output may be bf16)."""
     noise = torch.randn(x01.shape, generator=gen, device=x01.device)
     if config.model == "denoiser":
-        return F.mse_loss(model(x01 + config.sigma * noise), x01)
+        return F.mse_loss(model(x01 + config.sigma * noise).float(), x01)
     x0 = 2 * x01 - 1
     b = x0.shape[0]
     t = torch.randint(0, config.num_timesteps, (b,), generator=gen, device=x0.device)
@@ -190,8 +214,8 @@ def _loss(model, config: TrainConfig, x01: torch.Tensor, labels: torch.Tensor, g
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
     t_norm = t.float() / config.num_timesteps
     if config.model == "time":
-        return F.mse_loss(model(x_t, t_norm), noise)
+        return F.mse_loss(model(x_t, t_norm).float(), noise)
     c = F.one_hot(labels, 10).float()
     keep = (torch.rand(b, 1, generator=gen, device=x0.device) >= config.p_uncond).float()
-    return F.mse_loss(model(x_t, t_norm, c * keep), noise)
+    return F.mse_loss(model(x_t, t_norm, c * keep).float(), noise)
 

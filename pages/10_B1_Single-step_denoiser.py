@@ -6,6 +6,7 @@ import torch
 
 from lib.images import grid, png_bytes
 from lib.plots import sweep_figure
+from lib.precision import infer
 from lib.runs import SNAPSHOT_DIGITS, denoiser_probe
 from ui.common import mnist
 from ui.sidebar import render_sidebar
@@ -38,8 +39,7 @@ run, note = run_to_show("denoiser", config)
 
 
 def denoise(x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return run.model(x.to(next(run.model.parameters()).device)).cpu()
+    return infer(run.model, x.to(next(run.model.parameters()).device)).cpu()
 
 
 with noising:

@@ -55,7 +55,7 @@ def main() -> None:
 
         result = run_training(config, train_set, test_set, device, on_progress=report)
         info = {"seconds": round(result.seconds, 1), "device": torch.cuda.get_device_name() if device.type == "cuda"
-                else f"CPU ({torch.get_num_threads()} threads)", "data": train_set.note,
+                else f"CPU ({torch.get_num_threads()} threads)", "precision": result.precision, "data": train_set.note,
                 "command": "python " + " ".join(sys.argv), "torch": torch.__version__}
         path = model_store.save_run(result, args.out / f"{kind}.safetensors", info, weights_dtype=torch.float16)
         print(f"saved {path} ({path.stat().st_size / 2**20:.1f} MB) in {result.seconds:.0f} s", flush=True)
