@@ -5,16 +5,16 @@ Workloads (the spec's configurations, ``TrainConfig.spec``):
   denoiser  single-step denoiser UNet, D = 128, batch 256, Adam lr 1e-4 (B1.2)
 
 Project: ``lib.training.train`` exactly as the app and scripts/train_models.py call it — MNIST resident on the device
-as one tensor, a randperm per pass, fresh noise / t / class dropout per batch — run for one short epoch of
-``warmup + timed`` steps (``steps_per_epoch``); the clock runs from the end of the last warm-up step to the end of the
-last timed step, read from ``on_progress`` (which ``train`` calls after every optimiser step, after its per-step
-``float(loss)``, so on CUDA the timestamps are synchronised). The end-of-run snapshot is outside the timed window.
+as one tensor, a randperm per pass, fresh noise / t / class dropout per batch, bf16 autocast on channels_last where the
+hardware has bf16 units (``--precision``), fused Adam on CUDA — run for one short epoch of ``warmup + timed`` steps
+(``steps_per_epoch``); the clock runs between loss read-backs (see ``project_throughput``). The end-of-run snapshot is
+outside the timed window.
 
 Baseline, written here: the straightforward course notebook loop — ``torchvision.datasets.MNIST(root,
 transform=ToTensor())`` through ``DataLoader(batch_size, shuffle=True)`` (no workers), fp32 eager, the same model,
 optimiser and loss, fresh noise per step and ``loss.item()`` per step, timed over the same numbers of steps.
 
-Run:  python bench/train_throughput.py [--quick] [--device cuda] [--models class,denoiser] [--threads N]
+Run:  python bench/train_throughput.py [--quick] [--device cuda] [--models class,denoiser] [--threads N] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -28,24 +28,33 @@ import torch.nn.functional as F  # noqa: E402
 
 from lib.data import load_mnist  # noqa: E402
 from lib.schedules import linear_schedule  # noqa: E402
+from lib.precision import PRECISIONS, resolve  # noqa: E402
 from lib.training import TrainConfig, train  # noqa: E402
 from lib.unets import build_model  # noqa: E402
 
 
-def project_throughput(config: TrainConfig, images01, labels, device, warmup: int) -> float:
-    """img/s of ``lib.training.train`` over the steps after ``warmup``."""
-    stamps: list[float] = []
+def project_throughput(config: TrainConfig, images01, labels, device, warmup: int, precision: str | None) -> float:
+    """img/s of ``lib.training.train`` between the first loss read-back at or after ``warmup`` steps and the last one.
+
+    ``train`` calls ``on_progress`` after each read-back of the losses (every step on a CPU, every
+    ``LOSS_SYNC_EVERY`` steps on CUDA) and a read-back waits for the device, so these timestamps are synchronised.
+    """
+    stamps: list[tuple[int, float]] = []
 
     def on_progress(progress):
-        if len(stamps) < progress.step:  # once per optimiser step (snapshots call it again at the end of an epoch)
-            stamps.append(time.perf_counter())
+        if not stamps or stamps[-1][0] < progress.step:  # the end-of-run snapshot reports the same step again
+            stamps.append((progress.step, time.perf_counter()))
 
     def no_snapshot(model, epoch):  # called after the timed window; the app's snapshot sampler is not being measured
         return torch.zeros(0, 28, 28, dtype=torch.uint8)
 
-    train(config, images01, labels, snapshot_fn=no_snapshot, device=device, on_progress=on_progress)
-    timed_steps = len(stamps) - warmup
-    return timed_steps * config.batch_size / (stamps[-1] - stamps[warmup - 1])
+    train(config, images01, labels, snapshot_fn=no_snapshot, device=device, on_progress=on_progress,
+          precision=precision)
+    first = next(i for i, (step, _) in enumerate(stamps) if step >= warmup)
+    (s0, t0), (s1, t1) = stamps[first], stamps[-1]
+    if s1 == s0:
+        raise SystemExit("too few steps between loss read-backs to time: raise --steps")
+    return (s1 - s0) * config.batch_size / (t1 - t0)
 
 
 def baseline_throughput(config: TrainConfig, root, device, warmup: int, timed: int) -> float:
@@ -114,6 +123,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 2; 1 with --quick)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 10; 3 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="measurements of each (median; default 2, 1 with --quick)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="the project's precision (default auto: bf16 where the hardware has bf16 units)")
     args = p.parse_args()
     device = setup(args)
     warmup = args.warmup or (1 if args.quick else 2)
@@ -124,7 +135,8 @@ def main() -> None:
     if digits.source != "mnist":
         raise SystemExit(f"expected the full MNIST training split, got: {digits.note}")
     images01, labels = digits.as_float(), digits.labels
-    print(f"data: {digits.note} warm-up {warmup} steps, timed {steps} steps, {repeats} repeat(s), median reported\n")
+    print(f"data: {digits.note} warm-up {warmup} steps, timed {steps} steps, {repeats} repeat(s), median reported")
+    print(f"project precision: {resolve(device, args.precision)} (baseline: fp32)\n")
 
     print(f"input pipeline alone (torchvision MNIST + ToTensor + DataLoader, batch 128, no workers): "
           f"{loader_only_throughput(root, 128, 20 if args.quick else 100):.0f} img/s\n")
@@ -132,7 +144,7 @@ def main() -> None:
         config = TrainConfig.spec(kind, epochs=1, steps_per_epoch=warmup + steps, snapshot_epochs=())
         proj, base = [], []
         for _ in range(repeats):  # interleaved, so a slow patch of the machine hits both
-            proj.append(project_throughput(config, images01, labels, device, warmup))
+            proj.append(project_throughput(config, images01, labels, device, warmup, args.precision))
             base.append(baseline_throughput(config, root, device, warmup, steps))
             print(f"  {kind}: project {proj[-1]:.1f} img/s, baseline {base[-1]:.1f} img/s", flush=True)
         report(f"train {kind} (D={config.hidden}, batch {config.batch_size}, Adam lr {config.lr:g})", "img/s",

@@ -221,13 +221,25 @@ def stride_control(key: str, default: int = DEFAULT_STRIDE) -> int:
              "full 300-step DDPM (slower on a CPU).")
 
 
+# Encoding the frames (a PNG per animation frame, a palette per GIF frame) costs ≈ 0.3 s on a CPU: a rerun that moves
+# another widget finds both here. The figure is a shared resource (st.plotly_chart copies it, never changes it).
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _animation(frames: list[np.ndarray], labels: list[str]):
+    return animation_figure(frames, labels)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _gif(frames: list[np.ndarray]) -> bytes:
+    return gif_bytes(frames)
+
+
 def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) -> None:
     """The recorded denoising frames as a plotly animation (x_t or the x̂0 estimate) and as a GIF download."""
     show = st.radio("Show", ("x_t (the sample being denoised)", "x̂0 (the model's clean estimate at that step)"),
                     horizontal=True, key=f"{key}_show")
     frames = recorder.x_frames if show.startswith("x_t") else recorder.x0_frames
-    st.plotly_chart(animation_figure(frames, recorder.labels), key=f"{key}_anim", width="content")
-    st.download_button("Download GIF", gif_bytes(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
+    st.plotly_chart(_animation(frames, recorder.labels), key=f"{key}_anim", width="content")
+    st.download_button("Download GIF", _gif(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
 
 
 def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: str) -> model_store.TrainedModel:
