@@ -1,7 +1,9 @@
 """Part-B sampling: the B3 page's 10 × 4 class-conditioned grid with CFG γ = 5, strided vs the full chain, with quality.
 
-Project: ``lib.mnist_model.class_grid`` (what the page calls) on the shipped class model, at the page's default stride
-10 (T = 300 → 30 denoising steps, each one batched call of 80 = 40 images × {cond, uncond}).
+Project: ``lib.mnist_model.class_grid`` (what the page calls) on the shipped class model, at the page's default grid
+stride (``ui.training_panel.GRID_STRIDE``: 10 — T = 300 → 30 denoising steps — or 30 on a CPU without bf16 units), each
+step one batched call of 80 = 40 images × {cond, uncond}, at the app's precision (``lib.precision``: bf16 autocast
+where the hardware has it).
 Baseline: the same grid along the spec's full 300-step chain (stride 1), eager fp32.
 Target: ≤ 5 s for the strided grid on the 2-core CPU.
 
@@ -15,6 +17,7 @@ Run:  python bench/sampling.py [--quick] [--device cuda] [--model data/models/cl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from common import ROOT, median, mnist_root, parser, report, setup, timed
@@ -27,7 +30,8 @@ from lib.mnist_model import MnistDDPM, class_grid  # noqa: E402
 from lib.model_store import load_run, shipped_path  # noqa: E402
 from lib.training import TrainConfig  # noqa: E402
 from lib.unets import build_model  # noqa: E402
-from ui.training_panel import DEFAULT_STRIDE  # noqa: E402  (the B3 page's default sampling stride)
+from lib.precision import ENV_VAR, resolve  # noqa: E402
+from ui.training_panel import GRID_STRIDE  # noqa: E402  (the B3 page's default stride for the 40-digit grid)
 
 GRID_TARGET_S = 5.0
 
@@ -80,7 +84,7 @@ def load_denoiser(path: Path, device) -> tuple[MnistDDPM, bool]:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--model", type=Path, default=shipped_path("class"), help="a saved class-model run")
-    p.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help=f"the strided grid's stride (page default {DEFAULT_STRIDE})")
+    p.add_argument("--stride", type=int, default=GRID_STRIDE, help=f"the strided grid's stride (page default here: {GRID_STRIDE})")
     p.add_argument("--scale", type=float, default=5.0, help="CFG scale γ")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-class", type=int, default=None, help="samples per digit (default 4; 1 with --quick)")
@@ -90,6 +94,7 @@ def main() -> None:
     per_class = args.per_class or (1 if args.quick else 4)
     repeats = args.repeats or (1 if args.quick else 3)
     den, trained = load_denoiser(args.model if args.model.is_absolute() else ROOT / args.model, device)
+    print(f"project precision: {resolve(device)}; baseline: fp32")
 
     samples: dict[int, torch.Tensor] = {}  # stride -> the grid of its last timed run (same seed: same images)
 
@@ -100,6 +105,7 @@ def main() -> None:
     if not args.quick:
         grid(args.stride)  # warm-up (allocator, kernels)
     strided_s = timed(lambda: grid(args.stride), device, repeats)
+    os.environ[ENV_VAR] = "fp32"  # the baseline: plain fp32
     full_s = timed(lambda: grid(1), device, 1)
     n = 10 * per_class
     print(f"grid: {n} samples (10 digits × {per_class}), CFG γ = {args.scale:g}, seed {args.seed}; strided runs "

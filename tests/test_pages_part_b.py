@@ -22,6 +22,7 @@ import ui.training_panel
 from ui.training_panel import GRID_STRIDE
 from lib import model_store
 from lib.data import Digits, load_mnist
+from lib.precision import infer
 from lib.runs import TrainingJobs, denoiser_probe, run_training
 from lib.schedules import linear_schedule
 from lib.training import TrainConfig
@@ -172,8 +173,7 @@ def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits)
     expected = []
     for s in SIGMAS:
         clean, noisy = denoiser_probe(digits[1], s, 0)
-        with torch.no_grad():
-            expected.append(float(torch.mean((tiny.model(noisy) - clean) ** 2)))
+        expected.append(float(torch.mean((infer(tiny.model, noisy) - clean) ** 2)))  # at the app's precision
     assert sweep["data"][0]["x"] == list(SIGMAS)
     assert np.allclose(values(sweep["data"][0]["y"]), expected, rtol=1e-4)
 

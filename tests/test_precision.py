@@ -93,3 +93,20 @@ def test_bf16_sampling_gives_the_fp32_images(monkeypatch):
     diff = (grids["bf16"] - grids["fp32"]).abs()
     assert diff.mean() < 0.03, diff.mean()  # images in [−1, 1]: 0.03 is under 4 grey levels of 255
     assert (diff > 0.5).float().mean() < 0.01, "no pixel flips from ink to paper"
+
+
+def test_bf16_denoising_matches_fp32(monkeypatch, mnist_test):
+    """The shipped single-step denoiser on noisy test digits: the two precisions give the same picture and error."""
+    if not model_store.shipped_path("denoiser").exists():
+        pytest.skip("shipped denoiser missing")
+    model = model_store.load_run(model_store.shipped_path("denoiser")).model
+    x = mnist_test.as_float()[:32]
+    z = x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for p in ("fp32", "bf16"):
+        monkeypatch.setenv(precision.ENV_VAR, p)
+        out[p] = precision.infer(model, z)
+    assert out["bf16"].dtype == torch.float32
+    assert (out["bf16"] - out["fp32"]).abs().mean() < 0.01  # images in [0, 1]: under 3 grey levels
+    mse = {p: float(torch.mean((o - x) ** 2)) for p, o in out.items()}
+    assert abs(mse["bf16"] - mse["fp32"]) < 0.02 * mse["fp32"], mse

@@ -21,6 +21,7 @@ from lib.data import Digits
 from lib.images import gif_bytes, grid, png_bytes
 from lib.mnist_model import MnistDDPM
 from lib.plots import TrajectoryRecorder, animation_figure, loss_figure, schedule_figure
+from lib.precision import bf16_is_fast
 from lib.runs import Job
 from lib.training import TrainConfig, default_device
 from lib.schedules import linear_schedule
@@ -37,8 +38,9 @@ BATCH_OPTIONS = (32, 64, 128, 256, 512)
 SAMPLE_STRIDES = (1, 2, 5, 10, 20, 30)
 STRIDES = (1, 2, 3, 5, 10, 15, 20, 30, 50)
 DEFAULT_STRIDE = 10  # T = 300 → 30 denoising steps, responsive on a CPU
-# 40 digits with guidance are 80 UNet passes per step (≈ 0.5 s on a 2-core CPU at D = 64): 10 steps there
-GRID_STRIDE = DEFAULT_STRIDE if torch.cuda.is_available() else 30
+# 40 digits with guidance are 80 UNet passes per step: ≈ 70 ms on a 2-core CPU with bf16 units (30 steps ≈ 2–3 s),
+# ≈ 0.25 s in fp32 on one without — 10 steps there (bench/RESULTS.md §2)
+GRID_STRIDE = DEFAULT_STRIDE if torch.cuda.is_available() or bf16_is_fast("cpu") else 30
 
 
 def run_key(run: model_store.TrainedModel) -> str:
@@ -96,8 +98,10 @@ def config_controls(kind: str, train_set: Digits) -> TrainConfig:
     if default_device().type == "cpu":
         spec = TrainConfig.spec(kind)
         spec_steps = spec.steps_in_epoch(len(train_set)) * spec.epochs
-        st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes hours on "
-                   "this CPU (a Colab T4 takes minutes). Keep **Short run** on for a run of a few minutes.")
+        speed = ("about an hour even with this CPU's bf16 units" if bf16_is_fast("cpu")
+                 else "hours on this CPU (it has no bf16 units, so training runs in fp32)")
+        st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes {speed}; "
+                   "a GPU takes minutes. Keep **Short run** on for a run of a few minutes.")
     return config
 
 
