@@ -15,6 +15,8 @@ from lib.training import TrainConfig, train
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# the training equivalences on every device: on CUDA the fast path also means fused Adam and batched loss read-back
+DEVICES = [pytest.param(CPU, id="cpu"), pytest.param(torch.device("cuda"), id="cuda", marks=pytest.mark.gpu)]
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,8 @@ def digits(mnist_train) -> Digits:
     return Digits(mnist_train.images[:4000].clone(), mnist_train.labels[:4000].clone(), mnist_train.source, "")
 
 
-def run(config: TrainConfig, digits: Digits, **kwargs):
-    return train(config, digits.as_float(), digits.labels, snapshot_fn=lambda m, e: torch.zeros(0), device=CPU,
+def run(config: TrainConfig, digits: Digits, device: torch.device = CPU, **kwargs):
+    return train(config, digits.as_float(), digits.labels, snapshot_fn=lambda m, e: torch.zeros(0), device=device,
                  **kwargs)
 
 
@@ -40,11 +42,12 @@ def test_auto_picks_bf16_only_where_the_hardware_has_it(monkeypatch):
         precision.resolve(CPU, "fp16")
 
 
-def test_bf16_training_follows_the_fp32_loss_curve(digits):
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_training_follows_the_fp32_loss_curve(digits, device):
     """Same seed, same batches, same noise: the two loss curves agree within bf16's rounding, window by window."""
     config = TrainConfig.spec("class", hidden=16, batch_size=64, epochs=2, steps_per_epoch=40, snapshot_epochs=())
-    fp32 = torch.tensor(run(config, digits, precision="fp32").losses)
-    bf16 = run(config, digits, precision="bf16")
+    fp32 = torch.tensor(run(config, digits, device, precision="fp32").losses)
+    bf16 = run(config, digits, device, precision="bf16")
     assert bf16.precision == "bf16"
     bf16 = torch.tensor(bf16.losses)
     assert fp32[-10:].mean() < 0.5 * fp32[:10].mean(), "the run must actually learn for the comparison to mean much"
@@ -52,7 +55,7 @@ def test_bf16_training_follows_the_fp32_loss_curve(digits):
     rel = (windows(bf16) - windows(fp32)).abs() / windows(fp32)
     assert rel.max() < 0.05, rel
     # ...and the difference is rounding, not a different run: another seed in fp32 differs by more, step by step
-    other = torch.tensor(run(replace(config, seed=1), digits, precision="fp32").losses)
+    other = torch.tensor(run(replace(config, seed=1), digits, device, precision="fp32").losses)
     assert (bf16 - fp32).abs().mean() < 0.5 * (other - fp32).abs().mean()
 
 
@@ -67,14 +70,18 @@ def test_weights_stay_fp32_and_save_contiguously(digits, tmp_path):
     assert loaded.info["precision"] == "bf16"
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("every", [1, 7, 100])
-def test_reading_losses_back_in_batches_changes_nothing(digits, every):
+def test_reading_losses_back_in_batches_changes_nothing(digits, every, device):
     config = TrainConfig.spec("time", hidden=8, batch_size=16, epochs=2, steps_per_epoch=10, snapshot_epochs=())
     seen = []
-    result = run(config, digits, precision="fp32", loss_sync_every=every,
+    result = run(config, digits, device, precision="fp32", loss_sync_every=every,
                  on_progress=lambda p: seen.append((p.step, len(p.losses))))
-    reference = run(config, digits, precision="fp32", loss_sync_every=1)
-    assert result.losses == reference.losses
+    reference = run(config, digits, device, precision="fp32", loss_sync_every=1)
+    if device.type == "cpu":
+        assert result.losses == reference.losses
+    else:  # cuDNN's backward kernels may sum in a different order from run to run
+        torch.testing.assert_close(torch.tensor(result.losses), torch.tensor(reference.losses), rtol=1e-4, atol=0)
     assert all(step == n for step, n in seen), "progress.step always counts the losses read back"
     # reported every `every` steps and at the end of each epoch (plus the final snapshot report)
     expected = sorted({*range(every, 11, every), 10} | {10 + s for s in range(every, 11, every)} | {20})
