@@ -18,8 +18,8 @@ st.set_page_config(page_title="B3 · Class-conditioned DDPM · Diffusion Lab", l
 render_sidebar()
 st.title("B3 · Class-conditioned DDPM with classifier-free guidance")
 st.latex(r"\text{unflatten} \leftarrow c_1(\mathbf{c}) \odot \text{unflatten} + t_1(t/T),\qquad "
-         r"\text{up}_1 \leftarrow c_2(\mathbf{c}) \odot \text{up}_1 + t_2(t/T),\qquad "
-         r"\mathbf{c} = \text{one-hot(digit)}\ \text{or}\ \mathbf{0}\ \text{with prob. } p_\text{uncond} = 0.1")
+         r"\text{up}_1 \leftarrow c_2(\mathbf{c}) \odot \text{up}_1 + t_2(t/T)")
+st.latex(r"\mathbf{c} = \text{one-hot(digit)}\ \text{or}\ \mathbf{0}\ \text{with prob. } p_\text{uncond} = 0.1")
 st.latex(r"\hat\varepsilon = \varepsilon_\theta(x_t, t, \varnothing) + "
          r"\gamma\,\big(\varepsilon_\theta(x_t, t, \mathbf{c}) - \varepsilon_\theta(x_t, t, \varnothing)\big)")
 st.markdown(
