@@ -30,7 +30,7 @@ from ui.common import mnist, shipped, trained, training_jobs
 POLL_SECONDS = 1.0
 # B1: rows clean / noisy / denoised; B2: 4 rows of 10 samples; B3: one row of 4 per digit
 SNAPSHOT_COLUMNS = {"denoiser": 8, "time": 10, "class": 4}
-SHORT_STEPS = {"denoiser": 16, "time": 25, "class": 50}  # the short epochs the shipped CPU models were trained with
+SHORT_STEPS = {"denoiser": 16, "time": 25, "class": 50}  # batches per epoch of a "short run" (minutes on a CPU)
 MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30}
 HIDDEN_OPTIONS = (8, 16, 32, 64, 128)
 LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
