@@ -28,9 +28,9 @@ from torch import nn  # noqa: E402
 from lib.data import load_mnist  # noqa: E402
 from lib.mnist_model import MnistDDPM, class_grid  # noqa: E402
 from lib.model_store import load_run, shipped_path  # noqa: E402
+from lib.precision import ENV_VAR, resolve  # noqa: E402
 from lib.training import TrainConfig  # noqa: E402
 from lib.unets import build_model  # noqa: E402
-from lib.precision import ENV_VAR, resolve  # noqa: E402
 from ui.training_panel import GRID_STRIDE  # noqa: E402  (the B3 page's default stride for the 40-digit grid)
 
 GRID_TARGET_S = 5.0
