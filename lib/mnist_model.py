@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.diffusion import VarianceType
-from lib.precision import infer
+from lib.precision import for_inference, infer
 from lib.sampling import sample
 from lib.schedules import Schedule, linear_schedule
 from lib.training import TrainConfig, to_uint8
@@ -53,7 +53,7 @@ class MnistDDPM:
     dtype = torch.float32
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device | str = "cpu"):
-        self.model = model.to(device).eval()
+        self.model = for_inference(model, device)
         self.config = config
         self.device = torch.device(device)
         self.schedule: Schedule = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from lib import cache
+from lib.precision import for_inference
 from lib.training import TrainConfig, TrainResult
 from lib.unets import build_model
 
@@ -61,7 +62,7 @@ def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedModel:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise cache.CorruptEntry(f"{Path(path).name}: not a Diffusion Lab run ({err})") from err
     snapshots = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("snapshot.")}
-    return TrainedModel(config, model.to(device).eval(), tensors["loss"].tolist(), dict(sorted(snapshots.items())),
+    return TrainedModel(config, for_inference(model, device), tensors["loss"].tolist(), dict(sorted(snapshots.items())),
                         json.loads(meta.get("info", "{}")))
 
 

@@ -59,10 +59,20 @@ def prepare(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last if fast else torch.contiguous_format)
 
 
+def for_inference(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
+    """``model`` on ``device``, in eval mode and in the memory format of the app's precision there (in place).
+
+    Done once, when a model is loaded, not in ``infer``: re-walking the parameters costs ~1.4 ms a call, nothing next
+    to a CPU denoising step (~450 ms) but more than a small UNet's whole step on a GPU."""
+    device = torch.device(device)
+    return prepare(model.to(device).eval(), resolve(device))
+
+
 def infer(model: torch.nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-    """``model(*inputs)`` for inference at the app's precision for the model's device; the output is fp32."""
+    """``model(*inputs)`` for inference at the app's precision for the model's device; the output is fp32.
+
+    Any memory format gives the same result; ``for_inference`` (or ``lib.training.train``) sets the fast one."""
     device = next(model.parameters()).device
     precision = resolve(device)
-    prepare(model, precision)
     with torch.no_grad(), autocast(device, precision):
         return model(*inputs).float()

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lib import cache, model_store
+from lib import cache, model_store, precision
 from lib.cache import DIGEST_KEY, CorruptEntry, config_key, evict, load_entry, save_entry, tensors_digest
 from lib.training import TrainConfig, TrainResult
 from lib.unets import build_model
@@ -259,7 +259,8 @@ def tiny_result(seed=0, **overrides) -> TrainResult:
         model.train()(torch.randn(4, 1, 28, 28), torch.rand(4), torch.eye(10)[:4])
     g = torch.Generator().manual_seed(seed)
     snapshots = {e: torch.randint(0, 256, (40, 28, 28), generator=g, dtype=torch.int64).to(torch.uint8) for e in (1, 2)}
-    return TrainResult(config, model.eval(), [1.0, 0.5, 0.375, 0.25, 0.125, 0.0625], snapshots, 1.5)
+    model = precision.prepare(model.eval(), "fp32")  # the layout lib.training.train leaves a CPU model in
+    return TrainResult(config, model, [1.0, 0.5, 0.375, 0.25, 0.125, 0.0625], snapshots, 1.5)
 
 
 def assert_same_run(trained: model_store.TrainedModel, result: TrainResult):

@@ -71,6 +71,9 @@ def test_weights_stay_fp32_and_save_contiguously(digits, tmp_path):
     saved, trained = loaded.model.state_dict(), result.model.state_dict()
     assert all(torch.equal(saved[k], trained[k]) for k in trained)
     assert loaded.info["precision"] == "bf16"
+    # loading prepares the model for inference once (eval mode, channels_last on a CPU); ``infer`` does not re-walk it
+    convs = [p for p in loaded.model.parameters() if p.dim() == 4]
+    assert not loaded.model.training and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
 
 
 @pytest.mark.parametrize("device", DEVICES)
