@@ -95,6 +95,13 @@ class Progress:
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # epoch -> uint8 grid images (N, 28, 28)
     seconds: float = 0.0
 
+    def seconds_left(self) -> float | None:
+        """The time to the last step at the mean pace so far, seconds · (total − step) / step; None before the first
+        step. Time spent on snapshot grids is in ``seconds``, so it counts in the pace once it has been spent."""
+        if not self.step or not self.total_steps:
+            return None
+        return self.seconds * (self.total_steps - self.step) / self.step
+
 
 @dataclass
 class TrainResult:

@@ -23,9 +23,9 @@ from ui.training_panel import GRID_STRIDE
 from lib import model_store
 from lib.data import Digits, load_mnist
 from lib.precision import infer
-from lib.runs import TrainingJobs, denoiser_probe, run_training
+from lib.runs import Job, TrainingJobs, denoiser_probe, run_training
 from lib.schedules import linear_schedule
-from lib.training import TrainConfig
+from lib.training import Progress, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = "Home.py"
@@ -236,6 +236,34 @@ def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkey
     assert np.allclose(values(loss["data"][0]["y"]), job.trained.losses) and len(job.trained.losses) == 3
     assert len(sweep["data"][0]["y"]) == len(SIGMAS)
     assert model_store.cache_path(job.config).exists()  # stored in the (isolated) cache for later sessions
+
+
+class OneRunningJob:
+    """A ``TrainingJobs`` stand-in holding one job mid-run for every configuration of width ``hidden``."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    def get(self, config: TrainConfig) -> Job | None:
+        return self.job if config.hidden == self.job.config.hidden else None
+
+
+def test_b1_live_view_shows_progress_time_left_and_cancels(shipped, monkeypatch):
+    config = TrainConfig.spec("denoiser", hidden=8, epochs=4)
+    losses = [0.2 - 0.001 * i for i in range(100)]
+    job = Job(config, Progress(step=100, total_steps=400, epoch=1, losses=losses, seconds=50.0))
+    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
+    at = open_page(B1)
+    run(at.select_slider(key="b_denoiser_hidden").set_value(8))
+    (progress,) = at.get("progress")
+    assert progress.proto.value == 25  # percent
+    # 50 s for 100 of 400 steps: 150 s to go at that pace
+    assert progress.proto.text == "Epoch 2/4 · step 100/400 · loss 0.1010 · 50 s, about 2 min left"
+    live = next(f for f in figures(at) if f["layout"]["title"]["text"] == "Live training loss")
+    assert np.allclose(values(live["data"][0]["y"]), losses)
+    assert at.button(key="b1_train").disabled
+    run(at.button(key="b1_cancel").click())
+    assert job.cancel.is_set()
 
 
 # --- B2 -----------------------------------------------------------------------------------------------------------

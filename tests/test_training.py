@@ -221,6 +221,12 @@ def test_progress_defaults_are_independent():
     assert b.losses == [] and b.snapshots == {}
 
 
+def test_seconds_left_extrapolates_the_mean_pace():
+    assert Progress(total_steps=40).seconds_left() is None  # no step yet: no pace
+    assert Progress(step=10, total_steps=40, seconds=5.0).seconds_left() == 15.0
+    assert Progress(step=40, total_steps=40, seconds=20.0).seconds_left() == 0.0
+
+
 def test_parallel_runs_reproduce_their_serial_losses(small_train):
     """Training jobs run in threads side by side; each must still depend on its own seed only."""
     import threading

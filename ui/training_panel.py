@@ -169,7 +169,8 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
     total = p.total_steps
     st.progress(min(p.step / total, 1.0),
                 text=f"Epoch {min(p.epoch + 1, job.config.epochs)}/{job.config.epochs} · step {p.step:,}/{total:,}"
-                     f" · loss {p.losses[-1]:.4f} · {p.seconds:.0f} s" if p.losses else "Training: first step…")
+                     f" · loss {p.losses[-1]:.4f} · {p.seconds:.0f} s, about {_duration(p.seconds_left())} left"
+                     if p.losses else "Training: first step…")
     if p.losses:
         st.plotly_chart(loss_figure(list(p.losses), log_y=log_y, steps_per_epoch=total // job.config.epochs,
                                     title="Live training loss"), key=f"{key}_live_loss")
@@ -180,6 +181,14 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
                  caption=f"Snapshot after epoch {epoch}")
     if st.button("Cancel training", key=f"{key}_cancel"):
         job.cancel.set()
+
+
+def _duration(seconds: float) -> str:
+    """"40 s", "12 min", "2 h 05 min"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 # --- a finished run --------------------------------------------------------------------------------------------------
