@@ -101,7 +101,8 @@ def config_controls(kind: str, train_set: Digits) -> TrainConfig:
         speed = ("about an hour even with this CPU's bf16 units" if bf16_is_fast("cpu")
                  else "hours on this CPU (it has no bf16 units, so training runs in fp32)")
         st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes {speed}; "
-                   "a GPU takes minutes. Keep **Short run** on for a run of a few minutes.")
+                   "a GPU takes minutes. Keep **Short run** on for minutes rather than hours; once a run "
+                   "starts, its progress bar says how long is left.")
     return config
 
 
@@ -181,6 +182,14 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
                  caption=f"Snapshot after epoch {epoch}")
     if st.button("Cancel training", key=f"{key}_cancel"):
         job.cancel.set()
+
+
+def no_model_yet(what: str, kind: str) -> None:
+    """Say that there is nothing to show until the user trains ``what``, and stop the page there."""
+    st.info(f"No trained {what} yet (the shipped data/models/{kind}.safetensors is missing). Press **Train** above: "
+            "a short run takes minutes on a GPU or on a CPU with bf16 units, up to about an hour on other CPUs, and "
+            "its progress bar says how long is left.")
+    st.stop()
 
 
 def _duration(seconds: float) -> str:
@@ -280,9 +289,7 @@ def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: st
     st.header("3 · Results")
     label = "time-conditioned" if kind == "time" else "class-conditioned"
     if run is None:
-        st.info(f"No trained {label} DDPM yet (the shipped data/models/{kind}.safetensors is missing). Press "
-                "**Train** above — a short run takes a few minutes on a CPU.")
-        st.stop()
+        no_model_yet(f"{label} DDPM", kind)
     extra = f", p_uncond = {run.config.p_uncond:g}" if kind == "class" else ""
     st.caption(f"{note} Trained on {run.info.get('device', '?')} in {run.info.get('seconds', 0):.0f} s · "
                f"D = {run.config.hidden}, {run.config.epochs} epochs{extra}.")
