@@ -193,7 +193,7 @@ def no_model_yet(what: str, kind: str) -> None:
 
 
 def _duration(seconds: float) -> str:
-    """"40 s", "12 min", "2 h 05 min"."""
+    """A duration as people say it: 40 s, 12 min, 2 h 05 min."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
