@@ -150,7 +150,7 @@ def test_training_registry_shares_one_run_and_does_not_block_sampling(
 
 
 @pytest.mark.slow
-def test_shipped_model_loaded_once_per_process_across_sessions(tmp_path, monkeypatch):
+def test_shipped_model_loaded_once_per_process_across_sessions(tmp_path, monkeypatch, mnist_root):
     """``st.cache_resource`` is process-wide: concurrent and later sessions of the class-conditioned page (each an
     AppTest with its own script thread, like browser sessions of one server) load the shipped model once."""
     from streamlit.testing.v1 import AppTest

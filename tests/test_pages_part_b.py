@@ -346,7 +346,8 @@ def test_ddpm_pages_without_a_shipped_model_offer_training(nothing_shipped, page
 
 
 @pytest.mark.parametrize("page,kind", [(B1, "denoiser"), (B2, "time"), (B3, "class")])
-def test_pages_open_on_the_real_shipped_models(page, kind, isolated_cache):
+def test_pages_open_on_the_real_shipped_models(page, kind, isolated_cache, mnist_root):
+    """The pages show the shipped models only for the data they were trained on: full MNIST (skips without it)."""
     if not model_store.shipped_path(kind).exists():
         pytest.skip(f"data/models/{kind}.safetensors not trained yet")
     st.cache_data.clear()
