@@ -98,6 +98,16 @@ def load_entry(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return tensors, metadata
 
 
+def read_metadata(path: str | Path) -> dict[str, str] | None:
+    """An entry's metadata from its header alone (no tensor is read, nothing verified); None if it is missing or
+    unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError):
+        return None
+
+
 def evict(folder: str | Path, max_bytes: int, keep: tuple[Path, ...] = ()) -> list[Path]:
     """Delete least-recently-used ``*.safetensors`` in ``folder`` until the total is ≤ ``max_bytes``.
 

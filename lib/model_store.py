@@ -70,6 +70,11 @@ def cache_path(config: TrainConfig) -> Path:
     return CACHE_DIR / f"{config.model}-{cache.config_key(config.as_dict())}.safetensors"
 
 
+def resume_path(config: TrainConfig) -> Path:
+    """Where a run of ``config`` keeps its resumable state (``lib.resume``) while it is unfinished."""
+    return CACHE_DIR / f"{config.model}-{cache.config_key(config.as_dict())}.resume.safetensors"
+
+
 def shipped_path(model_kind: str) -> Path:
     return SHIPPED_DIR / f"{model_kind}.safetensors"
 
@@ -80,15 +85,9 @@ def shipped_config(model_kind: str) -> TrainConfig | None:
     None when there is no shipped file or its header is unreadable (a damaged file counts as absent; ``load_run``
     would reject it anyway).
     """
-    path = shipped_path(model_kind)
-    if not path.exists():
-        return None
-    from safetensors import SafetensorError, safe_open
-
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return config_from_json((f.metadata() or {})["config"])
-    except (SafetensorError, OSError, KeyError, TypeError, ValueError):
+        return config_from_json((cache.read_metadata(shipped_path(model_kind)) or {})["config"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 

@@ -15,16 +15,21 @@ step (a read is a device synchronisation that stalls the queue of launched kerne
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from lib import precision as mixed
+from lib import resume as saved_state
+from lib.cache import CorruptEntry
 from lib.schedules import linear_schedule
 from lib.unets import build_model
 
@@ -37,6 +42,7 @@ SPEC_DEFAULTS = {
 
 _INIT_LOCK = threading.Lock()
 LOSS_SYNC_EVERY = {"cpu": 1, "cuda": 50}  # steps between loss read-backs (each one waits for the device)
+SAVE_EVERY_SECONDS = 300.0  # how often a resumable run saves its state (~1 s for the B1 denoiser's 96 MB)
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,8 @@ class Progress:
     epoch: int = 0
     losses: list[float] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # epoch -> uint8 grid images (N, 28, 28)
-    seconds: float = 0.0
+    seconds: float = 0.0  # training time, summed over every stretch of a resumed run
+    resumed_at: list[int] = field(default_factory=list)  # steps at which the run continued from a saved state
 
     def seconds_left(self) -> float | None:
         """The time to the last step at the mean pace so far, seconds · (total − step) / step; None before the first
@@ -111,6 +118,7 @@ class TrainResult:
     snapshots: dict[int, torch.Tensor]
     seconds: float
     precision: str = "fp32"  # what the forward/backward computed in ("fp32" or "bf16"), for the run's provenance
+    resumed_at: list[int] = field(default_factory=list)  # steps at which it continued from a saved state
 
 
 def default_device() -> torch.device:
@@ -135,6 +143,8 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     precision: str | None = None,
     loss_sync_every: int | None = None,
+    resume: Path | None = None,
+    save_every: float = SAVE_EVERY_SECONDS,
 ) -> TrainResult:
     """Train ``config.model`` on ``train_images`` ((N, 1, 28, 28) in [0, 1]) and ``train_labels`` ((N,) int).
 
@@ -142,11 +152,108 @@ def train(
     after the last one). ``on_progress`` is called whenever the losses have been read back (every
     ``loss_sync_every`` optimiser steps, and at the end of each epoch); ``should_stop`` lets a caller cancel.
     ``precision`` is "auto" (default: ``lib.precision.resolve``), "fp32" or "bf16".
+
+    With ``resume`` (a file path) the run is resumable (``lib.resume``): it continues from the state saved there, if
+    any, saves its state there every ``save_every`` seconds and when cancelled, and deletes the file once it is done.
     """
     config.validate()
     device = device or default_device()
     precision = mixed.resolve(device, precision)
     sync_every = loss_sync_every or LOSS_SYNC_EVERY.get(device.type, 1)
+    gen, model, opt, sched = _fresh_run(config, device, precision)
+    abar = None  # ᾱ_t of the DDPMs' schedule
+    if config.model != "denoiser":
+        abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod
+        abar = abar.to(device=device, dtype=torch.float32)
+
+    x_all = train_images.to(device)
+    y_all = train_labels.to(device)
+    n = x_all.shape[0]
+    steps_per_epoch = config.steps_in_epoch(n)
+    progress = Progress(total_steps=steps_per_epoch * config.epochs)
+    order = torch.empty(0, dtype=torch.long, device=device)
+    cursor = 0
+    config_json = json.dumps(config.as_dict(), sort_keys=True)
+    if resume:
+        try:
+            restored = saved_state.load(resume, config_json, device, precision, progress, model, opt, sched, gen)
+        except CorruptEntry:  # a damaged save (it may have been half restored): start over
+            Path(resume).unlink(missing_ok=True)
+            restored, (gen, model, opt, sched) = None, _fresh_run(config, device, precision)
+        if restored:
+            order, cursor = restored
+    start = time.perf_counter() - progress.seconds
+    last_save = time.perf_counter()
+    pending: list[torch.Tensor] = []  # losses of steps not yet read back
+
+    def read_back() -> None:
+        progress.losses.extend(torch.stack(pending).tolist())
+        progress.step += len(pending)
+        progress.seconds = time.perf_counter() - start
+        pending.clear()
+        if on_progress:
+            on_progress(progress)
+
+    def save_state() -> None:
+        nonlocal last_save
+        if pending:
+            read_back()
+        saved_state.save(resume, config_json, device, precision, progress, order, cursor, model, opt, sched, gen)
+        last_save = time.perf_counter()
+
+    def check_stop() -> None:
+        """Between two steps, or between an epoch's last step and its end, the run's state is consistent: save it
+        there when cancelled."""
+        if should_stop and should_stop():
+            if resume:
+                save_state()
+            raise InterruptedError("training cancelled")
+
+    def end_epoch(epoch: int) -> None:
+        if sched:
+            sched.step()
+        progress.epoch = epoch
+        if epoch in config.snapshot_epochs or epoch == config.epochs:
+            model.eval()
+            progress.snapshots[epoch] = snapshot_fn(model, epoch)
+            if on_progress:
+                on_progress(progress)
+
+    done_epochs, first_step = divmod(progress.step, steps_per_epoch)
+    if progress.epoch < done_epochs:  # resumed after an epoch's last step but before its end
+        with warnings.catch_warnings():  # the restored Adam has stepped, just not in this process
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            end_epoch(done_epochs)
+    for epoch in range(done_epochs + 1, config.epochs + 1):
+        model.train()
+        for i in range(first_step if epoch == done_epochs + 1 else 0, steps_per_epoch):
+            check_stop()
+            if resume and time.perf_counter() - last_save >= save_every:
+                save_state()
+            if cursor >= len(order):  # a new shuffled pass (a short epoch continues where the last one stopped)
+                order = torch.randperm(n, generator=gen, device=device)
+                cursor = 0
+            idx = order[cursor : cursor + config.batch_size]
+            cursor += config.batch_size
+            with mixed.autocast(device, precision):
+                loss = _loss(model, config, x_all[idx], y_all[idx], gen, abar)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            pending.append(loss.detach())
+            if len(pending) >= sync_every or i == steps_per_epoch - 1:
+                read_back()
+        check_stop()  # before the epoch's end: its snapshot can take a while
+        end_epoch(epoch)
+    if resume:
+        Path(resume).unlink(missing_ok=True)
+    model.eval()
+    return TrainResult(config, model, progress.losses, progress.snapshots, time.perf_counter() - start, precision,
+                       progress.resumed_at)
+
+
+def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
+    """The seeded random generator, initial model, Adam and (DDPMs) ExponentialLR of a run that starts from scratch."""
     gen = torch.Generator(device=device).manual_seed(config.seed)
     # The initial weights come from the global RNG: seed it under a lock (runs in other threads must not draw from it
     # meanwhile) and restore it afterwards, so the run depends on its seed alone.
@@ -158,55 +265,7 @@ def train(
     sched = None
     if config.model != "denoiser":
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / config.epochs))
-        abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod
-        abar = abar.to(device=device, dtype=torch.float32)
-
-    x_all = train_images.to(device)
-    y_all = train_labels.to(device)
-    n = x_all.shape[0]
-    steps_per_epoch = config.steps_in_epoch(n)
-    progress = Progress(total_steps=steps_per_epoch * config.epochs)
-    start = time.perf_counter()
-    order = torch.empty(0, dtype=torch.long, device=device)
-    cursor = 0
-    pending: list[torch.Tensor] = []  # losses of steps not yet read back
-
-    def read_back() -> None:
-        progress.losses.extend(torch.stack(pending).tolist())
-        progress.step += len(pending)
-        progress.seconds = time.perf_counter() - start
-        pending.clear()
-        if on_progress:
-            on_progress(progress)
-
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        for i in range(steps_per_epoch):
-            if cursor >= len(order):  # a new shuffled pass (a short epoch continues where the last one stopped)
-                order = torch.randperm(n, generator=gen, device=device)
-                cursor = 0
-            idx = order[cursor : cursor + config.batch_size]
-            cursor += config.batch_size
-            with mixed.autocast(device, precision):
-                loss = _loss(model, config, x_all[idx], y_all[idx], gen, abar if sched else None)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            pending.append(loss.detach())
-            if len(pending) >= sync_every or i == steps_per_epoch - 1:
-                read_back()
-            if should_stop and should_stop():
-                raise InterruptedError("training cancelled")
-        if sched:
-            sched.step()
-        progress.epoch = epoch
-        if epoch in config.snapshot_epochs or epoch == config.epochs:
-            model.eval()
-            progress.snapshots[epoch] = snapshot_fn(model, epoch)
-            if on_progress:
-                on_progress(progress)
-    model.eval()
-    return TrainResult(config, model, progress.losses, progress.snapshots, time.perf_counter() - start, precision)
+    return gen, model, opt, sched
 
 
 def _loss(model, config: TrainConfig, x01: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, abar) -> torch.Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,17 +45,20 @@ def main() -> None:
     for kind in kinds:
         config = TrainConfig.spec(kind, seed=args.seed, dataset=train_set.source, steps_per_epoch=args.steps_per_epoch,
                                   sample_stride=args.sample_stride)
-        start = time.time()
+        if model_store.resume_path(config).exists():
+            print(f"{kind}: continuing the run saved in {model_store.resume_path(config)}", flush=True)
 
         def report(progress, kind=kind):
             if progress.step % 25 == 0 or progress.step == progress.total_steps:
                 print(f"{kind}: step {progress.step}/{progress.total_steps} loss {progress.losses[-1]:.4f} "
-                      f"({time.time() - start:.0f} s)", flush=True)
+                      f"({progress.seconds:.0f} s)", flush=True)
 
         result = run_training(config, train_set, test_set, device, on_progress=report)
         info = {"seconds": round(result.seconds, 1), "device": torch.cuda.get_device_name() if device.type == "cuda"
                 else f"CPU ({torch.get_num_threads()} threads)", "precision": result.precision, "data": train_set.note,
                 "command": "python " + " ".join(sys.argv), "torch": torch.__version__}
+        if result.resumed_at:
+            info["resumed_at_steps"] = result.resumed_at
         path = model_store.save_run(result, args.out / f"{kind}.safetensors", info, weights_dtype=torch.float16)
         print(f"saved {path} ({path.stat().st_size / 2**20:.1f} MB) in {result.seconds:.0f} s", flush=True)
 

@@ -60,9 +60,10 @@ def mnist_test(mnist_root):
     return load_mnist(False, root=mnist_root, download=False)
 
 
-@pytest.fixture()
+@pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch) -> Path:
-    """Point the model cache at an empty temporary folder."""
+    """Point the model cache at an empty temporary folder, for every test: none may read or write the real
+    data/cache (where it could, say, resume a stale training run)."""
     from lib import model_store
 
     monkeypatch.setattr(model_store, "CACHE_DIR", tmp_path / "cache")

@@ -212,11 +212,7 @@ def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkey
     run(at.switch_page(B1))
     assert "No trained single-step denoiser yet" in texts(at.info)
     assert not at.get("plotly_chart")
-    at.select_slider(key="b_denoiser_hidden").set_value(8)
-    at.slider(key="b_denoiser_epochs").set_value(1)
-    at.select_slider(key="b_denoiser_batch").set_value(32)
-    run(at.checkbox(key="b_denoiser_short").check())
-    run(at.number_input(key="b_denoiser_steps").set_value(3))
+    b1_short_run_controls(at)
     run(at.button(key="b1_train").click())
     (progress,) = at.get("progress")
     assert "loading the training digits" in progress.proto.text
@@ -236,6 +232,55 @@ def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkey
     assert np.allclose(values(loss["data"][0]["y"]), job.trained.losses) and len(job.trained.losses) == 3
     assert len(sweep["data"][0]["y"]) == len(SIGMAS)
     assert model_store.cache_path(job.config).exists()  # stored in the (isolated) cache for later sessions
+
+
+def b1_short_run_controls(at: AppTest, steps: int = 3) -> AppTest:
+    """Set B1's controls to D = 8, 1 epoch, batch 32, a short run of ``steps`` steps."""
+    at.select_slider(key="b_denoiser_hidden").set_value(8)
+    at.slider(key="b_denoiser_epochs").set_value(1)
+    at.select_slider(key="b_denoiser_batch").set_value(32)
+    run(at.checkbox(key="b_denoiser_short").check())
+    return run(at.number_input(key="b_denoiser_steps").set_value(steps))
+
+
+def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, digits):
+    """A run that stopped part-way (cancelled, or the app restarted) is offered as "Continue training from step N" and
+    ends exactly where a run that never stopped ends."""
+    config = TrainConfig.spec("denoiser", hidden=8, epochs=1, batch_size=32, steps_per_epoch=4)
+    cpu = torch.device("cpu")
+    whole = run_training(config, *digits, cpu)
+    steps = []
+    with pytest.raises(InterruptedError):
+        run_training(config, *digits, cpu, on_progress=lambda p: steps.append(p.step),
+                     should_stop=lambda: len(steps) >= 2)
+    jobs = TrainingJobs(lambda: digits, device=cpu)
+    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: jobs)
+
+    at = b1_short_run_controls(open_page(B1), steps=4)
+    button = at.button(key="b1_train")
+    assert button.label == "Continue training from step 2" and not button.disabled
+    run(button.click())
+    job = jobs.get(config)
+    job.thread.join(60)
+    assert job.status == "done", job.error
+    assert job.progress.resumed_at == [2]
+    assert job.trained.losses == pytest.approx(whole.losses, rel=1e-6)  # stored as fp32: equal to fp32's precision
+    assert not model_store.resume_path(config).exists()
+
+
+def test_b1_cancelling_says_the_state_is_saved(nothing_shipped, monkeypatch, digits):
+    config = TrainConfig.spec("denoiser", hidden=8, epochs=1, batch_size=32, steps_per_epoch=4)
+    steps = []
+    job = Job(config, status="cancelled")
+    with pytest.raises(InterruptedError):
+        run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: (steps.append(p.step),
+                                                                                   setattr(job, "progress", p)),
+                     should_stop=lambda: len(steps) >= 3)
+    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
+    at = b1_short_run_controls(open_page(B1), steps=4)
+    assert ("Training was cancelled after 3 of 4 steps. Its state at step 3 is saved: **Continue training** goes on "
+            "from there.") in texts(at.warning)
+    assert at.button(key="b1_train").label == "Continue training from step 3"
 
 
 class OneRunningJob:

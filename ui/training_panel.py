@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lib import model_store
+from lib import model_store, resume
 from lib.cache import config_key
 from lib.data import Digits
 from lib.images import gif_bytes, grid, png_bytes
@@ -134,9 +134,15 @@ def training_panel(config: TrainConfig, *, key: str, log_y: bool = False) -> Job
     job = jobs.get(config)
     stored = trained(config) is not None
     busy = job is not None and job.status in ("running", "done")
-    label = "Train again" if job is not None and job.status in ("failed", "cancelled") else "Train"
-    if st.button(label, key=f"{key}_train", type="primary", disabled=busy or stored,
-                 help="Starts a background run; it keeps going if you open another page."):
+    saved_at = None if busy or stored else resume.saved_step(model_store.resume_path(config))
+    if saved_at:
+        label, help_text = f"Continue training from step {saved_at:,}", (
+            "An earlier run of these settings stopped part-way and saved its state: it goes on from there, exactly as "
+            "if it had never stopped.")
+    else:
+        label = "Train again" if job is not None and job.status in ("failed", "cancelled") else "Train"
+        help_text = "Starts a background run; it keeps going if you open another page."
+    if st.button(label, key=f"{key}_train", type="primary", disabled=busy or stored, help=help_text):
         jobs.start(config)
         st.rerun()  # redraw the page with the job running (and this button disabled)
     if stored and job is None:
@@ -158,7 +164,10 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
         if job.status == "done":
             st.success(f"Training finished: {p.step:,} steps in {p.seconds:.0f} s. The results below are from it.")
         elif job.status == "cancelled":
-            st.warning(f"Training was cancelled after {p.step:,} of {p.total_steps:,} steps.")
+            saved_at = resume.saved_step(model_store.resume_path(job.config))
+            st.warning(f"Training was cancelled after {p.step:,} of {p.total_steps:,} steps."
+                       + (f" Its state at step {saved_at:,} is saved: **Continue training** goes on from there."
+                          if saved_at else ""))
         else:
             st.error(f"Training failed: {job.error}")
         return
@@ -171,6 +180,7 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
     st.progress(min(p.step / total, 1.0),
                 text=f"Epoch {min(p.epoch + 1, job.config.epochs)}/{job.config.epochs} · step {p.step:,}/{total:,}"
                      f" · loss {p.losses[-1]:.4f} · {p.seconds:.0f} s, about {_duration(p.seconds_left())} left"
+                     + (f" · continued from step {p.resumed_at[-1]:,}" if p.resumed_at else "")
                      if p.losses else "Training: first step…")
     if p.losses:
         st.plotly_chart(loss_figure(list(p.losses), log_y=log_y, steps_per_epoch=total // job.config.epochs,

@@ -1,0 +1,101 @@
+"""A training run's whole state mid-way, in one safetensors file, so a stopped run continues exactly where it stopped.
+
+A full-spec run of the B1 denoiser takes hours on a laptop CPU; a closed laptop, a restarted app or a cancelled run
+should not throw that away. ``lib.training.train`` saves this state every few minutes and when it is cancelled, and
+picks it up when started again with the same configuration on the same kind of device at the same precision.
+
+What makes the continuation identical to a run that never stopped (pinned by ``tests/test_training.py``):
+
+* the model's parameters and buffers (BatchNorm's running statistics), in fp32;
+* Adam's moments and step counts, and the learning-rate scheduler's position;
+* the random generator's state (it draws the noise, t, class dropout and the shuffles) and the current shuffled order
+  of the training set with the position in it;
+* the progress so far: optimiser steps, per-step losses, snapshot grids, seconds spent.
+
+The state is written only where it is consistent: between optimiser steps, with every loss read back and the end of an
+epoch (learning-rate step, snapshot) either fully done or not begun. Files go through ``lib.cache.save_entry``
+(atomic, digest-checked), so a run killed mid-write resumes from the previous save; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from lib import cache
+
+
+def save(path: Path, config_json: str, device: torch.device, precision: str, progress, order: torch.Tensor,
+         cursor: int, model: torch.nn.Module, opt: torch.optim.Optimizer, sched, gen: torch.Generator) -> None:
+    """Write the run's state to ``path`` (atomically; the previous save stays until the new one is complete).
+
+    ``progress`` is the run's ``lib.training.Progress``; ``order`` the current shuffled pass over the training set and
+    ``cursor`` how much of it has been used."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt_state = opt.state_dict()
+    for index, slots in opt_state["state"].items():
+        for name, value in slots.items():
+            tensors[f"opt.{index}.{name}"] = torch.as_tensor(value)
+    tensors["rng"] = gen.get_state()
+    tensors["order"] = order
+    tensors["loss"] = torch.tensor(progress.losses, dtype=torch.float64)
+    for epoch, grid in progress.snapshots.items():
+        tensors[f"snapshot.{epoch}"] = grid
+    p = progress
+    meta = {
+        "config": config_json,
+        "device": device.type,
+        "precision": precision,
+        "param_groups": json.dumps(opt_state["param_groups"]),
+        "scheduler": json.dumps(sched.state_dict() if sched else None),
+        "position": json.dumps({"step": p.step, "epoch": p.epoch, "cursor": cursor, "seconds": p.seconds,
+                                "resumed_at": p.resumed_at}),
+    }
+    cache.save_entry(path, tensors, meta)
+
+
+def load(path: Path, config_json: str, device: torch.device, precision: str, progress, model: torch.nn.Module,
+         opt: torch.optim.Optimizer, sched, gen: torch.Generator) -> tuple[torch.Tensor, int] | None:
+    """Restore a state saved by ``save`` into ``progress``, ``model``, ``opt``, ``sched`` and ``gen``; return the
+    shuffled order and the cursor in it.
+
+    None, with nothing restored, when there is no file or it belongs to another configuration, device type or
+    precision (its random stream and arithmetic would differ). A damaged file raises ``cache.CorruptEntry``.
+    """
+    try:
+        tensors, meta = cache.load_entry(path)
+    except FileNotFoundError:
+        return None
+    if (meta.get("config"), meta.get("device"), meta.get("precision")) != (config_json, device.type, precision):
+        return None
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("opt."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = value
+        opt.load_state_dict({"state": slots, "param_groups": json.loads(meta["param_groups"])})
+        if sched:
+            sched.load_state_dict(json.loads(meta["scheduler"]))
+        gen.set_state(tensors["rng"])
+        pos = json.loads(meta["position"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise cache.CorruptEntry(f"{path.name}: not a resumable training state ({err})") from err
+    snapshots = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("snapshot.")}
+    progress.step, progress.epoch, progress.seconds = pos["step"], pos["epoch"], pos["seconds"]
+    progress.losses = tensors["loss"].tolist()
+    progress.snapshots = dict(sorted(snapshots.items()))
+    progress.resumed_at = pos["resumed_at"] + [pos["step"]]
+    return tensors["order"].to(device), pos["cursor"]
+
+
+
+def saved_step(path: Path) -> int | None:
+    """The optimiser step a saved state stands at, read from its header alone; None when there is no readable file."""
+    try:
+        return int(json.loads((cache.read_metadata(path) or {})["position"])["step"])
+    except (KeyError, TypeError, ValueError):
+        return None
