@@ -102,7 +102,8 @@ def config_controls(kind: str, train_set: Digits) -> TrainConfig:
                  else "hours on this CPU (it has no bf16 units, so training runs in fp32)")
         st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes {speed}; "
                    "a GPU takes minutes. Keep **Short run** on for minutes rather than hours; once a run "
-                   "starts, its progress bar says how long is left.")
+                   "starts, its progress bar says how long is left. A long run can be done in several sittings: "
+                   "cancelled, or cut off by an app restart, it continues from where it stopped.")
     return config
 
 
@@ -123,8 +124,7 @@ def run_to_show(kind: str, config: TrainConfig) -> tuple[model_store.TrainedMode
     if run is not None:
         if job is not None and job.status == "running":
             return run, "Showing the **shipped** model until your training run finishes."
-        return run, ("Showing the **shipped** model: the settings above are not trained yet — press **Train** to "
-                     "train them.")
+        return run, "Showing the **shipped** model: the settings above are not trained yet — the button above trains them."
     return None, ""
 
 
