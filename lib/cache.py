@@ -98,6 +98,17 @@ def load_entry(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return tensors, metadata
 
 
+def nest(prefix: str, tensors: dict) -> dict[str, torch.Tensor]:
+    """``{"<prefix>.<name>": tensor}``: how several groups (weights, optimiser slots, snapshots…) share one flat file."""
+    return {f"{prefix}.{name}": t for name, t in tensors.items()}
+
+
+def unnest(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The group ``nest`` saved under ``prefix``, with its names as they were (as strings)."""
+    head = prefix + "."
+    return {name[len(head):]: t for name, t in tensors.items() if name.startswith(head)}
+
+
 def read_metadata(path: str | Path) -> dict[str, str] | None:
     """An entry's metadata from its header alone (no tensor is read, nothing verified); None if it is missing or
     unreadable."""

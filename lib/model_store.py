@@ -41,12 +41,9 @@ def config_from_json(text: str) -> TrainConfig:
 
 
 def save_run(result: TrainResult, path: Path, info: dict, weights_dtype: torch.dtype = torch.float32) -> Path:
-    tensors = {
-        f"model.{k}": (v.to(weights_dtype) if v.is_floating_point() else v) for k, v in result.model.state_dict().items()
-    }
-    tensors["loss"] = torch.tensor(result.losses, dtype=torch.float32)
-    for epoch, grid in result.snapshots.items():
-        tensors[f"snapshot.{epoch}"] = grid
+    weights = {k: (v.to(weights_dtype) if v.is_floating_point() else v) for k, v in result.model.state_dict().items()}
+    tensors = {**cache.nest("model", weights), **cache.nest("snapshot", result.snapshots),
+               "loss": torch.tensor(result.losses, dtype=torch.float32)}
     meta = {"config": json.dumps(result.config.as_dict(), sort_keys=True), "info": json.dumps(info, sort_keys=True)}
     return cache.save_entry(path, tensors, meta)
 
@@ -57,11 +54,11 @@ def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedModel:
     try:
         config = config_from_json(meta["config"])
         model = build_model(config.model, config.hidden)
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        state = cache.unnest("model", tensors)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise cache.CorruptEntry(f"{Path(path).name}: not a Diffusion Lab run ({err})") from err
-    snapshots = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("snapshot.")}
+    snapshots = {int(epoch): grid for epoch, grid in cache.unnest("snapshot", tensors).items()}
     return TrainedModel(config, for_inference(model, device), tensors["loss"].tolist(), dict(sorted(snapshots.items())),
                         json.loads(meta.get("info", "{}")))
 

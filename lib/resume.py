@@ -4,7 +4,7 @@ A full-spec run of the B1 denoiser takes hours on a laptop CPU; a closed laptop,
 should not throw that away. ``lib.training.train`` saves this state every few minutes and when it is cancelled, and
 picks it up when started again with the same configuration on the same kind of device at the same precision.
 
-What makes the continuation identical to a run that never stopped (pinned by ``tests/test_training.py``):
+What makes the continuation identical to a run that never stopped (pinned by ``tests/test_resume.py``):
 
 * the model's parameters and buffers (BatchNorm's running statistics), in fp32;
 * Adam's moments and step counts, and the learning-rate scheduler's position;
@@ -33,25 +33,19 @@ def save(path: Path, config_json: str, device: torch.device, precision: str, pro
 
     ``progress`` is the run's ``lib.training.Progress``; ``order`` the current shuffled pass over the training set and
     ``cursor`` how much of it has been used."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_state = opt.state_dict()
-    for index, slots in opt_state["state"].items():
-        for name, value in slots.items():
-            tensors[f"opt.{index}.{name}"] = torch.as_tensor(value)
-    tensors["rng"] = gen.get_state()
-    tensors["order"] = order
-    tensors["loss"] = torch.tensor(progress.losses, dtype=torch.float64)
-    for epoch, grid in progress.snapshots.items():
-        tensors[f"snapshot.{epoch}"] = grid
-    p = progress
+    tensors = {**cache.nest("model", model.state_dict()), **cache.nest("snapshot", progress.snapshots),
+               "rng": gen.get_state(), "order": order, "loss": torch.tensor(progress.losses, dtype=torch.float64)}
+    for index, slots in opt_state["state"].items():  # Adam: step, exp_avg, exp_avg_sq per parameter
+        tensors.update(cache.nest(f"opt.{index}", {k: torch.as_tensor(v) for k, v in slots.items()}))
     meta = {
         "config": config_json,
         "device": device.type,
         "precision": precision,
         "param_groups": json.dumps(opt_state["param_groups"]),
         "scheduler": json.dumps(sched.state_dict() if sched else None),
-        "position": json.dumps({"step": p.step, "epoch": p.epoch, "cursor": cursor, "seconds": p.seconds,
-                                "resumed_at": p.resumed_at}),
+        "position": json.dumps({"step": progress.step, "epoch": progress.epoch, "cursor": cursor,
+                                "seconds": progress.seconds, "resumed_at": progress.resumed_at}),
     }
     cache.save_entry(path, tensors, meta)
 
@@ -71,12 +65,11 @@ def load(path: Path, config_json: str, device: torch.device, precision: str, pro
     if (meta.get("config"), meta.get("device"), meta.get("precision")) != (config_json, device.type, precision):
         return None
     try:
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        model.load_state_dict(cache.unnest("model", tensors))
         slots: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("opt."):
-                _, index, name = key.split(".", 2)
-                slots.setdefault(int(index), {})[name] = value
+        for key, value in cache.unnest("opt", tensors).items():
+            index, name = key.split(".", 1)
+            slots.setdefault(int(index), {})[name] = value
         opt.load_state_dict({"state": slots, "param_groups": json.loads(meta["param_groups"])})
         if sched:
             sched.load_state_dict(json.loads(meta["scheduler"]))
@@ -84,13 +77,12 @@ def load(path: Path, config_json: str, device: torch.device, precision: str, pro
         pos = json.loads(meta["position"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise cache.CorruptEntry(f"{path.name}: not a resumable training state ({err})") from err
-    snapshots = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("snapshot.")}
+    snapshots = {int(epoch): grid for epoch, grid in cache.unnest("snapshot", tensors).items()}
     progress.step, progress.epoch, progress.seconds = pos["step"], pos["epoch"], pos["seconds"]
     progress.losses = tensors["loss"].tolist()
     progress.snapshots = dict(sorted(snapshots.items()))
     progress.resumed_at = pos["resumed_at"] + [pos["step"]]
     return tensors["order"].to(device), pos["cursor"]
-
 
 
 def saved_step(path: Path) -> int | None:
