@@ -69,6 +69,25 @@ def test_a_cancelled_run_continues_exactly(data, tmp_path, kind, stop_at):
     assert not path.exists(), "a finished run deletes its saved state"
 
 
+@pytest.mark.gpu
+def test_a_cancelled_run_continues_on_cuda(data, tmp_path):
+    """The same on a GPU (fused Adam, CUDA generator, the order tensor on the device). cuDNN's backward kernels may
+    sum in a different order from run to run, so the runs agree closely rather than bit for bit."""
+    cuda = torch.device("cuda")
+    cfg = config("class")
+    whole = train(cfg, *data, snapshot_fn=snapshot, device=cuda)
+    path = tmp_path / "state.safetensors"
+    on_progress, should_stop = stop_after(STEPS_PER_EPOCH + 2)
+    with pytest.raises(InterruptedError):
+        train(cfg, *data, snapshot_fn=snapshot, device=cuda, resume=path, on_progress=on_progress,
+              should_stop=should_stop)
+    continued = train(cfg, *data, snapshot_fn=snapshot, device=cuda, resume=path)
+    assert continued.resumed_at == [STEPS_PER_EPOCH + 2]
+    assert continued.losses == pytest.approx(whole.losses, rel=1e-3)
+    for name, value in whole.model.state_dict().items():
+        torch.testing.assert_close(continued.model.state_dict()[name], value, rtol=1e-3, atol=1e-4)
+
+
 def test_the_learning_rate_schedule_continues_where_it_stopped(data, tmp_path, monkeypatch):
     """ExponentialLR (DDPMs): the resumed stretch steps at the same learning rates as the run that never stopped."""
     lrs: list[float] = []
