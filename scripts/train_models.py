@@ -48,8 +48,11 @@ def main() -> None:
         if model_store.resume_path(config).exists():
             print(f"{kind}: continuing the run saved in {model_store.resume_path(config)}", flush=True)
 
-        def report(progress, kind=kind):
-            if progress.step % 25 == 0 or progress.step == progress.total_steps:
+        printed = {0}  # steps already reported (the end of an epoch reports its last step again, with a snapshot)
+
+        def report(progress, kind=kind, printed=printed):
+            if progress.step not in printed and (progress.step % 25 == 0 or progress.step == progress.total_steps):
+                printed.add(progress.step)
                 print(f"{kind}: step {progress.step}/{progress.total_steps} loss {progress.losses[-1]:.4f} "
                       f"({progress.seconds:.0f} s)", flush=True)
 
