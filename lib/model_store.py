@@ -63,13 +63,17 @@ def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedModel:
                         json.loads(meta.get("info", "{}")))
 
 
+def _stem(config: TrainConfig) -> str:
+    return f"{config.model}-{cache.config_key(config.as_dict())}"
+
+
 def cache_path(config: TrainConfig) -> Path:
-    return CACHE_DIR / f"{config.model}-{cache.config_key(config.as_dict())}.safetensors"
+    return CACHE_DIR / f"{_stem(config)}.safetensors"
 
 
 def resume_path(config: TrainConfig) -> Path:
     """Where a run of ``config`` keeps its resumable state (``lib.resume``) while it is unfinished."""
-    return CACHE_DIR / f"{config.model}-{cache.config_key(config.as_dict())}.resume.safetensors"
+    return CACHE_DIR / f"{_stem(config)}.resume.safetensors"
 
 
 def shipped_path(model_kind: str) -> Path:

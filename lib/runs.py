@@ -52,10 +52,10 @@ def run_training(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    if config.dataset != train_set.source:
-        raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
     """Train ``config`` on ``train_set``, resumably: a run stopped part-way (cancelled, or its process killed)
     continues from its last saved state (``lib.resume``, kept at ``model_store.resume_path``) when started again."""
+    if config.dataset != train_set.source:
+        raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
     device = device or default_device()
     return train(config, train_set.as_float(device), train_set.labels, snapshot_fn=snapshot_fn(config, test_set),
                  device=device, on_progress=on_progress, should_stop=should_stop,
