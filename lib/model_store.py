@@ -44,7 +44,7 @@ def save_run(result: TrainResult, path: Path, info: dict, weights_dtype: torch.d
     weights = {k: (v.to(weights_dtype) if v.is_floating_point() else v) for k, v in result.model.state_dict().items()}
     tensors = {**cache.nest("model", weights), **cache.nest("snapshot", result.snapshots),
                "loss": torch.tensor(result.losses, dtype=torch.float32)}
-    meta = {"config": json.dumps(result.config.as_dict(), sort_keys=True), "info": json.dumps(info, sort_keys=True)}
+    meta = {"config": result.config.to_json(), "info": json.dumps(info, sort_keys=True)}
     return cache.save_entry(path, tensors, meta)
 
 

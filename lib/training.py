@@ -75,6 +75,10 @@ class TrainConfig:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def to_json(self) -> str:
+        """The canonical JSON stored with a run (sorted keys), which a saved state must match to be resumed."""
+        return json.dumps(self.as_dict(), sort_keys=True)
+
     def steps_in_epoch(self, num_examples: int) -> int:
         full = math.ceil(num_examples / self.batch_size)
         return full if self.steps_per_epoch is None else self.steps_per_epoch
@@ -173,7 +177,7 @@ def train(
     progress = Progress(total_steps=steps_per_epoch * config.epochs)
     order = torch.empty(0, dtype=torch.long, device=device)
     cursor = 0
-    config_json = json.dumps(config.as_dict(), sort_keys=True)
+    config_json = config.to_json()
     if resume:
         try:
             restored = saved_state.load(resume, config_json, device, precision, progress, model, opt, sched, gen)

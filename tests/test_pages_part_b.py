@@ -270,12 +270,13 @@ def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, 
 
 def test_b1_cancelling_says_the_state_is_saved(nothing_shipped, monkeypatch, digits):
     config = TrainConfig.spec("denoiser", hidden=8, epochs=1, batch_size=32, steps_per_epoch=4)
-    steps = []
     job = Job(config, status="cancelled")
+
+    def follow(progress):
+        job.progress = progress
+
     with pytest.raises(InterruptedError):
-        run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: (steps.append(p.step),
-                                                                                   setattr(job, "progress", p)),
-                     should_stop=lambda: len(steps) >= 3)
+        run_training(config, *digits, torch.device("cpu"), on_progress=follow, should_stop=lambda: job.progress.step >= 3)
     monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
     at = b1_short_run_controls(open_page(B1), steps=4)
     assert ("Training was cancelled after 3 of 4 steps. Its state at step 3 is saved: **Continue training** goes on "

@@ -33,12 +33,13 @@ def snapshot(model, epoch):
     return torch.full((1, 28, 28), int(value.abs() * 1e6) % 256, dtype=torch.uint8)
 
 
-def run(cfg, data, **kwargs):
-    return train(cfg, *data, snapshot_fn=snapshot, device=torch.device("cpu"), **kwargs)
+def run(cfg, data, device="cpu", **kwargs):
+    return train(cfg, *data, snapshot_fn=snapshot, device=torch.device(device), **kwargs)
 
 
 def stop_after(steps: int):
-    """A ``should_stop`` that asks to stop once ``steps`` optimiser steps have run."""
+    """``(on_progress, should_stop)``: the first records the steps done, the second asks to stop once ``steps``
+    optimiser steps have run."""
     done = []
     return (lambda p: done.append(p.step)), (lambda: bool(done) and done[-1] >= steps)
 
@@ -73,15 +74,13 @@ def test_a_cancelled_run_continues_exactly(data, tmp_path, kind, stop_at):
 def test_a_cancelled_run_continues_on_cuda(data, tmp_path):
     """The same on a GPU (fused Adam, CUDA generator, the order tensor on the device). cuDNN's backward kernels may
     sum in a different order from run to run, so the runs agree closely rather than bit for bit."""
-    cuda = torch.device("cuda")
     cfg = config("class")
-    whole = train(cfg, *data, snapshot_fn=snapshot, device=cuda)
+    whole = run(cfg, data, "cuda")
     path = tmp_path / "state.safetensors"
     on_progress, should_stop = stop_after(STEPS_PER_EPOCH + 2)
     with pytest.raises(InterruptedError):
-        train(cfg, *data, snapshot_fn=snapshot, device=cuda, resume=path, on_progress=on_progress,
-              should_stop=should_stop)
-    continued = train(cfg, *data, snapshot_fn=snapshot, device=cuda, resume=path)
+        run(cfg, data, "cuda", resume=path, on_progress=on_progress, should_stop=should_stop)
+    continued = run(cfg, data, "cuda", resume=path)
     assert continued.resumed_at == [STEPS_PER_EPOCH + 2]
     assert continued.losses == pytest.approx(whole.losses, rel=1e-3)
     for name, value in whole.model.state_dict().items():
