@@ -92,6 +92,9 @@ class TrainConfig:
             raise ValueError("batch size ≥ 2, hidden D ≥ 1 and a positive learning rate are needed")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError("steps_per_epoch must be at least 1")
+        if self.model != "denoiser" and not 1 <= self.sample_stride < self.num_timesteps:
+            # checked here, not when the first grid is drawn at the end of epoch 1
+            raise ValueError(f"sample_stride must be between 1 and {self.num_timesteps - 1}")
 
 
 @dataclass

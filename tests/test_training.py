@@ -190,7 +190,7 @@ def test_should_stop_cancels_after_the_current_step(small_train):
 
 
 @pytest.mark.parametrize("bad", [dict(model="flow"), dict(epochs=0), dict(batch_size=1), dict(hidden=0), dict(lr=0.0),
-                                 dict(steps_per_epoch=0)])
+                                 dict(steps_per_epoch=0), dict(sample_stride=0), dict(sample_stride=300)])
 def test_invalid_configs_are_rejected(small_train, bad):
     config = TrainConfig(**{**tiny().as_dict(), **bad})
     with pytest.raises(ValueError):
