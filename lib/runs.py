@@ -8,6 +8,7 @@ holds a page's script. When it finishes the run is stored (``model_store.store``
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -21,6 +22,7 @@ from lib.precision import infer
 from lib.training import Progress, TrainConfig, TrainResult, default_device, to_uint8, train
 
 SNAPSHOT_DIGITS = 8  # test digits shown denoised after each epoch of the single-step denoiser
+STOP_TIMEOUT_SECONDS = 60.0  # a B1 step on a laptop CPU is ~20 s; a DDPM's snapshot grid can take longer (not waited)
 
 
 def denoiser_probe(test: Digits, sigma: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,6 +64,17 @@ def run_training(
                  resume=model_store.resume_path(config))
 
 
+def run_info(result: TrainResult, train_set: Digits, device: torch.device) -> dict:
+    """A finished run's provenance, stored beside its weights: how long, on what, in what precision, on which data."""
+    info = {"seconds": round(result.seconds, 1), "precision": result.precision, "data": train_set.note,
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"CPU ({torch.get_num_threads()} threads)"}
+    if result.resumed_at:
+        info["resumed_at_steps"] = result.resumed_at
+    return info
+
+
 @dataclass
 class Job:
     config: TrainConfig
@@ -99,13 +112,24 @@ class TrainingJobs:
             job.thread.start()
             return job
 
+    def stop_all(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Cancel every running job and wait (``timeout`` seconds in all) while each saves its state after its current
+        step. The app calls this when its server shuts down (Ctrl-C, SIGTERM, a redeploy), so no training is lost:
+        the next request for the same configuration continues the run (``lib.resume``)."""
+        with self._lock:
+            running = [job for job in self._jobs.values() if job.status == "running"]
+        for job in running:
+            job.cancel.set()
+        deadline = time.monotonic() + timeout
+        for job in running:
+            job.thread.join(max(0.0, deadline - time.monotonic()))
+
     def _run(self, job: Job) -> None:
         try:
             train_set, test_set = self._load_data()
             device = self._device or default_device()
             result = self._train_with_oom_retry(job, train_set, test_set, device)
-            model_store.store(result, {"seconds": result.seconds, "device": str(device), "precision": result.precision,
-                                       "data": train_set.note})
+            model_store.store(result, run_info(result, train_set, device))
             job.trained = model_store.load_run(model_store.cache_path(result.config))
             job.status = "done"
         except InterruptedError:

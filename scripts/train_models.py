@@ -5,13 +5,17 @@ Examples
   python scripts/train_models.py --model all
   # offline, from a folder holding torchvision's raw MNIST .gz files:
   python scripts/train_models.py --model class --mnist-raw ../shared/data/MNIST/raw --steps-per-epoch 50 --sample-stride 10
+
+Ctrl-C (or SIGTERM) stops a run after its current step and saves its state; the same command run again continues
+from there (a second Ctrl-C quits at once, losing the steps since the last periodic save).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from dataclasses import replace
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -19,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from lib import model_store  # noqa: E402
-from lib.data import DEFAULT_ROOT, import_raw_files, load_mnist  # noqa: E402
-from lib.runs import run_training  # noqa: E402
+from lib.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
+from lib.resume import saved_step  # noqa: E402
+from lib.runs import run_info, run_training  # noqa: E402
 from lib.training import TrainConfig, default_device  # noqa: E402
 
 
@@ -34,10 +39,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=model_store.SHIPPED_DIR)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = p.parse_args()
+    stop = stop_on_signals()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.mnist_raw:
-        import_raw_files(args.mnist_raw, DEFAULT_ROOT)
+        import_raw_files(args.mnist_raw, mnist_root())
     train_set, test_set = load_mnist(True), load_mnist(False)
     print(train_set.note, test_set.note, flush=True)
     device = default_device()
@@ -50,20 +56,40 @@ def main() -> None:
 
         printed = {0}  # steps already reported (the end of an epoch reports its last step again, with a snapshot)
 
-        def report(progress, kind=kind, printed=printed):
-            if progress.step not in printed and (progress.step % 25 == 0 or progress.step == progress.total_steps):
+        def report(progress, kind=kind, printed=printed, epochs=config.epochs):
+            epoch_end = progress.step % (progress.total_steps // epochs) == 0
+            if progress.step not in printed and (progress.step % 25 == 0 or epoch_end):
                 printed.add(progress.step)
                 print(f"{kind}: step {progress.step}/{progress.total_steps} loss {progress.losses[-1]:.4f} "
                       f"({progress.seconds:.0f} s)", flush=True)
 
-        result = run_training(config, train_set, test_set, device, on_progress=report)
-        info = {"seconds": round(result.seconds, 1), "device": torch.cuda.get_device_name() if device.type == "cuda"
-                else f"CPU ({torch.get_num_threads()} threads)", "precision": result.precision, "data": train_set.note,
-                "command": "python " + " ".join(sys.argv), "torch": torch.__version__}
-        if result.resumed_at:
-            info["resumed_at_steps"] = result.resumed_at
+        try:
+            result = run_training(config, train_set, test_set, device, on_progress=report, should_stop=stop.is_set)
+        except InterruptedError:
+            path = model_store.resume_path(config)
+            print(f"{kind}: stopped at step {saved_step(path)}; its state is saved in {path}. Run the same command "
+                  "again to continue.", flush=True)
+            sys.exit(130)
+        info = {**run_info(result, train_set, device), "command": "python " + " ".join(sys.argv)}
         path = model_store.save_run(result, args.out / f"{kind}.safetensors", info, weights_dtype=torch.float16)
         print(f"saved {path} ({path.stat().st_size / 2**20:.1f} MB) in {result.seconds:.0f} s", flush=True)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that the first SIGINT or SIGTERM sets (training stops after its current step and saves its state);
+    a second one quits at once."""
+    stop = threading.Event()
+
+    def handle(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print(f"{signal.Signals(signum).name}: stopping after the current step and saving the run's state "
+              "(again to quit now)", flush=True)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
+    return stop
 
 
 if __name__ == "__main__":

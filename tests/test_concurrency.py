@@ -8,12 +8,13 @@ random-weight models (hidden D = 8), so they check the concurrency contract, not
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from lib import model_store
+from lib import model_store, resume
 from lib.data import Digits
 from lib.mnist_model import MnistDDPM, class_grid
 from lib.runs import TrainingJobs
@@ -190,3 +191,27 @@ def test_shipped_model_loaded_once_per_process_across_sessions(tmp_path, monkeyp
     finally:
         for cached in caches:  # don't leak the tiny model into other tests of this process
             cached.clear()
+
+
+def test_stop_all_saves_running_jobs_and_a_new_registry_continues_them(mnist_train, mnist_test, isolated_cache):
+    """What the app does when its server shuts down (``TrainingJobs.stop_all`` at exit) and starts again."""
+    config = TrainConfig.spec("time", hidden=8, epochs=1, steps_per_epoch=40, batch_size=16, snapshot_epochs=(1,),
+                              sample_stride=60, dataset=mnist_train.source)
+    data = _small_digits(mnist_train, mnist_test)
+    before = TrainingJobs(lambda: data, device=torch.device("cpu"))
+    job = before.start(config)
+    deadline = time.monotonic() + 60
+    while job.progress.step < 2 and job.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    before.stop_all()
+
+    assert job.status == "cancelled" and not job.thread.is_alive()
+    stopped_at = resume.saved_step(model_store.resume_path(config))
+    assert 2 <= stopped_at < 40
+
+    after = TrainingJobs(lambda: data, device=torch.device("cpu"))  # the restarted server's registry
+    job = after.start(config)
+    job.thread.join(120)
+    assert job.status == "done", job.error
+    assert job.trained.info["resumed_at_steps"] == [stopped_at] and len(job.trained.losses) == 40
+    assert not model_store.resume_path(config).exists()

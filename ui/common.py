@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+
 import streamlit as st
 import torch
 
@@ -20,8 +22,11 @@ def mnist() -> tuple[Digits, Digits]:
 
 @st.cache_resource
 def training_jobs() -> TrainingJobs:
-    """The one registry of background training runs (same configuration ⇒ same run, across sessions)."""
-    return TrainingJobs(mnist)
+    """The one registry of background training runs (same configuration ⇒ same run, across sessions). When the server
+    shuts down, running jobs save their state so that they continue after a restart."""
+    jobs = TrainingJobs(mnist)
+    atexit.register(jobs.stop_all)
+    return jobs
 
 
 @st.cache_resource(show_spinner="Loading the trained model…")

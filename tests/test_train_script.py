@@ -1,0 +1,57 @@
+"""scripts/train_models.py as a user runs it: Ctrl-C (SIGINT) or SIGTERM stops a run after its current step and
+saves its state, and the same command run again continues from there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from lib.resume import saved_step
+from tests.conftest import ROOT
+
+# The time-conditioned DDPM in epochs of one step (each one reported), sampled at stride 299 for its grids: seconds.
+ARGS = ["--model", "time", "--steps-per-epoch", "1", "--sample-stride", "299", "--threads", "1"]
+
+
+def stop_after_first_step(command: list[str], env: dict, signum: int) -> tuple[list[str], int]:
+    """Run ``command``, send it ``signum`` once it has reported a training step, return its output lines and exit
+    code."""
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if ": step " in line and not any(": step " in ln for ln in lines[:-1]):
+                proc.send_signal(signum)
+        return lines, proc.wait(timeout=120)
+    finally:
+        proc.kill()
+
+
+def reported_step(lines: list[str]) -> int:
+    """The last step the script reported."""
+    last = [ln for ln in lines if ": step " in ln][-1]
+    return int(last.split(": step ")[1].split("/")[0])
+
+
+def test_a_stopped_run_saves_its_state_and_the_same_command_continues_it(mnist_root, tmp_path):
+    env = dict(os.environ, DIFFUSION_LAB_MNIST_ROOT=str(mnist_root), DIFFUSION_LAB_CACHE=str(tmp_path / "cache"),
+               DIFFUSION_LAB_PRECISION="fp32")
+    command = [sys.executable, "scripts/train_models.py", *ARGS, "--out", str(tmp_path / "models")]
+
+    lines, code = stop_after_first_step(command, env, signal.SIGINT)
+    assert code == 130, "\n".join(lines)
+    (state,) = (tmp_path / "cache").glob("time-*.resume.safetensors")
+    first_stop = saved_step(state)
+    assert first_stop >= reported_step(lines) >= 1
+    assert f"time: stopped at step {first_stop}; its state is saved in {state}" in lines[-1]
+    assert not (tmp_path / "models").exists()
+
+    lines, code = stop_after_first_step(command, env, signal.SIGTERM)
+    assert code == 130, "\n".join(lines)
+    assert f"time: continuing the run saved in {state}" in lines
+    assert reported_step(lines) == first_stop + 1  # the first step it reports is the one after the saved one
+    assert saved_step(state) > first_stop
+    assert "SIGTERM: stopping after the current step" in "\n".join(lines)
