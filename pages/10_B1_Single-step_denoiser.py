@@ -10,7 +10,8 @@ from lib.precision import infer
 from lib.runs import SNAPSHOT_DIGITS, denoiser_probe
 from ui.common import mnist
 from ui.sidebar import render_sidebar
-from ui.training_panel import config_controls, loss_panel, no_model_yet, run_key, run_to_show, training_panel
+from ui.training_panel import (config_controls, loss_panel, no_model_yet, provenance_caption, run_key, run_to_show,
+                               training_panel)
 
 SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)  # the spec's noise levels
 GRID_DIGITS = 4  # digits per column of the noising grid
@@ -67,8 +68,7 @@ with noising:
 st.header("3 · Results")
 if run is None:
     no_model_yet("single-step denoiser", "denoiser")
-st.caption(f"{note} Trained on {run.info.get('device', '?')} in {run.info.get('seconds', 0):.0f} s · "
-           f"D = {run.config.hidden}, σ = {run.config.sigma:g}, {run.config.epochs} epochs.")
+provenance_caption(run, note, f"σ = {run.config.sigma:g}")
 loss_panel(run, key="b1", log_default=False)
 
 st.subheader("Denoised test digits")

@@ -163,6 +163,7 @@ def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits)
     captions = [c for img in at.get("image") for c in img.captions]
     assert [c for c in captions if c.startswith("σ = ")] == [f"σ = {s:g}" for s in SIGMAS]
     assert "Showing the **shipped** model" in texts(at.caption)
+    assert "Trained on cpu (test) for " in texts(at.caption) and " s · D = 4, σ = 0.5, 2 epochs." in texts(at.caption)
     assert any(c.startswith("After epoch 1") for c in captions) and any(c.startswith("After epoch 2") for c in captions)
     assert at.button(key="b1_train").disabled  # these settings are the shipped ones: nothing to train
 
@@ -263,9 +264,11 @@ def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, 
     job = jobs.get(config)
     job.thread.join(60)
     assert job.status == "done", job.error
-    assert job.progress.resumed_at == [2]
+    assert job.progress.resumed_at == [2] and job.trained.info["resumed_at_steps"] == [2]
     assert job.trained.losses == pytest.approx(whole.losses, rel=1e-6)  # stored as fp32: equal to fp32's precision
     assert not model_store.resume_path(config).exists()
+    at = run(at)
+    assert "in 2 sittings · D = 8, σ = 0.5, 1 epoch." in texts(at.caption)
 
 
 def test_b1_cancelling_says_the_state_is_saved(nothing_shipped, monkeypatch, digits):
@@ -317,6 +320,7 @@ def test_b1_live_view_shows_progress_time_left_and_cancels(shipped, monkeypatch)
 
 def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shipped):
     at = open_page(B2)
+    assert " s · D = 4, 2 epochs." in texts(at.caption)
     assert len(at.latex) == 3 and r"\sqrt{\beta_t}\,z" in at.latex[2].value
     schedule, loss, anim = figures(at)
     assert np.allclose(values(schedule["data"][1]["y"]), linear_schedule(300, 1e-4, 0.02).alphas_cumprod.numpy())
@@ -350,6 +354,7 @@ def test_b3_grid_guidance_digit_and_stride(shipped):
     at = open_page(B3)
     assert any(r"\gamma\,\big(" in latex.value for latex in at.latex)
     assert len(figures(at)) == 3  # schedule, loss, trajectory
+    assert " s · D = 4, p_uncond = 0.1, 2 epochs." in texts(at.caption)
     assert at.slider(key="b3_scale").value == 5.0
     grid5 = image_with_caption(at, "Rows: digits 0–9")
     assert at.download_button(key="b3_grid_png").proto.label == "Download PNG"

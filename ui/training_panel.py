@@ -212,6 +212,18 @@ def _duration(seconds: float) -> str:
 
 # --- a finished run --------------------------------------------------------------------------------------------------
 
+def provenance_caption(run: model_store.TrainedModel, note: str, setting: str = "") -> None:
+    """Which run is shown (``note``), where and how long it trained (in how many sittings, if it was resumed), its
+    width, its model-specific ``setting`` and its length."""
+    resumed = run.info.get("resumed_at_steps") or []
+    sittings = f" in {len(resumed) + 1} sittings" if resumed else ""
+    epochs = run.config.epochs
+    settings = ", ".join([f"D = {run.config.hidden}", *([setting] if setting else []),
+                          f"{epochs} epoch{'s' if epochs != 1 else ''}"])
+    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {_duration(run.info.get('seconds', 0))}"
+               f"{sittings} · {settings}.")
+
+
 def loss_panel(run: model_store.TrainedModel, *, key: str, log_default: bool) -> bool:
     """The run's loss curve with a log-scale switch; returns the switch (the live view uses the same setting)."""
     log_y = st.toggle("Log-scale loss axis", log_default, key=f"{key}_log", persist_state="session")
@@ -300,9 +312,7 @@ def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: st
     label = "time-conditioned" if kind == "time" else "class-conditioned"
     if run is None:
         no_model_yet(f"{label} DDPM", kind)
-    extra = f", p_uncond = {run.config.p_uncond:g}" if kind == "class" else ""
-    st.caption(f"{note} Trained on {run.info.get('device', '?')} in {run.info.get('seconds', 0):.0f} s · "
-               f"D = {run.config.hidden}, {run.config.epochs} epochs{extra}.")
+    provenance_caption(run, note, f"p_uncond = {run.config.p_uncond:g}" if kind == "class" else "")
     loss_panel(run, key=key, log_default=True)
     st.subheader("Samples after each epoch")
     snapshot_scrubber(run, key=key, caption=snapshot_caption)
