@@ -98,11 +98,12 @@ def unconditional_grid(denoiser: MnistDDPM, n: int, stride: int, seed: int, on_s
                   num_samples=n, generator=gen, on_step=on_step)
 
 
-def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = 5.0) -> torch.Tensor:
+def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = 5.0,
+                  on_step=None) -> torch.Tensor:
     """The per-epoch grid of a DDPM: 4 samples of each digit with CFG (class) or 40 samples (time), uint8."""
     den = MnistDDPM(model, config, device=next(model.parameters()).device)
     if den.conditional:
-        x = class_grid(den, 4, scale, config.sample_stride, seed)
+        x = class_grid(den, 4, scale, config.sample_stride, seed, on_step=on_step)
     else:
-        x = unconditional_grid(den, 40, config.sample_stride, seed)
+        x = unconditional_grid(den, 40, config.sample_stride, seed, on_step=on_step)
     return to_uint8(x, (-1.0, 1.0))

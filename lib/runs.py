@@ -22,7 +22,7 @@ from lib.precision import infer
 from lib.training import Progress, TrainConfig, TrainResult, default_device, to_uint8, train
 
 SNAPSHOT_DIGITS = 8  # test digits shown denoised after each epoch of the single-step denoiser
-STOP_TIMEOUT_SECONDS = 60.0  # a B1 step on a laptop CPU is ~20 s; a DDPM's snapshot grid can take longer (not waited)
+STOP_TIMEOUT_SECONDS = 60.0  # a cancel is seen between optimiser steps (~20 s for B1 on a laptop CPU) and sampler steps
 
 
 def denoiser_probe(test: Digits, sigma: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,17 +33,18 @@ def denoiser_probe(test: Digits, sigma: float, seed: int = 0) -> tuple[torch.Ten
     return x, x + sigma * noise
 
 
-def snapshot_fn(config: TrainConfig, test: Digits) -> Callable[[torch.nn.Module, int], torch.Tensor]:
-    """What to record after an epoch: [clean | noisy | denoised] test digits (B1) or a sample grid (B2)."""
+def snapshot_fn(config: TrainConfig, test: Digits) -> Callable[[torch.nn.Module, int, Callable[[], None]], torch.Tensor]:
+    """What to record after an epoch: [clean | noisy | denoised] test digits (B1: one forward pass) or a sample grid
+    (B2/B3: a whole sampler run, which checks for a cancel after each of its steps)."""
     if config.model == "denoiser":
         clean, noisy = denoiser_probe(test, config.sigma)
 
-        def denoised(model, epoch):
+        def denoised(model, epoch, check_stop):
             out = infer(model, noisy.to(next(model.parameters()).device)).cpu()
             return torch.cat([to_uint8(clean), to_uint8(noisy), to_uint8(out)])
 
         return denoised
-    return lambda model, epoch: ddpm_snapshot(model, config)
+    return lambda model, epoch, check_stop: ddpm_snapshot(model, config, on_step=lambda *step: check_stop())
 
 
 def run_training(

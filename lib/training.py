@@ -144,7 +144,7 @@ def train(
     train_images: torch.Tensor,
     train_labels: torch.Tensor,
     *,
-    snapshot_fn: Callable[[torch.nn.Module, int], torch.Tensor],
+    snapshot_fn: Callable[[torch.nn.Module, int, Callable[[], None]], torch.Tensor],
     device: torch.device | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -155,8 +155,9 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` on ``train_images`` ((N, 1, 28, 28) in [0, 1]) and ``train_labels`` ((N,) int).
 
-    ``snapshot_fn(model, epoch)`` returns the uint8 grid recorded after each epoch in ``config.snapshot_epochs`` (and
-    after the last one). ``on_progress`` is called whenever the losses have been read back (every
+    ``snapshot_fn(model, epoch, check_stop)`` returns the uint8 grid recorded after each epoch in
+    ``config.snapshot_epochs`` (and after the last one); a grid that takes a while (a DDPM's sampler) calls
+    ``check_stop()`` now and then, which raises ``InterruptedError`` once the run is cancelled. ``on_progress`` is called whenever the losses have been read back (every
     ``loss_sync_every`` optimiser steps, and at the end of each epoch); ``should_stop`` lets a caller cancel.
     ``precision`` is "auto" (default: ``lib.precision.resolve``), "fp32" or "bf16".
 
@@ -209,22 +210,24 @@ def train(
         last_save = time.perf_counter()
 
     def check_stop() -> None:
-        """Between two steps, or between an epoch's last step and its end, the run's state is consistent: save it
-        there when cancelled."""
+        """Between two steps, or between an epoch's last step and its end (its snapshot included), the run's state is
+        consistent: save it there when cancelled."""
         if should_stop and should_stop():
             if resume:
                 save_state()
             raise InterruptedError("training cancelled")
 
     def end_epoch(epoch: int) -> None:
+        """The snapshot first (it may be cancelled: the epoch has not ended then), then the LR step."""
+        snapshot = epoch in config.snapshot_epochs or epoch == config.epochs
+        if snapshot:
+            model.eval()
+            progress.snapshots[epoch] = snapshot_fn(model, epoch, check_stop)
         if sched:
             sched.step()
         progress.epoch = epoch
-        if epoch in config.snapshot_epochs or epoch == config.epochs:
-            model.eval()
-            progress.snapshots[epoch] = snapshot_fn(model, epoch)
-            if on_progress:
-                on_progress(progress)
+        if snapshot and on_progress:
+            on_progress(progress)
 
     done_epochs, first_step = divmod(progress.step, steps_per_epoch)
     if progress.epoch < done_epochs:  # resumed after an epoch's last step but before its end

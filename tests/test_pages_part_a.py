@@ -36,7 +36,7 @@ def save_tiny_class_model(folder: Path, digits) -> Path:
     torch.set_num_threads(1)  # tiny batches: one thread is several times faster on a busy 2-core machine
     try:
         result = train(config, digits.as_float()[:n], digits.labels[:n], device=torch.device("cpu"),
-                       snapshot_fn=lambda model, epoch: torch.zeros(40, 28, 28, dtype=torch.uint8))
+                       snapshot_fn=lambda model, epoch, check_stop: torch.zeros(40, 28, 28, dtype=torch.uint8))
     finally:
         torch.set_num_threads(threads)
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def digits(mnist_train) -> Digits:
 
 
 def run(config: TrainConfig, digits: Digits, device: torch.device = CPU, **kwargs):
-    return train(config, digits.as_float(), digits.labels, snapshot_fn=lambda m, e: torch.zeros(0), device=device,
+    return train(config, digits.as_float(), digits.labels, snapshot_fn=lambda m, e, stop: torch.zeros(0), device=device,
                  **kwargs)
 
 

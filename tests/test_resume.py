@@ -27,14 +27,14 @@ def config(kind="class", **overrides):
     return TrainConfig.spec(kind, **base)
 
 
-def snapshot(model, epoch):
+def snapshot(model, epoch, check_stop):
     """A grid that depends on the weights, so a snapshot taken from other weights would differ."""
     value = sum(p.double().sum() for p in model.parameters())
     return torch.full((1, 28, 28), int(value.abs() * 1e6) % 256, dtype=torch.uint8)
 
 
 def run(cfg, data, device="cpu", **kwargs):
-    return train(cfg, *data, snapshot_fn=snapshot, device=torch.device(device), **kwargs)
+    return train(cfg, *data, snapshot_fn=kwargs.pop("snapshot_fn", snapshot), device=torch.device(device), **kwargs)
 
 
 def stop_after(steps: int):
@@ -108,6 +108,29 @@ def test_the_learning_rate_schedule_continues_where_it_stopped(data, tmp_path, m
     run(cfg, data, resume=path)
     assert lrs == whole[STEPS_PER_EPOCH + 1:]
     assert lrs[0] == pytest.approx(1e-3 * 0.1 ** (1 / cfg.epochs))  # epoch 2's rate, γ¹ · lr
+
+
+@pytest.mark.parametrize("kind", ["class", "time"])
+def test_a_run_cancelled_while_drawing_its_snapshot_continues_exactly(data, tmp_path, kind):
+    """A DDPM's per-epoch grid is a whole sampler run: a cancel during it stops the run there, saved as "the epoch's
+    steps done, its end (snapshot, LR step) not yet", and the resumed run draws the grid again and goes on."""
+    cfg = config(kind)
+    whole = run(cfg, data)
+    path = tmp_path / "state.safetensors"
+    cancelled = []
+
+    def slow_snapshot(model, epoch, check_stop):
+        if epoch == 2:
+            cancelled.append(epoch)  # the user presses Cancel while the grid is being drawn
+            check_stop()
+        return snapshot(model, epoch, check_stop)
+
+    with pytest.raises(InterruptedError):
+        run(cfg, data, resume=path, should_stop=lambda: bool(cancelled), snapshot_fn=slow_snapshot)
+    assert resume.saved_step(path) == 2 * STEPS_PER_EPOCH
+    continued = run(cfg, data, resume=path)
+    assert_same_run(whole, continued)
+    assert continued.resumed_at == [2 * STEPS_PER_EPOCH]
 
 
 def test_a_killed_run_continues_from_its_last_periodic_save(data, tmp_path):

