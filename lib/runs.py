@@ -19,7 +19,7 @@ from lib import model_store
 from lib.data import Digits
 from lib.mnist_model import ddpm_snapshot
 from lib.precision import infer
-from lib.training import Progress, TrainConfig, TrainResult, default_device, to_uint8, train
+from lib.training import Progress, SnapshotFn, TrainConfig, TrainResult, default_device, to_uint8, train
 
 SNAPSHOT_DIGITS = 8  # test digits shown denoised after each epoch of the single-step denoiser
 STOP_TIMEOUT_SECONDS = 60.0  # a cancel is seen between optimiser steps (~20 s for B1 on a laptop CPU) and sampler steps
@@ -33,7 +33,7 @@ def denoiser_probe(test: Digits, sigma: float, seed: int = 0) -> tuple[torch.Ten
     return x, x + sigma * noise
 
 
-def snapshot_fn(config: TrainConfig, test: Digits) -> Callable[[torch.nn.Module, int, Callable[[], None]], torch.Tensor]:
+def snapshot_fn(config: TrainConfig, test: Digits) -> SnapshotFn:
     """What to record after an epoch: [clean | noisy | denoised] test digits (B1: one forward pass) or a sample grid
     (B2/B3: a whole sampler run, which checks for a cancel after each of its steps)."""
     if config.model == "denoiser":

@@ -43,6 +43,7 @@ SPEC_DEFAULTS = {
 _INIT_LOCK = threading.Lock()
 LOSS_SYNC_EVERY = {"cpu": 1, "cuda": 50}  # steps between loss read-backs (each one waits for the device)
 SAVE_EVERY_SECONDS = 300.0  # how often a resumable run saves its state (~1 s for the B1 denoiser's 96 MB)
+SnapshotFn = Callable[[torch.nn.Module, int, Callable[[], None]], torch.Tensor]  # (model, epoch, check_stop) -> grid
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def train(
     train_images: torch.Tensor,
     train_labels: torch.Tensor,
     *,
-    snapshot_fn: Callable[[torch.nn.Module, int, Callable[[], None]], torch.Tensor],
+    snapshot_fn: SnapshotFn,
     device: torch.device | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -157,8 +158,9 @@ def train(
 
     ``snapshot_fn(model, epoch, check_stop)`` returns the uint8 grid recorded after each epoch in
     ``config.snapshot_epochs`` (and after the last one); a grid that takes a while (a DDPM's sampler) calls
-    ``check_stop()`` now and then, which raises ``InterruptedError`` once the run is cancelled. ``on_progress`` is called whenever the losses have been read back (every
-    ``loss_sync_every`` optimiser steps, and at the end of each epoch); ``should_stop`` lets a caller cancel.
+    ``check_stop()`` now and then, which raises ``InterruptedError`` once the run is cancelled. ``on_progress`` is
+    called whenever the losses have been read back (every ``loss_sync_every`` optimiser steps, and at the end of each
+    epoch); ``should_stop`` lets a caller cancel.
     ``precision`` is "auto" (default: ``lib.precision.resolve``), "fp32" or "bf16".
 
     With ``resume`` (a file path) the run is resumable (``lib.resume``): it continues from the state saved there, if
