@@ -118,6 +118,14 @@ class Progress:
         return self.seconds * (self.total_steps - self.step) / self.step
 
 
+def spoken_duration(seconds: float) -> str:
+    """A duration as people say it: 40 s, 12 min, 2 h 05 min."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 @dataclass
 class TrainResult:
     config: TrainConfig

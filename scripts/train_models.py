@@ -26,7 +26,7 @@ from lib import model_store  # noqa: E402
 from lib.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
 from lib.resume import saved_step  # noqa: E402
 from lib.runs import run_info, run_training  # noqa: E402
-from lib.training import TrainConfig, default_device  # noqa: E402
+from lib.training import TrainConfig, default_device, spoken_duration  # noqa: E402
 
 
 def main() -> None:
@@ -61,7 +61,7 @@ def main() -> None:
             if progress.step not in printed and (progress.step % 25 == 0 or epoch_end):
                 printed.add(progress.step)
                 print(f"{kind}: step {progress.step}/{progress.total_steps} loss {progress.losses[-1]:.4f} "
-                      f"({progress.seconds:.0f} s)", flush=True)
+                      f"({progress.seconds:.0f} s, about {spoken_duration(progress.seconds_left())} left)", flush=True)
 
         try:
             result = run_training(config, train_set, test_set, device, on_progress=report, should_stop=stop.is_set)

@@ -12,7 +12,7 @@ from lib import training
 from lib.data import Digits
 from lib.runs import run_training, snapshot_fn
 from lib.unets import build_model
-from lib.training import Progress, TrainConfig, to_uint8, train
+from lib.training import Progress, TrainConfig, spoken_duration, to_uint8, train
 
 CPU = torch.device("cpu")
 
@@ -269,3 +269,9 @@ def test_training_leaves_the_global_rng_alone(small_train):
     torch.manual_seed(123)
     run(tiny("time", seed=5, epochs=1, steps_per_epoch=1), small_train)
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("seconds, said", [(0, "0 s"), (40.4, "40 s"), (89, "89 s"), (90, "2 min"), (720, "12 min"),
+                                           (5369, "89 min"), (5400, "1 h 30 min"), (7500, "2 h 05 min")])
+def test_spoken_duration(seconds, said):
+    assert spoken_duration(seconds) == said

@@ -23,7 +23,7 @@ from lib.mnist_model import MnistDDPM
 from lib.plots import TrajectoryRecorder, animation_figure, loss_figure, schedule_figure
 from lib.precision import bf16_is_fast
 from lib.runs import Job
-from lib.training import TrainConfig, default_device
+from lib.training import TrainConfig, default_device, spoken_duration
 from lib.schedules import linear_schedule
 from ui.common import mnist, shipped, trained, training_jobs
 
@@ -179,7 +179,8 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
     total = p.total_steps
     st.progress(min(p.step / total, 1.0),
                 text=f"Epoch {min(p.epoch + 1, job.config.epochs)}/{job.config.epochs} · step {p.step:,}/{total:,}"
-                     f" · loss {p.losses[-1]:.4f} · {p.seconds:.0f} s, about {_duration(p.seconds_left())} left"
+                     f" · loss {p.losses[-1]:.4f} · {p.seconds:.0f} s,"
+                     f" about {spoken_duration(p.seconds_left())} left"
                      + (f" · continued from step {p.resumed_at[-1]:,}" if p.resumed_at else "")
                      if p.losses else "Training: first step…")
     if p.losses:
@@ -202,14 +203,6 @@ def no_model_yet(what: str, kind: str) -> None:
     st.stop()
 
 
-def _duration(seconds: float) -> str:
-    """A duration as people say it: 40 s, 12 min, 2 h 05 min."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 # --- a finished run --------------------------------------------------------------------------------------------------
 
 def provenance_caption(run: model_store.TrainedModel, note: str, setting: str = "") -> None:
@@ -220,8 +213,8 @@ def provenance_caption(run: model_store.TrainedModel, note: str, setting: str = 
     epochs = run.config.epochs
     settings = ", ".join([f"D = {run.config.hidden}", *([setting] if setting else []),
                           f"{epochs} epoch{'s' if epochs != 1 else ''}"])
-    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {_duration(run.info.get('seconds', 0))}"
-               f"{sittings} · {settings}.")
+    took = spoken_duration(run.info.get("seconds", 0))
+    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {took}{sittings} · {settings}.")
 
 
 def loss_panel(run: model_store.TrainedModel, *, key: str, log_default: bool) -> bool:
