@@ -16,6 +16,7 @@ import torch
 
 from lib import cache
 from lib.precision import for_inference
+from lib.resume import saved_step
 from lib.training import TrainConfig, TrainResult
 from lib.unets import build_model
 
@@ -74,6 +75,21 @@ def cache_path(config: TrainConfig) -> Path:
 def resume_path(config: TrainConfig) -> Path:
     """Where a run of ``config`` keeps its resumable state (``lib.resume``) while it is unfinished."""
     return CACHE_DIR / f"{_stem(config)}.resume.safetensors"
+
+
+def unfinished_runs(model_kind: str) -> list[tuple[TrainConfig, int]]:
+    """The stopped runs of ``model_kind`` whose state is saved in the cache, newest first, each with the optimiser step
+    it stands at (read from the files' headers only; unreadable files are left out)."""
+    found = []
+    for path in CACHE_DIR.glob(f"{model_kind}-*.resume.safetensors"):
+        try:
+            mtime, config = path.stat().st_mtime, config_from_json((cache.read_metadata(path) or {})["config"])
+        except (OSError, KeyError, TypeError, ValueError):  # gone meanwhile (its run finished), or not a state
+            continue
+        step = saved_step(path)
+        if step is not None and resume_path(config) == path:
+            found.append((mtime, config, step))
+    return [(config, step) for _, config, step in sorted(found, key=lambda f: f[0], reverse=True)]
 
 
 def shipped_path(model_kind: str) -> Path:

@@ -68,7 +68,7 @@ with noising:
 st.header("3 · Results")
 if run is None:
     no_model_yet("single-step denoiser", "denoiser")
-provenance_caption(run, note, f"σ = {run.config.sigma:g}")
+provenance_caption(run, note)
 loss_panel(run, key="b1", log_default=False)
 
 st.subheader("Denoised test digits")

@@ -163,7 +163,7 @@ def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits)
     captions = [c for img in at.get("image") for c in img.captions]
     assert [c for c in captions if c.startswith("σ = ")] == [f"σ = {s:g}" for s in SIGMAS]
     assert "Showing the **shipped** model" in texts(at.caption)
-    assert "Trained on cpu (test) for " in texts(at.caption) and " s · D = 4, σ = 0.5, 2 epochs." in texts(at.caption)
+    assert "Trained on cpu (test) for " in texts(at.caption) and " s · D = 4, σ = 0.5, 2 short epochs of 2 batches." in texts(at.caption)
     assert any(c.startswith("After epoch 1") for c in captions) and any(c.startswith("After epoch 2") for c in captions)
     assert at.button(key="b1_train").disabled  # these settings are the shipped ones: nothing to train
 
@@ -268,7 +268,41 @@ def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, 
     assert job.trained.losses == pytest.approx(whole.losses, rel=1e-6)  # stored as fp32: equal to fp32's precision
     assert not model_store.resume_path(config).exists()
     at = run(at)
-    assert "in 2 sittings · D = 8, σ = 0.5, 1 epoch." in texts(at.caption)
+    assert "in 2 sittings · D = 8, σ = 0.5, 1 short epoch of 4 batches." in texts(at.caption)
+
+
+def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, monkeypatch, digits):
+    """A student who stopped a run in an earlier visit (a new session: the widgets are back at their defaults) is shown
+    the stopped run and can load its settings, which brings back **Continue training from step N**."""
+    config = TrainConfig.spec("denoiser", hidden=8, epochs=3, batch_size=32, steps_per_epoch=4, lr=3e-4, seed=7,
+                              sigma=0.3, dataset=digits[0].source)
+    steps = []
+    with pytest.raises(InterruptedError):
+        run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: steps.append(p.step),
+                     should_stop=lambda: bool(steps) and steps[-1] >= 5)
+    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: TrainingJobs(lambda: digits))
+
+    at = open_page(B1)
+    assert at.button(key="b1_train").label == "Train"
+    assert ("An unfinished run of other settings is saved at step 5 of 12: D = 8, σ = 0.3, batch 32, lr 0.0003, seed 7, "
+            "3 short epochs of 4 batches.") in texts(at.info)
+    (load,) = [b for b in at.button if b.label == "Load its settings"]
+    at = run(load.click())
+    assert at.slider(key="b_denoiser_epochs").value == 3
+    assert at.select_slider(key="b_denoiser_hidden").value == 8
+    assert at.select_slider(key="b_denoiser_lr").value == 3e-4
+    assert at.select_slider(key="b_denoiser_batch").value == 32
+    assert at.number_input(key="b_denoiser_seed").value == 7
+    assert at.slider(key="b_denoiser_sigma").value == pytest.approx(0.3)
+    assert at.checkbox(key="b_denoiser_short").value and at.number_input(key="b_denoiser_steps").value == 4
+    assert at.button(key="b1_train").label == "Continue training from step 5"
+    assert "An unfinished run of other settings" not in texts(at.info)  # it is the current one now
+    assert not at.warning or all("widget with key" not in w.value for w in at.warning)
+
+    # the loaded settings are ordinary settings: changing one leaves the stopped run on offer again
+    at = run(at.number_input(key="b_denoiser_seed").set_value(8))
+    assert at.button(key="b1_train").label == "Train"
+    assert "An unfinished run of other settings is saved at step 5 of 12" in texts(at.info)
 
 
 def test_b1_cancelling_says_the_state_is_saved(nothing_shipped, monkeypatch, digits):
@@ -320,7 +354,7 @@ def test_b1_live_view_shows_progress_time_left_and_cancels(shipped, monkeypatch)
 
 def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shipped):
     at = open_page(B2)
-    assert " s · D = 4, 2 epochs." in texts(at.caption)
+    assert " s · D = 4, 2 short epochs of 2 batches." in texts(at.caption)
     assert len(at.latex) == 3 and r"\sqrt{\beta_t}\,z" in at.latex[2].value
     schedule, loss, anim = figures(at)
     assert np.allclose(values(schedule["data"][1]["y"]), linear_schedule(300, 1e-4, 0.02).alphas_cumprod.numpy())
@@ -354,7 +388,7 @@ def test_b3_grid_guidance_digit_and_stride(shipped):
     at = open_page(B3)
     assert any(r"\gamma\,\big(" in latex.value for latex in at.latex)
     assert len(figures(at)) == 3  # schedule, loss, trajectory
-    assert " s · D = 4, p_uncond = 0.1, 2 epochs." in texts(at.caption)
+    assert " s · D = 4, p_uncond = 0.1, 2 short epochs of 2 batches." in texts(at.caption)
     assert at.slider(key="b3_scale").value == 5.0
     grid5 = image_with_caption(at, "Rows: digits 0–9")
     assert at.download_button(key="b3_grid_png").proto.label == "Download PNG"

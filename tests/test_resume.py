@@ -3,6 +3,8 @@ stopped ends — same losses, weights, BatchNorm statistics, Adam state, learnin
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -208,3 +210,20 @@ def test_saved_step_reads_the_header_only(tmp_path):
     assert resume.saved_step(tmp_path / "missing.safetensors") is None
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     assert resume.saved_step(tmp_path / "junk.safetensors") is None
+
+
+def test_unfinished_runs_lists_the_saved_states_of_one_model_newest_first(data, isolated_cache):
+    from lib import model_store
+
+    isolated_cache.mkdir()
+    for seed, stop_at in ((1, 3), (2, 6)):
+        cfg = config("time", seed=seed)
+        on_progress, should_stop = stop_after(stop_at)
+        with pytest.raises(InterruptedError):
+            run(cfg, data, resume=model_store.resume_path(cfg), on_progress=on_progress, should_stop=should_stop)
+    first = model_store.resume_path(config("time", seed=1))
+    os.utime(first, (first.stat().st_atime, first.stat().st_mtime + 60))  # seed 1's state is the newer one
+    (isolated_cache / "time-0000.resume.safetensors").write_bytes(b"not a state")  # unreadable: left out
+
+    assert model_store.unfinished_runs("time") == [(config("time", seed=1), 3), (config("time", seed=2), 6)]
+    assert model_store.unfinished_runs("class") == []

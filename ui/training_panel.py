@@ -32,6 +32,7 @@ POLL_SECONDS = 1.0
 SNAPSHOT_COLUMNS = {"denoiser": 8, "time": 10, "class": 4}
 SHORT_STEPS = {"denoiser": 16, "time": 25, "class": 50}  # batches per epoch of a "short run" (minutes on a CPU)
 MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30}
+MAX_UNFINISHED_SHOWN = 3
 HIDDEN_OPTIONS = (8, 16, 32, 64, 128)
 LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 BATCH_OPTIONS = (32, 64, 128, 256, 512)
@@ -63,12 +64,15 @@ def default_config(kind: str, dataset: str) -> TrainConfig:
 
 
 def config_controls(kind: str, train_set: Digits) -> TrainConfig:
-    """The training settings of ``kind`` as widgets (kept for the whole session), returned as a ``TrainConfig``."""
-    d = default_config(kind, train_set.source)
+    """The training settings of ``kind`` as widgets (kept for the whole session), returned as a ``TrainConfig``.
+
+    The widgets start from the shipped model's settings, or from a stopped run's once its **Load its settings** button
+    was pressed (``_unfinished_runs``)."""
     k = f"b_{kind}"
+    d = st.session_state.get(f"{k}_loaded") or default_config(kind, train_set.source)
     keep = dict(persist_state="session")
     c1, c2, c3 = st.columns(3)
-    epochs = c1.slider("Epochs", 1, MAX_EPOCHS[kind], d.epochs, key=f"{k}_epochs", **keep)
+    epochs = c1.slider("Epochs", 1, max(MAX_EPOCHS[kind], d.epochs), d.epochs, key=f"{k}_epochs", **keep)
     hidden = c1.select_slider("Hidden width D", _with(HIDDEN_OPTIONS, d.hidden), d.hidden, key=f"{k}_hidden", **keep)
     lr = c2.select_slider("Learning rate", _with(LR_OPTIONS, d.lr), d.lr, format_func=lambda v: f"{v:g}",
                           key=f"{k}_lr", **keep)
@@ -104,7 +108,56 @@ def config_controls(kind: str, train_set: Digits) -> TrainConfig:
                    "a GPU takes minutes. Keep **Short run** on for minutes rather than hours; once a run "
                    "starts, its progress bar says how long is left. A long run can be done in several sittings: "
                    "cancelled, or cut off by an app restart, it continues from where it stopped.")
+    _unfinished_runs(kind, config, len(train_set))
     return config
+
+
+def _unfinished_runs(kind: str, current: TrainConfig, num_digits: int) -> None:
+    """Unfinished runs of other settings (their state saved in the cache, e.g. by an earlier visit), each with a
+    button that loads its settings into the widgets, so that **Continue training** appears for it."""
+    runs = [(c, step) for c, step in model_store.unfinished_runs(kind) if c != current and c.dataset == current.dataset]
+    for config, step in runs[:MAX_UNFINISHED_SHOWN]:
+        total = config.steps_in_epoch(num_digits) * config.epochs
+        text, button = st.columns([5, 1], vertical_alignment="center")
+        text.info(f"An unfinished run of other settings is saved at step {step:,} of {total:,}: "
+                  f"{settings_text(config, detailed=True)}.")
+        button.button("Load its settings", key=f"b_{kind}_load_{config_key(config.as_dict())}",
+                      on_click=_load_settings, args=(kind, config))
+
+
+def _load_settings(kind: str, config: TrainConfig) -> None:
+    """Button callback: set the page's widgets to ``config`` (through their session-state keys, which also updates
+    them in the browser) and make it their defaults, so that its values are among their options."""
+    k = f"b_{kind}"
+    values = {"epochs": config.epochs, "hidden": config.hidden, "lr": config.lr, "batch": config.batch_size,
+              "seed": config.seed, "short": config.steps_per_epoch is not None, "steps": config.steps_per_epoch}
+    values.update({"sigma": config.sigma} if kind == "denoiser" else {"sample_stride": config.sample_stride})
+    for name, value in values.items():
+        if value is None:
+            st.session_state.pop(f"{k}_{name}", None)
+        else:
+            st.session_state[f"{k}_{name}"] = value
+    st.session_state[f"{k}_loaded"] = config
+
+
+def settings_text(config: TrainConfig, detailed: bool = False) -> str:
+    """A run's settings in words: width, the model's own setting (σ or p_uncond) and epochs; ``detailed`` adds the
+    optimiser's, the seed and the grids' sampler stride."""
+    parts = [f"D = {config.hidden}"]
+    if config.model == "denoiser":
+        parts.append(f"σ = {config.sigma:g}")
+    elif config.model == "class":
+        parts.append(f"p_uncond = {config.p_uncond:g}")
+    if detailed:
+        parts += [f"batch {config.batch_size}", f"lr {config.lr:g}", f"seed {config.seed}"]
+        if config.model != "denoiser":
+            parts.append(f"grid stride {config.sample_stride}")
+    plural = "s" if config.epochs != 1 else ""
+    if config.steps_per_epoch is None:
+        parts.append(f"{config.epochs} epoch{plural}")
+    else:
+        parts.append(f"{config.epochs} short epoch{plural} of {config.steps_per_epoch} batches")
+    return ", ".join(parts)
 
 
 def run_to_show(kind: str, config: TrainConfig) -> tuple[model_store.TrainedModel | None, str]:
@@ -205,16 +258,13 @@ def no_model_yet(what: str, kind: str) -> None:
 
 # --- a finished run --------------------------------------------------------------------------------------------------
 
-def provenance_caption(run: model_store.TrainedModel, note: str, setting: str = "") -> None:
-    """Which run is shown (``note``), where and how long it trained (in how many sittings, if it was resumed), its
-    width, its model-specific ``setting`` and its length."""
+def provenance_caption(run: model_store.TrainedModel, note: str) -> None:
+    """Which run is shown (``note``), where and how long it trained (in how many sittings, if it was resumed), and
+    its main settings."""
     resumed = run.info.get("resumed_at_steps") or []
     sittings = f" in {len(resumed) + 1} sittings" if resumed else ""
-    epochs = run.config.epochs
-    settings = ", ".join([f"D = {run.config.hidden}", *([setting] if setting else []),
-                          f"{epochs} epoch{'s' if epochs != 1 else ''}"])
     took = spoken_duration(run.info.get("seconds", 0))
-    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {took}{sittings} · {settings}.")
+    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {took}{sittings} · {settings_text(run.config)}.")
 
 
 def loss_panel(run: model_store.TrainedModel, *, key: str, log_default: bool) -> bool:
@@ -305,7 +355,7 @@ def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: st
     label = "time-conditioned" if kind == "time" else "class-conditioned"
     if run is None:
         no_model_yet(f"{label} DDPM", kind)
-    provenance_caption(run, note, f"p_uncond = {run.config.p_uncond:g}" if kind == "class" else "")
+    provenance_caption(run, note)
     loss_panel(run, key=key, log_default=True)
     st.subheader("Samples after each epoch")
     snapshot_scrubber(run, key=key, caption=snapshot_caption)
