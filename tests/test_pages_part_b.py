@@ -148,8 +148,24 @@ def ui_home_pages() -> list[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("pages/")]
 
 
+def test_home_lists_unfinished_runs(shipped, digits):
+    config = TrainConfig.spec("class", hidden=4, epochs=2, batch_size=16, steps_per_epoch=3, sample_stride=50,
+                              dataset=digits[0].source)
+    steps = []
+    with pytest.raises(InterruptedError):
+        run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: steps.append(p.step),
+                     should_stop=lambda: bool(steps))
+    at = open_page(HOME)
+    assert at.header[-1].value == "Unfinished training runs"
+    links = [link.proto for link in at.get("page_link")]
+    assert (links[-1].label == "**B3 class-conditioned DDPM** · step 1 of 6 · D = 4, p_uncond = 0.1, batch 16, lr 0.001, "
+            "seed 0, grid stride 50, 2 short epochs of 3 batches")
+    assert links[-1].page.endswith("B3_Class-conditioned_DDPM")
+
+
 def test_home_says_which_models_are_missing(nothing_shipped):
     at = open_page(HOME)
+    assert "Unfinished training runs" not in [h.value for h in at.header]
     assert all(row.startswith("missing") for row in at.dataframe[0].value["training"])
     assert not at.code
 
