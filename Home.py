@@ -12,7 +12,7 @@ from lib.data import FALLBACK_NAME
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
 from ui.sidebar import if_requirements, render_sidebar
-from ui.training_panel import settings_text
+from ui.training_panel import unfinished_text
 
 ROOT = Path(__file__).resolve().parent
 IF_CARD = "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"
@@ -125,14 +125,12 @@ for title, command in commands.items():
         st.markdown(f"*{title}* was trained with:")
         st.code(command, language="bash", wrap_lines=True)
 
-unfinished = [(kind, config, step) for kind in MODEL_TITLES for config, step in model_store.unfinished_runs(kind)
-              if config.dataset == train_set.source]
+unfinished = [(kind, run) for kind in MODEL_TITLES for run in model_store.unfinished_runs(kind)
+              if run.config.dataset == train_set.source]
 if unfinished:
     st.header("Unfinished training runs")
     st.markdown("These runs have not finished — they were cancelled or cut off by a restart, or are still running "
                 "in another process — and their state is saved. On the model's page, **Load its settings** and then "
                 "**Continue training** goes on from the last saved step.")
-    for kind, config, step in unfinished:
-        total = config.steps_in_epoch(len(train_set)) * config.epochs
-        st.page_link(MODEL_PAGES[kind], label=f"**{MODEL_TITLES[kind]}** · step {step:,} of {total:,} · "
-                                               f"{settings_text(config, detailed=True)}")
+    for kind, run in unfinished:
+        st.page_link(MODEL_PAGES[kind], label=f"**{MODEL_TITLES[kind]}** · {unfinished_text(run, len(train_set))}")

@@ -77,9 +77,16 @@ def resume_path(config: TrainConfig) -> Path:
     return CACHE_DIR / f"{_stem(config)}.resume.safetensors"
 
 
-def unfinished_runs(model_kind: str) -> list[tuple[TrainConfig, int]]:
-    """The stopped runs of ``model_kind`` whose state is saved in the cache, newest first, each with the optimiser step
-    it stands at (read from the files' headers only; unreadable files are left out)."""
+@dataclass(frozen=True)
+class UnfinishedRun:
+    config: TrainConfig
+    step: int  # the optimiser step its saved state stands at
+    saved_at: float  # when that state was written (seconds since the epoch)
+
+
+def unfinished_runs(model_kind: str) -> list[UnfinishedRun]:
+    """The unfinished runs of ``model_kind`` whose state is saved in the cache, newest first (read from the files'
+    headers only; unreadable files are left out)."""
     found = []
     for path in CACHE_DIR.glob(f"{model_kind}-*.resume.safetensors"):
         try:
@@ -88,8 +95,8 @@ def unfinished_runs(model_kind: str) -> list[tuple[TrainConfig, int]]:
             continue
         step = saved_step(path)
         if step is not None and resume_path(config) == path:
-            found.append((mtime, config, step))
-    return [(config, step) for _, config, step in sorted(found, key=lambda f: f[0], reverse=True)]
+            found.append(UnfinishedRun(config, step, mtime))
+    return sorted(found, key=lambda run: run.saved_at, reverse=True)
 
 
 def shipped_path(model_kind: str) -> Path:

@@ -225,5 +225,7 @@ def test_unfinished_runs_lists_the_saved_states_of_one_model_newest_first(data, 
     os.utime(first, (first.stat().st_atime, first.stat().st_mtime + 60))  # seed 1's state is the newer one
     (isolated_cache / "time-0000.resume.safetensors").write_bytes(b"not a state")  # unreadable: left out
 
-    assert model_store.unfinished_runs("time") == [(config("time", seed=1), 3), (config("time", seed=2), 6)]
+    runs = model_store.unfinished_runs("time")
+    assert [(run.config, run.step) for run in runs] == [(config("time", seed=1), 3), (config("time", seed=2), 6)]
+    assert runs[0].saved_at == first.stat().st_mtime
     assert model_store.unfinished_runs("class") == []

@@ -9,6 +9,7 @@ ends, so the page switches to the new run's results.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -115,14 +116,20 @@ def config_controls(kind: str, train_set: Digits) -> TrainConfig:
 def _unfinished_runs(kind: str, current: TrainConfig, num_digits: int) -> None:
     """Unfinished runs of other settings (their state saved in the cache, e.g. by an earlier visit), each with a
     button that loads its settings into the widgets, so that **Continue training** appears for it."""
-    runs = [(c, step) for c, step in model_store.unfinished_runs(kind) if c != current and c.dataset == current.dataset]
-    for config, step in runs[:MAX_UNFINISHED_SHOWN]:
-        total = config.steps_in_epoch(num_digits) * config.epochs
+    runs = [r for r in model_store.unfinished_runs(kind) if r.config != current and r.config.dataset == current.dataset]
+    for run in runs[:MAX_UNFINISHED_SHOWN]:
         text, button = st.columns([5, 1], vertical_alignment="center")
-        text.info(f"An unfinished run of other settings is saved at step {step:,} of {total:,}: "
-                  f"{settings_text(config, detailed=True)}.")
-        button.button("Load its settings", key=f"b_{kind}_load_{config_key(config.as_dict())}",
-                      on_click=_load_settings, args=(kind, config))
+        text.info(f"An unfinished run of other settings: {unfinished_text(run, num_digits)}.")
+        button.button("Load its settings", key=f"b_{kind}_load_{config_key(run.config.as_dict())}",
+                      on_click=_load_settings, args=(kind, run.config))
+
+
+def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
+    """Where an unfinished run stands and when it was saved (a run going on in another process saves every few
+    minutes), and its settings."""
+    total = run.config.steps_in_epoch(num_digits) * run.config.epochs
+    age = spoken_duration(max(0.0, time.time() - run.saved_at))
+    return f"step {run.step:,} of {total:,}, saved {age} ago · {settings_text(run.config, detailed=True)}"
 
 
 def _load_settings(kind: str, config: TrainConfig) -> None:
