@@ -67,8 +67,8 @@ def default_config(kind: str, dataset: str) -> TrainConfig:
 def config_controls(kind: str, train_set: Digits) -> TrainConfig:
     """The training settings of ``kind`` as widgets (kept for the whole session), returned as a ``TrainConfig``.
 
-    The widgets start from the shipped model's settings, or from a stopped run's once its **Load its settings** button
-    was pressed (``_unfinished_runs``)."""
+    The widgets start from the shipped model's settings, or from an unfinished run's once its **Load its settings**
+    button was pressed (``_unfinished_runs``)."""
     k = f"b_{kind}"
     d = st.session_state.get(f"{k}_loaded") or default_config(kind, train_set.source)
     keep = dict(persist_state="session")
@@ -149,7 +149,7 @@ def _load_settings(kind: str, config: TrainConfig) -> None:
 
 def settings_text(config: TrainConfig, detailed: bool = False) -> str:
     """A run's settings in words: width, the model's own setting (σ or p_uncond) and epochs; ``detailed`` adds the
-    optimiser's, the seed and the grids' sampler stride."""
+    batch size, learning rate, seed and (DDPMs) the sampler stride of the per-epoch grids."""
     parts = [f"D = {config.hidden}"]
     if config.model == "denoiser":
         parts.append(f"σ = {config.sigma:g}")
