@@ -16,7 +16,7 @@ import torch
 
 from lib import cache
 from lib.precision import for_inference
-from lib.resume import saved_step
+from lib.resume import step_in_header
 from lib.training import TrainConfig, TrainResult
 from lib.unets import build_model
 
@@ -90,10 +90,11 @@ def unfinished_runs(model_kind: str) -> list[UnfinishedRun]:
     found = []
     for path in CACHE_DIR.glob(f"{model_kind}-*.resume.safetensors"):
         try:
-            mtime, config = path.stat().st_mtime, config_from_json((cache.read_metadata(path) or {})["config"])
+            mtime, meta = path.stat().st_mtime, cache.read_metadata(path) or {}
+            config = config_from_json(meta["config"])
         except (OSError, KeyError, TypeError, ValueError):  # gone meanwhile (its run finished), or not a state
             continue
-        step = saved_step(path)
+        step = step_in_header(meta)
         if step is not None and resume_path(config) == path:
             found.append(UnfinishedRun(config, step, mtime))
     return sorted(found, key=lambda run: run.saved_at, reverse=True)

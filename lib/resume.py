@@ -87,7 +87,12 @@ def load(path: Path, config_json: str, device: torch.device, precision: str, pro
 
 def saved_step(path: Path) -> int | None:
     """The optimiser step a saved state stands at, read from its header alone; None when there is no readable file."""
+    return step_in_header(cache.read_metadata(path) or {})
+
+
+def step_in_header(meta: dict) -> int | None:
+    """The optimiser step recorded in a saved state's header metadata; None when it records none."""
     try:
-        return int(json.loads((cache.read_metadata(path) or {})["position"])["step"])
+        return int(json.loads(meta["position"])["step"])
     except (KeyError, TypeError, ValueError):
         return None
