@@ -2,7 +2,7 @@
 
 The UNet is built with random weights from the real IF-I-XL configuration (4.30 B parameters; IF-I-L with
 ``--config l``) in fp16 on CUDA — the time per step does not depend on the weights, so no hub download is needed.
-Prompt embeddings are lib.deepfloyd's deterministic (77, 4096) stand-ins for T5.
+Prompt embeddings are tests.tiny_if's deterministic (77, 4096) stand-ins for T5.
 
 Per step of the course's strided chain (stride 30 from 990: 990, 960, …, 30 → 0; 33 steps) with CFG γ = 7, batch 1:
   project   ``lib.sampling.sample`` on an ``lib.deepfloyd.IFDenoiser`` (what the part-A pages run): each step one
@@ -13,7 +13,7 @@ Per step of the course's strided chain (stride 30 from 990: 990, 960, …, 30 �
 Target: project overhead over the bare forward ≤ 5 %. Peak memory: ``torch.cuda.max_memory_allocated`` per phase.
 
 Real sizes need a CUDA GPU (≈ 8.6 GB of fp16 weights); without one the script says so and exits. ``--config tiny`` runs
-the same measurement on lib.deepfloyd's toy-sized IF (fp32 on the CPU, or fp16 with --device cuda), to show the
+the same measurement on tests.tiny_if's toy-sized IF (fp32 on the CPU, or fp16 with --device cuda), to show the
 measurement works; its figure is a CPU tiny-model figure, not a statement about IF-I-XL on a GPU (on the CPU even the
 tiny UNet dominates: its 4096-wide text projection and pooling are real size).
 
@@ -29,35 +29,22 @@ from common import median, parser, report, setup, sync, timed
 
 import torch  # noqa: E402
 
-from lib.deepfloyd import IFDenoiser, fake_t5_embeddings, if_stage1_scheduler, tiny_if_denoiser, T5_DIM  # noqa: E402
+from lib.deepfloyd import IFDenoiser  # noqa: E402
+from lib.if_configs import STAGE1_CONFIGS, if_stage1_scheduler  # noqa: E402
 from lib.sampling import sample  # noqa: E402
+from tests.tiny_if import fake_t5_embeddings, tiny_if_denoiser  # noqa: E402
 
 OVERHEAD_TARGET = 0.05
 STRIDE, SCALE = 30, 7.0
 
 
-def if_stage1_unet_config(base: int) -> dict:
-    """IF-I-XL (base 704) / IF-I-L (base 320): widths base·(1, 2, 3, 4), 3 layers per block, 64-dim heads, T5 text
-    projection 4096 → top width, attention-pooled text embedding (64 heads), scale-shift GELU resnets, 3 in / 6 out."""
-    widths = [base, 2 * base, 3 * base, 4 * base]
-    return dict(
-        sample_size=64, in_channels=3, out_channels=6, layers_per_block=3, block_out_channels=widths,
-        down_block_types=["ResnetDownsampleBlock2D"] + ["SimpleCrossAttnDownBlock2D"] * 3,
-        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
-        up_block_types=["SimpleCrossAttnUpBlock2D"] * 3 + ["ResnetUpsampleBlock2D"],
-        cross_attention_dim=widths[-1], encoder_hid_dim=T5_DIM, encoder_hid_dim_type="text_proj",
-        attention_head_dim=64, addition_embed_type="text", addition_embed_type_num_heads=64,
-        cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift", act_fn="gelu",
-    )
-
-
-def real_size_denoiser(base: int, name: str, device: torch.device) -> IFDenoiser:
+def real_size_denoiser(variant: str, name: str, device: torch.device) -> IFDenoiser:
     """The IF-I UNet at real size with random weights, fp16 on ``device``, wrapped like ``lib.deepfloyd.load_if``."""
     from diffusers import IFPipeline, UNet2DConditionModel
 
     torch.manual_seed(0)
     with torch.device(device):  # initialise on the GPU (fast), then halve: ≈ 17 GB fp32 → 8.6 GB fp16 for XL
-        unet = UNet2DConditionModel(**if_stage1_unet_config(base))
+        unet = UNet2DConditionModel(**STAGE1_CONFIGS[variant])
     unet = unet.to(torch.float16).eval()
     pipe = IFPipeline(unet=unet, scheduler=if_stage1_scheduler(), tokenizer=None, text_encoder=None,
                       safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
@@ -90,13 +77,13 @@ def main() -> None:
 
     if args.config == "tiny":
         den = tiny_if_denoiser()
-        if device.type == "cuda":
-            den.unet.to(device, torch.float16)
-            den.device = device
-        label = "tiny random IF (lib.deepfloyd.tiny_if_denoiser)"
+        if device.type == "cuda":  # placed before it is wrapped, as the loader does: predict reads the UNet's dtype
+            den = IFDenoiser(den.unet.to(device, torch.float16), if_stage1_scheduler(), fake_t5_embeddings,
+                             name=den.name, pipeline=den.pipeline)
+        label = "tiny random IF (tests.tiny_if.tiny_if_denoiser)"
     else:
-        base = {"xl": 704, "l": 320}[args.config]
-        den = real_size_denoiser(base, f"random-weight IF-I-{args.config.upper()}", device)
+        variant = f"IF-I-{args.config.upper()}"
+        den = real_size_denoiser(variant, f"random-weight {variant}", device)
         label = f"IF-I-{args.config.upper()} config, random weights"
     n_params = sum(q.numel() for q in den.unet.parameters())
     print(f"model: {label}: {n_params / 1e9:.3f} B parameters, {den.unet.dtype}, on {device}")

@@ -1,8 +1,8 @@
 """T5-XXL prompt embeddings for DeepFloyd IF, computed once per prompt and kept on disk.
 
 IF conditions on the last hidden state of T5-v1.1-XXL for the prompt, padded/truncated to 77 tokens: a (1, 77, 4096)
-tensor. The encoder is ~4.7 B parameters (~9.5 GB in fp16), far too big to keep next to the UNet, so — like the course,
-which ships the embeddings precomputed — it is loaded only to embed prompts that are not cached yet and freed again.
+tensor. The encoder is 4.76 B parameters (10.7 GiB on a GPU), so — like the course, which ships the embeddings
+precomputed — it runs only for prompts that are not cached yet (lib.if_loading.T5Encoder; lib.if_memory says where).
 
 Cache entry: ``<folder>/<sha256(model_id + "\\n" + prompt)>.safetensors`` written with ``lib.cache.save_entry`` (atomic,
 digest-verified); a corrupt entry is recomputed. The key holds the text-encoder repository and the prompt only — never a
@@ -11,7 +11,6 @@ token. All IF-I variants (XL, L, M) share the same T5 encoder, so one cache serv
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,8 +18,8 @@ from typing import Callable, Sequence
 import torch
 
 from lib.cache import CorruptEntry, load_entry, save_entry
+from lib.if_configs import T5_REPO
 
-T5_REPO = "DeepFloyd/IF-I-XL-v1.0"  # holds text_encoder/ (T5-v1.1-XXL) and tokenizer/ for every IF-I variant
 MAX_TOKENS = 77  # IF's text encoder was trained with 77-token prompts
 EMBEDDINGS_DIR = Path(__file__).resolve().parent.parent / "data" / "embeddings"
 
@@ -88,37 +87,3 @@ class PromptEmbeddingCache:
     def get(self, prompt: str) -> torch.Tensor:
         """The (1, 77, D) embedding of one prompt."""
         return self.get_many([prompt])
-
-
-def t5_encode_fn(token: str | None, device: torch.device | str = "cuda", model_id: str = T5_REPO) -> EncodeFn:
-    """An ``encode_fn`` that loads IF's T5 tokenizer + encoder (``model_id``, subfolders tokenizer/ and text_encoder/,
-    fp16 weights on CUDA) for each call, embeds the prompts exactly as ``IFPipeline.encode_prompt`` does
-    (lower-cased, stripped, padded to 77 tokens, with the attention mask) and frees the encoder again.
-
-    Hub failures are raised as ``lib.deepfloyd.IFUnavailable``. The token lives only in this closure.
-    """
-    device = torch.device(device)
-
-    def encode(prompts: list[str]) -> torch.Tensor:
-        from transformers import AutoTokenizer, T5EncoderModel
-
-        from lib.deepfloyd import from_hub
-
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
-        tokenizer = from_hub(AutoTokenizer.from_pretrained, model_id, token, subfolder="tokenizer")
-        encoder = from_hub(T5EncoderModel.from_pretrained, model_id, token, subfolder="text_encoder",
-                           variant="fp16", torch_dtype=dtype)
-        try:
-            encoder = encoder.to(device).eval()
-            inputs = tokenizer([p.lower().strip() for p in prompts], padding="max_length", max_length=MAX_TOKENS,
-                               truncation=True, add_special_tokens=True, return_tensors="pt")
-            with torch.no_grad():
-                out = encoder(inputs.input_ids.to(device), attention_mask=inputs.attention_mask.to(device))[0]
-            return out.cpu()
-        finally:
-            del encoder
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-
-    return encode

@@ -1,5 +1,6 @@
-"""DeepFloyd IF as a Denoiser, on a toy-sized IF with random weights (no GPU, token or download needed), plus the hub
-error handling with the hub mocked out."""
+"""DeepFloyd IF as a Denoiser, on a toy-sized IF with random weights (no GPU, token or download needed): the loop
+against diffusers' scheduler, the stock pipelines, the prompt cache, and what hub failures tell the user (with the
+real offline hub client: nothing is mocked). Loading from snapshots: test_if_loading.py."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import pytest
 import torch
 from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
 
-from lib import deepfloyd
-from lib.deepfloyd import (
-    IF_VARIANTS, NO_GPU, NO_NETWORK, IFUnavailable, add_variance, check_if_requirements, load_if, pipeline_sample,
-    tiny_if_denoiser, upscale,
-)
+from lib.deepfloyd import add_variance, pipeline_sample, upscale
 from lib.diffusion import step_log_variance
-from lib.prompt_cache import T5_REPO, PromptEmbeddingCache, t5_encode_fn
+from lib.if_configs import IF_VARIANTS, T5_REPO, if_stage1_scheduler
+from lib.if_hub import (
+    NO_NETWORK, NO_TOKEN, check_if_requirements, hub_error_message, license_message, no_gpu_message, rejected_message,
+    source,
+)
+from lib.prompt_cache import PromptEmbeddingCache
 from lib.sampling import sample
 from lib.schedules import strided_timesteps
+from tests.tiny_if import fake_t5_embeddings, tiny_if_denoiser, tiny_unet
 
 TOKEN = "hf_TestTokenThatMustNeverLeak123"
 
@@ -104,21 +107,12 @@ def test_stock_pipeline_runs_on_the_cached_embeddings(tiny):
 @pytest.mark.slow
 def test_upscale_runs_the_stage2_pipeline_in_the_models_pixel_range(tiny):
     """Stage II at toy size (the real one has sample_size 256): image in [−1, 1] in, [−1, 1] out at the UNet's size."""
-    from diffusers import DDPMScheduler, IFSuperResolutionPipeline, UNet2DConditionModel
+    from diffusers import DDPMScheduler, IFSuperResolutionPipeline
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        unet2 = UNet2DConditionModel(
-            sample_size=96, in_channels=6, out_channels=6, layers_per_block=1, block_out_channels=[16, 32],
-            norm_num_groups=8, down_block_types=["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
-            mid_block_type="UNetMidBlock2DSimpleCrossAttn",
-            up_block_types=["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"], cross_attention_dim=32,
-            encoder_hid_dim=4096, encoder_hid_dim_type="text_proj", attention_head_dim=8, addition_embed_type="text",
-            addition_embed_type_num_heads=2, cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift",
-            act_fn="gelu", class_embed_type="timestep", time_embedding_dim=32,
-        ).eval()
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", variance_type="learned_range",
-                          thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=1.0)
+        unet2 = tiny_unet(stage2=True, sample_size=96)
+    sched = DDPMScheduler.from_config(if_stage1_scheduler().config, sample_max_value=1.0)
     pipe = IFSuperResolutionPipeline(
         unet=unet2, scheduler=sched, image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
         tokenizer=None, text_encoder=None, safety_checker=None, feature_extractor=None, watermarker=None,
@@ -143,7 +137,7 @@ class CountingEncoder:
 
     def __call__(self, prompts):
         self.calls.append(list(prompts))
-        return deepfloyd.fake_t5_embeddings(prompts).half()
+        return fake_t5_embeddings(prompts).half()
 
 
 def test_prompt_cache_hits_in_memory_and_on_disk(tmp_path):
@@ -175,177 +169,75 @@ def test_prompt_cache_hits_in_memory_and_on_disk(tmp_path):
     assert torch.equal(fresh.get("a lithograph of a skull"), first) and fresh.misses == 1 and len(enc.calls) == 3
 
 
-def offline_t5():
-    """A tiny random T5 encoder and a file-free tokenizer (transformers builds a Unigram model from a vocab list)."""
-    from transformers import T5Config, T5EncoderModel, T5Tokenizer
-
-    words = "a an the of photo oil painting dog rocket ship".split()
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    vocab += [("\u2581" + w, -1.0) for w in words] + [(c, -5.0) for c in sorted(set("".join(words)))]
-    tok = T5Tokenizer(vocab=vocab, extra_ids=0)
-    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                   relative_attention_num_buckets=8, feed_forward_proj="relu")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return tok, T5EncoderModel(cfg).eval()
-
-
-def test_t5_encode_fn_embeds_like_the_if_pipeline_and_keeps_the_token_out_of_the_cache(tmp_path, monkeypatch):
-    from diffusers import IFPipeline
-    from transformers import AutoTokenizer, T5EncoderModel
-
-    tok, t5 = offline_t5()
-    seen = []
-
-    def fake_tokenizer(repo, token=None, **kw):
-        seen.append((repo, token, kw))
-        return tok
-
-    def fake_encoder(repo, token=None, **kw):
-        seen.append((repo, token, kw))
-        return t5
-
-    monkeypatch.setattr(AutoTokenizer, "from_pretrained", fake_tokenizer)
-    monkeypatch.setattr(T5EncoderModel, "from_pretrained", fake_encoder)
-    cache = PromptEmbeddingCache(tmp_path, t5_encode_fn(TOKEN, "cpu"))
-    emb = cache.get_many(["A photo of a Dog ", "an oil painting"])
-    assert emb.shape == (2, 77, 32)
-    assert seen[0] == (T5_REPO, TOKEN, {"subfolder": "tokenizer"})
-    assert seen[1][:2] == (T5_REPO, TOKEN) and seen[1][2]["subfolder"] == "text_encoder"
-    pipe = IFPipeline(tokenizer=tok, text_encoder=t5, unet=None, scheduler=None, safety_checker=None,
-                      feature_extractor=None, watermarker=None, requires_safety_checker=False)
-    ref, _ = pipe.encode_prompt(["A photo of a Dog ", "an oil painting"], do_classifier_free_guidance=False,
-                                device=torch.device("cpu"))
-    assert torch.allclose(emb, ref, atol=1e-6)
-    for path in tmp_path.iterdir():
-        assert TOKEN not in path.name and TOKEN.encode() not in path.read_bytes()
-
-
 # ---------------------------------------------------------------------------------------------------- hub access
 
 
 @pytest.fixture
-def no_gpu_no_token(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+def offline_hub(monkeypatch, tmp_path):
+    """The real hub client in offline mode (HF_HUB_OFFLINE=1) with an empty cache: what a machine without network
+    meets, answered at once instead of after the client's retries."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("DIFFUSION_LAB_IF_DIR", raising=False)
 
 
 def response(status: int) -> httpx2.Response:
     return httpx2.Response(status, request=httpx2.Request("GET", "https://huggingface.co/api/models/x"))
 
 
-def test_requirements_without_gpu_and_token(no_gpu_no_token, monkeypatch):
-    probed = []
-    monkeypatch.setattr(deepfloyd, "_probe_hub", lambda repo, token: probed.append((repo, token)))
-    problems = check_if_requirements(None)
-    assert problems[0] == NO_GPU
-    assert "this machine has none" in problems[0] and "MNIST" in problems[0]
-    assert "set HF_TOKEN or add it to .streamlit/secrets.toml" in problems[1]
-    assert len(problems) == 2
-    assert probed == [(IF_VARIANTS["IF-I-XL"], None)]  # XL is also the text-encoder repo: probed once
-
-    monkeypatch.setattr(deepfloyd, "_probe_hub", lambda repo, token: NO_NETWORK)
-    assert check_if_requirements(None, variant="IF-I-L")[2:] == [NO_NETWORK]  # reported once, in third place
-
-
-def test_requirements_with_a_token_from_the_environment_probe_the_license(no_gpu_no_token, monkeypatch):
-    import huggingface_hub
-
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    used = []
-
-    def gated(repo, token=None):
-        used.append(token)
-        raise GatedRepoError(f"Access to model {repo} is restricted. Token {TOKEN}", response=response(403))
-
-    monkeypatch.setattr(huggingface_hub, "auth_check", gated)
-    problems = check_if_requirements(None)
-    assert used == [TOKEN]
-    assert problems == [NO_GPU, deepfloyd.license_message("DeepFloyd/IF-I-XL-v1.0")]
-    assert "accept the license at https://huggingface.co/DeepFloyd/IF-I-XL-v1.0" in problems[1]
-    assert all(TOKEN not in p for p in problems)
-
-    def offline(repo, token=None):
-        raise httpx2.ConnectError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(huggingface_hub, "auth_check", offline)
-    monkeypatch.setattr(deepfloyd, "_cached", lambda repo: False)
-    assert check_if_requirements(TOKEN) == [NO_GPU, NO_NETWORK]
-    monkeypatch.setattr(deepfloyd, "_cached", lambda repo: True)  # offline but downloaded before: fine
-    assert check_if_requirements(TOKEN) == [NO_GPU]
-
-
-def test_load_if_maps_hub_errors_and_never_shows_the_token(monkeypatch):
-    from diffusers import DiffusionPipeline
-
-    calls = []
-
-    def raising(err):
-        def from_pretrained(repo, **kw):
-            calls.append((repo, kw))
-            raise err
-        return from_pretrained
-
-    monkeypatch.setattr(DiffusionPipeline, "from_pretrained",
-                        raising(GatedRepoError(f"401 for {TOKEN}", response=response(401))))
-    with pytest.raises(IFUnavailable) as info:
-        load_if("IF-I-XL", token=TOKEN, device="cpu")
-    assert "accept the license at https://huggingface.co/DeepFloyd/IF-I-XL-v1.0" in str(info.value)
-    assert TOKEN not in str(info.value)
-    repo, kw = calls[0]
-    assert repo == "DeepFloyd/IF-I-XL-v1.0" and kw["token"] == TOKEN and kw["text_encoder"] is None
-    assert kw["variant"] == "fp16" and kw["torch_dtype"] == torch.float16
-
-    # diffusers wraps connection failures in OSError; the cause decides the message
+def test_hub_errors_say_what_to_do_and_never_show_the_token():
+    repo = IF_VARIANTS["IF-I-XL"]
+    gated = GatedRepoError(f"Access to model {repo} is restricted. Token {TOKEN}", response=response(403))
+    assert hub_error_message(gated, repo) == license_message(repo)
+    assert "accept the license at https://huggingface.co/DeepFloyd/IF-I-XL-v1.0" in license_message(repo)
     wrapped = OSError(f"We couldn't connect to 'https://huggingface.co' (token {TOKEN})")
     wrapped.__cause__ = LocalEntryNotFoundError("offline and not cached")
-    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", raising(wrapped))
-    with pytest.raises(IFUnavailable) as info:
-        load_if("IF-I-M", token=TOKEN, device="cpu")
-    assert str(info.value) == NO_NETWORK and calls[-1][0] == "DeepFloyd/IF-I-M-v1.0"
+    assert hub_error_message(wrapped, repo) == NO_NETWORK  # diffusers wraps the cause in an OSError
+    assert hub_error_message(httpx2.ConnectError("[Errno -3] name resolution"), repo) == NO_NETWORK
+    assert hub_error_message(OSError("401 Client Error: Unauthorized"), repo) == rejected_message(repo)
+    assert hub_error_message(OSError("disk full"), repo).startswith(f"Could not load {repo}: OSError: disk full")
 
-    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", raising(OSError(f"disk full while saving {TOKEN}")))
-    with pytest.raises(IFUnavailable) as info:
-        load_if("IF-I-L", token=TOKEN, device="cpu")
-    assert "disk full" in str(info.value) and TOKEN not in str(info.value)
 
-    monkeypatch.setattr(DiffusionPipeline, "from_pretrained",
-                        raising(GatedRepoError("401 Client Error", response=response(401))))
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    with pytest.raises(IFUnavailable, match="set HF_TOKEN or add it to .streamlit/secrets.toml"):
-        load_if("IF-I-XL", device="cpu")  # anonymous: the missing token is the problem, not the license
-
+def test_requirements_offline_without_gpu_or_token_name_each_problem_once(offline_hub, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(IFUnavailable, match="needs a CUDA GPU"):
-        load_if("IF-I-XL", token=TOKEN, device="cuda")
+    problems = check_if_requirements("IF-I-L", source(), torch.device("cuda"))
+    assert problems[0] == no_gpu_message("IF-I-L") and "this machine has none" in problems[0]
+    assert "IF-I-L needs a CUDA GPU with ≥ 3.9 GiB" in problems[0]
+    assert problems[1] == NO_TOKEN
+    assert problems[2:] == [NO_NETWORK]  # the offline hub answers the probe: reported once, after the token
+    with_token = check_if_requirements("IF-I-XL", source(token=TOKEN), torch.device("cuda"))
+    assert with_token == [no_gpu_message("IF-I-XL"), NO_NETWORK]
+    assert all(TOKEN not in p for p in with_token)
 
 
-def test_load_if_builds_a_working_denoiser_from_the_hub_pipeline(tiny, tmp_path, monkeypatch):
-    from diffusers import DiffusionPipeline
-    from transformers import AutoTokenizer, T5EncoderModel
+def test_load_if_from_the_hub_offline_says_so_without_the_token(offline_hub):
+    from lib.if_hub import IFUnavailable
+    from lib.if_loading import load_if
 
-    tok, t5 = offline_t5()
-    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", lambda repo, **kw: tiny.pipeline)
-    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda repo, **kw: tok)
-    monkeypatch.setattr(T5EncoderModel, "from_pretrained", lambda repo, **kw: t5)
-    den = load_if("IF-I-XL", token=TOKEN, device="cpu", embeddings_dir=tmp_path)
-    assert den.name == "DeepFloyd IF-I-XL" and den.image_shape == (3, 64, 64) and den.pipeline is tiny.pipeline
-    c = den.encode_prompt("a photo of a dog")
-    assert c.shape == (1, 77, 32) and den.null_condition().shape == (1, 77, 32)
-    assert len(list(tmp_path.glob("*.safetensors"))) == 2  # the prompt and "" — embedded in one T5 load
+    with pytest.raises(IFUnavailable) as info:
+        load_if("IF-I-M", source(token=TOKEN), "cpu")  # the real from_pretrained, which cannot reach the hub
+    assert str(info.value) == NO_NETWORK and TOKEN not in str(info.value)
 
 
 @pytest.mark.gpu
 def test_fp16_cuda_prediction_matches_fp32_cpu(tiny):
-    gpu = tiny_if_denoiser(seed=0)
-    gpu.unet.to("cuda", torch.float16)
-    gpu.device = gpu.unet.device
+    """The UNet is placed in fp16 on the GPU before it is wrapped, as the loader does; the sampling state stays
+    float32 and ``predict`` casts to the UNet's dtype for the forward pass."""
+    from lib.deepfloyd import IFDenoiser
+
+    unet = tiny_if_denoiser(seed=0).unet.to("cuda", torch.float16)
+    gpu = IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny IF on CUDA")
+    assert gpu.unet_dtype == torch.float16 and gpu.device.type == "cuda"
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     c = tiny.encode_prompt("a dog").expand(2, -1, -1)
     eps_cpu, v_cpu = tiny.predict(x, 500, c)
     eps_gpu, v_gpu = gpu.predict(x.cuda(), 500, c.cuda())
     assert eps_gpu.dtype == torch.float32  # the sampling state stays float32
     assert torch.allclose(eps_gpu.cpu(), eps_cpu, atol=2e-2, rtol=2e-2)
+    assert torch.allclose(v_gpu.cpu(), v_cpu, atol=2e-2, rtol=2e-2)
     out = sample(gpu, gpu.encode_prompt("a dog"), scale=7.0, stride=100, num_samples=2,
                  generator=torch.Generator("cuda").manual_seed(0))
     assert out.shape == (2, 3, 64, 64) and torch.isfinite(out).all()

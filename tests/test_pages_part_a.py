@@ -298,19 +298,16 @@ def test_a7_hybrid_images():
 
 
 @pytest.mark.slow
-def test_pages_on_a_tiny_deepfloyd_if(monkeypatch):
-    """The IF code paths (3-channel 64 px images, the stock pipeline, learned variance) on lib.deepfloyd's tiny
-    random-weight IF, as if the GPU, token and licence were all there. Few steps: the tiny IF is slow on a CPU."""
-    from lib import deepfloyd
+def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
+    """The IF code paths (3-channel 64 px images, the stock pipeline, learned variance, stage 2) through the production
+    loaders, on tiny stand-ins of the hub repositories in a snapshot folder (DIFFUSION_LAB_IF_DIR), run on the CPU
+    (DIFFUSION_LAB_IF_DEVICE=cpu). Nothing of the IF path is mocked. Few steps: the tiny IF is slow on a CPU."""
+    from lib import prompt_cache
+    from tests.tiny_if import write_tiny_snapshots
 
-    tiny = deepfloyd.tiny_if_denoiser()
-    monkeypatch.setattr(deepfloyd, "check_if_requirements", lambda token=None, **kw: [])
-    monkeypatch.setattr(deepfloyd, "load_if", lambda variant, token=None, device="cuda", **kw: tiny)
-
-    def no_stage2(token=None, device="cuda"):
-        raise deepfloyd.IFUnavailable("stage 2 is not available in this test")
-
-    monkeypatch.setattr(deepfloyd, "load_stage2", no_stage2)
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(write_tiny_snapshots(tmp_path / "snapshots")))
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DEVICE", "cpu")
+    monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
     st.cache_data.clear()  # forget the "IF unavailable" verdict of the other tests
 
     def if_page(name: str, **state) -> AppTest:
@@ -321,13 +318,16 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch):
         at.run()
         assert not at.exception, at.exception
         assert not at.error, errors(at)
-        assert "tiny random IF" in " ".join(c.value for c in at.sidebar.caption)
+        assert "Active: **DeepFloyd IF-I-XL**" in " ".join(c.value for c in at.sidebar.caption)
         return at
 
     at = if_page("01_A0_Stock_pipeline.py", a0_prompts_if="a rocket ship", a0_steps_if=[2])
     assert [m.value for m in at.markdown if m.value.startswith("**")][:1] == ["**2 steps**"]
+    assert len(image_urls(at)) == 1
     at.toggle(key="a0_upscale").set_value(True).run()
-    assert "stage 2 is not available" in errors(at)
+    assert not at.exception and not at.error, errors(at)
+    assert len(image_urls(at)) == 2  # the 64 px grid and stage 2's upscale of it
+    assert any(b.label == "Download 256 px" for b in at.get("download_button"))
 
     at = if_page("02_A1_Forward_process.py")
     assert "t = 250, t = 500, t = 750" in " ".join(h.value for h in at.subheader)  # the course's row
