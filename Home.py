@@ -9,6 +9,7 @@ import streamlit as st
 
 from lib import model_store
 from lib.data import FALLBACK_NAME
+from lib.if_memory import requirement
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
 from ui.sidebar import if_requirements, render_sidebar
@@ -78,15 +79,17 @@ st.markdown(
 )
 if missing:
     st.info(
-        "DeepFloyd IF is not available on this machine: it needs " + " and ".join(missing) + ".\n\n"
-        f"To enable it: run on a machine with a CUDA GPU, accept the licence on the model card ({IF_CARD}) with your "
+        "DeepFloyd IF is not available on this machine:\n\n" + "\n".join(f"- {m}" for m in missing) + "\n\n"
+        f"To enable it: run on a machine with such a GPU, accept the licence on the model card ({IF_CARD}) with your "
         "Hugging Face account, create an access token, and start the app with `HF_TOKEN=hf_… streamlit run Home.py` "
-        "(or put `HF_TOKEN = \"hf_…\"` in `.streamlit/secrets.toml`). Then choose DeepFloyd IF in the sidebar of a "
-        "part-A page; the weights (several GB) download on first use."
+        "(or put `HF_TOKEN = \"hf_…\"` in `.streamlit/secrets.toml`); the weights download on first use. Or point "
+        "`DIFFUSION_LAB_IF_DIR` at a folder of pre-downloaded snapshots (no token, no network; see the README). Then "
+        "choose DeepFloyd IF in the sidebar of a part-A page."
     )
 else:
-    st.success("A GPU and a Hugging Face token are present: DeepFloyd IF can be selected in the sidebar of a part-A "
-               f"page (the token's account must have accepted the licence on {IF_CARD}).")
+    st.success("A large enough GPU and a source for the weights are present: DeepFloyd IF can be selected in the "
+               f"sidebar of a part-A page (from the hub, the token's account must have accepted the licence on {IF_CARD}).")
+st.caption(requirement("IF-I-XL") + ". " + requirement("IF-I-L") + ".")
 
 st.header("Data")
 train_set, test_set = mnist()

@@ -5,7 +5,7 @@ import torch
 
 from lib.images import grid
 from lib.sampling import sample
-from ui.backend import StepProgress, download_png, hf_token, prompt_ok, seed_control
+from ui.backend import StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
 from ui.part_a import page_setup, show
 
 backend = page_setup(
@@ -56,11 +56,19 @@ def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], 
     return torch.stack(out)
 
 
-@st.cache_resource(show_spinner="Loading DeepFloyd IF stage 2 (64 → 256 px)…")
-def stage2(_token: str):
-    from lib.deepfloyd import load_stage2
+@st.cache_data(ttl=300, show_spinner="Checking stage 2…")
+def stage2_problem(variant: str, device: str, key: str, _src) -> str | None:
+    """Why stage 2 cannot run here (licence, snapshot, room on the GPU), checked before anyone asks for it."""
+    from lib import if_hub
 
-    return load_stage2(_token)
+    return if_hub.stage2_memory_problem(variant, torch.device(device)) or if_hub.stage2_problem(_src)
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading DeepFloyd IF stage 2 (64 → 256 px)…")
+def stage2(variant: str, device: str, key: str, _src):
+    from lib.if_loading import load_stage2
+
+    return load_stage2(variant, _src, torch.device(device))
 
 
 @st.cache_data(show_spinner="Upscaling with stage 2…", max_entries=8)
@@ -121,11 +129,16 @@ elif all(prompt_ok(backend, p, what=f"prompt {p[:30]!r}") for p in prompts):
         st.subheader("Stage 2: 64 → 256 px")
         st.markdown("IF's second stage is a separate diffusion model that upsamples ×4, conditioned on the same "
                     "prompt; it runs on the images of the column with the most steps.")
-        if st.toggle("Upscale with stage 2", key="a0_upscale"):
-            from lib.deepfloyd import IFUnavailable
+        src, device = if_source(), str(den.device)
+        problem = stage2_problem(backend.variant, device, source_key(src), src)
+        if problem:
+            st.info(f"Stage 2 is not available here: {problem}")
+        elif st.toggle("Upscale with stage 2", key="a0_upscale"):
+            from lib.if_hub import IFUnavailable
 
             try:
-                big = upscaled(backend.key, prompts, columns[-1], seed, result[-1], den, stage2(hf_token()))
+                pipe = stage2(backend.variant, device, source_key(src), src)
+                big = upscaled(backend.key, prompts, columns[-1], seed, result[-1], den, pipe)
             except IFUnavailable as err:
                 st.error(str(err))
             else:

@@ -15,8 +15,10 @@ import numpy as np
 import streamlit as st
 import torch
 
+from lib import if_hub
 from lib.cache import config_key
-from lib.deepfloyd import IF_VARIANTS
+from lib.if_configs import IF_VARIANTS
+from lib.if_memory import host_memory_bytes, plan_memory
 from lib.images import png_bytes
 from lib.mnist_model import PromptError
 from lib.sampling import Denoiser
@@ -67,31 +69,40 @@ def _persisted(widget_key: str, store_key: str, default):
     return remember
 
 
-def hf_token() -> str | None:
-    """HF_TOKEN from the environment, else from .streamlit/secrets.toml (never shown anywhere)."""
-    token = os.environ.get("HF_TOKEN")
-    if token:
-        return token
+def _setting(name: str) -> str | None:
+    """A setting from the environment, else from .streamlit/secrets.toml (secrets are never shown anywhere)."""
+    value = os.environ.get(name)
+    if value:
+        return value
     try:
-        return st.secrets.get("HF_TOKEN")
+        return st.secrets.get(name) or None
     except Exception:  # no secrets.toml at all: Streamlit raises instead of returning the default
         return None
 
 
-@st.cache_data(ttl=300, show_spinner="Checking DeepFloyd IF requirements…")
-def _if_problems(variant: str, has_token: bool, _token: str | None) -> list[str]:
-    """What stands between this machine and IF (no GPU / no token / no network / licence), re-checked every 5 min."""
-    from lib import deepfloyd
+def if_source() -> if_hub.Source:
+    """Where IF's weights come from: the snapshot folder DIFFUSION_LAB_IF_DIR if set, else the hub with HF_TOKEN."""
+    return if_hub.source(token=_setting("HF_TOKEN"), folder=_setting(if_hub.DIR_ENV))
 
-    return deepfloyd.check_if_requirements(_token, variant=variant)
+
+def source_key(src: if_hub.Source) -> str:
+    """What identifies a source in cache keys without the token: the folder, or whether a token is set."""
+    return f"dir:{src.folder}" if src.folder is not None else f"hub:{'token' if src.token else 'anonymous'}"
+
+
+@st.cache_data(ttl=300, show_spinner="Checking DeepFloyd IF requirements…")
+def _if_problems(variant: str, device: str, key: str, _src: if_hub.Source) -> list[str]:
+    """What stands between this machine and IF (GPU / token or snapshots / network / licence), re-checked every 5 min."""
+    return if_hub.check_if_requirements(variant, _src, torch.device(device))
 
 
 # max_entries=1: switching variants frees the previous UNet instead of keeping both on the GPU
-@st.cache_resource(max_entries=1, show_spinner="Loading DeepFloyd IF stage 1 (first time: a download of several GB)…")
-def _if_denoiser(variant: str, device: str, _token: str):
-    from lib import deepfloyd
+@st.cache_resource(max_entries=1, show_spinner="Loading DeepFloyd IF stage 1 (first time from the hub: a download of "
+                                               "several GB)…")
+def _if_denoiser(variant: str, device: str, key: str, _src: if_hub.Source):
+    from lib.if_loading import load_if
 
-    return deepfloyd.load_if(variant, _token, torch.device(device))
+    return load_if(variant, _src, torch.device(device))
 
 
 def _mnist_backend() -> Backend:
@@ -107,16 +118,17 @@ def _mnist_backend() -> Backend:
 
 def _if_backend(variant: str) -> Backend | None:
     """IF stage 1, or None after telling the user in the sidebar why it cannot run here."""
-    token = hf_token()
-    problems = _if_problems(variant, bool(token), token)
+    src, device = if_source(), str(if_hub.if_device())
+    key = source_key(src)
+    problems = _if_problems(variant, device, key, src)
     if not problems:
-        from lib.deepfloyd import IFUnavailable
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
-            return Backend(_if_denoiser(variant, device, token), "if", f"if-{variant}-{device}", variant)
-        except IFUnavailable as err:
+            den = _if_denoiser(variant, device, key, src)
+        except if_hub.IFUnavailable as err:
             problems = [str(err)]
+        else:
+            memory_plan_note(variant, device)
+            return Backend(den, "if", f"if-{variant}-{device}-{key}", variant)
     st.sidebar.error(
         "DeepFloyd IF is unavailable here, so the pages use the built-in MNIST model:\n\n"
         + "\n".join(f"- {p}" for p in problems)
@@ -144,8 +156,16 @@ def active_backend() -> Backend:
     return backend
 
 
-def active_denoiser() -> Denoiser:
-    return active_backend().denoiser
+def memory_plan_note(variant: str, device: str) -> None:
+    """The memory plan for this card, in the sidebar (lib.if_memory.plan_memory)."""
+    if not device.startswith("cuda"):
+        st.sidebar.caption(f"{variant} runs on the CPU here ({if_hub.DEVICE_ENV}=cpu): fine for tiny test models, "
+                           "minutes per step at real size.")
+        return
+    props = torch.cuda.get_device_properties(torch.device(device))
+    plan = plan_memory(variant, props.total_memory, host_memory_bytes())
+    with st.sidebar.expander(f"GPU memory plan · {props.name}"):
+        st.markdown("\n".join(f"- {line}" for line in plan.describe()))
 
 
 # --- shared controls -------------------------------------------------------------------------------------------------

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
-from ui.backend import MNIST_CHOICE, hf_token
+from lib.if_hub import local_problems
+from ui.backend import MNIST_CHOICE, if_source
 from ui.common import device_label
 
 
 def if_requirements() -> list[str]:
-    """What this machine still lacks for DeepFloyd IF, by a quick local check (no network): GPU and token."""
-    missing = []
-    if not torch.cuda.is_available():
-        missing.append("a CUDA GPU (IF stage 1 needs ≈ 10 GB of GPU memory in fp16)")
-    if not hf_token():
-        missing.append("a Hugging Face token in HF_TOKEN (environment or .streamlit/secrets.toml) of an account that "
-                       "accepted the DeepFloyd IF licence")
-    return missing
+    """What this machine still lacks for DeepFloyd IF (its default variant), by a quick local check (no network): a
+    GPU large enough, and a token or the snapshots."""
+    return local_problems("IF-I-XL", if_source())
 
 
 def render_sidebar() -> None:
@@ -27,6 +22,6 @@ def render_sidebar() -> None:
     sb.markdown(f"**Part A backend:** {st.session_state.get('backend', MNIST_CHOICE)}")
     missing = if_requirements()
     if missing:
-        sb.caption("DeepFloyd IF needs " + " and ".join(missing) + ".")
+        sb.caption("DeepFloyd IF is not ready here: " + " · ".join(missing))
     else:
-        sb.caption("DeepFloyd IF can be selected on the part-A pages (GPU and token found).")
+        sb.caption("DeepFloyd IF can be selected on the part-A pages (GPU and weights' source found).")
