@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))  # `python bench/x.py` from anywhere imports the p
 
 import torch  # noqa: E402
 
-SHARED_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"  # the canonical raw MNIST files (never copied into the repo)
+# the canonical raw MNIST files (never copied into the repo); DIFFUSION_LAB_MNIST_RAW points elsewhere (a GPU machine)
+SHARED_RAW = Path(os.environ.get("DIFFUSION_LAB_MNIST_RAW") or ROOT.parent / "shared" / "data" / "MNIST" / "raw")
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ token. All IF-I variants (XL, L, M) share the same T5 encoder, so one cache serv
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,7 +22,7 @@ from lib.cache import CorruptEntry, load_entry, save_entry
 from lib.if_configs import T5_REPO
 
 MAX_TOKENS = 77  # IF's text encoder was trained with 77-token prompts
-EMBEDDINGS_DIR = Path(__file__).resolve().parent.parent / "data" / "embeddings"
+EMBEDDINGS_DIR = Path(os.environ.get("DIFFUSION_LAB_EMBEDDINGS") or Path(__file__).resolve().parent.parent / "data" / "embeddings")
 
 # encode_fn(prompts) -> (len(prompts), 77, 4096)
 EncodeFn = Callable[[list[str]], torch.Tensor]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
+# the canonical raw MNIST files (never copied into the repo); DIFFUSION_LAB_MNIST_RAW points elsewhere (a GPU machine)
+SHARED_RAW = Path(os.environ.get("DIFFUSION_LAB_MNIST_RAW") or ROOT.parent / "shared" / "data" / "MNIST" / "raw")
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -258,3 +258,50 @@ def test_inpainting_with_a_painted_mask(page):
     assert page.locator(EXCEPTION).count() == 0
     assert page.get_by_text("Paint the region to regenerate").count() == 0
     screenshot(page, f"{target.name}-painted-mask")
+
+
+# --- DeepFloyd IF through the production loaders ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def if_app_url(tmp_path_factory):
+    """A second app whose IF weights come from tiny stand-ins of the hub repositories in a snapshot folder
+    (DIFFUSION_LAB_IF_DIR), run on the CPU (DIFFUSION_LAB_IF_DEVICE=cpu): the real loading path, no token, no hub."""
+    from tests.tiny_if import write_tiny_snapshots
+
+    tmp = tmp_path_factory.mktemp("if-app")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "STREAMLIT_SERVER_PORT")}
+    env.update(DIFFUSION_LAB_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1",
+               DIFFUSION_LAB_IF_DIR=str(write_tiny_snapshots(tmp / "snapshots")), DIFFUSION_LAB_IF_DEVICE="cpu",
+               DIFFUSION_LAB_EMBEDDINGS=str(tmp / "embeddings"))
+    server = StreamlitServer(env, tmp / "streamlit.log")
+    try:
+        server.wait_healthy()
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_stock_pipeline_and_stage2_on_deepfloyd_if(browser, if_app_url):
+    """A0 on IF as an instructor would use it: pick IF in the sidebar, one prompt, the stage-1 grid, then stage 2."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=if_app_url)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        target = _page_named("A0_")
+        open_page(page, target.url_path)
+        page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text("DeepFloyd IF", exact=True).click()
+        wait_for_app(page)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert sidebar.get_by_text("DeepFloyd IF-I-XL").count() >= 1, sidebar.inner_text()[:2000]
+        prompts = page.locator('[data-testid="stMain"] textarea').first
+        prompts.fill("a photo of a dog")
+        prompts.press("Control+Enter")
+        wait_for_images(page, at_least=3)  # one column per step count (5, 20, 50)
+        assert page.locator(EXCEPTION).count() == 0
+        page.get_by_text("Upscale with stage 2").click()
+        wait_for_images(page, at_least=4)
+        assert page.locator(EXCEPTION).count() == 0
+        assert page.get_by_text("Download 256 px").count() == 1
+        screenshot(page, f"{target.name}-deepfloyd-if")
+    finally:
+        context.close()

@@ -318,7 +318,8 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
         at.run()
         assert not at.exception, at.exception
         assert not at.error, errors(at)
-        assert "Active: **DeepFloyd IF-I-XL**" in " ".join(c.value for c in at.sidebar.caption)
+        sidebar = " ".join(c.value for c in at.sidebar.caption)
+        assert "Active: **DeepFloyd IF-I-XL**" in sidebar and "IF-I-XL runs on the CPU here" in sidebar
         return at
 
     at = if_page("01_A0_Stock_pipeline.py", a0_prompts_if="a rocket ship", a0_steps_if=[2])
