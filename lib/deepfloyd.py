@@ -50,10 +50,11 @@ class IFDenoiser:
         self._null: torch.Tensor | None = None
 
     @torch.no_grad()
-    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor):
-        """One UNet pass on the whole batch; the 6 output channels split into (ε̂, v)."""
+    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor):
+        """One UNet pass on the whole batch (one step, or one per row); the 6 output channels split into (ε̂, v)."""
         dtype = self.unet_dtype
-        out = self.unet(x_t.to(self.device, dtype), int(t), encoder_hidden_states=cond.to(self.device, dtype),
+        step = t.to(self.device) if isinstance(t, torch.Tensor) else int(t)
+        out = self.unet(x_t.to(self.device, dtype), step, encoder_hidden_states=cond.to(self.device, dtype),
                         return_dict=False)[0]
         eps, v = out.to(x_t.dtype).split(x_t.shape[1], dim=1)
         return eps, v

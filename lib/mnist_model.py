@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from lib.diffusion import VarianceType
 from lib.precision import for_inference, infer
 from lib.sampling import sample
-from lib.schedules import Schedule, linear_schedule
+from lib.schedules import Schedule, chain_timesteps, linear_schedule
 from lib.training import TrainConfig, to_uint8
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -60,8 +60,9 @@ class MnistDDPM:
         self.conditional = config.model == "class"
         self.name = f"MNIST {'class' if self.conditional else 'time'}-conditioned DDPM (D = {config.hidden})"
 
-    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor):
-        t_norm = torch.full((x_t.shape[0],), t / self.config.num_timesteps, device=x_t.device)
+    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor):
+        t_norm = (torch.as_tensor(t, dtype=torch.float64) / self.config.num_timesteps).float().to(x_t.device).expand(
+            x_t.shape[0])  # t / T in float64, then float32: the same number for an int t and for a row of a tensor
         if self.conditional:
             return infer(self.model, x_t, t_norm, cond.to(x_t)), None
         return infer(self.model, x_t, t_norm), None
@@ -78,9 +79,7 @@ class MnistDDPM:
 
     def timesteps(self, stride: int) -> list[int]:
         """[T−1, T−1−stride, …] then −1 (the clean image): stride 1 is the spec's full 300-step chain."""
-        if not 1 <= stride < self.config.num_timesteps:
-            raise ValueError(f"stride must be between 1 and {self.config.num_timesteps - 1}")
-        return list(range(self.config.num_timesteps - 1, -1, -stride)) + [-1]
+        return chain_timesteps(self.config.num_timesteps, stride)
 
 
 def class_grid(denoiser: MnistDDPM, per_class: int, scale: float, stride: int, seed: int, on_step=None) -> torch.Tensor:

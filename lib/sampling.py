@@ -31,9 +31,11 @@ class Denoiser(Protocol):
     dtype: torch.dtype
 
     def predict(
-        self, x_t: torch.Tensor, t: int, cond: torch.Tensor
+        self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """ε̂ (B, C, H, W) and the predicted variance v (same shape, or None) for a batch of (x_t, cond) at step t."""
+        """ε̂ (B, C, H, W) and the predicted variance v (same shape, or None) for a batch of (x_t, cond) at step t —
+        one int for the whole batch, or a (B,) tensor of per-row steps (the model server merges sessions that are at
+        different steps into one call)."""
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         """The condition for one prompt, batch dimension 1."""

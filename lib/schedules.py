@@ -66,3 +66,11 @@ def strided_timesteps(num_timesteps: int, stride: int, start: int | None = None)
     if not 0 <= start < num_timesteps:
         raise ValueError(f"start {start} outside 0 … {num_timesteps - 1}")
     return list(range(start, -1, -stride))
+
+
+def chain_timesteps(num_timesteps: int, stride: int) -> list[int]:
+    """The part-B sampler's list: ``[T−1, T−1−stride, …]`` then −1, the clean image (the spec's chain ends with the
+    step from t = 0 to x_0); stride 1 is the spec's full T-step chain."""
+    if not 1 <= stride < num_timesteps:
+        raise ValueError(f"stride must be between 1 and {num_timesteps - 1}")
+    return list(range(num_timesteps - 1, -1, -stride)) + [-1]

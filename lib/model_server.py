@@ -1,0 +1,331 @@
+"""The model server: the app's denoisers behind HTTP on Ray Serve, every session's UNet calls batched together.
+
+The teaching loop stays in the app (lib.sampling, lib.edits: students still see every step and formula, and the noise
+is drawn there); the server is a pure function answering what the ``Denoiser`` interface needs, one request per UNet
+call:
+
+    GET  /health                     the models it holds and what each is; its batching counters
+    GET  /models/{m}/schedule        β_1 … β_T of model m
+    POST /models/{m}/predict         x_t, per-row t, cond  →  ε̂ (and v)       batched across sessions
+    POST /models/{m}/encode          prompts (JSON)  →  one condition per prompt
+    POST /models/{m}/pipeline        the stock IFPipeline of A0 (JSON: prompt, steps, seed, γ)  →  images
+    POST /models/{m}/upscale         stage II: 64 px images, embeddings, seed, steps  →  256 px images
+
+Tensors travel as safetensors bytes (lib.wire; never pickle). Cross-session batching: ``@serve.batch`` collects the
+``predict`` requests that arrive within ``batch_wait_timeout_s`` (at most ``max_batch_size``), groups them by model and
+runs one UNet call per model on all their rows — rows at different timesteps, with their own conditions — then splits
+the outputs back. The UNet runs in a worker thread, so requests keep arriving (and form the next batch) meanwhile.
+
+Every endpoint but /health needs ``Authorization: Bearer <token>`` when the server has a token
+(``DIFFUSION_LAB_SERVER_TOKEN`` in its environment, never in a config file). A bad request — unknown model, wrong
+token, malformed or oversized message, wrong shape or dtype, a prompt the model cannot read — gets a 4xx with a
+one-line message, and the server keeps serving everyone else.
+
+Run:  python -m lib.model_server --models mnist-class,mnist-time,IF-I-XL      (see --help; deploy/ has a Serve config)
+"""
+
+
+import argparse
+import asyncio
+import hmac
+import json
+import os
+import signal
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import torch
+from fastapi import FastAPI, HTTPException, Request, Response
+from ray import serve
+
+from lib.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
+
+TOKEN_ENV = "DIFFUSION_LAB_SERVER_TOKEN"
+MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.wire's 256 MB)
+MNIST_MODELS = {"mnist-class": "class", "mnist-time": "time"}
+MAX_ROWS = 64  # rows of one predict request: the largest batch a page sends is 40 (B3 grid) × 2 (CFG) / views
+
+api = FastAPI(title="Diffusion Lab model server")
+
+
+def load_models(names: list[str], shipped_dir: str | None = None) -> dict[str, object]:
+    """The denoisers called ``names``: mnist-class / mnist-time (the shipped part-B DDPMs) and IF-I-XL / L / M (through
+    lib.if_loading, from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN)."""
+    from lib import model_store
+    from lib.if_configs import IF_VARIANTS
+    from lib.mnist_model import MnistDDPM
+    from lib.training import default_device
+
+    models: dict[str, object] = {}
+    for name in names:
+        if name in MNIST_MODELS:
+            folder = Path(shipped_dir) if shipped_dir else model_store.SHIPPED_DIR
+            run = model_store.load_run(folder / model_store.shipped_path(MNIST_MODELS[name]).name, default_device())
+            models[name] = MnistDDPM(run.model, run.config, device=next(run.model.parameters()).device)
+        elif name in IF_VARIANTS:
+            from lib.if_loading import load_if
+
+            models[name] = load_if(name)
+        else:
+            raise ValueError(f"unknown model {name!r}: choose from {', '.join([*MNIST_MODELS, *IF_VARIANTS])}")
+    return models
+
+
+def describe(name: str, den) -> dict:
+    """What a client needs to drive the model with the app's own loops."""
+    is_if = hasattr(den, "unet")
+    return {"name": den.name, "kind": "if" if is_if else "mnist", "image_shape": list(den.image_shape),
+            "num_timesteps": den.schedule.num_timesteps, "variance_type": den.variance_type,
+            "condition_shape": list(den.null_condition().shape[1:]),
+            "wire_dtype": "float16" if is_if else "float32", "stock_pipeline": bool(getattr(den, "pipeline", None))}
+
+
+def _predict(den, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
+    with torch.no_grad():
+        eps, v = den.predict(x.to(den.device), t.to(den.device), cond.to(den.device))
+    return eps.float().cpu(), None if v is None else v.float().cpu()
+
+
+# Everything the deployment uses is defined above it: Serve captures the class when it is decorated.
+@serve.deployment(max_ongoing_requests=256, graceful_shutdown_timeout_s=5)
+@serve.ingress(api)
+class ModelServer:
+    """One replica holds every model (``num_replicas`` and ``ray_actor_options={"num_gpus": 1}`` scale it out)."""
+
+    def __init__(self, models: list[str], max_batch_size: int = 16, batch_wait_timeout_s: float = 0.005,
+                 shipped_dir: str | None = None):
+        self.models = load_models(models, shipped_dir)
+        self.info = {name: describe(name, den) for name, den in self.models.items()}
+        self.token = os.environ.get(TOKEN_ENV) or None
+        self.max_bytes = int(float(os.environ.get(MAX_BYTES_ENV) or MAX_MESSAGE_BYTES / 2**20) * 2**20)
+        self.predict_rows.set_max_batch_size(max_batch_size)
+        self.predict_rows.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self.config = {"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s}
+        self.counters = Counter()
+        self.batch_sizes: Counter = Counter()  # requests per UNet call → how many such calls
+        self.stage2 = None
+        self.lock = threading.Lock()  # the non-batched endpoints run one at a time
+
+    # --- checks ------------------------------------------------------------------------------------------------------
+
+    def _authorize(self, request: Request) -> None:
+        if self.token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            raise HTTPException(401, "missing or wrong access token")
+
+    def _model(self, name: str):
+        if name not in self.models:
+            raise HTTPException(404, f"unknown model {name!r}; this server has {', '.join(self.models)}")
+        return self.models[name]
+
+    async def _message(self, request: Request) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > self.max_bytes:
+            raise HTTPException(413, f"request of {declared:,} bytes is over the {self.max_bytes:,}-byte cap")
+        try:
+            return unpack(await request.body(), self.max_bytes)
+        except BadMessage as err:
+            raise HTTPException(413 if "cap" in str(err) else 400, str(err)) from None
+
+    @staticmethod
+    def _tensor(tensors: dict, name: str, shape: tuple, dtypes: tuple) -> torch.Tensor:
+        if name not in tensors:
+            raise HTTPException(400, f"tensor {name!r} is missing")
+        x = tensors[name]
+        if tuple(x.shape) != tuple(shape) or x.dtype not in dtypes:
+            raise HTTPException(400, f"tensor {name!r} is {tuple(x.shape)} {x.dtype}; expected {tuple(shape)} "
+                                     f"{' or '.join(str(d) for d in dtypes)}")
+        return x
+
+    # --- endpoints ---------------------------------------------------------------------------------------------------
+
+    @api.get("/health")
+    async def health(self) -> dict:
+        return {"status": "ok", "models": self.info, "config": self.config, "auth": self.token is not None,
+                "counters": dict(self.counters), "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+
+    @api.get("/models/{name}/schedule")
+    async def schedule(self, name: str, request: Request) -> Response:
+        self._authorize(request)
+        return Response(pack({"betas": self._model(name).schedule.betas}), media_type=CONTENT_TYPE)
+
+    @api.post("/models/{name}/predict")
+    async def predict(self, name: str, request: Request) -> Response:
+        self._authorize(request)
+        den, info = self._model(name), self.info[name]
+        tensors, _ = await self._message(request)
+        b = tensors["x"].shape[0] if "x" in tensors and tensors["x"].dim() == 4 else 0
+        if not 1 <= b <= MAX_ROWS:
+            raise HTTPException(400, f"tensor 'x' must be (B, {', '.join(map(str, info['image_shape']))}) with "
+                                     f"1 ≤ B ≤ {MAX_ROWS}")
+        floats = (torch.float16, torch.bfloat16, torch.float32)
+        x = self._tensor(tensors, "x", (b, *info["image_shape"]), floats)
+        t = self._tensor(tensors, "t", (b,), (torch.int64,))
+        cond = self._tensor(tensors, "cond", (b, *info["condition_shape"]), floats)
+        if t.min() < 0 or t.max() >= info["num_timesteps"]:
+            raise HTTPException(400, f"timesteps must lie in [0, {info['num_timesteps'] - 1}]")
+        eps, v = await self.predict_rows((name, x, t, cond))
+        out = {"eps": eps} if v is None else {"eps": eps, "v": v}
+        wire = getattr(torch, info["wire_dtype"])
+        return Response(pack({k: o.to(wire) for k, o in out.items()}), media_type=CONTENT_TYPE)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def predict_rows(self, requests: list[tuple]) -> list[tuple]:
+        """Concurrent predict requests → one UNet call per model on all their rows → each request's own rows."""
+        results: list = [None] * len(requests)
+        by_model: dict[str, list[int]] = {}
+        for i, (name, *_rest) in enumerate(requests):
+            by_model.setdefault(name, []).append(i)
+        for name, idx in by_model.items():
+            den = self.models[name]
+            x = torch.cat([requests[i][1].float() for i in idx])
+            t = torch.cat([requests[i][2] for i in idx])
+            cond = torch.cat([requests[i][3].float() for i in idx])
+            eps, v = await asyncio.to_thread(_predict, den, x, t, cond)
+            sizes = [requests[i][1].shape[0] for i in idx]
+            for i, e, var in zip(idx, eps.split(sizes), v.split(sizes) if v is not None else [None] * len(idx)):
+                results[i] = (e, var)
+            self.counters["unet_calls"] += 1
+            self.counters["rows"] += len(x)
+            self.counters["requests"] += len(idx)
+            self.batch_sizes[len(idx)] += 1
+        return results
+
+    @api.post("/models/{name}/encode")
+    async def encode(self, name: str, request: Request) -> Response:
+        from lib.mnist_model import PromptError
+
+        self._authorize(request)
+        den = self._model(name)
+        try:
+            prompts = json.loads(await request.body())["prompts"]
+            assert isinstance(prompts, list) and all(isinstance(p, str) and len(p) <= 1000 for p in prompts)
+            assert 1 <= len(prompts) <= 64
+        except Exception:  # noqa: BLE001 — any malformed body is the client's error
+            raise HTTPException(400, 'body must be JSON {"prompts": [up to 64 strings of ≤ 1000 characters]}') from None
+        try:
+            conds = await asyncio.to_thread(lambda: [den.encode_prompt(p) for p in prompts])
+        except PromptError as err:
+            raise HTTPException(422, str(err)) from None
+        return Response(pack({"cond": torch.cat(conds).float()}), media_type=CONTENT_TYPE)
+
+    @api.post("/models/{name}/pipeline")
+    async def pipeline(self, name: str, request: Request) -> Response:
+        from lib.deepfloyd import pipeline_sample
+
+        self._authorize(request)
+        den = self._model(name)
+        if not self.info[name]["stock_pipeline"]:
+            raise HTTPException(404, f"{name} has no stock pipeline")
+        try:
+            q = json.loads(await request.body())
+            prompt, steps, seed = str(q["prompt"]), int(q["steps"]), int(q["seed"])
+            scale, n = float(q.get("scale", 7.0)), int(q.get("num_samples", 1))
+            assert 1 <= steps <= 1000 and 1 <= n <= 8 and len(prompt) <= 1000
+        except Exception:  # noqa: BLE001
+            raise HTTPException(400, 'body must be JSON {"prompt", "steps" (1–1000), "seed", "scale", '
+                                     '"num_samples" (1–8)}') from None
+
+        def run():
+            gen = torch.Generator(device=den.device).manual_seed(seed)
+            return pipeline_sample(den, prompt, steps=steps, generator=gen, scale=scale, num_samples=n)
+
+        return Response(pack({"images": await asyncio.to_thread(run)}), media_type=CONTENT_TYPE)
+
+    @api.post("/models/{name}/upscale")
+    async def upscale(self, name: str, request: Request) -> Response:
+        from lib.deepfloyd import upscale
+        from lib.if_hub import IFUnavailable
+        from lib.if_loading import load_stage2
+
+        self._authorize(request)
+        den = self._model(name)
+        if self.info[name]["kind"] != "if":
+            raise HTTPException(404, f"{name} has no stage II")
+        tensors, meta = await self._message(request)
+        images = tensors.get("images")
+        if images is None or images.dim() != 4 or tuple(images.shape[1:]) != tuple(den.image_shape) or \
+                not 1 <= images.shape[0] <= 8:
+            raise HTTPException(400, f"tensor 'images' must be (B ≤ 8, {', '.join(map(str, den.image_shape))})")
+        try:
+            steps, seed = int(meta.get("steps", 20)), int(meta["seed"])
+            cond, null = tensors["cond"], tensors["null"]
+        except (KeyError, ValueError):
+            raise HTTPException(400, "needs tensors 'cond', 'null' and metadata 'seed' (and 'steps')") from None
+
+        def run():
+            with self.lock:
+                if self.stage2 is None:
+                    self.stage2 = load_stage2(name)
+            gen = torch.Generator(device=den.device).manual_seed(seed)
+            return upscale(self.stage2, images.float().to(den.device), cond, null, gen, steps=steps)
+
+        try:
+            big = await asyncio.to_thread(run)
+        except IFUnavailable as err:
+            raise HTTPException(503, str(err)) from None
+        return Response(pack({"images": big}), media_type=CONTENT_TYPE)
+
+
+def _watch(pid: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stop.set()
+
+
+def build_app(args: dict):
+    """The Serve application from a config's ``args`` (``serve run deploy/serve_config.yaml``): ``models`` (a list or
+    a comma-separated string), ``max_batch_size``, ``batch_wait_timeout_s``, ``shipped_dir``."""
+    models = args.get("models", "mnist-class,mnist-time")
+    models = models.split(",") if isinstance(models, str) else list(models)
+    return ModelServer.bind(models, int(args.get("max_batch_size", 16)),
+                            float(args.get("batch_wait_timeout_s", 0.005)), args.get("shipped_dir"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--models", default="mnist-class,mnist-time", help="comma-separated: mnist-class, mnist-time, "
+                                                                       "IF-I-XL, IF-I-L, IF-I-M")
+    p.add_argument("--max-batch-size", type=int, default=16, help="predict requests merged into one UNet call (1: off)")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
+    p.add_argument("--shipped-dir", default=None, help="folder of the MNIST models (default data/models)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use (default: all)")
+    p.add_argument("--exit-with", type=int, default=None, metavar="PID",
+                   help="stop when process PID ends (tests: no server outlives the run that started it)")
+    args = p.parse_args(argv)
+
+    import ray
+
+    root = str(Path(__file__).resolve().parent.parent)
+    ray.init(num_cpus=args.num_cpus, include_dashboard=False, configure_logging=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}})
+    serve.start(http_options={"host": args.host, "port": args.port})
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with:
+        threading.Thread(target=_watch, args=(args.exit_with, stop), daemon=True).start()
+    try:
+        serve.run(build_app({"models": args.models, "max_batch_size": args.max_batch_size,
+                             "batch_wait_timeout_s": args.batch_wait_ms / 1000, "shipped_dir": args.shipped_dir}),
+                  route_prefix="/", blocking=False)
+        print(f"model server ready on http://{args.host}:{args.port} with {args.models}", flush=True)
+        stop.wait()
+    finally:
+        ray.shutdown()  # stops the local cluster it started (GCS, raylet, the Serve actors) at once
+
+
+if __name__ == "__main__":
+    # Run the copy imported as lib.model_server, not __main__: Ray's workers then import the deployment by name
+    # (the project root is on their PYTHONPATH) instead of unpickling classes defined in __main__.
+    from lib.model_server import main as _main
+
+    _main(sys.argv[1:])

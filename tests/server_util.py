@@ -1,0 +1,96 @@
+"""The model server (lib.model_server on Ray Serve) as a test starts it: a subprocess on a free loopback port, in a
+session of its own, stopped — with every process Ray started — when the test ends, and on its own if the test run dies
+(``--exit-with`` the pytest process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from browser_util import ROOT, free_port
+
+TOKEN = "test-server-token-0123456789"
+
+
+def session_pids(sid: int) -> list[int]:
+    """Every live process of session ``sid`` (Ray's GCS, raylet and actor workers have process groups of their own,
+    but stay in the session of the process that started the cluster)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, pgrp, session, …
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+class ModelServerProcess:
+    """``python -m lib.model_server`` with ``models``; ``url``, ``stop()``, ``log()``."""
+
+    def __init__(self, models: str, log_path: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 max_batch_size: int = 16):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        full_env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+        full_env.update({"DIFFUSION_LAB_SERVER_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"},
+                        **(env or {}))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lib.model_server", "--host", "127.0.0.1", "--port", str(self.port), "--models",
+             models, "--num-cpus", "2", "--max-batch-size", str(max_batch_size), "--exit-with", str(os.getpid())],
+            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 180.0) -> "ModelServerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the model server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                r = requests.get(f"{self.url}/health", timeout=2)
+                if r.status_code == 200 and r.json().get("status") == "ok":
+                    return self
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(1)
+        self.stop()
+        raise TimeoutError(f"the model server did not answer /health within {timeout:.0f} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL to every process of the server's session: a crash, as far as clients can tell."""
+        for pid in session_pids(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(15)
+
+    def stop(self) -> None:
+        """SIGTERM (the server stops Ray), then SIGKILL whatever of its session is left."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + 10
+        while session_pids(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.kill()
+        self._log.close()
