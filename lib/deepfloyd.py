@@ -79,6 +79,12 @@ class IFDenoiser:
             self.encode_prompts([])
         return self._null
 
+    def stock_sample(self, prompt: str, *, steps: int, seed: int, scale: float = 7.0,
+                     num_samples: int = 1) -> torch.Tensor:
+        """A0: the stock pipeline (``pipeline_sample``) with a generator on the UNet's device seeded by ``seed``."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        return pipeline_sample(self, prompt, steps=steps, generator=gen, scale=scale, num_samples=num_samples)
+
     def timesteps(self, stride: int) -> list[int]:
         """[990, 960, …, 30, 0] for stride 30 (the course's ``strided_timesteps``)."""
         return strided_timesteps(self.schedule.num_timesteps, stride)

@@ -215,8 +215,6 @@ class ModelServer:
 
     @api.post("/models/{name}/pipeline")
     async def pipeline(self, name: str, request: Request) -> Response:
-        from lib.deepfloyd import pipeline_sample
-
         self._authorize(request)
         den = self._model(name)
         if not self.info[name]["stock_pipeline"]:
@@ -230,11 +228,8 @@ class ModelServer:
             raise HTTPException(400, 'body must be JSON {"prompt", "steps" (1–1000), "seed", "scale", '
                                      '"num_samples" (1–8)}') from None
 
-        def run():
-            gen = torch.Generator(device=den.device).manual_seed(seed)
-            return pipeline_sample(den, prompt, steps=steps, generator=gen, scale=scale, num_samples=n)
-
-        return Response(pack({"images": await asyncio.to_thread(run)}), media_type=CONTENT_TYPE)
+        images = await asyncio.to_thread(den.stock_sample, prompt, steps=steps, seed=seed, scale=scale, num_samples=n)
+        return Response(pack({"images": images}), media_type=CONTENT_TYPE)
 
     @api.post("/models/{name}/upscale")
     async def upscale(self, name: str, request: Request) -> Response:

@@ -70,7 +70,8 @@ class ServerClient:
                 raise RemoteUnavailable(f"The model server at {self.url} rejected a request ({r.status_code}: "
                                         f"{_detail(r)})")
             return r
-        raise RemoteUnavailable(f"The model server at {self.url} {problem} after {self.retries} tries")
+        tries = "1 try" if self.retries == 1 else f"{self.retries} tries"
+        raise RemoteUnavailable(f"The model server at {self.url} {problem} after {tries}")
 
     def tensors(self, method: str, path: str, **kw) -> dict[str, torch.Tensor]:
         try:

@@ -42,14 +42,11 @@ def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, .
 def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], seed: int, _den,
             _progress=None) -> torch.Tensor:
     """(len(steps), len(prompts), 3, 64, 64) from the stock IFPipeline, re-seeded for every image."""
-    from lib.deepfloyd import pipeline_sample
-
     out = []
     for n in steps:
         row = []
         for prompt in prompts:  # the stock pipeline takes one prompt (its own CFG batch) per call
-            gen = torch.Generator(device=_den.device).manual_seed(seed)
-            row.append(pipeline_sample(_den, prompt, steps=n, generator=gen, scale=GUIDANCE["if"]).cpu())
+            row.append(_den.stock_sample(prompt, steps=n, seed=seed, scale=GUIDANCE["if"]).cpu())
             if _progress is not None:
                 _progress.advance(f"{prompt[:30]!r}, {n} steps")
         out.append(torch.cat(row))
@@ -74,10 +71,13 @@ def stage2(variant: str, device: str, key: str, _src):
 @st.cache_data(show_spinner="Upscaling with stage 2…", max_entries=8)
 def upscaled(backend_key: str, prompts: tuple[str, ...], steps: int, seed: int, _images: torch.Tensor, _den,
              _pipe) -> torch.Tensor:
-    """Stage 2 on ``_images`` — the stage-1 results for (prompts, steps, seed), which is what keys the cache."""
+    """Stage 2 on ``_images`` — the stage-1 results for (prompts, steps, seed), which is what keys the cache. A model
+    server runs its own stage 2 (``_pipe`` is None)."""
     from lib.deepfloyd import upscale
 
     cond = torch.cat([_den.encode_prompt(p) for p in prompts])
+    if _pipe is None:
+        return _den.upscale(_images, cond, _den.null_condition(), seed=seed, steps=20)
     gen = torch.Generator(device=_den.device).manual_seed(seed)
     return upscale(_pipe, _images.to(_den.device), cond, _den.null_condition(), gen, steps=20).cpu()
 
@@ -129,15 +129,16 @@ elif all(prompt_ok(backend, p, what=f"prompt {p[:30]!r}") for p in prompts):
         st.subheader("Stage 2: 64 → 256 px")
         st.markdown("IF's second stage is a separate diffusion model that upsamples ×4, conditioned on the same "
                     "prompt; it runs on the images of the column with the most steps.")
+        remote = hasattr(den, "upscale")  # a model server holds its own stage 2
         src, device = if_source(), str(den.device)
-        problem = stage2_problem(backend.variant, device, source_key(src), src)
+        problem = None if remote else stage2_problem(backend.variant, device, source_key(src), src)
         if problem:
             st.info(f"Stage 2 is not available here: {problem}")
         elif st.toggle("Upscale with stage 2", key="a0_upscale"):
             from lib.if_hub import IFUnavailable
 
             try:
-                pipe = stage2(backend.variant, device, source_key(src), src)
+                pipe = None if remote else stage2(backend.variant, device, source_key(src), src)
                 big = upscaled(backend.key, prompts, columns[-1], seed, result[-1], den, pipe)
             except IFUnavailable as err:
                 st.error(str(err))

@@ -38,7 +38,7 @@ class ModelServerProcess:
     """``python -m lib.model_server`` with ``models``; ``url``, ``stop()``, ``log()``."""
 
     def __init__(self, models: str, log_path: Path, env: dict[str, str] | None = None, port: int | None = None,
-                 max_batch_size: int = 16):
+                 max_batch_size: int = 16, shipped_dir: Path | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -48,7 +48,8 @@ class ModelServerProcess:
                         **(env or {}))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lib.model_server", "--host", "127.0.0.1", "--port", str(self.port), "--models",
-             models, "--num-cpus", "2", "--max-batch-size", str(max_batch_size), "--exit-with", str(os.getpid())],
+             models, "--num-cpus", "2", "--max-batch-size", str(max_batch_size), "--exit-with", str(os.getpid()),
+             *(["--shipped-dir", str(shipped_dir)] if shipped_dir else [])],
             cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )

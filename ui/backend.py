@@ -7,7 +7,9 @@ in ``st.session_state`` so it follows the user from page to page.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -26,6 +28,7 @@ from ui.common import device_label, mnist_ddpm
 
 MNIST_CHOICE = "Built-in MNIST DDPM (default, CPU)"
 IF_CHOICE = "DeepFloyd IF"
+SERVER_CHOICE = "Model server"  # offered when DIFFUSION_LAB_SERVER_URL is set (lib.model_server)
 BACKENDS = (MNIST_CHOICE, IF_CHOICE)
 DEFAULT_STRIDE = {"mnist": 10, "if": 30}  # the course's stride 30 over T = 1000; 10 over T = 300 gives 31 timesteps
 DEFAULT_SEED = 180  # the course's starter seeds torch and CUDA with 180
@@ -105,6 +108,96 @@ def _if_denoiser(variant: str, device: str, key: str, _src: if_hub.Source):
     return load_if(variant, _src, torch.device(device))
 
 
+@contextlib.contextmanager
+def backend_failures_as_messages():
+    """A model server that stops answering, or a GPU that runs out of memory, mid-page: one line on the page and a
+    clean stop of this run (st.stop), never a traceback; the next run tries again."""
+    from lib.remote import RemoteUnavailable
+
+    try:
+        yield
+    except RemoteUnavailable as err:
+        st.error(f"{err}. Try again in a moment, or choose the built-in MNIST model in the sidebar.")
+        st.stop()
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        st.error("The GPU ran out of memory for this request: ask for fewer samples or views, or try again when fewer "
+                 "people are sampling at once.")
+        st.stop()
+
+
+class GuardedDenoiser:
+    """The active denoiser, every model call inside ``backend_failures_as_messages``; all else passes through."""
+
+    def __init__(self, denoiser: Denoiser):
+        self._den = denoiser
+
+    def __getattr__(self, name):
+        return getattr(self._den, name)
+
+    def predict(self, x_t, t, cond):
+        with backend_failures_as_messages():
+            return self._den.predict(x_t, t, cond)
+
+    def encode_prompt(self, prompt: str):
+        with backend_failures_as_messages():
+            return self._den.encode_prompt(prompt)
+
+    def null_condition(self):
+        with backend_failures_as_messages():
+            return self._den.null_condition()
+
+
+def server_settings() -> tuple[str | None, str | None]:
+    """(URL, token) of the model server from the environment or .streamlit/secrets.toml; (None, None) if unset."""
+    from lib.remote import TOKEN_ENV, URL_ENV
+
+    return _setting(URL_ENV), _setting(TOKEN_ENV)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _server_health(url: str, _token: str | None) -> dict | str:
+    """The server's /health, or the one-line reason it cannot be used; re-checked every 15 s."""
+    from lib.remote import RemoteUnavailable, ServerClient
+
+    try:
+        return ServerClient(url, _token, connect_timeout=2.0, read_timeout=5.0, retries=1).health()
+    except RemoteUnavailable as err:
+        return str(err)
+
+
+@st.cache_resource(show_spinner="Connecting to the model server…")
+def _remote_denoiser(url: str, model: str, _token: str | None, _info: dict):
+    from lib.remote import ServerClient
+
+    return ServerClient(url, _token).denoiser(model, _info)
+
+
+def _server_backend() -> Backend | None:
+    """A model on the model server, or None after saying in the sidebar why not (down, wrong token)."""
+    from lib.remote import RemoteUnavailable
+
+    url, token = server_settings()
+    health = _server_health(url, token)
+    if isinstance(health, str):
+        st.sidebar.error(f"{health}. The pages use the built-in MNIST model meanwhile.")
+        return None
+    models = health["models"]
+    remember = _persisted("_w_server_model", "server_model", next(iter(models)))
+    if st.session_state["_w_server_model"] not in models:
+        st.session_state["_w_server_model"] = next(iter(models))
+    model = st.sidebar.selectbox("Server model", tuple(models), key="_w_server_model", on_change=remember,
+                                 format_func=lambda m: models[m]["name"])
+    try:
+        den = _remote_denoiser(url, model, token, models[model])
+    except RemoteUnavailable as err:
+        st.sidebar.error(f"{err}. The pages use the built-in MNIST model meanwhile.")
+        return None
+    st.sidebar.caption(f"Server {url} · healthy · {len(models)} models")
+    info = models[model]
+    return Backend(den, info["kind"], f"server-{url}-{model}", model if info["kind"] == "if" else None)
+
+
 def _mnist_backend() -> Backend:
     den = mnist_ddpm("class")
     if den is None:
@@ -140,11 +233,16 @@ def active_backend() -> Backend:
     """The backend chosen in the sidebar (persisted across pages), falling back to MNIST when IF cannot run."""
     sb = st.sidebar
     sb.subheader("Backend")
+    choices = BACKENDS + ((SERVER_CHOICE,) if server_settings()[0] else ())
     remember = _persisted("_w_backend", "backend", MNIST_CHOICE)
-    choice = sb.radio("Diffusion model", BACKENDS, key="_w_backend", on_change=remember,
-                      help="Every part-A technique runs on either model through the same sampling loop.")
+    if st.session_state["_w_backend"] not in choices:
+        st.session_state["_w_backend"] = MNIST_CHOICE
+    choice = sb.radio("Diffusion model", choices, key="_w_backend", on_change=remember,
+                      help="Every part-A technique runs on any of them through the same sampling loop.")
     backend = None
-    if choice == IF_CHOICE:
+    if choice == SERVER_CHOICE:
+        backend = _server_backend()
+    elif choice == IF_CHOICE:
         remember_variant = _persisted("_w_if_variant", "if_variant", "IF-I-XL")
         variant = sb.selectbox("IF stage-1 variant", tuple(IF_VARIANTS), key="_w_if_variant",
                                on_change=remember_variant,
@@ -152,8 +250,9 @@ def active_backend() -> Backend:
         backend = _if_backend(variant)
     if backend is None:
         backend = _mnist_backend()
-    sb.caption(f"Active: **{backend.denoiser.name}** · {device_label()}")
-    return backend
+    where = "the model server" if choice == SERVER_CHOICE and backend.key.startswith("server-") else device_label()
+    sb.caption(f"Active: **{backend.denoiser.name}** · {where}")
+    return dataclasses.replace(backend, denoiser=GuardedDenoiser(backend.denoiser))
 
 
 def memory_plan_note(variant: str, device: str) -> None:
