@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from browser_util import ROOT, free_port
+from tests.browser_util import ROOT, free_port
 
 TOKEN = "test-server-token-0123456789"
 

@@ -305,3 +305,59 @@ def test_stock_pipeline_and_stage2_on_deepfloyd_if(browser, if_app_url):
         screenshot(page, f"{target.name}-deepfloyd-if")
     finally:
         context.close()
+
+
+# --- the model-server backend: the front end of a hosted setup --------------------------------------------------------
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_sampling_through_the_model_server_and_the_front_ends_memory(browser, tmp_path):
+    """The app as a Streamlit Cloud front end would run it: every UNet call on a model server (Ray Serve, started here
+    on the loopback address). A3 samples through it in the browser; the Streamlit process's resident memory stays
+    well inside Community Cloud's ≈ 2.7 GB."""
+    from server_util import TOKEN, ModelServerProcess
+
+    server = ModelServerProcess("mnist-class,mnist-time", tmp_path / "model-server.log")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "STREAMLIT_SERVER_PORT")}
+    env.update(DIFFUSION_LAB_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1", DIFFUSION_LAB_SERVER_TOKEN=TOKEN)
+    app = None
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        server.wait_ready()
+        env["DIFFUSION_LAB_SERVER_URL"] = server.url
+        app = StreamlitServer(env, tmp_path / "streamlit.log")
+        app.wait_healthy()
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        target = _page_named("A3_")
+        page.goto(f"{app.url}/{target.url_path}")
+        page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
+        wait_for_app(page)
+        page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text("Model server", exact=True).click()
+        wait_for_app(page)
+        sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert "(model server)" in sidebar and f"Server {server.url} · healthy" in sidebar, sidebar[:2000]
+        change_main_control(page)
+        assert_healthy(page, "A3 on the model server")
+        served = requests_count(server.url)
+        assert served > 0, "no request reached the model server"
+        rss = rss_bytes(app.proc.pid)
+        print(f"Streamlit front-end RSS on the model-server backend: {rss / 2**20:.0f} MiB")
+        assert rss < 1.5 * 2**30, f"{rss / 2**30:.2f} GiB"
+        screenshot(page, f"{target.name}-model-server")
+    finally:
+        context.close()
+        if app is not None:
+            app.stop()
+        server.stop()
+
+
+def requests_count(url: str) -> int:
+    import requests
+
+    return int(requests.get(f"{url}/health", timeout=10).json()["counters"].get("requests", 0))

@@ -187,7 +187,7 @@ def _server_backend() -> Backend | None:
     if st.session_state["_w_server_model"] not in models:
         st.session_state["_w_server_model"] = next(iter(models))
     model = st.sidebar.selectbox("Server model", tuple(models), key="_w_server_model", on_change=remember,
-                                 format_func=lambda m: models[m]["name"])
+                                 help="The models the server holds; the sidebar caption below names the one in use.")
     try:
         den = _remote_denoiser(url, model, token, models[model])
     except RemoteUnavailable as err:
