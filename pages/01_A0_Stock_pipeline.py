@@ -5,7 +5,7 @@ import torch
 
 from lib.images import grid
 from lib.sampling import sample
-from ui.backend import StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
+from ui.backend import DEFAULTS, StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
 from ui.part_a import page_setup, show
 
 backend = page_setup(
@@ -20,7 +20,6 @@ backend = page_setup(
     "loop, where fewer steps means a larger stride through the T = 300 timesteps.",
 )
 
-GUIDANCE = {"mnist": 5.0, "if": 7.0}  # the spec's γ for part B; diffusers' IF default
 MNIST_STRIDES = [150, 100, 50, 30, 10, 5, 3, 1]
 IF_STEPS = [2, 5, 10, 20, 50]
 
@@ -33,7 +32,7 @@ def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, .
     out = []
     for stride in strides:
         gen = torch.Generator(device=_den.device).manual_seed(seed)
-        out.append(sample(_den, cond, scale=GUIDANCE["mnist"], stride=stride, num_samples=len(prompts),
+        out.append(sample(_den, cond, scale=DEFAULTS["mnist"].guidance, stride=stride, num_samples=len(prompts),
                           generator=gen, on_step=_on_step).float().cpu())
     return torch.stack(out)
 
@@ -46,7 +45,7 @@ def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], 
     for n in steps:
         row = []
         for prompt in prompts:  # the stock pipeline takes one prompt (its own CFG batch) per call
-            row.append(_den.stock_sample(prompt, steps=n, seed=seed, scale=GUIDANCE["if"]).cpu())
+            row.append(_den.stock_sample(prompt, steps=n, seed=seed, scale=DEFAULTS["if"].guidance).cpu())
             if _progress is not None:
                 _progress.advance(f"{prompt[:30]!r}, {n} steps")
         out.append(torch.cat(row))
@@ -82,8 +81,7 @@ def upscaled(backend_key: str, prompts: tuple[str, ...], steps: int, seed: int, 
     return upscale(_pipe, _images.to(_den.device), cond, _den.null_condition(), gen, steps=20).cpu()
 
 
-default_prompts = ("an oil painting of a snowy mountain village\na man wearing a hat\na rocket ship" if backend.is_if
-                   else "3\nfive\na handwritten 8")
+default_prompts = backend.defaults.stock_prompts
 c1, c2 = st.columns([3, 2])
 text = c1.text_area("Prompts (one per line)", default_prompts, key=f"a0_prompts_{backend.kind}", height=110,
                     help="MNIST: one digit per line (\"7\", \"seven\", \"a handwritten 7\"). IF: any text.")
@@ -117,7 +115,7 @@ elif all(prompt_ok(backend, p, what=f"prompt {p[:30]!r}") for p in prompts):
         result = mnist_grid(backend.key, prompts, tuple(columns), seed, den, progress)
         labels = [f"stride {s} · {n} steps" for s, n in zip(columns, counts)]
     progress.done()
-    st.caption(f"Guidance γ = {GUIDANCE[backend.kind]:g} · seed {seed}. Rows: " + " · ".join(prompts))
+    st.caption(f"Guidance γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(prompts))
     cols = st.columns(len(columns))
     for col, label, images in zip(cols, labels, result):
         col.markdown(f"**{label}**")

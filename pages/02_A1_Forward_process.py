@@ -44,7 +44,7 @@ with right:
                   help=f"0 = barely noisy, {T - 1} = almost pure noise (T = {T}).")
     c1, c2, c3 = st.columns(3)
     kernel = c1.slider("Blur kernel size", 3, 33, 5, step=2, key="a1_kernel")
-    sigma = c2.slider("Blur σ", 0.1, 5.0, 2.0 if backend.is_if else 1.0, step=0.1, key=f"a1_sigma_{backend.kind}")
+    sigma = c2.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"a1_sigma_{backend.kind}")
     with c3:
         seed = seed_control("a1_seed")
 

@@ -68,9 +68,8 @@ with right:
     c3, c4, c5 = st.columns(3)
     every = c3.slider("Show every k-th step", 1, 10, 5, key="a2_every")
     kernel = c4.slider("Blur kernel", 3, 15, 5, step=2, key="a2_kernel")
-    sigma = c5.slider("Blur σ", 0.1, 5.0, 2.0 if backend.is_if else 1.0, step=0.1, key=f"a2_sigma_{backend.kind}")
-    default_prompt = "a high quality photo" if backend.is_if else (
-        str(picked.digit) if picked is not None and picked.digit is not None else "")
+    sigma = c5.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"a2_sigma_{backend.kind}")
+    default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     prompt = prompt_input("Prompt", default_prompt, "a2_prompt",
                           help="IF: the course's \"a high quality photo\". MNIST: the digit (blank = unconditional).")
     seed = seed_control("a2_seed")

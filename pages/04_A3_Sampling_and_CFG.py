@@ -38,7 +38,7 @@ def guidance_sweep(backend_key: str, prompt: str, scales: tuple[float, ...], num
 
 
 c1, c2, c3 = st.columns([3, 2, 2])
-prompt = prompt_input("Prompt", "a high quality photo" if backend.is_if else "7", "a3_prompt", container=c1,
+prompt = prompt_input("Prompt", backend.defaults.prompt, "a3_prompt", container=c1,
                       help="MNIST: a digit (\"7\", \"seven\", \"a handwritten 7\"). IF: any text.")
 scales = c1.multiselect("Guidance scales γ", SCALES, default=[0.0, 1.0, 3.0, 5.0, 7.0], key="a3_scales",
                         format_func=lambda g: f"{g:g}")

@@ -42,15 +42,14 @@ left, right = st.columns([2, 3])
 with left:
     picked = pick_image(backend, "a4")
 with right:
-    default_prompt = "a high quality photo" if backend.is_if else (
-        str(picked.digit) if picked is not None and picked.digit is not None else "")
+    default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     prompt = prompt_input("Prompt", default_prompt, "a4_prompt",
                           help="IF: \"a high quality photo\" projects onto photos; any other text steers the edit. "
                                "MNIST: a digit (blank = unconditional).")
     i_starts = st.multiselect("i_start values", list(range(0, 40)), default=COURSE_I_STARTS, key="a4_istarts",
                               help="Indices into the strided timesteps; the course uses 1, 3, 5, 7, 10, 20.")
     c1, c2, c3 = st.columns(3)
-    scale = c1.slider("Guidance γ", 0.0, 10.0, 7.0 if backend.is_if else 5.0, step=0.5, key=f"a4_scale_{backend.kind}")
+    scale = c1.slider("Guidance γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a4_scale_{backend.kind}")
     with c2:
         stride = stride_control(backend, key="a4_stride")
     with c3:

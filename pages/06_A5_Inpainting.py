@@ -36,12 +36,11 @@ with left:
     picked = pick_image(backend, "a5")
     mask = pick_mask(backend, picked, "a5") if picked is not None else None
 with right:
-    default_prompt = "a high quality photo" if backend.is_if else (
-        str(picked.digit) if picked is not None and picked.digit is not None else "")
+    default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     prompt = prompt_input("Prompt", default_prompt, "a5_prompt",
                           help="What to put in the hole. MNIST: a digit (blank = whatever fits).")
     c1, c2 = st.columns(2)
-    scale = c1.slider("Guidance γ", 0.0, 10.0, 7.0 if backend.is_if else 5.0, step=0.5, key=f"a5_scale_{backend.kind}")
+    scale = c1.slider("Guidance γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a5_scale_{backend.kind}")
     num_samples = c2.slider("Samples", 1, 8, 4, key="a5_samples")
     c3, c4 = st.columns(2)
     with c3:

@@ -22,8 +22,6 @@ backend = page_setup(
 )
 
 VIEW_NAMES = [name for name in VIEWS if name != "identity"]
-DEFAULTS = {"if": ("an oil painting of an old man", "an oil painting of people around a campfire", "flip upside down"),
-            "mnist": ("6", "9", "rotate 180°")}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -37,7 +35,7 @@ def anagrams(backend_key: str, prompt1: str, prompt2: str, view: str, weight: fl
                        on_step=_on_step).float().cpu()
 
 
-p1_default, p2_default, view_default = DEFAULTS[backend.kind]
+p1_default, p2_default, view_default = backend.defaults.anagram
 c1, c2 = st.columns(2)
 prompt1 = prompt_input("Prompt 1 (as generated)", p1_default, "a6_prompt1", container=c1)
 prompt2 = prompt_input("Prompt 2 (after the view)", p2_default, "a6_prompt2", container=c2)
@@ -46,7 +44,7 @@ st.session_state.setdefault(f"a6_view_{backend.kind}", view_default)
 view = c3.selectbox("View v", VIEW_NAMES, key=f"a6_view_{backend.kind}",
                     help="How to look at the image to see prompt 2. The course flips it upside down.")
 weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, 0.5, step=0.05, key="a6_weight")
-scale = c5.slider("Guidance γ", 0.0, 10.0, 7.0 if backend.is_if else 5.0, step=0.5, key=f"a6_scale_{backend.kind}")
+scale = c5.slider("Guidance γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a6_scale_{backend.kind}")
 num_samples, stride, seed = samples_stride_seed(backend, "a6")
 
 if prompt_ok(backend, prompt1, what="prompt 1", required=True) and \

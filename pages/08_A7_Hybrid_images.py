@@ -21,7 +21,6 @@ backend = page_setup(
     "k = 33, σ = 2 for 64-px images.",
 )
 
-DEFAULTS = {"if": ("a lithograph of a skull", "a lithograph of waterfalls"), "mnist": ("0", "1")}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -35,7 +34,7 @@ def hybrids(backend_key: str, prompt_low: str, prompt_high: str, kernel: int, si
                        on_step=_on_step).float().cpu()
 
 
-low_default, high_default = DEFAULTS[backend.kind]
+low_default, high_default = backend.defaults.hybrid
 c1, c2 = st.columns(2)
 prompt_low = prompt_input("Prompt 1: seen from far (low frequencies)", low_default, "a7_low", container=c1)
 prompt_high = prompt_input("Prompt 2: seen up close (high frequencies)", high_default, "a7_high", container=c2)
@@ -45,7 +44,7 @@ kernel = c3.slider("Kernel size k", 3, 33, 33, step=2, key="a7_kernel",
                    help="Spec default 33 (reflect padding; only a kernel wider than twice the image is clipped)."
                    + small_hint)
 sigma = c4.slider("σ", 0.5, 6.0, 2.0, step=0.1, key="a7_sigma", help="Spec default 2." + small_hint)
-scale = c5.slider("Guidance γ", 0.0, 10.0, 7.0 if backend.is_if else 5.0, step=0.5, key=f"a7_scale_{backend.kind}")
+scale = c5.slider("Guidance γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a7_scale_{backend.kind}")
 num_samples, stride, seed = samples_stride_seed(backend, "a7")
 
 if prompt_ok(backend, prompt_low, what="prompt 1", required=True) and \
@@ -62,7 +61,7 @@ if prompt_ok(backend, prompt_low, what="prompt 1", required=True) and \
         st.caption(f"should read as {prompt_low!r}")
     with c2:
         st.markdown("**Up close**")
-        show(result, ncols=num_samples, target_px=220 if backend.is_if else 170)
+        show(result, ncols=num_samples, target_px=backend.defaults.display_px)
         st.caption(f"should read as {prompt_high!r}")
     with st.expander("The two halves of the result"):
         show(torch.cat([lowpass(result, kernel, sigma), highpass(result, kernel, sigma) * 2]), ncols=num_samples,

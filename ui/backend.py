@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -30,8 +31,42 @@ MNIST_CHOICE = "Built-in MNIST DDPM (default, CPU)"
 IF_CHOICE = "DeepFloyd IF"
 SERVER_CHOICE = "Model server"  # offered when DIFFUSION_LAB_SERVER_URL is set (lib.model_server)
 BACKENDS = (MNIST_CHOICE, IF_CHOICE)
-DEFAULT_STRIDE = {"mnist": 10, "if": 30}  # the course's stride 30 over T = 1000; 10 over T = 300 gives 31 timesteps
 DEFAULT_SEED = 180  # the course's starter seeds torch and CUDA with 180
+
+
+@dataclass(frozen=True)
+class BackendDefaults:
+    """Everything a page starts from that depends on the kind of model; pages read these, so a new backend of a known
+    kind (a model server's MNIST or IF, say) needs no page edit."""
+
+    guidance: float  # γ: the spec's 5 for part B's DDPM; diffusers' (and the course's) 7 for IF
+    stride: int  # the course's 30 over T = 1000; 10 over T = 300 gives 31 timesteps
+    max_stride: int  # the stride slider's end (MNIST: 100, beyond which a chain has only 2–3 steps)
+    prompt: str  # a prompt the model knows
+    prompt_hint: str  # what a prompt is, for messages
+    blur_sigma: float  # Gaussian blur σ of the classical-denoising baseline, for the image size
+    display_px: int  # on-screen width of one result image
+    stock_prompts: str  # A0's rows
+    anagram: tuple[str, str, str]  # A6: prompt 1, prompt 2, view
+    hybrid: tuple[str, str]  # A7: far, near
+    input_source: str  # the first choice of the input-image picker
+    free_text: bool  # any text is a prompt (else a digit)
+
+    def edit_prompt(self, digit: int | None) -> str:
+        """The prompt of an image edit: IF's "a high quality photo"; MNIST: the picked test digit's label, else
+        unconditional."""
+        return self.prompt if self.free_text else ("" if digit is None else str(digit))
+
+
+DEFAULTS = {
+    "mnist": BackendDefaults(5.0, 10, 100, "7", "a digit such as 7", 1.0, 170, "3\nfive\na handwritten 8",
+                             ("6", "9", "rotate 180°"), ("0", "1"), "MNIST test digit", False),
+    "if": BackendDefaults(7.0, 30, 999, "a high quality photo", "some text", 2.0, 220,
+                          "an oil painting of a snowy mountain village\na man wearing a hat\na rocket ship",
+                          ("an oil painting of an old man", "an oil painting of people around a campfire",
+                           "flip upside down"), ("a lithograph of a skull", "a lithograph of waterfalls"),
+                          "Sample photo", True),
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +81,10 @@ class Backend:
     @property
     def is_if(self) -> bool:
         return self.kind == "if"
+
+    @property
+    def defaults(self) -> BackendDefaults:
+        return DEFAULTS[self.kind]
 
     @property
     def num_timesteps(self) -> int:
@@ -167,7 +206,8 @@ def _server_health(url: str, _token: str | None) -> dict | str:
 
 
 @st.cache_resource(show_spinner="Connecting to the model server…")
-def _remote_denoiser(url: str, model: str, _token: str | None, _info: dict):
+def _remote_denoiser(url: str, model: str, token_digest: str, _token: str | None, _info: dict):
+    """One client per (server, model, token): the digest keys a changed token to a new client, never the token."""
     from lib.remote import ServerClient
 
     return ServerClient(url, _token).denoiser(model, _info)
@@ -189,7 +229,7 @@ def _server_backend() -> Backend | None:
     model = st.sidebar.selectbox("Server model", tuple(models), key="_w_server_model", on_change=remember,
                                  help="The models the server holds; the sidebar caption below names the one in use.")
     try:
-        den = _remote_denoiser(url, model, token, models[model])
+        den = _remote_denoiser(url, model, hashlib.sha256((token or "").encode()).hexdigest()[:16], token, models[model])
     except RemoteUnavailable as err:
         st.sidebar.error(f"{err}. The pages use the built-in MNIST model meanwhile.")
         return None
@@ -272,7 +312,7 @@ def memory_plan_note(variant: str, device: str) -> None:
 def prompt_ok(backend: Backend, prompt: str, *, what: str = "prompt", required: bool = False) -> bool:
     """True if the backend can condition on ``prompt``; otherwise an st.error saying why (nothing is sampled)."""
     if required and not prompt.strip():
-        st.error(f"The {what} is empty: enter one ({'a digit such as 7' if not backend.is_if else 'some text'}).")
+        st.error(f"The {what} is empty: enter one ({backend.defaults.prompt_hint}).")
         return False
     try:
         if backend.is_if:  # a new prompt loads T5-XXL once to embed it (then it is cached on disk)
@@ -298,9 +338,9 @@ def stride_control(backend: Backend, key: str = "stride", container=st) -> int:
     """Stride between the timesteps the sampler visits (1 = every step of the T-step chain)."""
     T = backend.num_timesteps
     return int(container.slider(
-        "Stride", 1, T - 1 if backend.is_if else min(T - 1, 100), DEFAULT_STRIDE[backend.kind], key=f"{key}_{backend.kind}",
+        "Stride", 1, min(T - 1, backend.defaults.max_stride), backend.defaults.stride, key=f"{key}_{backend.kind}",
         help=f"T = {T}: stride s visits about T / s timesteps "
-             f"(the course uses {DEFAULT_STRIDE[backend.kind]}; stride 1 is the full chain, slow on a CPU).",
+             f"(the course uses {backend.defaults.stride}; stride 1 is the full chain, slow on a CPU).",
     ))
 
 

@@ -88,7 +88,7 @@ def pick_image(backend: Backend, key: str, *, default_digit: int = 3) -> Picked 
     """
     from lib import uploads
 
-    first = "Sample photo" if backend.is_if else "MNIST test digit"
+    first = backend.defaults.input_source
     source = st.radio("Input image", (first, "Upload", "Draw"), horizontal=True, key=f"{key}_source_{backend.kind}")
     size, channels = backend.size, backend.channels
     if source == "Sample photo":
