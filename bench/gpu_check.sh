@@ -4,7 +4,8 @@
 #   2. IF-I-XL at real size with random weights: loop overhead vs the bare batched UNet call and vs IFPipeline's own
 #      loop (bench/deepfloyd_loop.py), peak GPU memory of stage I, T5 and stage II against lib.if_memory's plan
 #      (bench/deepfloyd_memory.py);
-#   3. part B on CUDA: the B3 grid (bench/sampling.py) and training throughput (bench/train_throughput.py).
+#   3. part B on CUDA: the B3 grid (bench/sampling.py) and training throughput (bench/train_throughput.py);
+#   4. the model server under 1, 4 and 16 sessions, batching on and off (bench/model_server.py), where Ray is installed.
 # Every step has its own time limit; the whole log goes to $OUT (or bench/out), and the RESULT lines, dated, are
 # appended to bench/RESULTS.md (§ 6) by bench/record_results.py.
 #
@@ -35,5 +36,10 @@ step 120 python3 bench/deepfloyd_loop.py --device cuda --quick
 step 90 python3 bench/deepfloyd_memory.py --device cuda
 step 60 python3 bench/sampling.py --device cuda --quick
 step 60 python3 bench/train_throughput.py --device cuda --quick
+if python3 -c "import ray.serve" 2>/dev/null; then  # the model server's load bench (computes on the GPU when there is one)
+  step 150 python3 bench/model_server.py --sessions 1,4,16
+else
+  echo "### model server bench skipped: ray[serve] is not installed here (its wheel is over the device tool's carry limit)" | tee -a "$log"
+fi
 python3 bench/record_results.py "$log" | tee -a bench/RESULTS.md
 cp bench/RESULTS.md "$out/RESULTS.md"

@@ -11,7 +11,8 @@ call:
     POST /models/{m}/pipeline        the stock IFPipeline of A0 (JSON: prompt, steps, seed, γ)  →  images
     POST /models/{m}/upscale         stage II: 64 px images, embeddings, seed, steps  →  256 px images
 
-Tensors travel as safetensors bytes (lib.wire; never pickle). Cross-session batching: ``@serve.batch`` collects the
+Tensors travel as safetensors bytes (lib.wire; never pickle), in the dtype the model computes in (IF on a GPU:
+fp16). Cross-session batching: ``@serve.batch`` collects the
 ``predict`` requests that arrive within ``batch_wait_timeout_s`` (at most ``max_batch_size``), groups them by model and
 runs one UNet call per model on all their rows — rows at different timesteps, with their own conditions — then splits
 the outputs back. The UNet runs in a worker thread, so requests keep arriving (and form the next batch) meanwhile.
@@ -79,7 +80,9 @@ def describe(name: str, den) -> dict:
     return {"name": den.name, "kind": "if" if is_if else "mnist", "image_shape": list(den.image_shape),
             "num_timesteps": den.schedule.num_timesteps, "variance_type": den.variance_type,
             "condition_shape": list(den.null_condition().shape[1:]),
-            "wire_dtype": "float16" if is_if else "float32", "stock_pipeline": bool(getattr(den, "pipeline", None))}
+            # tensors travel in the dtype the UNet computes in (IF: fp16 on a GPU), so nothing is rounded on the way
+            "wire_dtype": str(den.unet_dtype).removeprefix("torch.") if is_if else "float32",
+            "stock_pipeline": bool(getattr(den, "pipeline", None))}
 
 
 def _predict(den, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):

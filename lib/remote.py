@@ -3,7 +3,7 @@
 ``ServerClient(url, token)`` talks to one server; ``client.denoiser(model)`` is a ``RemoteDenoiser`` that the app's
 loops drive exactly like a local model — the loop, the noise and every formula stay in the app, each ``predict`` is
 one request. A server is a pure function of its inputs, so a remote model gives the local model's images for the same
-seed (to float tolerance; IF travels in fp16).
+seed (tensors travel in the dtype the model computes in: fp16 for IF on a GPU, where the UNet rounds to it anyway).
 
 Every request has a connect and a read timeout; the calls are idempotent, so connection failures and 5xx answers are
 retried with exponential backoff. Whatever still fails becomes a ``RemoteUnavailable`` with one line for the user

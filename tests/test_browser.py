@@ -8,6 +8,7 @@ painted mask feeds inpainting (A5). Screenshots land in screenshots/ (gitignored
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -37,13 +38,20 @@ def app_url(tmp_path_factory):
     if os.environ.get("DIFFUSION_LAB_APP_URL"):
         yield os.environ["DIFFUSION_LAB_APP_URL"].rstrip("/")
         return
-    tmp = tmp_path_factory.mktemp("app")
+    with running_app(tmp_path_factory.mktemp("app")) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def running_app(folder: Path, **settings: str):
+    """``streamlit run Home.py`` on a free loopback port with its model cache in ``folder`` and ``settings`` in its
+    environment (never the developer's HF_TOKEN); stopped on exit, however the test ends."""
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "STREAMLIT_SERVER_PORT")}
-    env.update(DIFFUSION_LAB_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1")
-    server = StreamlitServer(env, tmp / "streamlit.log")
+    env.update(DIFFUSION_LAB_CACHE=str(folder / "cache"), PYTHONUNBUFFERED="1", **settings)
+    server = StreamlitServer(env, folder / "streamlit.log")
     try:
         server.wait_healthy()
-        yield server.url
+        yield server
     finally:
         server.stop()
 
@@ -269,16 +277,9 @@ def if_app_url(tmp_path_factory):
     from tests.tiny_if import write_tiny_snapshots
 
     tmp = tmp_path_factory.mktemp("if-app")
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "STREAMLIT_SERVER_PORT")}
-    env.update(DIFFUSION_LAB_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1",
-               DIFFUSION_LAB_IF_DIR=str(write_tiny_snapshots(tmp / "snapshots")), DIFFUSION_LAB_IF_DEVICE="cpu",
-               DIFFUSION_LAB_EMBEDDINGS=str(tmp / "embeddings"))
-    server = StreamlitServer(env, tmp / "streamlit.log")
-    try:
-        server.wait_healthy()
+    with running_app(tmp, HF_HUB_OFFLINE="1", DIFFUSION_LAB_IF_DIR=str(write_tiny_snapshots(tmp / "snapshots")),
+                     DIFFUSION_LAB_IF_DEVICE="cpu", DIFFUSION_LAB_EMBEDDINGS=str(tmp / "embeddings")) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 def test_stock_pipeline_and_stage2_on_deepfloyd_if(browser, if_app_url):
@@ -323,38 +324,36 @@ def test_sampling_through_the_model_server_and_the_front_ends_memory(browser, tm
     from server_util import TOKEN, ModelServerProcess
 
     server = ModelServerProcess("mnist-class,mnist-time", tmp_path / "model-server.log")
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "STREAMLIT_SERVER_PORT")}
-    env.update(DIFFUSION_LAB_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1", DIFFUSION_LAB_SERVER_TOKEN=TOKEN)
-    app = None
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         server.wait_ready()
-        env["DIFFUSION_LAB_SERVER_URL"] = server.url
-        app = StreamlitServer(env, tmp_path / "streamlit.log")
-        app.wait_healthy()
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        target = _page_named("A3_")
-        page.goto(f"{app.url}/{target.url_path}")
-        page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
-        wait_for_app(page)
-        page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text("Model server", exact=True).click()
-        wait_for_app(page)
-        sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
-        assert "(model server)" in sidebar and f"Server {server.url} · healthy" in sidebar, sidebar[:2000]
-        change_main_control(page)
-        assert_healthy(page, "A3 on the model server")
-        served = requests_count(server.url)
-        assert served > 0, "no request reached the model server"
-        rss = rss_bytes(app.proc.pid)
-        print(f"Streamlit front-end RSS on the model-server backend: {rss / 2**20:.0f} MiB")
-        assert rss < 1.5 * 2**30, f"{rss / 2**30:.2f} GiB"
-        screenshot(page, f"{target.name}-model-server")
+        with running_app(tmp_path, DIFFUSION_LAB_SERVER_URL=server.url, DIFFUSION_LAB_SERVER_TOKEN=TOKEN) as app:
+            sample_through(context, app, server)
     finally:
         context.close()
-        if app is not None:
-            app.stop()
         server.stop()
+
+
+def sample_through(context, app, server) -> None:
+    """A3 in the browser on the model-server backend; the Streamlit process's memory afterwards."""
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    target = _page_named("A3_")
+    page.goto(f"{app.url}/{target.url_path}")
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
+    wait_for_app(page)
+    page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text("Model server", exact=True).click()
+    wait_for_app(page)
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "(model server)" in sidebar and f"Server {server.url} · healthy" in sidebar, sidebar[:2000]
+    change_main_control(page)
+    assert_healthy(page, "A3 on the model server")
+    served = requests_count(server.url)
+    assert served > 0, "no request reached the model server"
+    rss = rss_bytes(app.proc.pid)
+    print(f"Streamlit front-end RSS on the model-server backend: {rss / 2**20:.0f} MiB")
+    assert rss < 1.5 * 2**30, f"{rss / 2**30:.2f} GiB"
+    screenshot(page, f"{target.name}-model-server")
 
 
 def requests_count(url: str) -> int:

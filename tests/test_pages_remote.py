@@ -13,7 +13,9 @@ from browser_util import free_port
 from server_util import TOKEN, ModelServerProcess
 from test_pages_part_a import PAGES, TIMEOUT, errors, image_urls, save_tiny_class_model
 
-pytestmark = pytest.mark.slow
+# One torch thread here, as in the server's replica (Ray runs an actor on one CPU): the same reduction order on both
+# sides, so the pages' images can be compared byte for byte.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 PART_A = sorted(p.name for p in PAGES.glob("0*_A*.py"))
 
 
@@ -28,13 +30,19 @@ def setup(tmp_path_factory, mnist_root, mnist_train):
     tmp = tmp_path_factory.mktemp("remote-pages")
     shipped = tmp / "shipped"
     save_tiny_class_model(shipped, mnist_train)
-    server = ModelServerProcess("mnist-class,IF-I-XL", tmp / "server.log", env={
-        "DIFFUSION_LAB_IF_DIR": str(write_tiny_snapshots(tmp / "snapshots")), "DIFFUSION_LAB_IF_DEVICE": "cpu",
-        "HF_HUB_OFFLINE": "1", "DIFFUSION_LAB_EMBEDDINGS": str(tmp / "embeddings")}, shipped_dir=shipped)
+    if_settings = {"DIFFUSION_LAB_IF_DIR": str(write_tiny_snapshots(tmp / "snapshots")),
+                   "DIFFUSION_LAB_IF_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    server = ModelServerProcess("mnist-class,IF-I-XL", tmp / "server.log", shipped_dir=shipped,
+                                env={**if_settings, "DIFFUSION_LAB_EMBEDDINGS": str(tmp / "server-embeddings")})
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(model_store, "SHIPPED_DIR", shipped)
         mp.setattr(common, "load_mnist", lambda train: load_mnist(train, root=mnist_root, download=False))
         mp.setenv("DIFFUSION_LAB_SERVER_TOKEN", TOKEN)
+        for name, value in if_settings.items():  # the app's own IF: the same tiny snapshots, on the CPU
+            mp.setenv(name, value)
+        from lib import prompt_cache
+
+        mp.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp / "app-embeddings")
         st.cache_resource.clear()
         st.cache_data.clear()
         try:
@@ -69,6 +77,32 @@ def test_every_part_a_page_gives_the_local_images_on_the_server(setup, name):
     assert "(model server)" not in sidebar_text(local)
     assert image_urls(local), "no result images"
     assert image_urls(remote) == image_urls(local)  # the same PNG bytes (Streamlit names media by their content)
+
+
+# settings that keep the tiny IF quick on a CPU: few steps, one sample
+IF_FAST = {
+    "01_A0_Stock_pipeline.py": dict(a0_prompts_if="a dog", a0_steps_if=[2]),
+    "02_A1_Forward_process.py": {},
+    "03_A2_Iterative_denoising.py": dict(a2_stride_if=333),
+    "04_A3_Sampling_and_CFG.py": dict(a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 7.0]),
+    "05_A4_Image-to-image.py": dict(a4_stride_if=333, a4_istarts=[1]),
+    "06_A5_Inpainting.py": dict(a5_stride_if=333, a5_samples=1),
+    "07_A6_Visual_anagrams.py": dict(a6_stride_if=333, a6_samples=1),
+    "08_A7_Hybrid_images.py": dict(a7_stride_if=333, a7_samples=1),
+}
+
+
+@pytest.mark.parametrize("name", PART_A)
+def test_every_part_a_page_on_deepfloyd_if_gives_the_local_images_on_the_server(setup, name):
+    """The tiny IF in the app's own process and the same snapshots on the server: the same images (the server sends
+    its UNet's own dtype, fp32 on a CPU, fp16 on a GPU, so nothing is rounded on the way)."""
+    local = page(name, backend="DeepFloyd IF", **IF_FAST[name])
+    remote = page(name, backend="Model server", server_model="IF-I-XL", **IF_FAST[name])
+    assert not local.error and not remote.error, errors(local) + errors(remote)
+    assert "Active: **DeepFloyd IF-I-XL**" in sidebar_text(local)
+    assert "DeepFloyd IF-I-XL (model server)" in sidebar_text(remote)
+    assert image_urls(local), "no result images"
+    assert image_urls(remote) == image_urls(local)
 
 
 def test_deepfloyd_if_through_the_server(setup):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
+import inspect
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -166,25 +168,23 @@ def backend_failures_as_messages():
 
 
 class GuardedDenoiser:
-    """The active denoiser, every model call inside ``backend_failures_as_messages``; all else passes through."""
+    """The active denoiser with every method call (predict, encode_prompt, stock_sample, …) inside
+    ``backend_failures_as_messages``; attributes pass through unchanged, so ``hasattr`` still tells backends apart."""
 
     def __init__(self, denoiser: Denoiser):
         self._den = denoiser
 
     def __getattr__(self, name):
-        return getattr(self._den, name)
+        attr = getattr(self._den, name)
+        if not inspect.ismethod(attr):
+            return attr
 
-    def predict(self, x_t, t, cond):
-        with backend_failures_as_messages():
-            return self._den.predict(x_t, t, cond)
+        @functools.wraps(attr)
+        def guarded(*args, **kwargs):
+            with backend_failures_as_messages():
+                return attr(*args, **kwargs)
 
-    def encode_prompt(self, prompt: str):
-        with backend_failures_as_messages():
-            return self._den.encode_prompt(prompt)
-
-    def null_condition(self):
-        with backend_failures_as_messages():
-            return self._den.null_condition()
+        return guarded
 
 
 def server_settings() -> tuple[str | None, str | None]:
