@@ -105,11 +105,9 @@ def source(token: str | None = None, folder: str | Path | None = None) -> Source
 
 
 def if_device() -> torch.device:
-    """cuda when there is a GPU; ``DIFFUSION_LAB_IF_DEVICE=cpu`` forces the CPU (tests; tiny models)."""
-    wanted = os.environ.get(DEVICE_ENV)
-    if wanted:
-        return torch.device(wanted)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The GPU — IF needs one, and a machine without it is told so — unless ``DIFFUSION_LAB_IF_DEVICE`` names another
+    device (``cpu``: tests and tiny models)."""
+    return torch.device(os.environ.get(DEVICE_ENV) or "cuda")
 
 
 def _scrub(text: str, token: str | None) -> str:

@@ -203,12 +203,13 @@ def test_hub_errors_say_what_to_do_and_never_show_the_token():
 
 def test_requirements_offline_without_gpu_or_token_name_each_problem_once(offline_hub, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("DIFFUSION_LAB_IF_DEVICE", raising=False)
     problems = check_if_requirements("IF-I-L", source(), torch.device("cuda"))
     assert problems[0] == no_gpu_message("IF-I-L") and "this machine has none" in problems[0]
     assert "IF-I-L needs a CUDA GPU with ≥ 3.9 GiB" in problems[0]
     assert problems[1] == NO_TOKEN
     assert problems[2:] == [NO_NETWORK]  # the offline hub answers the probe: reported once, after the token
-    with_token = check_if_requirements("IF-I-XL", source(token=TOKEN), torch.device("cuda"))
+    with_token = check_if_requirements("IF-I-XL", source(token=TOKEN))  # the default device: the GPU IF needs
     assert with_token == [no_gpu_message("IF-I-XL"), NO_NETWORK]
     assert all(TOKEN not in p for p in with_token)
 

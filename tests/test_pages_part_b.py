@@ -133,6 +133,8 @@ def test_home_lists_contents_backend_data_and_shipped_provenance(shipped):
     assert len(links) == sum((ROOT / p).exists() for p in ui_home_pages())
     page_text = texts(at.markdown) + texts(at.info) + texts(at.success)
     assert "HF_TOKEN" in page_text and "licence" in page_text
+    if not torch.cuda.is_available():
+        assert "IF-I-XL needs a CUDA GPU with ≥ 10.2 GiB of memory" in page_text and "this machine has none" in page_text
     assert "torchvision" in page_text and "MNIST training split (60,000 digits)" in page_text
     table = at.dataframe[0].value
     assert list(table["device"]) == ["cpu (test)"] * 3
