@@ -6,6 +6,7 @@ Pure functions from numbers (lists, tensors, uint8 pictures) to ``plotly.graph_o
 from __future__ import annotations
 
 import base64
+import math
 from typing import Sequence
 
 import numpy as np
@@ -39,6 +40,17 @@ def default_window(num_steps: int) -> int:
     return int(min(200, max(1, num_steps // 50)))
 
 
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis from ``lo`` to ``hi``: 1, 2 and 5 × 10^k, labelled as the numbers they are ("0.02", not
+    plotly's bare minor digit "2"), one tick beyond the data at each end."""
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    values = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5)]
+    below = [v for v in values if v <= lo][-1:]
+    above = [v for v in values if v >= hi][:1]
+    values = list(dict.fromkeys(below + [v for v in values if lo < v < hi] + above))
+    return values, [f"{v:.6g}" for v in values]
+
+
 def loss_figure(
     losses: Sequence[float],
     *,
@@ -48,14 +60,16 @@ def loss_figure(
     title: str = "Training loss",
     height: int = 340,
 ) -> go.Figure:
-    """The loss per optimiser step (faint) and its moving average (bold); dotted lines mark the ends of epochs."""
+    """The loss per optimiser step (faint) and its moving average (bold); dotted lines mark the ends of epochs. Every
+    part-B page shows it on a log axis by default (the loss falls by orders of magnitude), ticks from ``log_ticks``."""
     steps = np.arange(1, len(losses) + 1)
     window = window or default_window(len(losses))
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=steps, y=list(losses), mode="lines", name="loss per step",
                              line=dict(color=RAW_COLOR, width=1)))
     fig.add_trace(go.Scatter(x=steps, y=moving_average(losses, window), mode="lines",
-                             name=f"moving average ({window} steps)", line=dict(color=SMOOTH_COLOR, width=2.5)))
+                             name=f"moving average ({window} step{'s' if window > 1 else ''})",
+                             line=dict(color=SMOOTH_COLOR, width=2.5)))
     # Epoch boundaries as one list of shapes: one add_vline per epoch costs ~20 ms each (a full layout validation).
     epoch_lines = [
         dict(type="line", xref="x", yref="paper", x0=end, x1=end, y0=0, y1=1,
@@ -66,6 +80,10 @@ def loss_figure(
                       legend=dict(orientation="h", y=-0.2), xaxis_title="optimiser step",
                       yaxis_title="MSE loss" + (" (log scale)" if log_y else ""))
     fig.update_yaxes(type="log" if log_y else "linear")
+    positive = [v for v in losses if v > 0]
+    if log_y and positive:
+        values, labels = log_ticks(min(positive), max(positive))
+        fig.update_yaxes(tickmode="array", tickvals=values, ticktext=labels)
     return fig
 
 

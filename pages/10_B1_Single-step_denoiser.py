@@ -35,7 +35,7 @@ if train_set.source != "mnist":
 noising = st.container()
 st.header("2 · Training")
 config = config_controls("denoiser", train_set)
-training_panel(config, key="b1", log_y=st.session_state.get("b1_log", False))
+training_panel(config, key="b1", log_y=st.session_state.get("b1_log", True))
 run, note = run_to_show("denoiser", config)
 
 
@@ -69,7 +69,7 @@ st.header("3 · Results")
 if run is None:
     no_model_yet("single-step denoiser", "denoiser")
 provenance_caption(run, note)
-loss_panel(run, key="b1", log_default=False)
+loss_panel(run, key="b1", log_default=True)
 
 st.subheader("Denoised test digits")
 first, last = min(run.snapshots), max(run.snapshots)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lib.plots import (
-    TrajectoryRecorder, animation_figure, default_window, loss_figure, moving_average, schedule_figure, sweep_figure,
+    TrajectoryRecorder, animation_figure, default_window, log_ticks, loss_figure, moving_average, schedule_figure,
+    sweep_figure,
 )
 from lib.schedules import linear_schedule
 
@@ -38,6 +39,18 @@ def test_loss_figure_plots_raw_and_smoothed_loss_with_epoch_marks_and_log_axis()
     assert sorted(shape.x0 for shape in fig.layout.shapes) == [2, 4, 6]  # one dotted line per epoch end
     assert loss_figure(losses).layout.yaxis.type == "linear"
     assert len(loss_figure(losses).layout.shapes) == 0
+    # the log axis names its ticks as numbers: 0.05, 0.1, 0.2, … — never plotly's bare minor digits ("2" for 0.2)
+    assert list(fig.layout.yaxis.ticktext) == ["0.05", "0.1", "0.2", "0.5", "1"]
+    assert np.allclose(fig.layout.yaxis.tickvals, [0.05, 0.1, 0.2, 0.5, 1.0])
+    assert fig.data[1].name == "moving average (2 steps)"
+    assert loss_figure(losses, window=1).data[1].name == "moving average (1 step)"
+
+
+def test_log_ticks_cover_the_range_with_1_2_5_steps_and_plain_labels():
+    values, labels = log_ticks(0.0084, 0.31)
+    assert labels == ["0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.5"]
+    assert np.allclose(values, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5])
+    assert log_ticks(0.02, 0.02) == ([0.02], ["0.02"])
 
 
 def test_schedule_figure_shows_beta_alphabar_and_snr_of_the_schedule():
