@@ -9,6 +9,7 @@ from lib.images import grid, psnr
 from lib.plots import TrajectoryRecorder, animation_figure
 from lib.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.common import counted
 from ui.part_a import clamped_key, page_setup, pick_image, prompt_input, show
 
 backend = page_setup(
@@ -64,7 +65,7 @@ with right:
                         key=clamped_key(f"a2_istart_{backend.kind}", len(ts) - 2),
                         help="Index into the strided timesteps: the image is noised to t = timesteps[i_start]. "
                              "The course uses i_start = 10 (t = 690 with stride 30 on IF).")
-    st.caption(f"t = timesteps[{i_start}] = **{ts[i_start]}** · {len(ts) - 1 - i_start} denoising steps from there.")
+    st.caption(f"t = timesteps[{i_start}] = **{ts[i_start]}** · {counted(len(ts) - 1 - i_start, 'denoising step')} from there.")
     c3, c4, c5 = st.columns(3)
     every = c3.slider("Show every k-th step", 1, 10, 5, key="a2_every")
     kernel = c4.slider("Blur kernel", 3, 15, 5, step=2, key="a2_kernel")

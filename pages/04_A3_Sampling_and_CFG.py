@@ -7,6 +7,7 @@ import torch
 from lib.images import grid
 from lib.sampling import sample
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.common import counted
 from ui.part_a import page_setup, prompt_input, show
 
 backend = page_setup(
@@ -56,7 +57,7 @@ elif prompt_ok(backend, prompt, required=True):
     progress = StepProgress(steps * len(scales), f"Sampling {len(scales)} × {num_samples} images:")
     result = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
     progress.done()
-    st.caption(f"{steps} denoising steps (stride {stride}), seed {seed}, prompt {prompt!r}.")
+    st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt {prompt!r}.")
     cols = st.columns(len(scales))
     ncols = 2 if num_samples > 1 else 1
     for col, scale, images in zip(cols, scales, result):

@@ -4,6 +4,7 @@ import streamlit as st
 
 from lib.mnist_model import unconditional_grid
 from lib.plots import TrajectoryRecorder
+from ui.common import counted
 from ui.sidebar import render_sidebar
 from ui.training_panel import (
     ddpm_sections, ddpm_of, run_key, stride_control, trajectory_view,
@@ -43,7 +44,7 @@ every = c3.slider("Frame every k steps", 1, 10, 1, key="b2_every")
 seed = int(c4.number_input("Seed", 0, 2**31 - 1, 0, key="b2_seed"))
 den = ddpm_of(run)
 num_steps = len(den.timesteps(stride)) - 1
-st.caption(f"Stride {stride}: {num_steps} denoising steps (stride 1 is the spec's full 300-step DDPM).")
+st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} (stride 1 is the spec's full 300-step DDPM).")
 
 
 @st.cache_data(show_spinner="Sampling…")

@@ -9,6 +9,7 @@ from lib.mnist_model import class_grid
 from lib.plots import TrajectoryRecorder
 from lib.sampling import sample
 from ui.backend import StepProgress
+from ui.common import counted
 from ui.sidebar import render_sidebar
 from ui.training_panel import (
     GRID_STRIDE, ddpm_sections, ddpm_of, run_key, stride_control, trajectory_view,
@@ -46,7 +47,7 @@ den = ddpm_of(run)
 
 
 def steps_caption(stride: int, batch: str) -> None:
-    st.caption(f"Stride {stride}: {len(den.timesteps(stride)) - 1} denoising steps, each one batched UNet call for "
+    st.caption(f"Stride {stride}: {counted(len(den.timesteps(stride)) - 1, 'denoising step')}, each one batched UNet call for "
                f"the conditional and the unconditional prediction of {batch} (stride 1 is the spec's full 300-step "
                "DDPM).")
 

@@ -203,6 +203,7 @@ def test_a2_iterative_denoising():
     assert "= **99**" in captions(at) and image_urls(at)[1] != first[1]
     at.slider(key="a2_stride_mnist").set_value(100).run()  # 4 timesteps: i_start is clamped to 2
     assert not at.exception and at.slider(key="a2_istart_mnist").value == 2
+    assert "· 1 denoising step from there." in captions(at)  # one step, not "1 denoising steps"
     assert_prompt_errors_optional(at, "a2_prompt")
 
 

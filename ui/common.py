@@ -53,6 +53,11 @@ def _as_denoiser(model_kind: str) -> MnistDDPM:
     return MnistDDPM(run.model, run.config, device=next(run.model.parameters()).device)
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 denoising step", "30 denoising steps": a count with its noun in the right number."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def device_label() -> str:
     if torch.cuda.is_available():
         return f"CUDA · {torch.cuda.get_device_name()}"
