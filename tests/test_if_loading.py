@@ -1,6 +1,7 @@
 """The production IF loaders (lib.if_loading) on real artifacts: tiny stand-ins of the hub repositories written with
 ``save_pretrained`` in the hubs' exact layout (every component, fp16 variant files, a sharded T5, a SentencePiece
-tokenizer), loaded by path through the snapshot-folder setting. Nothing is mocked: no ``from_pretrained``, no pipeline."""
+tokenizer), loaded by path through the snapshot-folder setting. Nothing is replaced: the loaders call diffusers and
+transformers as they do for users."""
 
 from __future__ import annotations
 
