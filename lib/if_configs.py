@@ -34,8 +34,7 @@ STAGE1_CONFIGS = {"IF-I-XL": if_stage1_unet_config(704), "IF-I-L": if_stage1_une
 # google/t5-v1_1-xxl, the encoder IF ships in text_encoder/
 T5_XXL_CONFIG = dict(d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24, vocab_size=32128,
                      feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
-# Parameter counts published on the model cards, for the models whose configuration is not built in here; a local
-# snapshot's own unet/config.json replaces them (``lib.if_memory.weights(variant, stage1_config=…)``).
+# Parameter counts published on the model cards, for the models whose configuration is not built in here.
 PUBLISHED_PARAMS = {"IF-I-M": 400_000_000, "IF-II-L": 1_200_000_000}
 
 

@@ -180,7 +180,8 @@ def gpu_problem(variant: str, device: torch.device) -> str | None:
     return None
 
 
-def local_problems(variant: str = "IF-I-XL", src: Source | None = None, device: torch.device | None = None) -> list[str]:
+def local_problems(variant: str = "IF-I-XL", src: Source | None = None,
+                   device: torch.device | None = None) -> list[str]:
     """What is missing without asking the network: the GPU (and its size), then a token or the snapshots."""
     src = src or source()
     problems = [p for p in [gpu_problem(variant, device or if_device())] if p]

@@ -69,18 +69,13 @@ class Weights:
 
 
 @functools.cache
-def weights(variant: str, stage1_config: tuple | None = None, stage2_config: tuple | None = None) -> Weights:
-    """The parts' sizes for ``variant``; a snapshot's own UNet configs (as ``tuple(sorted(config.items()))``, to be
-    hashable) take precedence over the built-in ones and the published counts."""
+def weights(variant: str) -> Weights:
+    """The parts' sizes for ``variant``: from the built-in configurations, else from the published counts."""
 
-    def params(name: str, config: tuple | None) -> int:
-        if config is not None:
-            return unet_params(dict(config))
-        if name in STAGE1_CONFIGS:
-            return unet_params(STAGE1_CONFIGS[name])
-        return PUBLISHED_PARAMS[name]
+    def params(name: str) -> int:
+        return unet_params(STAGE1_CONFIGS[name]) if name in STAGE1_CONFIGS else PUBLISHED_PARAMS[name]
 
-    return Weights(stage1=2 * params(variant, stage1_config), stage2=2 * params("IF-II-L", stage2_config),
+    return Weights(stage1=2 * params(variant), stage2=2 * params("IF-II-L"),
                    t5_gpu=t5_bytes(T5_XXL_CONFIG, on_gpu=True), t5_cpu=t5_bytes(T5_XXL_CONFIG, on_gpu=False))
 
 
