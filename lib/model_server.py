@@ -109,7 +109,7 @@ class ModelServer:
         self.counters = Counter()
         self.batch_sizes: Counter = Counter()  # requests per UNet call → how many such calls
         self.stage2 = None
-        self.lock = threading.Lock()  # the non-batched endpoints run one at a time
+        self.lock = threading.Lock()  # stage II is loaded once, by the first upscale request
 
     # --- checks ------------------------------------------------------------------------------------------------------
 
