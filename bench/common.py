@@ -74,6 +74,19 @@ def print_header(device: torch.device) -> None:
     print(flush=True)
 
 
+def built(factory, dtype: torch.dtype, device: torch.device | str = "cpu"):
+    """``factory()`` with random weights (seed 0) initialised directly in ``dtype`` on ``device``, in eval mode: a
+    real-size model never exists in fp32 (IF-I-XL: 17 GB) on its way to bf16 or fp16."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        torch.manual_seed(0)
+        with torch.device(device):
+            return factory().eval()
+    finally:
+        torch.set_default_dtype(before)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

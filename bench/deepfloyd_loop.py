@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import sys
 
-from common import median, parser, report, setup, sync, timed
+from common import built, median, parser, report, setup, sync, timed
 
 import torch  # noqa: E402
 
-from lib.deepfloyd import IFDenoiser  # noqa: E402
+from lib.deepfloyd import IFDenoiser, stock_pipeline  # noqa: E402
 from lib.if_configs import STAGE1_CONFIGS, if_stage1_scheduler  # noqa: E402
 from lib.sampling import sample  # noqa: E402
 from tests.tiny_if import fake_t5_embeddings, tiny_if_denoiser  # noqa: E402
@@ -39,17 +39,12 @@ STRIDE, SCALE = 30, 7.0
 
 
 def real_size_denoiser(variant: str, name: str, device: torch.device) -> IFDenoiser:
-    """The IF-I UNet at real size with random weights, fp16 on ``device``, wrapped like ``lib.deepfloyd.load_if``."""
-    from diffusers import IFPipeline, UNet2DConditionModel
+    """The IF-I UNet at real size with random weights, fp16 on ``device``, wrapped like ``lib.if_loading.load_if``."""
+    from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(0)
-    with torch.device(device):  # initialise on the GPU (fast), then halve: ≈ 17 GB fp32 → 8.6 GB fp16 for XL
-        unet = UNet2DConditionModel(**STAGE1_CONFIGS[variant])
-    unet = unet.to(torch.float16).eval()
-    pipe = IFPipeline(unet=unet, scheduler=if_stage1_scheduler(), tokenizer=None, text_encoder=None,
-                      safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name=name, pipeline=pipe)
+    unet = built(lambda: UNet2DConditionModel(**STAGE1_CONFIGS[variant]), torch.float16, device)
+    return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name=name,
+                      pipeline=stock_pipeline(unet, if_stage1_scheduler()))
 
 
 def peak_gib(device: torch.device) -> str:

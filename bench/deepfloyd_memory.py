@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from common import parser, setup
+from common import built, parser, setup
 
 import torch  # noqa: E402
 
@@ -38,18 +38,6 @@ STAGE2_STANDIN = dict(
     mid_block_scale_factor=1.4142, resnet_out_scale_factor=1.4142, resnet_skip_time_act=True,
     time_embedding_act_fn="gelu",
 )
-
-
-def built(factory, device: torch.device, dtype: torch.dtype):
-    """``factory()`` initialised directly on ``device`` in ``dtype`` (no fp32 copy anywhere)."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        torch.manual_seed(0)
-        with device:
-            return factory().eval()
-    finally:
-        torch.set_default_dtype(before)
 
 
 def peak(fn, device: torch.device) -> int:
@@ -78,7 +66,7 @@ def main() -> None:
     from transformers import T5Config, T5EncoderModel
 
     w = weights("IF-I-XL")
-    unet = built(lambda: UNet2DConditionModel(**STAGE1_CONFIGS["IF-I-XL"]), device, torch.float16)
+    unet = built(lambda: UNet2DConditionModel(**STAGE1_CONFIGS["IF-I-XL"]), torch.float16, device)
     for rows in (2, 4, 8):
         x = torch.randn(rows, 3, 64, 64, device=device, dtype=torch.float16)
         emb = torch.randn(rows, 77, T5_DIM, device=device, dtype=torch.float16)
@@ -88,7 +76,7 @@ def main() -> None:
     gc.collect()
     torch.cuda.empty_cache()
 
-    t5 = built(lambda: T5EncoderModel(T5Config(**T5_XXL_CONFIG)), device, torch.float16)
+    t5 = built(lambda: T5EncoderModel(T5Config(**T5_XXL_CONFIG)), torch.float16, device)
     for name, module in t5.named_modules():
         if name.endswith(".wo"):
             module.float()  # transformers' _keep_in_fp32_modules
@@ -98,7 +86,7 @@ def main() -> None:
     gc.collect()
     torch.cuda.empty_cache()
 
-    unet2 = built(lambda: UNet2DConditionModel(**STAGE2_STANDIN), device, torch.float16)
+    unet2 = built(lambda: UNet2DConditionModel(**STAGE2_STANDIN), torch.float16, device)
     n2 = sum(q.numel() for q in unet2.parameters())
     x = torch.randn(2, 6, 256, 256, device=device, dtype=torch.float16)
     emb = torch.randn(2, 77, T5_DIM, device=device, dtype=torch.float16)

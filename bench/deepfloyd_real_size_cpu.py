@@ -21,7 +21,7 @@ import gc
 import time
 from pathlib import Path
 
-from common import parser, setup
+from common import built, parser, setup
 
 import torch  # noqa: E402
 
@@ -52,13 +52,7 @@ def peak_rss() -> int:
 def build_unet(variant: str):
     from diffusers import UNet2DConditionModel
 
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)  # initialise straight in bf16: never the 17 GB fp32 copy
-    try:
-        torch.manual_seed(0)
-        unet = UNet2DConditionModel(**STAGE1_CONFIGS[variant]).eval()
-    finally:
-        torch.set_default_dtype(before)
+    unet = built(lambda: UNet2DConditionModel(**STAGE1_CONFIGS[variant]), torch.bfloat16)
     return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name=f"random-weight {variant}")
 
 
@@ -102,13 +96,7 @@ def main() -> None:
 
     reset_peak_rss()
     start = time.perf_counter()
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        torch.manual_seed(0)
-        t5 = T5EncoderModel(T5Config(**T5_XXL_CONFIG)).eval()
-    finally:
-        torch.set_default_dtype(before)
+    t5 = built(lambda: T5EncoderModel(T5Config(**T5_XXL_CONFIG)), torch.bfloat16)
     print(f"T5-v1.1-XXL encoder: {sum(q.numel() for q in t5.parameters()) / 1e9:.2f} B parameters, bf16, built in "
           f"{time.perf_counter() - start:.0f} s, peak RSS {gib(peak_rss())}", flush=True)
     for batch in (1, 4):

@@ -107,6 +107,22 @@ def add_variance(scheduler, predicted_variance: torch.Tensor, t: int, image: tor
     return image + torch.exp(0.5 * log_var).to(image) * noise
 
 
+# The parts of the hub repos that a call returning tensors (output_type="pt") never uses; the safety checker does not
+# even load with the pinned transformers (IFSafetyChecker lacks all_tied_weights_keys).
+WITHOUT_EXTRAS = dict(tokenizer=None, text_encoder=None, safety_checker=None, feature_extractor=None,
+                      watermarker=None, requires_safety_checker=False)
+
+
+def stock_pipeline(unet, scheduler):
+    """The stock diffusers ``IFPipeline`` around ``unet`` (A0's), without the parts in ``WITHOUT_EXTRAS``; prompts come
+    as cached embeddings."""
+    from diffusers import IFPipeline
+
+    pipe = IFPipeline(unet=unet, scheduler=scheduler, **WITHOUT_EXTRAS)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def per_call_copy(pipe):
     """``pipe`` with its own fresh scheduler(s), sharing the (read-only) models: safe to run beside other calls.
 

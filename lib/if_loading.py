@@ -17,16 +17,12 @@ from pathlib import Path
 
 import torch
 
-from lib.deepfloyd import IFDenoiser
+from lib.deepfloyd import WITHOUT_EXTRAS, IFDenoiser, stock_pipeline
 from lib.if_configs import IF_VARIANTS, STAGE2, T5_REPO
 from lib.if_hub import IFUnavailable, Source, gpu_problem, if_device, source, stage2_memory_problem
 from lib.if_memory import host_memory_bytes, plan_memory
 from lib import prompt_cache
 from lib.prompt_cache import MAX_TOKENS, PromptEmbeddingCache
-
-_PIPELINE_EXTRAS = dict(tokenizer=None, text_encoder=None, safety_checker=None, feature_extractor=None,
-                        watermarker=None, requires_safety_checker=False)
-
 
 def _device_map(device: torch.device):
     return {"": str(device)} if device.type != "cpu" else None
@@ -111,8 +107,6 @@ def load_if(variant: str = "IF-I-XL", src: Source | None = None, device: torch.d
     Raises ``IFUnavailable`` (no GPU or too small a one, no token, gated, offline, missing snapshot, …). Callers that
     cache the result (st.cache_resource) must not hash the source: it may hold the token.
     """
-    from diffusers import IFPipeline
-
     if variant not in IF_VARIANTS:
         raise ValueError(f"unknown IF variant {variant!r}; choose one of {', '.join(IF_VARIANTS)}")
     src = src or source()
@@ -123,8 +117,7 @@ def load_if(variant: str = "IF-I-XL", src: Source | None = None, device: torch.d
     repo = IF_VARIANTS[variant]
     unet = _unet(src, repo, device)
     scheduler = _scheduler(src, repo)
-    pipe = IFPipeline(unet=unet, scheduler=scheduler, **_PIPELINE_EXTRAS)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = stock_pipeline(unet, scheduler)
     t5_device, keep = t5_placement(variant, device)
     cache = PromptEmbeddingCache(embeddings_dir or prompt_cache.EMBEDDINGS_DIR, T5Encoder(src, t5_device, keep))
     return IFDenoiser(unet, scheduler, cache.get_many, name=f"DeepFloyd {variant}", pipeline=pipe)
@@ -142,6 +135,6 @@ def load_stage2(variant: str = "IF-I-XL", src: Source | None = None, device: tor
         raise IFUnavailable(problem)
     pipe = IFSuperResolutionPipeline(unet=_unet(src, STAGE2, device), scheduler=_scheduler(src, STAGE2),
                                      image_noising_scheduler=_scheduler(src, STAGE2, "image_noising_scheduler"),
-                                     **_PIPELINE_EXTRAS)
+                                     **WITHOUT_EXTRAS)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -52,10 +52,11 @@ class MnistDDPM:
     variance_type: VarianceType = "fixed_large"
     dtype = torch.float32
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device | str = "cpu"):
-        self.model = for_inference(model, device)
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device | str | None = None):
+        """``device`` defaults to where the model already is."""
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = for_inference(model, self.device)
         self.config = config
-        self.device = torch.device(device)
         self.schedule: Schedule = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end)
         self.conditional = config.model == "class"
         self.name = f"MNIST {'class' if self.conditional else 'time'}-conditioned DDPM (D = {config.hidden})"
@@ -100,7 +101,7 @@ def unconditional_grid(denoiser: MnistDDPM, n: int, stride: int, seed: int, on_s
 def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = 5.0,
                   on_step=None) -> torch.Tensor:
     """The per-epoch grid of a DDPM: 4 samples of each digit with CFG (class) or 40 samples (time), uint8."""
-    den = MnistDDPM(model, config, device=next(model.parameters()).device)
+    den = MnistDDPM(model, config)
     if den.conditional:
         x = class_grid(den, 4, scale, config.sample_stride, seed, on_step=on_step)
     else:

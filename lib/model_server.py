@@ -64,7 +64,7 @@ def load_models(names: list[str], shipped_dir: str | None = None) -> dict[str, o
         if name in MNIST_MODELS:
             folder = Path(shipped_dir) if shipped_dir else model_store.SHIPPED_DIR
             run = model_store.load_run(folder / model_store.shipped_path(MNIST_MODELS[name]).name, default_device())
-            models[name] = MnistDDPM(run.model, run.config, device=next(run.model.parameters()).device)
+            models[name] = MnistDDPM(run.model, run.config)
         elif name in IF_VARIANTS:
             from lib.if_loading import load_if
 

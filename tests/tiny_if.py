@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lib.deepfloyd import IFDenoiser
+from lib.deepfloyd import IFDenoiser, stock_pipeline
 from lib.if_configs import IF_VARIANTS, STAGE2, T5_DIM, if_stage1_scheduler
 from lib.prompt_cache import MAX_TOKENS
 
@@ -57,15 +57,11 @@ def tiny_unet(encoder_hid_dim: int = T5_DIM, *, stage2: bool = False, sample_siz
 
 def tiny_if_denoiser(seed: int = 0) -> IFDenoiser:
     """A random tiny stage I with the fake (1, 77, 4096) embeddings and the stock pipeline, on the CPU."""
-    from diffusers import IFPipeline
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = tiny_unet()
-    pipe = IFPipeline(unet=unet, scheduler=if_stage1_scheduler(), tokenizer=None, text_encoder=None,
-                      safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny random IF (tests)", pipeline=pipe)
+    return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny random IF (tests)",
+                      pipeline=stock_pipeline(unet, if_stage1_scheduler()))
 
 
 def tiny_tokenizer_files(folder: Path) -> None:

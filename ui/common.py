@@ -50,7 +50,7 @@ def mnist_ddpm(model_kind: str = "class") -> MnistDDPM | None:
 @st.cache_resource
 def _as_denoiser(model_kind: str) -> MnistDDPM:
     run = shipped(model_kind)
-    return MnistDDPM(run.model, run.config, device=next(run.model.parameters()).device)
+    return MnistDDPM(run.model, run.config)
 
 
 def counted(n: int, noun: str) -> str:

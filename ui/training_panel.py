@@ -300,7 +300,7 @@ def snapshot_scrubber(run: model_store.TrainedModel, *, key: str, caption: str) 
 
 @st.cache_resource
 def _ddpm(key: str, _run: model_store.TrainedModel) -> MnistDDPM:
-    return MnistDDPM(_run.model, _run.config, device=next(_run.model.parameters()).device)
+    return MnistDDPM(_run.model, _run.config)
 
 
 def ddpm_of(run: model_store.TrainedModel) -> MnistDDPM:
