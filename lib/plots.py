@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from lib.images import grid, png_bytes
 from lib.schedules import Schedule
 
+WHOLE_TICKS_BELOW = 10  # an axis of fewer whole numbers than this gets one tick each (plotly would tick halves)
 RAW_COLOR = "rgba(59, 91, 219, 0.25)"
 SMOOTH_COLOR = "#3b5bdb"
 MARK_COLOR = "#e8590c"
@@ -80,6 +81,8 @@ def loss_figure(
                       legend=dict(orientation="h", y=-0.2), xaxis_title="optimiser step",
                       yaxis_title="MSE loss" + (" (log scale)" if log_y else ""))
     fig.update_yaxes(type="log" if log_y else "linear")
+    if len(losses) < WHOLE_TICKS_BELOW:  # over more steps plotly's own tick spacing is a whole number (≥ 2)
+        fig.update_xaxes(tickmode="array", tickvals=list(steps))
     positive = [v for v in losses if v > 0]
     if log_y and positive:
         values, labels = log_ticks(min(positive), max(positive))

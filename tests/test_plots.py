@@ -46,6 +46,18 @@ def test_loss_figure_plots_raw_and_smoothed_loss_with_epoch_marks_and_log_axis()
     assert loss_figure(losses, window=1).data[1].name == "moving average (1 step)"
 
 
+@pytest.mark.parametrize("n", [1, 2, 4, 9])
+def test_a_short_loss_curve_ticks_whole_steps_only(n):
+    """Optimiser steps are whole numbers: a curve of a few steps (plotly would tick 1, 1.5, 2, …) ticks each step."""
+    fig = loss_figure([1.0 / (i + 1) for i in range(n)])
+    assert list(fig.layout.xaxis.tickvals) == list(range(1, n + 1))
+
+
+def test_a_long_loss_curve_keeps_plotlys_own_ticks():
+    """Over ten steps or more plotly's automatic ticks fall on whole steps (its tick spacing is then at least 2)."""
+    assert loss_figure([1.0] * 300).layout.xaxis.tickvals is None
+
+
 def test_log_ticks_cover_the_range_with_1_2_5_steps_and_plain_labels():
     values, labels = log_ticks(0.0084, 0.31)
     assert labels == ["0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.5"]
