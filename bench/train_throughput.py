@@ -45,7 +45,7 @@ def project_throughput(config: TrainConfig, images01, labels, device, warmup: in
         if not stamps or stamps[-1][0] < progress.step:  # the end-of-run snapshot reports the same step again
             stamps.append((progress.step, time.perf_counter()))
 
-    def no_snapshot(model, epoch, check_stop):  # called after the timed window; the app's snapshot sampler is not being measured
+    def no_snapshot(model, epoch, step_done):  # called after the timed window; the app's snapshot sampler is not being measured
         return torch.zeros(0, 28, 28, dtype=torch.uint8)
 
     train(config, images01, labels, snapshot_fn=no_snapshot, device=device, on_progress=on_progress,

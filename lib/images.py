@@ -10,11 +10,16 @@ import torch
 from PIL import Image
 
 
-def to_uint8_hwc(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
-    """(C, H, W) or (H, W) float tensor in ``value_range`` → (H, W[, 3]) uint8 array."""
+def to_uint8(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
+    """Floats in ``value_range`` → uint8 of the same shape on the CPU: round(255 · (x − lo) / (hi − lo)), clipped."""
     lo, hi = value_range
     x = ((x.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
-    x = (x * 255).round().to(torch.uint8)
+    return (x * 255).round().to(torch.uint8)
+
+
+def to_uint8_hwc(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """(C, H, W) or (H, W) float tensor in ``value_range`` → (H, W[, 3]) uint8 array."""
+    x = to_uint8(x, value_range)
     if x.dim() == 3:
         x = x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)
     return x.numpy()

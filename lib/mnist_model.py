@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from lib.diffusion import VarianceType
+from lib.images import to_uint8
 from lib.precision import for_inference, infer
 from lib.sampling import sample
 from lib.schedules import Schedule, chain_timesteps, linear_schedule
-from lib.training import TrainConfig, to_uint8
+from lib.training import TrainConfig
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -100,10 +101,11 @@ def unconditional_grid(denoiser: MnistDDPM, n: int, stride: int, seed: int, on_s
 
 def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = 5.0,
                   on_step=None) -> torch.Tensor:
-    """The per-epoch grid of a DDPM: 4 samples of each digit with CFG (class) or 40 samples (time), uint8."""
+    """The per-epoch grid of a DDPM: 4 samples of each digit with CFG (class) or 40 samples (time), (40, 28, 28)
+    uint8."""
     den = MnistDDPM(model, config)
     if den.conditional:
         x = class_grid(den, 4, scale, config.sample_stride, seed, on_step=on_step)
     else:
         x = unconditional_grid(den, 40, config.sample_stride, seed, on_step=on_step)
-    return to_uint8(x, (-1.0, 1.0))
+    return to_uint8(x, (-1.0, 1.0))[:, 0]

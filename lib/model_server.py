@@ -57,7 +57,7 @@ def load_models(names: list[str], shipped_dir: str | None = None) -> dict[str, o
     from lib import model_store
     from lib.if_configs import IF_VARIANTS
     from lib.mnist_model import MnistDDPM
-    from lib.training import default_device
+    from lib.precision import default_device
 
     models: dict[str, object] = {}
     for name in names:

@@ -26,6 +26,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 ENV_VAR = "DIFFUSION_LAB_PRECISION"
 
 
+def default_device() -> torch.device:
+    """Where part B trains and samples: the CUDA GPU if there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def bf16_is_fast(device: torch.device | str) -> bool:
     """Whether ``device`` computes bf16 convolutions in hardware (so they beat fp32)."""
     device = torch.device(device)

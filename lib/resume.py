@@ -27,7 +27,7 @@ import torch
 from lib import cache
 
 
-def save(path: Path, config_json: str, device: torch.device, precision: str, progress, order: torch.Tensor,
+def save_state(path: Path, config_json: str, device: torch.device, precision: str, progress, order: torch.Tensor,
          cursor: int, model: torch.nn.Module, opt: torch.optim.Optimizer, sched, gen: torch.Generator) -> None:
     """Write the run's state to ``path`` (atomically; the previous save stays until the new one is complete).
 
@@ -45,14 +45,16 @@ def save(path: Path, config_json: str, device: torch.device, precision: str, pro
         "param_groups": json.dumps(opt_state["param_groups"]),
         "scheduler": json.dumps(sched.state_dict() if sched else None),
         "position": json.dumps({"step": progress.step, "epoch": progress.epoch, "cursor": cursor,
-                                "seconds": progress.seconds, "resumed_at": progress.resumed_at}),
+                                "seconds": progress.seconds, "resumed_at": progress.resumed_at,
+                                "grid_steps": progress.grid_steps, "grid_seconds": progress.grid_seconds,
+                                "grid_steps_done": progress.grid_steps_done}),
     }
     cache.save_entry(path, tensors, meta)
 
 
-def load(path: Path, config_json: str, device: torch.device, precision: str, progress, model: torch.nn.Module,
+def load_state(path: Path, config_json: str, device: torch.device, precision: str, progress, model: torch.nn.Module,
          opt: torch.optim.Optimizer, sched, gen: torch.Generator) -> tuple[torch.Tensor, int] | None:
-    """Restore a state saved by ``save`` into ``progress``, ``model``, ``opt``, ``sched`` and ``gen``; return the
+    """Restore a state saved by ``save_state`` into ``progress``, ``model``, ``opt``, ``sched`` and ``gen``; return the
     shuffled order and the cursor in it.
 
     None, with nothing restored, when there is no file or it belongs to another configuration, device type or
@@ -82,6 +84,9 @@ def load(path: Path, config_json: str, device: torch.device, precision: str, pro
     progress.losses = tensors["loss"].tolist()
     progress.snapshots = dict(sorted(snapshots.items()))
     progress.resumed_at = pos["resumed_at"] + [pos["step"]]
+    # the grids' timing (absent from states saved before it was kept: they time their next grid afresh)
+    progress.grid_steps = pos.get("grid_steps", 0)
+    progress.grid_seconds, progress.grid_steps_done = pos.get("grid_seconds", 0.0), pos.get("grid_steps_done", 0)
     return tensors["order"].to(device), pos["cursor"]
 
 

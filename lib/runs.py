@@ -11,40 +11,47 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from lib import model_store
 from lib.data import Digits
+from lib.images import to_uint8
 from lib.mnist_model import ddpm_snapshot
-from lib.precision import infer
-from lib.training import Progress, SnapshotFn, TrainConfig, TrainResult, default_device, to_uint8, train
+from lib.precision import default_device, infer
+from lib.schedules import chain_timesteps
+from lib.training import Progress, SnapshotFn, TrainConfig, TrainResult, train
 
-SNAPSHOT_DIGITS = 8  # test digits shown denoised after each epoch of the single-step denoiser
+SNAPSHOT_DIGITS = 8  # test digits (classes 0…7) shown denoised after each epoch of the single-step denoiser
 STOP_TIMEOUT_SECONDS = 60.0  # a cancel is seen between optimiser steps (~20 s for B1 on a laptop CPU) and sampler steps
 
 
-def denoiser_probe(test: Digits, sigma: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed test digits (one of each class 0…7) and their noisy versions z = x + σ ε, for before/after comparisons."""
-    idx = torch.stack([torch.nonzero(test.labels == d)[0, 0] for d in range(SNAPSHOT_DIGITS)])
+def denoiser_probe(test: Digits, sigma: float, seed: int = 0,
+                   classes: Sequence[int] = range(SNAPSHOT_DIGITS)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed test digits (the first test digit of each of ``classes``) and their noisy versions z = x + σ ε, for
+    before/after comparisons."""
+    idx = torch.stack([torch.nonzero(test.labels == d)[0, 0] for d in classes])
     x = test.images[idx].unsqueeze(1).float() / 255.0
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
     return x, x + sigma * noise
 
 
 def snapshot_fn(config: TrainConfig, test: Digits) -> SnapshotFn:
-    """What to record after an epoch: [clean | noisy | denoised] test digits (B1: one forward pass) or a sample grid
-    (B2/B3: a whole sampler run, which checks for a cancel after each of its steps)."""
+    """What to record after an epoch: [clean | noisy | denoised] test digits (B1: one forward pass, one step) or a
+    sample grid (B2/B3: a whole sampler run, which reports each of its steps to ``step_done``)."""
     if config.model == "denoiser":
         clean, noisy = denoiser_probe(test, config.sigma)
 
-        def denoised(model, epoch, check_stop):
+        def denoised(model, epoch, step_done):
             out = infer(model, noisy.to(next(model.parameters()).device)).cpu()
-            return torch.cat([to_uint8(clean), to_uint8(noisy), to_uint8(out)])
+            step_done(1, 1)
+            return to_uint8(torch.cat([clean, noisy, out]), (0.0, 1.0))[:, 0]
 
         return denoised
-    return lambda model, epoch, check_stop: ddpm_snapshot(model, config, on_step=lambda *step: check_stop())
+    steps = len(chain_timesteps(config.num_timesteps, config.sample_stride)) - 1
+    return lambda model, epoch, step_done: ddpm_snapshot(model, config,
+                                                         on_step=lambda i, *state: step_done(i + 1, steps))
 
 
 def run_training(

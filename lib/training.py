@@ -27,34 +27,45 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from lib import precision as mixed
-from lib import resume as saved_state
 from lib.cache import CorruptEntry
+from lib.precision import autocast, default_device, prepare, resolve
+from lib.resume import load_state, save_state
 from lib.schedules import linear_schedule
 from lib.unets import build_model
 
-SPEC_DEFAULTS = {
+# The spec's settings of each model: the one source of the TrainConfig fields that differ between models (the
+# app's widgets, Home and scripts/train_models.py all start from ``TrainConfig.spec``).
+SPEC = {
     "denoiser": dict(hidden=128, batch_size=256, lr=1e-4, epochs=5, snapshot_epochs=(1, 2, 3, 4, 5)),
     "time": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
     "class": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
 }
-
+# Training throughput on a CPU at the spec's width and batch size (bench/RESULTS.md §1, 2 threads): bf16 on a CPU with
+# bf16 units (AMX), fp32 on an AVX2-only one. The time-conditioned UNet is the class one without its class layers.
+SPEC_IMAGES_PER_SECOND = {"denoiser": {"bf16": 85.3, "fp32": 13.0}, "time": {"bf16": 376.0, "fp32": 54.0},
+                          "class": {"bf16": 376.0, "fp32": 54.0}}
 
 _INIT_LOCK = threading.Lock()
 LOSS_SYNC_EVERY = {"cpu": 1, "cuda": 50}  # steps between loss read-backs (each one waits for the device)
 SAVE_EVERY_SECONDS = 300.0  # how often a resumable run saves its state (~1 s for the B1 denoiser's 96 MB)
-SnapshotFn = Callable[[torch.nn.Module, int, Callable[[], None]], torch.Tensor]  # (model, epoch, check_stop) -> grid
+StepDone = Callable[[int, int], None]  # (sampler steps done, sampler steps in all) of a grid being drawn
+SnapshotFn = Callable[[torch.nn.Module, int, StepDone], torch.Tensor]  # (model, epoch, step_done) -> uint8 grid
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a trained model; its JSON is the cache key."""
+    """Everything that determines a trained model; its JSON is the cache key.
 
-    model: str = "class"  # "denoiser" | "time" | "class"
-    hidden: int = 64  # D
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
+    Build one with ``TrainConfig.spec(model, **overrides)``. The fields that ``SPEC`` sets per model have no default
+    here, so a configuration cannot silently miss the spec; the others have the one value every model stores (σ,
+    p_uncond and the schedule are in every model's JSON, used or not, so that the cache keys never change)."""
+
+    model: str  # "denoiser" | "time" | "class"
+    hidden: int  # D
+    epochs: int
+    batch_size: int
+    lr: float
+    snapshot_epochs: tuple[int, ...]
     seed: int = 0
     dataset: str = "mnist"  # Digits.source of the training split
     steps_per_epoch: int | None = None  # None: one full pass over the data; else a short epoch of this many batches
@@ -63,15 +74,14 @@ class TrainConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     p_uncond: float = 0.1  # class only
-    snapshot_epochs: tuple[int, ...] = (1, 5, 10, 15, 20)
     sample_stride: int = 1  # stride of the sampler used for the per-epoch sample grids
 
     @classmethod
     def spec(cls, model: str, **overrides) -> "TrainConfig":
-        """The spec's configuration for ``model``, with any field overridden."""
-        base = dict(model=model, **SPEC_DEFAULTS[model])
-        base.update(overrides)
-        return cls(**base)
+        """The spec's configuration for ``model`` (``SPEC``), with any field overridden."""
+        if model not in SPEC:
+            raise ValueError(f"unknown model {model!r}")
+        return cls(**{"model": model, **SPEC[model], **overrides})
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,11 +91,23 @@ class TrainConfig:
         return json.dumps(self.as_dict(), sort_keys=True)
 
     def steps_in_epoch(self, num_examples: int) -> int:
-        full = math.ceil(num_examples / self.batch_size)
-        return full if self.steps_per_epoch is None else self.steps_per_epoch
+        """Optimiser steps per epoch on ``num_examples`` digits: a full pass, else the short epoch's batches."""
+        return self.full_epoch_steps(num_examples) if self.steps_per_epoch is None else self.steps_per_epoch
+
+    def full_epoch_steps(self, num_examples: int) -> int:
+        """Batches in one full pass over ``num_examples`` digits, ⌈N / batch⌉ (the last one may be smaller)."""
+        return math.ceil(num_examples / self.batch_size)
+
+    def epoch_steps(self, total_steps: int) -> int:
+        """Steps per epoch of a run of ``total_steps`` optimiser steps (all its epochs have as many)."""
+        return total_steps // self.epochs
+
+    def grid_epochs(self) -> list[int]:
+        """The epochs whose end draws a sample grid: the configured ones, and always the last one."""
+        return sorted({e for e in self.snapshot_epochs if e <= self.epochs} | {self.epochs})
 
     def validate(self) -> None:
-        if self.model not in SPEC_DEFAULTS:
+        if self.model not in SPEC:
             raise ValueError(f"unknown model {self.model!r}")
         if self.epochs < 1:
             raise ValueError("train for at least one epoch")
@@ -100,30 +122,48 @@ class TrainConfig:
 
 @dataclass
 class Progress:
-    """What a training run reports after every step (and keeps, for a page to draw)."""
+    """What a training run reports after every step and every sampler step of a sample grid (and keeps, for a page
+    to draw)."""
 
     step: int = 0
     total_steps: int = 0
     epoch: int = 0
     losses: list[float] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # epoch -> uint8 grid images (N, 28, 28)
-    seconds: float = 0.0  # training time, summed over every stretch of a resumed run
+    seconds: float = 0.0  # time so far, grids included, summed over every stretch of a resumed run
     resumed_at: list[int] = field(default_factory=list)  # steps at which the run continued from a saved state
+    total_grids: int = 0  # sample grids the run draws (``TrainConfig.grid_epochs``)
+    grid_step: int = 0  # sampler steps done of the grid being drawn; 0 while none is being drawn
+    grid_steps: int = 0  # sampler steps of one grid (all have the same); 0 until the first grid's first step
+    grid_seconds: float = 0.0  # the part of ``seconds`` spent drawing grids ...
+    grid_steps_done: int = 0  # ... on this many sampler steps
 
-    def seconds_left(self) -> float | None:
-        """The time to the last step at the mean pace so far, seconds · (total − step) / step; None before the first
-        step. Time spent on snapshot grids is in ``seconds``, so it counts in the pace once it has been spent."""
+    def training_seconds_left(self) -> float | None:
+        """The optimiser steps left at the mean training pace so far, grid time left out:
+        (seconds − grid_seconds) · (total − step) / step; None before the first step."""
         if not self.step or not self.total_steps:
             return None
-        return self.seconds * (self.total_steps - self.step) / self.step
+        return (self.seconds - self.grid_seconds) * (self.total_steps - self.step) / self.step
 
+    def grids_left(self) -> float:
+        """Grids still to draw, the one being drawn counted by the share of its sampler steps left."""
+        drawing = self.grid_step / self.grid_steps if self.grid_steps else 0.0
+        return max(0.0, self.total_grids - len(self.snapshots) - drawing)
 
-def spoken_duration(seconds: float) -> str:
-    """A duration as people say it: 40 s, 12 min, 2 h 05 min."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
+    def grid_seconds_left(self) -> float | None:
+        """grids left × sampler steps per grid × the mean time of a sampler step so far; 0 with no grid left, None
+        while no sampler step has been timed."""
+        left = self.grids_left()
+        if not left:
+            return 0.0
+        if not self.grid_steps_done:
+            return None
+        return left * self.grid_steps * self.grid_seconds / self.grid_steps_done
+
+    def seconds_left(self) -> float | None:
+        """Training and grids left; None until both can be estimated."""
+        training, grids = self.training_seconds_left(), self.grid_seconds_left()
+        return None if training is None or grids is None else training + grids
 
 
 @dataclass
@@ -137,15 +177,12 @@ class TrainResult:
     resumed_at: list[int] = field(default_factory=list)  # steps at which it continued from a saved state
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def to_uint8(images: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-    """(N, 1, H, W) floats in ``value_range`` → (N, H, W) uint8 on the CPU."""
-    lo, hi = value_range
-    x = ((images.detach().float() - lo) / (hi - lo)).clamp(0, 1)
-    return (x * 255).round().to(torch.uint8)[:, 0].cpu()
+def estimated_seconds(config: TrainConfig, num_examples: int, precision: str) -> float:
+    """A CPU's training time for ``config`` from the benchmarked throughput at the spec's width:
+    steps · batch / (images per second) · (D / D_spec)² (a UNet's convolutions cost ∝ D²). Sample grids not included."""
+    steps = config.steps_in_epoch(num_examples) * config.epochs
+    width = (config.hidden / SPEC[config.model]["hidden"]) ** 2
+    return steps * config.batch_size / SPEC_IMAGES_PER_SECOND[config.model][precision] * width
 
 
 def train(
@@ -164,11 +201,12 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` on ``train_images`` ((N, 1, 28, 28) in [0, 1]) and ``train_labels`` ((N,) int).
 
-    ``snapshot_fn(model, epoch, check_stop)`` returns the uint8 grid recorded after each epoch in
-    ``config.snapshot_epochs`` (and after the last one); a grid that takes a while (a DDPM's sampler) calls
-    ``check_stop()`` now and then, which raises ``InterruptedError`` once the run is cancelled. ``on_progress`` is
-    called whenever the losses have been read back (every ``loss_sync_every`` optimiser steps, and at the end of each
-    epoch); ``should_stop`` lets a caller cancel.
+    ``snapshot_fn(model, epoch, step_done)`` returns the uint8 grid recorded after each of ``config.grid_epochs()``;
+    a grid that takes a while (a DDPM's sampler) calls ``step_done(k, n)`` after each of its n steps, which reports
+    the grid's progress and raises ``InterruptedError`` once the run is cancelled. ``on_progress`` is called whenever
+    the losses have been read back (every ``loss_sync_every`` optimiser steps, and at the end of each epoch), at each
+    ``step_done`` and when a grid is done; ``should_stop`` lets a caller cancel. The run's duration
+    (``TrainResult.seconds``) is the ``Progress.seconds`` of its last report.
     ``precision`` is "auto" (default: ``lib.precision.resolve``), "fp32" or "bf16".
 
     With ``resume`` (a file path) the run is resumable (``lib.resume``): it continues from the state saved there, if
@@ -176,7 +214,7 @@ def train(
     """
     config.validate()
     device = device or default_device()
-    precision = mixed.resolve(device, precision)
+    precision = resolve(device, precision)
     sync_every = loss_sync_every or LOSS_SYNC_EVERY.get(device.type, 1)
     gen, model, opt, sched = _fresh_run(config, device, precision)
     abar = None  # ᾱ_t of the DDPMs' schedule
@@ -188,13 +226,14 @@ def train(
     y_all = train_labels.to(device)
     n = x_all.shape[0]
     steps_per_epoch = config.steps_in_epoch(n)
-    progress = Progress(total_steps=steps_per_epoch * config.epochs)
+    grid_epochs = config.grid_epochs()
+    progress = Progress(total_steps=steps_per_epoch * config.epochs, total_grids=len(grid_epochs))
     order = torch.empty(0, dtype=torch.long, device=device)
     cursor = 0
     config_json = config.to_json()
     if resume:
         try:
-            restored = saved_state.load(resume, config_json, device, precision, progress, model, opt, sched, gen)
+            restored = load_state(resume, config_json, device, precision, progress, model, opt, sched, gen)
         except CorruptEntry:  # a damaged save (it may have been half restored): start over
             Path(resume).unlink(missing_ok=True)
             restored, (gen, model, opt, sched) = None, _fresh_run(config, device, precision)
@@ -212,11 +251,11 @@ def train(
         if on_progress:
             on_progress(progress)
 
-    def save_state() -> None:
+    def save_now() -> None:
         nonlocal last_save
         if pending:
             read_back()
-        saved_state.save(resume, config_json, device, precision, progress, order, cursor, model, opt, sched, gen)
+        save_state(resume, config_json, device, precision, progress, order, cursor, model, opt, sched, gen)
         last_save = time.perf_counter()
 
     def check_stop() -> None:
@@ -224,19 +263,35 @@ def train(
         consistent: save it there when cancelled."""
         if should_stop and should_stop():
             if resume:
-                save_state()
+                save_now()
             raise InterruptedError("training cancelled")
 
+    def draw_grid(epoch: int) -> None:
+        """Record the epoch's grid, reporting each of its sampler steps with the time spent on grids so far."""
+        began, seconds_before, steps_before = time.perf_counter(), progress.grid_seconds, progress.grid_steps_done
+
+        def step_done(done: int, total: int) -> None:
+            progress.grid_step, progress.grid_steps = done, total
+            progress.grid_seconds = seconds_before + time.perf_counter() - began
+            progress.grid_steps_done = steps_before + done
+            progress.seconds = time.perf_counter() - start
+            if on_progress:
+                on_progress(progress)
+            check_stop()
+
+        model.eval()
+        progress.snapshots[epoch] = snapshot_fn(model, epoch, step_done)
+        progress.grid_step = 0
+        progress.seconds = time.perf_counter() - start
+
     def end_epoch(epoch: int) -> None:
-        """The snapshot first (it may be cancelled: the epoch has not ended then), then the LR step."""
-        snapshot = epoch in config.snapshot_epochs or epoch == config.epochs
-        if snapshot:
-            model.eval()
-            progress.snapshots[epoch] = snapshot_fn(model, epoch, check_stop)
+        """The grid first (it may be cancelled: the epoch has not ended then), then the LR step."""
+        if epoch in grid_epochs:
+            draw_grid(epoch)
         if sched:
             sched.step()
         progress.epoch = epoch
-        if snapshot and on_progress:
+        if epoch in grid_epochs and on_progress:
             on_progress(progress)
 
     done_epochs, first_step = divmod(progress.step, steps_per_epoch)
@@ -249,13 +304,13 @@ def train(
         for i in range(first_step if epoch == done_epochs + 1 else 0, steps_per_epoch):
             check_stop()
             if resume and time.perf_counter() - last_save >= save_every:
-                save_state()
+                save_now()
             if cursor >= len(order):  # a new shuffled pass (a short epoch continues where the last one stopped)
                 order = torch.randperm(n, generator=gen, device=device)
                 cursor = 0
             idx = order[cursor : cursor + config.batch_size]
             cursor += config.batch_size
-            with mixed.autocast(device, precision):
+            with autocast(device, precision):
                 loss = _loss(model, config, x_all[idx], y_all[idx], gen, abar)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -268,7 +323,7 @@ def train(
     if resume:
         Path(resume).unlink(missing_ok=True)
     model.eval()
-    return TrainResult(config, model, progress.losses, progress.snapshots, time.perf_counter() - start, precision,
+    return TrainResult(config, model, progress.losses, progress.snapshots, progress.seconds, precision,
                        progress.resumed_at)
 
 
@@ -280,7 +335,7 @@ def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.hidden)
-    model = mixed.prepare(model.to(device), precision)
+    model = prepare(model.to(device), precision)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = None
     if config.model != "denoiser":

@@ -8,10 +8,10 @@ from lib.images import grid, png_bytes
 from lib.plots import sweep_figure
 from lib.precision import infer
 from lib.runs import SNAPSHOT_DIGITS, denoiser_probe
-from ui.common import mnist
+from ui.backend import seed_control
+from ui.common import mnist, run_key
 from ui.sidebar import render_sidebar
-from ui.training_panel import (config_controls, loss_panel, no_model_yet, provenance_caption, run_key, run_to_show,
-                               training_panel)
+from ui.training_panel import config_controls, loss_panel, no_model_yet, provenance_caption, run_to_show, training_panel
 
 SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)  # the spec's noise levels
 GRID_DIGITS = 4  # digits per column of the noising grid
@@ -45,8 +45,8 @@ def denoise(x: torch.Tensor) -> torch.Tensor:
 
 with noising:
     st.header("1 · Noising digits")
-    seed = int(st.columns(4)[0].number_input("Noise seed", 0, 2**31 - 1, 0, key="b1_noise_seed",
-                                             help="The same seed gives the same ε, so every σ scales the same noise."))
+    with st.columns(4)[0]:
+        seed = seed_control("b1_noise_seed")  # part A's control and default: the same seed, the same ε at every σ
     probes = {s: denoiser_probe(test_set, s, seed) for s in SIGMAS}
     for col, s in zip(st.columns(len(SIGMAS)), SIGMAS):
         col.image(grid(probes[s][1][:GRID_DIGITS], 1, (0.0, 1.0), upscale=3), caption=f"σ = {s:g}")
@@ -55,9 +55,9 @@ with noising:
 
     st.subheader("One digit, any σ")
     c1, c2 = st.columns([1, 2])
-    digit = c1.selectbox("Test digit", range(SNAPSHOT_DIGITS), 3, key="b1_digit")
+    digit = c1.selectbox("Test digit", range(10), 3, key="b1_digit")
     sigma = c1.slider("σ", 0.0, 1.5, 0.5, 0.05, key="b1_sigma")
-    clean, noisy = denoiser_probe(test_set, sigma, seed)
+    clean, noisy = denoiser_probe(test_set, sigma, seed, range(10))  # the first test digit of each class
     row = [clean[digit : digit + 1], noisy[digit : digit + 1]]
     caption = "clean x · noisy z = x + σε"
     if run is not None:

@@ -4,11 +4,10 @@ import streamlit as st
 
 from lib.mnist_model import unconditional_grid
 from lib.plots import TrajectoryRecorder
-from ui.common import counted
+from ui.backend import seed_control
+from ui.common import counted, ddpm_of, run_key
 from ui.sidebar import render_sidebar
-from ui.training_panel import (
-    ddpm_sections, ddpm_of, run_key, stride_control, trajectory_view,
-)
+from ui.training_panel import ddpm_sections, mnist_stride_control, trajectory_view
 
 st.set_page_config(page_title="B2 · Time-conditioned DDPM · Diffusion Lab", layout="wide")
 render_sidebar()
@@ -38,10 +37,11 @@ run = ddpm_sections(
 st.subheader("Watch a sample being denoised")
 c1, c2, c3, c4 = st.columns(4)
 with c1:
-    stride = stride_control("b2")
+    stride = mnist_stride_control("b2")
 num = c2.slider("Digits", 1, 8, 4, key="b2_num")
 every = c3.slider("Frame every k steps", 1, 10, 1, key="b2_every")
-seed = int(c4.number_input("Seed", 0, 2**31 - 1, 0, key="b2_seed"))
+with c4:
+    seed = seed_control("b2_seed")
 den = ddpm_of(run)
 num_steps = len(den.timesteps(stride)) - 1
 st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} (stride 1 is the spec's full 300-step DDPM).")

@@ -8,12 +8,10 @@ from lib.images import grid, png_bytes
 from lib.mnist_model import class_grid
 from lib.plots import TrajectoryRecorder
 from lib.sampling import sample
-from ui.backend import StepProgress
-from ui.common import counted
+from ui.backend import StepProgress, seed_control
+from ui.common import counted, ddpm_of, run_key
 from ui.sidebar import render_sidebar
-from ui.training_panel import (
-    GRID_STRIDE, ddpm_sections, ddpm_of, run_key, stride_control, trajectory_view,
-)
+from ui.training_panel import GRID_STRIDE, ddpm_sections, mnist_stride_control, trajectory_view
 
 st.set_page_config(page_title="B3 · Class-conditioned DDPM · Diffusion Lab", layout="wide")
 render_sidebar()
@@ -42,7 +40,8 @@ st.header("4 · Sampling with guidance")
 c1, c2 = st.columns(2)
 scale = c1.slider("Guidance scale γ", 0.0, 10.0, 5.0, 0.5, key="b3_scale",
                   help="0 = unconditional, 1 = conditional, > 1 = classifier-free guidance (the spec uses 5).")
-seed = int(c2.number_input("Seed", 0, 2**31 - 1, 0, key="b3_seed"))
+with c2:
+    seed = seed_control("b3_seed")
 den = ddpm_of(run)
 
 
@@ -59,7 +58,7 @@ def all_digits(key: str, scale: float, stride: int, seed: int, _progress: StepPr
 
 
 st.subheader("All ten digits")
-grid_stride = stride_control("b3_grid", GRID_STRIDE)
+grid_stride = mnist_stride_control("b3_grid", GRID_STRIDE)
 steps_caption(grid_stride, "40 digits")
 progress = StepProgress(len(den.timesteps(grid_stride)) - 1, "Sampling 40 digits…")
 picture = all_digits(run_key(run), scale, grid_stride, seed, progress)
@@ -75,7 +74,7 @@ digit = d1.selectbox("Digit", range(10), 7, key="b3_digit")
 num = d2.slider("Samples", 1, 8, 4, key="b3_num")
 every = d3.slider("Frame every k steps", 1, 10, 1, key="b3_every")
 with d4:
-    stride = stride_control("b3")
+    stride = mnist_stride_control("b3")
 steps_caption(stride, f"{num} digits")
 
 

@@ -24,9 +24,11 @@ import torch  # noqa: E402
 
 from lib import model_store  # noqa: E402
 from lib.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
+from lib.precision import default_device  # noqa: E402
 from lib.resume import saved_step  # noqa: E402
 from lib.runs import run_info, run_training  # noqa: E402
-from lib.training import TrainConfig, default_device, spoken_duration  # noqa: E402
+from lib.text import time_left  # noqa: E402
+from lib.training import TrainConfig  # noqa: E402
 
 
 def main() -> None:
@@ -56,12 +58,12 @@ def main() -> None:
 
         printed = {0}  # steps already reported (the end of an epoch reports its last step again, with a snapshot)
 
-        def report(progress, kind=kind, printed=printed, epochs=config.epochs):
-            epoch_end = progress.step % (progress.total_steps // epochs) == 0
+        def report(progress, kind=kind, printed=printed, config=config):
+            epoch_end = progress.step % config.epoch_steps(progress.total_steps) == 0
             if progress.step not in printed and (progress.step % 25 == 0 or epoch_end):
                 printed.add(progress.step)
                 print(f"{kind}: step {progress.step}/{progress.total_steps} loss {progress.losses[-1]:.4f} "
-                      f"({progress.seconds:.0f} s, about {spoken_duration(progress.seconds_left())} left)", flush=True)
+                      f"({progress.seconds:.0f} s, {time_left(progress)})", flush=True)
 
         try:
             result = run_training(config, train_set, test_set, device, on_progress=report, should_stop=stop.is_set)

@@ -26,7 +26,10 @@ from lib.data import Digits, load_mnist
 from lib.precision import infer
 from lib.runs import Job, TrainingJobs, denoiser_probe, run_training
 from lib.schedules import linear_schedule
-from lib.training import Progress, TrainConfig
+from lib.precision import resolve
+from lib.text import spoken_duration
+from lib.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
+from ui.backend import DEFAULT_SEED
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = "Home.py"
@@ -63,6 +66,7 @@ def app(monkeypatch, isolated_cache, digits):
     st.cache_data.clear()
     st.cache_resource.clear()
     monkeypatch.setattr(ui.common, "mnist", lambda: digits)
+    monkeypatch.setattr(ui.training_panel, "mnist", lambda: digits)  # B2/B3 load the digits through the panel
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -136,7 +140,7 @@ def test_home_lists_contents_backend_data_and_shipped_provenance(shipped):
     if not torch.cuda.is_available():
         assert "IF-I-XL needs a CUDA GPU with ≥ 10.2 GiB of memory" in page_text and "this machine has none" in page_text
     assert "torchvision" in page_text and "MNIST training split (60,000 digits)" in page_text
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["device"]) == ["cpu (test)"] * 3
     assert all("= 4 steps of 16" in row for row in table["training"])
     assert all(np.isfinite(table["final loss"])) and all(table["time (s)"] > 0)
@@ -169,7 +173,7 @@ def test_home_lists_unfinished_runs(shipped, digits):
 def test_home_says_which_models_are_missing(nothing_shipped):
     at = open_page(HOME)
     assert "Unfinished training runs" not in [h.value for h in at.header]
-    assert all(row.startswith("missing") for row in at.dataframe[0].value["training"])
+    assert all(row.startswith("missing") for row in at.table[0].value["training"])
     assert not at.code
 
 
@@ -192,7 +196,7 @@ def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits)
     # the σ sweep is the shipped model applied live to the probe digits at every σ
     expected = []
     for s in SIGMAS:
-        clean, noisy = denoiser_probe(digits[1], s, 0)
+        clean, noisy = denoiser_probe(digits[1], s, DEFAULT_SEED)
         expected.append(float(torch.mean((infer(tiny.model, noisy) - clean) ** 2)))  # at the app's precision
     assert sweep["data"][0]["x"] == list(SIGMAS)
     assert np.allclose(values(sweep["data"][0]["y"]), expected, rtol=1e-4)
@@ -365,6 +369,88 @@ def test_b1_live_view_shows_progress_time_left_and_cancels(shipped, monkeypatch)
     assert at.button(key="b1_train").disabled
     run(at.button(key="b1_cancel").click())
     assert job.cancel.is_set()
+
+
+def test_live_view_shows_the_grid_being_drawn_and_counts_the_grids_in_the_time_left(shipped, monkeypatch):
+    """A DDPM's per-epoch grid is a whole sampler run: the bar says so, step by step, and the time left includes it."""
+    config = TrainConfig.spec("class", hidden=8, epochs=2)
+    # 40 of 80 steps in 60 s, 10 s of them on 5 of the 30 sampler steps of epoch 1's grid: training has 50 s / 40 steps
+    # → 50 s left; grids: 2 − 5/30 of a grid = 55 sampler steps at 2 s → 110 s; in all 160 s
+    job = Job(config, Progress(step=40, total_steps=80, epoch=0, losses=[0.5] * 40, seconds=60.0, total_grids=2,
+                               grid_step=5, grid_steps=30, grid_seconds=10.0, grid_steps_done=5))
+    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
+    at = run(open_page(B3).select_slider(key="b_class_hidden").set_value(8))
+    (progress,) = at.get("progress")
+    assert progress.proto.text == ("Epoch 1/2 · step 40/80 · drawing epoch 1's samples: step 5/30 · loss 0.5000 · "
+                                   "60 s, about 3 min left")
+
+    # before any grid is drawn its cost is unknown: the bar says so rather than leave it out
+    job.progress = Progress(step=10, total_steps=80, epoch=0, losses=[0.5] * 10, seconds=5.0, total_grids=2)
+    (progress,) = run(at).get("progress")
+    assert progress.proto.text == ("Epoch 1/2 · step 10/80 · loss 0.5000 · 5 s, about 35 s left for training "
+                                   "+ 2 sample grids (timed on the first one)")
+
+
+def test_a_finished_run_states_one_duration(shipped, monkeypatch):
+    """The finished message and the provenance caption give the run's one recorded duration."""
+    stored = model_store.load_run(shipped / "denoiser.safetensors")
+    stored.info["seconds"] = 73.0
+    job = Job(stored.config, Progress(step=4, total_steps=4, epoch=2, seconds=46.0), status="done", trained=stored)
+    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
+    at = open_page(B1)
+    assert "Training finished: 4 steps in 73 s." in texts(at.success)
+    assert "Showing **your training run**, not the shipped model. Trained on cpu (test) for 73 s" in texts(at.caption)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's estimates")
+def test_cpu_estimates_follow_the_number_of_steps(nothing_shipped):
+    at = open_page(B1)
+    rate = SPEC_IMAGES_PER_SECOND["denoiser"][resolve("cpu")]
+    # 1,024 test digits: the spec's 5 epochs of 4 batches of 256; the page opens on a short run of 4 batches as well
+    full = spoken_duration(20 * 256 / rate)
+    assert (f"No GPU here: the spec's full training (5 epochs, 20 steps) takes about {full} on this CPU; these "
+            f"settings (20 steps) about {full}") in texts(at.warning)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="short runs are the CPU's default")
+@pytest.mark.parametrize("page,kind,full_epoch", [(B1, "denoiser", 4), (B2, "time", 8), (B3, "class", 8)])
+def test_a_short_run_is_never_longer_than_the_full_one(nothing_shipped, page, kind, full_epoch):
+    """On a small training set (1,024 digits here, 5,000 offline) a full epoch may be fewer batches than a short
+    run's default: the short run is cut to the full epoch, and the widget cannot go beyond it."""
+    at = open_page(page)
+    steps = at.number_input(key=f"b_{kind}_steps")
+    assert at.checkbox(key=f"b_{kind}_short").value
+    assert steps.value <= full_epoch and steps.proto.max == full_epoch
+
+
+def test_batches_per_epoch_beyond_a_full_epoch_say_what_is_used(shipped):
+    """A larger batch makes a full epoch shorter than the batches asked for: the page says what it uses."""
+    at = b1_short_run_controls(open_page(B1), steps=4)  # batch 32: a full epoch of 1,024 digits is 32 batches
+    assert at.number_input(key="b_denoiser_steps").proto.max == 32
+    at = run(at.select_slider(key="b_denoiser_batch").set_value(512))  # now a full epoch is 2 batches
+    steps = at.number_input(key="b_denoiser_steps")
+    assert (steps.value, steps.proto.max) == (2, 2)
+    assert "Batches per epoch lowered from 4 to 2: a full epoch of batch 512 is 2 batches." in texts(at.caption)
+    assert "2 optimiser steps of 512 digits" in texts(at.caption)
+
+
+def test_b1_picks_any_of_the_ten_test_digits(shipped, digits):
+    at = open_page(B1)
+    assert at.selectbox(key="b1_digit").options == [str(d) for d in range(10)]
+    three = image_with_caption(at, "clean x · noisy z")
+    at = run(at.selectbox(key="b1_digit").set_value(9))
+    assert image_with_caption(at, "clean x · noisy z") != three
+    clean, _ = denoiser_probe(digits[1], 0.5, DEFAULT_SEED, range(10))  # the picker's digits: one of each class
+    first_nine = digits[1].images[torch.nonzero(digits[1].labels == 9)[0, 0]]
+    assert torch.equal((clean[9, 0] * 255).round().to(torch.uint8), first_nine)
+
+
+@pytest.mark.parametrize("page,keys", [(B1, ("b1_noise_seed",)), (B2, ("b2_seed",)), (B3, ("b3_seed",))])
+def test_sampling_seeds_start_at_part_as_default_and_training_seeds_at_0(shipped, page, keys):
+    at = open_page(page)
+    assert [at.number_input(key=k).value for k in keys] == [DEFAULT_SEED] * len(keys) == [180]
+    kind = {B1: "denoiser", B2: "time", B3: "class"}[page]
+    assert at.number_input(key=f"b_{kind}_seed").value == 0  # the training seed is part of the shipped config
 
 
 # --- B2 -----------------------------------------------------------------------------------------------------------

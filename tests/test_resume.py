@@ -29,7 +29,7 @@ def config(kind="class", **overrides):
     return TrainConfig.spec(kind, **base)
 
 
-def snapshot(model, epoch, check_stop):
+def snapshot(model, epoch, step_done):
     """A grid that depends on the weights, so a snapshot taken from other weights would differ."""
     value = sum(p.double().sum() for p in model.parameters())
     return torch.full((1, 28, 28), int(value.abs() * 1e6) % 256, dtype=torch.uint8)
@@ -121,11 +121,11 @@ def test_a_run_cancelled_while_drawing_its_snapshot_continues_exactly(data, tmp_
     path = tmp_path / "state.safetensors"
     cancelled = []
 
-    def slow_snapshot(model, epoch, check_stop):
+    def slow_snapshot(model, epoch, step_done):
         if epoch == 2:
             cancelled.append(epoch)  # the user presses Cancel while the grid is being drawn
-            check_stop()
-        return snapshot(model, epoch, check_stop)
+            step_done(1, 10)
+        return snapshot(model, epoch, step_done)
 
     with pytest.raises(InterruptedError):
         run(cfg, data, resume=path, should_stop=lambda: bool(cancelled), snapshot_fn=slow_snapshot)

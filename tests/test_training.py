@@ -8,11 +8,14 @@ import math
 import pytest
 import torch
 
-from lib import training
+from lib import model_store, training
+from lib.cache import config_key
 from lib.data import Digits
+from lib.images import to_uint8
 from lib.runs import run_training, snapshot_fn
+from lib.text import spoken_duration
 from lib.unets import build_model
-from lib.training import Progress, TrainConfig, spoken_duration, to_uint8, train
+from lib.training import Progress, TrainConfig, estimated_seconds, train
 
 CPU = torch.device("cpu")
 
@@ -31,7 +34,7 @@ def small_test(mnist_test) -> Digits:
     return Digits(mnist_test.images[:200].clone(), mnist_test.labels[:200].clone(), mnist_test.source, "")
 
 
-def no_snapshot(model, epoch, check_stop):
+def no_snapshot(model, epoch, step_done):
     return torch.zeros(1, 28, 28, dtype=torch.uint8)
 
 
@@ -186,10 +189,10 @@ def test_run_training_refuses_the_wrong_dataset(small_train, small_test):
 def test_a_ddpm_snapshot_checks_for_a_cancel_at_every_sampler_step(small_test, kind):
     config = TrainConfig.spec(kind, hidden=4, sample_stride=50)  # steps 299, 249, …, 49, then to the clean image: 6
     calls = []
-    grid = snapshot_fn(config, small_test)(build_model(kind, 4).eval(), 1, lambda: calls.append(1))
-    assert grid.shape == (40, 28, 28) and len(calls) == 6
+    grid = snapshot_fn(config, small_test)(build_model(kind, 4).eval(), 1, lambda done, total: calls.append((done, total)))
+    assert grid.shape == (40, 28, 28) and calls == [(k, 6) for k in range(1, 7)]
 
-    def cancel():
+    def cancel(done, total):
         raise InterruptedError("training cancelled")
 
     with pytest.raises(InterruptedError):
@@ -212,6 +215,22 @@ def test_invalid_configs_are_rejected(small_train, bad):
         run(config, small_train)
 
 
+def test_a_config_is_built_from_the_spec_table_and_keeps_the_shipped_keys():
+    """The spec table is the one source of a model's settings: a bare TrainConfig cannot silently miss them, and the
+    spec's configurations keep the cache keys (JSON hashes) the shipped models were saved under."""
+    with pytest.raises(TypeError):
+        TrainConfig(model="denoiser")
+    keys = {kind: config_key(TrainConfig.spec(kind).as_dict()) for kind in ("denoiser", "time", "class")}
+    assert keys == {"denoiser": "c0bb021fe0cd8ea0d023", "time": "f8f6b1a3d97aa783b255", "class": "dc2f4f38e38b2707fc3d"}
+    for kind in keys:
+        assert model_store.shipped_config(kind) in (None, TrainConfig.spec(kind))
+
+
+def test_epoch_steps_splits_a_run_into_its_epochs():
+    config = TrainConfig.spec("class", epochs=4)
+    assert config.epoch_steps(40) == 10 and config.epoch_steps(0) == 0
+
+
 def test_spec_defaults():
     den, time_, cls = TrainConfig.spec("denoiser"), TrainConfig.spec("time"), TrainConfig.spec("class")
     assert (den.hidden, den.batch_size, den.lr, den.epochs, den.sigma) == (128, 256, 1e-4, 5, 0.5)
@@ -225,8 +244,8 @@ def test_spec_defaults():
 def test_to_uint8():
     x = torch.tensor([-1.0, -0.5, 0.0, 1.0, 2.0]).view(5, 1, 1, 1)
     assert to_uint8(x, (-1.0, 1.0)).flatten().tolist() == [0, 64, 128, 255, 255]
-    assert to_uint8(x).flatten().tolist() == [0, 0, 0, 255, 255]
-    assert to_uint8(x).shape == (5, 1, 1)
+    assert to_uint8(x, (0.0, 1.0)).flatten().tolist() == [0, 0, 0, 255, 255]
+    assert to_uint8(x, (0.0, 1.0)).shape == (5, 1, 1, 1) and to_uint8(x, (0.0, 1.0)).dtype == torch.uint8
 
 
 def test_progress_defaults_are_independent():
@@ -240,6 +259,50 @@ def test_seconds_left_extrapolates_the_mean_pace():
     assert Progress(total_steps=40).seconds_left() is None  # no step yet: no pace
     assert Progress(step=10, total_steps=40, seconds=5.0).seconds_left() == 15.0
     assert Progress(step=40, total_steps=40, seconds=20.0).seconds_left() == 0.0
+
+
+def test_time_left_counts_the_sample_grids_still_to_draw():
+    # 40 of 80 steps and 1 of 2 grids done in 100 s, 40 s of them drawing 30 sampler steps: training goes at
+    # 60 s / 40 steps (60 s for the 40 left), a grid at 40 s / 30 steps (40 s for the 30 steps of the one left)
+    p = Progress(step=40, total_steps=80, seconds=100.0, total_grids=2, grid_steps=30, grid_seconds=40.0,
+                 grid_steps_done=30, snapshots={1: torch.zeros(1)})
+    assert (p.training_seconds_left(), p.grid_seconds_left(), p.seconds_left()) == (60.0, 40.0, 100.0)
+    # drawing the last grid, 10 of its 30 steps done: 20 steps left at 50 s / 40 steps
+    p = Progress(step=80, total_steps=80, seconds=150.0, total_grids=2, grid_step=10, grid_steps=30,
+                 grid_seconds=50.0, grid_steps_done=40, snapshots={1: torch.zeros(1)})
+    assert (p.training_seconds_left(), p.grid_seconds_left(), p.seconds_left()) == pytest.approx((0.0, 25.0, 25.0))
+    # before any grid is drawn its cost is unknown: no total, and the training part alone
+    p = Progress(step=10, total_steps=40, seconds=5.0, total_grids=4)
+    assert (p.training_seconds_left(), p.grid_seconds_left(), p.seconds_left()) == (15.0, None, None)
+    assert p.grids_left() == 4
+
+
+def test_a_grid_reports_its_sampler_steps_and_the_run_reports_its_one_duration(small_train):
+    def three_step_grid(model, epoch, step_done):
+        for k in range(1, 4):
+            step_done(k, 3)
+        return torch.zeros(1, 28, 28, dtype=torch.uint8)
+
+    seen = []
+    result = run(tiny("class", epochs=2, steps_per_epoch=2, snapshot_epochs=(1, 2)), small_train,
+                 snapshot_fn=three_step_grid,
+                 on_progress=lambda p: seen.append((p.step, p.grid_step, p.grid_steps, p.total_grids,
+                                                    p.grid_steps_done, p.seconds)))
+    assert [s[:5] for s in seen] == [(1, 0, 0, 2, 0), (2, 0, 0, 2, 0), (2, 1, 3, 2, 1), (2, 2, 3, 2, 2),
+                                     (2, 3, 3, 2, 3), (2, 0, 3, 2, 3),  # epoch 1's grid, step by step, then done
+                                     (3, 0, 3, 2, 3), (4, 0, 3, 2, 3), (4, 1, 3, 2, 4), (4, 2, 3, 2, 5),
+                                     (4, 3, 3, 2, 6), (4, 0, 3, 2, 6)]
+    # the duration of the run is the one its last report gave (the last grid included), not another clock reading
+    assert result.seconds == seen[-1][5]
+
+
+def test_estimated_seconds_follow_the_steps_batch_and_width():
+    """steps × batch / (benchmarked images per second at the spec's width) × (D / spec D)²"""
+    spec = TrainConfig.spec("denoiser")
+    rate = training.SPEC_IMAGES_PER_SECOND["denoiser"]["fp32"]
+    assert estimated_seconds(spec, 1024, "fp32") == pytest.approx(20 * 256 / rate)  # 4 batches × 5 epochs
+    half_width = TrainConfig.spec("denoiser", hidden=64, steps_per_epoch=2)
+    assert estimated_seconds(half_width, 1024, "fp32") == pytest.approx(10 * 256 / rate / 4)
 
 
 def test_parallel_runs_reproduce_their_serial_losses(small_train):

@@ -8,10 +8,11 @@ import streamlit as st
 import torch
 
 from lib import model_store
+from lib.cache import config_key
 from lib.data import Digits, load_mnist
 from lib.mnist_model import MnistDDPM
+from lib.precision import default_device
 from lib.runs import TrainingJobs
-from lib.training import default_device
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -44,13 +45,27 @@ def shipped(model_kind: str) -> model_store.TrainedModel | None:
 def mnist_ddpm(model_kind: str = "class") -> MnistDDPM | None:
     """The shipped DDPM of ``model_kind`` as a ``Denoiser`` (one instance per process)."""
     run = shipped(model_kind)
-    return None if run is None else _as_denoiser(model_kind)
+    return None if run is None else ddpm_of(run)
+
+
+def run_key(run: model_store.TrainedModel) -> str:
+    """A hashable stand-in for a run's weights in cache keys (its configuration + the loaded instance).
+
+    The cache-key rule for functions cached on a model (``st.cache_data`` / ``st.cache_resource``): the model itself
+    goes in an underscore-prefixed argument, which Streamlit does not hash (``_run``, ``_den``), and a key string
+    that names the weights goes beside it (this one for part-B runs, ``Backend.key`` — the pages' ``backend_key``
+    argument — for part A's denoisers), so that other weights never hit the same entry."""
+    return f"{run.config.model}-{config_key(run.config.as_dict())}-{id(run.model)}"
+
+
+def ddpm_of(run: model_store.TrainedModel) -> MnistDDPM:
+    """A trained DDPM run as a ``Denoiser``: one instance per loaded run, shared by every session."""
+    return _as_denoiser(run_key(run), run)
 
 
 @st.cache_resource
-def _as_denoiser(model_kind: str) -> MnistDDPM:
-    run = shipped(model_kind)
-    return MnistDDPM(run.model, run.config)
+def _as_denoiser(key: str, _run: model_store.TrainedModel) -> MnistDDPM:
+    return MnistDDPM(_run.model, _run.config)
 
 
 def counted(n: int, noun: str) -> str:

@@ -10,7 +10,8 @@ ends, so the page switches to the new run's results.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
@@ -20,12 +21,12 @@ from lib import model_store, resume
 from lib.cache import config_key
 from lib.data import Digits
 from lib.images import gif_bytes, grid, png_bytes
-from lib.mnist_model import MnistDDPM
 from lib.plots import TrajectoryRecorder, animation_figure, loss_figure, schedule_figure
-from lib.precision import bf16_is_fast
+from lib.precision import bf16_is_fast, default_device, resolve
 from lib.runs import Job
-from lib.training import TrainConfig, default_device, spoken_duration
 from lib.schedules import linear_schedule
+from lib.text import spoken_duration, time_left
+from lib.training import SPEC, Progress, TrainConfig, estimated_seconds
 from ui.common import mnist, shipped, trained, training_jobs
 
 POLL_SECONDS = 1.0
@@ -39,29 +40,102 @@ LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 BATCH_OPTIONS = (32, 64, 128, 256, 512)
 SAMPLE_STRIDES = (1, 2, 5, 10, 20, 30)
 STRIDES = (1, 2, 3, 5, 10, 15, 20, 30, 50)
-DEFAULT_STRIDE = 10  # T = 300 → 30 denoising steps, responsive on a CPU
+MNIST_STRIDE = 10  # the B2/B3 sampler's default stride: T = 300 → 30 denoising steps, responsive on a CPU
 # 40 digits with guidance are 80 UNet passes per step: ≈ 70 ms on a 2-core CPU with bf16 units (30 steps ≈ 2–3 s),
 # ≈ 0.25 s in fp32 on one without — 10 steps there (bench/RESULTS.md §2)
-GRID_STRIDE = DEFAULT_STRIDE if torch.cuda.is_available() or bf16_is_fast("cpu") else 30
-
-
-def run_key(run: model_store.TrainedModel) -> str:
-    """A hashable stand-in for a run's weights in ``st.cache_data`` keys (configuration + the loaded instance)."""
-    return f"{run.config.model}-{config_key(run.config.as_dict())}-{id(run.model)}"
+GRID_STRIDE = MNIST_STRIDE if torch.cuda.is_available() or bf16_is_fast("cpu") else 30
+KEEP = dict(persist_state="session")  # the training widgets keep their values for the whole session
 
 
 def _with(options: tuple, value) -> tuple:
     return options if value in options else tuple(sorted({*options, value}))
 
 
-def default_config(kind: str, dataset: str) -> TrainConfig:
-    """The shipped model's configuration (so the page opens on it), else the spec's — with short epochs on a CPU."""
+# --- the training settings: one table drives the widgets, loading a run's settings into them, and the run in words ---
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``TrainConfig`` field: its widget (if the page offers one) and how a run's value reads in words."""
+
+    field: str
+    words: Callable[[TrainConfig], str]
+    widget: Callable[[Any, TrainConfig, str], Any] | None = None  # (column, defaults, widget key) -> value
+    key: str = ""  # the widget's key is b_<model>_<key> (default: the field's name)
+    column: int = 0  # which of config_controls' three columns holds the widget
+    models: tuple[str, ...] = tuple(SPEC)
+    detailed: bool = False  # only in ``settings_text(detailed=True)``
+
+    def widget_key(self, model: str) -> str:
+        return f"b_{model}_{self.key or self.field}"
+
+
+def _epochs_in_words(c: TrainConfig) -> str:
+    plural = "s" if c.epochs != 1 else ""
+    if c.steps_per_epoch is None:
+        return f"{c.epochs} epoch{plural}"
+    return f"{c.epochs} short epoch{plural} of {c.steps_per_epoch} batches"
+
+
+def _epochs_widget(col, d: TrainConfig, key: str) -> int:
+    return col.slider("Epochs", 1, max(MAX_EPOCHS[d.model], d.epochs), d.epochs, key=key, **KEEP)
+
+
+def _hidden_widget(col, d: TrainConfig, key: str) -> int:
+    return col.select_slider("Hidden width D", _with(HIDDEN_OPTIONS, d.hidden), d.hidden, key=key, **KEEP)
+
+
+def _lr_widget(col, d: TrainConfig, key: str) -> float:
+    return col.select_slider("Learning rate", _with(LR_OPTIONS, d.lr), d.lr, format_func=lambda v: f"{v:g}", key=key,
+                             **KEEP)
+
+
+def _batch_widget(col, d: TrainConfig, key: str) -> int:
+    return col.select_slider("Batch size", _with(BATCH_OPTIONS, d.batch_size), d.batch_size, key=key, **KEEP)
+
+
+def _seed_widget(col, d: TrainConfig, key: str) -> int:
+    return int(col.number_input("Training seed", 0, 2**31 - 1, d.seed, key=key, **KEEP,
+                                help="Seeds the initial weights, the shuffles and the training noise (0 to 2³¹ − 1)."))
+
+
+def _sigma_widget(col, d: TrainConfig, key: str) -> float:
+    return round(col.slider("Training σ", 0.05, 1.0, d.sigma, 0.05, key=key, **KEEP), 2)
+
+
+def _sample_stride_widget(col, d: TrainConfig, key: str) -> int:
+    return col.select_slider("Stride of the per-epoch sample grids", _with(SAMPLE_STRIDES, d.sample_stride),
+                             d.sample_stride, key=key, **KEEP,
+                             help="1 = the full 300-step sampler after every snapshot epoch (slow on a CPU).")
+
+
+# In the order a run's settings read in words; each widget goes to its column in this order.
+SETTINGS = (
+    Setting("hidden", lambda c: f"D = {c.hidden}", _hidden_widget, column=0),
+    Setting("sigma", lambda c: f"σ = {c.sigma:g}", _sigma_widget, column=2, models=("denoiser",)),
+    Setting("p_uncond", lambda c: f"p_uncond = {c.p_uncond:g}", models=("class",)),
+    Setting("batch_size", lambda c: f"batch {c.batch_size}", _batch_widget, key="batch", column=1, detailed=True),
+    Setting("lr", lambda c: f"lr {c.lr:g}", _lr_widget, column=1, detailed=True),
+    Setting("seed", lambda c: f"seed {c.seed}", _seed_widget, column=2, detailed=True),
+    Setting("sample_stride", lambda c: f"grid stride {c.sample_stride}", _sample_stride_widget, column=2,
+            models=("time", "class"), detailed=True),
+    Setting("epochs", _epochs_in_words, _epochs_widget, column=0),
+)
+
+
+def settings_of(model: str) -> list[Setting]:
+    return [s for s in SETTINGS if model in s.models]
+
+
+def default_config(kind: str, train_set: Digits) -> TrainConfig:
+    """The shipped model's configuration (so the page opens on it), else the spec's — with short epochs on a CPU, never
+    longer than a full one (a small training set, such as the offline digits, has short full epochs)."""
     config = model_store.shipped_config(kind)
     if config is None:
-        short = None if torch.cuda.is_available() else SHORT_STEPS[kind]
-        fast_grids = dict(sample_stride=DEFAULT_STRIDE) if short and kind != "denoiser" else {}
-        config = TrainConfig.spec(kind, steps_per_epoch=short, **fast_grids)
-    return replace(config, dataset=dataset)
+        spec = TrainConfig.spec(kind)
+        short = None if torch.cuda.is_available() else min(SHORT_STEPS[kind], spec.full_epoch_steps(len(train_set)))
+        fast_grids = dict(sample_stride=MNIST_STRIDE) if short and kind != "denoiser" else {}
+        config = replace(spec, steps_per_epoch=short, **fast_grids)
+    return replace(config, dataset=train_set.source)
 
 
 def config_controls(kind: str, train_set: Digits) -> TrainConfig:
@@ -69,48 +143,54 @@ def config_controls(kind: str, train_set: Digits) -> TrainConfig:
 
     The widgets start from the shipped model's settings, or from an unfinished run's once its **Load its settings**
     button was pressed (``_unfinished_runs``)."""
-    k = f"b_{kind}"
-    d = st.session_state.get(f"{k}_loaded") or default_config(kind, train_set.source)
-    keep = dict(persist_state="session")
-    c1, c2, c3 = st.columns(3)
-    epochs = c1.slider("Epochs", 1, max(MAX_EPOCHS[kind], d.epochs), d.epochs, key=f"{k}_epochs", **keep)
-    hidden = c1.select_slider("Hidden width D", _with(HIDDEN_OPTIONS, d.hidden), d.hidden, key=f"{k}_hidden", **keep)
-    lr = c2.select_slider("Learning rate", _with(LR_OPTIONS, d.lr), d.lr, format_func=lambda v: f"{v:g}",
-                          key=f"{k}_lr", **keep)
-    batch = c2.select_slider("Batch size", _with(BATCH_OPTIONS, d.batch_size), d.batch_size, key=f"{k}_batch", **keep)
-    seed = int(c3.number_input("Training seed", 0, 2**31 - 1, d.seed, key=f"{k}_seed", **keep))
-    extra = {}
-    if kind == "denoiser":
-        extra["sigma"] = round(c3.slider("Training σ", 0.05, 1.0, d.sigma, 0.05, key=f"{k}_sigma", **keep), 2)
-    else:
-        extra["sample_stride"] = c3.select_slider(
-            "Stride of the per-epoch sample grids", _with(SAMPLE_STRIDES, d.sample_stride), d.sample_stride,
-            key=f"{k}_sample_stride", help="1 = the full 300-step sampler after every snapshot epoch (slow on a CPU).",
-            **keep)
-    short = st.checkbox("Short run: train only a few batches per epoch", d.steps_per_epoch is not None,
-                        key=f"{k}_short", **keep)
-    steps = None
-    if short:
-        default_steps = d.steps_per_epoch or SHORT_STEPS[kind]
-        full_steps = replace(d, batch_size=batch, steps_per_epoch=None).steps_in_epoch(len(train_set))
-        steps = int(st.number_input("Batches per epoch", 1, max(full_steps, default_steps), default_steps,
-                                    key=f"{k}_steps", help=f"A full epoch is {full_steps:,} batches of {batch}.",
-                                    **keep))
-    config = replace(d, epochs=epochs, hidden=hidden, lr=lr, batch_size=batch, seed=seed, steps_per_epoch=steps,
-                     **extra)
+    d = st.session_state.get(f"b_{kind}_loaded") or default_config(kind, train_set)
+    columns = st.columns(3)
+    values = {s.field: s.widget(columns[s.column], d, s.widget_key(kind)) for s in settings_of(kind) if s.widget}
+    steps = _short_run_control(kind, d, values["batch_size"], len(train_set))
+    config = replace(d, steps_per_epoch=steps, **values)
     total = config.steps_in_epoch(len(train_set)) * config.epochs
     st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
     if default_device().type == "cpu":
-        spec = TrainConfig.spec(kind)
-        spec_steps = spec.steps_in_epoch(len(train_set)) * spec.epochs
-        speed = ("about an hour even with this CPU's bf16 units" if bf16_is_fast("cpu")
-                 else "hours on this CPU (it has no bf16 units, so training runs in fp32)")
-        st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes {speed}; "
-                   "a GPU takes minutes. Keep **Short run** on for minutes rather than hours; once a run "
-                   "starts, its progress bar says how long is left. A long run can be done in several sittings: "
-                   "cancelled, or cut off by an app restart, it continues from where it stopped.")
+        _cpu_estimate(config, len(train_set))
     _unfinished_runs(kind, config, len(train_set))
     return config
+
+
+def _short_run_control(kind: str, d: TrainConfig, batch: int, num_digits: int) -> int | None:
+    """The **Short run** switch and its batches per epoch (None: full epochs), bounded by a full epoch at ``batch``.
+
+    A larger batch shortens the full epoch under a number already chosen: the number is lowered to it, and the page
+    says so (a bound widget would otherwise change it without a word)."""
+    k = f"b_{kind}"
+    short = st.checkbox("Short run: train only a few batches per epoch", d.steps_per_epoch is not None,
+                        key=f"{k}_short", **KEEP)
+    if not short:
+        return None
+    full = replace(d, batch_size=batch).full_epoch_steps(num_digits)
+    chosen = st.session_state.get(f"{k}_steps")
+    if chosen is not None and chosen > full:
+        st.session_state[f"{k}_steps"] = full
+    steps = int(st.number_input("Batches per epoch", 1, full, min(d.steps_per_epoch or SHORT_STEPS[kind], full),
+                                key=f"{k}_steps", help=f"At most a full epoch: {full:,} batches of {batch}.", **KEEP))
+    if chosen is not None and chosen > full:
+        st.caption(f"Batches per epoch lowered from {chosen:,} to {full:,}: a full epoch of batch {batch} is "
+                   f"{full:,} batches.")
+    return steps
+
+
+def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
+    """How long the spec's full training and these settings take on this CPU (``lib.training.estimated_seconds``)."""
+    precision = resolve("cpu")
+    spec = TrainConfig.spec(config.model, dataset=config.dataset)
+    spec_steps, steps = (c.steps_in_epoch(num_digits) * c.epochs for c in (spec, config))
+    how = ("with its bf16 units" if precision == "bf16"
+           else "in fp32 (it has no bf16 units)")
+    st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes about "
+               f"{spoken_duration(estimated_seconds(spec, num_digits, precision))} on this CPU; these settings "
+               f"({steps:,} steps) about {spoken_duration(estimated_seconds(config, num_digits, precision))}, "
+               f"plus their sample grids (benchmarked {how}). A GPU takes minutes. Once a run starts, its progress "
+               "bar says how long is left. A long run can be done in several sittings: cancelled, or cut off by an "
+               "app restart, it continues from where it stopped.")
 
 
 def _unfinished_runs(kind: str, current: TrainConfig, num_digits: int) -> None:
@@ -135,36 +215,21 @@ def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
 def _load_settings(kind: str, config: TrainConfig) -> None:
     """Button callback: set the page's widgets to ``config`` (through their session-state keys, which also updates
     them in the browser) and make it their defaults, so that its values are among their options."""
-    k = f"b_{kind}"
-    values = {"epochs": config.epochs, "hidden": config.hidden, "lr": config.lr, "batch": config.batch_size,
-              "seed": config.seed, "short": config.steps_per_epoch is not None, "steps": config.steps_per_epoch}
-    values.update({"sigma": config.sigma} if kind == "denoiser" else {"sample_stride": config.sample_stride})
-    for name, value in values.items():
-        if value is None:
-            st.session_state.pop(f"{k}_{name}", None)
-        else:
-            st.session_state[f"{k}_{name}"] = value
-    st.session_state[f"{k}_loaded"] = config
+    for setting in settings_of(kind):
+        if setting.widget:
+            st.session_state[setting.widget_key(kind)] = getattr(config, setting.field)
+    st.session_state[f"b_{kind}_short"] = config.steps_per_epoch is not None
+    if config.steps_per_epoch is None:
+        st.session_state.pop(f"b_{kind}_steps", None)
+    else:
+        st.session_state[f"b_{kind}_steps"] = config.steps_per_epoch
+    st.session_state[f"b_{kind}_loaded"] = config
 
 
 def settings_text(config: TrainConfig, detailed: bool = False) -> str:
-    """A run's settings in words: width, the model's own setting (σ or p_uncond) and epochs; ``detailed`` adds the
-    batch size, learning rate, seed and (DDPMs) the sampler stride of the per-epoch grids."""
-    parts = [f"D = {config.hidden}"]
-    if config.model == "denoiser":
-        parts.append(f"σ = {config.sigma:g}")
-    elif config.model == "class":
-        parts.append(f"p_uncond = {config.p_uncond:g}")
-    if detailed:
-        parts += [f"batch {config.batch_size}", f"lr {config.lr:g}", f"seed {config.seed}"]
-        if config.model != "denoiser":
-            parts.append(f"grid stride {config.sample_stride}")
-    plural = "s" if config.epochs != 1 else ""
-    if config.steps_per_epoch is None:
-        parts.append(f"{config.epochs} epoch{plural}")
-    else:
-        parts.append(f"{config.epochs} short epoch{plural} of {config.steps_per_epoch} batches")
-    return ", ".join(parts)
+    """A run's settings in words (``SETTINGS``): width, the model's own setting (σ or p_uncond) and epochs; ``detailed``
+    adds the batch size, learning rate, seed and (DDPMs) the sampler stride of the per-epoch grids."""
+    return ", ".join(s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
 
 
 def run_to_show(kind: str, config: TrainConfig) -> tuple[model_store.TrainedModel | None, str]:
@@ -175,7 +240,7 @@ def run_to_show(kind: str, config: TrainConfig) -> tuple[model_store.TrainedMode
     """
     job = training_jobs().get(config)
     if job is not None and job.status == "done":
-        return job.trained, f"Showing **your training run** ({job.progress.seconds:.0f} s), not the shipped model."
+        return job.trained, "Showing **your training run**, not the shipped model."
     run = trained(config)
     if run is not None:
         where = "shipped" if model_store.shipped_config(kind) == config else "cached (trained earlier)"
@@ -222,7 +287,8 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
         if st.session_state.pop(watching, False):
             st.rerun()  # the job just ended: rerun the whole page so it shows this run's results
         if job.status == "done":
-            st.success(f"Training finished: {p.step:,} steps in {p.seconds:.0f} s. The results below are from it.")
+            st.success(f"Training finished: {p.step:,} steps in {run_duration(job.trained)}. The results below are "
+                       "from it.")
         elif job.status == "cancelled":
             saved_at = resume.saved_step(model_store.resume_path(job.config))
             st.warning(f"Training was cancelled after {p.step:,} of {p.total_steps:,} steps."
@@ -236,15 +302,9 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
     if not p.total_steps:
         st.progress(0.0, text="Starting: loading the training digits…")
         return
-    total = p.total_steps
-    st.progress(min(p.step / total, 1.0),
-                text=f"Epoch {min(p.epoch + 1, job.config.epochs)}/{job.config.epochs} · step {p.step:,}/{total:,}"
-                     f" · loss {p.losses[-1]:.4f} · {p.seconds:.0f} s,"
-                     f" about {spoken_duration(p.seconds_left())} left"
-                     + (f" · continued from step {p.resumed_at[-1]:,}" if p.resumed_at else "")
-                     if p.losses else "Training: first step…")
+    st.progress(min(p.step / p.total_steps, 1.0), text=progress_text(p, job.config.epochs))
     if p.losses:
-        st.plotly_chart(loss_figure(list(p.losses), log_y=log_y, steps_per_epoch=total // job.config.epochs,
+        st.plotly_chart(loss_figure(list(p.losses), log_y=log_y, steps_per_epoch=job.config.epoch_steps(p.total_steps),
                                     title="Live training loss"), key=f"{key}_live_loss")
     snapshots = dict(p.snapshots)
     if snapshots:
@@ -255,11 +315,25 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
         job.cancel.set()
 
 
+def progress_text(p: Progress, epochs: int) -> str:
+    """The progress bar's line: epoch, step, the sample grid being drawn (a DDPM's is a whole sampler run), loss, time
+    so far and left (``lib.text.time_left``)."""
+    if not p.losses:
+        return "Training: first step…"
+    parts = [f"Epoch {min(p.epoch + 1, epochs)}/{epochs}", f"step {p.step:,}/{p.total_steps:,}"]
+    if p.grid_step:  # the grid of the epoch whose last step is done; it ends once the grid is recorded
+        parts.append(f"drawing epoch {p.epoch + 1}'s samples: step {p.grid_step}/{p.grid_steps}")
+    parts += [f"loss {p.losses[-1]:.4f}", f"{p.seconds:.0f} s, {time_left(p)}"]
+    if p.resumed_at:
+        parts.append(f"continued from step {p.resumed_at[-1]:,}")
+    return " · ".join(parts)
+
+
 def no_model_yet(what: str, kind: str) -> None:
     """Say that there is nothing to show until the user trains ``what``, and stop the page there."""
     st.info(f"No trained {what} yet (the shipped data/models/{kind}.safetensors is missing). Press **Train** above: "
-            "a short run takes minutes on a GPU or on a CPU with bf16 units, up to about an hour on other CPUs, and "
-            "its progress bar says how long is left.")
+            "a short run takes minutes on a GPU (on a CPU, the note above estimates it), and its progress bar says "
+            "how long is left.")
     st.stop()
 
 
@@ -270,15 +344,20 @@ def provenance_caption(run: model_store.TrainedModel, note: str) -> None:
     its main settings."""
     resumed = run.info.get("resumed_at_steps") or []
     sittings = f" in {len(resumed) + 1} sittings" if resumed else ""
-    took = spoken_duration(run.info.get("seconds", 0))
-    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {took}{sittings} · {settings_text(run.config)}.")
+    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {run_duration(run)}{sittings} · "
+               f"{settings_text(run.config)}.")
+
+
+def run_duration(run: model_store.TrainedModel) -> str:
+    """A finished run's one duration (``info["seconds"]``: its training and sample grids, all sittings), in words."""
+    return spoken_duration(run.info.get("seconds", 0))
 
 
 def loss_panel(run: model_store.TrainedModel, *, key: str, log_default: bool) -> bool:
     """The run's loss curve with a log-scale switch; returns the switch (the live view uses the same setting)."""
     log_y = st.toggle("Log-scale loss axis", log_default, key=f"{key}_log", persist_state="session")
-    per_epoch = len(run.losses) // run.config.epochs if run.config.epochs else None
-    st.plotly_chart(loss_figure(run.losses, log_y=log_y, steps_per_epoch=per_epoch), key=f"{key}_loss")
+    st.plotly_chart(loss_figure(run.losses, log_y=log_y, steps_per_epoch=run.config.epoch_steps(len(run.losses))),
+                    key=f"{key}_loss")
     tail = run.losses[-max(1, len(run.losses) // 10):]
     st.caption(f"{len(run.losses):,} steps; mean loss over the last 10 %: {np.mean(tail):.4f}.")
     return log_y
@@ -298,17 +377,9 @@ def snapshot_scrubber(run: model_store.TrainedModel, *, key: str, caption: str) 
                        mime="image/png", key=f"{key}_snapshot_png")
 
 
-@st.cache_resource
-def _ddpm(key: str, _run: model_store.TrainedModel) -> MnistDDPM:
-    return MnistDDPM(_run.model, _run.config)
-
-
-def ddpm_of(run: model_store.TrainedModel) -> MnistDDPM:
-    """The run's UNet as a ``Denoiser`` (one instance per loaded run)."""
-    return _ddpm(run_key(run), run)
-
-
-def stride_control(key: str, default: int = DEFAULT_STRIDE) -> int:
+def mnist_stride_control(key: str, default: int = MNIST_STRIDE) -> int:
+    """The B2/B3 sampler's stride over T = 300, from ``STRIDES`` (part A's ``ui.backend.stride_control`` is a slider
+    over the active backend's T)."""
     return st.select_slider(
         "Sampling stride", STRIDES, default, key=f"{key}_stride",
         help="The sampler visits t = 299, 299 − stride, …, 0: stride 10 is 30 denoising steps, stride 1 the spec's "
