@@ -82,6 +82,14 @@ def unpack_raw_files(root: str | Path) -> None:
                 os.unlink(tmp)
 
 
+def _error_in_words(err: Exception) -> str:
+    """An exception as a phrase that ends a sentence well: its type and the first line of its message, quoted and
+    without trailing punctuation (torchvision's first line ends with a colon, "Error downloading ….gz:")."""
+    lines = str(err).strip().splitlines()
+    first = lines[0][:200].rstrip(" :;,.") if lines else ""
+    return f"{type(err).__name__} “{first}”" if first else type(err).__name__
+
+
 def mnist_root() -> Path:
     """The torchvision root MNIST is read from: ``$DIFFUSION_LAB_MNIST_ROOT`` if set, else the project's ``data/``."""
     return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
@@ -99,7 +107,7 @@ def load_mnist(train: bool = True, root: str | Path | None = None, download: boo
         unpack_raw_files(root)
         ds = MNIST(str(root), train=train, download=download)
     except Exception as err:  # no files and no network: URLError, RuntimeError, OSError, ssl errors…
-        return load_fallback(train, reason=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+        return load_fallback(train, reason=_error_in_words(err))
     split = "training" if train else "test"
     return Digits(ds.data.clone(), ds.targets.clone(), "mnist", f"MNIST {split} split ({len(ds.data):,} digits).")
 
@@ -119,5 +127,5 @@ def load_fallback(train: bool = True, reason: str = "") -> Digits:
         "(torchvision downloads MNIST into data/) for the full set."
     )
     if reason:
-        note += f" (Loading MNIST failed with {reason}.)"
+        note += f" Loading MNIST failed with {reason}."
     return Digits(images[keep].contiguous(), labels[keep].contiguous(), FALLBACK_NAME, note)

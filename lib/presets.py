@@ -28,12 +28,22 @@ def sample_images() -> dict[str, Image.Image]:
     return {name: Image.fromarray(a).convert("RGB") for name, a in arrays.items()}
 
 
+def digit_positions(digits: Digits, label: int) -> torch.Tensor:
+    """The positions of the digits of class ``label`` in ``digits``, in order (their count bounds an index)."""
+    return torch.nonzero(torch.as_tensor(digits.labels) == int(label)).flatten()
+
+
 def mnist_test_digit(test_digits: Digits, label: int, index: int = 0) -> torch.Tensor:
-    """The ``index``-th test digit of class ``label`` as (1, 1, 28, 28) in [−1, 1] (the DDPMs' pixel range)."""
-    positions = torch.nonzero(torch.as_tensor(test_digits.labels) == int(label)).flatten()
+    """The ``index``-th test digit of class ``label`` as (1, 1, 28, 28) in [−1, 1] (the DDPMs' pixel range).
+
+    An index past the last one is an IndexError, never another image: the caller shows the index it asked for.
+    """
+    positions = digit_positions(test_digits, label)
     if len(positions) == 0:
         raise ValueError(f"no test digit with label {label}")
-    image = torch.as_tensor(test_digits.images[positions[index % len(positions)]])
+    if not 0 <= index < len(positions):
+        raise IndexError(f"there are {len(positions)} test images of a {label}: #{index} does not exist")
+    image = torch.as_tensor(test_digits.images[positions[index]])
     return (image.float() / 127.5 - 1.0).reshape(1, 1, 28, 28)
 
 

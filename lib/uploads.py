@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+# the one list of accepted formats: the decoder's allow-list and what every message and the uploader's label name
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # no EPS/PDF (external interpreters), no exotic codecs
+FORMATS_TEXT = f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
 MAX_SIDE = 20_000
 
 
@@ -27,20 +29,26 @@ class ImageError(ValueError):
     """An upload that cannot be used; ``str(err)`` is meant for the user."""
 
 
-def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, list[str]]:
+def _too_large(size: str, max_pixels: int) -> ImageError:
+    return ImageError(f"The image is {size}; at most {max_pixels / 1e6:.0f} megapixels and {MAX_SIDE:,} pixels a side "
+                      "are accepted. Downscale it first.")
+
+
+def _decode(data: bytes, max_pixels: int, subject: str) -> tuple[Image.Image, list[str]]:
+    """Open (the header only) and check the size before decoding. PIL's own bomb warning is silenced: our limit is
+    lower and its message is raw; only beyond twice its limit does PIL refuse to even read the size."""
     notes: list[str] = []
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data), formats=FORMATS)
         except Image.UnidentifiedImageError as err:
-            raise ImageError(f"This file is not an image in a supported format ({', '.join(FORMATS)}).") from err
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise ImageError(f"The image is too large to decode safely ({err}).") from err
+            raise ImageError(f"{subject} is not an image in a supported format ({FORMATS_TEXT}).") from err
+        except Image.DecompressionBombError as err:
+            raise _too_large(f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels", max_pixels) from err
         w, h = im.size
         if w < 1 or h < 1 or w * h > max_pixels or max(w, h) > MAX_SIDE:
-            raise ImageError(f"The image is {w}×{h} pixels; at most {max_pixels / 1e6:.0f} megapixels and "
-                             f"{MAX_SIDE} pixels a side are accepted. Downscale it first.")
+            raise _too_large(f"{w}×{h} pixels", max_pixels)
         if getattr(im, "is_animated", False):  # looks at frame 2 only; n_frames would walk every frame
             im.seek(0)
             notes.append("animated image: only its first frame is used")
@@ -78,17 +86,20 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_image(data: bytes, *, max_pixels: int = 40_000_000, max_bytes: int = 20 * 2**20) -> Image.Image:
-    """Decode an uploaded file to an RGB ``PIL.Image``; raises ``ImageError`` (and nothing else) for bad input.
+def load_image(data: bytes, *, name: str | None = None, max_pixels: int = 40_000_000,
+               max_bytes: int = 20 * 2**20) -> Image.Image:
+    """Decode an uploaded file to an RGB ``PIL.Image``; raises ``ImageError`` (and nothing else) for bad input, naming
+    the file by ``name`` where given.
 
     ``image.info["notes"]`` lists what was done to it (EXIF rotation, first frame, transparency, 16-bit, CMYK).
     """
+    subject = "This file" if name is None else f"“{name}”"
     if not data:
-        raise ImageError("The file is empty (0 bytes).")
+        raise ImageError(f"{subject} is empty (0 bytes).")
     if len(data) > max_bytes:
-        raise ImageError(f"The file is {len(data) / 2**20:.1f} MB; at most {max_bytes / 2**20:.0f} MB are accepted.")
+        raise ImageError(f"{subject} is {len(data) / 2**20:.1f} MB; at most {max_bytes / 2**20:.0f} MB are accepted.")
     try:
-        im, notes = _decode(data, max_pixels)
+        im, notes = _decode(data, max_pixels, subject)
         if im.getexif().get(0x0112, 1) in range(2, 9):
             notes.append("rotated according to its EXIF orientation")
         rgb = _to_rgb(ImageOps.exif_transpose(im), notes)  # a new image, never ``im`` itself

