@@ -29,21 +29,24 @@ class PromptError(ValueError):
 def parse_digit_prompt(prompt: str) -> int | None:
     """The digit a prompt asks for, or None for the empty (unconditional) prompt.
 
-    Accepts one digit or digit word anywhere in the text ("7", "Seven", "a handwritten 7"); anything else is an error.
+    Accepts one digit or digit word anywhere in the text ("7", "Seven", "a handwritten 7"); anything else is an error,
+    a number such as "38" too (it names the digits 3 and 8).
     """
     text = (prompt or "").strip().lower()
     if not text:
         return None
-    found = {int(d) for d in re.findall(r"(?<!\d)\d(?!\d)", text)}
+    found = {int(d) for d in re.findall(r"\d", text)}
     found |= {DIGIT_WORDS.index(w) for w in re.findall(r"[a-z]+", text) if w in DIGIT_WORDS}
     if len(found) == 1:
         return found.pop()
+    quoted = f"“{prompt[:60]}{'…' if len(prompt) > 60 else ''}”"
     if not found:
-        raise PromptError(
-            f"The MNIST model only knows the digits 0–9; {prompt[:60]!r} names none. Try \"7\", \"seven\" or "
-            "\"a handwritten 7\" (or switch to the DeepFloyd IF backend for free text)."
-        )
-    raise PromptError(f"{prompt[:60]!r} names several digits ({sorted(found)}); name one.")
+        raise PromptError(f"{quoted} names no digit; the MNIST model draws only the digits 0–9: type one of them or its "
+                          "name, or choose DeepFloyd IF in the sidebar for free text.")
+    digits = [str(d) for d in sorted(found)]
+    count = [*DIGIT_WORDS, "ten"][len(digits)]
+    raise PromptError(f"{quoted} names {count} digits ({', '.join(digits[:-1])} and {digits[-1]}); "
+                      "the MNIST model draws one digit: type one of 0–9 or its name.")
 
 
 class MnistDDPM:

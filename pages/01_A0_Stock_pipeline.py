@@ -10,7 +10,7 @@ from ui.part_a import page_setup, show
 
 backend = page_setup(
     "A0 · Sampling with the stock pipeline",
-    r"x_T \sim \mathcal{N}(0, I) \;\xrightarrow{\;\epsilon_\theta(x_t,\,t,\,\text{prompt})\;}\; x_{t_1}"
+    r"x_T \sim \mathcal{N}(0, I) \;\xrightarrow{\;\varepsilon_\theta(x_t,\,t,\,\text{prompt})\;}\; x_{t_1}"
     r" \rightarrow \dots \rightarrow x_0, \qquad \text{steps} = |\{t_0 > t_1 > \dots > t_K\}| - 1",
     "A diffusion model turns pure noise into an image by repeatedly predicting the noise in it and removing a bit. "
     "The **number of inference steps** is how many of those denoising steps it takes: few steps skip large parts of "
@@ -101,7 +101,7 @@ elif len(prompts) > 8:
     st.error(f"{len(prompts)} prompts: at most 8, please (each is a row of the grid).")
 elif not columns:
     st.error("Pick at least one " + ("number of inference steps." if backend.is_if else "stride."))
-elif all(prompt_ok(backend, p, what=f"prompt {p[:30]!r}") for p in prompts):
+elif all(prompt_ok(backend, p) for p in prompts):
     den = backend.denoiser
     if backend.is_if:
         columns = sorted(columns)
@@ -115,7 +115,7 @@ elif all(prompt_ok(backend, p, what=f"prompt {p[:30]!r}") for p in prompts):
         result = mnist_grid(backend.key, prompts, tuple(columns), seed, den, progress)
         labels = [f"stride {s} · {n} steps" for s, n in zip(columns, counts)]
     progress.done()
-    st.caption(f"Guidance γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(prompts))
+    st.caption(f"Guidance scale γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(prompts))
     cols = st.columns(len(columns))
     for col, label, images in zip(cols, labels, result):
         col.markdown(f"**{label}**")

@@ -14,8 +14,8 @@ from ui.part_a import page_setup, pick_image, show
 backend = page_setup(
     "A1 · Forward process and classical denoising",
     [r"q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\;(1-\bar\alpha_t)\,I\right)"
-     r"\quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,"
-     r"\quad \epsilon \sim \mathcal{N}(0, I)",
+     r"\quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
+     r"\quad \varepsilon \sim \mathcal{N}(0, I)",
      r"\bar\alpha_t = \prod_{s \le t} (1 - \beta_s), \qquad \mathrm{SNR}(t) = \frac{\bar\alpha_t}{1 - \bar\alpha_t}"],
     "The forward process destroys an image step by step: it **scales the image down** by √ᾱ_t and **adds Gaussian "
     "noise** of variance 1 − ᾱ_t. At t = 0 the image is almost clean, at t = T − 1 it is almost pure noise. The "

@@ -10,11 +10,11 @@ from lib.plots import TrajectoryRecorder, animation_figure
 from lib.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import clamped_key, page_setup, pick_image, prompt_input, show
+from ui.part_a import EMPTY_PROMPT_HELP, clamped_key, page_setup, pick_image, prompt_input, show
 
 backend = page_setup(
     "A2 · One-step vs iterative denoising",
-    [r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}",
+    [r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}",
      r"x_{t'} = \frac{\sqrt{\bar\alpha_{t'}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0"
      r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}\,x_t + v_\sigma,"
      r"\qquad \alpha_t = \frac{\bar\alpha_t}{\bar\alpha_{t'}},\; \beta_t = 1 - \alpha_t"],
@@ -68,11 +68,11 @@ with right:
     st.caption(f"t = timesteps[{i_start}] = **{ts[i_start]}** · {counted(len(ts) - 1 - i_start, 'denoising step')} from there.")
     c3, c4, c5 = st.columns(3)
     every = c3.slider("Show every k-th step", 1, 10, 5, key="a2_every")
-    kernel = c4.slider("Blur kernel", 3, 15, 5, step=2, key="a2_kernel")
+    kernel = c4.slider("Blur kernel size", 3, 15, 5, step=2, key="a2_kernel")
     sigma = c5.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"a2_sigma_{backend.kind}")
     default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     prompt = prompt_input("Prompt", default_prompt, "a2_prompt",
-                          help="IF: the course's \"a high quality photo\". MNIST: the digit (blank = unconditional).")
+                          help="IF: the course's \"a high quality photo\". MNIST: the digit. " + EMPTY_PROMPT_HELP)
     seed = seed_control("a2_seed")
 
 if picked is not None and prompt_ok(backend, prompt):

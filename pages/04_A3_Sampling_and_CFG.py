@@ -8,14 +8,15 @@ from lib.images import grid
 from lib.sampling import sample
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import page_setup, prompt_input, show
+from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, show
 
 backend = page_setup(
     "A3 · Sampling from noise and classifier-free guidance",
     [r"x_T \sim \mathcal{N}(0, I), \qquad x_{t'} = \frac{\sqrt{\bar\alpha_{t'}}\,\beta_t}{1-\bar\alpha_t}\hat x_0"
-     r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}x_t + \sigma z",
-     r"\epsilon = \epsilon_u + \gamma\,(\epsilon_c - \epsilon_u)"],
-    "Start from pure Gaussian noise and run the iterative denoiser all the way down: that *is* sampling. "
+     r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}x_t + v_\sigma",
+     r"\varepsilon = \varepsilon_u + \gamma\,(\varepsilon_c - \varepsilon_u)"],
+    "Start from pure Gaussian noise and run the iterative denoiser all the way down (adding the fresh noise v_σ "
+    "at every step, as on A2): that *is* sampling. "
     "**Classifier-free guidance** runs the model twice per step — with the prompt (ε_c) and with the empty prompt "
     "(ε_u) — and extrapolates from the unconditional towards the conditional estimate. γ = 0 ignores the prompt, "
     "γ = 1 is the plain conditional model, γ > 1 gives cleaner, more typical images that vary less. Every column "
@@ -40,8 +41,8 @@ def guidance_sweep(backend_key: str, prompt: str, scales: tuple[float, ...], num
 
 c1, c2, c3 = st.columns([3, 2, 2])
 prompt = prompt_input("Prompt", backend.defaults.prompt, "a3_prompt", container=c1,
-                      help="MNIST: a digit (\"7\", \"seven\", \"a handwritten 7\"). IF: any text.")
-scales = c1.multiselect("Guidance scales γ", SCALES, default=[0.0, 1.0, 3.0, 5.0, 7.0], key="a3_scales",
+                      help="MNIST: a digit (\"7\", \"seven\", \"a handwritten 7\"). IF: any text. " + EMPTY_PROMPT_HELP)
+scales = c1.multiselect("Guidance scale γ", SCALES, default=[0.0, 1.0, 3.0, 5.0, 7.0], key="a3_scales",
                         format_func=lambda g: f"{g:g}")
 with c2:
     num_samples = st.slider("Samples per γ", 1, 16, 4, key="a3_samples")
@@ -51,7 +52,9 @@ with c3:
 
 if not scales:
     st.error("Pick at least one guidance scale.")
-elif prompt_ok(backend, prompt, required=True):
+elif prompt_ok(backend, prompt):
+    if not prompt.strip():
+        st.info("The prompt is empty, so ε_c = ε_u: every column samples unconditionally and γ changes nothing.")
     scales = tuple(sorted(scales))
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps * len(scales), f"Sampling {len(scales)} × {num_samples} images:")

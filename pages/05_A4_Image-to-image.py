@@ -6,14 +6,14 @@ import torch
 from lib.edits import sdedit
 from lib.images import grid
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import page_setup, pick_image, prompt_input, show
+from ui.part_a import EMPTY_PROMPT_HELP, page_setup, pick_image, prompt_input, show
 
 backend = page_setup(
     "A4 · Image-to-image (SDEdit)",
-    [r"x_{t_{i}} = \sqrt{\bar\alpha_{t_i}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t_i}}\,\epsilon,"
+    [r"x_{t_{i}} = \sqrt{\bar\alpha_{t_i}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t_i}}\,\varepsilon,"
      r"\qquad t_i = \text{timesteps}[i_\text{start}]",
      r"\text{then denoise } t_i \to t_{i+1} \to \dots \to 0 \text{ with } "
-     r"\epsilon = \epsilon_u + \gamma\,(\epsilon_c - \epsilon_u)"],
+     r"\varepsilon = \varepsilon_u + \gamma\,(\varepsilon_c - \varepsilon_u)"],
     "SDEdit *projects* an image onto what the model considers natural images: add noise, then let the model denoise "
     "it. The noise destroys detail but keeps the rough layout, so the model fills in new detail that fits. A **small "
     "i_start** starts at high noise — a big, creative edit; a **large i_start** starts at low noise and stays close "
@@ -45,11 +45,12 @@ with right:
     default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     prompt = prompt_input("Prompt", default_prompt, "a4_prompt",
                           help="IF: \"a high quality photo\" projects onto photos; any other text steers the edit. "
-                               "MNIST: a digit (blank = unconditional).")
+                               "MNIST: a digit. " + EMPTY_PROMPT_HELP)
     i_starts = st.multiselect("i_start values", list(range(0, 40)), default=COURSE_I_STARTS, key="a4_istarts",
                               help="Indices into the strided timesteps; the course uses 1, 3, 5, 7, 10, 20.")
     c1, c2, c3 = st.columns(3)
-    scale = c1.slider("Guidance γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a4_scale_{backend.kind}")
+    scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,
+                      key=f"a4_scale_{backend.kind}")
     with c2:
         stride = stride_control(backend, key="a4_stride")
     with c3:

@@ -6,12 +6,12 @@ import torch
 from lib.edits import inpaint
 from lib.images import grid
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import page_setup, pick_image, pick_mask, prompt_input, show
+from ui.part_a import EMPTY_PROMPT_HELP, page_setup, pick_image, pick_mask, prompt_input, show
 
 backend = page_setup(
     "A5 · Inpainting",
     r"x_{t'} \leftarrow \mathbf{m} \odot x_{t'} + (1 - \mathbf{m}) \odot "
-    r"\left(\sqrt{\bar\alpha_{t'}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t'}}\,\epsilon\right)",
+    r"\left(\sqrt{\bar\alpha_{t'}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t'}}\,\varepsilon\right)",
     "Inpainting regenerates only part of an image (where the mask **m = 1**) and keeps the rest. RePaint does it with "
     "the ordinary sampling loop from pure noise plus one line: after every step, the pixels outside the mask are "
     "replaced by the original image noised to the *same* timestep t' (fresh noise each time), so the model always "
@@ -38,9 +38,10 @@ with left:
 with right:
     default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     prompt = prompt_input("Prompt", default_prompt, "a5_prompt",
-                          help="What to put in the hole. MNIST: a digit (blank = whatever fits).")
+                          help="What to put in the hole. MNIST: a digit. " + EMPTY_PROMPT_HELP)
     c1, c2 = st.columns(2)
-    scale = c1.slider("Guidance γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a5_scale_{backend.kind}")
+    scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,
+                      key=f"a5_scale_{backend.kind}")
     num_samples = c2.slider("Samples", 1, 8, 4, key="a5_samples")
     c3, c4 = st.columns(2)
     with c3:

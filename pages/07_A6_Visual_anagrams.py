@@ -7,13 +7,13 @@ from lib.edits import anagram_predictor, sample_with
 from lib.images import grid
 from lib.views import VIEWS
 from ui.backend import StepProgress, download_png, prompt_ok
-from ui.part_a import page_setup, prompt_input, samples_stride_seed, show
+from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
 
 backend = page_setup(
     "A6 · Visual anagrams",
-    [r"\epsilon_1 = \text{CFG-UNet}(x_t, t, p_1), \qquad "
-     r"\epsilon_2 = v^{-1}\!\left(\text{CFG-UNet}(v(x_t), t, p_2)\right)",
-     r"\epsilon = w\,\epsilon_1 + (1 - w)\,\epsilon_2"],
+    [r"\varepsilon_1 = \text{CFG-UNet}(x_t, t, p_1), \qquad "
+     r"\varepsilon_2 = v^{-1}\!\left(\text{CFG-UNet}(v(x_t), t, p_2)\right)",
+     r"\varepsilon = w\,\varepsilon_1 + (1 - w)\,\varepsilon_2"],
     "A visual anagram looks like prompt 1 as it is and like prompt 2 after a transformation v — in the course, "
     "turned upside down. At every step the model denoises the image as it is (towards p₁) *and* the transformed image "
     "(towards p₂); the second estimate is transformed back and the two are averaged, so the final image satisfies "
@@ -37,18 +37,17 @@ def anagrams(backend_key: str, prompt1: str, prompt2: str, view: str, weight: fl
 
 p1_default, p2_default, view_default = backend.defaults.anagram
 c1, c2 = st.columns(2)
-prompt1 = prompt_input("Prompt 1 (as generated)", p1_default, "a6_prompt1", container=c1)
-prompt2 = prompt_input("Prompt 2 (after the view)", p2_default, "a6_prompt2", container=c2)
+prompt1 = prompt_input("Prompt 1 (as generated)", p1_default, "a6_prompt1", container=c1, help=EMPTY_PROMPT_HELP)
+prompt2 = prompt_input("Prompt 2 (after the view)", p2_default, "a6_prompt2", container=c2, help=EMPTY_PROMPT_HELP)
 c3, c4, c5 = st.columns(3)
 st.session_state.setdefault(f"a6_view_{backend.kind}", view_default)
 view = c3.selectbox("View v", VIEW_NAMES, key=f"a6_view_{backend.kind}",
                     help="How to look at the image to see prompt 2. The course flips it upside down.")
 weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, 0.5, step=0.05, key="a6_weight")
-scale = c5.slider("Guidance γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a6_scale_{backend.kind}")
+scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a6_scale_{backend.kind}")
 num_samples, stride, seed = samples_stride_seed(backend, "a6")
 
-if prompt_ok(backend, prompt1, what="prompt 1", required=True) and \
-        prompt_ok(backend, prompt2, what="prompt 2", required=True):
+if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2"):
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling anagrams:")
     result = anagrams(backend.key, prompt1, prompt2, view, weight, scale, num_samples, stride, seed,

@@ -167,7 +167,7 @@ def test_bad_requests_get_4xx_with_a_message_and_the_server_keeps_serving(client
     }
     for what, (r, status, text) in cases.items():
         assert r.status_code == status and text in r.json()["detail"], (what, r.status_code, r.text[:300])
-    with pytest.raises(PromptError, match="names none"):
+    with pytest.raises(PromptError, match="names no digit"):
         client.denoiser("mnist-class").encode_prompt("a cat")
     with pytest.raises(RemoteUnavailable, match="refused the access token"):
         ServerClient(server.url, "wrong").denoiser("mnist-class")

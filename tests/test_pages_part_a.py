@@ -85,21 +85,29 @@ def assert_page_basics(at: AppTest, formula_piece: str) -> None:
     assert "MNIST" in " ".join(c.value for c in at.sidebar.caption)
 
 
-def assert_prompt_errors(at: AppTest, key: str) -> None:
-    """'banana' names no digit and '' is no prompt: both must give an st.error and no result."""
+NO_DIGIT = ("“banana” names no digit; the MNIST model draws only the digits 0–9: type one of them or its name, or "
+            "choose DeepFloyd IF in the sidebar for free text.")
+TWO_DIGITS = "“38” names two digits (3 and 8); the MNIST model draws one digit: type one of 0–9 or its name."
+
+
+def assert_prompt_rule(at: AppTest, key: str, field: str = "") -> None:
+    """The one prompt rule of every part-A page: a prompt naming no digit or several is an error in plain sentences
+    (prefixed with the field's name where a page has two prompts) and no result; the empty prompt is the
+    unconditional one, never an error."""
     at.text_input(key=key).set_value("banana").run()
-    assert not at.exception
-    assert "only knows the digits" in errors(at)
+    assert not at.exception and errors(at) == field + NO_DIGIT and not image_urls(at)
+    at.text_input(key=key).set_value("38").run()
+    assert not at.exception and errors(at) == field + TWO_DIGITS and not image_urls(at)
     at.text_input(key=key).set_value("").run()
-    assert not at.exception
-    assert "empty" in errors(at)
+    assert not at.exception and not at.error, errors(at)
+    assert image_urls(at)
 
 
 # --- A3 first: it also checks the progress bar / cache interplay ------------------------------------------------------
 
 def test_a3_sampling_and_cfg():
     at = run_page("04_A3_Sampling_and_CFG.py")
-    assert_page_basics(at, r"\epsilon_u + \gamma")
+    assert_page_basics(at, r"\varepsilon_u + \gamma")
     assert [m.value for m in at.markdown if m.value.startswith("**γ")] == [f"**γ = {g}**" for g in (0, 1, 3, 5, 7)]
     first = image_urls(at)
     assert len(first) == 5
@@ -116,7 +124,8 @@ def test_a3_sampling_and_cfg():
     assert len(at.get("plotly_chart")) == 1
     at.slider(key="a3_stride_mnist").set_value(50).run()
     assert not at.exception and "6 denoising steps" in captions(at)
-    assert_prompt_errors(at, "a3_prompt")
+    assert_prompt_rule(at, "a3_prompt")
+    assert "unconditional" in infos(at)  # the page says that γ then changes nothing
     at.text_input(key="a3_prompt").set_value("7")
     at.multiselect(key="a3_scales").set_value([]).run()
     assert "at least one guidance scale" in errors(at)
@@ -136,6 +145,10 @@ def test_backend_choice_falls_back_to_mnist_without_if():
 
 def captions(at: AppTest) -> str:
     return " ".join(c.value for c in at.caption)
+
+
+def infos(at: AppTest) -> str:
+    return " ".join(i.value for i in at.info)
 
 
 def png(array) -> bytes:
@@ -159,7 +172,7 @@ def test_a0_stock_pipeline():
     at.text_area(key="a0_prompts_mnist").set_value("seven\n1").run()
     assert not at.error and len(image_urls(at)) == 1 and image_urls(at)[0] not in first
     at.text_area(key="a0_prompts_mnist").set_value("seven\nbanana").run()
-    assert "only knows the digits" in errors(at) and not image_urls(at)
+    assert errors(at) == NO_DIGIT and not image_urls(at)
     at.text_area(key="a0_prompts_mnist").set_value("  \n").run()
     assert "at least one prompt" in errors(at)
 
@@ -204,15 +217,7 @@ def test_a2_iterative_denoising():
     at.slider(key="a2_stride_mnist").set_value(100).run()  # 4 timesteps: i_start is clamped to 2
     assert not at.exception and at.slider(key="a2_istart_mnist").value == 2
     assert "· 1 denoising step from there." in captions(at)  # one step, not "1 denoising steps"
-    assert_prompt_errors_optional(at, "a2_prompt")
-
-
-def assert_prompt_errors_optional(at: AppTest, key: str) -> None:
-    """Pages where the prompt may be blank (unconditional): 'banana' is an error, '' is not."""
-    at.text_input(key=key).set_value("banana").run()
-    assert "only knows the digits" in errors(at) and not at.exception
-    at.text_input(key=key).set_value("").run()
-    assert not at.error and not at.exception
+    assert_prompt_rule(at, "a2_prompt")
 
 
 def test_a4_image_to_image():
@@ -230,7 +235,7 @@ def test_a4_image_to_image():
     at.multiselect(key="a4_istarts").set_value([33]).run()
     assert "No valid i_start" in errors(at)
     at.multiselect(key="a4_istarts").set_value([3]).run()
-    assert_prompt_errors_optional(at, "a4_prompt")
+    assert_prompt_rule(at, "a4_prompt")
     # an upload is prepared like an MNIST digit; a broken file is an error, not a traceback
     import numpy as np
 
@@ -261,7 +266,127 @@ def test_a5_inpainting():
     at.radio(key="a5_mask_mnist").set_value("paint it").run()
     assert not at.exception and "Paint the region" in " ".join(i.value for i in at.info)
     at.radio(key="a5_mask_mnist").set_value("top half").run()
-    assert_prompt_errors_optional(at, "a5_prompt")
+    assert_prompt_rule(at, "a5_prompt")
+
+
+def test_a5_keeps_digit_prompt_and_mask_when_the_input_source_changes():
+    """Widgets that are not drawn in a run lose their state in Streamlit: switching to Draw and back must not."""
+    at = run_page("06_A5_Inpainting.py")
+    at.slider(key="a5_stride_mnist").set_value(100).run()
+    at.selectbox(key="a5_digit").set_value(5)
+    at.text_input(key="a5_prompt").set_value("8")
+    at.radio(key="a5_mask_mnist").set_value("left half").run()
+    at.radio(key="a5_source_mnist").set_value("Draw").run()
+    assert at.text_input(key="a5_prompt").value == "8"
+    at.radio(key="a5_source_mnist").set_value("MNIST test digit").run()
+    assert not at.exception and not at.error, errors(at)
+    kept = at.selectbox(key="a5_digit").value, at.text_input(key="a5_prompt").value, at.radio(key="a5_mask_mnist").value
+    assert kept == (5, "8", "left half")
+
+
+def test_a4_prompt_follows_the_digit_until_the_user_types_one():
+    at = run_page("05_A4_Image-to-image.py")
+    at.multiselect(key="a4_istarts").set_value([20]).run()
+    at.selectbox(key="a4_digit").set_value(8).run()
+    assert at.text_input(key="a4_prompt").value == "8"  # follows the picked digit
+    at.radio(key="a4_source_mnist").set_value("Draw").run()
+    assert at.text_input(key="a4_prompt").value == ""  # a drawing has no label: unconditional
+    at.radio(key="a4_source_mnist").set_value("MNIST test digit").run()
+    assert at.selectbox(key="a4_digit").value == 8 and at.text_input(key="a4_prompt").value == "8"
+    at.text_input(key="a4_prompt").set_value("seven").run()  # the user's own prompt is kept from now on
+    at.selectbox(key="a4_digit").set_value(2).run()
+    at.radio(key="a4_source_mnist").set_value("Upload").run()
+    at.radio(key="a4_source_mnist").set_value("MNIST test digit").run()
+    assert at.text_input(key="a4_prompt").value == "seven" and at.selectbox(key="a4_digit").value == 2
+
+
+def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
+    """No index wraps around: the input ends at the digit's last test image, and a switch to a digit with fewer images
+    moves the index to that digit's last one and says so."""
+    counts = torch.bincount(mnist_test.labels).tolist()
+    at = run_page("02_A1_Forward_process.py")
+    assert at.number_input(key="a1_index").max == counts[3] - 1
+    at.number_input(key="a1_index").set_value(counts[3] - 1).run()
+    assert f"original x₀ (test digit 3 #{counts[3] - 1})" in at.image[0].captions
+    at.selectbox(key="a1_digit").set_value(5).run()
+    assert not at.exception and at.number_input(key="a1_index").max == counts[5] - 1
+    assert at.number_input(key="a1_index").value == counts[5] - 1
+    assert f"There are {counts[5]:,} test images of a 5, so this shows the last one, #{counts[5] - 1}." in infos(at)
+    assert f"original x₀ (test digit 5 #{counts[5] - 1})" in at.image[0].captions
+
+
+def test_any_whole_number_is_a_seed_and_is_used_as_typed():
+    at = run_page("04_A3_Sampling_and_CFG.py")
+    at.multiselect(key="a3_scales").set_value([5.0])
+    at.slider(key="a3_stride_mnist").set_value(100).run()
+    first = image_urls(at)
+    at.number_input(key="a3_seed").set_value(-5).run()
+    assert at.number_input(key="a3_seed").value == -5 and "seed -5" in captions(at)
+    assert image_urls(at) != first
+
+
+def test_a4_upload_formats_come_from_one_list_and_a_refused_file_clears_the_result():
+    import numpy as np
+    from PIL import Image
+
+    from lib.uploads import FORMATS
+
+    def encoded(fmt: str) -> bytes:
+        import io
+
+        digit = np.zeros((100, 80), np.uint8)
+        digit[20:80, 35:45] = 255
+        buf = io.BytesIO()
+        Image.fromarray(digit).save(buf, format=fmt)
+        return buf.getvalue()
+
+    at = run_page("05_A4_Image-to-image.py")
+    at.multiselect(key="a4_istarts").set_value([20])
+    at.radio(key="a4_source_mnist").set_value("Upload").run()
+    listed = "PNG, JPEG, GIF, BMP, WEBP or TIFF"
+    assert set(FORMATS) == {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
+    assert at.get("file_uploader")[0].proto.label == f"An image ({listed})"
+    at.file_uploader(key="a4_upload").set_value(("one.tiff", encoded("TIFF"), "image/tiff")).run()
+    assert not at.exception and not at.error, errors(at)
+    assert "original (one.tiff)" in [c for i in at.image for c in i.captions]
+    at.file_uploader(key="a4_upload").set_value(("icon.ico", encoded("ICO"), "image/x-icon")).run()
+    assert not at.exception
+    assert errors(at) == f"“icon.ico” is not an image in a supported format ({listed})."
+    assert not image_urls(at)  # nothing of the previous file stays on screen
+
+
+PART_A_PAGES = ["01_A0_Stock_pipeline.py", "02_A1_Forward_process.py", "03_A2_Iterative_denoising.py",
+                "04_A3_Sampling_and_CFG.py", "05_A4_Image-to-image.py", "06_A5_Inpainting.py",
+                "07_A6_Visual_anagrams.py", "08_A7_Hybrid_images.py"]
+
+
+def test_part_a_pages_use_one_name_per_concept():
+    """One label per control and one symbol per quantity on every part-A page: ε (LaTeX \\varepsilon, as in the
+    markdown, never \\epsilon's ϵ), v_σ for the noise a DDPM step adds, 'Guidance scale γ' and 'Blur kernel size'."""
+    formulas, labels = [], set()
+    for page in PART_A_PAGES:
+        at = AppTest.from_file(str(PAGES / page), default_timeout=TIMEOUT)
+        for key in ("a0_strides_mnist", "a3_scales", "a4_istarts"):
+            at.session_state[key] = [100] if key == "a0_strides_mnist" else [20] if key == "a4_istarts" else [5.0]
+        for key in ("a2", "a3", "a5", "a6", "a7"):
+            at.session_state[f"{key}_stride_mnist"] = 100
+        at.run()
+        assert not at.exception, (page, at.exception)
+        formulas += [l.value for l in at.latex]
+        labels |= {w.label for kind in ("slider", "multiselect") for w in at.get(kind)}
+    assert not [f for f in formulas if r"\epsilon" in f.replace(r"\varepsilon", "")]
+    assert sum(r"v_\sigma" in f for f in formulas) == 2 and not [f for f in formulas if r"\sigma z" in f]
+    assert {l for l in labels if l.startswith("Guidance")} == {"Guidance scale γ"}
+    assert {l for l in labels if l.startswith("Blur kernel")} == {"Blur kernel size"}
+
+
+def test_the_canvas_toolbar_has_room_above_the_canvas():
+    """The drawing canvas' toolbar pops up 2.65rem above the canvas on hover: the caption and a spacer sit there, so
+    it never covers the input-source radio above."""
+    at = run_page("05_A4_Image-to-image.py")
+    at.radio(key="a4_source_mnist").set_value("Draw").run()
+    column = [type(e).__name__ + ":" + getattr(e, "type", "") for e in at.main.children[4].children[0].children.values()]
+    assert column[:4] == ["Radio:radio", "Caption:caption", "Space:space", "UnknownElement:bidi_component"]
 
 
 def test_a6_visual_anagrams():
@@ -280,12 +405,12 @@ def test_a6_visual_anagrams():
     assert not at.exception and image_urls(at)[1] != as_made
     at.slider(key="a6_weight").set_value(0.8).run()
     assert not at.exception
-    assert_prompt_errors(at, "a6_prompt2")
+    assert_prompt_rule(at, "a6_prompt2", "Prompt 2: ")
 
 
 def test_a7_hybrid_images():
     at = run_page("08_A7_Hybrid_images.py")
-    assert_page_basics(at, r"\operatorname{highpass}(\epsilon_2)")
+    assert_page_basics(at, r"\operatorname{highpass}(\varepsilon_2)")
     assert at.slider(key="a7_kernel").value == 33 and at.slider(key="a7_sigma").value == 2.0  # the spec's defaults
     at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
     far, near = image_urls(at)[:2]
@@ -295,7 +420,7 @@ def test_a7_hybrid_images():
     assert not at.exception
     at.text_input(key="a7_high").set_value("seven").run()
     assert not at.error
-    assert_prompt_errors(at, "a7_low")
+    assert_prompt_rule(at, "a7_low", "Prompt 1: ")
 
 
 @pytest.mark.slow

@@ -45,7 +45,6 @@ class BackendDefaults:
     stride: int  # the course's 30 over T = 1000; 10 over T = 300 gives 31 timesteps
     max_stride: int  # the stride slider's end (MNIST: 100, beyond which a chain has only 2–3 steps)
     prompt: str  # a prompt the model knows
-    prompt_hint: str  # what a prompt is, for messages
     blur_sigma: float  # Gaussian blur σ of the classical-denoising baseline, for the image size
     display_px: int  # on-screen width of one result image
     stock_prompts: str  # A0's rows
@@ -61,9 +60,9 @@ class BackendDefaults:
 
 
 DEFAULTS = {
-    "mnist": BackendDefaults(5.0, 10, 100, "7", "a digit such as 7", 1.0, 170, "3\nfive\na handwritten 8",
+    "mnist": BackendDefaults(5.0, 10, 100, "7", 1.0, 170, "3\nfive\na handwritten 8",
                              ("6", "9", "rotate 180°"), ("0", "1"), "MNIST test digit", False),
-    "if": BackendDefaults(7.0, 30, 999, "a high quality photo", "some text", 2.0, 220,
+    "if": BackendDefaults(7.0, 30, 999, "a high quality photo", 2.0, 220,
                           "an oil painting of a snowy mountain village\na man wearing a hat\na rocket ship",
                           ("an oil painting of an old man", "an oil painting of people around a campfire",
                            "flip upside down"), ("a lithograph of a skull", "a lithograph of waterfalls"),
@@ -309,29 +308,35 @@ def memory_plan_note(variant: str, device: str) -> None:
 
 # --- shared controls -------------------------------------------------------------------------------------------------
 
-def prompt_ok(backend: Backend, prompt: str, *, what: str = "prompt", required: bool = False) -> bool:
-    """True if the backend can condition on ``prompt``; otherwise an st.error saying why (nothing is sampled)."""
-    if required and not prompt.strip():
-        st.error(f"The {what} is empty: enter one ({backend.defaults.prompt_hint}).")
-        return False
+def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> bool:
+    """True if the backend can condition on ``prompt``, else an st.error saying why (and nothing is sampled).
+
+    One rule on every page: the empty prompt is the unconditional one (the model's null condition, which CFG's ε_u
+    uses anyway), never an error. ``field`` names the prompt ("Prompt 2") where a page has more than one.
+    """
     try:
         if backend.is_if:  # a new prompt loads T5-XXL once to embed it (then it is cached on disk)
-            with st.spinner(f"Embedding {prompt[:40]!r} with T5…"):
+            with st.spinner(f"Embedding “{prompt[:40]}” with T5…"):
                 backend.denoiser.encode_prompt(prompt)
         else:
             backend.denoiser.encode_prompt(prompt)
     except PromptError as err:
-        st.error(f"The {what}: {err}")
-        return False
+        problem = str(err)
     except Exception as err:  # IF: the text encoder could not be fetched or run
-        st.error(f"Could not encode the {what} {prompt[:60]!r}: {err}")
-        return False
-    return True
+        problem = f"The text encoder could not embed “{prompt[:60]}”: {err}"
+    else:
+        return True
+    st.error(problem if field is None else f"{field}: {problem}")
+    return False
 
 
 def seed_control(key: str = "seed") -> int:
-    return int(st.number_input("Seed", 0, 2**31 - 1, DEFAULT_SEED, step=1, key=key,
-                               help="The same seed gives the same noise, so results are reproducible and comparable."))
+    """Any whole number the browser can hold exactly is a seed, negative ones too (``torch.Generator.manual_seed``
+    takes them all), so the seed used is always the one shown: a bounded input would keep the previous seed for an
+    out-of-range entry."""
+    return int(st.number_input("Seed", value=DEFAULT_SEED, step=1, key=key,
+                               help="Any whole number. The same seed gives the same noise, so results are reproducible "
+                                    "and comparable."))
 
 
 def stride_control(backend: Backend, key: str = "stride", container=st) -> int:

@@ -14,6 +14,8 @@ from lib.images import grid
 from ui.backend import Backend, active_backend, seed_control, stride_control
 
 CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
+TOOLBAR_RISE_PX = 43  # st_canvas' toolbar pops up 2.65rem (42.4 px) above the canvas on hover (its stylesheet)
+EMPTY_PROMPT_HELP = "An empty prompt is the unconditional one: the model's estimate without any prompt."
 
 
 def page_setup(title: str, formula: str | list[str], explanation: str) -> Backend:
@@ -62,13 +64,16 @@ def _sample_photos() -> dict:
 
 def _canvas(key: str, *, background: Image.Image | None = None, stroke: str, bg_color: str, stroke_width: int,
             help_text: str):
-    """A freehand st_canvas; returns its RGBA strokes (H, W, 4) uint8, or None before anything is drawn."""
+    """A freehand st_canvas under its help text; returns its RGBA strokes (H, W, 4) uint8, or None before anything is
+    drawn. The canvas' toolbar floats above the canvas on hover: an empty space of its height keeps it off the caption
+    and the input-source radio, which it would otherwise cover and make unclickable."""
     from streamlit_drawable_canvas import st_canvas  # imported on use: it registers a frontend component
 
+    st.caption(help_text)
+    st.space(TOOLBAR_RISE_PX)
     result = st_canvas(stroke_width=stroke_width, stroke_color=stroke, background_color=bg_color,
                        background_image=background, height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
                        return_image_data=True, key=key)
-    st.caption(help_text)  # below: the canvas' toolbar floats over the line above it
     rgba = result.image_data
     if rgba is None or rgba[..., 3].max() == 0:
         return None
@@ -81,37 +86,55 @@ def _flatten_drawing(rgba: np.ndarray, background: tuple[int, int, int]) -> Imag
     return Image.alpha_composite(base, Image.fromarray(rgba.astype(np.uint8), "RGBA")).convert("RGB")
 
 
+def _test_image_index(container, test_digits, digit: int, key: str) -> int:
+    """Which of the digit's test images: the input ends at its last one (an index never wraps around to another image);
+    an index kept from a digit with more images becomes the last one, and the page says so."""
+    from lib.presets import digit_positions
+
+    count = len(digit_positions(test_digits, digit))
+    if st.session_state.get(key, 0) > count - 1:
+        st.session_state[key] = count - 1
+        st.info(f"There are {count:,} test images of a {digit}, so this shows the last one, #{count - 1}.")
+    return int(container.number_input("Which one (index among that digit's test images)", 0, count - 1, key=key,
+                                      persist_state="session",
+                                      help=f"0 to {count - 1}: the test set has {count:,} images of a {digit}."))
+
+
 def pick_image(backend: Backend, key: str, *, default_digit: int = 3) -> Picked | None:
     """Choose the input image: a bundled photo (IF) or an MNIST test digit, an upload, or a drawing.
 
-    Returns None (after an st.error / st.info) when there is no usable image yet.
+    Every choice persists (``persist_state``) through the other input sources and page switches: Streamlit drops the
+    state of a widget that is not drawn in a run. Returns None (after an st.error / st.info) when there is no usable
+    image yet.
     """
     from lib import uploads
 
     first = backend.defaults.input_source
-    source = st.radio("Input image", (first, "Upload", "Draw"), horizontal=True, key=f"{key}_source_{backend.kind}")
+    source = st.radio("Input image", (first, "Upload", "Draw"), horizontal=True, key=f"{key}_source_{backend.kind}",
+                      persist_state="session")
     size, channels = backend.size, backend.channels
     if source == "Sample photo":
         photos = _sample_photos()
-        name = st.selectbox("Photo", list(photos), key=f"{key}_photo")
+        name = st.selectbox("Photo", list(photos), key=f"{key}_photo", persist_state="session")
         return Picked(uploads.to_tensor(photos[name], size, channels)[0].numpy(), name)
     if source == "MNIST test digit":
         from lib.presets import mnist_test_digit
         from ui.common import mnist
 
         c1, c2 = st.columns(2)
-        digit = int(c1.selectbox("Digit", range(10), index=default_digit, key=f"{key}_digit"))
-        index = int(c2.number_input("Which one (index among that digit's test images)", 0, 400, 0, key=f"{key}_index"))
-        image = mnist_test_digit(mnist()[1], digit, index)  # (1, 1, 28, 28) in [−1, 1]; the index wraps around
+        digit = int(c1.selectbox("Digit", range(10), index=default_digit, key=f"{key}_digit", persist_state="session"))
+        index = _test_image_index(c2, mnist()[1], digit, f"{key}_index")
+        image = mnist_test_digit(mnist()[1], digit, index)  # (1, 1, 28, 28) in [−1, 1]
         return Picked(image[0].numpy(), f"test digit {digit} #{index}", digit)
     if source == "Upload":
-        file = st.file_uploader("An image (PNG, JPEG, …)", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
-                                key=f"{key}_upload")
+        # no type= filter: the uploader would refuse other files with only a red chip and keep the previous file (and
+        # its results); load_image checks the format against uploads.FORMATS and says why a file is refused
+        file = st.file_uploader(f"An image ({uploads.FORMATS_TEXT})", key=f"{key}_upload")
         if file is None:
             st.info("Upload an image to continue.")
             return None
         try:
-            image = uploads.load_image(file.getvalue())
+            image = uploads.load_image(file.getvalue(), name=file.name)
             array = uploads.to_tensor(image, size, channels)[0].numpy()
         except uploads.ImageError as err:
             st.error(str(err))
@@ -121,7 +144,7 @@ def pick_image(backend: Backend, key: str, *, default_digit: int = 3) -> Picked 
         return Picked(array, file.name)
     # Draw: white strokes on black for MNIST (like its digits), colours on white for IF
     if backend.is_if:
-        colour = st.color_picker("Brush colour", "#1f4e9c", key=f"{key}_colour")
+        colour = st.color_picker("Brush colour", "#1f4e9c", key=f"{key}_colour", persist_state="session")
         rgba = _canvas(f"{key}_canvas_if", stroke=colour, bg_color="#ffffff", stroke_width=12,
                        help_text="Sketch something; it is resized to 64×64.")
         bg = (255, 255, 255)
@@ -168,7 +191,8 @@ def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
     from lib import uploads
 
     presets = preset_masks(backend)
-    choice = st.radio("Mask", [*presets, "paint it"], horizontal=True, key=f"{key}_mask_{backend.kind}")
+    choice = st.radio("Mask", [*presets, "paint it"], horizontal=True, key=f"{key}_mask_{backend.kind}",
+                      persist_state="session")  # kept while another input source hides the mask picker
     if choice != "paint it":
         return presets[choice].numpy()
     picture = grid(picked.tensor(), 1, pad=0)
@@ -186,12 +210,16 @@ def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
 
 
 def prompt_input(label: str, default: str, key: str, help: str | None = None, container=st) -> str:
-    """A text_input that resets to ``default`` whenever the default changes (another digit picked, another backend),
-    and otherwise keeps what the user typed."""
-    if st.session_state.get(f"{key}__default") != default:
-        st.session_state[f"{key}__default"] = default
+    """A text_input that follows ``default`` (the picked digit, the backend's prompt) until the user types in it; from
+    then on it keeps their prompt, through other digits, input sources without a label and page switches."""
+    typed = f"{key}__typed"  # a plain entry: it outlives the widget's own state
+
+    def remember():
+        st.session_state[typed] = True
+
+    if not st.session_state.get(typed):
         st.session_state[key] = default
-    return container.text_input(label, key=key, help=help)
+    return container.text_input(label, key=key, help=help, on_change=remember, persist_state="session")
 
 
 def clamped_key(key: str, maximum: int) -> str:
