@@ -183,8 +183,7 @@ def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
     precision = resolve("cpu")
     spec = TrainConfig.spec(config.model, dataset=config.dataset)
     spec_steps, steps = (c.steps_in_epoch(num_digits) * c.epochs for c in (spec, config))
-    how = ("with its bf16 units" if precision == "bf16"
-           else "in fp32 (it has no bf16 units)")
+    how = "with its bf16 units" if precision == "bf16" else "in fp32: it has no bf16 units"
     st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes about "
                f"{spoken_duration(estimated_seconds(spec, num_digits, precision))} on this CPU; these settings "
                f"({steps:,} steps) about {spoken_duration(estimated_seconds(config, num_digits, precision))}, "
