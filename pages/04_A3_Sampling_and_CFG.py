@@ -6,6 +6,7 @@ import torch
 
 from lib.images import grid
 from lib.sampling import sample
+from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, show
@@ -61,7 +62,7 @@ elif prompt_ok(backend, prompt):
     result = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
     progress.done()
     st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt {prompt!r}.")
-    cols = st.columns(len(scales))
+    cols = layout.columns(len(scales))
     ncols = 2 if num_samples > 1 else 1
     for col, scale, images in zip(cols, scales, result):
         col.markdown(f"**γ = {scale:g}**")

@@ -5,6 +5,7 @@ import torch
 
 from lib.edits import sdedit
 from lib.images import grid
+from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, pick_image, prompt_input, show
 
@@ -69,7 +70,7 @@ elif picked is not None and prompt_ok(backend, prompt):
     result = sdedit_sweep(backend.key, picked.array, prompt, scale, tuple(valid), stride, seed, backend.denoiser,
                           progress)
     progress.done()
-    cols = st.columns(len(valid) + 1)
+    cols = layout.columns(len(valid) + 1)
     for col, i, image in zip(cols, valid, result):
         show(image, container=col, caption=f"i_start = {i} (t = {ts[i]})", target_px=110)
     show(picked.tensor(), container=cols[-1], caption=f"original ({picked.caption})", target_px=110)

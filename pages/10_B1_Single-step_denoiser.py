@@ -8,6 +8,7 @@ from lib.images import grid, png_bytes
 from lib.plots import sweep_figure
 from lib.precision import infer
 from lib.runs import SNAPSHOT_DIGITS, denoiser_probe
+from ui import layout
 from ui.backend import seed_control
 from ui.common import mnist, run_key
 from ui.sidebar import render_sidebar
@@ -48,8 +49,8 @@ with noising:
     with st.columns(4)[0]:
         seed = seed_control("b1_noise_seed")  # part A's control and default: the same seed, the same ε at every σ
     probes = {s: denoiser_probe(test_set, s, seed) for s in SIGMAS}
-    for col, s in zip(st.columns(len(SIGMAS)), SIGMAS):
-        col.image(grid(probes[s][1][:GRID_DIGITS], 1, (0.0, 1.0), upscale=3), caption=f"σ = {s:g}")
+    for col, s in zip(layout.columns(len(SIGMAS)), SIGMAS):
+        layout.image(grid(probes[s][1][:GRID_DIGITS], 1, (0.0, 1.0), upscale=3), f"σ = {s:g}", col)
     st.caption("Columns: the same test digits and the same ε at growing σ (values outside [0, 1] are clipped for "
                "display).")
 
@@ -63,7 +64,7 @@ with noising:
     if run is not None:
         row.append(denoise(noisy[digit : digit + 1]))
         caption += f" · D(z), the denoiser trained at σ = {run.config.sigma:g}"
-    c2.image(grid(torch.cat(row), len(row), (0.0, 1.0), upscale=6), caption=caption)
+    layout.image(grid(torch.cat(row), len(row), (0.0, 1.0), upscale=6), caption, c2)
 
 st.header("3 · Results")
 if run is None:
@@ -73,9 +74,9 @@ loss_panel(run, key="b1", log_default=True)
 
 st.subheader("Denoised test digits")
 first, last = min(run.snapshots), max(run.snapshots)
-for col, epoch in zip(st.columns(2), (first, last)):
-    col.image(grid(run.snapshots[epoch], 8, upscale=3),
-              caption=f"After epoch {epoch}: clean (top), noisy σ = {run.config.sigma:g} (middle), denoised (bottom)")
+for col, epoch in zip(layout.columns(2), (first, last)):
+    layout.image(grid(run.snapshots[epoch], 8, upscale=3),
+                 f"After epoch {epoch}: clean (top), noisy σ = {run.config.sigma:g} (middle), denoised (bottom)", col)
 
 
 @st.cache_data(show_spinner="Denoising the σ sweep…")
@@ -103,8 +104,8 @@ head[2].markdown("**denoised D(z)**")
 for s, noisy_row, out_row, err in zip(SIGMAS, noisy_rows, out_rows, errors):
     c0, c1, c2 = st.columns([1, 4, 4])
     c0.markdown(f"σ = {s:g}  \nMSE {err:.4f}")
-    c1.image(noisy_row)
-    c2.image(out_row)
+    layout.image(noisy_row, container=c1)
+    layout.image(out_row, container=c2)
 st.plotly_chart(sweep_figure(SIGMAS, errors, run.config.sigma), key="b1_sweep")
 st.download_button("Download the sweep (PNG)", png_bytes(sweep_png), file_name="b1_sigma_sweep.png",
                    mime="image/png", key="b1_sweep_png")

@@ -8,6 +8,7 @@ from lib.images import grid, png_bytes
 from lib.mnist_model import class_grid
 from lib.plots import TrajectoryRecorder
 from lib.sampling import sample
+from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
 from ui.sidebar import render_sidebar
@@ -63,7 +64,7 @@ steps_caption(grid_stride, "40 digits")
 progress = StepProgress(len(den.timesteps(grid_stride)) - 1, "Sampling 40 digits…")
 picture = all_digits(run_key(run), scale, grid_stride, seed, progress)
 progress.done()
-st.image(picture, caption=f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed}")
+layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed}")
 st.download_button("Download PNG", png_bytes(picture),
                    file_name=f"b3_digits_g{scale:g}_s{grid_stride}_seed{seed}.png", mime="image/png",
                    key="b3_grid_png")

@@ -172,6 +172,83 @@ def test_home(page):
     screenshot(page, "Home")
 
 
+def test_sidebar_uses_the_assignments_numbering(page):
+    open_page(page, "")
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    assert nav.get_by_text("Part A · a pretrained model").count() == 1
+    labels = [a.inner_text().strip() for a in nav.locator("a").all()]
+    assert "1.3 – 1.4 · Iterative denoising" in labels and "1.9 · Hybrid images" in labels, labels
+    assert "B3 · Class-conditioned DDPM" in labels, labels
+
+
+# Elements of the main area that end right of the window: on a phone nothing may be cut off at the right edge (a
+# formula or a table wider than the screen scrolls inside its own box instead; an SVG's insides are checked through
+# the SVG, which clips them).
+OVERFLOW_JS = """() => [...document.querySelectorAll('[data-testid=stMain] *')]
+    .filter(e => e.offsetParent !== null && !e.closest('.katex-display, [data-testid=stTable]')
+                 && !(e.ownerSVGElement)
+                 && e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > window.innerWidth + 1)
+    .map(e => (e.dataset.testid || e.tagName) + ': ' + (e.innerText || '').slice(0, 40))"""
+CUT_LABELS_JS = """() => [...document.querySelectorAll('[data-testid=stPageLink] p')]
+    .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText)"""
+CUT_FORMULAS_JS = """() => [...document.querySelectorAll('[data-testid=stMain] .katex-display')]
+    .filter(k => k.getBoundingClientRect().right > window.innerWidth + 1
+                 || (k.scrollWidth > k.clientWidth + 1 && getComputedStyle(k).overflowX !== 'auto'))
+    .map(k => k.innerText.slice(0, 40))"""
+
+
+def test_phone(browser, app_url):
+    """A 390 × 844 phone: nothing cut off at the right edge (text, contents links, formulas), and choosing a page in
+    the sidebar closes the sidebar, which covers the whole page there."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                  base_url=app_url)
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        for url_path in ("", _page_named("A2_").url_path):
+            open_page(pg, url_path)
+            assert pg.evaluate(OVERFLOW_JS) == [], url_path
+            assert pg.evaluate(CUT_LABELS_JS) == [], url_path
+            assert pg.evaluate(CUT_FORMULAS_JS) == [], url_path
+            screenshot(pg, f"phone-{url_path or 'Home'}")
+        sidebar = pg.locator('[data-testid="stSidebar"]')
+        pg.locator('[data-testid="stExpandSidebarButton"]').tap()
+        pg.wait_for_function("document.querySelector('[data-testid=stSidebar]').dataset.collapsed === 'false'")
+        target = _page_named("A3_")
+        pg.locator(f'[data-testid="stSidebarNav"] a[href$="{target.url_path}"]').tap()
+        wait_for_app(pg)
+        assert pg.url.rstrip("/").endswith(target.url_path)
+        pg.wait_for_function("document.querySelector('[data-testid=stSidebar]').dataset.collapsed === 'true'",
+                             timeout=5_000)
+        assert sidebar.bounding_box() is None or sidebar.bounding_box()["x"] + sidebar.bounding_box()["width"] <= 1
+    finally:
+        context.close()
+
+
+def test_presentation_mode_enlarges_images_on_every_page(page):
+    """The sidebar's presentation switch shows the results about twice as large (fewer side by side; sharp:
+    nearest-neighbour scaling) and the text larger, and it stays on when another page is opened."""
+    shown_js = ("[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')]"
+                ".map(i => i.getBoundingClientRect().width)")
+    font_js = "parseFloat(getComputedStyle(document.documentElement).fontSize)"
+    switch = page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]').filter(has_text="Presentation mode")
+    target = _page_named("A3_")
+    open_page(page, target.url_path)
+    before, base_font = page.evaluate(shown_js), page.evaluate(font_js)
+    switch.click()
+    wait_for_app(page)
+    after = page.evaluate(shown_js)
+    assert len(after) == len(before) > 0
+    assert all(a >= 1.8 * b for a, b in zip(after, before)), (before, after)
+    assert page.evaluate(font_js) == pytest.approx(1.25 * base_font)
+    assert page.evaluate("getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stImage] img'))"
+                         ".imageRendering") == "pixelated"
+    screenshot(page, f"{target.name}-presentation")
+    open_page(page, _page_named("B3_").url_path)
+    assert page.evaluate(font_js) == pytest.approx(1.25 * base_font), "presentation mode was lost on a page change"
+    assert switch.locator("input").is_checked()
+
+
 @pytest.mark.parametrize("app_page", PAGES, ids=[p.name for p in PAGES])
 def test_page_runs_and_reacts(page, app_page):
     open_page(page, app_page.url_path)

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from lib.images import grid
+from ui import layout
 from ui.backend import Backend, active_backend, seed_control, stride_control
 
 CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
@@ -37,7 +38,7 @@ def show(images: torch.Tensor | np.ndarray, *, ncols: int | None = None, caption
     if x.dim() == 3:
         x = x.unsqueeze(0)
     picture = grid(x, ncols or x.shape[0], upscale=max(1, target_px // x.shape[-1]))
-    container.image(picture, caption=caption)
+    layout.image(picture, caption, container)
     return picture
 
 

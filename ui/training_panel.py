@@ -27,6 +27,7 @@ from lib.runs import Job
 from lib.schedules import linear_schedule
 from lib.text import spoken_duration, time_left
 from lib.training import SPEC, Progress, TrainConfig, estimated_seconds
+from ui import layout
 from ui.common import mnist, shipped, trained, training_jobs
 
 POLL_SECONDS = 1.0
@@ -308,8 +309,8 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
     snapshots = dict(p.snapshots)
     if snapshots:
         epoch = max(snapshots)
-        st.image(grid(snapshots[epoch], SNAPSHOT_COLUMNS[job.config.model], upscale=2),
-                 caption=f"Snapshot after epoch {epoch}")
+        layout.image(grid(snapshots[epoch], SNAPSHOT_COLUMNS[job.config.model], upscale=2),
+                     f"Snapshot after epoch {epoch}")
     if st.button("Cancel training", key=f"{key}_cancel"):
         job.cancel.set()
 
@@ -371,7 +372,7 @@ def snapshot_scrubber(run: model_store.TrainedModel, *, key: str, caption: str) 
     epoch = st.select_slider("Epoch", epochs, epochs[-1], key=f"{key}_epoch") if len(epochs) > 1 else epochs[0]
     upscale = 2 if run.config.model == "class" else 3  # the class grid is 10 rows tall
     picture = grid(run.snapshots[epoch], SNAPSHOT_COLUMNS[run.config.model], upscale=upscale)
-    st.image(picture, caption=f"{caption} after epoch {epoch} (sampler stride {run.config.sample_stride})")
+    layout.image(picture, f"{caption} after epoch {epoch} (sampler stride {run.config.sample_stride})")
     st.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
                        mime="image/png", key=f"{key}_snapshot_png")
 

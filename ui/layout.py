@@ -1,0 +1,76 @@
+"""What every page shares on screen, whatever it shows: styles that keep the app readable on a phone, and the
+presentation mode that enlarges images and text for a lecture-hall projector.
+
+``frame()`` runs once per script run, in the router (Home.py) before the page itself. Pages draw their images through
+``image()`` and lay a row of results out with ``columns()``; both adapt to presentation mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+PRESENTATION_KEY = "presentation"  # plain session-state key: survives page switches (widget keys do not)
+PRESENTATION_SCALE = 2  # images twice as wide: a 28-px digit shown at 84 px becomes 168 px
+PRESENTATION_FONT = "125%"  # Streamlit sizes text in rem, so the root font size scales all of it
+PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the room
+
+# Always on. Phones: a formula wider than the screen scrolls sideways instead of being cut off, and link labels wrap
+# instead of ending in an ellipsis. Images: shown upscaled, a 28-px digit stays sharp blocks, not a blur.
+BASE_CSS = """
+.katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 2px; }
+[data-testid="stPageLink"] p, [data-testid="stPageLink-NavLink"] span { white-space: normal; overflow: visible; }
+[data-testid="stImage"] img, [data-testid="stImageContainer"] img { image-rendering: pixelated; }
+"""
+PRESENTATION_CSS = f"html {{ font-size: {PRESENTATION_FONT}; }}"
+
+# Phones: the sidebar covers the page, and Streamlit leaves it open after a page is chosen in it. Close it on such a
+# tap (Streamlit's own collapse button, so its state stays consistent) where the window is phone-narrow.
+PHONE_MAX_WIDTH_PX = 768  # Streamlit's breakpoint below which the sidebar overlays the page
+CLOSE_SIDEBAR_JS = f"""
+<script>
+if (!window.__diffusionLabCloseSidebar) {{
+  window.__diffusionLabCloseSidebar = true;
+  document.addEventListener("click", (event) => {{
+    if (window.innerWidth > {PHONE_MAX_WIDTH_PX} || !event.target.closest('[data-testid="stSidebarNav"] a')) return;
+    setTimeout(() => document.querySelector(
+      '[data-testid="stSidebarCollapseButton"] button, button[data-testid="stSidebarCollapseButton"]')?.click(), 0);
+  }}, true);
+}}
+</script>
+"""
+
+
+def frame() -> None:
+    """The styles, the phone fix and the sidebar's presentation switch (call once per run, before the page)."""
+    st.session_state.setdefault(PRESENTATION_KEY, False)
+    st.session_state["_w_presentation"] = st.session_state[PRESENTATION_KEY]
+    st.sidebar.toggle("Presentation mode", key="_w_presentation", on_change=_remember_presentation,
+                      help="For a projector: images twice as large and larger text, on every page.")
+    css = BASE_CSS + (PRESENTATION_CSS if presentation() else "")
+    st.html(f"<style>{css}</style>")
+    st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
+
+
+def _remember_presentation() -> None:
+    st.session_state[PRESENTATION_KEY] = st.session_state["_w_presentation"]
+
+
+def presentation() -> bool:
+    return bool(st.session_state.get(PRESENTATION_KEY, False))
+
+
+def columns(n: int) -> list:
+    """``n`` side-by-side containers for a row of results: ``st.columns(n)``, or in presentation mode rows of
+    ``PRESENTATION_COLUMNS`` (five 175-px images in a row cannot double in size on one screen width)."""
+    per_row = PRESENTATION_COLUMNS if presentation() else n
+    return [col for start in range(0, n, per_row) for col in st.columns(per_row)[: n - start]]
+
+
+def image(picture: np.ndarray, caption: str | None = None, container=st) -> None:
+    """``container.image`` at the picture's own size, or ``PRESENTATION_SCALE`` times it in presentation mode (never
+    wider than the column: Streamlit caps an image at its container's width)."""
+    if presentation():
+        container.image(picture, caption=caption, width=int(picture.shape[1]) * PRESENTATION_SCALE)
+    else:
+        container.image(picture, caption=caption)
