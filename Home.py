@@ -12,6 +12,7 @@ import streamlit as st
 from lib import model_store
 from lib.data import FALLBACK_NAME
 from lib.if_memory import requirement
+from lib.text import spoken_duration
 from ui import layout
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
@@ -145,7 +146,7 @@ def shipped_models() -> None:
             "training": f"D = {c.hidden}, {c.epochs} epochs ({per_epoch}) = {len(run.losses):,} steps of "
                         f"{c.batch_size}, lr {c.lr:g}, seed {c.seed}",
             "final loss": round(float(np.mean(run.losses[-max(1, len(run.losses) // 10):])), 4),
-            "device": run.info.get("device", "?"), "time (s)": run.info.get("seconds"),
+            "device": run.info.get("device", "?"), "training time": spoken_duration(run.info.get("seconds", 0)),
             "data": run.info.get("data", "?"),
         })
         commands[title] = run.info.get("command", "")
