@@ -61,6 +61,14 @@ def mnist_test(mnist_root):
     return load_mnist(False, root=mnist_root, download=False)
 
 
+@pytest.fixture(scope="session")
+def digit_classifier(mnist_train, mnist_test):
+    """The judge of "does this image read as digit d?" (tests/digit_classifier.py), trained once per test run."""
+    from tests.digit_classifier import train_digit_classifier
+
+    return train_digit_classifier(mnist_train, mnist_test)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """Point the model cache at an empty temporary folder, for every test: none may read or write the real

@@ -1,7 +1,8 @@
 """The shipped checkpoints in data/models load, carry their provenance, and produce what they were trained to produce.
 
-Quality is judged by a small digit classifier trained here on real MNIST: class-conditioned samples must be read as
-the digit that was asked for, and the single-step denoiser must bring noisy test digits closer to the clean ones.
+Quality is judged by a small digit classifier trained on real MNIST (tests/digit_classifier.py): class-conditioned
+samples must be read as the digit that was asked for, and the single-step denoiser must bring noisy test digits closer
+to the clean ones.
 """
 
 from __future__ import annotations
@@ -9,39 +10,16 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from lib import model_store
 from lib.mnist_model import MnistDDPM, class_grid, unconditional_grid
 from lib.runs import denoiser_probe
+from tests.digit_classifier import read_digits
 
 pytestmark = pytest.mark.skipif(
     not all(model_store.shipped_path(k).exists() for k in ("class", "time", "denoiser")),
     reason="shipped models missing in data/models",
 )
-
-
-@pytest.fixture(scope="module")
-def classifier(mnist_train, mnist_test) -> nn.Module:
-    """A small CNN, 1 epoch on 20,000 MNIST digits (≈ 97 % test accuracy), inputs in [−1, 1]."""
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
-    )
-    opt = torch.optim.Adam(net.parameters(), 2e-3)
-    x, y = mnist_train.as_float()[:20000] * 2 - 1, mnist_train.labels[:20000]
-    for i in range(0, len(x), 100):
-        loss = F.cross_entropy(net(x[i:i + 100]), y[i:i + 100])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
-    with torch.no_grad():
-        acc = (net(mnist_test.as_float()[:2000] * 2 - 1).argmax(1) == mnist_test.labels[:2000]).float().mean()
-    assert acc > 0.95, f"the judging classifier itself is too weak ({acc:.2f})"
-    return net
 
 
 @pytest.mark.parametrize("kind", ["class", "time", "denoiser"])
@@ -57,12 +35,11 @@ def test_shipped_checkpoint_loads_with_provenance(kind):
     assert model_store.lookup(run.config) is not None, "asking for the shipped configuration loads it"
 
 
-def test_class_model_draws_the_requested_digits(classifier):
+def test_class_model_draws_the_requested_digits(digit_classifier):
     run = model_store.load_run(model_store.shipped_path("class"))
     den = MnistDDPM(run.model, run.config)
     samples = class_grid(den, per_class=4, scale=5.0, stride=30, seed=0)  # 0,0,0,0,1,1,1,1,…
-    with torch.no_grad():
-        predicted = classifier(samples.clamp(-1, 1)).argmax(1)
+    predicted = read_digits(digit_classifier, samples)
     asked = torch.arange(10).repeat_interleave(4)
     accuracy = (predicted == asked).float().mean().item()
     assert accuracy >= 0.6, f"only {accuracy:.0%} of the samples read as the requested digit"
