@@ -4,7 +4,7 @@ import streamlit as st
 import torch
 
 from lib.edits import hybrid_predictor, sample_with
-from lib.filters import highpass, lowpass
+from lib.filters import detail_as_ink, lowpass
 from lib.images import grid
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
@@ -18,12 +18,17 @@ backend = page_setup(
     "frequencies) of a small or distant picture and the fine detail (high frequencies) of a near one. Factorized "
     "diffusion builds one directly: at every step the noise estimate takes its **low frequencies from prompt 1** and "
     "its **high frequencies from prompt 2** (a Gaussian blur with kernel k and width σ splits them). The spec uses "
-    "k = 33, σ = 2 for 64-px images.",
+    "k = 33, σ = 2 for 64-px images; the defaults here are sized for the backend's images.",
 )
 
 
-
 @st.cache_data(show_spinner=False, max_entries=32)
+def filter_limits(size: int) -> tuple[int, float]:
+    """The kernel and σ sliders' ends for ``size``-px images: the largest odd kernel inside the image, and σ up to
+    size / 8 (wider, the low-pass of a whole image is one blob)."""
+    return (size - 1) | 1, size / 8
+
+
 def hybrids(backend_key: str, prompt_low: str, prompt_high: str, kernel: int, sigma: float, scale: float,
             num_samples: int, stride: int, seed: int, _den, _on_step=None) -> torch.Tensor:
     """(N, C, H, W) hybrids; both prompts (and both CFG halves) in one batched model call per step."""
@@ -40,13 +45,17 @@ prompt_low = prompt_input("Prompt 1: seen from far (low frequencies)", low_defau
                           help=EMPTY_PROMPT_HELP)
 prompt_high = prompt_input("Prompt 2: seen up close (high frequencies)", high_default, "a7_high", container=c2,
                            help=EMPTY_PROMPT_HELP)
-small_hint = " On 28-px MNIST digits try smaller values, e.g. kernel 9 and σ 1.5." if not backend.is_if else ""
+kernel_default, sigma_default = backend.defaults.hybrid_filter
+kernel_max, sigma_max = filter_limits(backend.size)
 c3, c4, c5 = st.columns(3)
-kernel = c3.slider("Kernel size k", 3, 33, 33, step=2, key="a7_kernel",
-                   help="Spec default 33 (reflect padding; only a kernel wider than twice the image is clipped)."
-                   + small_hint)
-sigma = c4.slider("σ", 0.5, 6.0, 2.0, step=0.1, key="a7_sigma", help="Spec default 2." + small_hint)
-scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a7_scale_{backend.kind}")
+kernel = c3.slider("Kernel size k", 3, kernel_max, kernel_default, step=2, key=f"a7_kernel_{backend.kind}",
+                   help=f"Default {kernel_default} for {backend.size}-px images (the spec's 33 for 64 px); the "
+                        "Gaussian is cut off beyond ±k/2 pixels.")
+sigma = c4.slider("σ", 0.5, sigma_max, sigma_default, step=0.1, key=f"a7_sigma_{backend.kind}",
+                  help=f"Default {sigma_default} for {backend.size}-px images (the spec's 2 for 64 px). Larger σ "
+                       "gives prompt 2 more of the image, smaller σ prompt 1.")
+scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.hybrid_guidance, step=0.5,
+                  key=f"a7_scale_{backend.kind}")
 num_samples, stride, seed = samples_stride_seed(backend, "a7")
 
 if prompt_ok(backend, prompt_low, field="Prompt 1") and prompt_ok(backend, prompt_high, field="Prompt 2"):
@@ -55,16 +64,13 @@ if prompt_ok(backend, prompt_low, field="Prompt 1") and prompt_ok(backend, promp
     result = hybrids(backend.key, prompt_low, prompt_high, kernel, sigma, scale, num_samples, stride, seed,
                      backend.denoiser, progress)
     progress.done()
-    c1, c2 = st.columns([1, 4])
-    with c1:
-        st.markdown(f"**From far** ({backend.size} px, actual size)")
-        show(result, ncols=2, target_px=backend.size)
-        st.caption(f"should read as {prompt_low!r}")
-    with c2:
-        st.markdown("**Up close**")
-        show(result, ncols=num_samples, target_px=backend.defaults.display_px)
-        st.caption(f"should read as {prompt_high!r}")
-    with st.expander("The two halves of the result"):
-        show(torch.cat([lowpass(result, kernel, sigma), highpass(result, kernel, sigma) * 2]), ncols=num_samples,
-             target_px=110, caption="top: lowpass (prompt 1's part) · bottom: highpass ×2 (prompt 2's part)")
+    st.markdown(f"**Up close**: should read as {prompt_high!r}")
+    show(result, ncols=num_samples, target_px=backend.defaults.display_px)
+    st.markdown(f"**From far**: should read as {prompt_low!r}")
+    show(lowpass(result, kernel, sigma), ncols=num_samples, target_px=backend.defaults.display_px,
+         caption="What a distant eye resolves: the low-pass of the images above, shown enlarged (or step back from "
+                 "the screen and look at the top row).")
+    with st.expander("Prompt 2's part: the high-pass"):
+        show(detail_as_ink(result, kernel, sigma), ncols=num_samples, target_px=110,
+             caption="image − lowpass(image), its positive part as ink on black")
     download_png(grid(result, num_samples, upscale=max(1, 128 // backend.size)), f"hybrid_seed{seed}.png", "Download")

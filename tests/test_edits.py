@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib.edits import anagram_predictor, hybrid_predictor, inpaint, sample_with, sdedit
-from lib.filters import highpass, lowpass
+from lib.filters import detail_as_ink, highpass, lowpass
 from lib.images import psnr
 from lib.mnist_model import MnistDDPM
 from lib.sampling import cfg_predictor, guided_predictions, sample
@@ -169,3 +169,13 @@ def test_lowpass_plus_highpass_is_the_identity_and_lowpass_blurs():
     assert lowpass(checker).abs().max() < 0.05
     assert torch.allclose(highpass(checker), checker, atol=0.05)
     assert torch.allclose(lowpass(torch.full((1, 1, 28, 28), 0.3)), torch.full((1, 1, 28, 28), 0.3), atol=1e-6)
+
+
+def test_detail_as_ink_draws_the_strokes_white_on_black():
+    """clamp(2·h / max h − 1, −1, 1): each image's strongest detail is white, only the stroke is inked (the dark halo
+    beside it, h < 0, is black), a flat image (h = 0) is all black, and the image's contrast does not matter."""
+    ink = detail_as_ink(ring(2) * torch.tensor([1.0, 0.5]).view(2, 1, 1, 1), 15, 1.5)
+    assert ink.amax(dim=(1, 2, 3)).tolist() == [1.0, 1.0] and torch.allclose(ink[0], ink[1], atol=1e-5)
+    assert torch.all((ink[0] > -1) <= (ring()[0] > 0))  # ink only on the ring's stroke; centre and outside black
+    flat = torch.full((1, 1, 28, 28), 0.3)
+    assert torch.allclose(detail_as_ink(flat), torch.full_like(flat, -1.0), atol=1e-3)

@@ -411,12 +411,13 @@ def test_a6_visual_anagrams():
 def test_a7_hybrid_images():
     at = run_page("08_A7_Hybrid_images.py")
     assert_page_basics(at, r"\operatorname{highpass}(\varepsilon_2)")
-    assert at.slider(key="a7_kernel").value == 33 and at.slider(key="a7_sigma").value == 2.0  # the spec's defaults
+    assert (at.slider(key="a7_kernel_mnist").value, at.slider(key="a7_sigma_mnist").value) == (15, 1.5)  # for 28 px
+    assert at.slider(key="a7_kernel_mnist").max == 27 and not [s for s in at.slider if "try" in (s.help or "")]
     at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
-    far, near = image_urls(at)[:2]
-    at.slider(key="a7_kernel").set_value(9).run()
-    assert image_urls(at)[1] != near
-    at.slider(key="a7_sigma").set_value(1.5).run()
+    near, far = image_urls(at)[:2]  # the hybrids, then their low-pass at the same size (seen from afar)
+    at.slider(key="a7_kernel_mnist").set_value(9).run()
+    assert image_urls(at)[0] != near and image_urls(at)[1] != far
+    at.slider(key="a7_sigma_mnist").set_value(1.0).run()
     assert not at.exception
     at.text_input(key="a7_high").set_value("seven").run()
     assert not at.error

@@ -50,6 +50,8 @@ class BackendDefaults:
     stock_prompts: str  # A0's rows
     anagram: tuple[str, str, str]  # A6: prompt 1, prompt 2, view
     hybrid: tuple[str, str]  # A7: far, near
+    hybrid_filter: tuple[int, float]  # A7: Gaussian kernel and σ for the image size (the spec's 33, 2 for 64 px)
+    hybrid_guidance: float  # A7: γ (MNIST: 7, with which 16/16 hybrids read right; bench/RESULTS.md)
     input_source: str  # the first choice of the input-image picker
     free_text: bool  # any text is a prompt (else a digit)
 
@@ -61,12 +63,12 @@ class BackendDefaults:
 
 DEFAULTS = {
     "mnist": BackendDefaults(5.0, 10, 100, "7", 1.0, 170, "3\nfive\na handwritten 8",
-                             ("6", "9", "rotate 180°"), ("0", "1"), "MNIST test digit", False),
+                             ("6", "9", "rotate 180°"), ("0", "5"), (15, 1.5), 7.0, "MNIST test digit", False),
     "if": BackendDefaults(7.0, 30, 999, "a high quality photo", 2.0, 220,
                           "an oil painting of a snowy mountain village\na man wearing a hat\na rocket ship",
                           ("an oil painting of an old man", "an oil painting of people around a campfire",
                            "flip upside down"), ("a lithograph of a skull", "a lithograph of waterfalls"),
-                          "Sample photo", True),
+                          (33, 2.0), 7.0, "Sample photo", True),
 }
 
 
