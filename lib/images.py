@@ -64,3 +64,14 @@ def psnr(x: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0) -> f
     """Peak signal-to-noise ratio in dB, 10 log10(range² / MSE), for images in a range of width ``data_range``."""
     mse = torch.mean((x.float() - reference.float()) ** 2).item()
     return float("inf") if mse == 0 else 10 * math.log10(data_range**2 / mse)
+
+
+def gradient_energy(x: torch.Tensor) -> float:
+    """Edge energy E = mean((x[i, j+1] − x[i, j])²) + mean((x[i+1, j] − x[i, j])²), the mean squared finite difference
+    along each image axis (over the batch and channels too). A sharpness measure: blurring lowers it, and so does
+    averaging many plausible images (one-step x̂₀ ≈ E[x₀ | x_t]), which is why the blurry average can win on PSNR yet
+    have far less edge energy than a real image."""
+    x = x.float()
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return (dx.pow(2).mean() + dy.pow(2).mean()).item()
