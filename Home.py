@@ -24,27 +24,27 @@ IF_CARD = "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"
 
 # (page file, assignment sections, short title, what it shows); the sidebar reads "1.3 – 1.4 · Iterative denoising"
 PART_A = [
-    ("pages/01_A0_Stock_pipeline.py", "0", "Stock pipeline",
+    ("app_pages/01_A0_Stock_pipeline.py", "0", "Stock pipeline",
      "Sampling from the stock pipeline at several step counts"),
-    ("pages/02_A1_Forward_process.py", "1.1 – 1.2", "Forward process",
+    ("app_pages/02_A1_Forward_process.py", "1.1 – 1.2", "Forward process",
      "The forward process and classical (blur) denoising"),
-    ("pages/03_A2_Iterative_denoising.py", "1.3 – 1.4", "Iterative denoising",
+    ("app_pages/03_A2_Iterative_denoising.py", "1.3 – 1.4", "Iterative denoising",
      "One-step vs iterative denoising along strided timesteps"),
-    ("pages/04_A3_Sampling_and_CFG.py", "1.5 – 1.6", "Sampling and CFG",
+    ("app_pages/04_A3_Sampling_and_CFG.py", "1.5 – 1.6", "Sampling and CFG",
      "Sampling from pure noise; classifier-free guidance"),
-    ("pages/05_A4_Image-to-image.py", "1.7, 1.7.1, 1.7.3", "Image-to-image",
+    ("app_pages/05_A4_Image-to-image.py", "1.7, 1.7.1, 1.7.3", "Image-to-image",
      "SDEdit on photos, web images, sketches and with prompts"),
-    ("pages/06_A5_Inpainting.py", "1.7.2", "Inpainting", "Inpainting (RePaint)"),
-    ("pages/07_A6_Visual_anagrams.py", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views"),
-    ("pages/08_A7_Hybrid_images.py", "1.9", "Hybrid images",
+    ("app_pages/06_A5_Inpainting.py", "1.7.2", "Inpainting", "Inpainting (RePaint)"),
+    ("app_pages/07_A6_Visual_anagrams.py", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views"),
+    ("app_pages/08_A7_Hybrid_images.py", "1.9", "Hybrid images",
      "Hybrid images: low frequencies of one prompt, high of another"),
 ]
 PART_B = [
-    ("pages/10_B1_Single-step_denoiser.py", "B1", "Single-step denoiser",
+    ("app_pages/10_B1_Single-step_denoiser.py", "B1", "Single-step denoiser",
      "A UNet that denoises at one σ; training and the σ sweep"),
-    ("pages/11_B2_Time-conditioned_DDPM.py", "B2", "Time-conditioned DDPM",
+    ("app_pages/11_B2_Time-conditioned_DDPM.py", "B2", "Time-conditioned DDPM",
      "A DDPM told the timestep; schedule, training, sampling"),
-    ("pages/12_B3_Class-conditioned_DDPM.py", "B3", "Class-conditioned DDPM",
+    ("app_pages/12_B3_Class-conditioned_DDPM.py", "B3", "Class-conditioned DDPM",
      "Adding the digit and classifier-free guidance"),
 ]
 SECTIONS = {"Part A · a pretrained model": PART_A, "Part B · MNIST from scratch": PART_B}  # short: sidebar headers
@@ -56,7 +56,8 @@ MODEL_PAGES = {"denoiser": PART_B[0][0], "time": PART_B[1][0], "class": PART_B[2
 def app_page(path: str, sections: str, title: str) -> st.Page:
     """A page of the sidebar, titled with the assignment's section numbers; its URL stays the file's name without the
     ordering prefix ("A2_Iterative_denoising"), as it was before the pages had section numbers."""
-    return st.Page(path, title=f"{sections} · {title}", url_path=Path(path).stem.split("_", 1)[1])
+    url_path = path.removeprefix("app_pages/").removesuffix(".py").split("_", 1)[1]
+    return st.Page(path, title=f"{sections} · {title}", url_path=url_path)
 
 
 def toc(entries: list[tuple[str, str, str, str]]) -> None:

@@ -26,15 +26,17 @@ class AppPage:
 
     @property
     def url_path(self) -> str:
-        """Streamlit's URL path for a pages/ file: its name (Home.py, the main script, is served at "/")."""
+        """The page's URL path: its file name without the ordering prefix, as Home.py's navigation gives it (the
+        landing page is served at "/")."""
         return self.name
 
 
 def discover_pages(root: Path = ROOT) -> list[AppPage]:
-    """Every page in pages/, named the way Streamlit names them (``streamlit.source_util.page_icon_and_name``)."""
+    """Every page in app_pages/, named as Home.py's navigation names them (the same rule as
+    ``streamlit.source_util.page_icon_and_name``)."""
     from streamlit.source_util import page_icon_and_name, page_sort_key
 
-    files = sorted((root / "pages").glob("*.py"), key=page_sort_key)
+    files = sorted((root / "app_pages").glob("*.py"), key=page_sort_key)
     return [AppPage(f, page_icon_and_name(f)[1]) for f in files if not f.name.startswith("_")]
 
 

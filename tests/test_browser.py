@@ -1,6 +1,6 @@
 """The real app in a real browser: ``streamlit run Home.py`` driven by headless Chromium through Playwright.
 
-Every page found in pages/ is opened at the URL Streamlit gives it, its first control is changed, and the test checks
+Every page found in app_pages/ is opened at the URL Streamlit gives it, its first control is changed, and the test checks
 that the page re-ran without an exception and shows an image or a chart; a drawing on the canvas feeds SDEdit (A4) and a
 painted mask feeds inpainting (A5). Screenshots land in screenshots/ (gitignored). Needs Debian's chromium at
 /usr/bin/chromium (``.ci/run`` installs it); skipped without it.
@@ -157,7 +157,7 @@ def change_main_control(page) -> str:
 
 def test_every_page_is_discovered():
     names = [p.name for p in PAGES]
-    assert names, "no pages in pages/"
+    assert names, "no pages in app_pages/"
     assert len(set(names)) == len(names)
     assert all(not n[:1].isdigit() for n in names), names  # the "NN_" ordering prefix is not part of the URL
 
@@ -264,7 +264,7 @@ def test_page_runs_and_reacts(page, app_page):
 def _page_named(fragment: str):
     found = [p for p in PAGES if fragment in p.name]
     if not found:
-        pytest.skip(f"no page named *{fragment}* in pages/ yet")
+        pytest.skip(f"no page named *{fragment}* in app_pages/ yet")
     return found[0]
 
 

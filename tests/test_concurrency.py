@@ -158,9 +158,9 @@ def test_shipped_model_loaded_once_per_process_across_sessions(tmp_path, monkeyp
 
     import ui.common
 
-    pages = sorted((ROOT / "pages").glob("*_B3_*.py"))
+    pages = sorted((ROOT / "app_pages").glob("*_B3_*.py"))
     if not pages:
-        pytest.skip("the class-conditioned page (pages/*_B3_*.py) is not there yet")
+        pytest.skip("the class-conditioned page (app_pages/*_B3_*.py) is not there yet")
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "models")
     monkeypatch.setattr(model_store, "CACHE_DIR", tmp_path / "cache")
     save_tiny_shipped_model(tmp_path / "models")

@@ -18,7 +18,7 @@ from lib.mnist_model import MnistDDPM
 from tests.digit_classifier import read_digits
 from ui.backend import DEFAULTS, DEFAULT_SEED
 
-PAGES = Path(__file__).resolve().parent.parent / "pages"
+PAGES = Path(__file__).resolve().parent.parent / "app_pages"
 
 pytestmark = [
     pytest.mark.skipif(not model_store.shipped_path("class").exists(), reason="shipped class model missing"),

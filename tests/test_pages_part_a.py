@@ -16,7 +16,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ROOT / "pages"
+PAGES = ROOT / "app_pages"
 TIMEOUT = 120
 
 

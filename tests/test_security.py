@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE_DIRS = ("lib", "ui", "pages", "scripts", "bench")
-APP_SCRIPTS = sorted((ROOT / "pages").glob("*.py")) + [ROOT / "Home.py"]
+CODE_DIRS = ("lib", "ui", "app_pages", "scripts", "bench")
+APP_SCRIPTS = sorted((ROOT / "app_pages").glob("*.py")) + [ROOT / "Home.py"]
 SECRET = "hf_SECRET_TEST_TOKEN"
 UNPICKLING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "joblib", "shelve", "marshal", "cloudpickle"}
 
@@ -202,7 +202,7 @@ def test_token_never_shown_logged_or_stored(capfd, app_with_secret):
     assert not home.exception, [e.value for e in home.exception]
     rendered = [_rendered_text(home)]
 
-    part_a = sorted((ROOT / "pages").glob("0*_A*.py"))
+    part_a = sorted((ROOT / "app_pages").glob("0*_A*.py"))
     assert part_a, "no part-A page found"
     page = AppTest.from_file(str(part_a[0]), default_timeout=180).run()
     assert not page.exception, [e.value for e in page.exception]

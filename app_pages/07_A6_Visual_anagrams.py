@@ -10,7 +10,7 @@ from ui.backend import StepProgress, download_png, prompt_ok
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
 
 backend = page_setup(
-    "A6 · Visual anagrams",
+    "1.8 · Visual anagrams",
     [r"\varepsilon_1 = \text{CFG-UNet}(x_t, t, p_1), \qquad "
      r"\varepsilon_2 = v^{-1}\!\left(\text{CFG-UNet}(v(x_t), t, p_2)\right)",
      r"\varepsilon = w\,\varepsilon_1 + (1 - w)\,\varepsilon_2"],

@@ -9,7 +9,7 @@ from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stri
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, pick_image, pick_mask, prompt_input, show
 
 backend = page_setup(
-    "A5 · Inpainting",
+    "1.7.2 · Inpainting",
     r"x_{t'} \leftarrow \mathbf{m} \odot x_{t'} + (1 - \mathbf{m}) \odot "
     r"\left(\sqrt{\bar\alpha_{t'}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t'}}\,\varepsilon\right)",
     "Inpainting regenerates only part of an image (where the mask **m = 1**) and keeps the rest. RePaint does it with "

@@ -10,7 +10,7 @@ from ui.backend import StepProgress, download_png, prompt_ok
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
 
 backend = page_setup(
-    "A7 · Hybrid images",
+    "1.9 · Hybrid images",
     [r"\varepsilon = \operatorname{lowpass}(\varepsilon_1) + \operatorname{highpass}(\varepsilon_2),",
      r"\varepsilon_i = \text{CFG-UNet}(x_t, t, p_i), \quad \operatorname{lowpass} = G_{k,\sigma} * \cdot, "
      r"\quad \operatorname{highpass} = \mathrm{id} - \operatorname{lowpass}"],

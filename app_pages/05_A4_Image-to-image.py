@@ -10,7 +10,7 @@ from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stri
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, pick_image, prompt_input, show
 
 backend = page_setup(
-    "A4 · Image-to-image (SDEdit)",
+    "1.7, 1.7.1, 1.7.3 · Image-to-image (SDEdit)",
     [r"x_{t_{i}} = \sqrt{\bar\alpha_{t_i}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t_i}}\,\varepsilon,"
      r"\qquad t_i = \text{timesteps}[i_\text{start}]",
      r"\text{then denoise } t_i \to t_{i+1} \to \dots \to 0 \text{ with } "

@@ -12,7 +12,7 @@ from ui.backend import download_png, seed_control
 from ui.part_a import page_setup, pick_image, show
 
 backend = page_setup(
-    "A1 · Forward process and classical denoising",
+    "1.1 – 1.2 · Forward process and classical denoising",
     [r"q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\;(1-\bar\alpha_t)\,I\right)"
      r"\quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
      r"\quad \varepsilon \sim \mathcal{N}(0, I)",

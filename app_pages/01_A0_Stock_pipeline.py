@@ -10,7 +10,7 @@ from ui.backend import DEFAULTS, StepProgress, download_png, if_source, prompt_o
 from ui.part_a import page_setup, show
 
 backend = page_setup(
-    "A0 · Sampling with the stock pipeline",
+    "0 · Sampling with the stock pipeline",
     r"x_T \sim \mathcal{N}(0, I) \;\xrightarrow{\;\varepsilon_\theta(x_t,\,t,\,\text{prompt})\;}\; x_{t_1}"
     r" \rightarrow \dots \rightarrow x_0, \qquad \text{steps} = |\{t_0 > t_1 > \dots > t_K\}| - 1",
     "A diffusion model turns pure noise into an image by repeatedly predicting the noise in it and removing a bit. "

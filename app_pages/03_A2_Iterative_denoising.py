@@ -14,7 +14,7 @@ from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, clamped_key, page_setup, pick_image, prompt_input, show
 
 backend = page_setup(
-    "A2 · One-step vs iterative denoising",
+    "1.3 – 1.4 · One-step vs iterative denoising",
     [r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}",
      r"x_{t'} = \frac{\sqrt{\bar\alpha_{t'}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0"
      r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}\,x_t + v_\sigma,"
