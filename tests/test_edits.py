@@ -179,3 +179,40 @@ def test_detail_as_ink_draws_the_strokes_white_on_black():
     assert torch.all((ink[0] > -1) <= (ring()[0] > 0))  # ink only on the ring's stroke; centre and outside black
     flat = torch.full((1, 1, 28, 28), 0.3)
     assert torch.allclose(detail_as_ink(flat), torch.full_like(flat, -1.0), atol=1e-3)
+
+
+def test_inpainting_with_one_sample_per_jump_is_the_plain_repaint_loop():
+    """jump_n_sample = 1 (any jump_length) draws the same noise in the same order as the plain loop: the same tensor."""
+    from lib.edits import repaint_update
+    from lib.sampling import denoise, randn
+
+    image, mask = ring(2), torch.zeros(1, 1, 28, 28)
+    mask[..., 14:, :] = 1.0
+    c, ts = DEN.encode_prompt("5"), DEN.timesteps(STRIDE)
+    g = gen(21)
+    x = randn(image.shape, g, like=image)
+    plain = denoise(x, ts, cfg_predictor(DEN, c, DEN.null_condition(), 5.0), DEN.schedule, g,
+                    variance_type=DEN.variance_type, after_step=repaint_update(image, mask, DEN.schedule, g, ts[-1]))
+    for jump_length in (1, 3):
+        out = inpaint(DEN, image, mask, cond=c, scale=5.0, stride=STRIDE, generator=gen(21), jump_length=jump_length)
+        assert torch.equal(out, plain)
+
+
+def test_inpainting_with_resampling_calls_the_model_as_the_schedule_says_and_keeps_the_outside():
+    from lib.repaint import call_timesteps, model_calls, resampling_path
+
+    image, mask = ring(), torch.zeros(1, 1, 28, 28)
+    mask[..., :14, :] = 1.0
+    seen, counting = [], CountingDenoiser(DEN)
+    out = inpaint(counting, image, mask, cond=DEN.encode_prompt("3"), scale=5.0, stride=STRIDE, generator=gen(4),
+                  jump_length=2, jump_n_sample=3, on_step=lambda i, t, x, x0: seen.append(t))
+    n = len(DEN.timesteps(STRIDE)) - 1
+    assert len(counting.calls) == len(seen) == model_calls(n, 2, 3) > n
+    ts = DEN.timesteps(STRIDE)
+    assert [t for t in call_timesteps(ts, resampling_path(n, 2, 3))] == [ts[ts.index(t) - 1] for t in seen]
+    keep = (mask == 0).expand_as(out)
+    assert torch.equal(out[keep], image[keep])
+    a = inpaint(DEN, image, mask, cond=DEN.encode_prompt("3"), scale=5.0, stride=STRIDE, generator=gen(4),
+                jump_length=2, jump_n_sample=3)
+    assert torch.equal(a, out) and not torch.equal(a, inpaint(DEN, image, mask, cond=DEN.encode_prompt("3"), scale=5.0,
+                                                             stride=STRIDE, generator=gen(4)))
