@@ -3,11 +3,13 @@
 import streamlit as st
 import torch
 
-from lib.edits import sdedit
+from lib.costs import counts_cost
+from lib.edits import sdedit_strip
 from lib.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import EMPTY_PROMPT_HELP, page_setup, pick_image, prompt_input, show
+from ui.common import counted
+from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, prompt_input, show, with_cfg
 
 backend = page_setup(
     "1.7, 1.7.1, 1.7.3 · Image-to-image (SDEdit)",
@@ -26,17 +28,28 @@ COURSE_I_STARTS = [1, 3, 5, 7, 10, 20]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+@counts_cost
 def sdedit_sweep(backend_key: str, image, prompt: str, scale: float, i_starts: tuple[int, ...], stride: int,
                  seed: int, _den, _on_step=None) -> torch.Tensor:
-    """One SDEdit per i_start, each from the same seed: (len(i_starts), C, H, W)."""
+    """One SDEdit per i_start (ascending), each from the same seed, all in one batched run: (len(i_starts), C, H, W)."""
     x = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype)
-    cond = _den.encode_prompt(prompt)
-    out = []
-    for i_start in i_starts:
-        gen = torch.Generator(device=_den.device).manual_seed(seed)
-        out.append(sdedit(_den, x, cond=cond, scale=scale, i_start=i_start, stride=stride, generator=gen,
-                          on_step=_on_step).float().cpu())
-    return torch.cat(out)
+    return sdedit_strip(_den, x, cond=_den.encode_prompt(prompt), scale=scale, i_starts=i_starts, stride=stride,
+                        seed=seed, on_step=_on_step).float().cpu()
+
+
+def noise_level(t: int) -> float:
+    """√(1 − ᾱ_t): the standard deviation of the noise in x_t (the image itself is scaled by √ᾱ_t)."""
+    return (1 - backend.denoiser.schedule.abar(t)) ** 0.5
+
+
+def strip_statement(ts: list[int], i_starts: list[int], stride: int) -> str:
+    """What the strip runs, in numbers: K = N − i_start of the N strided steps per edit, one batch for all of them."""
+    n, first = len(ts) - 1, i_starts[0]
+    return (f"Stride {stride}: the strided schedule has **N = {n}** steps. The edit at i_start starts at t = "
+            f"timesteps[i_start] with noise √(1 − ᾱ_t) and runs the last **K = N − i_start** steps. All "
+            f"{len(i_starts)} edits are **one batched run**: an edit joins the batch when the loop reaches its "
+            f"i_start, so the strip takes N − {first} = {counted(n - first, 'model call')}, not "
+            f"Σ K = {sum(n - i for i in i_starts)}.")
 
 
 left, right = st.columns([2, 3])
@@ -66,13 +79,17 @@ if skipped:
 if not valid:
     st.error(f"No valid i_start: pick values between 0 and {len(ts) - 2} (or a smaller stride).")
 elif picked is not None and prompt_ok(backend, prompt):
-    progress = StepProgress(sum(len(ts) - 1 - i for i in valid), "SDEdit:")
-    result = sdedit_sweep(backend.key, picked.array, prompt, scale, tuple(valid), stride, seed, backend.denoiser,
-                          progress)
+    steps_each = [len(ts) - 1 - i for i in valid]
+    progress = StepProgress(steps_each[0], "SDEdit (all i_starts in one batch):")
+    result, cost = sdedit_sweep(backend.key, picked.array, prompt, scale, tuple(valid), stride, seed,
+                                backend.denoiser, progress)
     progress.done()
+    st.markdown(strip_statement(ts, valid, stride))
     cols = layout.columns(len(valid) + 1)
-    for col, i, image in zip(cols, valid, result):
-        show(image, container=col, caption=f"i_start = {i} (t = {ts[i]})", target_px=110)
+    for col, i, k, image in zip(cols, valid, steps_each, result):
+        caption = f"i_start = {i}: runs {k} of {len(ts) - 1} steps from t = {ts[i]} (noise {noise_level(ts[i]):.2f})"
+        show(image, container=col, caption=caption, target_px=110)
     show(picked.tensor(), container=cols[-1], caption=f"original ({picked.caption})", target_px=110)
     download_png(grid(torch.cat([result, picked.tensor()]), len(valid) + 1, upscale=max(1, 128 // backend.size)),
                  f"sdedit_seed{seed}.png", "Download the row")
+    cost_caption(cost, f"Σ K = {sum(steps_each)} image-steps{with_cfg(cost, sum(steps_each))}", progress)

@@ -50,8 +50,8 @@ class CountingDenoiser:
         return out
 
     def stock_sample(self, prompt: str, *, steps: int, seed: int, scale: float, num_samples: int = 1):
-        """The stock pipeline runs its UNet outside ``predict``: counted from its step count. diffusers' IFPipeline makes
-        one UNet call per inference step, on [uncond | cond] rows when guidance_scale > 1 (else the cond rows alone);
+        """The stock pipeline runs its UNet outside ``predict``: counted from its step count. diffusers' IFPipeline
+        makes one UNet call per inference step, on [uncond | cond] rows when guidance_scale > 1 (else the cond rows alone);
         the time is the whole pipeline's (its prompt embeddings are cached, so mostly UNet time), spread over its
         steps."""
         start = time.perf_counter()

@@ -220,15 +220,38 @@ def test_a2_iterative_denoising():
     assert_prompt_rule(at, "a2_prompt")
 
 
+def noise(t: int) -> str:
+    """√(1 − ᾱ_t) of the MNIST model's linear schedule, as A4 shows it."""
+    from lib.schedules import linear_schedule
+    from lib.training import TrainConfig
+
+    config = TrainConfig.spec("class", hidden=8)
+    return f"{(1 - linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).abar(t)) ** 0.5:.2f}"
+
+
+def cost_line(at: AppTest) -> str:
+    """The page's cost caption (lib.costs via ui.part_a.cost_caption)."""
+    return next(c.value for c in at.caption if "UNet call" in c.value)
+
+
 def test_a4_image_to_image():
     at = run_page("05_A4_Image-to-image.py")
     assert_page_basics(at, r"\text{timesteps}[i_\text{start}]")
     names = [c for img in at.image for c in img.captions]
-    assert names[:6] == [f"i_start = {i} (t = {299 - 10 * i})" for i in (1, 3, 5, 7, 10, 20)]
+    assert names[:6] == [f"i_start = {i}: runs {30 - i} of 30 steps from t = {t} (noise {noise(t)})"
+                         for i, t in ((i, 299 - 10 * i) for i in (1, 3, 5, 7, 10, 20))]
+    # one batched run: the strip costs the 29 steps of i_start = 1, on Σ K = 134 image-steps × 2 for CFG (γ = 5)
+    assert "N − 1 = 29 model calls, not Σ K = 134" in " ".join(m.value for m in at.markdown)
+    assert cost_line(at).startswith("29 UNet calls · 268 rows (Σ K = 134 image-steps × 2 for CFG) · ")
     first = image_urls(at)
+    at.run()
+    assert cost_line(at).startswith("From the cache (no model call now); computing it took 29 UNet calls · 268 rows")
     at.multiselect(key="a4_istarts").set_value([5, 29, 35]).run()
     assert "i_start 35 skipped" in " ".join(w.value for w in at.warning)
-    assert [c for img in at.image for c in img.captions][:2] == ["i_start = 5 (t = 249)", "i_start = 29 (t = 9)"]
+    assert [c for img in at.image for c in img.captions][:2] == [
+        f"i_start = 5: runs 25 of 30 steps from t = 249 (noise {noise(249)})",
+        f"i_start = 29: runs 1 of 30 steps from t = 9 (noise {noise(9)})"]
+    assert cost_line(at).startswith("25 UNet calls · 52 rows (Σ K = 26 image-steps × 2 for CFG)")
     assert image_urls(at)[0] == first[2]  # same seed, same i_start → same edit
     at.text_input(key="a4_prompt").set_value("seven").run()  # 1.7.3: another prompt steers the edit
     assert not at.error and image_urls(at)[0] != first[2]

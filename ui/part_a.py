@@ -10,9 +10,11 @@ import streamlit as st
 import torch
 from PIL import Image
 
+from lib.costs import Cost
 from lib.images import grid
 from ui import layout
-from ui.backend import Backend, active_backend, seed_control, stride_control
+from ui.backend import Backend, StepProgress, active_backend, seed_control, stride_control
+from ui.common import counted
 
 CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
 TOOLBAR_RISE_PX = 43  # st_canvas' toolbar pops up 2.65rem (42.4 px) above the canvas on hover (its stylesheet)
@@ -40,6 +42,25 @@ def show(images: torch.Tensor | np.ndarray, *, ncols: int | None = None, caption
     picture = grid(x, ncols or x.shape[0], upscale=max(1, target_px // x.shape[-1]))
     layout.image(picture, caption, container)
     return picture
+
+
+def with_cfg(cost: Cost, rows_without_cfg: int) -> str:
+    """" × 2 for CFG" when the calls carried both CFG halves of ``rows_without_cfg`` rows (measured), else the note
+    that one pass sufficed (γ = 1, or γ = 0 on a model without a learned variance)."""
+    return " × 2 for CFG" if cost.rows == 2 * rows_without_cfg else ", one CFG pass at this γ"
+
+
+def cost_caption(cost: Cost, rows_why: str, progress: StepProgress) -> str:
+    """"31 UNet calls · 248 rows (4 samples × 2 for CFG) · 14 ms per call" under a result; ``rows_why`` says where the
+    rows come from. A progress bar that never moved means the cached function did not run: the result came from the
+    cache, and the line says what computing it cost."""
+    ms = cost.ms_per_call
+    text = (f"{counted(cost.calls, 'UNet call')} · {counted(cost.rows, 'row')} ({rows_why}) · "
+            f"{ms:.{1 if ms < 10 else 0}f} ms per call")
+    if progress.count == 0:
+        text = f"From the cache (no model call now); computing it took {text}"
+    st.caption(text)
+    return text
 
 
 # --- input images ----------------------------------------------------------------------------------------------------
