@@ -3,11 +3,12 @@
 import streamlit as st
 import torch
 
+from lib.costs import counts_cost
 from lib.images import grid
 from lib.sampling import sample
 from ui import layout
 from ui.backend import DEFAULTS, StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
-from ui.part_a import page_setup, show
+from ui.part_a import cost_caption, page_setup, show, with_cfg
 
 backend = page_setup(
     "0 · Sampling with the stock pipeline",
@@ -26,6 +27,7 @@ IF_STEPS = [2, 5, 10, 20, 50]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+@counts_cost
 def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, ...], seed: int, _den,
                _on_step=None) -> torch.Tensor:
     """(len(strides), len(prompts), C, H, W): for each stride, all prompts in one batch from the same seed."""
@@ -39,6 +41,7 @@ def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, .
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+@counts_cost
 def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], seed: int, _den,
             _progress=None) -> torch.Tensor:
     """(len(steps), len(prompts), 3, 64, 64) from the stock IFPipeline, re-seeded for every image."""
@@ -107,16 +110,21 @@ elif all(prompt_ok(backend, p) for p in prompts):
     if backend.is_if:
         columns = sorted(columns)
         progress = StepProgress(len(columns) * len(prompts), "Running the IF pipeline:")
-        result = if_grid(backend.key, prompts, tuple(columns), seed, den, progress)
+        result, cost = if_grid(backend.key, prompts, tuple(columns), seed, den, progress)
+        rows_why = (f"1 prompt per pipeline call{with_cfg(cost, cost.calls)}; counted from the stock pipeline's "
+                    "steps, one UNet call each (it runs its UNet itself); the time per call is its whole time per "
+                    "step; stage 2 is not counted")
         labels = [f"{n} steps" for n in columns]
     else:
         columns = sorted(columns, reverse=True)  # fewest steps first
         counts = [len(den.timesteps(s)) - 1 for s in columns]
         progress = StepProgress(sum(counts), "Sampling:")
-        result = mnist_grid(backend.key, prompts, tuple(columns), seed, den, progress)
+        result, cost = mnist_grid(backend.key, prompts, tuple(columns), seed, den, progress)
+        rows_why = f"{len(prompts)} prompts per call{with_cfg(cost, cost.calls * len(prompts))}"
         labels = [f"stride {s} · {n} steps" for s, n in zip(columns, counts)]
     progress.done()
     st.caption(f"Guidance scale γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(prompts))
+    cost_caption(cost, rows_why, progress)
     cols = layout.columns(len(columns))
     for col, label, images in zip(cols, labels, result):
         col.markdown(f"**{label}**")

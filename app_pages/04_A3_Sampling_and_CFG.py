@@ -4,12 +4,13 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from lib.costs import counts_cost
 from lib.images import grid
 from lib.sampling import sample
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, show
+from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, show
 
 backend = page_setup(
     "1.5 – 1.6 · Sampling from noise and classifier-free guidance",
@@ -28,6 +29,7 @@ SCALES = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+@counts_cost
 def guidance_sweep(backend_key: str, prompt: str, scales: tuple[float, ...], num_samples: int, stride: int, seed: int,
                    _den, _on_step=None) -> torch.Tensor:
     """(len(scales), N, C, H, W) samples; the generator is re-seeded per scale so every γ starts from the same x_T."""
@@ -59,9 +61,11 @@ elif prompt_ok(backend, prompt):
     scales = tuple(sorted(scales))
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps * len(scales), f"Sampling {len(scales)} × {num_samples} images:")
-    result = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
+    result, cost = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
     progress.done()
     st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt {prompt!r}.")
+    cost_caption(cost, f"{counted(num_samples, 'sample')} per call, one γ after another, × 2 for CFG where γ needs "
+                       "both halves: all but γ = 1, and γ = 0 on a model without learned variance", progress)
     cols = layout.columns(len(scales))
     ncols = 2 if num_samples > 1 else 1
     for col, scale, images in zip(cols, scales, result):

@@ -111,9 +111,12 @@ def test_a3_sampling_and_cfg():
     assert [m.value for m in at.markdown if m.value.startswith("**γ")] == [f"**γ = {g}**" for g in (0, 1, 3, 5, 7)]
     first = image_urls(at)
     assert len(first) == 5
+    # 30 steps per γ, one γ after another: 5 × 30 calls; 4 samples, × 2 for CFG except the one-pass γ = 0 and 1
+    assert cost_line(at).startswith(f"150 UNet calls · {30 * 4 * (1 + 1 + 2 + 2 + 2)} rows (4 samples per call")
     # same inputs again: served from st.cache_data (the progress bar must not break the replay)
     at.run()
     assert not at.exception and image_urls(at) == first
+    assert cost_line(at).startswith("From the cache (no model call now); computing it took 150 UNet calls · 960 rows")
     at.text_input(key="a3_prompt").set_value("seven").run()
     assert image_urls(at) == first  # "seven" is the same condition as "7": still the cached result
     # another prompt changes the conditional samples but not γ = 0, which ignores the prompt
@@ -124,6 +127,7 @@ def test_a3_sampling_and_cfg():
     assert len(at.get("plotly_chart")) == 1
     at.slider(key="a3_stride_mnist").set_value(50).run()
     assert not at.exception and "6 denoising steps" in captions(at)
+    assert cost_line(at).startswith(f"12 UNet calls · {6 * 4 * (1 + 2)} rows")  # γ = 0 and 3, 6 steps each
     assert_prompt_rule(at, "a3_prompt")
     assert "unconditional" in infos(at)  # the page says that γ then changes nothing
     at.text_input(key="a3_prompt").set_value("7")
@@ -166,6 +170,8 @@ def test_a0_stock_pipeline():
     assert_page_basics(at, r"\mathcal{N}(0, I)")
     labels = [m.value for m in at.markdown if m.value.startswith("**stride")]
     assert labels == ["**stride 100 · 3 steps**", "**stride 30 · 10 steps**", "**stride 10 · 30 steps**"]
+    rows = len(at.text_area(key="a0_prompts_mnist").value.splitlines())  # one batch of all prompts per call
+    assert cost_line(at).startswith(f"43 UNet calls · {43 * rows * 2} rows ({rows} prompts per call × 2 for CFG)")
     first = image_urls(at)
     at.multiselect(key="a0_strides_mnist").set_value([150]).run()
     assert [m.value for m in at.markdown if m.value.startswith("**stride")] == ["**stride 150 · 2 steps**"]
@@ -474,6 +480,7 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
 
     at = if_page("01_A0_Stock_pipeline.py", a0_prompts_if="a rocket ship", a0_steps_if=[2])
     assert [m.value for m in at.markdown if m.value.startswith("**")][:1] == ["**2 steps**"]
+    assert cost_line(at).startswith("2 UNet calls · 4 rows (1 prompt per pipeline call × 2 for CFG; counted")
     assert len(image_urls(at)) == 1
     at.toggle(key="a0_upscale").set_value(True).run()
     assert not at.exception and not at.error, errors(at)
@@ -485,7 +492,8 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     assert at.selectbox(key="a1_photo").value == "rocket"
 
     at = if_page("05_A4_Image-to-image.py", a4_istarts=[30])
-    assert [c for img in at.image for c in img.captions][0] == "i_start = 30 (t = 90)"
+    assert [c for img in at.image for c in img.captions][0].startswith("i_start = 30: runs 3 of 33 steps from t = 90")
+    assert cost_line(at).startswith("3 UNet calls · 6 rows (Σ K = 3 image-steps × 2 for CFG)")  # γ = 7 on IF
     assert at.text_input(key="a4_prompt").value == "a high quality photo"
 
     at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
