@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from lib.costs import counts_cost
 from lib.filters import lowpass
 from lib.images import gradient_energy, grid, psnr
 from lib.plots import TrajectoryRecorder, animation_figure
@@ -11,7 +12,8 @@ from lib.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import EMPTY_PROMPT_HELP, clamped_key, page_setup, pick_image, prompt_input, show
+from ui.part_a import (EMPTY_PROMPT_HELP, clamped_key, cost_caption, page_setup, pick_image, prompt_input, show,
+                       with_cfg)
 
 backend = page_setup(
     "1.3 – 1.4 · One-step vs iterative denoising",
@@ -56,6 +58,7 @@ def scores_line(images: torch.Tensor, x0: torch.Tensor) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+@counts_cost
 def compare(backend_key: str, image, prompt: str, i_start: int, stride: int, every: int, kernel: int, sigma: float,
             seed: int, _den, _on_step=None):
     """x_t, its blur, the one-step x̂0, the iterative result, the trajectory frames and the PSNR of x̂0 per step."""
@@ -105,8 +108,8 @@ with right:
 
 if picked is not None and prompt_ok(backend, prompt):
     progress = StepProgress(len(ts) - 1 - i_start, "Denoising:")
-    images, frames, labels, curve = compare(backend.key, picked.array, prompt, i_start, stride, every, kernel, sigma,
-                                            seed, backend.denoiser, progress)
+    (images, frames, labels, curve), cost = compare(backend.key, picked.array, prompt, i_start, stride, every, kernel,
+                                                    sigma, seed, backend.denoiser, progress)
     progress.done()
     x0 = images[:1]
     names = ["original", f"noisy (t = {ts[i_start]})", "Gaussian blur", "one-step x̂₀", "iterative"]
@@ -115,6 +118,8 @@ if picked is not None and prompt_ok(backend, prompt):
         score = "" if name == "original" else f" · {psnr(image, x0):.1f} dB · edges {100 * edges(image, x0):.0f} %"
         show(image, container=col, caption=name + score, target_px=140)
     st.markdown(scores_line(images, x0))
+    cost_caption(cost, f"1 image per call: the one-step estimate's call and "
+                       f"{counted(len(ts) - 1 - i_start, 'iterative step')}{with_cfg(cost, cost.calls)}", progress)
     st.markdown(WHY_PSNR_PREFERS_BLUR)
 
     st.subheader("The iterative loop, every k-th step")

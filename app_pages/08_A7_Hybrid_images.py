@@ -3,11 +3,12 @@
 import streamlit as st
 import torch
 
+from lib.costs import counts_cost
 from lib.edits import hybrid_predictor, sample_with
 from lib.filters import detail_as_ink, lowpass
 from lib.images import grid
 from ui.backend import StepProgress, download_png, prompt_ok
-from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
+from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
 
 backend = page_setup(
     "1.9 · Hybrid images",
@@ -29,6 +30,7 @@ def filter_limits(size: int) -> tuple[int, float]:
     return (size - 1) | 1, size / 8
 
 
+@counts_cost
 def hybrids(backend_key: str, prompt_low: str, prompt_high: str, kernel: int, sigma: float, scale: float,
             num_samples: int, stride: int, seed: int, _den, _on_step=None) -> torch.Tensor:
     """(N, C, H, W) hybrids; both prompts (and both CFG halves) in one batched model call per step."""
@@ -61,11 +63,13 @@ num_samples, stride, seed = samples_stride_seed(backend, "a7")
 if prompt_ok(backend, prompt_low, field="Prompt 1") and prompt_ok(backend, prompt_high, field="Prompt 2"):
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling hybrids:")
-    result = hybrids(backend.key, prompt_low, prompt_high, kernel, sigma, scale, num_samples, stride, seed,
+    result, cost = hybrids(backend.key, prompt_low, prompt_high, kernel, sigma, scale, num_samples, stride, seed,
                      backend.denoiser, progress)
     progress.done()
     st.markdown(f"**Up close**: should read as {prompt_high!r}")
     show(result, ncols=num_samples, target_px=backend.defaults.display_px)
+    cost_caption(cost, f"{num_samples} samples × 2 prompts per call{with_cfg(cost, cost.calls * num_samples * 2)}",
+                 progress)
     st.markdown(f"**From far**: should read as {prompt_low!r}")
     show(lowpass(result, kernel, sigma), ncols=num_samples, target_px=backend.defaults.display_px,
          caption="What a distant eye resolves: the low-pass of the images above, shown enlarged (or step back from "

@@ -218,8 +218,12 @@ def test_a2_iterative_denoising():
     names = [c for img in at.image for c in img.captions]
     assert names[0].startswith("original") and names[-1].startswith("iterative") and "dB" in names[-1]
     first = image_urls(at)
+    # the one-step call and 20 iterative steps from i_start = 10 of 30, one image, γ = 1: one pass each
+    assert cost_line(at).startswith("21 UNet calls · 21 rows (1 image per call: the one-step estimate's call and "
+                                    "20 iterative steps, one CFG pass at this γ)")
     at.slider(key="a2_istart_mnist").set_value(20).run()
     assert "= **99**" in captions(at) and image_urls(at)[1] != first[1]
+    assert cost_line(at).startswith("11 UNet calls · 11 rows")
     at.slider(key="a2_stride_mnist").set_value(100).run()  # 4 timesteps: i_start is clamped to 2
     assert not at.exception and at.slider(key="a2_istart_mnist").value == 2
     assert "· 1 denoising step from there." in captions(at)  # one step, not "1 denoising steps"
@@ -444,6 +448,8 @@ def test_a7_hybrid_images():
     assert at.slider(key="a7_kernel_mnist").max == 27 and not [s for s in at.slider if "try" in (s.help or "")]
     at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
     near, far = image_urls(at)[:2]  # the hybrids, then their low-pass at the same size (seen from afar)
+    # 6 steps, each one call on 4 samples × 2 prompts × 2 CFG halves (γ = 7)
+    assert cost_line(at).startswith("6 UNet calls · 96 rows (4 samples × 2 prompts per call × 2 for CFG)")
     at.slider(key="a7_kernel_mnist").set_value(9).run()
     assert image_urls(at)[0] != near and image_urls(at)[1] != far
     at.slider(key="a7_sigma_mnist").set_value(1.0).run()
