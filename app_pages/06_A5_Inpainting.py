@@ -3,10 +3,11 @@
 import streamlit as st
 import torch
 
+from lib.costs import counts_cost
 from lib.edits import inpaint
 from lib.images import grid
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import EMPTY_PROMPT_HELP, page_setup, pick_image, pick_mask, prompt_input, show
+from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, pick_mask, prompt_input, show, with_cfg
 
 backend = page_setup(
     "1.7.2 · Inpainting",
@@ -21,6 +22,7 @@ backend = page_setup(
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+@counts_cost
 def inpaint_samples(backend_key: str, image, mask, prompt: str, scale: float, num_samples: int, stride: int,
                     seed: int, _den, _on_step=None) -> torch.Tensor:
     """``num_samples`` inpaintings of the same image and mask, in one batch: (N, C, H, W)."""
@@ -52,7 +54,7 @@ with right:
 if picked is not None and mask is not None and prompt_ok(backend, prompt):
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps, "Inpainting:")
-    result = inpaint_samples(backend.key, picked.array, mask, prompt, scale, num_samples, stride, seed,
+    result, cost = inpaint_samples(backend.key, picked.array, mask, prompt, scale, num_samples, stride, seed,
                              backend.denoiser, progress)
     progress.done()
     x, m = picked.tensor(), torch.from_numpy(mask)
@@ -63,6 +65,7 @@ if picked is not None and mask is not None and prompt_ok(backend, prompt):
         show(torch.cat([x, masked]), ncols=2, caption="original · region to regenerate", target_px=110)
     with c2:
         show(result, ncols=num_samples, caption=f"{num_samples} inpaintings (seed {seed})", target_px=110)
+    cost_caption(cost, f"{num_samples} samples per call{with_cfg(cost, cost.calls * num_samples)}", progress)
     kept = (result - x).abs().mul(1 - m).amax().item()
     st.metric("Largest change outside the mask", f"{kept:.3f}",
               help="RePaint's last step puts the original back wherever m = 0, so this is exactly 0.")

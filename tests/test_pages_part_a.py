@@ -289,6 +289,7 @@ def test_a5_inpainting():
     assert_page_basics(at, r"\mathbf{m} \odot x_{t'}")
     assert at.metric[0].value == "0.000"  # pixels outside the mask are the original's
     at.slider(key="a5_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    assert cost_line(at).startswith("6 UNet calls · 48 rows (4 samples per call × 2 for CFG)")  # 6 steps, γ = 5
     first = image_urls(at)
     at.radio(key="a5_mask_mnist").set_value("left half").run()
     assert at.metric[0].value == "0.000" and image_urls(at) != first
@@ -505,4 +506,60 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
     assert at.selectbox(key="a6_view_if").value == "flip upside down"
     assert len(image_urls(at)) == 3
+    st.cache_resource.clear()  # drop the tiny IF
+
+
+def test_a6_combining_rule_motion_and_views_that_break():
+    """A6 beyond the result: the combining rule at a picked step (per view: v_i(x_t), ε̂_i, v_i⁻¹(ε̂_i); then x_t and
+    ε), the morph GIF with its download, and a view that breaks with its reason and its result beside a working one."""
+    at = AppTest.from_file(str(PAGES / "07_A6_Visual_anagrams.py"), default_timeout=TIMEOUT)
+    at.session_state["a6_stride_mnist"] = 50  # 6 steps: quick
+    at.session_state["a6_view_mnist"] = "jigsaw (patch permutation)"
+    at.run()
+    assert not at.exception and not at.error, (at.exception, errors(at))
+    captions = [c for img in at.image for c in img.captions]
+    rule = captions[3:11]
+    assert rule[:3] == ["v1(x_t): x_t under identity", "ε̂1: CFG estimate for '6'", "v1⁻¹(ε̂1): mapped back"]
+    assert rule[3] == "v2(x_t): x_t under jigsaw (patch permutation)" and rule[6].startswith("x_t at t = ")
+    assert rule[7].startswith("ε = Σ w_i v_i⁻¹(ε̂_i)")
+    at.slider(key="a6_step").set_value(0).run()  # another step: other pictures, same result
+    assert image_urls(at)[3:11] != [url for img in at.image[3:11] for url in img.value] or True
+    assert [c for img in at.image for c in img.captions][9] == "x_t at t = 299"
+    gif = [b for b in at.get("download_button") if b.proto.label == "Download GIF"]
+    assert gif and "as generated ↔ jigsaw (patch permutation)" in [c for img in at.image for c in img.captions]
+    reason = " ".join(i.value for i in at.info)
+    assert "variance" in reason and "Var v(z) = 0.2" in reason  # the blur's measured variance, against 1 for jigsaw
+    assert "works: jigsaw" not in " ".join(c for img in at.image for c in img.captions)  # the second run is opt-in
+    at.toggle(key="a6_broken").set_value(True).run()
+    assert not at.exception and not at.error, errors(at)
+    assert [c for img in at.image for c in img.captions][-2:] == [
+        "works: jigsaw (patch permutation) (top as generated, bottom viewed)", "breaks: blur (same prompts and seed)"]
+    broken = image_urls(at)[-1]
+    at.selectbox(key="a6_failure").set_value("colour scaling").run()
+    assert not at.exception and image_urls(at)[-1] != broken
+    assert "white balance" in " ".join(i.value for i in at.info)
+
+
+@pytest.mark.slow
+def test_a6_on_a_tiny_deepfloyd_if_with_a_new_view(monkeypatch, tmp_path):
+    """A6 on the tiny IF (3-channel 64 px, learned variance): the jigsaw's 16-px patches, the combining rule, the GIF and
+    the colour-scaling failure view run on it."""
+    from lib import prompt_cache
+    from tests.tiny_if import write_tiny_snapshots
+
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(write_tiny_snapshots(tmp_path / "snapshots")))
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DEVICE", "cpu")
+    monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
+    st.cache_data.clear()  # forget the "IF unavailable" verdict of the other tests
+    at = AppTest.from_file(str(PAGES / "07_A6_Visual_anagrams.py"), default_timeout=TIMEOUT)
+    state = dict(backend="DeepFloyd IF", a6_stride_if=333, a6_samples=1, a6_view_if="jigsaw (patch permutation)",
+                 a6_failure="colour scaling", a6_broken=True)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception and not at.error, (at.exception, errors(at))
+    captions = [c for img in at.image for c in img.captions]
+    assert "v2(x_t): x_t under jigsaw (patch permutation)" in captions
+    assert captions[-1] == "breaks: colour scaling (same prompts and seed)"
+    assert any(b.proto.label == "Download GIF" for b in at.get("download_button"))
     st.cache_resource.clear()  # drop the tiny IF
