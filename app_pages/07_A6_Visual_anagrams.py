@@ -3,9 +3,10 @@
 import streamlit as st
 import torch
 
-from lib.edits import anagram_predictor, sample_with
+from lib.anagram_gif import anagram_gif
+from lib.edits import AnagramStep, anagram_predictor, sample_with
 from lib.images import grid
-from lib.views import VIEWS
+from lib.views import FAILURE_VIEWS, VIEWS, noise_variance
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
 
@@ -18,21 +19,59 @@ backend = page_setup(
     "turned upside down. At every step the model denoises the image as it is (towards p₁) *and* the transformed image "
     "(towards p₂); the second estimate is transformed back and the two are averaged, so the final image satisfies "
     "both. Any view that only moves pixels around (or negates them) works, because it maps noise to noise. When one "
-    "prompt dominates, move the weight w.",
+    "prompt dominates, move the weight w. Below the result: the combining rule at one step, the anagram in motion, "
+    "and views that break the rule.",
 )
 
 VIEW_NAMES = [name for name in VIEWS if name != "identity"]
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+ALL_VIEWS = {**VIEWS, **FAILURE_VIEWS}
+
+
+def first_sample(step: AnagramStep) -> AnagramStep:
+    """The step's record for the first image only, on the CPU: what the combining-rule picture shows."""
+    def one(x):
+        return x[:1].float().cpu()
+
+    return AnagramStep(step.t, one(step.x), [one(v) for v in step.viewed], [one(e) for e in step.estimates],
+                       [one(u) for u in step.unviewed], one(step.eps))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def anagrams(backend_key: str, prompt1: str, prompt2: str, view: str, weight: float, scale: float, num_samples: int,
-             stride: int, seed: int, _den, _on_step=None) -> torch.Tensor:
-    """(N, C, H, W) anagrams; both views and both CFG halves go through the model in one batched call per step."""
+             stride: int, seed: int, _den, _on_step=None) -> tuple[torch.Tensor, list[AnagramStep]]:
+    """(N, C, H, W) anagrams and every step's combining rule (first image); both views and both CFG halves go through
+    the model in one batched call per step."""
     conds = [_den.encode_prompt(prompt1), _den.encode_prompt(prompt2)]
-    predict = anagram_predictor(_den, conds, [VIEWS["identity"], VIEWS[view]], [weight, 1.0 - weight], scale)
+    steps = []
+    predict = anagram_predictor(_den, conds, [VIEWS["identity"], ALL_VIEWS[view]], [weight, 1.0 - weight], scale,
+                                record=lambda step: steps.append(first_sample(step)))
     gen = torch.Generator(device=_den.device).manual_seed(seed)
-    return sample_with(_den, predict, num_samples=num_samples, stride=stride, generator=gen,
-                       on_step=_on_step).float().cpu()
+    result = sample_with(_den, predict, num_samples=num_samples, stride=stride, generator=gen, on_step=_on_step)
+    return result.float().cpu(), steps
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def morph_gif(backend_key: str, prompt1: str, prompt2: str, view: str, weight: float, scale: float, num_samples: int,
+              stride: int, seed: int, _images: torch.Tensor) -> bytes:
+    """The GIF turning the anagrams (keyed like ``anagrams``) into their view and back, about 112 px an image."""
+    return anagram_gif(_images, VIEWS[view], ncols=num_samples, upscale=max(1, 112 // _images.shape[-1]))
+
+
+def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weights: list[float]) -> None:
+    """The one picture that explains the method: per view i, v_i(x_t) → CFG ε̂_i for p_i → v_i⁻¹(ε̂_i), then their
+    weighted mean ε, the estimate the sampler used at this step (noise estimates drawn as ε/3, so ±3σ spans the
+    grey range)."""
+    for i, (viewed, est, back) in enumerate(zip(step.viewed, step.estimates, step.unviewed)):
+        cols = st.columns(4)
+        show(viewed, container=cols[0], target_px=110, caption=f"v{i + 1}(x_t): x_t under {views[i]}")
+        show(est / 3, container=cols[1], target_px=110, caption=f"ε̂{i + 1}: CFG estimate for {prompts[i]!r}")
+        show(back / 3, container=cols[2], target_px=110, caption=f"v{i + 1}⁻¹(ε̂{i + 1}): mapped back")
+        cols[3].markdown(f"× w{i + 1} = {weights[i]:.2f}")
+    cols = st.columns(4)
+    show(step.x, container=cols[0], target_px=110, caption=f"x_t at t = {step.t}")
+    show(step.eps / 3, container=cols[2], target_px=110, caption="ε = Σ w_i v_i⁻¹(ε̂_i): the step's estimate")
 
 
 p1_default, p2_default, view_default = backend.defaults.anagram
@@ -50,8 +89,8 @@ num_samples, stride, seed = samples_stride_seed(backend, "a6")
 if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2"):
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling anagrams:")
-    result = anagrams(backend.key, prompt1, prompt2, view, weight, scale, num_samples, stride, seed,
-                      backend.denoiser, progress)
+    key = (backend.key, prompt1, prompt2, view, weight, scale, num_samples, stride, seed)
+    result, steps_taken = anagrams(*key, backend.denoiser, progress)
     progress.done()
     viewed = VIEWS[view].apply(result)
     flipped = st.toggle(f"Apply the view ({view})", key="a6_flip",
@@ -65,3 +104,31 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
     show(viewed, ncols=num_samples, container=c2, target_px=90, caption=f"{view} → {prompt2!r}")
     download_png(grid(torch.cat([result, viewed]), num_samples, upscale=max(1, 128 // backend.size)),
                  f"anagram_seed{seed}.png", "Download (top: as generated, bottom: viewed)")
+
+    st.subheader("The combining rule at one step")
+    i = st.slider("Step i", 0, steps - 1, steps // 2, key="a6_step",
+                  help="Pick a step of the sampling loop to see how its noise estimate ε is made.")
+    combining_rule(steps_taken[i], [prompt1, prompt2], ["identity", view], [weight, 1.0 - weight])
+
+    st.subheader("The anagram in motion")
+    gif = morph_gif(*key, result)
+    st.image(gif, caption=f"as generated ↔ {view}")
+    st.download_button("Download GIF", gif, file_name=f"anagram_seed{seed}.gif", mime="image/gif", key="a6_gif")
+
+    st.subheader("Views that break")
+    failure = st.selectbox("A view that is not a permutation", list(FAILURE_VIEWS), key="a6_failure")
+    shape = (1, *backend.denoiser.image_shape)
+    st.info(f"{FAILURE_VIEWS[failure].breaks} Measured on N(0, I) noise: Var v(z) = "
+            f"{noise_variance(FAILURE_VIEWS[failure], shape):.2f}, against {noise_variance(VIEWS[view], shape):.2f} "
+            f"for {view}.")
+    if st.toggle(f"Sample the anagram with {failure} beside the working one", key="a6_broken",
+                 help="A second sampling run with the same prompts, seed and weight."):
+        progress = StepProgress(steps, f"Sampling with {failure}:")
+        broken, _ = anagrams(backend.key, prompt1, prompt2, failure, weight, scale, num_samples, stride, seed,
+                             backend.denoiser, progress)
+        progress.done()
+        c1, c2 = st.columns(2)
+        show(torch.cat([result, viewed]), ncols=num_samples, container=c1, target_px=90,
+             caption=f"works: {view} (top as generated, bottom viewed)")
+        show(torch.cat([broken, FAILURE_VIEWS[failure].apply(broken)]), ncols=num_samples, container=c2,
+             target_px=90, caption=f"breaks: {failure} (same prompts and seed)")
