@@ -6,7 +6,7 @@ import torch
 from lib.anagram_gif import anagram_gif
 from lib.edits import AnagramStep, anagram_predictor, sample_with
 from lib.images import grid
-from lib.views import FAILURE_VIEWS, VIEWS, noise_variance
+from lib.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
 
@@ -81,7 +81,11 @@ prompt2 = prompt_input("Prompt 2 (after the view)", p2_default, "a6_prompt2", co
 c3, c4, c5 = st.columns(3)
 st.session_state.setdefault(f"a6_view_{backend.kind}", view_default)
 view = c3.selectbox("View v", VIEW_NAMES, key=f"a6_view_{backend.kind}",
-                    help="How to look at the image to see prompt 2. The course flips it upside down.")
+                    help="How to look at the image to see prompt 2. The course flips it upside down. Every view "
+                         "here is an exact permutation of the pixels (or −I): skew shears the rows with wrap-around, "
+                         f"the jigsaw swaps {patches_per_side(backend.size)}×{patches_per_side(backend.size)} "
+                         "patches, the inner circle turns a centred disc by 90°, the pixel permutation scrambles "
+                         "every pixel. The small MNIST model rarely finds a digit that survives the last two.")
 weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, 0.5, step=0.05, key="a6_weight")
 scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a6_scale_{backend.kind}")
 num_samples, stride, seed = samples_stride_seed(backend, "a6")
@@ -106,8 +110,9 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
                  f"anagram_seed{seed}.png", "Download (top: as generated, bottom: viewed)")
 
     st.subheader("The combining rule at one step")
+    st.caption("Noise estimates are drawn as ε/3, so ±3 standard deviations span black to white.")
     i = st.slider("Step i", 0, steps - 1, steps // 2, key="a6_step",
-                  help="Pick a step of the sampling loop to see how its noise estimate ε is made.")
+                  help="Pick a step of the sampling loop to see how its noise estimate ε is made.") if steps > 1 else 0
     combining_rule(steps_taken[i], [prompt1, prompt2], ["identity", view], [weight, 1.0 - weight])
 
     st.subheader("The anagram in motion")
