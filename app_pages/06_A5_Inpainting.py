@@ -6,31 +6,43 @@ import torch
 from lib.costs import counts_cost
 from lib.edits import inpaint
 from lib.images import grid
+from lib.plots import resampling_figure
+from lib.repaint import call_timesteps, feathered, jump_points, model_calls, resampling_path
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, pick_mask, prompt_input, show, with_cfg
 
 backend = page_setup(
     "1.7.2 · Inpainting",
-    r"x_{t'} \leftarrow \mathbf{m} \odot x_{t'} + (1 - \mathbf{m}) \odot "
-    r"\left(\sqrt{\bar\alpha_{t'}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t'}}\,\varepsilon\right)",
+    [r"x_{t'} \leftarrow \mathbf{m} \odot x_{t'} + (1 - \mathbf{m}) \odot "
+     r"\left(\sqrt{\bar\alpha_{t'}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t'}}\,\varepsilon\right)",
+     r"\text{jump back } t' \to t > t':\quad x_t = \sqrt{\bar\alpha_t / \bar\alpha_{t'}}\,x_{t'} + "
+     r"\sqrt{1 - \bar\alpha_t / \bar\alpha_{t'}}\,z \;\sim\; q(x_t \mid x_{t'})"],
     "Inpainting regenerates only part of an image (where the mask **m = 1**) and keeps the rest. RePaint does it with "
     "the ordinary sampling loop from pure noise plus one line: after every step, the pixels outside the mask are "
     "replaced by the original image noised to the *same* timestep t' (fresh noise each time), so the model always "
     "sees a consistent picture and fills the hole with content that fits its surroundings. Paint the mask over the "
-    "image, or use a preset.",
+    "image, or use a preset.\n\n"
+    "**Resampling** (RePaint's second idea): the kept pixels only reach the hole through the model's next steps, so "
+    "the hole can commit to something that does not fit. With **jump_n_sample** r > 1 the sampler goes down "
+    "**jump_length** j steps, re-noises the whole image back up j steps (second formula: the forward process from t' "
+    "to t in one draw) and denoises them again, r passes in all, giving the hole r − 1 more chances to agree with "
+    "its surroundings — at the price of N + (r − 1)·j·(⌈N/j⌉ − 1) model calls for N steps. On MNIST the effect is "
+    "clearest with the empty prompt, where the class must come from the kept half (bench/RESULTS.md). A **feathered** "
+    "mask blends the two regions over a few pixels instead of a hard edge.",
 )
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 @counts_cost
 def inpaint_samples(backend_key: str, image, mask, prompt: str, scale: float, num_samples: int, stride: int,
-                    seed: int, _den, _on_step=None) -> torch.Tensor:
-    """``num_samples`` inpaintings of the same image and mask, in one batch: (N, C, H, W)."""
+                    seed: int, jump_length: int, jump_n_sample: int, _den, _on_step=None) -> torch.Tensor:
+    """``num_samples`` inpaintings of the same image and (soft) mask, in one batch: (N, C, H, W)."""
     x = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype).expand(num_samples, -1, -1, -1)
     m = torch.from_numpy(mask).to(_den.device, _den.dtype)
     gen = torch.Generator(device=_den.device).manual_seed(seed)
     return inpaint(_den, x, m, cond=_den.encode_prompt(prompt), scale=scale, stride=stride, generator=gen,
-                   on_step=_on_step).float().cpu()
+                   jump_length=jump_length, jump_n_sample=jump_n_sample, on_step=_on_step).float().cpu()
 
 
 left, right = st.columns([2, 3])
@@ -50,14 +62,22 @@ with right:
         stride = stride_control(backend, key="a5_stride")
     with c4:
         seed = seed_control("a5_seed")
+    c5, c6, c7 = st.columns(3)
+    jump_length = c5.slider("jump_length j", 1, 10, 5, key="a5_jump_length",
+                            help="Steps down before each jump back (and the height of the jump).")
+    jump_n_sample = c6.slider("jump_n_sample r", 1, 5, 1, key="a5_jump_n_sample",
+                              help="Passes over each stretch of j steps; 1 = no resampling (plain RePaint).")
+    feather = c7.slider("Feather (px)", 0, backend.size // 8, 0, key=f"a5_feather_{backend.kind}",
+                        help="Blend over this many pixels on each side of the mask's edge; 0 = a hard mask.")
 
 if picked is not None and mask is not None and prompt_ok(backend, prompt):
-    steps = len(backend.denoiser.timesteps(stride)) - 1
-    progress = StepProgress(steps, "Inpainting:")
-    result, cost = inpaint_samples(backend.key, picked.array, mask, prompt, scale, num_samples, stride, seed,
-                             backend.denoiser, progress)
+    timesteps = backend.denoiser.timesteps(stride)
+    path = resampling_path(len(timesteps) - 1, jump_length, jump_n_sample)
+    progress = StepProgress(model_calls(len(timesteps) - 1, jump_length, jump_n_sample), "Inpainting:")
+    x, m = picked.tensor(), feathered(torch.from_numpy(mask), feather)
+    result, cost = inpaint_samples(backend.key, picked.array, m.numpy(), prompt, scale, num_samples, stride, seed,
+                                   jump_length, jump_n_sample, backend.denoiser, progress)
     progress.done()
-    x, m = picked.tensor(), torch.from_numpy(mask)
     hole = torch.tensor([1.0, -1.0, -1.0] if x.shape[1] == 3 else [0.0]).view(1, -1, 1, 1)  # red / mid-grey
     masked = x * (1 - m) + m * hole
     c1, c2 = st.columns([1, 2])
@@ -65,9 +85,17 @@ if picked is not None and mask is not None and prompt_ok(backend, prompt):
         show(torch.cat([x, masked]), ncols=2, caption="original · region to regenerate", target_px=110)
     with c2:
         show(result, ncols=num_samples, caption=f"{num_samples} inpaintings (seed {seed})", target_px=110)
-    cost_caption(cost, f"{num_samples} samples per call{with_cfg(cost, cost.calls * num_samples)}", progress)
-    kept = (result - x).abs().mul(1 - m).amax().item()
+    cost_caption(cost, f"{counted(num_samples, 'sample')} per call{with_cfg(cost, cost.calls * num_samples)}", progress)
+    kept = (result - x).abs().mul(m == 0).amax().item()
     st.metric("Largest change outside the mask", f"{kept:.3f}",
-              help="RePaint's last step puts the original back wherever m = 0, so this is exactly 0.")
+              help="RePaint's last step puts the original back wherever m = 0 (feathered: outside the blend), so this "
+                   "is exactly 0.")
+    schedule_calls = call_timesteps(timesteps, path)
+    st.plotly_chart(resampling_figure(schedule_calls))
+    steps = len(timesteps) - 1
+    st.caption(f"The timestep at each of the {len(schedule_calls)} model calls: {steps} steps"
+               + (f" + (r − 1)·j·(⌈N/j⌉ − 1) = {jump_n_sample - 1}·{jump_length}·"
+                  f"{len(jump_points(steps, jump_length))} re-done after jumps back"
+                  if len(schedule_calls) > steps else " (no resampling)") + ".")
     download_png(grid(torch.cat([x, masked, result]), num_samples + 2, upscale=max(1, 128 // backend.size)),
                  f"inpaint_seed{seed}.png", "Download")

@@ -8,6 +8,7 @@ from lib.edits import hybrid_predictor, sample_with
 from lib.filters import detail_as_ink, lowpass
 from lib.images import grid
 from ui.backend import StepProgress, download_png, prompt_ok
+from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
 
 backend = page_setup(
@@ -68,8 +69,8 @@ if prompt_ok(backend, prompt_low, field="Prompt 1") and prompt_ok(backend, promp
     progress.done()
     st.markdown(f"**Up close**: should read as {prompt_high!r}")
     show(result, ncols=num_samples, target_px=backend.defaults.display_px)
-    cost_caption(cost, f"{num_samples} samples × 2 prompts per call{with_cfg(cost, cost.calls * num_samples * 2)}",
-                 progress)
+    cost_caption(cost, f"{counted(num_samples, 'sample')} × 2 prompts per call"
+                       f"{with_cfg(cost, cost.calls * num_samples * 2)}", progress)
     st.markdown(f"**From far**: should read as {prompt_low!r}")
     show(lowpass(result, kernel, sigma), ncols=num_samples, target_px=backend.defaults.display_px,
          caption="What a distant eye resolves: the low-pass of the images above, shown enlarged (or step back from "

@@ -503,6 +503,13 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     assert cost_line(at).startswith("3 UNet calls · 6 rows (Σ K = 3 image-steps × 2 for CFG)")  # γ = 7 on IF
     assert at.text_input(key="a4_prompt").value == "a high quality photo"
 
+    # 3 steps (999, 666, 333, 0) per γ; IF's learned variance comes from the conditional pass, so γ = 0 still costs
+    # both CFG halves (2 rows) and only γ = 1 runs one pass
+    at = if_page("04_A3_Sampling_and_CFG.py", a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 1.0])
+    assert cost_line(at).startswith(f"6 UNet calls · {3 * (2 + 1)} rows")
+    at = if_page("08_A7_Hybrid_images.py", a7_stride_if=333, a7_samples=1)
+    assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
+
     at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
     assert at.selectbox(key="a6_view_if").value == "flip upside down"
     assert len(image_urls(at)) == 3
