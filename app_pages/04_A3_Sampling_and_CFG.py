@@ -64,8 +64,8 @@ elif prompt_ok(backend, prompt):
     result, cost = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
     progress.done()
     st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt {prompt!r}.")
-    cost_caption(cost, f"{counted(num_samples, 'sample')} per call, one γ after another, × 2 for CFG where γ needs "
-                       "both halves: all but γ = 1, and γ = 0 on a model without learned variance", progress)
+    cost_caption(cost, f"{counted(num_samples, 'sample')} per call, one γ after another, × 2 for CFG except at "
+                       "γ = 1 and, on a model without learned variance, γ = 0: one pass each", progress)
     cols = layout.columns(len(scales))
     ncols = 2 if num_samples > 1 else 1
     for col, scale, images in zip(cols, scales, result):
