@@ -172,13 +172,24 @@ def test_home(page):
     screenshot(page, "Home")
 
 
-def test_sidebar_uses_the_assignments_numbering(page):
-    open_page(page, "")
-    nav = page.locator('[data-testid="stSidebarNav"]')
-    assert nav.get_by_text("Part A · a pretrained model").count() == 1
-    labels = [a.inner_text().strip() for a in nav.locator("a").all()]
-    assert "1.3 – 1.4 · Iterative denoising" in labels and "1.9 · Hybrid images" in labels, labels
-    assert "B3 · Class-conditioned DDPM" in labels, labels
+def test_sidebar_uses_the_assignments_numbering(browser, tmp_path):
+    """The sidebar lists the pages under Part A / Part B with the assignment's section numbers, and has the shared
+    presentation switch, also for the first visitor of a fresh server who comes straight to a page's URL (with a page
+    folder named pages/, Streamlit ran that page alone, without Home.py's navigation)."""
+    with running_app(tmp_path) as server:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server.url)
+        try:
+            pg = context.new_page()
+            open_page(pg, _page_named("A2_").url_path)
+            nav = pg.locator('[data-testid="stSidebarNav"]')
+            assert nav.get_by_text("Part A · a pretrained model").count() == 1
+            labels = [a.inner_text().strip() for a in nav.locator("a").all()]
+            assert "1.3 – 1.4 · Iterative denoising" in labels and "1.9 · Hybrid images" in labels, labels
+            assert "B3 · Class-conditioned DDPM" in labels, labels
+            assert pg.locator('[data-testid="stSidebar"]').get_by_text("Presentation mode").count() == 1
+            assert pg.locator("h1").first.inner_text().startswith("1.3 – 1.4 · ")
+        finally:
+            context.close()
 
 
 # Elements of the main area that end right of the window: on a phone nothing may be cut off at the right edge (a
@@ -189,8 +200,8 @@ OVERFLOW_JS = """() => [...document.querySelectorAll('[data-testid=stMain] *')]
                  && !(e.ownerSVGElement)
                  && e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > window.innerWidth + 1)
     .map(e => (e.dataset.testid || e.tagName) + ': ' + (e.innerText || '').slice(0, 40))"""
-CUT_LABELS_JS = """() => [...document.querySelectorAll('[data-testid=stPageLink] p')]
-    .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText)"""
+CUT_LABELS_JS = """() => [...document.querySelectorAll('[data-testid=stPageLink] p, [data-testid=stSidebarNav] p')]
+    .filter(p => p.offsetParent !== null && p.scrollWidth > p.clientWidth + 1).map(p => p.innerText)"""
 CUT_FORMULAS_JS = """() => [...document.querySelectorAll('[data-testid=stMain] .katex-display')]
     .filter(k => k.getBoundingClientRect().right > window.innerWidth + 1
                  || (k.scrollWidth > k.clientWidth + 1 && getComputedStyle(k).overflowX !== 'auto'))
@@ -241,12 +252,23 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
     assert len(after) == len(before) > 0
     assert all(a >= 1.8 * b for a, b in zip(after, before)), (before, after)
     assert page.evaluate(font_js) == pytest.approx(1.25 * base_font)
+    assert page.evaluate(CUT_LABELS_JS) == [], "the sidebar's page names are cut off in the larger text"
     assert page.evaluate("getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stImage] img'))"
                          ".imageRendering") == "pixelated"
     screenshot(page, f"{target.name}-presentation")
-    open_page(page, _page_named("B3_").url_path)
+    b3 = _page_named("B3_").url_path
+    page.locator(f'[data-testid="stSidebarNav"] a[href$="{b3}"]').click()
+    wait_for_app(page)
+    assert page.url.split("?")[0].endswith(b3)
     assert page.evaluate(font_js) == pytest.approx(1.25 * base_font), "presentation mode was lost on a page change"
     assert switch.locator("input").is_checked()
+    page.reload()  # a new session: the URL carries the mode (?presentation=1)
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
+    wait_for_app(page)
+    assert "presentation=1" in page.url and switch.locator("input").is_checked()
+    switch.click()
+    wait_for_app(page)
+    assert page.evaluate(font_js) == pytest.approx(base_font) and "presentation" not in page.url
 
 
 @pytest.mark.parametrize("app_page", PAGES, ids=[p.name for p in PAGES])

@@ -15,11 +15,13 @@ PRESENTATION_SCALE = 2  # images twice as wide: a 28-px digit shown at 84 px bec
 PRESENTATION_FONT = "125%"  # Streamlit sizes text in rem, so the root font size scales all of it
 PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the room
 
-# Always on. Phones: a formula wider than the screen scrolls sideways instead of being cut off, and link labels wrap
-# instead of ending in an ellipsis. Images: shown upscaled, a 28-px digit stays sharp blocks, not a blur.
+# Always on. Phones: a formula wider than the screen scrolls sideways instead of being cut off, and the labels of the
+# contents and of the sidebar's page list wrap instead of ending in an ellipsis. Images: shown upscaled, a 28-px digit
+# stays sharp blocks, not a blur.
 BASE_CSS = """
 .katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 2px; }
-[data-testid="stPageLink"] p, [data-testid="stPageLink-NavLink"] span { white-space: normal; overflow: visible; }
+[data-testid="stPageLink"] p, [data-testid="stPageLink-NavLink"] span, [data-testid="stSidebarNav"] .stMarkdownEllipsis,
+[data-testid="stSidebarNav"] .stMarkdownEllipsis p { white-space: normal; overflow: visible; text-overflow: clip; }
 [data-testid="stImage"] img, [data-testid="stImageContainer"] img { image-rendering: pixelated; }
 """
 PRESENTATION_CSS = f"html {{ font-size: {PRESENTATION_FONT}; }}"
@@ -42,11 +44,19 @@ if (!window.__diffusionLabCloseSidebar) {{
 
 
 def frame() -> None:
-    """The styles, the phone fix and the sidebar's presentation switch (call once per run, before the page)."""
+    """The styles, the phone fix and the sidebar's presentation switch (call once per run, before the page).
+
+    Presentation mode lives in the session (it survives page switches) and in the URL as ``?presentation=1`` (it
+    survives a reload, and an instructor can bookmark it); a page switch drops the URL's query, so every run puts it
+    back."""
+    if st.query_params.get(PRESENTATION_KEY) == "1":
+        st.session_state[PRESENTATION_KEY] = True
     st.session_state.setdefault(PRESENTATION_KEY, False)
     st.session_state["_w_presentation"] = st.session_state[PRESENTATION_KEY]
     st.sidebar.toggle("Presentation mode", key="_w_presentation", on_change=_remember_presentation,
                       help="For a projector: images twice as large and larger text, on every page.")
+    if presentation():
+        st.query_params[PRESENTATION_KEY] = "1"
     css = BASE_CSS + (PRESENTATION_CSS if presentation() else "")
     st.html(f"<style>{css}</style>")
     st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
@@ -54,6 +64,8 @@ def frame() -> None:
 
 def _remember_presentation() -> None:
     st.session_state[PRESENTATION_KEY] = st.session_state["_w_presentation"]
+    if not st.session_state[PRESENTATION_KEY]:
+        st.query_params.pop(PRESENTATION_KEY, None)
 
 
 def presentation() -> bool:
