@@ -4,11 +4,13 @@ import streamlit as st
 import torch
 
 from lib.anagram_gif import anagram_gif
+from lib.costs import counts_cost
 from lib.edits import AnagramStep, anagram_predictor, sample_with
 from lib.images import grid
 from lib.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
 from ui.backend import StepProgress, download_png, prompt_ok
-from ui.part_a import EMPTY_PROMPT_HELP, page_setup, prompt_input, samples_stride_seed, show
+from ui.common import counted
+from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
 
 backend = page_setup(
     "1.8 · Visual anagrams",
@@ -39,6 +41,7 @@ def first_sample(step: AnagramStep) -> AnagramStep:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+@counts_cost
 def anagrams(backend_key: str, prompt1: str, prompt2: str, view: str, weight: float, scale: float, num_samples: int,
              stride: int, seed: int, _den, _on_step=None) -> tuple[torch.Tensor, list[AnagramStep]]:
     """(N, C, H, W) anagrams and every step's combining rule (first image); both views and both CFG halves go through
@@ -94,8 +97,10 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling anagrams:")
     key = (backend.key, prompt1, prompt2, view, weight, scale, num_samples, stride, seed)
-    result, steps_taken = anagrams(*key, backend.denoiser, progress)
+    (result, steps_taken), cost = anagrams(*key, backend.denoiser, progress)
     progress.done()
+    cost_caption(cost, f"{counted(num_samples, 'sample')} × 2 views per call"
+                       f"{with_cfg(cost, cost.calls * num_samples * 2)}", progress)
     viewed = VIEWS[view].apply(result)
     flipped = st.toggle(f"Apply the view ({view})", key="a6_flip",
                         help="One click to see the same images the other way.")
@@ -129,7 +134,7 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
     if st.toggle(f"Sample the anagram with {failure} beside the working one", key="a6_broken",
                  help="A second sampling run with the same prompts, seed and weight."):
         progress = StepProgress(steps, f"Sampling with {failure}:")
-        broken, _ = anagrams(backend.key, prompt1, prompt2, failure, weight, scale, num_samples, stride, seed,
+        (broken, _), _ = anagrams(backend.key, prompt1, prompt2, failure, weight, scale, num_samples, stride, seed,
                              backend.denoiser, progress)
         progress.done()
         c1, c2 = st.columns(2)

@@ -65,7 +65,7 @@ if prompt_ok(backend, prompt_low, field="Prompt 1") and prompt_ok(backend, promp
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling hybrids:")
     result, cost = hybrids(backend.key, prompt_low, prompt_high, kernel, sigma, scale, num_samples, stride, seed,
-                     backend.denoiser, progress)
+                           backend.denoiser, progress)
     progress.done()
     st.markdown(f"**Up close**: should read as {prompt_high!r}")
     show(result, ncols=num_samples, target_px=backend.defaults.display_px)

@@ -434,6 +434,8 @@ def test_a6_visual_anagrams():
     assert image_urls(at)[0] != big and image_urls(at)[1:3] == [as_made, viewed]
     assert "after rotate 180°: should read as '9'" in at.image[0].captions[0]
     at.slider(key="a6_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    # per step one call of 4 samples × 2 views × 2 CFG halves (γ = 5)
+    assert cost_line(at).startswith("6 UNet calls · 96 rows (4 samples × 2 views per call × 2 for CFG)")
     as_made = image_urls(at)[1]
     at.selectbox(key="a6_view_mnist").set_value("flip upside down").run()
     assert not at.exception and image_urls(at)[1] != as_made
