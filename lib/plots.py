@@ -105,6 +105,17 @@ def schedule_figure(schedule: Schedule, height: int = 300) -> go.Figure:
     return fig
 
 
+def resampling_figure(call_timesteps: Sequence[int], height: int = 260) -> go.Figure:
+    """RePaint's time schedule: the timestep t the model sees at each model call (A5). A plain descent is one falling
+    line; each jump back shows as a rise of ``jump_length`` steps."""
+    calls = np.arange(1, len(call_timesteps) + 1)
+    fig = go.Figure(go.Scatter(x=calls, y=list(call_timesteps), mode="lines+markers", name="t",
+                               line=dict(color=SMOOTH_COLOR), marker=dict(size=4)))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="model call",
+                      yaxis_title="timestep t", showlegend=False)
+    return fig
+
+
 def sweep_figure(sigmas: Sequence[float], errors: Sequence[float], train_sigma: float, height: int = 300) -> go.Figure:
     """Mean squared error of the denoised digits against the noise level σ, with the training σ marked."""
     fig = go.Figure(go.Scatter(x=list(sigmas), y=list(errors), mode="lines+markers", name="MSE",
