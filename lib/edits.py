@@ -7,7 +7,8 @@
   With resampling (``lib.repaint``) the loop runs down ``jump_length`` steps and jumps back up by re-noising,
   x_t = √(ᾱ_t/ᾱ_t') x_t' + √(1 − ᾱ_t/ᾱ_t') z, ``jump_n_sample`` times.
 * Visual anagrams (1.8): ε = Σ_i w_i v_i⁻¹(CFG-ε̂(v_i(x_t), p_i)) — all views and both CFG halves in one batched call.
-* Hybrid images (1.9):   ε = lowpass(ε̂_1) + highpass(ε̂_2), the two prompts in one batched call.
+* Hybrid images (1.9):   ε = lowpass(ε̂_1) + highpass(ε̂_2), the two prompts in one batched call; in general
+  (factorized diffusion) ε = Σ_i f_i(ε̂_i) for linear filters with Σ_i f_i = id (``lib.filters.Decomposition``).
 The same combination is applied to the predicted variance v when the model has one (DeepFloyd IF).
 """
 
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from lib.diffusion import ddpm_step
-from lib.filters import highpass, lowpass
+from lib.filters import Decomposition, two_band
 from lib.repaint import descents, jump_back, resampling_path
 from lib.sampling import Denoiser, Predictor, StepCallback, cfg_predictor, denoise, guided_predictions, noise_to, randn
 from lib.views import View
@@ -172,21 +173,27 @@ def anagram_predictor(
     return predict
 
 
+def factorized_predictor(
+    denoiser: Denoiser, conds: Sequence[torch.Tensor], decomposition: Decomposition, scale: float,
+) -> Predictor:
+    """Factorized diffusion: ε = Σ_i f_i(ε_i), ε_i the CFG estimate of x_t under prompt i (all prompts in one batched
+    call), the f_i the decomposition's filters (Σ_i f_i = id); the same sum of the variances when the model has one."""
+    uncond = denoiser.null_condition()
+
+    def predict(x: torch.Tensor, t: int):
+        preds = guided_predictions(denoiser, [x] * len(conds), list(conds), uncond, t, scale)
+        eps = decomposition.combine([e for e, _ in preds])
+        return eps, (None if preds[0][1] is None else decomposition.combine([v for _, v in preds]))
+
+    return predict
+
+
 def hybrid_predictor(
     denoiser: Denoiser, cond_low: torch.Tensor, cond_high: torch.Tensor, scale: float,
     kernel_size: int = 33, sigma: float = 2.0,
 ) -> Predictor:
-    """ε = lowpass(ε_1) + highpass(ε_2): prompt 1 seen from afar, prompt 2 up close (one batched call)."""
-    uncond = denoiser.null_condition()
-
-    def combine(a, b):
-        return lowpass(a, kernel_size, sigma) + highpass(b, kernel_size, sigma)
-
-    def predict(x: torch.Tensor, t: int):
-        (e1, v1), (e2, v2) = guided_predictions(denoiser, [x, x], [cond_low, cond_high], uncond, t, scale)
-        return combine(e1, e2), (None if v1 is None else combine(v1, v2))
-
-    return predict
+    """ε = lowpass(ε_1) + highpass(ε_2): prompt 1 seen from afar, prompt 2 up close; the N = 2 factorization."""
+    return factorized_predictor(denoiser, [cond_low, cond_high], two_band(kernel_size, sigma), scale)
 
 
 def sample_with(
