@@ -180,3 +180,18 @@ class TrajectoryRecorder:
         self.x0_frames.append(grid(x0, self.ncols, upscale=self.upscale))
         self.labels.append(f"step {step}/{self.num_steps} · t = {t_prev}" if t_prev >= 0 else
                            f"step {step}/{self.num_steps} · clean")
+
+
+BAND_COLORS = ("#3b5bdb", "#2f9e44", "#e8590c")
+
+
+def band_response_figure(freqs: Sequence[float], responses: Sequence[Sequence[float]], labels: Sequence[str],
+                         height: int = 260) -> go.Figure:
+    """Factorized diffusion (A7): each filter's response against spatial frequency (cycles per pixel, 0 … 0.5 at
+    Nyquist), i.e. how much of each frequency each prompt controls; the responses sum to 1 everywhere."""
+    fig = go.Figure([go.Scatter(x=list(freqs), y=[float(r) for r in resp], mode="lines", name=label,
+                                line=dict(color=BAND_COLORS[i % len(BAND_COLORS)]))
+                     for i, (resp, label) in enumerate(zip(responses, labels))])
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="frequency (cycles per pixel)",
+                      yaxis_title="response", legend=dict(orientation="h", y=1.12))
+    return fig

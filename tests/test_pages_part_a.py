@@ -462,6 +462,29 @@ def test_a7_hybrid_images():
     assert_prompt_rule(at, "a7_low", "Prompt 1: ")
 
 
+def test_a7_factorized_decompositions_on_mnist():
+    """Issue #16 item 2: the 2-band hybrid is the default; the IF-only decompositions are not offered on 1-channel
+    digits; the triple hybrid asks for a third prompt and costs 3 prompts per call; the step-back slider runs from the
+    result itself (σ = 0) to the decomposition's strongest low-pass (its default, the "from far" row)."""
+    at = run_page("08_A7_Hybrid_images.py")
+    at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps: quicker
+    picker = at.selectbox(key="a7_decomposition_mnist")
+    assert picker.value == "2-band hybrid" and picker.options == ["2-band hybrid", "3-band triple hybrid"]
+    near, far = image_urls(at)[:2]
+    assert at.slider(key="a7_step_back").value == at.slider(key="a7_step_back").max == 1.5  # G_σ, σ = 1.5
+    at.slider(key="a7_step_back").set_value(0.0).run()
+    assert image_urls(at)[:2] == [near, near]  # σ = 0: up close, the result itself
+    at.slider(key="a7_step_back").set_value(at.slider(key="a7_step_back").max).run()
+    assert image_urls(at)[:2] == [near, far]  # the end: the 2-band low-pass G_σ shown before
+    picker.set_value("3-band triple hybrid").run()
+    assert not at.exception and not at.error
+    assert [t.key for t in at.text_input] == ["a7_low3", "a7_mid3", "a7_high3"]
+    assert at.slider(key="a7_step_back").max == at.slider(key="a7_sigmas_mnist").value[1]  # σ2, the low band's
+    assert cost_line(at).startswith("6 UNet calls · 144 rows (4 samples × 3 prompts per call × 2 for CFG)")
+    assert "Triple hybrids need the larger IF model" in " ".join(i.value for i in at.info)
+    assert any(r"G_{\sigma_2}" in x.value for x in at.latex)
+
+
 @pytest.mark.slow
 def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     """The IF code paths (3-channel 64 px images, the stock pipeline, learned variance, stage 2) through the production
@@ -511,6 +534,10 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     assert cost_line(at).startswith(f"6 UNet calls · {3 * (2 + 1)} rows")
     at = if_page("08_A7_Hybrid_images.py", a7_stride_if=333, a7_samples=1)
     assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
+    assert at.selectbox(key="a7_decomposition_if").options[2:] == ["colour vs greyscale", "motion blur vs residual"]
+    at = if_page("08_A7_Hybrid_images.py", a7_stride_if=333, a7_samples=1, a7_decomposition_if="colour vs greyscale")
+    assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
+    assert len(image_urls(at)) == 3  # the result, its grey part and its colour part
 
     at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
     assert at.selectbox(key="a6_view_if").value == "flip upside down"
