@@ -7,7 +7,7 @@ from lib.costs import counts_cost
 from lib.edits import inpaint
 from lib.images import grid
 from lib.plots import resampling_figure
-from lib.repaint import call_timesteps, feathered, jump_points, model_calls, resampling_path
+from lib.repaint import call_timesteps, feathered, jump_points, resampling_path
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, pick_mask, prompt_input, show, with_cfg
@@ -72,8 +72,9 @@ with right:
 
 if picked is not None and mask is not None and prompt_ok(backend, prompt):
     timesteps = backend.denoiser.timesteps(stride)
-    path = resampling_path(len(timesteps) - 1, jump_length, jump_n_sample)
-    progress = StepProgress(model_calls(len(timesteps) - 1, jump_length, jump_n_sample), "Inpainting:")
+    steps = len(timesteps) - 1
+    schedule_calls = call_timesteps(timesteps, resampling_path(steps, jump_length, jump_n_sample))
+    progress = StepProgress(len(schedule_calls), "Inpainting:")
     x, m = picked.tensor(), feathered(torch.from_numpy(mask), feather)
     result, cost = inpaint_samples(backend.key, picked.array, m.numpy(), prompt, scale, num_samples, stride, seed,
                                    jump_length, jump_n_sample, backend.denoiser, progress)
@@ -90,9 +91,7 @@ if picked is not None and mask is not None and prompt_ok(backend, prompt):
     st.metric("Largest change outside the mask", f"{kept:.3f}",
               help="RePaint's last step puts the original back wherever m = 0 (feathered: outside the blend), so this "
                    "is exactly 0.")
-    schedule_calls = call_timesteps(timesteps, path)
     st.plotly_chart(resampling_figure(schedule_calls))
-    steps = len(timesteps) - 1
     st.caption(f"The timestep at each of the {len(schedule_calls)} model calls: {steps} steps"
                + (f" + (r − 1)·j·(⌈N/j⌉ − 1) = {jump_n_sample - 1}·{jump_length}·"
                   f"{len(jump_points(steps, jump_length))} re-done after jumps back"

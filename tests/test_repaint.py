@@ -76,4 +76,5 @@ def test_feathered_mask_is_one_deep_inside_zero_far_outside_and_monotone_across_
     assert torch.all(column[1:] >= column[:-1]) and (column[1:] > column[:-1]).sum() == 2 * w + 1  # a ramp
     assert ((soft > 0) & (soft < 1)).any()
     assert torch.equal(feathered(hard, 0), hard)
-    assert soft[0, 0, 13, 5] == pytest.approx(w / (2 * w + 1)) and soft[0, 0, 14, 5] == pytest.approx((w + 1) / (2 * w + 1))
+    assert soft[0, 0, 13, 5] == pytest.approx(w / (2 * w + 1))  # the last pixel outside, the first inside
+    assert soft[0, 0, 14, 5] == pytest.approx((w + 1) / (2 * w + 1))
