@@ -541,7 +541,8 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
 
     at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
     assert at.selectbox(key="a6_view_if").value == "flip upside down"
-    assert len(image_urls(at)) == 3
+    # the result, both ways at once (2), the combining rule (3 per view, then x_t and ε) and the GIF
+    assert len(image_urls(at)) == 1 + 2 + (2 * 3 + 2) + 1
     st.cache_resource.clear()  # drop the tiny IF
 
 
