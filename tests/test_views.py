@@ -46,6 +46,12 @@ def test_every_view_is_a_signed_permutation(name, shape):
     assert keeps_noise_standard(view, shape)
 
 
+def test_a_predicted_variance_is_mapped_back_in_space_but_never_negated():
+    x = torch.rand(2, 3, 16, 16, generator=gen(8))
+    assert torch.equal(VIEWS["negate (MNIST)"].unview_variance(x), x)
+    assert torch.equal(VIEWS["rotate 90°"].unview_variance(x), VIEWS["rotate 90°"].inverse(x))
+
+
 def test_views_that_need_a_size_adapt_to_28_and_64_px():
     assert (28 // patches_per_side(28), 64 // patches_per_side(64)) == (7, 16)
     jigsaw = VIEWS["jigsaw (patch permutation)"]
