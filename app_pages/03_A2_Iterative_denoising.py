@@ -102,7 +102,7 @@ with right:
     kernel = c4.slider("Blur kernel size", 3, 15, 5, step=2, key="a2_kernel")
     sigma = c5.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"a2_sigma_{backend.kind}")
     default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
-    prompt = prompt_input("Prompt", default_prompt, "a2_prompt",
+    prompt = prompt_input("Prompt", default_prompt, "a2_prompt", backend.kind,
                           help="IF: the course's \"a high quality photo\". MNIST: the digit. " + EMPTY_PROMPT_HELP)
     seed = seed_control("a2_seed")
 

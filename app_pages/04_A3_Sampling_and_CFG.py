@@ -43,7 +43,7 @@ def guidance_sweep(backend_key: str, prompt: str, scales: tuple[float, ...], num
 
 
 c1, c2, c3 = st.columns([3, 2, 2])
-prompt = prompt_input("Prompt", backend.defaults.prompt, "a3_prompt", container=c1,
+prompt = prompt_input("Prompt", backend.defaults.prompt, "a3_prompt", backend.kind, container=c1,
                       help="MNIST: a digit (\"7\", \"seven\", \"a handwritten 7\"). IF: any text. " + EMPTY_PROMPT_HELP)
 scales = c1.multiselect("Guidance scale γ", SCALES, default=[0.0, 1.0, 3.0, 5.0, 7.0], key="a3_scales",
                         format_func=lambda g: f"{g:g}")

@@ -57,7 +57,7 @@ with left:
     picked = pick_image(backend, "a4")
 with right:
     default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
-    prompt = prompt_input("Prompt", default_prompt, "a4_prompt",
+    prompt = prompt_input("Prompt", default_prompt, "a4_prompt", backend.kind,
                           help="IF: \"a high quality photo\" projects onto photos; any other text steers the edit. "
                                "MNIST: a digit. " + EMPTY_PROMPT_HELP)
     i_starts = st.multiselect("i_start values", list(range(0, 40)), default=COURSE_I_STARTS, key="a4_istarts",

@@ -51,7 +51,7 @@ with left:
     mask = pick_mask(backend, picked, "a5") if picked is not None else None
 with right:
     default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
-    prompt = prompt_input("Prompt", default_prompt, "a5_prompt",
+    prompt = prompt_input("Prompt", default_prompt, "a5_prompt", backend.kind,
                           help="What to put in the hole. MNIST: a digit. " + EMPTY_PROMPT_HELP)
     c1, c2 = st.columns(2)
     scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,

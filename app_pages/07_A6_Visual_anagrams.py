@@ -79,8 +79,10 @@ def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weig
 
 p1_default, p2_default, view_default = backend.defaults.anagram
 c1, c2 = st.columns(2)
-prompt1 = prompt_input("Prompt 1 (as generated)", p1_default, "a6_prompt1", container=c1, help=EMPTY_PROMPT_HELP)
-prompt2 = prompt_input("Prompt 2 (after the view)", p2_default, "a6_prompt2", container=c2, help=EMPTY_PROMPT_HELP)
+prompt1 = prompt_input("Prompt 1 (as generated)", p1_default, "a6_prompt1", backend.kind, container=c1,
+                       help=EMPTY_PROMPT_HELP)
+prompt2 = prompt_input("Prompt 2 (after the view)", p2_default, "a6_prompt2", backend.kind, container=c2,
+                       help=EMPTY_PROMPT_HELP)
 c3, c4, c5 = st.columns(3)
 st.session_state.setdefault(f"a6_view_{backend.kind}", view_default)
 view = c3.selectbox("View v", VIEW_NAMES, key=f"a6_view_{backend.kind}",

@@ -169,7 +169,7 @@ st.latex(CHOICES[choice].formula)
 if choice == THREE and backend.kind == "mnist":
     st.info(TRIPLE_NOTE)
 columns = st.columns(len(CHOICES[choice].prompts))
-prompts = tuple(prompt_input(label, default, key, container=col, help=EMPTY_PROMPT_HELP)
+prompts = tuple(prompt_input(label, default, key, backend.kind, container=col, help=EMPTY_PROMPT_HELP)
                 for (label, key), default, col in zip(CHOICES[choice].prompts, prompt_defaults(choice), columns))
 params = filter_params(choice)
 dec = decomposition(choice, params)

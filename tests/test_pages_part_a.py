@@ -539,6 +539,17 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
     assert len(image_urls(at)) == 3  # the result, its grey part and its colour part
 
+    # a prompt belongs to the kind of model it was typed for: IF shows its own, and MNIST gets the typed digit back
+    at = AppTest.from_file(str(PAGES / "04_A3_Sampling_and_CFG.py"), default_timeout=TIMEOUT)
+    for key, value in dict(a3_samples=1, a3_scales=[5.0], a3_stride_mnist=100, a3_stride_if=333).items():
+        at.session_state[key] = value
+    at.run()
+    at.text_input(key="a3_prompt").set_value("8").run()
+    at.sidebar.radio(key="_w_backend").set_value("DeepFloyd IF").run()
+    assert at.text_input(key="a3_prompt").value == "a high quality photo" and not at.error, errors(at)
+    at.sidebar.radio(key="_w_backend").set_value("Built-in MNIST DDPM (default, CPU)").run()
+    assert at.text_input(key="a3_prompt").value == "8" and not at.error, errors(at)
+
     at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
     assert at.selectbox(key="a6_view_if").value == "flip upside down"
     # the result, both ways at once (2), the combining rule (3 per view, then x_t and ε) and the GIF

@@ -231,17 +231,20 @@ def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
     return mask
 
 
-def prompt_input(label: str, default: str, key: str, help: str | None = None, container=st) -> str:
+def prompt_input(label: str, default: str, key: str, kind: str, help: str | None = None, container=st) -> str:
     """A text_input that follows ``default`` (the picked digit, the backend's prompt) until the user types in it; from
-    then on it keeps their prompt, through other digits, input sources without a label and page switches."""
-    typed = f"{key}__typed"  # a plain entry: it outlives the widget's own state
+    then on it keeps their prompt, through other digits, input sources without a label and page switches.
+
+    What a user typed belongs to the kind of model it was typed for (a digit for MNIST, text for IF): switching the
+    backend shows that kind's own prompt, and switching back brings the typed one back."""
+    typed = st.session_state.setdefault(f"{key}__typed", {})  # kind -> the prompt typed for it (a plain entry: it
+    # outlives the widget's own state)
 
     def remember():
-        st.session_state[typed] = True
+        typed[kind] = st.session_state[key]
 
-    if not st.session_state.get(typed):
-        st.session_state[key] = default
-    return container.text_input(label, key=key, help=help, on_change=remember, persist_state="session")
+    st.session_state[key] = typed.get(kind, default)
+    return container.text_input(label, key=key, help=help, on_change=remember)
 
 
 def clamped_key(key: str, maximum: int) -> str:
