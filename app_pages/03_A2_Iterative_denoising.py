@@ -1,13 +1,12 @@
 """A2 · One-step vs iterative denoising (spec 1.3 and 1.4)."""
 
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 from lib.costs import counts_cost
 from lib.filters import lowpass
 from lib.images import gradient_energy, grid, psnr
-from lib.plots import TrajectoryRecorder, animation_figure
+from lib.plots import TrajectoryRecorder, animation_figure, estimate_psnr_figure
 from lib.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
@@ -125,12 +124,6 @@ if picked is not None and prompt_ok(backend, prompt):
     st.subheader("The iterative loop, every k-th step")
     st.caption("Each frame: the current x_t' (left) and that step's clean-image estimate x̂₀ (right).")
     st.plotly_chart(animation_figure(frames, labels))
-    fig = go.Figure(go.Scatter(x=[c[0] for c in curve], y=[c[2] for c in curve], mode="lines+markers",
-                               name="x̂₀ of the iterative loop", text=[f"t' = {c[1]}" for c in curve]))
-    for name, image, dash in (("one-step", images[3], "dash"), ("blur", images[2], "dot")):
-        fig.add_hline(y=psnr(image, x0), line=dict(dash=dash), annotation_text=name)
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step i",
-                      yaxis_title="PSNR vs the original (dB)", title="How close the estimate gets, step by step")
-    st.plotly_chart(fig)
+    st.plotly_chart(estimate_psnr_figure(curve, {"one-step": psnr(images[3], x0), "blur": psnr(images[2], x0)}))
     download_png(grid(images, 5, upscale=max(1, 128 // backend.size)), f"denoise_istart{i_start}_seed{seed}.png",
                  "Download the comparison")

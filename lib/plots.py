@@ -52,6 +52,28 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return values, [f"{v:.6g}" for v in values]
 
 
+def whole_number_ticks(fig: go.Figure, xs: Sequence[int]) -> None:
+    """An x axis of counts (steps, epochs) ticks each whole number when there are few of them; plotly would tick
+    halves (1, 1.5, 2, …; around a single point 299, 299.5, 300, …). Over more values its own spacing is whole."""
+    if len(xs) < WHOLE_TICKS_BELOW:
+        fig.update_xaxes(tickmode="array", tickvals=[int(x) for x in xs])
+
+
+def estimate_psnr_figure(curve: Sequence[tuple[int, int, float]], references: dict[str, float],
+                         height: int = 280) -> go.Figure:
+    """PSNR of the iterative loop's clean estimate x̂₀ at each step i (``curve``: (i, t', PSNR)), with a dashed line
+    per reference result (one-step, blur)."""
+    steps = [c[0] for c in curve]
+    fig = go.Figure(go.Scatter(x=steps, y=[c[2] for c in curve], mode="lines+markers",
+                               name="x̂₀ of the iterative loop", text=[f"t' = {c[1]}" for c in curve]))
+    for (name, value), dash in zip(references.items(), ("dash", "dot", "dashdot")):
+        fig.add_hline(y=value, line=dict(dash=dash), annotation_text=name)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step i",
+                      yaxis_title="PSNR vs the original (dB)", title="How close the estimate gets, step by step")
+    whole_number_ticks(fig, steps)
+    return fig
+
+
 def loss_figure(
     losses: Sequence[float],
     *,
@@ -81,8 +103,7 @@ def loss_figure(
                       legend=dict(orientation="h", y=-0.2), xaxis_title="optimiser step",
                       yaxis_title="MSE loss" + (" (log scale)" if log_y else ""))
     fig.update_yaxes(type="log" if log_y else "linear")
-    if len(losses) < WHOLE_TICKS_BELOW:  # over more steps plotly's own tick spacing is a whole number (≥ 2)
-        fig.update_xaxes(tickmode="array", tickvals=list(steps))
+    whole_number_ticks(fig, steps)
     positive = [v for v in losses if v > 0]
     if log_y and positive:
         values, labels = log_ticks(min(positive), max(positive))

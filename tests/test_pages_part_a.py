@@ -8,6 +8,7 @@ that bad input gives an st.error instead of a traceback.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,8 @@ def test_a2_iterative_denoising():
     at.slider(key="a2_stride_mnist").set_value(100).run()  # 4 timesteps: i_start is clamped to 2
     assert not at.exception and at.slider(key="a2_istart_mnist").value == 2
     assert "· 1 denoising step from there." in captions(at)  # one step, not "1 denoising steps"
+    psnr_curve = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert psnr_curve["layout"]["xaxis"]["tickvals"] == [3]  # the one step i, not 2.5, 3, 3.5
     assert_prompt_rule(at, "a2_prompt")
 
 

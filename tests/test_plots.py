@@ -53,6 +53,15 @@ def test_a_short_loss_curve_ticks_whole_steps_only(n):
     assert list(fig.layout.xaxis.tickvals) == list(range(1, n + 1))
 
 
+def test_a2_psnr_curve_of_one_step_ticks_that_step():
+    """A chain of one step (plotly would tick 2.5, 3, 3.5 around it) ticks the step itself."""
+    from lib.plots import estimate_psnr_figure
+
+    fig = estimate_psnr_figure([(3, 0, 18.0)], {"one-step": 19.0, "blur": 15.0})
+    assert list(fig.layout.xaxis.tickvals) == [3]
+    assert [s.line.dash for s in fig.layout.shapes] == ["dash", "dot"]
+
+
 def test_a_long_loss_curve_keeps_plotlys_own_ticks():
     """Over ten steps or more plotly's automatic ticks fall on whole steps (its tick spacing is then at least 2)."""
     assert loss_figure([1.0] * 300).layout.xaxis.tickvals is None
