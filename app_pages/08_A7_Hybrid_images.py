@@ -30,7 +30,6 @@ backend = page_setup(
 )
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def filter_limits(size: int) -> tuple[int, float]:
     """The kernel and σ sliders' ends for ``size``-px images: the largest odd kernel inside the image, and σ up to
     size / 8 (wider, the low-pass of a whole image is one blob)."""
@@ -83,6 +82,7 @@ def decomposition(choice: str, params: tuple) -> Decomposition:
     return build(*params)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)  # the step-back slider and the expanders rerun the page
 @counts_cost
 def factorized(backend_key: str, choice: str, params: tuple, prompts: tuple[str, ...], scale: float,
                num_samples: int, stride: int, seed: int, _den, _on_step=None) -> torch.Tensor:

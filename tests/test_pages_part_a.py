@@ -476,6 +476,7 @@ def test_a7_factorized_decompositions_on_mnist():
     near, far = image_urls(at)[:2]
     assert at.slider(key="a7_step_back").value == at.slider(key="a7_step_back").max == 1.5  # G_σ, σ = 1.5
     at.slider(key="a7_step_back").set_value(0.0).run()
+    assert cost_line(at).startswith("From the cache (no model call now)")  # stepping back does not resample
     assert image_urls(at)[:2] == [near, near]  # σ = 0: up close, the result itself
     at.slider(key="a7_step_back").set_value(at.slider(key="a7_step_back").max).run()
     assert image_urls(at)[:2] == [near, far]  # the end: the 2-band low-pass G_σ shown before
