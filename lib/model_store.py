@@ -17,7 +17,7 @@ import torch
 from lib import cache
 from lib.precision import for_inference
 from lib.resume import step_in_header
-from lib.training import TrainConfig, TrainResult
+from lib.training import TrainConfig, TrainedRun
 from lib.unets import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,22 +26,13 @@ CACHE_DIR = Path(os.environ.get("DIFFUSION_LAB_CACHE", ROOT / "data" / "cache"))
 CACHE_MAX_BYTES = int(float(os.environ.get("DIFFUSION_LAB_CACHE_MAX_MB", "2048")) * 2**20)
 
 
-@dataclass
-class TrainedModel:
-    config: TrainConfig
-    model: torch.nn.Module
-    losses: list[float]
-    snapshots: dict[int, torch.Tensor]
-    info: dict  # provenance: seconds, device, data note, "shipped"
-
-
 def config_from_json(text: str) -> TrainConfig:
     d = json.loads(text)
     d["snapshot_epochs"] = tuple(d["snapshot_epochs"])
     return TrainConfig(**d)
 
 
-def save_run(result: TrainResult, path: Path, info: dict, weights_dtype: torch.dtype = torch.float32) -> Path:
+def save_run(result: TrainedRun, path: Path, info: dict, weights_dtype: torch.dtype = torch.float32) -> Path:
     weights = {k: (v.to(weights_dtype) if v.is_floating_point() else v) for k, v in result.model.state_dict().items()}
     tensors = {**cache.nest("model", weights), **cache.nest("snapshot", result.snapshots),
                "loss": torch.tensor(result.losses, dtype=torch.float32)}
@@ -49,7 +40,7 @@ def save_run(result: TrainResult, path: Path, info: dict, weights_dtype: torch.d
     return cache.save_entry(path, tensors, meta)
 
 
-def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedModel:
+def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedRun:
     """Load a saved run; raises ``cache.CorruptEntry`` if the file cannot be trusted."""
     tensors, meta = cache.load_entry(path)
     try:
@@ -60,7 +51,7 @@ def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedModel:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise cache.CorruptEntry(f"{Path(path).name}: not a Diffusion Lab run ({err})") from err
     snapshots = {int(epoch): grid for epoch, grid in cache.unnest("snapshot", tensors).items()}
-    return TrainedModel(config, for_inference(model, device), tensors["loss"].tolist(), dict(sorted(snapshots.items())),
+    return TrainedRun(config, for_inference(model, device), tensors["loss"].tolist(), dict(sorted(snapshots.items())),
                         json.loads(meta.get("info", "{}")))
 
 
@@ -116,7 +107,7 @@ def shipped_config(model_kind: str) -> TrainConfig | None:
         return None
 
 
-def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedModel | None:
+def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedRun | None:
     """The trained model for ``config``: shipped if it matches, else the cache entry; None if it must be trained.
 
     A corrupt cache entry is deleted (so the caller retrains and rewrites it) rather than loaded. A corrupt shipped file
@@ -137,7 +128,7 @@ def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedMo
         return None
 
 
-def store(result: TrainResult, info: dict) -> Path:
+def store(result: TrainedRun, info: dict) -> Path:
     """Save a finished run in the cache and keep the cache under its size cap (least recently used go first)."""
     path = save_run(result, cache_path(result.config), info)
     cache.evict(CACHE_DIR, CACHE_MAX_BYTES, keep=(path,))

@@ -21,7 +21,7 @@ from lib.images import to_uint8
 from lib.mnist_model import ddpm_snapshot
 from lib.precision import default_device, infer
 from lib.schedules import chain_timesteps
-from lib.training import Progress, SnapshotFn, TrainConfig, TrainResult, train
+from lib.training import Progress, SnapshotFn, TrainConfig, TrainedRun, train
 
 SNAPSHOT_DIGITS = 8  # test digits (classes 0…7) shown denoised after each epoch of the single-step denoiser
 STOP_TIMEOUT_SECONDS = 60.0  # a cancel is seen between optimiser steps (~20 s for B1 on a laptop CPU) and sampler steps
@@ -61,7 +61,7 @@ def run_training(
     device: torch.device | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> TrainResult:
+) -> TrainedRun:
     """Train ``config`` on ``train_set``, resumably: a run stopped part-way (cancelled, or its process killed)
     continues from its last saved state (``lib.resume``, kept at ``model_store.resume_path``) when started again."""
     if config.dataset != train_set.source:
@@ -72,15 +72,12 @@ def run_training(
                  resume=model_store.resume_path(config))
 
 
-def run_info(result: TrainResult, train_set: Digits, device: torch.device) -> dict:
-    """A finished run's provenance, stored beside its weights: how long, on what, in what precision, on which data."""
-    info = {"seconds": round(result.seconds, 1), "precision": result.precision, "data": train_set.note,
-            "torch": torch.__version__,
+def run_info(run: TrainedRun, train_set: Digits, device: torch.device) -> dict:
+    """A finished run's provenance, stored beside its weights: how long (``train``'s record), on what, in what
+    precision, on which data."""
+    return {**run.info, "seconds": round(run.info["seconds"], 1), "data": train_set.note, "torch": torch.__version__,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"CPU ({torch.get_num_threads()} threads)"}
-    if result.resumed_at:
-        info["resumed_at_steps"] = result.resumed_at
-    return info
 
 
 @dataclass
@@ -89,7 +86,7 @@ class Job:
     progress: Progress = field(default_factory=Progress)
     status: str = "running"  # running | done | failed | cancelled
     error: str = ""
-    trained: model_store.TrainedModel | None = None
+    trained: TrainedRun | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -136,9 +133,10 @@ class TrainingJobs:
         try:
             train_set, test_set = self._load_data()
             device = self._device or default_device()
-            result = self._train_with_oom_retry(job, train_set, test_set, device)
-            model_store.store(result, run_info(result, train_set, device))
-            job.trained = model_store.load_run(model_store.cache_path(result.config))
+            run = self._train_with_oom_retry(job, train_set, test_set, device)
+            info = run_info(run, train_set, device)
+            model_store.store(run, info)
+            job.trained = replace(run, info=info)  # what later sessions load from the cache, without reading it back
             job.status = "done"
         except InterruptedError:
             job.status = "cancelled"
@@ -147,7 +145,7 @@ class TrainingJobs:
             job.status = "failed"
             traceback.print_exc()
 
-    def _train_with_oom_retry(self, job: Job, train_set, test_set, device) -> TrainResult:
+    def _train_with_oom_retry(self, job: Job, train_set, test_set, device) -> TrainedRun:
         """Run the job's config; on CUDA out-of-memory, say so and retry at half the batch size (down to 16)."""
         config = job.config
         while True:

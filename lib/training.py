@@ -167,14 +167,15 @@ class Progress:
 
 
 @dataclass
-class TrainResult:
+class TrainedRun:
+    """A trained model and its record — the one type for a run, whether ``train`` just finished it or
+    ``lib.model_store`` loaded it from disk."""
+
     config: TrainConfig
     model: torch.nn.Module
-    losses: list[float]
-    snapshots: dict[int, torch.Tensor]
-    seconds: float
-    precision: str = "fp32"  # what the forward/backward computed in ("fp32" or "bf16"), for the run's provenance
-    resumed_at: list[int] = field(default_factory=list)  # steps at which it continued from a saved state
+    losses: list[float]  # one per optimiser step
+    snapshots: dict[int, torch.Tensor]  # epoch -> uint8 sample grid
+    info: dict  # provenance: seconds, precision ("fp32" | "bf16"), resumed_at_steps; once stored also device, data, …
 
 
 def estimated_seconds(config: TrainConfig, num_examples: int, precision: str) -> float:
@@ -198,7 +199,7 @@ def train(
     loss_sync_every: int | None = None,
     resume: Path | None = None,
     save_every: float = SAVE_EVERY_SECONDS,
-) -> TrainResult:
+) -> TrainedRun:
     """Train ``config.model`` on ``train_images`` ((N, 1, 28, 28) in [0, 1]) and ``train_labels`` ((N,) int).
 
     ``snapshot_fn(model, epoch, step_done)`` returns the uint8 grid recorded after each of ``config.grid_epochs()``;
@@ -206,7 +207,7 @@ def train(
     the grid's progress and raises ``InterruptedError`` once the run is cancelled. ``on_progress`` is called whenever
     the losses have been read back (every ``loss_sync_every`` optimiser steps, and at the end of each epoch), at each
     ``step_done`` and when a grid is done; ``should_stop`` lets a caller cancel. The run's duration
-    (``TrainResult.seconds``) is the ``Progress.seconds`` of its last report.
+    (``TrainedRun.info["seconds"]``) is the ``Progress.seconds`` of its last report.
     ``precision`` is "auto" (default: ``lib.precision.resolve``), "fp32" or "bf16".
 
     With ``resume`` (a file path) the run is resumable (``lib.resume``): it continues from the state saved there, if
@@ -323,8 +324,10 @@ def train(
     if resume:
         Path(resume).unlink(missing_ok=True)
     model.eval()
-    return TrainResult(config, model, progress.losses, progress.snapshots, progress.seconds, precision,
-                       progress.resumed_at)
+    info = {"seconds": progress.seconds, "precision": precision}
+    if progress.resumed_at:
+        info["resumed_at_steps"] = progress.resumed_at
+    return TrainedRun(config, model, progress.losses, progress.snapshots, info)
 
 
 def _fresh_run(config: TrainConfig, device: torch.device, precision: str):

@@ -74,7 +74,7 @@ def main() -> None:
             sys.exit(130)
         info = {**run_info(result, train_set, device), "command": "python " + " ".join(sys.argv)}
         path = model_store.save_run(result, args.out / f"{kind}.safetensors", info, weights_dtype=torch.float16)
-        print(f"saved {path} ({path.stat().st_size / 2**20:.1f} MB) in {result.seconds:.0f} s", flush=True)
+        print(f"saved {path} ({path.stat().st_size / 2**20:.1f} MB) in {info['seconds']:.0f} s", flush=True)
 
 
 def stop_on_signals() -> threading.Event:

@@ -44,13 +44,13 @@ def save_tiny_shipped_model(folder: Path, hidden: int = 8) -> Path:
     """A random-weight class-conditioned UNet (D = ``hidden``) saved as ``folder``/class.safetensors, the way
     ``scripts/train_models.py`` saves the shipped model, so the app runs on it in a fraction of a second."""
     from lib import model_store
-    from lib.training import TrainConfig, TrainResult
+    from lib.training import TrainConfig, TrainedRun
     from lib.unets import build_model
 
     config = TrainConfig.spec("class", hidden=hidden, epochs=1, steps_per_epoch=1, snapshot_epochs=(1,))
     torch.manual_seed(1)
-    result = TrainResult(config, build_model("class", hidden).eval(), [1.0],
-                         {1: torch.zeros(40, 28, 28, dtype=torch.uint8)}, 0.0)
+    result = TrainedRun(config, build_model("class", hidden).eval(), [1.0],
+                        {1: torch.zeros(40, 28, 28, dtype=torch.uint8)}, {"seconds": 0.0})
     return model_store.save_run(result, Path(folder) / "class.safetensors", {"note": "tiny random test model"})
 
 

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from lib import cache, model_store, precision
 from lib.cache import DIGEST_KEY, CorruptEntry, config_key, evict, load_entry, save_entry, tensors_digest
-from lib.training import TrainConfig, TrainResult
+from lib.training import TrainConfig, TrainedRun
 from lib.unets import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -250,7 +250,7 @@ def store_dirs(isolated_cache, tmp_path, monkeypatch):
     return isolated_cache, shipped
 
 
-def tiny_result(seed=0, **overrides) -> TrainResult:
+def tiny_result(seed=0, **overrides) -> TrainedRun:
     config = TrainConfig.spec("class", hidden=4, epochs=2, steps_per_epoch=3, seed=seed, snapshot_epochs=(1, 2),
                               **overrides)
     torch.manual_seed(seed)
@@ -260,10 +260,10 @@ def tiny_result(seed=0, **overrides) -> TrainResult:
     g = torch.Generator().manual_seed(seed)
     snapshots = {e: torch.randint(0, 256, (40, 28, 28), generator=g, dtype=torch.int64).to(torch.uint8) for e in (1, 2)}
     model = precision.prepare(model.eval(), "fp32")  # the layout lib.training.train leaves a CPU model in
-    return TrainResult(config, model, [1.0, 0.5, 0.375, 0.25, 0.125, 0.0625], snapshots, 1.5)
+    return TrainedRun(config, model, [1.0, 0.5, 0.375, 0.25, 0.125, 0.0625], snapshots, {"seconds": 1.5})
 
 
-def assert_same_run(trained: model_store.TrainedModel, result: TrainResult):
+def assert_same_run(trained: TrainedRun, result: TrainedRun):
     assert trained.config == result.config
     assert trained.losses == result.losses  # exactly representable in float32
     assert sorted(trained.snapshots) == [1, 2]

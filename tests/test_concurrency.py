@@ -146,6 +146,11 @@ def test_training_registry_shares_one_run_and_does_not_block_sampling(
     assert first.progress.step == 2 and len(first.trained.losses) == 2
     assert model_store.cache_path(config).exists()
     assert model_store.cache_path(config).parent == isolated_cache
+    # the job's record is the one later sessions load from the cache (kept in memory, not read back)
+    stored = model_store.lookup(config)
+    assert stored.info == first.trained.info and stored.losses == pytest.approx(first.trained.losses, rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(stored.model.state_dict().values(),
+                                                  first.trained.model.state_dict().values()))
     # once done, asking again returns the finished job instead of training again
     assert jobs.start(config) is first and len(trains) == 1
 

@@ -55,7 +55,7 @@ def tiny_shipped(tmp_path_factory, digits) -> Path:
     for kind in ("denoiser", "time", "class"):
         result = run_training(TrainConfig.spec(kind, **TINY), *digits, device=torch.device("cpu"))
         model_store.save_run(result, folder / f"{kind}.safetensors",
-                             {"device": "cpu (test)", "seconds": result.seconds, "data": digits[0].note,
+                             {"device": "cpu (test)", "seconds": result.info["seconds"], "data": digits[0].note,
                               "command": f"pytest tiny {kind}"})
     return folder
 

@@ -51,7 +51,7 @@ def test_bf16_training_follows_the_fp32_loss_curve(digits, device):
     config = TrainConfig.spec("class", hidden=8, batch_size=32, epochs=2, steps_per_epoch=40, snapshot_epochs=())
     fp32 = torch.tensor(run(config, digits, device, precision="fp32").losses)
     bf16 = run(config, digits, device, precision="bf16")
-    assert bf16.precision == "bf16"
+    assert bf16.info["precision"] == "bf16"
     bf16 = torch.tensor(bf16.losses)
     assert fp32[-10:].mean() < 0.5 * fp32[:10].mean(), "the run must actually learn for the comparison to mean much"
     windows = lambda losses: losses.view(8, 10).mean(1)  # noqa: E731
@@ -66,7 +66,7 @@ def test_weights_stay_fp32_and_save_contiguously(digits, tmp_path):
     config = TrainConfig.spec("class", hidden=8, batch_size=16, epochs=1, steps_per_epoch=2, snapshot_epochs=())
     result = run(config, digits, precision="bf16")
     assert all(p.dtype == torch.float32 for p in result.model.parameters())
-    path = model_store.save_run(result, tmp_path / "run.safetensors", {"precision": result.precision})
+    path = model_store.save_run(result, tmp_path / "run.safetensors", {"precision": result.info["precision"]})
     loaded = model_store.load_run(path)
     saved, trained = loaded.model.state_dict(), result.model.state_dict()
     assert all(torch.equal(saved[k], trained[k]) for k in trained)

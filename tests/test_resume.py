@@ -68,7 +68,7 @@ def test_a_cancelled_run_continues_exactly(data, tmp_path, kind, stop_at):
     assert resume.saved_step(path) == stop_at
     continued = run(cfg, data, resume=path)
     assert_same_run(whole, continued)
-    assert continued.resumed_at == [stop_at]
+    assert continued.info["resumed_at_steps"] == [stop_at]
     assert not path.exists(), "a finished run deletes its saved state"
 
 
@@ -83,7 +83,7 @@ def test_a_cancelled_run_continues_on_cuda(data, tmp_path):
     with pytest.raises(InterruptedError):
         run(cfg, data, "cuda", resume=path, on_progress=on_progress, should_stop=should_stop)
     continued = run(cfg, data, "cuda", resume=path)
-    assert continued.resumed_at == [STEPS_PER_EPOCH + 2]
+    assert continued.info["resumed_at_steps"] == [STEPS_PER_EPOCH + 2]
     assert continued.losses == pytest.approx(whole.losses, rel=1e-3)
     for name, value in whole.model.state_dict().items():
         torch.testing.assert_close(continued.model.state_dict()[name], value, rtol=1e-3, atol=1e-4)
@@ -132,7 +132,7 @@ def test_a_run_cancelled_while_drawing_its_snapshot_continues_exactly(data, tmp_
     assert resume.saved_step(path) == 2 * STEPS_PER_EPOCH
     continued = run(cfg, data, resume=path)
     assert_same_run(whole, continued)
-    assert continued.resumed_at == [2 * STEPS_PER_EPOCH]
+    assert continued.info["resumed_at_steps"] == [2 * STEPS_PER_EPOCH]
 
 
 def test_a_killed_run_continues_from_its_last_periodic_save(data, tmp_path):
@@ -150,7 +150,7 @@ def test_a_killed_run_continues_from_its_last_periodic_save(data, tmp_path):
     assert resume.saved_step(path) == 6  # saved before step 7, which never finished
     continued = run(cfg, data, resume=path)
     assert_same_run(whole, continued)
-    assert continued.resumed_at == [6]
+    assert continued.info["resumed_at_steps"] == [6]
 
 
 def test_a_run_resumed_twice_records_both_points(data, tmp_path):
@@ -161,7 +161,7 @@ def test_a_run_resumed_twice_records_both_points(data, tmp_path):
         with pytest.raises(InterruptedError):
             run(cfg, data, resume=path, on_progress=on_progress, should_stop=should_stop)
     continued = run(cfg, data, resume=path)
-    assert continued.resumed_at == [3, 9]
+    assert continued.info["resumed_at_steps"] == [3, 9]
     assert_same_run(run(cfg, data), continued)
 
 
@@ -172,7 +172,7 @@ def test_a_state_saved_for_other_settings_is_not_used(data, tmp_path, other):
     with pytest.raises(InterruptedError):
         run(config("class"), data, resume=path, on_progress=on_progress, should_stop=should_stop)
     fresh = run(config("class", **other), data, resume=path)
-    assert fresh.resumed_at == []
+    assert "resumed_at_steps" not in fresh.info
     assert_same_run(run(config("class", **other), data), fresh)
 
 
@@ -184,7 +184,7 @@ def test_a_state_saved_at_another_precision_is_not_used(data, tmp_path):
     with pytest.raises(InterruptedError):
         run(cfg, data, resume=path, precision="bf16", on_progress=on_progress, should_stop=should_stop)
     fresh = run(cfg, data, resume=path, precision="fp32")
-    assert fresh.resumed_at == [] and fresh.precision == "fp32"
+    assert "resumed_at_steps" not in fresh.info and fresh.info["precision"] == "fp32"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -201,7 +201,7 @@ def test_a_damaged_state_is_dropped_and_the_run_starts_over(data, tmp_path, dama
         blob[-100] ^= 0xFF  # a tensor byte: the digest no longer matches
     path.write_bytes(bytes(blob))
     fresh = run(cfg, data, resume=path)
-    assert fresh.resumed_at == []
+    assert "resumed_at_steps" not in fresh.info
     assert_same_run(run(cfg, data), fresh)
     assert not path.exists()
 

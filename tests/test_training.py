@@ -293,7 +293,7 @@ def test_a_grid_reports_its_sampler_steps_and_the_run_reports_its_one_duration(s
                                      (3, 0, 3, 2, 3), (4, 0, 3, 2, 3), (4, 1, 3, 2, 4), (4, 2, 3, 2, 5),
                                      (4, 3, 3, 2, 6), (4, 0, 3, 2, 6)]
     # the duration of the run is the one its last report gave (the last grid included), not another clock reading
-    assert result.seconds == seen[-1][5]
+    assert result.info["seconds"] == seen[-1][5]
 
 
 def test_estimated_seconds_follow_the_steps_batch_and_width():

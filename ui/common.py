@@ -13,6 +13,7 @@ from lib.data import Digits, load_mnist
 from lib.mnist_model import MnistDDPM
 from lib.precision import default_device
 from lib.runs import TrainingJobs
+from lib.training import TrainedRun
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -31,13 +32,13 @@ def training_jobs() -> TrainingJobs:
 
 
 @st.cache_resource(show_spinner="Loading the trained model…")
-def trained(config) -> model_store.TrainedModel | None:
+def trained(config) -> TrainedRun | None:
     """A finished run for ``config`` (shipped or cached), loaded once per process; None if it was never trained."""
     return model_store.lookup(config, device=default_device())
 
 
 @st.cache_resource(show_spinner="Loading the shipped model…")
-def shipped(model_kind: str) -> model_store.TrainedModel | None:
+def shipped(model_kind: str) -> TrainedRun | None:
     config = model_store.shipped_config(model_kind)
     return None if config is None else model_store.lookup(config, device=default_device())
 
@@ -48,7 +49,7 @@ def mnist_ddpm(model_kind: str = "class") -> MnistDDPM | None:
     return None if run is None else ddpm_of(run)
 
 
-def run_key(run: model_store.TrainedModel) -> str:
+def run_key(run: TrainedRun) -> str:
     """A hashable stand-in for a run's weights in cache keys (its configuration + the loaded instance).
 
     The cache-key rule for functions cached on a model (``st.cache_data`` / ``st.cache_resource``): the model itself
@@ -58,13 +59,13 @@ def run_key(run: model_store.TrainedModel) -> str:
     return f"{run.config.model}-{config_key(run.config.as_dict())}-{id(run.model)}"
 
 
-def ddpm_of(run: model_store.TrainedModel) -> MnistDDPM:
+def ddpm_of(run: TrainedRun) -> MnistDDPM:
     """A trained DDPM run as a ``Denoiser``: one instance per loaded run, shared by every session."""
     return _as_denoiser(run_key(run), run)
 
 
 @st.cache_resource
-def _as_denoiser(key: str, _run: model_store.TrainedModel) -> MnistDDPM:
+def _as_denoiser(key: str, _run: TrainedRun) -> MnistDDPM:
     return MnistDDPM(_run.model, _run.config)
 
 

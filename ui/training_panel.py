@@ -26,7 +26,7 @@ from lib.precision import bf16_is_fast, default_device, resolve
 from lib.runs import Job
 from lib.schedules import linear_schedule
 from lib.text import spoken_duration, time_left
-from lib.training import SPEC, Progress, TrainConfig, estimated_seconds
+from lib.training import SPEC, Progress, TrainConfig, TrainedRun, estimated_seconds
 from ui import layout
 from ui.common import mnist, shipped, trained, training_jobs
 
@@ -232,7 +232,7 @@ def settings_text(config: TrainConfig, detailed: bool = False) -> str:
     return ", ".join(s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
 
 
-def run_to_show(kind: str, config: TrainConfig) -> tuple[model_store.TrainedModel | None, str]:
+def run_to_show(kind: str, config: TrainConfig) -> tuple[TrainedRun | None, str]:
     """The run whose results the page shows, and a note saying which one it is.
 
     Your finished job for these settings, else a stored run of exactly these settings (shipped or cached), else the
@@ -339,7 +339,7 @@ def no_model_yet(what: str, kind: str) -> None:
 
 # --- a finished run --------------------------------------------------------------------------------------------------
 
-def provenance_caption(run: model_store.TrainedModel, note: str) -> None:
+def provenance_caption(run: TrainedRun, note: str) -> None:
     """Which run is shown (``note``), where and how long it trained (in how many sittings, if it was resumed), and
     its main settings."""
     resumed = run.info.get("resumed_at_steps") or []
@@ -348,12 +348,12 @@ def provenance_caption(run: model_store.TrainedModel, note: str) -> None:
                f"{settings_text(run.config)}.")
 
 
-def run_duration(run: model_store.TrainedModel) -> str:
+def run_duration(run: TrainedRun) -> str:
     """A finished run's one duration (``info["seconds"]``: its training and sample grids, all sittings), in words."""
     return spoken_duration(run.info.get("seconds", 0))
 
 
-def loss_panel(run: model_store.TrainedModel, *, key: str, log_default: bool) -> bool:
+def loss_panel(run: TrainedRun, *, key: str, log_default: bool) -> bool:
     """The run's loss curve with a log-scale switch; returns the switch (the live view uses the same setting)."""
     log_y = st.toggle("Log-scale loss axis", log_default, key=f"{key}_log", persist_state="session")
     st.plotly_chart(loss_figure(run.losses, log_y=log_y, steps_per_epoch=run.config.epoch_steps(len(run.losses))),
@@ -363,7 +363,7 @@ def loss_panel(run: model_store.TrainedModel, *, key: str, log_default: bool) ->
     return log_y
 
 
-def snapshot_scrubber(run: model_store.TrainedModel, *, key: str, caption: str) -> None:
+def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
     """Samples recorded after each snapshot epoch, with an epoch scrubber and a PNG download."""
     epochs = list(run.snapshots)
     if not epochs:
@@ -407,7 +407,7 @@ def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) ->
     st.download_button("Download GIF", _gif(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
 
 
-def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: str) -> model_store.TrainedModel:
+def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: str) -> TrainedRun:
     """Sections 1–3 of the B2/B3 pages — the noise schedule, training, and the run's loss and per-epoch samples —
     and the run they show (the page stops with a note if there is none yet).
 
