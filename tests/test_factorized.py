@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lib.costs import CountingDenoiser
 from lib.edits import factorized_predictor, hybrid_predictor, sample_with
 from lib.filters import (Decomposition, colour_grey, frequency_response, highpass, lowpass, motion_residual,
                          three_band, two_band)
 from lib.sampling import guided_predictions
-from tests.test_edits import DEN, STRIDE, CountingDenoiser, gen
+from tests.test_edits import DEN, STRIDE, gen
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -97,4 +98,5 @@ def test_three_prompts_run_in_one_call_per_step():
     x = sample_with(counting, factorized_predictor(counting, conds, three_band(15, 1.0, 2.5), 5.0), num_samples=2,
                     stride=STRIDE, generator=gen(7))
     assert x.shape == (2, 1, 28, 28) and torch.isfinite(x).all()
-    assert counting.calls == [2 * 3 * 2] * (len(DEN.timesteps(STRIDE)) - 1)  # samples × bands × 2 for CFG
+    steps = len(DEN.timesteps(STRIDE)) - 1
+    assert (counting.cost.calls, counting.cost.rows) == (steps, steps * 2 * 3 * 2)  # samples × bands × 2 for CFG
