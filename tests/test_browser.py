@@ -262,10 +262,10 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
     assert page.url.split("?")[0].endswith(b3)
     assert page.evaluate(font_js) == pytest.approx(1.25 * base_font), "presentation mode was lost on a page change"
     assert switch.locator("input").is_checked()
-    page.reload()  # a new session: the URL carries the mode (?presentation=1)
+    page.reload()  # a new session: the URL carries the mode (?presentation=true)
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
     wait_for_app(page)
-    assert "presentation=1" in page.url and switch.locator("input").is_checked()
+    assert "presentation=true" in page.url.lower() and switch.locator("input").is_checked(), page.url
     switch.click()
     wait_for_app(page)
     assert page.evaluate(font_js) == pytest.approx(base_font) and "presentation" not in page.url

@@ -138,7 +138,7 @@ def test_a3_sampling_and_cfg():
 
 def test_backend_choice_falls_back_to_mnist_without_if():
     at = run_page("04_A3_Sampling_and_CFG.py")
-    at.sidebar.radio(key="_w_backend").set_value("DeepFloyd IF").run()
+    at.sidebar.radio(key="backend").set_value("DeepFloyd IF").run()
     assert not at.exception
     if torch.cuda.is_available():
         pytest.skip("this machine may really run IF")
@@ -549,9 +549,9 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
         at.session_state[key] = value
     at.run()
     at.text_input(key="a3_prompt").set_value("8").run()
-    at.sidebar.radio(key="_w_backend").set_value("DeepFloyd IF").run()
+    at.sidebar.radio(key="backend").set_value("DeepFloyd IF").run()
     assert at.text_input(key="a3_prompt").value == "a high quality photo" and not at.error, errors(at)
-    at.sidebar.radio(key="_w_backend").set_value("Built-in MNIST DDPM (default, CPU)").run()
+    at.sidebar.radio(key="backend").set_value("Built-in MNIST DDPM (default, CPU)").run()
     assert at.text_input(key="a3_prompt").value == "8" and not at.error, errors(at)
 
     at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)

@@ -210,7 +210,7 @@ def test_token_never_shown_logged_or_stored(capfd, app_with_secret):
     # choose DeepFloyd IF: the requirement check runs with the token (and fails here: no GPU, maybe no network)
     from ui.backend import IF_CHOICE
 
-    page.sidebar.radio(key="_w_backend").set_value(IF_CHOICE).run()
+    page.sidebar.radio(key="backend").set_value(IF_CHOICE).run()
     assert not page.exception, [e.value for e in page.exception]
     assert page.sidebar.error, "choosing IF on a machine that cannot run it should say why"
     text = _rendered_text(page)

@@ -102,18 +102,6 @@ class Backend:
         return self.denoiser.image_shape[0]
 
 
-def _persisted(widget_key: str, store_key: str, default):
-    """Copy a persisted choice into its widget's state before the widget is drawn (widget state is dropped when the user
-    switches pages; the plain ``store_key`` entry is not), and return the on_change that copies it back."""
-    st.session_state.setdefault(store_key, default)
-    st.session_state[widget_key] = st.session_state[store_key]
-
-    def remember():
-        st.session_state[store_key] = st.session_state[widget_key]
-
-    return remember
-
-
 def _setting(name: str) -> str | None:
     """A setting from the environment, else from .streamlit/secrets.toml (secrets are never shown anywhere)."""
     value = os.environ.get(name)
@@ -224,10 +212,9 @@ def _server_backend() -> Backend | None:
         st.sidebar.error(f"{health}. The pages use the built-in MNIST model meanwhile.")
         return None
     models = health["models"]
-    remember = _persisted("_w_server_model", "server_model", next(iter(models)))
-    if st.session_state["_w_server_model"] not in models:
-        st.session_state["_w_server_model"] = next(iter(models))
-    model = st.sidebar.selectbox("Server model", tuple(models), key="_w_server_model", on_change=remember,
+    if st.session_state.get("server_model", next(iter(models))) not in models:  # the server was redeployed
+        st.session_state["server_model"] = next(iter(models))
+    model = st.sidebar.selectbox("Server model", tuple(models), key="server_model", persist_state="session",
                                  help="The models the server holds; the sidebar caption below names the one in use.")
     try:
         den = _remote_denoiser(url, model, hashlib.sha256((token or "").encode()).hexdigest()[:16], token, models[model])
@@ -275,18 +262,16 @@ def active_backend() -> Backend:
     sb = st.sidebar
     sb.subheader("Backend")
     choices = BACKENDS + ((SERVER_CHOICE,) if server_settings()[0] else ())
-    remember = _persisted("_w_backend", "backend", MNIST_CHOICE)
-    if st.session_state["_w_backend"] not in choices:
-        st.session_state["_w_backend"] = MNIST_CHOICE
-    choice = sb.radio("Diffusion model", choices, key="_w_backend", on_change=remember,
+    if st.session_state.get("backend", MNIST_CHOICE) not in choices:  # the model server's setting went away
+        st.session_state["backend"] = MNIST_CHOICE
+    # persist_state: the choice follows the user from page to page (Home and the sidebar read it too)
+    choice = sb.radio("Diffusion model", choices, key="backend", persist_state="session",
                       help="Every part-A technique runs on any of them through the same sampling loop.")
     backend = None
     if choice == SERVER_CHOICE:
         backend = _server_backend()
     elif choice == IF_CHOICE:
-        remember_variant = _persisted("_w_if_variant", "if_variant", "IF-I-XL")
-        variant = sb.selectbox("IF stage-1 variant", tuple(IF_VARIANTS), key="_w_if_variant",
-                               on_change=remember_variant,
+        variant = sb.selectbox("IF stage-1 variant", tuple(IF_VARIANTS), key="if_variant", persist_state="session",
                                help="XL: 4.3B parameters (the assignment's), L: 0.9B (the course notebook's), M: 0.4B.")
         backend = _if_backend(variant)
     if backend is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-PRESENTATION_KEY = "presentation"  # plain session-state key: survives page switches (widget keys do not)
+PRESENTATION_KEY = "presentation"  # the switch's key, and its query parameter in the URL
 PRESENTATION_SCALE = 2  # images twice as wide: a 28-px digit shown at 84 px becomes 168 px
 PRESENTATION_FONT = "125%"  # Streamlit sizes text in rem, so the root font size scales all of it
 PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the room
@@ -46,26 +46,13 @@ if (!window.__diffusionLabCloseSidebar) {{
 def frame() -> None:
     """The styles, the phone fix and the sidebar's presentation switch (call once per run, before the page).
 
-    Presentation mode lives in the session (it survives page switches) and in the URL as ``?presentation=1`` (it
-    survives a reload, and an instructor can bookmark it); a page switch drops the URL's query, so every run puts it
-    back."""
-    if st.query_params.get(PRESENTATION_KEY) == "1":
-        st.session_state[PRESENTATION_KEY] = True
-    st.session_state.setdefault(PRESENTATION_KEY, False)
-    st.session_state["_w_presentation"] = st.session_state[PRESENTATION_KEY]
-    st.sidebar.toggle("Presentation mode", key="_w_presentation", on_change=_remember_presentation,
+    The switch is bound to the URL (``?presentation=true``): it survives page switches and reloads, and an instructor
+    can bookmark it."""
+    st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY, bind="query-params",
                       help="For a projector: images twice as large and larger text, on every page.")
-    if presentation():
-        st.query_params[PRESENTATION_KEY] = "1"
     css = BASE_CSS + (PRESENTATION_CSS if presentation() else "")
     st.html(f"<style>{css}</style>")
     st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
-
-
-def _remember_presentation() -> None:
-    st.session_state[PRESENTATION_KEY] = st.session_state["_w_presentation"]
-    if not st.session_state[PRESENTATION_KEY]:
-        st.query_params.pop(PRESENTATION_KEY, None)
 
 
 def presentation() -> bool:
