@@ -1,7 +1,8 @@
 """Trained part-B models on disk: the shipped ones in ``data/models`` and retrained ones in the cache.
 
-One safetensors file holds a whole run — ``model.*`` (the state dict), ``loss`` (one value per optimiser step),
-``snapshot.<epoch>`` (uint8 sample grids) — with the ``TrainConfig`` and provenance in its metadata. The shipped files
+One safetensors file holds a whole run — ``model.*`` (the state dict), ``ema.*`` (the EMA of the weights, for DDPM
+runs that kept one), ``loss`` (one value per optimiser step), ``snapshot.<epoch>`` (uint8 sample grids) — with the
+``TrainConfig`` and provenance in its metadata. The shipped files
 are ordinary entries whose configuration is read from their metadata, so asking for a shipped configuration loads it.
 """
 
@@ -33,9 +34,13 @@ def config_from_json(text: str) -> TrainConfig:
 
 
 def save_run(result: TrainedRun, path: Path, info: dict, weights_dtype: torch.dtype = torch.float32) -> Path:
-    weights = {k: (v.to(weights_dtype) if v.is_floating_point() else v) for k, v in result.model.state_dict().items()}
-    tensors = {**cache.nest("model", weights), **cache.nest("snapshot", result.snapshots),
+    def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: (v.to(weights_dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+
+    tensors = {**cache.nest("model", weights(result.model)), **cache.nest("snapshot", result.snapshots),
                "loss": torch.tensor(result.losses, dtype=torch.float32)}
+    if result.ema is not None:
+        tensors.update(cache.nest("ema", weights(result.ema)))
     meta = {"config": result.config.to_json(), "info": json.dumps(info, sort_keys=True)}
     return cache.save_entry(path, tensors, meta)
 
@@ -45,14 +50,21 @@ def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedRun:
     tensors, meta = cache.load_entry(path)
     try:
         config = config_from_json(meta["config"])
-        model = build_model(config.model, config.hidden)
-        state = cache.unnest("model", tensors)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model = _model(config, cache.unnest("model", tensors), device)
+        ema_state = cache.unnest("ema", tensors)
+        ema = _model(config, ema_state, device) if ema_state else None
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise cache.CorruptEntry(f"{Path(path).name}: not a Diffusion Lab run ({err})") from err
     snapshots = {int(epoch): grid for epoch, grid in cache.unnest("snapshot", tensors).items()}
-    return TrainedRun(config, for_inference(model, device), tensors["loss"].tolist(), dict(sorted(snapshots.items())),
-                        json.loads(meta.get("info", "{}")))
+    return TrainedRun(config, model, tensors["loss"].tolist(), dict(sorted(snapshots.items())),
+                      json.loads(meta.get("info", "{}")), ema)
+
+
+def _model(config: TrainConfig, state: dict[str, torch.Tensor], device: torch.device | str) -> torch.nn.Module:
+    """The UNet of ``config`` with the weights ``state`` (stored in fp16 or fp32), ready for inference on ``device``."""
+    model = build_model(config.model, config.hidden)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return for_inference(model, device)
 
 
 def _stem(config: TrainConfig) -> str:

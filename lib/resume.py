@@ -6,7 +6,7 @@ picks it up when started again with the same configuration on the same kind of d
 
 What makes the continuation identical to a run that never stopped (pinned by ``tests/test_resume.py``):
 
-* the model's parameters and buffers (BatchNorm's running statistics), in fp32;
+* the model's parameters and buffers (BatchNorm's running statistics), in fp32, and those of its EMA (``lib.ema``);
 * Adam's moments and step counts, and the learning-rate scheduler's position;
 * the random generator's state (it draws the noise, t, class dropout and the shuffles) and the current shuffled order
   of the training set with the position in it;
@@ -28,14 +28,17 @@ from lib import cache
 
 
 def save_state(path: Path, config_json: str, device: torch.device, precision: str, progress, order: torch.Tensor,
-         cursor: int, model: torch.nn.Module, opt: torch.optim.Optimizer, sched, gen: torch.Generator) -> None:
+         cursor: int, model: torch.nn.Module, opt: torch.optim.Optimizer, sched, gen: torch.Generator,
+         ema: torch.nn.Module | None = None) -> None:
     """Write the run's state to ``path`` (atomically; the previous save stays until the new one is complete).
 
     ``progress`` is the run's ``lib.training.Progress``; ``order`` the current shuffled pass over the training set and
-    ``cursor`` how much of it has been used."""
+    ``cursor`` how much of it has been used; ``ema`` the average of the weights, for runs that keep one."""
     opt_state = opt.state_dict()
     tensors = {**cache.nest("model", model.state_dict()), **cache.nest("snapshot", progress.snapshots),
                "rng": gen.get_state(), "order": order, "loss": torch.tensor(progress.losses, dtype=torch.float64)}
+    if ema is not None:
+        tensors.update(cache.nest("ema", ema.state_dict()))
     for index, slots in opt_state["state"].items():  # Adam: step, exp_avg, exp_avg_sq per parameter
         tensors.update(cache.nest(f"opt.{index}", {k: torch.as_tensor(v) for k, v in slots.items()}))
     meta = {
@@ -53,9 +56,11 @@ def save_state(path: Path, config_json: str, device: torch.device, precision: st
 
 
 def load_state(path: Path, config_json: str, device: torch.device, precision: str, progress, model: torch.nn.Module,
-         opt: torch.optim.Optimizer, sched, gen: torch.Generator) -> tuple[torch.Tensor, int] | None:
-    """Restore a state saved by ``save_state`` into ``progress``, ``model``, ``opt``, ``sched`` and ``gen``; return the
-    shuffled order and the cursor in it.
+         opt: torch.optim.Optimizer, sched, gen: torch.Generator,
+         ema: torch.nn.Module | None = None) -> tuple[torch.Tensor, int] | None:
+    """Restore a state saved by ``save_state`` into ``progress``, ``model``, ``opt``, ``sched``, ``gen`` and ``ema``;
+    return the shuffled order and the cursor in it. A state saved before runs kept an EMA starts the average at the
+    restored weights.
 
     None, with nothing restored, when there is no file or it belongs to another configuration, device type or
     precision (its random stream and arithmetic would differ). A damaged file raises ``cache.CorruptEntry``.
@@ -68,6 +73,8 @@ def load_state(path: Path, config_json: str, device: torch.device, precision: st
         return None
     try:
         model.load_state_dict(cache.unnest("model", tensors))
+        if ema is not None:
+            ema.load_state_dict(cache.unnest("ema", tensors) or model.state_dict())
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in cache.unnest("opt", tensors).items():
             index, name = key.split(".", 1)

@@ -6,6 +6,8 @@ no DataLoader and no per-sample Python. Each batch draws fresh noise (and fresh 
 * ``denoiser`` (B1): z = x + σ ε, loss ‖D(z) − x‖², x ∈ [0, 1]; Adam, constant lr.
 * ``time`` / ``class`` (B2): x0 ∈ [−1, 1], t ~ U{0 … T−1}, x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε, loss ‖ε_θ(x_t, t/T[, c]) − ε‖²;
   Adam + ExponentialLR(γ = 0.1^(1/epochs)) stepped once per epoch; the class vector is zeroed with probability p_uncond.
+  Beside the trained weights a DDPM run keeps their exponential moving average (``lib.ema``), which the optimiser never
+  sees: the run returns both, and the spec's weights stay the ones the pages show by default.
 
 Close to the hardware without changing the maths: the forward/backward runs in bf16 autocast on channels_last where
 the hardware has bf16 units (``lib.precision``; weights, Adam and the loss stay fp32), Adam is the fused kernel on
@@ -27,6 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from lib import ema as weight_average
 from lib.cache import CorruptEntry
 from lib.precision import autocast, default_device, prepare, resolve
 from lib.resume import load_state, save_state
@@ -175,7 +178,8 @@ class TrainedRun:
     model: torch.nn.Module
     losses: list[float]  # one per optimiser step
     snapshots: dict[int, torch.Tensor]  # epoch -> uint8 sample grid
-    info: dict  # provenance: seconds, precision ("fp32" | "bf16"), resumed_at_steps; once stored also device, data, …
+    info: dict  # provenance: seconds, precision ("fp32" | "bf16"), resumed_at_steps, ema_decay; once stored also device, …
+    ema: torch.nn.Module | None = None  # the EMA of the weights (lib.ema), for DDPM runs trained since runs kept one
 
 
 def estimated_seconds(config: TrainConfig, num_examples: int, precision: str) -> float:
@@ -217,7 +221,7 @@ def train(
     device = device or default_device()
     precision = resolve(device, precision)
     sync_every = loss_sync_every or LOSS_SYNC_EVERY.get(device.type, 1)
-    gen, model, opt, sched = _fresh_run(config, device, precision)
+    gen, model, opt, sched, ema = _fresh_run(config, device, precision)
     abar = None  # ᾱ_t of the DDPMs' schedule
     if config.model != "denoiser":
         abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod
@@ -234,10 +238,10 @@ def train(
     config_json = config.to_json()
     if resume:
         try:
-            restored = load_state(resume, config_json, device, precision, progress, model, opt, sched, gen)
+            restored = load_state(resume, config_json, device, precision, progress, model, opt, sched, gen, ema)
         except CorruptEntry:  # a damaged save (it may have been half restored): start over
             Path(resume).unlink(missing_ok=True)
-            restored, (gen, model, opt, sched) = None, _fresh_run(config, device, precision)
+            restored, (gen, model, opt, sched, ema) = None, _fresh_run(config, device, precision)
         if restored:
             order, cursor = restored
     start = time.perf_counter() - progress.seconds
@@ -256,7 +260,7 @@ def train(
         nonlocal last_save
         if pending:
             read_back()
-        save_state(resume, config_json, device, precision, progress, order, cursor, model, opt, sched, gen)
+        save_state(resume, config_json, device, precision, progress, order, cursor, model, opt, sched, gen, ema)
         last_save = time.perf_counter()
 
     def check_stop() -> None:
@@ -316,6 +320,8 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                weight_average.update(ema, model, progress.step + len(pending))
             pending.append(loss.detach())
             if len(pending) >= sync_every or i == steps_per_epoch - 1:
                 read_back()
@@ -327,11 +333,14 @@ def train(
     info = {"seconds": progress.seconds, "precision": precision}
     if progress.resumed_at:
         info["resumed_at_steps"] = progress.resumed_at
-    return TrainedRun(config, model, progress.losses, progress.snapshots, info)
+    if ema is not None:
+        info["ema_decay"] = weight_average.EMA_DECAY
+    return TrainedRun(config, model, progress.losses, progress.snapshots, info, ema)
 
 
 def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
-    """The seeded random generator, initial model, Adam and (DDPMs) ExponentialLR of a run that starts from scratch."""
+    """The seeded random generator, initial model, Adam and (DDPMs) ExponentialLR and weight average of a run that
+    starts from scratch."""
     gen = torch.Generator(device=device).manual_seed(config.seed)
     # The initial weights come from the global RNG: seed it under a lock (runs in other threads must not draw from it
     # meanwhile) and restore it afterwards, so the run depends on its seed alone.
@@ -340,10 +349,11 @@ def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
         model = build_model(config.model, config.hidden)
     model = prepare(model.to(device), precision)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
-    sched = None
+    sched = ema = None
     if config.model != "denoiser":
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / config.epochs))
-    return gen, model, opt, sched
+        ema = weight_average.ema_copy(model)
+    return gen, model, opt, sched, ema
 
 
 def _loss(model, config: TrainConfig, x01: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, abar) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Resumable training (lib.resume): a run stopped part-way and started again ends bit-for-bit where a run that never
-stopped ends — same losses, weights, BatchNorm statistics, Adam state, learning rate and snapshots."""
+stopped ends — same losses, weights, BatchNorm statistics, weight average (EMA), Adam state, learning rate and
+snapshots."""
 
 from __future__ import annotations
 
@@ -50,10 +51,12 @@ def assert_same_run(a, b):
     assert a.losses == b.losses
     assert a.snapshots.keys() == b.snapshots.keys()
     assert all(torch.equal(a.snapshots[e], b.snapshots[e]) for e in a.snapshots)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert sa.keys() == sb.keys()
-    for name in sa:  # weights and BatchNorm running statistics, exactly
-        assert torch.equal(sa[name], sb[name]), name
+    assert (a.ema is None) == (b.ema is None) == (a.config.model == "denoiser")
+    for ma, mb in [(a.model, b.model)] + ([(a.ema, b.ema)] if a.ema is not None else []):
+        sa, sb = ma.state_dict(), mb.state_dict()
+        assert sa.keys() == sb.keys()
+        for name in sa:  # weights and BatchNorm running statistics, exactly
+            assert torch.equal(sa[name], sb[name]), name
 
 
 @pytest.mark.parametrize("kind", ["class", "time", "denoiser"])
