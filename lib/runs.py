@@ -77,7 +77,7 @@ def run_info(run: TrainedRun, train_set: Digits, device: torch.device) -> dict:
     precision, on which data."""
     return {**run.info, "seconds": round(run.info["seconds"], 1), "data": train_set.note, "torch": torch.__version__,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-            else f"CPU ({torch.get_num_threads()} threads)"}
+            else f"CPU ({torch.get_num_threads()} thread{'' if torch.get_num_threads() == 1 else 's'})"}
 
 
 @dataclass
