@@ -3,12 +3,11 @@
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
 from lib.images import grid
-from lib.sampling import sample
 from ui import layout
-from ui.backend import DEFAULTS, StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
+from ui.backend import StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
 from ui.part_a import cost_caption, page_setup, show, with_cfg
+from ui.pieces import A0_DEFAULT_COLUMNS, A0_IF_STEPS, A0_MNIST_STRIDES, a0_columns, if_grid, mnist_grid
 
 backend = page_setup(
     "0 · Sampling with the stock pipeline",
@@ -21,40 +20,6 @@ backend = page_setup(
     "64 px, then optionally stage 2 to 256 px); on the built-in MNIST model it is the same idea with the app's own "
     "loop, where fewer steps means a larger stride through the T = 300 timesteps.",
 )
-
-MNIST_STRIDES = [150, 100, 50, 30, 10, 5, 3, 1]
-IF_STEPS = [2, 5, 10, 20, 50]
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-@counts_cost
-def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, ...], seed: int, _den,
-               _on_step=None) -> torch.Tensor:
-    """(len(strides), len(prompts), C, H, W): for each stride, all prompts in one batch from the same seed."""
-    cond = torch.cat([_den.encode_prompt(p) for p in prompts])  # one condition row per image
-    out = []
-    for stride in strides:
-        gen = torch.Generator(device=_den.device).manual_seed(seed)
-        out.append(sample(_den, cond, scale=DEFAULTS["mnist"].guidance, stride=stride, num_samples=len(prompts),
-                          generator=gen, on_step=_on_step).float().cpu())
-    return torch.stack(out)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-@counts_cost
-def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], seed: int, _den,
-            _progress=None) -> torch.Tensor:
-    """(len(steps), len(prompts), 3, 64, 64) from the stock IFPipeline, re-seeded for every image."""
-    out = []
-    for n in steps:
-        row = []
-        for prompt in prompts:  # the stock pipeline takes one prompt (its own CFG batch) per call
-            row.append(_den.stock_sample(prompt, steps=n, seed=seed, scale=DEFAULTS["if"].guidance).cpu())
-            if _progress is not None:
-                _progress.advance(f"{prompt[:30]!r}, {n} steps")
-        out.append(torch.cat(row))
-    return torch.stack(out)
-
 
 @st.cache_data(ttl=300, show_spinner="Checking stage 2…")
 def stage2_problem(variant: str, device: str, key: str, _src) -> str | None:
@@ -91,9 +56,11 @@ text = c1.text_area("Prompts (one per line)", default_prompts, key=f"a0_prompts_
                     help="MNIST: one digit per line (\"7\", \"seven\", \"a handwritten 7\"). IF: any text.")
 with c2:
     if backend.is_if:
-        columns = st.multiselect("num_inference_steps", IF_STEPS, default=[5, 20, 50], key="a0_steps_if")
+        columns = st.multiselect("num_inference_steps", A0_IF_STEPS, default=list(A0_DEFAULT_COLUMNS["if"]),
+                                 key="a0_steps_if")
     else:
-        columns = st.multiselect("Strides (steps = number of timesteps − 1)", MNIST_STRIDES, default=[100, 30, 10],
+        columns = st.multiselect("Strides (steps = number of timesteps − 1)", A0_MNIST_STRIDES,
+                                 default=list(A0_DEFAULT_COLUMNS["mnist"]),
                                  key="a0_strides_mnist",
                                  help="Stride s visits t = 299, 299 − s, …, then the clean image: about 300 / s steps.")
     seed = seed_control("a0_seed")
@@ -108,7 +75,7 @@ elif not columns:
 elif all(prompt_ok(backend, p) for p in prompts):
     den = backend.denoiser
     if backend.is_if:
-        columns = sorted(columns)
+        columns = list(a0_columns(backend.kind, columns))
         progress = StepProgress(len(columns) * len(prompts), "Running the IF pipeline:")
         result, cost = if_grid(backend.key, prompts, tuple(columns), seed, den, progress)
         rows_why = (f"1 prompt per pipeline call{with_cfg(cost, cost.calls)}; counted from the stock pipeline's "
@@ -116,7 +83,7 @@ elif all(prompt_ok(backend, p) for p in prompts):
                     "step; stage 2 is not counted")
         labels = [f"{n} steps" for n in columns]
     else:
-        columns = sorted(columns, reverse=True)  # fewest steps first
+        columns = list(a0_columns(backend.kind, columns))  # fewest steps first
         counts = [len(den.timesteps(s)) - 1 for s in columns]
         progress = StepProgress(sum(counts), "Sampling:")
         result, cost = mnist_grid(backend.key, prompts, tuple(columns), seed, den, progress)

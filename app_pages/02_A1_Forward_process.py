@@ -3,13 +3,11 @@
 import streamlit as st
 import torch
 
-from lib.diffusion import forward_noise
-from lib.filters import lowpass
 from lib.images import grid, psnr
 from lib.plots import MARK_COLOR, schedule_figure
-from lib.sampling import randn
 from ui.backend import download_png, seed_control
 from ui.part_a import page_setup, pick_image, show
+from ui.pieces import course_timesteps, noisy_and_blurred, one_step_row
 
 backend = page_setup(
     "1.1 – 1.2 · Forward process and classical denoising",
@@ -27,15 +25,6 @@ backend = page_setup(
 T = backend.num_timesteps
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def noisy_and_blurred(backend_key: str, image, ts: tuple[int, ...], kernel: int, sigma: float, seed: int, _den):
-    """x_t for each t (one ε ~ N(0, I) from ``seed``, shared by all t) and its Gaussian blur; both (len(ts), C, H, W)."""
-    x0 = torch.from_numpy(image).unsqueeze(0)
-    eps = randn(x0.shape, torch.Generator().manual_seed(seed), like=x0)
-    noisy = torch.cat([forward_noise(x0, t, _den.schedule, eps) for t in ts])
-    return noisy, lowpass(noisy, kernel, sigma)
-
-
 left, right = st.columns([2, 3])
 with left:
     picked = pick_image(backend, "a1")
@@ -50,7 +39,7 @@ with right:
 
 if picked is not None:
     x0 = picked.tensor()
-    course_ts = (T // 4, T // 2, 3 * T // 4)  # the course's 250 / 500 / 750 for T = 1000
+    course_ts = course_timesteps(T)  # the course's 250 / 500 / 750 for T = 1000
     noisy, blurred = noisy_and_blurred(backend.key, picked.array, (t, *course_ts), kernel, sigma, seed,
                                        backend.denoiser)
     abar = backend.denoiser.schedule.abar(t)
@@ -70,10 +59,13 @@ if picked is not None:
     st.plotly_chart(fig)
 
     st.subheader("The course's row: " + ", ".join(f"t = {s}" for s in course_ts))
-    st.caption("Top: x_t; bottom: its Gaussian blur. " + (
+    prompt = backend.defaults.edit_prompt(picked.digit)
+    one_step, _ = one_step_row(backend.key, picked.array, course_ts, prompt, seed, backend.denoiser)
+    st.caption("Top: x_t; middle: its Gaussian blur (1.2); bottom: the UNet's one-step estimate x̂₀ for the prompt "
+               f"{prompt!r} (1.3, from the same x_t). " + (
         "(T = 1000, as in the course.)" if T == 1000 else f"(Here T = {T}, so these are the same fractions of T as "
         "the course's 250 / 500 / 750 of 1000.)"))
-    row = torch.cat([noisy[1:], blurred[1:]])
+    row = torch.cat([noisy[1:], blurred[1:], one_step])
     show(row, ncols=len(course_ts), target_px=150)
     download_png(grid(torch.cat([x0, noisy[:1], blurred[:1]]), 3, upscale=4), f"forward_t{t}.png",
                  f"Download original / x_{t} / blur")

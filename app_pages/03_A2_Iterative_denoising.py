@@ -3,16 +3,14 @@
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.filters import lowpass
 from lib.images import gradient_energy, grid, psnr
-from lib.plots import TrajectoryRecorder, animation_figure, estimate_psnr_figure
-from lib.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
+from lib.plots import animation_figure, estimate_psnr_figure
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import (EMPTY_PROMPT_HELP, clamped_key, cost_caption, page_setup, pick_image, prompt_input, show,
                        with_cfg)
+from ui.pieces import compare
 
 backend = page_setup(
     "1.3 – 1.4 · One-step vs iterative denoising",
@@ -54,33 +52,6 @@ def scores_line(images: torch.Tensor, x0: torch.Tensor) -> str:
     return (f"**PSNR**: one-step {p_one:.1f} dB, {relation(p_one, p_iter)} iterative {p_iter:.1f} dB. "
             f"**Edge energy** (mean squared difference of neighbouring pixels; the original's = 100 %): "
             f"one-step {e_one} %, {relation(e_one, e_iter)} iterative {e_iter} %.")
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-@counts_cost
-def compare(backend_key: str, image, prompt: str, i_start: int, stride: int, every: int, kernel: int, sigma: float,
-            seed: int, _den, _on_step=None):
-    """x_t, its blur, the one-step x̂0, the iterative result, the trajectory frames and the PSNR of x̂0 per step."""
-    x0 = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype)
-    ts = _den.timesteps(stride)
-    gen = torch.Generator(device=_den.device).manual_seed(seed)
-    cond = _den.encode_prompt(prompt)
-    x_t = noise_to(x0, ts[i_start], _den.schedule, gen)
-    one = one_step_denoise(_den, x_t, ts[i_start], cond)
-    recorder = TrajectoryRecorder(len(ts) - 1, every, ncols=2, upscale=max(1, 128 // x0.shape[-1]))
-    curve = []
-
-    def on_step(i, t_prev, x, x0_hat):
-        recorder(i, t_prev, torch.cat([x, x0_hat]), x0_hat)
-        curve.append((i + 1, t_prev, psnr(x0_hat.clamp(-1, 1), x0)))
-        if _on_step is not None:
-            _on_step(i, t_prev, x, x0_hat)
-
-    # the course's iterative_denoise of 1.4: the conditional estimate alone (γ = 1); CFG comes in on page A3
-    final = denoise(x_t, ts, cfg_predictor(_den, cond, _den.null_condition(), 1.0), _den.schedule, gen,
-                    variance_type=_den.variance_type, i_start=i_start, on_step=on_step)
-    images = torch.cat([x0, x_t, lowpass(x_t, kernel, sigma), one, final]).clamp(-1, 1).float().cpu()  # as displayed
-    return images, recorder.x_frames, recorder.labels, curve
 
 
 left, right = st.columns([2, 3])

@@ -2,15 +2,13 @@
 
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from lib.costs import counts_cost
 from lib.images import grid
-from lib.sampling import sample
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, show
+from ui.pieces import A3_DEFAULT_SAMPLES, A3_DEFAULT_SCALES, guidance_sweep
 
 backend = page_setup(
     "1.5 – 1.6 · Sampling from noise and classifier-free guidance",
@@ -28,27 +26,13 @@ backend = page_setup(
 SCALES = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0]
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-@counts_cost
-def guidance_sweep(backend_key: str, prompt: str, scales: tuple[float, ...], num_samples: int, stride: int, seed: int,
-                   _den, _on_step=None) -> torch.Tensor:
-    """(len(scales), N, C, H, W) samples; the generator is re-seeded per scale so every γ starts from the same x_T."""
-    cond = _den.encode_prompt(prompt)
-    out = []
-    for scale in scales:
-        gen = torch.Generator(device=_den.device).manual_seed(seed)
-        out.append(sample(_den, cond, scale=scale, stride=stride, num_samples=num_samples, generator=gen,
-                          on_step=_on_step).float().cpu())
-    return torch.stack(out)
-
-
 c1, c2, c3 = st.columns([3, 2, 2])
 prompt = prompt_input("Prompt", backend.defaults.prompt, "a3_prompt", backend.kind, container=c1,
                       help="MNIST: a digit (\"7\", \"seven\", \"a handwritten 7\"). IF: any text. " + EMPTY_PROMPT_HELP)
-scales = c1.multiselect("Guidance scale γ", SCALES, default=[0.0, 1.0, 3.0, 5.0, 7.0], key="a3_scales",
+scales = c1.multiselect("Guidance scale γ", SCALES, default=list(A3_DEFAULT_SCALES), key="a3_scales",
                         format_func=lambda g: f"{g:g}")
 with c2:
-    num_samples = st.slider("Samples per γ", 1, 16, 4, key="a3_samples")
+    num_samples = st.slider("Samples per γ", 1, 16, A3_DEFAULT_SAMPLES, key="a3_samples")
     stride = stride_control(backend, key="a3_stride")
 with c3:
     seed = seed_control("a3_seed")

@@ -3,13 +3,12 @@
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.edits import sdedit_strip
 from lib.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, prompt_input, show, with_cfg
+from ui.pieces import COURSE_I_STARTS, sdedit_sweep
 
 backend = page_setup(
     "1.7, 1.7.1, 1.7.3 · Image-to-image (SDEdit)",
@@ -23,19 +22,6 @@ backend = page_setup(
     "to the original. It works on photos, uploads and your own sketches (1.7.1), and with a different prompt it "
     "steers the edit (1.7.3) — on MNIST, try turning a 3 into an 8.",
 )
-
-COURSE_I_STARTS = [1, 3, 5, 7, 10, 20]
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-@counts_cost
-def sdedit_sweep(backend_key: str, image, prompt: str, scale: float, i_starts: tuple[int, ...], stride: int,
-                 seed: int, _den, _on_step=None) -> torch.Tensor:
-    """One SDEdit per i_start (ascending), each from the same seed, all in one batched run: (len(i_starts), C, H, W)."""
-    x = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype)
-    return sdedit_strip(_den, x, cond=_den.encode_prompt(prompt), scale=scale, i_starts=i_starts, stride=stride,
-                        seed=seed, on_step=_on_step).float().cpu()
-
 
 def noise_level(t: int) -> float:
     """√(1 − ᾱ_t): the standard deviation of the noise in x_t (the image itself is scaled by √ᾱ_t)."""

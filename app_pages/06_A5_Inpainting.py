@@ -3,14 +3,13 @@
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.edits import inpaint
 from lib.images import grid
 from lib.plots import resampling_figure
 from lib.repaint import call_timesteps, feathered, jump_points, resampling_path
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, pick_mask, prompt_input, show, with_cfg
+from ui.pieces import A5_DEFAULTS, inpaint_samples, masked_view
 
 backend = page_setup(
     "1.7.2 · Inpainting",
@@ -33,18 +32,6 @@ backend = page_setup(
 )
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-@counts_cost
-def inpaint_samples(backend_key: str, image, mask, prompt: str, scale: float, num_samples: int, stride: int,
-                    seed: int, jump_length: int, jump_n_sample: int, _den, _on_step=None) -> torch.Tensor:
-    """``num_samples`` inpaintings of the same image and (soft) mask, in one batch: (N, C, H, W)."""
-    x = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype).expand(num_samples, -1, -1, -1)
-    m = torch.from_numpy(mask).to(_den.device, _den.dtype)
-    gen = torch.Generator(device=_den.device).manual_seed(seed)
-    return inpaint(_den, x, m, cond=_den.encode_prompt(prompt), scale=scale, stride=stride, generator=gen,
-                   jump_length=jump_length, jump_n_sample=jump_n_sample, on_step=_on_step).float().cpu()
-
-
 left, right = st.columns([2, 3])
 with left:
     picked = pick_image(backend, "a5")
@@ -56,18 +43,19 @@ with right:
     c1, c2 = st.columns(2)
     scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,
                       key=f"a5_scale_{backend.kind}")
-    num_samples = c2.slider("Samples", 1, 8, 4, key="a5_samples")
+    num_samples = c2.slider("Samples", 1, 8, A5_DEFAULTS["num_samples"], key="a5_samples")
     c3, c4 = st.columns(2)
     with c3:
         stride = stride_control(backend, key="a5_stride")
     with c4:
         seed = seed_control("a5_seed")
     c5, c6, c7 = st.columns(3)
-    jump_length = c5.slider("jump_length j", 1, 10, 5, key="a5_jump_length",
+    jump_length = c5.slider("jump_length j", 1, 10, A5_DEFAULTS["jump_length"], key="a5_jump_length",
                             help="Steps down before each jump back (and the height of the jump).")
-    jump_n_sample = c6.slider("jump_n_sample r", 1, 5, 1, key="a5_jump_n_sample",
+    jump_n_sample = c6.slider("jump_n_sample r", 1, 5, A5_DEFAULTS["jump_n_sample"], key="a5_jump_n_sample",
                               help="Passes over each stretch of j steps; 1 = no resampling (plain RePaint).")
-    feather = c7.slider("Feather (px)", 0, backend.size // 8, 0, key=f"a5_feather_{backend.kind}",
+    feather = c7.slider("Feather (px)", 0, backend.size // 8, A5_DEFAULTS["feather"],
+                        key=f"a5_feather_{backend.kind}",
                         help="Blend over this many pixels on each side of the mask's edge; 0 = a hard mask.")
 
 if picked is not None and mask is not None and prompt_ok(backend, prompt):
@@ -79,8 +67,7 @@ if picked is not None and mask is not None and prompt_ok(backend, prompt):
     result, cost = inpaint_samples(backend.key, picked.array, m.numpy(), prompt, scale, num_samples, stride, seed,
                                    jump_length, jump_n_sample, backend.denoiser, progress)
     progress.done()
-    hole = torch.tensor([1.0, -1.0, -1.0] if x.shape[1] == 3 else [0.0]).view(1, -1, 1, 1)  # red / mid-grey
-    masked = x * (1 - m) + m * hole
+    masked = masked_view(x, m)
     c1, c2 = st.columns([1, 2])
     with c1:
         show(torch.cat([x, masked]), ncols=2, caption="original · region to regenerate", target_px=110)

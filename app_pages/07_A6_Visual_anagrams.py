@@ -3,14 +3,13 @@
 import streamlit as st
 import torch
 
-from lib.anagram_gif import anagram_gif
-from lib.costs import counts_cost
-from lib.edits import AnagramStep, anagram_predictor, sample_with
+from lib.edits import AnagramStep
 from lib.images import grid
 from lib.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
+from ui.pieces import A6_DEFAULT_WEIGHT, anagrams, morph_gif
 
 backend = page_setup(
     "1.8 · Visual anagrams",
@@ -26,40 +25,6 @@ backend = page_setup(
 )
 
 VIEW_NAMES = [name for name in VIEWS if name != "identity"]
-
-
-ALL_VIEWS = {**VIEWS, **FAILURE_VIEWS}
-
-
-def first_sample(step: AnagramStep) -> AnagramStep:
-    """The step's record for the first image only, on the CPU: what the combining-rule picture shows."""
-    def one(x):
-        return x[:1].float().cpu()
-
-    return AnagramStep(step.t, one(step.x), [one(v) for v in step.viewed], [one(e) for e in step.estimates],
-                       [one(u) for u in step.unviewed], one(step.eps))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-@counts_cost
-def anagrams(backend_key: str, prompt1: str, prompt2: str, view: str, weight: float, scale: float, num_samples: int,
-             stride: int, seed: int, _den, _on_step=None) -> tuple[torch.Tensor, list[AnagramStep]]:
-    """(N, C, H, W) anagrams and every step's combining rule (first image); both views and both CFG halves go through
-    the model in one batched call per step."""
-    conds = [_den.encode_prompt(prompt1), _den.encode_prompt(prompt2)]
-    steps = []
-    predict = anagram_predictor(_den, conds, [VIEWS["identity"], ALL_VIEWS[view]], [weight, 1.0 - weight], scale,
-                                record=lambda step: steps.append(first_sample(step)))
-    gen = torch.Generator(device=_den.device).manual_seed(seed)
-    result = sample_with(_den, predict, num_samples=num_samples, stride=stride, generator=gen, on_step=_on_step)
-    return result.float().cpu(), steps
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def morph_gif(backend_key: str, prompt1: str, prompt2: str, view: str, weight: float, scale: float, num_samples: int,
-              stride: int, seed: int, _images: torch.Tensor) -> bytes:
-    """The GIF turning the anagrams (keyed like ``anagrams``) into their view and back, about 112 px an image."""
-    return anagram_gif(_images, VIEWS[view], ncols=num_samples, upscale=max(1, 112 // _images.shape[-1]))
 
 
 def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weights: list[float]) -> None:
@@ -91,7 +56,7 @@ view = c3.selectbox("View v", VIEW_NAMES, key=f"a6_view_{backend.kind}",
                          f"the jigsaw swaps {patches_per_side(backend.size)}×{patches_per_side(backend.size)} "
                          "patches, the inner circle turns a centred disc by 90°, the pixel permutation scrambles "
                          "every pixel. The small MNIST model rarely finds a digit that survives the last two.")
-weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, 0.5, step=0.05, key="a6_weight")
+weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, A6_DEFAULT_WEIGHT, step=0.05, key="a6_weight")
 scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a6_scale_{backend.kind}")
 num_samples, stride, seed = samples_stride_seed(backend, "a6")
 

@@ -5,15 +5,13 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.edits import factorized_predictor, sample_with
-from lib.filters import Decomposition, colour_grey, detail_as_ink, frequency_response, lowpass, motion_residual, \
-    three_band, two_band
+from lib.filters import Decomposition, detail_as_ink, frequency_response, lowpass
 from lib.images import grid
 from lib.plots import band_response_figure
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
+from ui.pieces import COLOUR, MOTION, THREE, TWO, decomposition, factorized
 
 backend = page_setup(
     "1.9 · Hybrid images",
@@ -45,7 +43,6 @@ class Choice:
     rgb_only: bool = False
 
 
-TWO, THREE, COLOUR, MOTION = "2-band hybrid", "3-band triple hybrid", "colour vs greyscale", "motion blur vs residual"
 CHOICES = {
     TWO: Choice((("Prompt 1: seen from far (low frequencies)", "a7_low"),
                  ("Prompt 2: seen up close (high frequencies)", "a7_high")),
@@ -74,24 +71,6 @@ TRIPLE_NOTE = ("Triple hybrids need the larger IF model: a 28-px digit has no ro
                "on 28 runs (digit triples such as 0/5/1, 6/2/1, 0/4/7; σ1/σ2 from 0.75/1.5 to 2/4, γ 7, 8 samples "
                "each): as σ grows the image moves from the far digit to the near one, and no sample read right at "
                "all three distances (bench/RESULTS.md, \"A7 triple hybrids on MNIST\").")
-
-
-def decomposition(choice: str, params: tuple) -> Decomposition:
-    """The filters of ``choice`` at the page's parameters: (k, σ), (k, σ1, σ2), (), or (L, diagonal)."""
-    build = {TWO: two_band, THREE: three_band, COLOUR: colour_grey, MOTION: motion_residual}[choice]
-    return build(*params)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)  # the step-back slider and the expanders rerun the page
-@counts_cost
-def factorized(backend_key: str, choice: str, params: tuple, prompts: tuple[str, ...], scale: float,
-               num_samples: int, stride: int, seed: int, _den, _on_step=None) -> torch.Tensor:
-    """(N, C, H, W) images with ε = Σ_i f_i(ε_i); all prompts (and both CFG halves) in one batched call per step."""
-    predict = factorized_predictor(_den, [_den.encode_prompt(p) for p in prompts], decomposition(choice, params),
-                                   scale)
-    gen = torch.Generator(device=_den.device).manual_seed(seed)
-    return sample_with(_den, predict, num_samples=num_samples, stride=stride, generator=gen,
-                       on_step=_on_step).float().cpu()
 
 
 def filter_params(choice: str) -> tuple:

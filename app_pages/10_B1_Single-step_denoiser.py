@@ -1,21 +1,17 @@
 """B1 · the single-step denoising UNet: z = x + σε, trained to give back x in one forward pass."""
 
-import numpy as np
 import streamlit as st
 import torch
 
 from lib.images import grid, png_bytes
 from lib.plots import sweep_figure
-from lib.precision import infer
-from lib.runs import SNAPSHOT_DIGITS, denoiser_probe
+from lib.runs import denoiser_probe
 from ui import layout
 from ui.backend import seed_control
 from ui.common import mnist, run_key
+from ui.pieces import B1_SIGMAS as SIGMAS, denoise_with, noising_columns, ood_sweep
 from ui.sidebar import render_sidebar
 from ui.training_panel import config_controls, loss_panel, no_model_yet, provenance_caption, run_to_show, training_panel
-
-SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)  # the spec's noise levels
-GRID_DIGITS = 4  # digits per column of the noising grid
 
 st.set_page_config(page_title="B1 · Single-step denoiser · Diffusion Lab", layout="wide")
 render_sidebar()
@@ -40,17 +36,12 @@ training_panel(config, key="b1", log_y=st.session_state.get("b1_log", True))
 run, note = run_to_show("denoiser", config)
 
 
-def denoise(x: torch.Tensor) -> torch.Tensor:
-    return infer(run.model, x.to(next(run.model.parameters()).device)).cpu()
-
-
 with noising:
     st.header("1 · Noising digits")
     with st.columns(4)[0]:
         seed = seed_control("b1_noise_seed")  # part A's control and default: the same seed, the same ε at every σ
-    probes = {s: denoiser_probe(test_set, s, seed) for s in SIGMAS}
-    for col, s in zip(layout.columns(len(SIGMAS)), SIGMAS):
-        layout.image(grid(probes[s][1][:GRID_DIGITS], 1, (0.0, 1.0), upscale=3), f"σ = {s:g}", col)
+    for col, s, picture in zip(layout.columns(len(SIGMAS)), SIGMAS, noising_columns(test_set, seed)):
+        layout.image(picture, f"σ = {s:g}", col)
     st.caption("Columns: the same test digits and the same ε at growing σ (values outside [0, 1] are clipped for "
                "display).")
 
@@ -62,7 +53,7 @@ with noising:
     row = [clean[digit : digit + 1], noisy[digit : digit + 1]]
     caption = "clean x · noisy z = x + σε"
     if run is not None:
-        row.append(denoise(noisy[digit : digit + 1]))
+        row.append(denoise_with(run, noisy[digit : digit + 1]))
         caption += f" · D(z), the denoiser trained at σ = {run.config.sigma:g}"
     layout.image(grid(torch.cat(row), len(row), (0.0, 1.0), upscale=6), caption, c2)
 
@@ -79,25 +70,11 @@ for col, epoch in zip(layout.columns(2), (first, last)):
                  f"After epoch {epoch}: clean (top), noisy σ = {run.config.sigma:g} (middle), denoised (bottom)", col)
 
 
-@st.cache_data(show_spinner="Denoising the σ sweep…")
-def ood_sweep(key: str, seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[float], np.ndarray]:
-    """The trained D on the same digits noised at every σ: noisy and denoised strips, per-σ MSE and one PNG grid."""
-    noisy_rows, out_rows, errors, tiles = [], [], [], []
-    for s in SIGMAS:
-        clean, noisy = denoiser_probe(test_set, s, seed)
-        out = denoise(noisy)
-        errors.append(float(torch.mean((out - clean) ** 2)))
-        noisy_rows.append(grid(noisy, SNAPSHOT_DIGITS, (0.0, 1.0), upscale=2))
-        out_rows.append(grid(out, SNAPSHOT_DIGITS, (0.0, 1.0), upscale=2))
-        tiles += [noisy, out]
-    return noisy_rows, out_rows, errors, grid(torch.cat(tiles), SNAPSHOT_DIGITS, (0.0, 1.0), upscale=2)
-
-
 st.subheader("Out-of-distribution σ sweep")
 st.markdown(f"The model trained at σ = {run.config.sigma:g} applied to the digits above at every σ of the spec "
             "(noise seed from section 1). A well-trained model cleans up noise up to about its training σ; far "
             "above it, it leaves noise behind or invents strokes — compare the rows and the error curve.")
-noisy_rows, out_rows, errors, sweep_png = ood_sweep(run_key(run), seed)
+noisy_rows, out_rows, errors, sweep_png = ood_sweep(run_key(run), seed, run, test_set)
 head = st.columns([1, 4, 4])
 head[1].markdown("**noisy z**")
 head[2].markdown("**denoised D(z)**")

@@ -15,9 +15,11 @@ from lib.images import grid
 from ui import layout
 from ui.backend import Backend, StepProgress, active_backend, seed_control, stride_control
 from ui.common import counted
+from ui.pieces import SAMPLES_DEFAULT
 
 CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
 TOOLBAR_RISE_PX = 43  # st_canvas' toolbar pops up 2.65rem (42.4 px) above the canvas on hover (its stylesheet)
+DEFAULT_DIGIT = 3  # the test digit the part-A pages open on
 EMPTY_PROMPT_HELP = "An empty prompt is the unconditional one: the model's estimate without any prompt."
 
 
@@ -122,7 +124,55 @@ def _test_image_index(container, test_digits, digit: int, key: str) -> int:
                                       help=f"0 to {count - 1}: the test set has {count:,} images of a {digit}."))
 
 
-def pick_image(backend: Backend, key: str, *, default_digit: int = 3) -> Picked | None:
+def sample_photo(backend: Backend, name: str) -> Picked:
+    """The bundled photo ``name`` at the backend's size and channels."""
+    from lib import uploads
+
+    return Picked(uploads.to_tensor(_sample_photos()[name], backend.size, backend.channels)[0].numpy(), name)
+
+
+def mnist_digit(digit: int, index: int) -> Picked:
+    """The ``index``-th MNIST test image of ``digit``, (1, 28, 28) in [−1, 1], labelled with the digit."""
+    from lib.presets import mnist_test_digit
+    from ui.common import mnist
+
+    image = mnist_test_digit(mnist()[1], digit, index)  # (1, 1, 28, 28) in [−1, 1]
+    return Picked(image[0].numpy(), f"test digit {digit} #{index}", digit)
+
+
+def default_image(backend: Backend) -> Picked:
+    """What ``pick_image`` shows before anyone touches it: the first bundled photo (IF), else test digit 3 #0. The
+    whole-assignment report edits this image, so its results are the pages' default ones (and share their cache)."""
+    if backend.defaults.input_source == "Sample photo":
+        return sample_photo(backend, next(iter(_sample_photos())))
+    return mnist_digit(DEFAULT_DIGIT, 0)
+
+
+def _uploaded(backend: Backend, file) -> Picked | None:
+    """An uploaded file as the backend's input image, or None after an st.error saying why it is refused."""
+    from lib import uploads
+
+    try:
+        image = uploads.load_image(file.getvalue(), name=file.name)
+        array = uploads.to_tensor(image, backend.size, backend.channels)[0].numpy()
+    except uploads.ImageError as err:
+        st.error(str(err))
+        return None
+    for note in image.info.get("notes", []):
+        st.caption(f"Note: {note}.")
+    return Picked(array, file.name)
+
+
+def uploaded_images(backend: Backend, key: str) -> list[Picked]:
+    """Any number of uploaded images (photos, a web image, drawings saved as files), each at the backend's size; a
+    refused file is an st.error and left out."""
+    from lib import uploads
+
+    files = st.file_uploader(f"Images ({uploads.FORMATS_TEXT})", key=key, accept_multiple_files=True)
+    return [p for p in (_uploaded(backend, f) for f in files or []) if p is not None]
+
+
+def pick_image(backend: Backend, key: str, *, default_digit: int = DEFAULT_DIGIT) -> Picked | None:
     """Choose the input image: a bundled photo (IF) or an MNIST test digit, an upload, or a drawing.
 
     Every choice persists (``persist_state``) through the other input sources and page switches: Streamlit drops the
@@ -136,18 +186,14 @@ def pick_image(backend: Backend, key: str, *, default_digit: int = 3) -> Picked 
                       persist_state="session")
     size, channels = backend.size, backend.channels
     if source == "Sample photo":
-        photos = _sample_photos()
-        name = st.selectbox("Photo", list(photos), key=f"{key}_photo", persist_state="session")
-        return Picked(uploads.to_tensor(photos[name], size, channels)[0].numpy(), name)
+        name = st.selectbox("Photo", list(_sample_photos()), key=f"{key}_photo", persist_state="session")
+        return sample_photo(backend, name)
     if source == "MNIST test digit":
-        from lib.presets import mnist_test_digit
         from ui.common import mnist
 
         c1, c2 = st.columns(2)
         digit = int(c1.selectbox("Digit", range(10), index=default_digit, key=f"{key}_digit", persist_state="session"))
-        index = _test_image_index(c2, mnist()[1], digit, f"{key}_index")
-        image = mnist_test_digit(mnist()[1], digit, index)  # (1, 1, 28, 28) in [−1, 1]
-        return Picked(image[0].numpy(), f"test digit {digit} #{index}", digit)
+        return mnist_digit(digit, _test_image_index(c2, mnist()[1], digit, f"{key}_index"))
     if source == "Upload":
         # no type= filter: the uploader would refuse other files with only a red chip and keep the previous file (and
         # its results); load_image checks the format against uploads.FORMATS and says why a file is refused
@@ -155,15 +201,7 @@ def pick_image(backend: Backend, key: str, *, default_digit: int = 3) -> Picked 
         if file is None:
             st.info("Upload an image to continue.")
             return None
-        try:
-            image = uploads.load_image(file.getvalue(), name=file.name)
-            array = uploads.to_tensor(image, size, channels)[0].numpy()
-        except uploads.ImageError as err:
-            st.error(str(err))
-            return None
-        for note in image.info.get("notes", []):
-            st.caption(f"Note: {note}.")
-        return Picked(array, file.name)
+        return _uploaded(backend, file)
     # Draw: white strokes on black for MNIST (like its digits), colours on white for IF
     if backend.is_if:
         colour = st.color_picker("Brush colour", "#1f4e9c", key=f"{key}_colour", persist_state="session")
@@ -257,7 +295,7 @@ def clamped_key(key: str, maximum: int) -> str:
 def samples_stride_seed(backend: Backend, prefix: str) -> tuple[int, int, int]:
     """The row of sampling controls the generation pages share: number of samples, stride, seed."""
     c1, c2, c3 = st.columns(3)
-    num_samples = c1.slider("Samples", 1, 8, 4, key=f"{prefix}_samples")
+    num_samples = c1.slider("Samples", 1, 8, SAMPLES_DEFAULT, key=f"{prefix}_samples")
     with c2:
         stride = stride_control(backend, key=f"{prefix}_stride")
     with c3:
