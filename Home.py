@@ -47,7 +47,12 @@ PART_B = [
     ("app_pages/12_B3_Class-conditioned_DDPM.py", "B3", "Class-conditioned DDPM",
      "Adding the digit and classifier-free guidance"),
 ]
-SECTIONS = {"Part A · a pretrained model": PART_A, "Part B · MNIST from scratch": PART_B}  # short: sidebar headers
+WHOLE = [
+    ("app_pages/13_Whole_assignment.py", "A + B", "The whole assignment",
+     "Every deliverable in one run: one progress bar, one HTML report"),
+]
+SECTIONS = {"Part A · a pretrained model": PART_A, "Part B · MNIST from scratch": PART_B,
+            "The whole assignment": WHOLE}  # short: sidebar headers
 MODEL_TITLES = {"denoiser": "B1 single-step denoiser", "time": "B2 time-conditioned DDPM",
                 "class": "B3 class-conditioned DDPM"}
 MODEL_PAGES = {"denoiser": PART_B[0][0], "time": PART_B[1][0], "class": PART_B[2][0]}
@@ -79,7 +84,7 @@ def home() -> None:
     st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon")
     st.caption("Every page starts from this forward process: a clean image x₀ noised to step t.")
     st.header("Contents")
-    for (name, entries), column in zip(SECTIONS.items(), st.columns(2)):
+    for (name, entries), column in zip(SECTIONS.items(), st.columns(2) + [st.container()]):
         with column:
             st.subheader(name)
             toc(entries)

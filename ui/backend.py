@@ -54,6 +54,10 @@ class BackendDefaults:
     hybrid_guidance: float  # A7: γ (MNIST: 7, with which 16/16 hybrids read right; bench/RESULTS.md)
     input_source: str  # the first choice of the input-image picker
     free_text: bool  # any text is a prompt (else a digit)
+    # the whole-assignment report's second examples, beyond what the pages open on (ui.whole_assignment)
+    text_edit: str = ""  # 1.7.3: SDEdit of the test image towards another prompt
+    anagram2: tuple[str, str, str] = ("", "", "identity")  # 1.8's "plus 2 more": prompt 1, prompt 2, view
+    hybrid2: tuple[str, str] = ("", "")  # 1.9's "plus 2 more": far, near
 
     def edit_prompt(self, digit: int | None) -> str:
         """The prompt of an image edit: IF's "a high quality photo"; MNIST: the picked test digit's label, else
@@ -63,12 +67,17 @@ class BackendDefaults:
 
 DEFAULTS = {
     "mnist": BackendDefaults(5.0, 10, 100, "7", 1.0, 170, "3\nfive\na handwritten 8",
-                             ("6", "9", "rotate 180°"), ("0", "5"), (15, 1.5), 7.0, "MNIST test digit", False),
+                             ("6", "9", "rotate 180°"), ("0", "5"), (15, 1.5), 7.0, "MNIST test digit", False,
+                             # 6 / 2: the second-best pair of bench/RESULTS.md §8's hybrid screen
+                             text_edit="8", anagram2=("2", "5", "mirror left–right"), hybrid2=("6", "2")),
     "if": BackendDefaults(7.0, 30, 999, "a high quality photo", 2.0, 220,
                           "an oil painting of a snowy mountain village\na man wearing a hat\na rocket ship",
                           ("an oil painting of an old man", "an oil painting of people around a campfire",
                            "flip upside down"), ("a lithograph of a skull", "a lithograph of waterfalls"),
-                          (33, 2.0), 7.0, "Sample photo", True),
+                          (33, 2.0), 7.0, "Sample photo", True, text_edit="a rocket ship",
+                          anagram2=("an oil painting of a snowy mountain village", "an oil painting of a horse",
+                                    "flip upside down"),
+                          hybrid2=("a lithograph of an old man", "a lithograph of a campfire")),
 }
 
 

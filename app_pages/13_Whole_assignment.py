@@ -1,0 +1,33 @@
+"""The whole assignment in one run: every deliverable of parts A and B on the sidebar's backend, one progress bar, one
+self-contained HTML report (ui.whole_assignment, lib.report)."""
+
+import streamlit as st
+
+from ui import whole_assignment
+from ui.part_a import page_setup, uploaded_images
+
+backend = page_setup(
+    "The whole assignment in one run",
+    [],
+    "Every deliverable of the assignment's checklist, in its order — part A on the model chosen in the sidebar, "
+    "part B from the shipped runs (their stored loss curves and per-epoch samples: nothing is retrained) — with the "
+    "settings every page opens on (seed 180, the backend's stride and γ). Download it as one HTML file, pictures "
+    "embedded and every setting and seed listed, to compare with your own notebook or to project as the answer key. "
+    "Whatever a page has already computed with those settings comes from the cache, and the other way round.",
+)
+
+with st.expander("1.7.1 · your own images (optional)"):
+    own = uploaded_images(backend, "report_own")
+
+reports = st.session_state.setdefault("reports", {})  # backend key -> the last report made on it in this session
+if st.button("Run the whole assignment", type="primary", key="report_run"):
+    reports[backend.key] = whole_assignment.build(backend, own)
+
+result = reports.get(backend.key)
+if result is None:
+    st.info("Press **Run the whole assignment**: one progress bar follows every deliverable.")
+else:
+    st.caption(f"Made {result.about['made']} on {result.about['model']}: {result.about['cost of this run']}.")
+    st.download_button("Download the report (HTML)", result.html, file_name=f"diffusion_assignment_{backend.kind}.html",
+                       mime="text/html", key="report_html", on_click="ignore")
+    whole_assignment.show(result)
