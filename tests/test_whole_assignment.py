@@ -1,0 +1,269 @@
+"""The whole assignment in one run (issue #16 item 6): lib.report's HTML on its own, then the page on tiny models —
+every section in the checklist's order, one progress bar that ends complete, a download that holds every section, and
+the pages' caches shared with the report both ways."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+import io
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from lib import model_store, report
+from lib.costs import Cost
+from lib.report import DELIVERABLES, Section, gif_figure, loss_curve_svg, png_figure, svg_figure
+from lib.images import gif_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "app_pages" / "13_Whole_assignment.py")
+PAGES = ROOT / "app_pages"
+TIMEOUT = 300
+KEYS = [key for key, _, _ in DELIVERABLES]
+DATA_URI = re.compile(r'<img src="data:(image/\w+);base64,([A-Za-z0-9+/=]+)" width="(\d+)" height="(\d+)"')
+
+
+def pictures(html: str) -> list[tuple[str, Image.Image, int, int]]:
+    """Every embedded picture: (mime, the decoded image, the width and height the <img> states)."""
+    out = []
+    for mime, data, width, height in DATA_URI.findall(html):
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        image.load()  # a truncated or corrupt file fails here
+        out.append((mime, image, int(width), int(height)))
+    return out
+
+
+def section_order(html: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', html)
+
+
+# --- lib.report ------------------------------------------------------------------------------------------------------
+
+def test_report_html_is_self_contained_in_the_assignments_order_with_settings_and_real_pictures():
+    rng = np.random.default_rng(0)
+    png = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    gif = gif_bytes([rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(3)])
+    sections = [Section(key, {"seed": 1000 + i, "prompt": f"'p{i}' <b>"}, [png_figure(png, f"cap {i}")])
+                for i, key in enumerate(KEYS)]
+    sections[3].figures.append(gif_figure(gif, "moving"))
+    sections[5].figures.append(svg_figure(loss_curve_svg([1.0, 0.5, 0.1, 0.05]), "loss"))
+    sections[7] = Section(KEYS[7], problem="No images of your own were given.")
+    shuffled = sections[::-1]
+    html = report.report_html("The title", {"model": "tiny", "torch": torch.__version__}, shuffled)
+
+    assert section_order(html) == KEYS  # the checklist's order, whatever order they came in
+    for i, (key, number, title) in enumerate(DELIVERABLES):
+        assert f"<h2>{number} · {escape(title)}</h2>" in html
+        if i != 7:
+            assert f"<th>seed</th><td>{1000 + i}</td>" in html  # every setting and seed listed
+    assert "&#x27;p3&#x27; &lt;b&gt;" in html and "<b>" not in html  # settings are escaped, never markup
+    assert '<p class="problem">No images of your own were given.</p>' in html
+    found = pictures(html)
+    assert len(found) == len(KEYS) - 1 + 1  # a PNG per section but the one without, plus the GIF
+    for mime, image, width, height in found:
+        assert image.size == (width, height)
+        assert (mime, image.format) in {("image/png", "PNG"), ("image/gif", "GIF")}
+    assert sum(mime == "image/gif" for mime, *_ in found) == 1
+    assert next(img for mime, img, *_ in found if mime == "image/gif").n_frames == 3
+    first_png = next(img for mime, img, *_ in found if mime == "image/png")
+    assert first_png.size == (50, 30) and np.array_equal(np.asarray(first_png.convert("RGB")), png)
+    # offline: no address outside the file, no script, no external stylesheet or font
+    assert not re.search(r"https?://|<script|<link|@import|url\(", html, re.IGNORECASE)
+    assert html.count("<svg") == 1 and html.startswith("<!DOCTYPE html>")
+
+
+def test_loss_curve_is_a_log_scale_polyline_of_binned_means():
+    xs, ys = report.binned_means([4.0, 2.0, 1.0, 1.0, 9.0], max_points=3)
+    assert list(ys) == [3.0, 1.0, 9.0] and list(xs) == [1.5, 3.5, 5.0]  # bins of 2, then the shorter last bin
+    svg = loss_curve_svg([1.0, 0.1, 0.01], width=200, height=120)
+    points = [tuple(map(float, p.split(","))) for p in re.search(r'points="([^"]+)"', svg).group(1).split()]
+    ys = [y for _, y in points]
+    assert ys[0] < ys[1] < ys[2] and ys[1] - ys[0] == pytest.approx(ys[2] - ys[1])  # each decade the same height
+    assert [x for x, _ in points] == sorted(x for x, _ in points)
+    assert ">0.01<" in svg and ">1<" in svg  # decade labels
+    long = loss_curve_svg(list(np.linspace(1, 0.01, 9380)), max_points=400)
+    assert len(re.search(r'points="([^"]+)"', long).group(1).split()) <= 401 and len(long) < 12_000
+
+
+def test_cost_text_says_when_a_section_came_from_the_cache():
+    assert report.cost_text(Cost(31, 248, 2.0), 0, 0.01).startswith("From the cache (no model call now); computing it "
+                                                                    "took 31 UNet calls, 248 rows, 2.0 s")
+    assert report.cost_text(Cost(31, 248, 2.0), 31, 2.1) == "31 UNet calls now, 2.1 s"
+
+
+# --- the page --------------------------------------------------------------------------------------------------------
+
+TINY = dict(hidden=4, batch_size=16, steps_per_epoch=1, sample_stride=100)
+
+
+@pytest.fixture(scope="module")
+def tiny_shipped(tmp_path_factory, mnist_root):
+    """A shipped folder of tiny part-B runs that stored the epochs the checklist asks for (B1: 1 and 5; B2, B3: 5 and
+    20); the class model is also part A's MNIST backend."""
+    from lib.data import Digits, load_mnist
+    from lib.runs import run_training
+    from lib.training import TrainConfig
+
+    train, test = load_mnist(True, mnist_root), load_mnist(False, mnist_root)
+    train = Digits(train.images[:512], train.labels[:512], train.source, train.note)
+    folder = tmp_path_factory.mktemp("shipped")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for kind, epochs in (("denoiser", dict(epochs=5, snapshot_epochs=(1, 5))),
+                             ("time", dict(epochs=20, snapshot_epochs=(5, 20))),
+                             ("class", dict(epochs=20, snapshot_epochs=(5, 20)))):
+            run = run_training(TrainConfig.spec(kind, **TINY, **epochs), train, test, device=torch.device("cpu"))
+            model_store.save_run(run, folder / f"{kind}.safetensors", {"device": "cpu (test)", "seconds": 1.0,
+                                                                        "data": train.note})
+    finally:
+        torch.set_num_threads(threads)
+    return folder
+
+
+@pytest.fixture()
+def app(tiny_shipped, monkeypatch):
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tiny_shipped)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def the_report(at: AppTest):
+    reports = at.session_state["reports"]
+    assert len(reports) == 1
+    return next(iter(reports.values()))
+
+
+def run_report(at: AppTest):
+    at.button(key="report_run").click().run()
+    assert not at.exception, at.exception
+    return the_report(at)
+
+
+def costs(result) -> dict[str, str]:
+    return {s.key: s.cost for s in result.sections}
+
+
+MODEL_SECTIONS = ["a0", "a1.2", "a1.4", "a1.5", "a1.6", "a1.7", "a1.7.2", "a1.7.3", "a1.8a", "a1.8b", "a1.9a",
+                  "a1.9b"]
+
+
+def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared_with_the_pages(app):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    assert [b.label for b in at.button] == ["Run the whole assignment"] and not at.get("download_button")
+
+    # A3 with its widgets at their defaults, first: the report must find 1.5 / 1.6 in the cache
+    a3 = AppTest.from_file(str(PAGES / "04_A3_Sampling_and_CFG.py"), default_timeout=TIMEOUT)
+    a3.run()
+    assert not a3.exception and not a3.error
+
+    result = run_report(at)
+    assert [s.key for s in result.sections] == KEYS
+    bars = at.get("progress")
+    assert len(bars) == 1  # one bar for the whole report
+    assert bars[0].proto.value == 100 and bars[0].proto.text.startswith(f"Done: {len(KEYS)} sections in ")
+    cost = costs(result)
+    assert cost["a1.5"].startswith("From the cache") and cost["a1.6"] == cost["a1.5"]  # the page's A3 entry
+    for key in MODEL_SECTIONS:
+        if key not in ("a1.5", "a1.6"):
+            assert re.fullmatch(r"[1-9][\d,]* UNet calls now, [\d.]+ s", cost[key]), (key, cost[key])
+    # 1.7: stride 10 over T = 300 → N = 30 steps; the strip runs from i_start 1: 29 calls
+    assert cost["a1.7"].startswith("29 UNet calls now") and cost["a1.7.3"].startswith("29 UNet calls now")
+    assert result.calls > 300
+
+    problems = {s.key: s.problem for s in result.sections if s.problem}
+    assert list(problems) == ["a1.7.1"] and "upload them" in problems["a1.7.1"]  # no own images given
+    assert any("upload them" in w.value for w in at.warning)
+
+    html = result.html
+    assert section_order(html) == KEYS
+    assert "Built-in MNIST" in html or "MNIST" in html.split("<h2>")[0]
+    assert f"<th>torch</th><td>{torch.__version__}</td>" in html
+    found = pictures(html)
+    assert len(found) >= 30 and all(image.size == (w, h) for _, image, w, h in found)
+    assert sum(mime == "image/gif" for mime, *_ in found) == 3  # two anagram morphs and the B3 digit
+    assert html.count("<svg") == 3  # the loss curves of B1, B2, B3
+    for settings in ("<th>seed</th><td>180</td>", "<th>guidance γ</th><td>5.0</td>", "<th>stride</th><td>10</td>",
+                     "<th>i_start</th><td>1, 3, 5, 7, 10, 20</td>", "<th>epochs shown</th><td>5, 20</td>",
+                     "<th>epochs shown</th><td>1, 5</td>", "<th>prompt</th><td>&#x27;8&#x27;</td>"):
+        assert settings in html, settings
+    assert not re.search(r"https?://|<script", html)
+    assert [b.label for b in at.get("download_button")] == ["Download the report (HTML)"]
+    assert len(at.image) >= 25  # the sections on the page too
+
+    # a second run computes nothing: every model section comes from the cache
+    again = run_report(at)
+    assert again.calls == 0
+    assert all(costs(again)[key].startswith("From the cache") for key in MODEL_SECTIONS), costs(again)
+    assert at.get("progress")[0].proto.value == 100
+
+    # and the other way round: a page with its defaults finds the report's result (A4's strip, A7's hybrid)
+    for page in ("05_A4_Image-to-image.py", "08_A7_Hybrid_images.py", "02_A1_Forward_process.py"):
+        other = AppTest.from_file(str(PAGES / page), default_timeout=TIMEOUT)
+        other.run()
+        assert not other.exception and not other.error
+        if page != "02_A1_Forward_process.py":
+            line = next(c.value for c in other.caption if "UNet call" in c.value)
+            assert line.startswith("From the cache"), (page, line)
+
+
+def test_a_failing_section_says_why_and_the_others_are_made(app, monkeypatch):
+    """One section whose model call fails (here: a second anagram prompt the MNIST model cannot take) is reported in
+    that section; every other section is still made."""
+    from ui.backend import DEFAULTS
+
+    monkeypatch.setitem(DEFAULTS, "mnist", replace(DEFAULTS["mnist"], anagram2=("banana", "5", "rotate 180°")))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.run()
+    result = run_report(at)
+    problems = {s.key: s.problem for s in result.sections if s.problem}
+    assert set(problems) == {"a1.7.1", "a1.8b"}
+    assert "banana" in problems["a1.8b"] and "names no digit" in problems["a1.8b"]
+    assert '<p class="problem">Not made: “banana” names no digit' in result.html
+    assert all(s.figures for s in result.sections if s.key not in problems)
+
+
+@pytest.mark.slow
+def test_the_whole_assignment_on_a_tiny_deepfloyd_if(app, monkeypatch, tmp_path):
+    """The IF path (the stock pipeline, 64 px RGB photos, the course's mask, learned variance) through the production
+    loaders on tiny stand-ins of the hub repositories, on the CPU; the stride and A0's step counts are cut down so it
+    takes seconds, everything else is the IF defaults."""
+    from lib import prompt_cache
+    from tests.tiny_if import write_tiny_snapshots
+    from ui import pieces
+    from ui.backend import DEFAULTS
+
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(write_tiny_snapshots(tmp_path / "snapshots")))
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DEVICE", "cpu")
+    monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
+    monkeypatch.setitem(DEFAULTS, "if", replace(DEFAULTS["if"], stride=333))
+    monkeypatch.setitem(pieces.A0_DEFAULT_COLUMNS, "if", (2,))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["backend"] = "DeepFloyd IF"
+    at.run()
+    assert not at.exception, at.exception
+    result = run_report(at)
+    assert [s.key for s in result.sections] == KEYS
+    assert [s.key for s in result.sections if s.problem] == ["a1.7.1"], [(s.key, s.problem) for s in result.sections]
+    assert "IF-I-XL" in result.html.split("<h2>")[0]
+    # 0: 3 prompts × 2 steps of the stock pipeline; the photo, 64 px RGB, in the forward row (original + 3 x_t)
+    assert costs(result)["a0"].startswith("6 UNet calls now")
+    forward = next(s for s in result.sections if s.key == "a1.1")
+    picture = Image.open(io.BytesIO(forward.figures[0].data))
+    assert picture.mode == "RGB" and picture.size == (4 * 64 * 2 + 5 * 2 * 2, 64 * 2 + 2 * 2 * 2)
+    assert "<th>mask</th><td>course rectangle (rows 2–19, columns 24–41)</td>" in result.html
+    assert "<th>prompt</th><td>&#x27;a rocket ship&#x27;</td>" in result.html
+    st.cache_resource.clear()  # drop the tiny IF
