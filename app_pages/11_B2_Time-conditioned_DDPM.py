@@ -8,6 +8,7 @@ from ui.backend import seed_control
 from ui.common import counted, ddpm_of, run_key
 from ui.sidebar import render_sidebar
 from ui.training_panel import ddpm_sections, mnist_stride_control, trajectory_view
+from ui.weights import ema_comparison, weights_control
 
 st.set_page_config(page_title="B2 · Time-conditioned DDPM · Diffusion Lab", layout="wide")
 render_sidebar()
@@ -34,7 +35,10 @@ run = ddpm_sections(
     snapshot_caption="40 samples",
 )
 
+ema_comparison(run, key="b2")
+
 st.subheader("Watch a sample being denoised")
+weights = weights_control(run, "b2")
 c1, c2, c3, c4 = st.columns(4)
 with c1:
     stride = mnist_stride_control("b2")
@@ -42,7 +46,7 @@ num = c2.slider("Digits", 1, 8, 4, key="b2_num")
 every = c3.slider("Frame every k steps", 1, 10, 1, key="b2_every")
 with c4:
     seed = seed_control("b2_seed")
-den = ddpm_of(run)
+den = ddpm_of(run, weights)
 num_steps = len(den.timesteps(stride)) - 1
 st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} (stride 1 is the spec's full 300-step DDPM).")
 
@@ -55,5 +59,5 @@ def trajectory(key: str, num: int, stride: int, every: int, seed: int) -> Trajec
     return recorder
 
 
-recorder = trajectory(run_key(run), num, stride, every, seed)
+recorder = trajectory(run_key(run, weights), num, stride, every, seed)
 trajectory_view(recorder, key="b2", filename=f"b2_denoising_stride{stride}_seed{seed}.gif")

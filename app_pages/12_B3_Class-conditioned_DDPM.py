@@ -1,11 +1,9 @@
 """B3 · the class-conditioned DDPM: the UNet also sees the digit (one-hot); sampling uses classifier-free guidance."""
 
-import numpy as np
 import streamlit as st
 import torch
 
-from lib.images import grid, png_bytes
-from lib.mnist_model import class_grid
+from lib.images import png_bytes
 from lib.plots import TrajectoryRecorder
 from lib.sampling import sample
 from ui import layout
@@ -13,6 +11,7 @@ from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
 from ui.sidebar import render_sidebar
 from ui.training_panel import GRID_STRIDE, ddpm_sections, mnist_stride_control, trajectory_view
+from ui.weights import ema_comparison, grid_picture, weights_control
 
 st.set_page_config(page_title="B3 · Class-conditioned DDPM · Diffusion Lab", layout="wide")
 render_sidebar()
@@ -37,13 +36,16 @@ run = ddpm_sections(
     snapshot_caption="4 samples of every digit (γ = 5), one row per digit,",
 )
 
+ema_comparison(run, key="b3")
+
 st.header("4 · Sampling with guidance")
+weights = weights_control(run, "b3")
 c1, c2 = st.columns(2)
 scale = c1.slider("Guidance scale γ", 0.0, 10.0, 5.0, 0.5, key="b3_scale",
                   help="0 = unconditional, 1 = conditional, > 1 = classifier-free guidance (the spec uses 5).")
 with c2:
     seed = seed_control("b3_seed")
-den = ddpm_of(run)
+den = ddpm_of(run, weights)
 
 
 def steps_caption(stride: int, batch: str) -> None:
@@ -52,17 +54,11 @@ def steps_caption(stride: int, batch: str) -> None:
                "DDPM).")
 
 
-@st.cache_data(show_spinner=False)
-def all_digits(key: str, scale: float, stride: int, seed: int, _progress: StepProgress) -> np.ndarray:
-    """4 guided samples of every digit from the model ``key`` names, one row per digit."""
-    return grid(class_grid(den, 4, scale, stride, seed, on_step=_progress), 4, upscale=2)
-
-
 st.subheader("All ten digits")
 grid_stride = mnist_stride_control("b3_grid", GRID_STRIDE)
 steps_caption(grid_stride, "40 digits")
 progress = StepProgress(len(den.timesteps(grid_stride)) - 1, "Sampling 40 digits…")
-picture = all_digits(run_key(run), scale, grid_stride, seed, progress)
+picture = grid_picture(run_key(run, weights), grid_stride, seed, scale, den, progress)
 progress.done()
 layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed}")
 st.download_button("Download PNG", png_bytes(picture),
@@ -88,5 +84,5 @@ def trajectory(key: str, digit: int, num: int, scale: float, stride: int, every:
     return recorder
 
 
-recorder = trajectory(run_key(run), digit, num, scale, stride, every, seed)
+recorder = trajectory(run_key(run, weights), digit, num, scale, stride, every, seed)
 trajectory_view(recorder, key="b3", filename=f"b3_digit{digit}_g{scale:g}_s{stride}_seed{seed}.gif")

@@ -102,13 +102,17 @@ def unconditional_grid(denoiser: MnistDDPM, n: int, stride: int, seed: int, on_s
                   num_samples=n, generator=gen, on_step=on_step)
 
 
+def sample_grid(denoiser: MnistDDPM, stride: int, seed: int = 0, scale: float = 5.0, on_step=None) -> torch.Tensor:
+    """A DDPM's grid of 40: 4 CFG samples of each digit (class model, guidance ``scale``) or 40 samples (time model),
+    (40, 28, 28) uint8."""
+    if denoiser.conditional:
+        x = class_grid(denoiser, 4, scale, stride, seed, on_step=on_step)
+    else:
+        x = unconditional_grid(denoiser, 40, stride, seed, on_step=on_step)
+    return to_uint8(x, (-1.0, 1.0))[:, 0]
+
+
 def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = 5.0,
                   on_step=None) -> torch.Tensor:
-    """The per-epoch grid of a DDPM: 4 samples of each digit with CFG (class) or 40 samples (time), (40, 28, 28)
-    uint8."""
-    den = MnistDDPM(model, config)
-    if den.conditional:
-        x = class_grid(den, 4, scale, config.sample_stride, seed, on_step=on_step)
-    else:
-        x = unconditional_grid(den, 40, config.sample_stride, seed, on_step=on_step)
-    return to_uint8(x, (-1.0, 1.0))[:, 0]
+    """The per-epoch grid of a DDPM run: ``sample_grid`` at the run's ``sample_stride``."""
+    return sample_grid(MnistDDPM(model, config), config.sample_stride, seed, scale, on_step)

@@ -181,6 +181,15 @@ class TrainedRun:
     info: dict  # provenance: seconds, precision ("fp32" | "bf16"), resumed_at_steps, ema_decay; once stored also device, …
     ema: torch.nn.Module | None = None  # the EMA of the weights (lib.ema), for DDPM runs trained since runs kept one
 
+    def network(self, weights: str = "spec") -> torch.nn.Module:
+        """The trained network with the spec's weights (the last optimiser step's, ``"spec"``) or their EMA
+        (``"ema"``)."""
+        if weights == "spec":
+            return self.model
+        if weights == "ema" and self.ema is not None:
+            return self.ema
+        raise ValueError(f"this run has no {weights!r} weights")
+
 
 def estimated_seconds(config: TrainConfig, num_examples: int, precision: str) -> float:
     """A CPU's training time for ``config`` from the benchmarked throughput at the spec's width:

@@ -452,7 +452,7 @@ def test_sampling_seeds_start_at_part_as_default_and_training_seeds_at_0(shipped
 def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shipped):
     at = open_page(B2)
     assert " s · D = 4, 2 short epochs of 2 batches." in texts(at.caption)
-    assert len(at.latex) == 3 and r"\sqrt{\beta_t}\,z" in at.latex[2].value
+    assert len(at.latex) == 4 and r"\sqrt{\beta_t}\,z" in at.latex[2].value  # the 4th: the EMA
     schedule, loss, anim = figures(at)
     assert np.allclose(values(schedule["data"][1]["y"]), linear_schedule(300, 1e-4, 0.02).alphas_cumprod.numpy())
     assert schedule["layout"]["yaxis3"]["type"] == "log" and loss["layout"]["yaxis"]["type"] == "log"
@@ -514,6 +514,55 @@ def test_b3_grid_guidance_digit_and_stride(shipped):
     last = image_with_caption(at, "after epoch 2")
     run(at.select_slider(key="b3_epoch").set_value(1))
     assert image_with_caption(at, "after epoch 1") != last
+
+
+def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped):
+    at = open_page(B3)
+    spec = image_with_caption(at, f"The spec's weights · stride {GRID_STRIDE}, seed {DEFAULT_SEED}")
+    ema = image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED}")
+    assert spec != ema
+    # same noise: the page's grid of all ten digits (γ = 5, same seed and stride) is the spec weights' grid …
+    assert image_with_caption(at, "Rows: digits 0–9") == spec
+    frames = [f["data"][0]["source"] for f in animation(at)["frames"]]
+    # … and becomes the EMA's grid when the page samples with the EMA; the trajectory follows
+    assert at.radio(key="b3_weights").value == "spec"
+    run(at.radio(key="b3_weights").set_value("ema"))
+    assert image_with_caption(at, "Rows: digits 0–9") == ema
+    assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames
+    run(at.number_input(key="b3_ema_seed").set_value(DEFAULT_SEED + 1))
+    assert image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED + 1}") != ema
+
+
+def test_b2_compares_the_spec_weights_with_their_ema(shipped):
+    at = open_page(B2)
+    assert any(r"\theta_\text{EMA}" in latex.value for latex in at.latex)
+    spec, ema = (image_with_caption(at, f"{w} · stride {GRID_STRIDE}") for w in ("The spec's weights", "Their EMA"))
+    assert spec != ema
+    frames = [f["data"][0]["source"] for f in animation(at)["frames"]]
+    run(at.radio(key="b2_weights").set_value("ema"))
+    assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames
+
+
+def test_a_run_without_an_ema_says_so_and_samples_with_its_weights(shipped, tmp_path, monkeypatch):
+    folder = tmp_path / "old_models"
+    folder.mkdir()
+    for kind in ("time", "class"):
+        stored = model_store.load_run(shipped / f"{kind}.safetensors")
+        stored.ema = None  # as the models shipped before training kept an EMA
+        model_store.save_run(stored, folder / f"{kind}.safetensors", stored.info)
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", folder)
+    for page, key in [(B2, "b2"), (B3, "b3")]:
+        at = open_page(page)
+        assert "keeps no average of its weights" in texts(at.info)
+        assert not [r for r in at.radio if r.key == f"{key}_weights"]
+        assert not [img for img in at.get("image") if any("Their EMA" in c for c in img.captions)]
+
+
+def test_ddpm_of_wraps_the_weights_it_is_asked_for(shipped):
+    run_ = model_store.load_run(shipped / "class.safetensors")
+    assert ui.common.ddpm_of(run_, "spec").model is run_.model
+    assert ui.common.ddpm_of(run_, "ema").model is run_.ema
+    assert ui.common.run_key(run_, "spec") != ui.common.run_key(run_, "ema")
 
 
 @pytest.mark.parametrize("page,key", [(B2, "b2"), (B3, "b3")])

@@ -49,24 +49,26 @@ def mnist_ddpm(model_kind: str = "class") -> MnistDDPM | None:
     return None if run is None else ddpm_of(run)
 
 
-def run_key(run: TrainedRun) -> str:
-    """A hashable stand-in for a run's weights in cache keys (its configuration + the loaded instance).
+def run_key(run: TrainedRun, weights: str = "spec") -> str:
+    """A hashable stand-in for a run's weights in cache keys (its configuration, which weights — the spec's or their
+    EMA — and the loaded instance).
 
     The cache-key rule for functions cached on a model (``st.cache_data`` / ``st.cache_resource``): the model itself
     goes in an underscore-prefixed argument, which Streamlit does not hash (``_run``, ``_den``), and a key string
     that names the weights goes beside it (this one for part-B runs, ``Backend.key`` — the pages' ``backend_key``
     argument — for part A's denoisers), so that other weights never hit the same entry."""
-    return f"{run.config.model}-{config_key(run.config.as_dict())}-{id(run.model)}"
+    return f"{run.config.model}-{config_key(run.config.as_dict())}-{weights}-{id(run.network(weights))}"
 
 
-def ddpm_of(run: TrainedRun) -> MnistDDPM:
-    """A trained DDPM run as a ``Denoiser``: one instance per loaded run, shared by every session."""
-    return _as_denoiser(run_key(run), run)
+def ddpm_of(run: TrainedRun, weights: str = "spec") -> MnistDDPM:
+    """A trained DDPM run with the spec's weights or their EMA as a ``Denoiser``: one instance per loaded network,
+    shared by every session."""
+    return _as_denoiser(run_key(run, weights), run, weights)
 
 
 @st.cache_resource
-def _as_denoiser(key: str, _run: TrainedRun) -> MnistDDPM:
-    return MnistDDPM(_run.model, _run.config)
+def _as_denoiser(key: str, _run: TrainedRun, weights: str) -> MnistDDPM:
+    return MnistDDPM(_run.network(weights), _run.config)
 
 
 def counted(n: int, noun: str) -> str:

@@ -1,0 +1,70 @@
+"""The spec's weights of a B2/B3 run beside their exponential moving average (``lib.ema``): a comparison of the two on
+the same noise, and the choice of which weights the page's other samplers use (the spec's by default)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from lib.ema import EMA_DECAY
+from lib.images import grid, png_bytes
+from lib.mnist_model import MnistDDPM, sample_grid
+from lib.training import TrainedRun
+from ui import layout
+from ui.backend import StepProgress, seed_control
+from ui.common import counted, ddpm_of, run_key
+from ui.training_panel import GRID_STRIDE, SNAPSHOT_COLUMNS, mnist_stride_control
+
+SPEC_SCALE = 5.0  # the class model's guidance scale γ in the spec's grids
+WEIGHTS = {"spec": "The spec's weights", "ema": "Their EMA"}
+NO_EMA = ("This run keeps no average of its weights: it was trained before runs kept one. A run trained now keeps "
+          "both, and so do the shipped models once they are retrained with `scripts/train_models.py`.")
+
+
+def weights_control(run: TrainedRun, key: str) -> str:
+    """Which weights the page's samplers use: "spec" (default) or "ema" (only offered when the run has them)."""
+    if run.ema is None:
+        return "spec"
+    return st.radio("Sample with", list(WEIGHTS), format_func=WEIGHTS.get, horizontal=True, key=f"{key}_weights",
+                    help="The spec's weights are the last optimiser step's; their EMA averages the last ≈ 1,000 "
+                         "steps (compared above).")
+
+
+@st.cache_data(show_spinner=False)
+def grid_picture(key: str, stride: int, seed: int, scale: float, _den: MnistDDPM, _progress: StepProgress) -> np.ndarray:
+    """The grid of 40 (``lib.mnist_model.sample_grid``: guidance ``scale`` for the class model) drawn by the weights
+    ``key`` names, as a picture."""
+    return grid(sample_grid(_den, stride, seed, scale, _progress), SNAPSHOT_COLUMNS[_den.config.model], upscale=2)
+
+
+def ema_comparison(run: TrainedRun, *, key: str) -> None:
+    """The run's grid of 40 drawn twice from the same noise — with the spec's weights and with their EMA."""
+    st.subheader("The spec's weights vs their moving average")
+    st.latex(r"\theta_\text{EMA} \leftarrow d_k\,\theta_\text{EMA} + (1 - d_k)\,\theta,\qquad "
+             rf"d_k = \min\!\left({EMA_DECAY:g},\ \tfrac{{1 + k}}{{10 + k}}\right)")
+    st.markdown(
+        "The spec samples with the weights of the last optimiser step. Training also kept an exponential moving "
+        "average of them (after each step k), which the optimiser never sees: it smooths out the step-to-step noise "
+        f"of Adam, and with d = {EMA_DECAY:g} it spans about the last 1,000 steps. Standard DDPM practice samples "
+        "with the average. Both grids below start from the same noise, so every difference is the weights'.")
+    if run.ema is None:
+        st.info(NO_EMA)
+        return
+    c1, c2 = st.columns(2)
+    with c1:
+        stride = mnist_stride_control(f"{key}_ema", GRID_STRIDE)
+    with c2:
+        seed = seed_control(f"{key}_ema_seed")
+    den = {weights: ddpm_of(run, weights) for weights in WEIGHTS}
+    steps = len(den["spec"].timesteps(stride)) - 1
+    what = "4 samples of every digit (γ = 5)" if den["spec"].conditional else "40 samples"
+    st.caption(f"{what} per grid · stride {stride}: {counted(2 * steps, 'denoising step')} for the two.")
+    progress = StepProgress(2 * steps, "Sampling with both weights…")
+    pictures = {weights: grid_picture(run_key(run, weights), stride, seed, SPEC_SCALE, den[weights], progress)
+                for weights in WEIGHTS}
+    progress.done()
+    columns = layout.columns(2)
+    for column, (weights, picture) in zip(columns, pictures.items()):
+        layout.image(picture, f"{WEIGHTS[weights]} · stride {stride}, seed {seed}", column)
+        column.download_button("Download PNG", png_bytes(picture), mime="image/png", key=f"{key}_{weights}_png",
+                               file_name=f"{run.config.model}_{weights}_weights_s{stride}_seed{seed}.png")
