@@ -150,7 +150,7 @@ def shipped_models() -> None:
         rows.append({
             "model": title,
             "training": f"D = {c.hidden}, {c.epochs} epochs ({per_epoch}) = {len(run.losses):,} steps of "
-                        f"{c.batch_size}, lr {c.lr:g}, seed {c.seed}",
+                        f"{c.batch_size}, lr {c.lr:g}, seed {c.seed}{ema_note(run)}",
             "final loss": round(float(np.mean(run.losses[-max(1, len(run.losses) // 10):])), 4),
             "device": run.info.get("device", "?"), "training time": spoken_duration(run.info.get("seconds", 0)),
             "data": run.info.get("data", "?"),
@@ -163,6 +163,14 @@ def shipped_models() -> None:
         if command:
             st.markdown(f"*{title}* was trained with:")
             st.code(command, language="bash", wrap_lines=True)
+
+
+def ema_note(run) -> str:
+    """"; also the EMA of its weights (d = 0.999)" for a run that kept one (``lib.ema``), else nothing."""
+    if run.ema is None:
+        return ""
+    decay = run.info.get("ema_decay")
+    return "; also the EMA of its weights" + (f" (d = {decay:g})" if decay else "")
 
 
 def unfinished_runs(dataset: str, num_digits: int) -> None:
@@ -182,7 +190,8 @@ st.set_page_config(page_title="Diffusion Lab", layout="wide")
 navigation = st.navigation(
     {"": [st.Page(home, title="Home", default=True)]}
     | {name: [app_page(path, sections, title) for path, sections, title, _ in entries]
-       for name, entries in SECTIONS.items()}
+       for name, entries in SECTIONS.items()},
+    expanded=True,  # every page in the sidebar: collapsed, Streamlit would hide the last ones behind "View more"
 )
 layout.frame()
 navigation.run()

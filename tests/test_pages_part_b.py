@@ -55,7 +55,7 @@ def tiny_shipped(tmp_path_factory, digits) -> Path:
     for kind in ("denoiser", "time", "class"):
         result = run_training(TrainConfig.spec(kind, **TINY), *digits, device=torch.device("cpu"))
         model_store.save_run(result, folder / f"{kind}.safetensors",
-                             {"device": "cpu (test)", "seconds": result.info["seconds"], "data": digits[0].note,
+                             {**result.info, "device": "cpu (test)", "data": digits[0].note,
                               "command": f"pytest tiny {kind}"})
     return folder
 
@@ -143,6 +143,7 @@ def test_home_lists_contents_backend_data_and_shipped_provenance(shipped):
     table = at.table[0].value
     assert list(table["device"]) == ["cpu (test)"] * 3
     assert all("= 4 steps of 16" in row for row in table["training"])
+    assert [row.endswith("; also the EMA of its weights (d = 0.999)") for row in table["training"]] == [False, True, True]
     assert all(np.isfinite(table["final loss"]))
     assert all(re.fullmatch(r"\d+ s", took) for took in table["training time"]), "spoken, like the pages' captions"
     assert [c.value for c in at.code] == ["pytest tiny denoiser", "pytest tiny time", "pytest tiny class"]
