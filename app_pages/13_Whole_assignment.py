@@ -4,6 +4,7 @@ self-contained HTML report (ui.whole_assignment, lib.report)."""
 import streamlit as st
 
 from ui import whole_assignment
+from ui.backend import seed_control
 from ui.part_a import page_setup, uploaded_images
 
 backend = page_setup(
@@ -16,12 +17,14 @@ backend = page_setup(
     "Whatever a page has already computed with those settings comes from the cache, and the other way round.",
 )
 
+with st.columns(4)[0]:
+    seed = seed_control("report_seed")  # the pages open on the same default: then every section is theirs
 with st.expander("1.7.1 · your own images (optional)"):
     own = uploaded_images(backend, "report_own")
 
 reports = st.session_state.setdefault("reports", {})  # backend key -> the last report made on it in this session
 if st.button("Run the whole assignment", type="primary", key="report_run"):
-    reports[backend.key] = whole_assignment.build(backend, own)
+    reports[backend.key] = whole_assignment.build(backend, own, seed)
 
 result = reports.get(backend.key)
 if result is None:

@@ -141,8 +141,8 @@ def loss_curve_svg(losses: Sequence[float], *, steps_per_epoch: int | None = Non
     def py(value: float) -> float:
         return top + h * (hi - math.log10(value)) / (hi - lo)
 
-    parts = [f'<svg width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             'style="max-width: 100%; height: auto" font-family="sans-serif" font-size="11">',
              f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="#fff" stroke="#999"/>']
     for decade in range(lo, hi + 1):
         y = py(10.0 ** decade)

@@ -418,11 +418,12 @@ def _units(piece: Piece, c: Context) -> int:
         return 1
 
 
-def build(backend: Backend, own: list[Picked] | None = None) -> Report:
-    """Run every piece in the assignment's order under one progress bar; returns the sections and the HTML."""
+def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT_SEED) -> Report:
+    """Run every piece in the assignment's order under one progress bar; returns the sections and the HTML. With the
+    default seed every piece is the one its page shows when opened (and shares its cache entry)."""
     raw = getattr(backend.denoiser, "_den", backend.denoiser)  # unguarded: a failure is this section's, not the page's
     start = time.perf_counter()
-    c = Context(backend, CountingDenoiser(raw), None, default_image(backend), list(own or []))
+    c = Context(backend, CountingDenoiser(raw), None, default_image(backend), list(own or []), seed)
     units = [_units(p, c) for p in PIECES]
     c.progress = ReportProgress(sum(units))
     sections, calls = [], 0
