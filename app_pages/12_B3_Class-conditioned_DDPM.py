@@ -1,14 +1,12 @@
 """B3 · the class-conditioned DDPM: the UNet also sees the digit (one-hot); sampling uses classifier-free guidance."""
 
 import streamlit as st
-import torch
 
 from lib.images import png_bytes
-from lib.plots import TrajectoryRecorder
-from lib.sampling import sample
 from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
+from ui.pieces import digit_trajectory
 from ui.sidebar import render_sidebar
 from ui.training_panel import GRID_STRIDE, ddpm_sections, mnist_stride_control, trajectory_view
 from ui.weights import ema_comparison, grid_picture, weights_control
@@ -73,16 +71,5 @@ every = d3.slider("Frame every k steps", 1, 10, 1, key="b3_every")
 with d4:
     stride = mnist_stride_control("b3")
 steps_caption(stride, f"{num} digits")
-
-
-@st.cache_data(show_spinner="Sampling…")
-def trajectory(key: str, digit: int, num: int, scale: float, stride: int, every: int, seed: int) -> TrajectoryRecorder:
-    """Frames of ``num`` guided samples of ``digit`` denoised from pure noise."""
-    recorder = TrajectoryRecorder(len(den.timesteps(stride)) - 1, every, ncols=num)
-    sample(den, den.class_condition(digit), scale=scale, stride=stride, num_samples=num,
-           generator=torch.Generator(device=den.device).manual_seed(seed), on_step=recorder)
-    return recorder
-
-
-recorder = trajectory(run_key(run, weights), digit, num, scale, stride, every, seed)
+recorder = digit_trajectory(run_key(run, weights), digit, num, scale, stride, every, seed, den)
 trajectory_view(recorder, key="b3", filename=f"b3_digit{digit}_g{scale:g}_s{stride}_seed{seed}.gif")

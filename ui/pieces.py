@@ -290,8 +290,7 @@ def ood_sweep(key: str, seed: int, _run, _test_set) -> tuple[list[np.ndarray], l
 def digit_trajectory(key: str, digit: int, num: int, scale: float, stride: int, every: int, seed: int, _den,
                      _on_step=None) -> TrajectoryRecorder:
     """Every ``every``-th frame of ``num`` guided samples of ``digit`` from pure noise, by the class DDPM ``_den``
-    (the run ``key`` names): what the B3 page's "Watch a digit being denoised" turns into its GIF. (The B3 page still
-    keeps its own copy of this loop; it can call this one to share the cache with the report.)"""
+    (the run ``key`` names): what the B3 page's "Watch a digit being denoised" animates and turns into its GIF."""
     recorder = TrajectoryRecorder(len(_den.timesteps(stride)) - 1, every, ncols=num)
 
     def on_step(i, t, x, x0):
