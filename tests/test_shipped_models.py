@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from lib import model_store
 from lib.mnist_model import MnistDDPM, class_grid, unconditional_grid
 from lib.runs import denoiser_probe
-from tests.digit_classifier import read_digits
+from tests.digit_classifier import confident_share, read_digits, train_digit_classifier
 
 pytestmark = pytest.mark.skipif(
     not all(model_store.shipped_path(k).exists() for k in ("class", "time", "denoiser")),
@@ -46,6 +46,44 @@ def test_class_model_draws_the_requested_digits(digit_classifier):
     # and the class matters: the same noise asked for other digits is read differently
     shifted = (predicted == asked.roll(4)).float().mean().item()
     assert shifted < 0.3
+
+
+@pytest.fixture(scope="module")
+def calibrated_judge(mnist_train, mnist_test):
+    """A stronger judge than ``digit_classifier`` (all 60,000 training digits, 2 epochs), for which "confident"
+    (max probability ≥ 0.9) means what the issue measured for real digits: 96.7 % of the 10,000 real test digits are
+    read confidently (asserted ≥ 95 % of 2,000, or the judge, not the model, would be what fails)."""
+    judge = train_digit_classifier(mnist_train, mnist_test, digits=60000, epochs=2)
+    real = mnist_test.as_float()[:2000] * 2 - 1
+    assert confident_share(judge, real) >= 0.95
+    return judge
+
+
+def shipped_with_ema(kind: str):
+    run = model_store.load_run(model_store.shipped_path(kind))
+    if run.ema is None:
+        pytest.skip(f"the shipped {kind} model predates the EMA: retrain it with scripts/train_models.py --model {kind}")
+    return run
+
+
+def test_time_model_ema_draws_confident_digits(request):
+    """#16's target: with the EMA of the weights, ≥ 90 % of the time-conditioned samples read as a confident digit
+    (the spec's weights: ≈ 79 %), at the page's default stride."""
+    run = shipped_with_ema("time")
+    judge = request.getfixturevalue("calibrated_judge")  # trained only when there is something to judge
+    share = {weights: confident_share(judge, unconditional_grid(MnistDDPM(run.network(weights), run.config),
+                                                                           200, stride=10, seed=0))
+             for weights in ("spec", "ema")}
+    assert share["ema"] >= 0.9, share
+    assert share["ema"] > share["spec"], share
+
+
+def test_class_model_ema_draws_the_requested_digits(request):
+    run = shipped_with_ema("class")
+    judge = request.getfixturevalue("calibrated_judge")
+    samples = class_grid(MnistDDPM(run.ema, run.config), per_class=10, scale=5.0, stride=10, seed=0)
+    accuracy = (read_digits(judge, samples) == torch.arange(10).repeat_interleave(10)).float().mean().item()
+    assert accuracy >= 0.95, f"only {accuracy:.0%} of the EMA's samples read as the requested digit"
 
 
 def test_time_model_samples_look_like_ink_on_black():
