@@ -394,7 +394,8 @@ def _animation(frames: list[np.ndarray], labels: list[str]):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _gif(frames: list[np.ndarray]) -> bytes:
+def frames_gif(frames: list[np.ndarray]) -> bytes:
+    """The frames as a GIF (cached: the B2/B3 pages and the whole-assignment report encode it once)."""
     return gif_bytes(frames)
 
 
@@ -404,7 +405,7 @@ def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) ->
                     horizontal=True, key=f"{key}_show")
     frames = recorder.x_frames if show.startswith("x_t") else recorder.x0_frames
     st.plotly_chart(_animation(frames, recorder.labels), key=f"{key}_anim", width="content")
-    st.download_button("Download GIF", _gif(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
+    st.download_button("Download GIF", frames_gif(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
 
 
 def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: str) -> TrainedRun:

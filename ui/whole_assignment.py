@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import datetime
 import time
+from io import BytesIO
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from lib import report
 from lib.costs import Cost, CountingDenoiser
 from lib.filters import lowpass
 from lib.images import grid
+from lib.remote import RemoteUnavailable
 from lib.repaint import call_timesteps, feathered, resampling_path
 from lib.report import Section, gif_figure, loss_curve_svg, png_figure, svg_figure
 from lib.views import VIEWS
@@ -31,7 +34,7 @@ from ui.backend import DEFAULT_SEED, Backend, StepProgress
 from ui.common import counted, ddpm_of, device_label, mnist, run_key
 from ui.part_a import Picked, default_image, preset_masks
 from ui import pieces
-from ui.training_panel import MNIST_STRIDE, SNAPSHOT_COLUMNS, _gif, default_config, run_to_show
+from ui.training_panel import MNIST_STRIDE, SNAPSHOT_COLUMNS, default_config, frames_gif, run_to_show
 
 B3_GIF = dict(digit=7, num=4, scale=5.0, every=1)  # the B3 page's "Watch a digit being denoised" defaults
 EVERY = 5  # 1.4: every 5th step
@@ -382,7 +385,7 @@ def b3_gif(c: Context):
                                        c.seed, den, c.progress)
     settings = {"digit": g["digit"], "samples": g["num"], "guidance γ": g["scale"], "stride": MNIST_STRIDE,
                 "frame every": f"{g['every']} step", "seed": c.seed}
-    gif = gif_figure(_gif(recorder.x_frames), "x_t from pure noise to the digit")
+    gif = gif_figure(frames_gif(recorder.x_frames), "x_t from pure noise to the digit")
     return [Section("b3.gif", settings, [gif])], None
 
 
@@ -400,8 +403,6 @@ PIECES = PART_A + PART_B
 
 def failure_text(err: BaseException) -> str:
     """One sentence for a section that could not be made."""
-    from lib.remote import RemoteUnavailable
-
     if isinstance(err, torch.cuda.OutOfMemoryError):
         torch.cuda.empty_cache()
         return "The GPU ran out of memory for this section; the others are unaffected. Run the report again when " \
@@ -459,10 +460,6 @@ def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT
 
 def show(result: Report) -> None:
     """The report on the page: one block per section, in order, with its settings, pictures, cost or problem."""
-    from io import BytesIO
-
-    from PIL import Image
-
     for section in result.sections:
         st.subheader(f"{section.number} · {section.title}")
         if section.text:
