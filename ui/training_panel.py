@@ -363,6 +363,12 @@ def loss_panel(run: TrainedRun, *, key: str, log_default: bool) -> bool:
     return log_y
 
 
+def grid_of(images: torch.Tensor, model: str) -> np.ndarray:
+    """A model's grid of samples (per-epoch snapshot or the same grid drawn live) as the pages show it: the model's
+    columns, pixels ×3 (×2 for the class grid, which is 10 rows tall)."""
+    return grid(images, SNAPSHOT_COLUMNS[model], upscale=2 if model == "class" else 3)
+
+
 def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
     """Samples recorded after each snapshot epoch, with an epoch scrubber and a PNG download."""
     epochs = list(run.snapshots)
@@ -370,8 +376,7 @@ def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
         st.info("This run recorded no per-epoch samples.")
         return
     epoch = st.select_slider("Epoch", epochs, epochs[-1], key=f"{key}_epoch") if len(epochs) > 1 else epochs[0]
-    upscale = 2 if run.config.model == "class" else 3  # the class grid is 10 rows tall
-    picture = grid(run.snapshots[epoch], SNAPSHOT_COLUMNS[run.config.model], upscale=upscale)
+    picture = grid_of(run.snapshots[epoch], run.config.model)
     layout.image(picture, f"{caption} after epoch {epoch} (sampler stride {run.config.sample_stride})")
     st.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
                        mime="image/png", key=f"{key}_snapshot_png")

@@ -7,13 +7,13 @@ import numpy as np
 import streamlit as st
 
 from lib.ema import EMA_DECAY
-from lib.images import grid, png_bytes
+from lib.images import png_bytes
 from lib.mnist_model import MnistDDPM, sample_grid
 from lib.training import TrainedRun
 from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
-from ui.training_panel import GRID_STRIDE, SNAPSHOT_COLUMNS, mnist_stride_control
+from ui.training_panel import GRID_STRIDE, grid_of, mnist_stride_control
 
 SPEC_SCALE = 5.0  # the class model's guidance scale γ in the spec's grids
 WEIGHTS = {"spec": "The spec's weights", "ema": "Their EMA"}
@@ -34,7 +34,7 @@ def weights_control(run: TrainedRun, key: str) -> str:
 def grid_picture(key: str, stride: int, seed: int, scale: float, _den: MnistDDPM, _progress: StepProgress) -> np.ndarray:
     """The grid of 40 (``lib.mnist_model.sample_grid``: guidance ``scale`` for the class model) drawn by the weights
     ``key`` names, as a picture."""
-    return grid(sample_grid(_den, stride, seed, scale, _progress), SNAPSHOT_COLUMNS[_den.config.model], upscale=2)
+    return grid_of(sample_grid(_den, stride, seed, scale, _progress), _den.config.model)
 
 
 def ema_comparison(run: TrainedRun, *, key: str) -> None:

@@ -34,7 +34,7 @@ from ui.backend import DEFAULT_SEED, Backend, StepProgress
 from ui.common import counted, ddpm_of, device_label, mnist, run_key
 from ui.part_a import Picked, default_image, preset_masks
 from ui import pieces
-from ui.training_panel import MNIST_STRIDE, SNAPSHOT_COLUMNS, default_config, frames_gif, run_to_show
+from ui.training_panel import MNIST_STRIDE, default_config, frames_gif, grid_of, run_to_show
 
 B3_GIF = dict(digit=7, num=4, scale=5.0, every=1)  # the B3 page's "Watch a digit being denoised" defaults
 EVERY = 5  # 1.4: every 5th step
@@ -338,8 +338,7 @@ def epochs_section(key: str, run, wanted: tuple[int, int], what: str) -> Section
     """The run's stored per-epoch pictures at the ``wanted`` epochs (else its first and last), nothing retrained."""
     shown = wanted if all(e in run.snapshots for e in wanted) else (min(run.snapshots), max(run.snapshots))
     model = run.config.model
-    upscale = 2 if model == "class" else 3
-    figures = [png_figure(grid(run.snapshots[e], SNAPSHOT_COLUMNS[model], upscale=upscale), f"after epoch {e}")
+    figures = [png_figure(grid_of(run.snapshots[e], model), f"after epoch {e}")
                for e in shown]
     settings = {**run_settings(run), "epochs shown": ", ".join(map(str, shown))}
     if model != "denoiser":
