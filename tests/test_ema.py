@@ -41,6 +41,18 @@ def test_update_is_the_recursion_for_weights_and_batchnorm_statistics():
     assert not any(p.requires_grad for p in average.parameters())
 
 
+def test_relative_distance_is_the_norm_of_the_difference_over_the_norm_of_the_weights():
+    model = nn.Linear(2, 1)  # weight (1, 2) and bias (1,)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[3.0, 0.0]]))
+        model.bias.copy_(torch.tensor([4.0]))
+    average = ema.ema_copy(model)
+    assert ema.relative_distance(average, model) == 0.0
+    with torch.no_grad():
+        average.weight.add_(torch.tensor([[0.0, 1.0]]))  # ‖θ_ema − θ‖ = 1, ‖θ‖ = 5
+    assert ema.relative_distance(average, model) == pytest.approx(0.2)
+
+
 def tiny(kind: str) -> TrainConfig:
     return TrainConfig.spec(kind, hidden=4, batch_size=16, epochs=2, steps_per_epoch=3, snapshot_epochs=(2,))
 
