@@ -22,6 +22,7 @@ import ui.common
 import ui.training_panel
 from ui.training_panel import GRID_STRIDE
 from lib import model_store
+from lib.ema import relative_distance
 from lib.data import Digits, load_mnist
 from lib.precision import infer
 from lib.runs import Job, TrainingJobs, denoiser_probe, run_training
@@ -537,6 +538,8 @@ def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped):
 def test_b2_compares_the_spec_weights_with_their_ema(shipped):
     at = open_page(B2)
     assert any(r"\theta_\text{EMA}" in latex.value for latex in at.latex)
+    stored = model_store.load_run(shipped / "time.safetensors")
+    assert f"the two sit **{relative_distance(stored.ema, stored.model):.1%}** apart" in texts(at.markdown)
     spec, ema = (image_with_caption(at, f"{w} · stride {GRID_STRIDE}") for w in ("The spec's weights", "Their EMA"))
     assert spec != ema
     frames = [f["data"][0]["source"] for f in animation(at)["frames"]]
