@@ -51,9 +51,10 @@ def ema_comparison(run: TrainedRun, *, key: str) -> None:
         st.info(NO_EMA)
         return
     st.markdown(
-        f"Here the two sit **{relative_distance(run.ema, run.model):.1%}** apart (‖θ_EMA − θ‖ / ‖θ‖). On the shipped runs "
-        "they draw alike, as a digit classifier judges them: the spec's learning-rate schedule already shrinks the last epochs' steps tenfold, which averages the "
-        "last weights by itself. The average matters most when the learning rate stays high to the end.")
+        f"Here the two sit **{relative_distance(run.ema, run.model):.1%}** apart (‖θ_EMA − θ‖ / ‖θ‖). On the shipped "
+        "runs they draw alike, as a digit classifier judges them: the spec's learning-rate schedule already shrinks "
+        "the last epochs' steps tenfold, which averages the last weights by itself. The average matters most when the "
+        "learning rate stays high to the end.")
     c1, c2 = st.columns(2)
     with c1:
         stride = mnist_stride_control(f"{key}_ema", GRID_STRIDE)
