@@ -59,6 +59,16 @@ def entry_digest(tensors_sha256: str, metadata: dict[str, str]) -> str:
     return h.hexdigest()
 
 
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Rename a finished temporary file onto ``path`` (atomic within a folder), readable by everyone (0644).
+
+    ``tempfile.mkstemp`` creates its file owner-only (0600): without the chmod a model trained by one account
+    (``scripts/train_models.py``) could not be read by the app serving it as another.
+    """
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 def save_entry(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """Write ``tensors`` + string ``metadata`` to ``path`` atomically, with a digest for ``load_entry`` to check."""
     path = Path(path)
@@ -71,7 +81,7 @@ def save_entry(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dic
         save_file(tensors, tmp, metadata=meta)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from lib.cache import publish
+
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
 ROOT_ENV = "DIFFUSION_LAB_MNIST_ROOT"  # another torchvision root to read MNIST from (tests point it at a copy)
 MNIST_FILES = (
@@ -74,7 +76,7 @@ def unpack_raw_files(root: str | Path) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{unpacked.name}.", suffix=".tmp", dir=raw)
             with gzip.open(packed, "rb") as src, os.fdopen(fd, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            os.replace(tmp, unpacked)
+            publish(tmp, unpacked)
         except (OSError, EOFError, zlib.error):
             pass  # a damaged .gz or a read-only folder: torchvision then re-downloads or reports what is missing
         finally:

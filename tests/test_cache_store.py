@@ -51,6 +51,7 @@ def test_round_trip(tmp_path):
     assert {k: got_meta[k] for k in meta} == meta
     assert DIGEST_KEY in got_meta
     assert os.listdir(path.parent) == ["e.safetensors"]  # no temporary file left behind
+    assert path.stat().st_mode & 0o777 == 0o644, "readable by the account serving the app, not only its writer"
 
 
 def test_missing_entry_is_file_not_found(tmp_path):

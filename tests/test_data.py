@@ -61,6 +61,8 @@ def test_gz_files_alone_are_enough_offline(gz_only_root):
     check_digits(test, 10_000)
     assert test.source == "mnist"
     assert sorted(p.name for p in raw.iterdir()) == sorted(MNIST_FILES + tuple(n[:-3] for n in MNIST_FILES))
+    # readable by every account, like a file written with open() (mkstemp alone makes it 0600)
+    assert {(p.stat().st_mode & 0o777) for p in raw.iterdir() if not p.name.endswith(".gz")} == {0o644}
 
 
 def test_damaged_gz_falls_back_without_leaving_a_partial_file(gz_only_root):
