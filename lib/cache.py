@@ -15,6 +15,7 @@ Only safetensors is ever read: nothing here unpickles.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -59,14 +60,23 @@ def entry_digest(tensors_sha256: str, metadata: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def publish(tmp: str | Path, path: str | Path) -> None:
-    """Rename a finished temporary file onto ``path`` (atomic within a folder), readable by everyone (0644).
-
-    ``tempfile.mkstemp`` creates its file owner-only (0600): without the chmod a model trained by one account
-    (``scripts/train_models.py``) could not be read by the app serving it as another.
-    """
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """Yield a temporary file's name in ``path``'s folder to write; on a clean exit it is fsynced, made readable by
+    everyone (0644: ``mkstemp`` makes it owner-only, and a model trained by one account must be readable by the app
+    serving it as another) and renamed onto ``path`` (atomic within a folder). On an error it is removed and ``path``
+    keeps what it held."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def save_entry(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
@@ -75,16 +85,8 @@ def save_entry(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dic
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     meta = dict(metadata, **{DIGEST_KEY: entry_digest(tensors_digest(tensors), metadata)})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from lib.cache import publish
+from lib.cache import atomic_file
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
 ROOT_ENV = "DIFFUSION_LAB_MNIST_ROOT"  # another torchvision root to read MNIST from (tests point it at a copy)
@@ -71,17 +70,11 @@ def unpack_raw_files(root: str | Path) -> None:
         packed, unpacked = raw / name, raw / name.removesuffix(".gz")
         if not packed.exists() or unpacked.exists():
             continue
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{unpacked.name}.", suffix=".tmp", dir=raw)
-            with gzip.open(packed, "rb") as src, os.fdopen(fd, "wb") as dst:
+            with atomic_file(unpacked) as tmp, gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            publish(tmp, unpacked)
         except (OSError, EOFError, zlib.error):
             pass  # a damaged .gz or a read-only folder: torchvision then re-downloads or reports what is missing
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def _error_in_words(err: Exception) -> str:
