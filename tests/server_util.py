@@ -35,29 +35,44 @@ def session_pids(sid: int) -> list[int]:
 
 
 class ModelServerProcess:
-    """``python -m lib.model_server`` with ``models``; ``url``, ``stop()``, ``log()``."""
+    """``python -m lib.model_server`` with ``models``; ``url`` (once ``wait_ready`` returned), ``stop()``, ``log()``."""
+
+    PORT_TRIES = 3  # a free port can be taken before the server binds it (Ray's own processes pick random ports too)
 
     def __init__(self, models: str, log_path: Path, env: dict[str, str] | None = None, port: int | None = None,
                  max_batch_size: int = 16, shipped_dir: Path | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "ab")
+        self._fixed_port = port is not None
         full_env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
         full_env.update({"DIFFUSION_LAB_SERVER_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"},
                         **(env or {}))
+        self._env = full_env
+        self._args = ["--models", models, "--num-cpus", "2", "--max-batch-size", str(max_batch_size),
+                      "--exit-with", str(os.getpid()), *(["--shipped-dir", str(shipped_dir)] if shipped_dir else [])]
+        self._start(port or free_port())
+
+    def _start(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._log_start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lib.model_server", "--host", "127.0.0.1", "--port", str(self.port), "--models",
-             models, "--num-cpus", "2", "--max-batch-size", str(max_batch_size), "--exit-with", str(os.getpid()),
-             *(["--shipped-dir", str(shipped_dir)] if shipped_dir else [])],
-            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "lib.model_server", "--host", "127.0.0.1", "--port", str(port), *self._args],
+            cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 180.0) -> "ModelServerProcess":
         deadline = time.monotonic() + timeout
+        tries = 1
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                lost_port = f"Failed to bind to address '127.0.0.1:{self.port}'" in self._log_since_start()
+                if lost_port and not self._fixed_port and tries < self.PORT_TRIES:
+                    self.kill()  # what is left of Ray's processes, then again on another free port
+                    self._start(free_port())
+                    tries += 1
+                    continue
                 raise RuntimeError(f"the model server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 r = requests.get(f"{self.url}/health", timeout=2)
@@ -68,6 +83,12 @@ class ModelServerProcess:
             time.sleep(1)
         self.stop()
         raise TimeoutError(f"the model server did not answer /health within {timeout:.0f} s:\n{self.log()}")
+
+    def _log_since_start(self) -> str:
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_start)
+            return f.read().decode(errors="replace")
 
     def log(self) -> str:
         self._log.flush()
