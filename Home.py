@@ -17,58 +17,29 @@ from ui import layout
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
 from ui.sidebar import if_requirements, render_sidebar
+from ui.sections import PARTS, SECTIONS, Section, in_part
 from ui.training_panel import unfinished_text
 
 ROOT = Path(__file__).resolve().parent
 IF_CARD = "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"
 
-# (page file, assignment sections, short title, what it shows); the sidebar reads "1.3 – 1.4 · Iterative denoising"
-PART_A = [
-    ("app_pages/01_A0_Stock_pipeline.py", "0", "Stock pipeline",
-     "Sampling from the stock pipeline at several step counts"),
-    ("app_pages/02_A1_Forward_process.py", "1.1 – 1.2", "Forward process",
-     "The forward process and classical (blur) denoising"),
-    ("app_pages/03_A2_Iterative_denoising.py", "1.3 – 1.4", "Iterative denoising",
-     "One-step vs iterative denoising along strided timesteps"),
-    ("app_pages/04_A3_Sampling_and_CFG.py", "1.5 – 1.6", "Sampling and CFG",
-     "Sampling from pure noise; classifier-free guidance"),
-    ("app_pages/05_A4_Image-to-image.py", "1.7, 1.7.1, 1.7.3", "Image-to-image",
-     "SDEdit on photos, web images, sketches and with prompts"),
-    ("app_pages/06_A5_Inpainting.py", "1.7.2", "Inpainting", "Inpainting (RePaint)"),
-    ("app_pages/07_A6_Visual_anagrams.py", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views"),
-    ("app_pages/08_A7_Hybrid_images.py", "1.9", "Hybrid images",
-     "Hybrid images: low frequencies of one prompt, high of another"),
-]
-PART_B = [
-    ("app_pages/10_B1_Single-step_denoiser.py", "B1", "Single-step denoiser",
-     "A UNet that denoises at one σ; training and the σ sweep"),
-    ("app_pages/11_B2_Time-conditioned_DDPM.py", "B2", "Time-conditioned DDPM",
-     "A DDPM told the timestep; schedule, training, sampling"),
-    ("app_pages/12_B3_Class-conditioned_DDPM.py", "B3", "Class-conditioned DDPM",
-     "Adding the digit and classifier-free guidance"),
-]
-WHOLE = [
-    ("app_pages/13_Whole_assignment.py", "A + B", "The whole assignment",
-     "Every deliverable in one run: one progress bar, one HTML report"),
-]
-SECTIONS = {"Part A · a pretrained model": PART_A, "Part B · MNIST from scratch": PART_B,
-            "The whole assignment": WHOLE}  # short: sidebar headers
-MODEL_TITLES = {"denoiser": "B1 single-step denoiser", "time": "B2 time-conditioned DDPM",
-                "class": "B3 class-conditioned DDPM"}
-MODEL_PAGES = {"denoiser": PART_B[0][0], "time": PART_B[1][0], "class": PART_B[2][0]}
+def app_page(section: Section) -> st.Page:
+    """A page of the sidebar, titled with the assignment's section number; its URL is the section's slug."""
+    return st.Page(section.page, title=section.label, url_path=section.slug)
 
 
-def app_page(path: str, sections: str, title: str) -> st.Page:
-    """A page of the sidebar, titled with the assignment's section numbers; its URL stays the file's name without the
-    ordering prefix ("A2_Iterative_denoising"), as it was before the pages had section numbers."""
-    url_path = path.removeprefix("app_pages/").removesuffix(".py").split("_", 1)[1]
-    return st.Page(path, title=f"{sections} · {title}", url_path=url_path)
+TRAINING_SECTIONS = [s for s in SECTIONS if s.trains]
 
 
-def toc(entries: list[tuple[str, str, str, str]]) -> None:
+def section_model_title(section: Section) -> str:
+    """"B2 time-conditioned DDPM": the model a part-B section trains, as Home's tables name it."""
+    return f"{section.number} {section.title[0].lower()}{section.title[1:]}"
+
+
+def toc(sections: list[Section]) -> None:
     """The contents: a link per page, with the assignment's section numbers and what the page shows."""
-    for path, sections, _, what in entries:
-        st.page_link(path, label=f"**{sections}** · {what}")
+    for section in sections:
+        st.page_link(section.page, label=f"**{section.number}** · {section.summary}")
 
 
 def home() -> None:
@@ -84,10 +55,10 @@ def home() -> None:
     st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon")
     st.caption("Every page starts from this forward process: a clean image x₀ noised to step t.")
     st.header("Contents")
-    for (name, entries), column in zip(SECTIONS.items(), st.columns(2) + [st.container()]):
+    for (part, name), column in zip(PARTS.items(), st.columns(2) + [st.container()]):
         with column:
             st.subheader(name)
-            toc(entries)
+            toc(in_part(part))
     backend_status()
     train_set = data_status()
     shipped_models()
@@ -138,7 +109,8 @@ def shipped_models() -> None:
     st.markdown("Part B opens on these pre-trained models, so every page works instantly on a CPU; each page can "
                 "retrain with other settings. Where they come from (stored inside each file):")
     rows, commands = [], {}
-    for kind, title in MODEL_TITLES.items():
+    for section in TRAINING_SECTIONS:
+        kind, title = section.trains, section_model_title(section)
         run = shipped(kind)
         if run is None:
             missing = os.path.relpath(model_store.shipped_path(kind), ROOT)
@@ -174,7 +146,7 @@ def ema_note(run) -> str:
 
 
 def unfinished_runs(dataset: str, num_digits: int) -> None:
-    unfinished = [(kind, run) for kind in MODEL_TITLES for run in model_store.unfinished_runs(kind)
+    unfinished = [(section, run) for section in TRAINING_SECTIONS for run in model_store.unfinished_runs(section.trains)
                   if run.config.dataset == dataset]
     if not unfinished:
         return
@@ -182,15 +154,14 @@ def unfinished_runs(dataset: str, num_digits: int) -> None:
     st.markdown("These runs have not finished — they were cancelled or cut off by a restart, or are still running in "
                 "another process — and their state is saved. On the model's page, **Load its settings** and then "
                 "**Continue training** goes on from the last saved step.")
-    for kind, run in unfinished:
-        st.page_link(MODEL_PAGES[kind], label=f"**{MODEL_TITLES[kind]}** · {unfinished_text(run, num_digits)}")
+    for section, run in unfinished:
+        st.page_link(section.page, label=f"**{section_model_title(section)}** · {unfinished_text(run, num_digits)}")
 
 
 st.set_page_config(page_title="Diffusion Lab", layout="wide")
 navigation = st.navigation(
     {"": [st.Page(home, title="Home", default=True)]}
-    | {name: [app_page(path, sections, title) for path, sections, title, _ in entries]
-       for name, entries in SECTIONS.items()},
+    | {name: [app_page(section) for section in in_part(part)] for part, name in PARTS.items()},
     expanded=True,  # every page in the sidebar: collapsed, Streamlit would hide the last ones behind "View more"
 )
 layout.frame()

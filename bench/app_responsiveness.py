@@ -12,13 +12,12 @@
 The widget is looked up by key or label (``--slider``); without one, the first slider whose key mentions "scale",
 else the page's first slider. MNIST is read from copies of the canonical raw files (DIFFUSION_LAB_MNIST_ROOT).
 
-Run:  python bench/app_responsiveness.py [--quick] [--page app_pages/12_B3_Class-conditioned_DDPM.py] [--slider b3_scale]
+Run:  python bench/app_responsiveness.py [--quick] [--page app_pages/class_ddpm.py] [--slider b3_scale]
       [--profile]
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -46,11 +45,9 @@ print(json.dumps({"import_s": t1 - t0, "run_s": t2 - t1, "errors": [str(e.value)
 
 
 def default_page() -> str:
-    for pattern in ("app_pages/12_B3_*.py", "app_pages/11_B2_*.py", "app_pages/1*_B*.py", "app_pages/0*_A*.py"):
-        found = sorted(glob.glob(str(ROOT / pattern)))
-        if found:
-            return found[0]
-    sys.exit("no page found under app_pages/")
+    from ui.sections import BY_SLUG
+
+    return str(ROOT / BY_SLUG["class_ddpm"].page)
 
 
 def pick_slider(at, wanted: str | None):

@@ -180,7 +180,7 @@ def test_sidebar_uses_the_assignments_numbering(browser, tmp_path):
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server.url)
         try:
             pg = context.new_page()
-            open_page(pg, _page_named("A2_").url_path)
+            open_page(pg, _page_named("iterative").url_path)
             nav = pg.locator('[data-testid="stSidebarNav"]')
             assert nav.get_by_text("Part A · a pretrained model").count() == 1
             labels = [a.inner_text().strip() for a in nav.locator("a").all()]
@@ -216,7 +216,7 @@ def test_phone(browser, app_url):
     try:
         pg = context.new_page()
         pg.set_default_timeout(60_000)
-        for url_path in ("", _page_named("A2_").url_path):
+        for url_path in ("", _page_named("iterative").url_path):
             open_page(pg, url_path)
             assert pg.evaluate(OVERFLOW_JS) == [], url_path
             assert pg.evaluate(CUT_LABELS_JS) == [], url_path
@@ -225,7 +225,7 @@ def test_phone(browser, app_url):
         sidebar = pg.locator('[data-testid="stSidebar"]')
         pg.locator('[data-testid="stExpandSidebarButton"]').tap()
         pg.wait_for_function("document.querySelector('[data-testid=stSidebar]').dataset.collapsed === 'false'")
-        target = _page_named("A3_")
+        target = _page_named("guidance")
         pg.locator(f'[data-testid="stSidebarNav"] a[href$="{target.url_path}"]').tap()
         wait_for_app(pg)
         assert pg.url.rstrip("/").endswith(target.url_path)
@@ -243,7 +243,7 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
                 ".map(i => i.getBoundingClientRect().width)")
     font_js = "parseFloat(getComputedStyle(document.documentElement).fontSize)"
     switch = page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]').filter(has_text="Presentation mode")
-    target = _page_named("A3_")
+    target = _page_named("guidance")
     open_page(page, target.url_path)
     before, base_font = page.evaluate(shown_js), page.evaluate(font_js)
     switch.click()
@@ -256,7 +256,7 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
     assert page.evaluate("getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stImage] img'))"
                          ".imageRendering") == "pixelated"
     screenshot(page, f"{target.name}-presentation")
-    b3 = _page_named("B3_").url_path
+    b3 = _page_named("class_ddpm").url_path
     page.locator(f'[data-testid="stSidebarNav"] a[href$="{b3}"]').click()
     wait_for_app(page)
     assert page.url.split("?")[0].endswith(b3)
@@ -271,7 +271,7 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
     assert page.evaluate(font_js) == pytest.approx(base_font) and "presentation" not in page.url
 
 
-RUNS_ON_ITS_BUTTON = {"Whole_assignment"}  # the report waits for its Run button: on IF it is minutes of GPU
+RUNS_ON_ITS_BUTTON = {"whole_assignment"}  # the report waits for its Run button: on IF it is minutes of GPU
 
 
 @pytest.mark.parametrize("app_page", PAGES, ids=[p.name for p in PAGES])
@@ -343,7 +343,7 @@ def wait_for_images(page, at_least: int = 0, at_most: int | None = None) -> None
 
 
 def test_sdedit_on_a_drawing(page):
-    target = _page_named("A4_")
+    target = _page_named("sdedit")
     open_page(page, target.url_path)
     choose_option(page, "Input image", "Draw")
     page.get_by_text("Draw on the canvas to continue").wait_for()
@@ -359,7 +359,7 @@ def test_sdedit_on_a_drawing(page):
 
 
 def test_inpainting_with_a_painted_mask(page):
-    target = _page_named("A5_")
+    target = _page_named("inpainting")
     open_page(page, target.url_path)
     choose_option(page, "Mask", "paint it")
     page.get_by_text("Paint the region to regenerate").wait_for()
@@ -392,7 +392,7 @@ def test_stock_pipeline_and_stage2_on_deepfloyd_if(browser, if_app_url):
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
-        target = _page_named("A0_")
+        target = _page_named("stock")
         open_page(page, target.url_path)
         page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text("DeepFloyd IF", exact=True).click()
         wait_for_app(page)
@@ -442,7 +442,7 @@ def sample_through(context, app, server) -> None:
     """A3 in the browser on the model-server backend; the Streamlit process's memory afterwards."""
     page = context.new_page()
     page.set_default_timeout(60_000)
-    target = _page_named("A3_")
+    target = _page_named("guidance")
     page.goto(f"{app.url}/{target.url_path}")
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
     wait_for_app(page)

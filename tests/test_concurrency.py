@@ -162,10 +162,9 @@ def test_shipped_model_loaded_once_per_process_across_sessions(tmp_path, monkeyp
     from streamlit.testing.v1 import AppTest
 
     import ui.common
+    from ui.sections import BY_SLUG
 
-    pages = sorted((ROOT / "app_pages").glob("*_B3_*.py"))
-    if not pages:
-        pytest.skip("the class-conditioned page (app_pages/*_B3_*.py) is not there yet")
+    pages = [ROOT / BY_SLUG["class_ddpm"].page]
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "models")
     monkeypatch.setattr(model_store, "CACHE_DIR", tmp_path / "cache")
     save_tiny_shipped_model(tmp_path / "models")

@@ -44,7 +44,7 @@ def test_a2_states_psnr_and_sharpness_and_why_they_disagree(mnist_root):
     0.38–0.95, while one-step had the higher PSNR in 23 of 24 cases)."""
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(PAGES / "03_A2_Iterative_denoising.py"), default_timeout=120)
+    at = AppTest.from_file(str(PAGES / "iterative.py"), default_timeout=120)
     at.run()
     assert not at.exception, at.exception
     captions = {c.split(" · ")[0]: c for img in at.image for c in img.captions}

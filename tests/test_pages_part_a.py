@@ -107,7 +107,7 @@ def assert_prompt_rule(at: AppTest, key: str, field: str = "") -> None:
 # --- A3 first: it also checks the progress bar / cache interplay ------------------------------------------------------
 
 def test_a3_sampling_and_cfg():
-    at = run_page("04_A3_Sampling_and_CFG.py")
+    at = run_page("guidance.py")
     assert_page_basics(at, r"\varepsilon_u + \gamma")
     assert [m.value for m in at.markdown if m.value.startswith("**γ")] == [f"**γ = {g}**" for g in (0, 1, 3, 5, 7)]
     first = image_urls(at)
@@ -137,7 +137,7 @@ def test_a3_sampling_and_cfg():
 
 
 def test_backend_choice_falls_back_to_mnist_without_if():
-    at = run_page("04_A3_Sampling_and_CFG.py")
+    at = run_page("guidance.py")
     at.sidebar.radio(key="backend").set_value("DeepFloyd IF").run()
     assert not at.exception
     if torch.cuda.is_available():
@@ -167,7 +167,7 @@ def png(array) -> bytes:
 
 
 def test_a0_stock_pipeline():
-    at = run_page("01_A0_Stock_pipeline.py")
+    at = run_page("stock.py")
     assert_page_basics(at, r"\mathcal{N}(0, I)")
     labels = [m.value for m in at.markdown if m.value.startswith("**stride")]
     assert labels == ["**stride 100 · 3 steps**", "**stride 30 · 10 steps**", "**stride 10 · 30 steps**"]
@@ -187,7 +187,7 @@ def test_a0_stock_pipeline():
 def test_a1_forward_process():
     from lib.schedules import linear_schedule
 
-    at = run_page("02_A1_Forward_process.py")
+    at = run_page("forward.py")
     assert_page_basics(at, r"\sqrt{\bar\alpha_t}\,x_0")
     assert at.metric[0].value == f"{linear_schedule(300).abar(75):.4f}"
     assert "t = 75, t = 150, t = 225" in " ".join(h.value for h in at.subheader)
@@ -211,7 +211,7 @@ def metric_number(at: AppTest, index: int) -> float:
 
 
 def test_a2_iterative_denoising():
-    at = run_page("03_A2_Iterative_denoising.py")
+    at = run_page("iterative.py")
     assert_page_basics(at, r"\hat x_0 = \frac{x_t")
     assert "t = timesteps[10] = **199**" in " ".join(m.value for m in at.caption)
     assert at.text_input(key="a2_prompt").value == "3"  # follows the chosen test digit
@@ -248,7 +248,7 @@ def cost_line(at: AppTest) -> str:
 
 
 def test_a4_image_to_image():
-    at = run_page("05_A4_Image-to-image.py")
+    at = run_page("sdedit.py")
     assert_page_basics(at, r"\text{timesteps}[i_\text{start}]")
     names = [c for img in at.image for c in img.captions]
     assert names[:6] == [f"i_start = {i}: runs {30 - i} of 30 steps from t = {t} (noise {noise(t)})"
@@ -288,7 +288,7 @@ def test_a4_image_to_image():
 
 
 def test_a5_inpainting():
-    at = run_page("06_A5_Inpainting.py")
+    at = run_page("inpainting.py")
     assert_page_basics(at, r"\mathbf{m} \odot x_{t'}")
     assert at.metric[0].value == "0.000"  # pixels outside the mask are the original's
     at.slider(key="a5_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
@@ -308,7 +308,7 @@ def test_a5_inpainting():
 
 def test_a5_keeps_digit_prompt_and_mask_when_the_input_source_changes():
     """Widgets that are not drawn in a run lose their state in Streamlit: switching to Draw and back must not."""
-    at = run_page("06_A5_Inpainting.py")
+    at = run_page("inpainting.py")
     at.slider(key="a5_stride_mnist").set_value(100).run()
     at.selectbox(key="a5_digit").set_value(5)
     at.text_input(key="a5_prompt").set_value("8")
@@ -322,7 +322,7 @@ def test_a5_keeps_digit_prompt_and_mask_when_the_input_source_changes():
 
 
 def test_a4_prompt_follows_the_digit_until_the_user_types_one():
-    at = run_page("05_A4_Image-to-image.py")
+    at = run_page("sdedit.py")
     at.multiselect(key="a4_istarts").set_value([20]).run()
     at.selectbox(key="a4_digit").set_value(8).run()
     assert at.text_input(key="a4_prompt").value == "8"  # follows the picked digit
@@ -341,7 +341,7 @@ def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
     """No index wraps around: the input ends at the digit's last test image, and a switch to a digit with fewer images
     moves the index to that digit's last one and says so."""
     counts = torch.bincount(mnist_test.labels).tolist()
-    at = run_page("02_A1_Forward_process.py")
+    at = run_page("forward.py")
     assert at.number_input(key="a1_index").max == counts[3] - 1
     at.number_input(key="a1_index").set_value(counts[3] - 1).run()
     assert f"original x₀ (test digit 3 #{counts[3] - 1})" in at.image[0].captions
@@ -353,7 +353,7 @@ def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
 
 
 def test_any_whole_number_is_a_seed_and_is_used_as_typed():
-    at = run_page("04_A3_Sampling_and_CFG.py")
+    at = run_page("guidance.py")
     at.multiselect(key="a3_scales").set_value([5.0])
     at.slider(key="a3_stride_mnist").set_value(100).run()
     first = image_urls(at)
@@ -377,7 +377,7 @@ def test_a4_upload_formats_come_from_one_list_and_a_refused_file_clears_the_resu
         Image.fromarray(digit).save(buf, format=fmt)
         return buf.getvalue()
 
-    at = run_page("05_A4_Image-to-image.py")
+    at = run_page("sdedit.py")
     at.multiselect(key="a4_istarts").set_value([20])
     at.radio(key="a4_source_mnist").set_value("Upload").run()
     listed = "PNG, JPEG, GIF, BMP, WEBP or TIFF"
@@ -392,9 +392,9 @@ def test_a4_upload_formats_come_from_one_list_and_a_refused_file_clears_the_resu
     assert not image_urls(at)  # nothing of the previous file stays on screen
 
 
-PART_A_PAGES = ["01_A0_Stock_pipeline.py", "02_A1_Forward_process.py", "03_A2_Iterative_denoising.py",
-                "04_A3_Sampling_and_CFG.py", "05_A4_Image-to-image.py", "06_A5_Inpainting.py",
-                "07_A6_Visual_anagrams.py", "08_A7_Hybrid_images.py"]
+PART_A_PAGES = ["stock.py", "forward.py", "iterative.py",
+                "guidance.py", "sdedit.py", "inpainting.py",
+                "anagrams.py", "hybrids.py"]
 
 
 def test_part_a_pages_use_one_name_per_concept():
@@ -420,14 +420,14 @@ def test_part_a_pages_use_one_name_per_concept():
 def test_the_canvas_toolbar_has_room_above_the_canvas():
     """The drawing canvas' toolbar pops up 2.65rem above the canvas on hover: the caption and a spacer sit there, so
     it never covers the input-source radio above."""
-    at = run_page("05_A4_Image-to-image.py")
+    at = run_page("sdedit.py")
     at.radio(key="a4_source_mnist").set_value("Draw").run()
     column = [type(e).__name__ + ":" + getattr(e, "type", "") for e in at.main.children[4].children[0].children.values()]
     assert column[:4] == ["Radio:radio", "Caption:caption", "Space:space", "UnknownElement:bidi_component"]
 
 
 def test_a6_visual_anagrams():
-    at = run_page("07_A6_Visual_anagrams.py")
+    at = run_page("anagrams.py")
     assert_page_basics(at, r"v^{-1}")
     assert at.text_input(key="a6_prompt1").value == "6" and at.text_input(key="a6_prompt2").value == "9"
     assert at.selectbox(key="a6_view_mnist").value == "rotate 180°"
@@ -448,7 +448,7 @@ def test_a6_visual_anagrams():
 
 
 def test_a7_hybrid_images():
-    at = run_page("08_A7_Hybrid_images.py")
+    at = run_page("hybrids.py")
     assert_page_basics(at, r"\operatorname{highpass}(\varepsilon_2)")
     assert (at.slider(key="a7_kernel_mnist").value, at.slider(key="a7_sigma_mnist").value) == (15, 1.5)  # for 28 px
     assert at.slider(key="a7_kernel_mnist").max == 27 and not [s for s in at.slider if "try" in (s.help or "")]
@@ -469,7 +469,7 @@ def test_a7_factorized_decompositions_on_mnist():
     """Issue #16 item 2: the 2-band hybrid is the default; the IF-only decompositions are not offered on 1-channel
     digits; the triple hybrid asks for a third prompt and costs 3 prompts per call; the step-back slider runs from the
     result itself (σ = 0) to the decomposition's strongest low-pass (its default, the "from far" row)."""
-    at = run_page("08_A7_Hybrid_images.py")
+    at = run_page("hybrids.py")
     at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps: quicker
     picker = at.selectbox(key="a7_decomposition_mnist")
     assert picker.value == "2-band hybrid" and picker.options == ["2-band hybrid", "3-band triple hybrid"]
@@ -514,7 +514,7 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
         assert "Active: **DeepFloyd IF-I-XL**" in sidebar and "IF-I-XL runs on the CPU here" in sidebar
         return at
 
-    at = if_page("01_A0_Stock_pipeline.py", a0_prompts_if="a rocket ship", a0_steps_if=[2])
+    at = if_page("stock.py", a0_prompts_if="a rocket ship", a0_steps_if=[2])
     assert [m.value for m in at.markdown if m.value.startswith("**")][:1] == ["**2 steps**"]
     assert cost_line(at).startswith("2 UNet calls · 4 rows (1 prompt per pipeline call × 2 for CFG; counted")
     assert len(image_urls(at)) == 1
@@ -523,28 +523,28 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     assert len(image_urls(at)) == 2  # the 64 px grid and stage 2's upscale of it
     assert any(b.label == "Download 256 px" for b in at.get("download_button"))
 
-    at = if_page("02_A1_Forward_process.py")
+    at = if_page("forward.py")
     assert "t = 250, t = 500, t = 750" in " ".join(h.value for h in at.subheader)  # the course's row
     assert at.selectbox(key="a1_photo").value == "rocket"
 
-    at = if_page("05_A4_Image-to-image.py", a4_istarts=[30])
+    at = if_page("sdedit.py", a4_istarts=[30])
     assert [c for img in at.image for c in img.captions][0].startswith("i_start = 30: runs 3 of 33 steps from t = 90")
     assert cost_line(at).startswith("3 UNet calls · 6 rows (Σ K = 3 image-steps × 2 for CFG)")  # γ = 7 on IF
     assert at.text_input(key="a4_prompt").value == "a high quality photo"
 
     # 3 steps (999, 666, 333, 0) per γ; IF's learned variance comes from the conditional pass, so γ = 0 still costs
     # both CFG halves (2 rows) and only γ = 1 runs one pass
-    at = if_page("04_A3_Sampling_and_CFG.py", a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 1.0])
+    at = if_page("guidance.py", a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 1.0])
     assert cost_line(at).startswith(f"6 UNet calls · {3 * (2 + 1)} rows")
-    at = if_page("08_A7_Hybrid_images.py", a7_stride_if=333, a7_samples=1)
+    at = if_page("hybrids.py", a7_stride_if=333, a7_samples=1)
     assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
     assert at.selectbox(key="a7_decomposition_if").options[2:] == ["colour vs greyscale", "motion blur vs residual"]
-    at = if_page("08_A7_Hybrid_images.py", a7_stride_if=333, a7_samples=1, a7_decomposition_if="colour vs greyscale")
+    at = if_page("hybrids.py", a7_stride_if=333, a7_samples=1, a7_decomposition_if="colour vs greyscale")
     assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
     assert len(image_urls(at)) == 3  # the result, its grey part and its colour part
 
     # a prompt belongs to the kind of model it was typed for: IF shows its own, and MNIST gets the typed digit back
-    at = AppTest.from_file(str(PAGES / "04_A3_Sampling_and_CFG.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(PAGES / "guidance.py"), default_timeout=TIMEOUT)
     for key, value in dict(a3_samples=1, a3_scales=[5.0], a3_stride_mnist=100, a3_stride_if=333).items():
         at.session_state[key] = value
     at.run()
@@ -554,7 +554,7 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     at.sidebar.radio(key="backend").set_value("Built-in MNIST DDPM (default, CPU)").run()
     assert at.text_input(key="a3_prompt").value == "8" and not at.error, errors(at)
 
-    at = if_page("07_A6_Visual_anagrams.py", a6_stride_if=333, a6_samples=1)
+    at = if_page("anagrams.py", a6_stride_if=333, a6_samples=1)
     assert at.selectbox(key="a6_view_if").value == "flip upside down"
     # the result, both ways at once (2), the combining rule (3 per view, then x_t and ε) and the GIF
     assert len(image_urls(at)) == 1 + 2 + (2 * 3 + 2) + 1
@@ -564,7 +564,7 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
 def test_a6_combining_rule_motion_and_views_that_break():
     """A6 beyond the result: the combining rule at a picked step (per view: v_i(x_t), ε̂_i, v_i⁻¹(ε̂_i); then x_t and
     ε), the morph GIF with its download, and a view that breaks with its reason and its result beside a working one."""
-    at = AppTest.from_file(str(PAGES / "07_A6_Visual_anagrams.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(PAGES / "anagrams.py"), default_timeout=TIMEOUT)
     at.session_state["a6_stride_mnist"] = 50  # 6 steps: quick
     at.session_state["a6_view_mnist"] = "jigsaw (patch permutation)"
     at.run()
@@ -604,7 +604,7 @@ def test_a6_on_a_tiny_deepfloyd_if_with_a_new_view(monkeypatch, tmp_path):
     monkeypatch.setenv("DIFFUSION_LAB_IF_DEVICE", "cpu")
     monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
     st.cache_data.clear()  # forget the "IF unavailable" verdict of the other tests
-    at = AppTest.from_file(str(PAGES / "07_A6_Visual_anagrams.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(PAGES / "anagrams.py"), default_timeout=TIMEOUT)
     state = dict(backend="DeepFloyd IF", a6_stride_if=333, a6_samples=1, a6_view_if="jigsaw (patch permutation)",
                  a6_failure="colour scaling", a6_broken=True)
     for key, value in state.items():

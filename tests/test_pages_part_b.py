@@ -34,9 +34,9 @@ from ui.backend import DEFAULT_SEED
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = "Home.py"
-B1 = "app_pages/10_B1_Single-step_denoiser.py"
-B2 = "app_pages/11_B2_Time-conditioned_DDPM.py"
-B3 = "app_pages/12_B3_Class-conditioned_DDPM.py"
+B1 = "app_pages/single_step.py"
+B2 = "app_pages/time_ddpm.py"
+B3 = "app_pages/class_ddpm.py"
 TINY = dict(hidden=4, epochs=2, batch_size=16, steps_per_epoch=2, snapshot_epochs=(1, 2), sample_stride=50)
 SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 
@@ -162,7 +162,7 @@ def test_home_lists_unfinished_runs(shipped, digits):
     links = [link.proto for link in at.get("page_link")]
     assert re.fullmatch(r"\*\*B3 class-conditioned DDPM\*\* · step 1 of 6, saved \d+ s ago · D = 4, p_uncond = 0\.1, "
                         r"batch 16, lr 0\.001, seed 0, grid stride 50, 2 short epochs of 3 batches", links[-1].label)
-    assert links[-1].page.endswith("B3_Class-conditioned_DDPM")
+    assert links[-1].page.endswith("class_ddpm")
 
 
 def test_home_says_which_models_are_missing(nothing_shipped):

@@ -81,14 +81,14 @@ def test_every_part_a_page_gives_the_local_images_on_the_server(setup, name):
 
 # settings that keep the tiny IF quick on a CPU: few steps, one sample
 IF_FAST = {
-    "01_A0_Stock_pipeline.py": dict(a0_prompts_if="a dog", a0_steps_if=[2]),
-    "02_A1_Forward_process.py": {},
-    "03_A2_Iterative_denoising.py": dict(a2_stride_if=333),
-    "04_A3_Sampling_and_CFG.py": dict(a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 7.0]),
-    "05_A4_Image-to-image.py": dict(a4_stride_if=333, a4_istarts=[1]),
-    "06_A5_Inpainting.py": dict(a5_stride_if=333, a5_samples=1),
-    "07_A6_Visual_anagrams.py": dict(a6_stride_if=333, a6_samples=1),
-    "08_A7_Hybrid_images.py": dict(a7_stride_if=333, a7_samples=1),
+    "stock.py": dict(a0_prompts_if="a dog", a0_steps_if=[2]),
+    "forward.py": {},
+    "iterative.py": dict(a2_stride_if=333),
+    "guidance.py": dict(a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 7.0]),
+    "sdedit.py": dict(a4_stride_if=333, a4_istarts=[1]),
+    "inpainting.py": dict(a5_stride_if=333, a5_samples=1),
+    "anagrams.py": dict(a6_stride_if=333, a6_samples=1),
+    "hybrids.py": dict(a7_stride_if=333, a7_samples=1),
 }
 
 
@@ -106,14 +106,14 @@ def test_every_part_a_page_on_deepfloyd_if_gives_the_local_images_on_the_server(
 
 
 def test_deepfloyd_if_through_the_server(setup):
-    at = page("01_A0_Stock_pipeline.py", backend="Model server", server_model="IF-I-XL", a0_prompts_if="a dog",
+    at = page("stock.py", backend="Model server", server_model="IF-I-XL", a0_prompts_if="a dog",
               a0_steps_if=[2])
     assert not at.error, errors(at)
     assert "tiny" not in sidebar_text(at) and "DeepFloyd IF-I-XL (model server)" in sidebar_text(at)
     at.toggle(key="a0_upscale").set_value(True).run()
     assert not at.exception and not at.error, errors(at)
     assert len(image_urls(at)) == 2  # the 64 px grid and the server's stage-2 upscale
-    at = page("04_A3_Sampling_and_CFG.py", backend="Model server", server_model="IF-I-XL", a3_stride_if=333,
+    at = page("guidance.py", backend="Model server", server_model="IF-I-XL", a3_stride_if=333,
               a3_samples=1, a3_scales=[0.0, 7.0])
     assert not at.error, errors(at)
     assert len(image_urls(at)) == 2
@@ -121,14 +121,14 @@ def test_deepfloyd_if_through_the_server(setup):
 
 def test_a_server_that_is_down_or_refuses_the_token_leaves_the_pages_on_mnist(setup, monkeypatch):
     monkeypatch.setenv("DIFFUSION_LAB_SERVER_URL", f"http://127.0.0.1:{free_port()}")
-    at = page("04_A3_Sampling_and_CFG.py", backend="Model server")
+    at = page("guidance.py", backend="Model server")
     assert "is not reachable (down, or a wrong address)" in sidebar_text(at)
     assert "The pages use the built-in MNIST model meanwhile" in sidebar_text(at)
     assert image_urls(at) and not at.main.error, errors(at)  # a usable page, on the local model
     monkeypatch.setenv("DIFFUSION_LAB_SERVER_URL", setup.url)
     monkeypatch.setenv("DIFFUSION_LAB_SERVER_TOKEN", "wrong")
     st.cache_data.clear()
-    at = page("04_A3_Sampling_and_CFG.py", backend="Model server")
+    at = page("guidance.py", backend="Model server")
     assert "refused the access token" in sidebar_text(at) and image_urls(at)
 
 
@@ -137,7 +137,7 @@ def test_the_server_going_down_mid_session_gives_one_line_not_a_traceback(setup,
                                env={"DIFFUSION_LAB_SERVER_MAX_MB": "1"}).wait_ready()
     try:
         monkeypatch.setenv("DIFFUSION_LAB_SERVER_URL", other.url)
-        at = page("04_A3_Sampling_and_CFG.py", backend="Model server")
+        at = page("guidance.py", backend="Model server")
         assert image_urls(at) and not at.error
         other.kill()
         at.slider(key="a3_stride_mnist").set_value(50).run()  # a new request: the server is gone

@@ -29,7 +29,7 @@ def unet_calls(at: AppTest) -> int:
 
 
 def test_a5_resampling_on_mnist_plots_as_many_calls_as_it_states_and_makes():
-    at = run_page("06_A5_Inpainting.py")
+    at = run_page("inpainting.py")
     assert len(plotted_schedule(at)) == stated_calls(at) == unet_calls(at) == 30  # default: no resampling
     at.slider(key="a5_stride_mnist").set_value(20).run()  # 15 steps: 299, 279, …, 19, −1
     at.slider(key="a5_jump_n_sample").set_value(3).run()
@@ -50,7 +50,7 @@ def test_a5_resampling_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     monkeypatch.setenv("DIFFUSION_LAB_IF_DEVICE", "cpu")
     monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
     st.cache_data.clear()  # forget the "IF unavailable" verdict of other tests
-    at = AppTest.from_file(str(PAGES / "06_A5_Inpainting.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(PAGES / "inpainting.py"), default_timeout=TIMEOUT)
     for key, value in dict(backend="DeepFloyd IF", a5_stride_if=250, a5_samples=1, a5_jump_length=1,
                            a5_jump_n_sample=2, a5_feather_if=2).items():
         at.session_state[key] = value

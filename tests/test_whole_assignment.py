@@ -24,7 +24,7 @@ from lib.report import DELIVERABLES, Section, gif_figure, loss_curve_svg, png_fi
 from lib.images import gif_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "app_pages" / "13_Whole_assignment.py")
+PAGE = str(ROOT / "app_pages" / "whole_assignment.py")
 PAGES = ROOT / "app_pages"
 TIMEOUT = 300
 KEYS = [key for key, _, _ in DELIVERABLES]
@@ -166,7 +166,7 @@ def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared
     assert [b.label for b in at.button] == ["Run the whole assignment"] and not at.get("download_button")
 
     # A3 with its widgets at their defaults, first: the report must find 1.5 / 1.6 in the cache
-    a3 = AppTest.from_file(str(PAGES / "04_A3_Sampling_and_CFG.py"), default_timeout=TIMEOUT)
+    a3 = AppTest.from_file(str(PAGES / "guidance.py"), default_timeout=TIMEOUT)
     a3.run()
     assert not a3.exception and not a3.error
 
@@ -211,11 +211,11 @@ def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared
     assert at.get("progress")[0].proto.value == 100
 
     # and the other way round: a page with its defaults finds the report's result (A4's strip, A7's hybrid)
-    for page in ("05_A4_Image-to-image.py", "08_A7_Hybrid_images.py", "02_A1_Forward_process.py"):
+    for page in ("sdedit.py", "hybrids.py", "forward.py"):
         other = AppTest.from_file(str(PAGES / page), default_timeout=TIMEOUT)
         other.run()
         assert not other.exception and not other.error
-        if page != "02_A1_Forward_process.py":
+        if page != "forward.py":
             line = next(c.value for c in other.caption if "UNet call" in c.value)
             assert line.startswith("From the cache"), (page, line)
 

@@ -55,6 +55,20 @@ def frame() -> None:
     st.html(CLOSE_SIDEBAR_JS, unsafe_allow_javascript=True)
 
 
+def section_header(slug: str, formula: str | list[str], explanation: str) -> None:
+    """A section page's browser-tab title and heading (the registry's, ``ui.sections``), the formula it implements
+    (LaTeX, one line per entry) and what it means in plain words."""
+    from ui.sections import BY_SLUG
+
+    title = BY_SLUG[slug].page_title
+    st.set_page_config(page_title=f"{title} · Diffusion Lab", layout="wide")
+    st.title(title)
+    for line in [formula] if isinstance(formula, str) else formula:
+        st.latex(line)
+    if explanation:
+        st.markdown(explanation)
+
+
 def presentation() -> bool:
     return bool(st.session_state.get(PRESENTATION_KEY, False))
 

@@ -23,15 +23,10 @@ DEFAULT_DIGIT = 3  # the test digit the part-A pages open on
 EMPTY_PROMPT_HELP = "An empty prompt is the unconditional one: the model's estimate without any prompt."
 
 
-def page_setup(title: str, formula: str | list[str], explanation: str) -> Backend:
-    """Title, the sidebar backend choice, the formula (LaTeX) and what it means in plain words."""
-    st.set_page_config(page_title=f"{title} · Diffusion Lab", layout="wide")
-    st.title(title)
-    backend = active_backend()
-    for line in [formula] if isinstance(formula, str) else formula:
-        st.latex(line)
-    st.markdown(explanation)
-    return backend
+def page_setup(slug: str, formula: str | list[str], explanation: str) -> Backend:
+    """A part-A page's heading, formula and explanation (``layout.section_header``) and the sidebar's backend choice."""
+    layout.section_header(slug, formula, explanation)
+    return active_backend()
 
 
 def show(images: torch.Tensor | np.ndarray, *, ncols: int | None = None, caption: str | None = None,

@@ -7,25 +7,25 @@ from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
 from ui.pieces import digit_trajectory
+from ui.layout import section_header
 from ui.sidebar import render_sidebar
 from ui.training_panel import GRID_STRIDE, ddpm_sections, mnist_stride_control, trajectory_view
 from ui.weights import ema_comparison, grid_picture, weights_control
 
-st.set_page_config(page_title="B3 · Class-conditioned DDPM · Diffusion Lab", layout="wide")
-render_sidebar()
-st.title("B3 · Class-conditioned DDPM with classifier-free guidance")
-st.latex(r"\text{unflatten} \leftarrow c_1(\mathbf{c}) \odot \text{unflatten} + t_1(t/T),\qquad "
-         r"\text{up}_1 \leftarrow c_2(\mathbf{c}) \odot \text{up}_1 + t_2(t/T)")
-st.latex(r"\mathbf{c} = \text{one-hot(digit)}\ \text{or}\ \mathbf{0}\ \text{with prob. } p_\text{uncond} = 0.1")
-st.latex(r"\hat\varepsilon = \varepsilon_\theta(x_t, t, \varnothing) + "
-         r"\gamma\,\big(\varepsilon_\theta(x_t, t, \mathbf{c}) - \varepsilon_\theta(x_t, t, \varnothing)\big)")
-st.markdown(
+section_header(
+    "class_ddpm",
+    [r"\text{unflatten} \leftarrow c_1(\mathbf{c}) \odot \text{unflatten} + t_1(t/T),\qquad "
+         r"\text{up}_1 \leftarrow c_2(\mathbf{c}) \odot \text{up}_1 + t_2(t/T)",
+     r"\mathbf{c} = \text{one-hot(digit)}\ \text{or}\ \mathbf{0}\ \text{with prob. } p_\text{uncond} = 0.1",
+     r"\hat\varepsilon = \varepsilon_\theta(x_t, t, \varnothing) + "
+         r"\gamma\,\big(\varepsilon_\theta(x_t, t, \mathbf{c}) - \varepsilon_\theta(x_t, t, \varnothing)\big)"],
     "The DDPM of B2, also told which digit it is looking at: the one-hot class vector scales two feature maps of the "
     "UNet. One time in ten the class is hidden (all zeros), so the same network also learns the unconditional noise "
     "ε(∅). Sampling runs both and extrapolates from the unconditional towards the conditional prediction by the "
     "guidance scale γ: γ = 0 ignores the digit, γ = 1 is plain conditioning, larger γ (the spec uses 5) gives cleaner, "
-    "more typical — but less varied — digits. Everything else (schedule, loss, sampler) is B2's."
+    "more typical — but less varied — digits. Everything else (schedule, loss, sampler) is B2's.",
 )
+render_sidebar()
 
 run = ddpm_sections(
     "class", key="b3",

@@ -10,7 +10,7 @@ from ui.part_a import cost_caption, page_setup, show, with_cfg
 from ui.pieces import A0_DEFAULT_COLUMNS, A0_IF_STEPS, A0_MNIST_STRIDES, a0_columns, if_grid, mnist_grid
 
 backend = page_setup(
-    "0 · Sampling with the stock pipeline",
+    "stock",
     r"x_T \sim \mathcal{N}(0, I) \;\xrightarrow{\;\varepsilon_\theta(x_t,\,t,\,\text{prompt})\;}\; x_{t_1}"
     r" \rightarrow \dots \rightarrow x_0, \qquad \text{steps} = |\{t_0 > t_1 > \dots > t_K\}| - 1",
     "A diffusion model turns pure noise into an image by repeatedly predicting the noise in it and removing a bit. "

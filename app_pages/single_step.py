@@ -10,20 +10,20 @@ from ui import layout
 from ui.backend import seed_control
 from ui.common import mnist, run_key
 from ui.pieces import B1_SIGMAS as SIGMAS, denoise_with, noising_columns, ood_sweep
+from ui.layout import section_header
 from ui.sidebar import render_sidebar
 from ui.training_panel import config_controls, loss_panel, no_model_yet, provenance_caption, run_to_show, training_panel
 
-st.set_page_config(page_title="B1 · Single-step denoiser · Diffusion Lab", layout="wide")
-render_sidebar()
-st.title("B1 · Single-step denoising UNet")
-st.latex(r"z = x + \sigma\,\varepsilon,\quad \varepsilon \sim \mathcal{N}(0, I)"
-         r"\qquad\qquad \mathcal{L} = \mathbb{E}_{x,\varepsilon}\,\big\lVert D_\theta(z) - x \big\rVert^2")
-st.markdown(
+section_header(
+    "single_step",
+    [r"z = x + \sigma\,\varepsilon,\quad \varepsilon \sim \mathcal{N}(0, I)"
+         r"\qquad\qquad \mathcal{L} = \mathbb{E}_{x,\varepsilon}\,\big\lVert D_\theta(z) - x \big\rVert^2"],
     "Add Gaussian noise of strength σ to a clean MNIST digit *x* (pixels in [0, 1]) and train a UNet *D* to return "
     "the clean digit from the noisy one in **one** forward pass, by minimising the squared error. It is trained at a "
     "single noise level (σ = 0.5 in the spec); the σ sweep at the bottom shows how it copes with noise it never saw — "
-    "the reason part B moves on to a model that is told *how* noisy its input is."
+    "the reason part B moves on to a model that is told *how* noisy its input is.",
 )
+render_sidebar()
 
 train_set, test_set = mnist()
 if train_set.source != "mnist":

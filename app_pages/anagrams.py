@@ -12,7 +12,7 @@ from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input,
 from ui.pieces import A6_DEFAULT_WEIGHT, anagrams, morph_gif
 
 backend = page_setup(
-    "1.8 · Visual anagrams",
+    "anagrams",
     [r"\varepsilon_1 = \text{CFG-UNet}(x_t, t, p_1), \qquad "
      r"\varepsilon_2 = v^{-1}\!\left(\text{CFG-UNet}(v(x_t), t, p_2)\right)",
      r"\varepsilon = w\,\varepsilon_1 + (1 - w)\,\varepsilon_2"],

@@ -14,7 +14,7 @@ from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input,
 from ui.pieces import COLOUR, MOTION, THREE, TWO, decomposition, factorized
 
 backend = page_setup(
-    "1.9 · Hybrid images",
+    "hybrids",
     [r"\varepsilon = \operatorname{lowpass}(\varepsilon_1) + \operatorname{highpass}(\varepsilon_2),",
      r"\varepsilon_i = \text{CFG-UNet}(x_t, t, p_i), \quad \operatorname{lowpass} = G_{k,\sigma} * \cdot, "
      r"\quad \operatorname{highpass} = \mathrm{id} - \operatorname{lowpass}"],

@@ -6,26 +6,26 @@ from lib.mnist_model import unconditional_grid
 from lib.plots import TrajectoryRecorder
 from ui.backend import seed_control
 from ui.common import counted, ddpm_of, run_key
+from ui.layout import section_header
 from ui.sidebar import render_sidebar
 from ui.training_panel import ddpm_sections, mnist_stride_control, trajectory_view
 from ui.weights import ema_comparison, weights_control
 
-st.set_page_config(page_title="B2 · Time-conditioned DDPM · Diffusion Lab", layout="wide")
-render_sidebar()
-st.title("B2 · Time-conditioned DDPM")
-st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\qquad "
-         r"\bar\alpha_t = \prod_{s \le t} (1 - \beta_s),\qquad t \sim \mathcal{U}\{0,\dots,T-1\}")
-st.latex(r"\mathcal{L} = \mathbb{E}_{x_0,\varepsilon,t}\,"
-         r"\big\lVert \varepsilon_\theta(x_t, t/T) - \varepsilon \big\rVert^2")
-st.latex(r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon}{\sqrt{\bar\alpha_t}},\qquad "
+section_header(
+    "time_ddpm",
+    [r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\qquad "
+         r"\bar\alpha_t = \prod_{s \le t} (1 - \beta_s),\qquad t \sim \mathcal{U}\{0,\dots,T-1\}",
+     r"\mathcal{L} = \mathbb{E}_{x_0,\varepsilon,t}\,"
+         r"\big\lVert \varepsilon_\theta(x_t, t/T) - \varepsilon \big\rVert^2",
+     r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon}{\sqrt{\bar\alpha_t}},\qquad "
          r"x_{t-1} = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0 + "
-         r"\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t + \sqrt{\beta_t}\,z")
-st.markdown(
+         r"\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t + \sqrt{\beta_t}\,z"],
     "Instead of one fixed σ, the DDPM noises a digit (pixels in [−1, 1]) to a random timestep t of a T = 300-step "
     "schedule and trains the UNet, which is told t/T, to predict the noise ε that was added. To generate, start from "
     "pure noise x_T and apply the update above step by step: each step estimates the clean digit x̂0, moves towards it "
-    "and adds back a little fresh noise z (none on the last step)."
+    "and adds back a little fresh noise z (none on the last step).",
 )
+render_sidebar()
 
 run = ddpm_sections(
     "time", key="b2",

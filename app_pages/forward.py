@@ -10,7 +10,7 @@ from ui.part_a import page_setup, pick_image, show
 from ui.pieces import course_timesteps, noisy_and_blurred, one_step_row
 
 backend = page_setup(
-    "1.1 – 1.2 · Forward process and classical denoising",
+    "forward",
     [r"q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\;(1-\bar\alpha_t)\,I\right)"
      r"\quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
      r"\quad \varepsilon \sim \mathcal{N}(0, I)",

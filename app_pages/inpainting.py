@@ -12,7 +12,7 @@ from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, p
 from ui.pieces import A5_DEFAULTS, inpaint_samples, masked_view
 
 backend = page_setup(
-    "1.7.2 · Inpainting",
+    "inpainting",
     [r"x_{t'} \leftarrow \mathbf{m} \odot x_{t'} + (1 - \mathbf{m}) \odot "
      r"\left(\sqrt{\bar\alpha_{t'}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t'}}\,\varepsilon\right)",
      r"\text{jump back } t' \to t > t':\quad x_t = \sqrt{\bar\alpha_t / \bar\alpha_{t'}}\,x_{t'} + "

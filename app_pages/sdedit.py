@@ -11,7 +11,7 @@ from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, p
 from ui.pieces import COURSE_I_STARTS, sdedit_sweep
 
 backend = page_setup(
-    "1.7, 1.7.1, 1.7.3 · Image-to-image (SDEdit)",
+    "sdedit",
     [r"x_{t_{i}} = \sqrt{\bar\alpha_{t_i}}\,x_{\text{orig}} + \sqrt{1-\bar\alpha_{t_i}}\,\varepsilon,"
      r"\qquad t_i = \text{timesteps}[i_\text{start}]",
      r"\text{then denoise } t_i \to t_{i+1} \to \dots \to 0 \text{ with } "

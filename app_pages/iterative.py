@@ -13,7 +13,7 @@ from ui.part_a import (EMPTY_PROMPT_HELP, clamped_key, cost_caption, page_setup,
 from ui.pieces import compare
 
 backend = page_setup(
-    "1.3 – 1.4 · One-step vs iterative denoising",
+    "iterative",
     [r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}",
      r"x_{t'} = \frac{\sqrt{\bar\alpha_{t'}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0"
      r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}\,x_t + v_\sigma,"

@@ -8,7 +8,7 @@ from ui.backend import seed_control
 from ui.part_a import page_setup, uploaded_images
 
 backend = page_setup(
-    "The whole assignment in one run",
+    "whole_assignment",
     [],
     "Every deliverable of the assignment's checklist, in its order — part A on the model chosen in the sidebar, "
     "part B from the shipped runs (their stored loss curves and per-epoch samples: nothing is retrained) — with the "

@@ -11,7 +11,7 @@ from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input,
 from ui.pieces import A3_DEFAULT_SAMPLES, A3_DEFAULT_SCALES, guidance_sweep
 
 backend = page_setup(
-    "1.5 – 1.6 · Sampling from noise and classifier-free guidance",
+    "guidance",
     [r"x_T \sim \mathcal{N}(0, I), \qquad x_{t'} = \frac{\sqrt{\bar\alpha_{t'}}\,\beta_t}{1-\bar\alpha_t}\hat x_0"
      r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}x_t + v_\sigma",
      r"\varepsilon = \varepsilon_u + \gamma\,(\varepsilon_c - \varepsilon_u)"],

@@ -1,0 +1,74 @@
+"""The assignment's sections — the app's unit — in the assignment's order, each with its number and title declared once.
+
+A section's ``slug`` names everything that belongs to it: its page (``app_pages/<slug>.py``), its module here
+(``ui/sections/<slug>.py``: its defaults, its cached computations and its part of the whole-assignment report), its
+widget keys (``<slug>_…``) and its URL. The assignment's own number ("1.7.2") is data, shown to users; no file, key or
+name carries it. Home's contents, the sidebar (``st.navigation``), the page titles and the report all read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the assignment as the app shows it."""
+
+    slug: str
+    part: str  # key of PARTS
+    number: str  # the assignment's own numbering: "1.7, 1.7.1, 1.7.3"
+    title: str  # short: the sidebar's label after the number
+    summary: str  # what its page shows, for Home's contents
+    heading: str = ""  # the page's title after the number, where it says more than ``title``
+    trains: str = ""  # part B: the model its page trains (``TrainConfig.model``)
+
+    @property
+    def page(self) -> str:
+        """The page file, relative to the app's root (what ``st.Page`` and ``st.page_link`` take)."""
+        return f"app_pages/{self.slug}.py"
+
+    @property
+    def label(self) -> str:
+        """"1.7.2 · Inpainting": the sidebar's entry and the page's title."""
+        return f"{self.number} · {self.title}"
+
+    @property
+    def page_title(self) -> str:
+        """The page's heading: "1.1 – 1.2 · Forward process and classical denoising"."""
+        return f"{self.number} · {self.heading or self.title}"
+
+
+PARTS = {"A": "Part A · a pretrained model", "B": "Part B · MNIST from scratch", "report": "The whole assignment"}
+
+SECTIONS = (
+    Section("stock", "A", "0", "Stock pipeline", "Sampling from the stock pipeline at several step counts",
+            heading="Sampling with the stock pipeline"),
+    Section("forward", "A", "1.1 – 1.2", "Forward process", "The forward process and classical (blur) denoising",
+            heading="Forward process and classical denoising"),
+    Section("iterative", "A", "1.3 – 1.4", "Iterative denoising",
+            "One-step vs iterative denoising along strided timesteps", heading="One-step vs iterative denoising"),
+    Section("guidance", "A", "1.5 – 1.6", "Sampling and CFG", "Sampling from pure noise; classifier-free guidance",
+            heading="Sampling from noise and classifier-free guidance"),
+    Section("sdedit", "A", "1.7, 1.7.1, 1.7.3", "Image-to-image",
+            "SDEdit on photos, web images, sketches and with prompts", heading="Image-to-image (SDEdit)"),
+    Section("inpainting", "A", "1.7.2", "Inpainting", "Inpainting (RePaint)"),
+    Section("anagrams", "A", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views"),
+    Section("hybrids", "A", "1.9", "Hybrid images", "Hybrid images: low frequencies of one prompt, high of another"),
+    Section("single_step", "B", "B1", "Single-step denoiser",
+            "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
+            trains="denoiser"),
+    Section("time_ddpm", "B", "B2", "Time-conditioned DDPM", "A DDPM told the timestep; schedule, training, sampling",
+            trains="time"),
+    Section("class_ddpm", "B", "B3", "Class-conditioned DDPM", "Adding the digit and classifier-free guidance",
+            heading="Class-conditioned DDPM with classifier-free guidance", trains="class"),
+    Section("whole_assignment", "report", "A + B", "The whole assignment",
+            "Every deliverable in one run: one progress bar, one HTML report",
+            heading="The whole assignment in one run"),
+)
+BY_SLUG = {s.slug: s for s in SECTIONS}
+
+
+def in_part(part: str) -> list[Section]:
+    """The sections of one part, in the assignment's order."""
+    return [s for s in SECTIONS if s.part == part]
