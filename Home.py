@@ -18,7 +18,7 @@ from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
 from ui.sidebar import if_requirements, render_sidebar
 from ui.sections import PARTS, SECTIONS, Section, in_part
-from ui.training_panel import unfinished_text
+from ui.training.settings import unfinished_text
 
 ROOT = Path(__file__).resolve().parent
 IF_CARD = "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"

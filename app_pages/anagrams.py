@@ -1,15 +1,16 @@
 """A6 · Visual anagrams (spec 1.8): one image, two prompts, two views."""
 
+from dataclasses import replace
+
 import streamlit as st
 import torch
 
-from lib.edits import AnagramStep
 from lib.images import grid
 from lib.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
-from ui.pieces import A6_DEFAULT_WEIGHT, anagrams, morph_gif
+from ui.sections.anagrams import DEFAULTS, VIEW_NAMES, Request, anagrams, combining_rule, morph_gif
 
 backend = page_setup(
     "anagrams",
@@ -24,52 +25,35 @@ backend = page_setup(
     "and views that break the rule.",
 )
 
-VIEW_NAMES = [name for name in VIEWS if name != "identity"]
-
-
-def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weights: list[float]) -> None:
-    """The one picture that explains the method: per view i, v_i(x_t) → CFG ε̂_i for p_i → v_i⁻¹(ε̂_i), then their
-    weighted mean ε, the estimate the sampler used at this step (noise estimates drawn as ε/3, so ±3σ spans the
-    grey range)."""
-    for i, (viewed, est, back) in enumerate(zip(step.viewed, step.estimates, step.unviewed)):
-        cols = st.columns(4)
-        show(viewed, container=cols[0], target_px=110, caption=f"v{i + 1}(x_t): x_t under {views[i]}")
-        show(est / 3, container=cols[1], target_px=110, caption=f"ε̂{i + 1}: CFG estimate for {prompts[i]!r}")
-        show(back / 3, container=cols[2], target_px=110, caption=f"v{i + 1}⁻¹(ε̂{i + 1}): mapped back")
-        cols[3].markdown(f"× w{i + 1} = {weights[i]:.2f}")
-    cols = st.columns(4)
-    show(step.x, container=cols[0], target_px=110, caption=f"x_t at t = {step.t}")
-    show(step.eps / 3, container=cols[2], target_px=110, caption="ε = Σ w_i v_i⁻¹(ε̂_i): the step's estimate")
-
-
-p1_default, p2_default, view_default = backend.defaults.anagram
+d = DEFAULTS[backend.family]
 c1, c2 = st.columns(2)
-prompt1 = prompt_input("Prompt 1 (as generated)", p1_default, "a6_prompt1", backend.kind, container=c1,
+prompt1 = prompt_input("Prompt 1 (as generated)", d.example.prompt1, "anagrams_prompt1", backend.family, container=c1,
                        help=EMPTY_PROMPT_HELP)
-prompt2 = prompt_input("Prompt 2 (after the view)", p2_default, "a6_prompt2", backend.kind, container=c2,
+prompt2 = prompt_input("Prompt 2 (after the view)", d.example.prompt2, "anagrams_prompt2", backend.family, container=c2,
                        help=EMPTY_PROMPT_HELP)
 c3, c4, c5 = st.columns(3)
-st.session_state.setdefault(f"a6_view_{backend.kind}", view_default)
-view = c3.selectbox("View v", VIEW_NAMES, key=f"a6_view_{backend.kind}",
+st.session_state.setdefault(f"anagrams_view_{backend.family}", d.example.view)
+view = c3.selectbox("View v", VIEW_NAMES, key=f"anagrams_view_{backend.family}",
                     help="How to look at the image to see prompt 2. The course flips it upside down. Every view "
                          "here is an exact permutation of the pixels (or −I): skew shears the rows with wrap-around, "
                          f"the jigsaw swaps {patches_per_side(backend.size)}×{patches_per_side(backend.size)} "
                          "patches, the inner circle turns a centred disc by 90°, the pixel permutation scrambles "
                          "every pixel. The small MNIST model rarely finds a digit that survives the last two.")
-weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, A6_DEFAULT_WEIGHT, step=0.05, key="a6_weight")
-scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"a6_scale_{backend.kind}")
-num_samples, stride, seed = samples_stride_seed(backend, "a6")
+weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, d.weight, step=0.05, key="anagrams_weight")
+scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"anagrams_scale_{backend.family}")
+num_samples, stride, seed = samples_stride_seed(backend, "anagrams")
 
 if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2"):
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling anagrams:")
-    key = (backend.key, prompt1, prompt2, view, weight, scale, num_samples, stride, seed)
-    (result, steps_taken), cost = anagrams(*key, backend.denoiser, progress)
+    r = Request(prompt1=prompt1, prompt2=prompt2, view=view, weight=weight, scale=scale, num_samples=num_samples,
+                stride=stride, seed=seed)
+    (result, steps_taken), cost = anagrams(backend.key, r, backend.denoiser, progress)
     progress.done()
     cost_caption(cost, f"{counted(num_samples, 'sample')} × 2 views per call"
                        f"{with_cfg(cost, cost.calls * num_samples * 2)}", progress)
     viewed = VIEWS[view].apply(result)
-    flipped = st.toggle(f"Apply the view ({view})", key="a6_flip",
+    flipped = st.toggle(f"Apply the view ({view})", key="anagrams_flip",
                         help="One click to see the same images the other way.")
     big = viewed if flipped else result
     show(big, ncols=num_samples, target_px=200,
@@ -83,26 +67,25 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
 
     st.subheader("The combining rule at one step")
     st.caption("Noise estimates are drawn as ε/3, so ±3 standard deviations span black to white.")
-    i = st.slider("Step i", 0, steps - 1, steps // 2, key="a6_step",
+    i = st.slider("Step i", 0, steps - 1, steps // 2, key="anagrams_step",
                   help="Pick a step of the sampling loop to see how its noise estimate ε is made.") if steps > 1 else 0
     combining_rule(steps_taken[i], [prompt1, prompt2], ["identity", view], [weight, 1.0 - weight])
 
     st.subheader("The anagram in motion")
-    gif = morph_gif(*key, result)
+    gif = morph_gif(backend.key, r, result)
     st.image(gif, caption=f"as generated ↔ {view}")
-    st.download_button("Download GIF", gif, file_name=f"anagram_seed{seed}.gif", mime="image/gif", key="a6_gif")
+    st.download_button("Download GIF", gif, file_name=f"anagram_seed{seed}.gif", mime="image/gif", key="anagrams_gif")
 
     st.subheader("Views that break")
-    failure = st.selectbox("A view that is not a permutation", list(FAILURE_VIEWS), key="a6_failure")
+    failure = st.selectbox("A view that is not a permutation", list(FAILURE_VIEWS), key="anagrams_failure")
     shape = (1, *backend.denoiser.image_shape)
     st.info(f"{FAILURE_VIEWS[failure].breaks} Measured on N(0, I) noise: Var v(z) = "
             f"{noise_variance(FAILURE_VIEWS[failure], shape):.2f}, against {noise_variance(VIEWS[view], shape):.2f} "
             f"for {view}.")
-    if st.toggle(f"Sample the anagram with {failure} beside the working one", key="a6_broken",
+    if st.toggle(f"Sample the anagram with {failure} beside the working one", key="anagrams_broken",
                  help="A second sampling run with the same prompts, seed and weight."):
         progress = StepProgress(steps, f"Sampling with {failure}:")
-        (broken, _), _ = anagrams(backend.key, prompt1, prompt2, failure, weight, scale, num_samples, stride, seed,
-                             backend.denoiser, progress)
+        (broken, _), _ = anagrams(backend.key, replace(r, view=failure), backend.denoiser, progress)
         progress.done()
         c1, c2 = st.columns(2)
         show(torch.cat([result, viewed]), ncols=num_samples, container=c1, target_px=90,

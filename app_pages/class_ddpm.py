@@ -6,10 +6,11 @@ from lib.images import png_bytes
 from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
-from ui.pieces import digit_trajectory
+from ui.sections.class_ddpm import DEFAULTS, digit_trajectory
 from ui.layout import section_header
 from ui.sidebar import render_sidebar
-from ui.training_panel import GRID_STRIDE, ddpm_sections, mnist_stride_control, trajectory_view
+from ui.training.ddpm_page import ddpm_sections
+from ui.training.results import GRID_STRIDE, mnist_stride_control, trajectory_view
 from ui.weights import ema_comparison, grid_picture, weights_control
 
 section_header(
@@ -28,21 +29,21 @@ section_header(
 render_sidebar()
 
 run = ddpm_sections(
-    "class", key="b3",
+    "class", key="class_ddpm",
     schedule_caption=lambda shown: (
         f"The linear schedule of B2: T = {shown.num_timesteps}, β from {shown.beta_start:g} to {shown.beta_end:g}."),
     snapshot_caption="4 samples of every digit (γ = 5), one row per digit,",
 )
 
-ema_comparison(run, key="b3")
+ema_comparison(run, key="class_ddpm")
 
 st.header("4 · Sampling with guidance")
-weights = weights_control(run, "b3")
+weights = weights_control(run, "class_ddpm")
 c1, c2 = st.columns(2)
-scale = c1.slider("Guidance scale γ", 0.0, 10.0, 5.0, 0.5, key="b3_scale",
+scale = c1.slider("Guidance scale γ", 0.0, 10.0, DEFAULTS.scale, 0.5, key="class_ddpm_scale",
                   help="0 = unconditional, 1 = conditional, > 1 = classifier-free guidance (the spec uses 5).")
 with c2:
-    seed = seed_control("b3_seed")
+    seed = seed_control("class_ddpm_seed")
 den = ddpm_of(run, weights)
 
 
@@ -53,7 +54,7 @@ def steps_caption(stride: int, batch: str) -> None:
 
 
 st.subheader("All ten digits")
-grid_stride = mnist_stride_control("b3_grid", GRID_STRIDE)
+grid_stride = mnist_stride_control("class_ddpm_grid", GRID_STRIDE)
 steps_caption(grid_stride, "40 digits")
 progress = StepProgress(len(den.timesteps(grid_stride)) - 1, "Sampling 40 digits…")
 picture = grid_picture(run_key(run, weights), grid_stride, seed, scale, den, progress)
@@ -61,15 +62,15 @@ progress.done()
 layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed}")
 st.download_button("Download PNG", png_bytes(picture),
                    file_name=f"b3_digits_g{scale:g}_s{grid_stride}_seed{seed}.png", mime="image/png",
-                   key="b3_grid_png")
+                   key="class_ddpm_grid_png")
 
 st.subheader("Watch a digit being denoised")
 d1, d2, d3, d4 = st.columns(4)
-digit = d1.selectbox("Digit", range(10), 7, key="b3_digit")
-num = d2.slider("Samples", 1, 8, 4, key="b3_num")
-every = d3.slider("Frame every k steps", 1, 10, 1, key="b3_every")
+digit = d1.selectbox("Digit", range(10), DEFAULTS.digit, key="class_ddpm_digit")
+num = d2.slider("Samples", 1, 8, DEFAULTS.samples, key="class_ddpm_samples")
+every = d3.slider("Frame every k steps", 1, 10, DEFAULTS.every, key="class_ddpm_every")
 with d4:
-    stride = mnist_stride_control("b3")
+    stride = mnist_stride_control("class_ddpm")
 steps_caption(stride, f"{num} digits")
 recorder = digit_trajectory(run_key(run, weights), digit, num, scale, stride, every, seed, den)
-trajectory_view(recorder, key="b3", filename=f"b3_digit{digit}_g{scale:g}_s{stride}_seed{seed}.gif")
+trajectory_view(recorder, key="class_ddpm", filename=f"b3_digit{digit}_g{scale:g}_s{stride}_seed{seed}.gif")

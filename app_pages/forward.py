@@ -7,7 +7,7 @@ from lib.images import grid, psnr
 from lib.plots import MARK_COLOR, schedule_figure
 from ui.backend import download_png, seed_control
 from ui.part_a import page_setup, pick_image, show
-from ui.pieces import course_timesteps, noisy_and_blurred, one_step_row
+from ui.sections.forward import course_timesteps, default_t, one_step_row, page_results
 
 backend = page_setup(
     "forward",
@@ -27,21 +27,20 @@ T = backend.num_timesteps
 
 left, right = st.columns([2, 3])
 with left:
-    picked = pick_image(backend, "a1")
+    picked = pick_image(backend, "forward")
 with right:
-    t = st.slider("Timestep t", 0, T - 1, T // 4, key=f"a1_t_{backend.kind}",
+    t = st.slider("Timestep t", 0, T - 1, default_t(T), key=f"forward_t_{backend.family}",
                   help=f"0 = barely noisy, {T - 1} = almost pure noise (T = {T}).")
     c1, c2, c3 = st.columns(3)
-    kernel = c1.slider("Blur kernel size", 3, 33, 5, step=2, key="a1_kernel")
-    sigma = c2.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"a1_sigma_{backend.kind}")
+    kernel = c1.slider("Blur kernel size", 3, 33, backend.defaults.blur_kernel, step=2, key="forward_kernel")
+    sigma = c2.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"forward_sigma_{backend.family}")
     with c3:
-        seed = seed_control("a1_seed")
+        seed = seed_control("forward_seed")
 
 if picked is not None:
     x0 = picked.tensor()
     course_ts = course_timesteps(T)  # the course's 250 / 500 / 750 for T = 1000
-    noisy, blurred = noisy_and_blurred(backend.key, picked.array, (t, *course_ts), kernel, sigma, seed,
-                                       backend.denoiser)
+    noisy, blurred = page_results(backend, picked.array, t, kernel, sigma, seed)
     abar = backend.denoiser.schedule.abar(t)
     st.subheader(f"At t = {t}")
     m1, m2, m3, m4 = st.columns(4)

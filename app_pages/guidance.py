@@ -8,7 +8,7 @@ from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, show
-from ui.pieces import A3_DEFAULT_SAMPLES, A3_DEFAULT_SCALES, guidance_sweep
+from ui.sections.guidance import DEFAULTS, diversity, guidance_sweep
 
 backend = page_setup(
     "guidance",
@@ -23,19 +23,16 @@ backend = page_setup(
     "below starts from **the same noise** (same seed), so only γ differs.",
 )
 
-SCALES = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0]
-
-
 c1, c2, c3 = st.columns([3, 2, 2])
-prompt = prompt_input("Prompt", backend.defaults.prompt, "a3_prompt", backend.kind, container=c1,
+prompt = prompt_input("Prompt", backend.defaults.prompt, "guidance_prompt", backend.family, container=c1,
                       help="MNIST: a digit (\"7\", \"seven\", \"a handwritten 7\"). IF: any text. " + EMPTY_PROMPT_HELP)
-scales = c1.multiselect("Guidance scale γ", SCALES, default=list(A3_DEFAULT_SCALES), key="a3_scales",
+scales = c1.multiselect("Guidance scale γ", DEFAULTS.options, default=list(DEFAULTS.scales), key="guidance_scales",
                         format_func=lambda g: f"{g:g}")
 with c2:
-    num_samples = st.slider("Samples per γ", 1, 16, A3_DEFAULT_SAMPLES, key="a3_samples")
-    stride = stride_control(backend, key="a3_stride")
+    num_samples = st.slider("Samples per γ", 1, 16, DEFAULTS.samples, key="guidance_samples")
+    stride = stride_control(backend, key="guidance_stride")
 with c3:
-    seed = seed_control("a3_seed")
+    seed = seed_control("guidance_seed")
 
 if not scales:
     st.error("Pick at least one guidance scale.")
@@ -55,12 +52,10 @@ elif prompt_ok(backend, prompt):
     for col, scale, images in zip(cols, scales, result):
         col.markdown(f"**γ = {scale:g}**")
         show(images, ncols=ncols, container=col, target_px=90)
-    # How much the samples differ from each other: the per-pixel standard deviation across the batch.
     if num_samples > 1:
-        spread = [float(images.std(dim=0).mean()) for images in result]
-        fig = go.Figure(go.Scatter(x=list(scales), y=spread, mode="lines+markers"))
+        fig = go.Figure(go.Scatter(x=list(scales), y=diversity(result), mode="lines+markers"))
         fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="guidance scale γ",
                           yaxis_title="pixel std across samples", title="Diversity of the samples")
         st.plotly_chart(fig)
     picture = grid(result.flatten(0, 1), num_samples, upscale=2)
-    download_png(picture, f"cfg_{backend.kind}_seed{seed}.png", "Download all (one row per γ)")
+    download_png(picture, f"cfg_{backend.family}_seed{seed}.png", "Download all (one row per γ)")

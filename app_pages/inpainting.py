@@ -8,8 +8,8 @@ from lib.plots import resampling_figure
 from lib.repaint import call_timesteps, feathered, jump_points, resampling_path
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, pick_mask, prompt_input, show, with_cfg
-from ui.pieces import A5_DEFAULTS, inpaint_samples, masked_view
+from ui.part_a import cost_caption, edit_prompt_input, page_setup, pick_image, pick_mask, show, with_cfg
+from ui.sections.inpainting import DEFAULTS, inpaint_samples, masked_view
 
 backend = page_setup(
     "inpainting",
@@ -34,28 +34,26 @@ backend = page_setup(
 
 left, right = st.columns([2, 3])
 with left:
-    picked = pick_image(backend, "a5")
-    mask = pick_mask(backend, picked, "a5") if picked is not None else None
+    picked = pick_image(backend, "inpainting")
+    mask = pick_mask(backend, picked, "inpainting") if picked is not None else None
 with right:
-    default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
-    prompt = prompt_input("Prompt", default_prompt, "a5_prompt", backend.kind,
-                          help="What to put in the hole. MNIST: a digit. " + EMPTY_PROMPT_HELP)
+    prompt = edit_prompt_input(backend, picked, "inpainting", "What to put in the hole. MNIST: a digit.")
     c1, c2 = st.columns(2)
     scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,
-                      key=f"a5_scale_{backend.kind}")
-    num_samples = c2.slider("Samples", 1, 8, A5_DEFAULTS["num_samples"], key="a5_samples")
+                      key=f"inpainting_scale_{backend.family}")
+    num_samples = c2.slider("Samples", 1, 8, DEFAULTS.samples, key="inpainting_samples")
     c3, c4 = st.columns(2)
     with c3:
-        stride = stride_control(backend, key="a5_stride")
+        stride = stride_control(backend, key="inpainting_stride")
     with c4:
-        seed = seed_control("a5_seed")
+        seed = seed_control("inpainting_seed")
     c5, c6, c7 = st.columns(3)
-    jump_length = c5.slider("jump_length j", 1, 10, A5_DEFAULTS["jump_length"], key="a5_jump_length",
+    jump_length = c5.slider("jump_length j", 1, 10, DEFAULTS.jump_length, key="inpainting_jump_length",
                             help="Steps down before each jump back (and the height of the jump).")
-    jump_n_sample = c6.slider("jump_n_sample r", 1, 5, A5_DEFAULTS["jump_n_sample"], key="a5_jump_n_sample",
+    jump_n_sample = c6.slider("jump_n_sample r", 1, 5, DEFAULTS.jump_n_sample, key="inpainting_jump_n_sample",
                               help="Passes over each stretch of j steps; 1 = no resampling (plain RePaint).")
-    feather = c7.slider("Feather (px)", 0, backend.size // 8, A5_DEFAULTS["feather"],
-                        key=f"a5_feather_{backend.kind}",
+    feather = c7.slider("Feather (px)", 0, backend.size // 8, DEFAULTS.feather,
+                        key=f"inpainting_feather_{backend.family}",
                         help="Blend over this many pixels on each side of the mask's edge; 0 = a hard mask.")
 
 if picked is not None and mask is not None and prompt_ok(backend, prompt):

@@ -1,16 +1,14 @@
 """A2 · One-step vs iterative denoising (spec 1.3 and 1.4)."""
 
 import streamlit as st
-import torch
 
-from lib.images import gradient_energy, grid, psnr
+from lib.images import grid, psnr
 from lib.plots import animation_figure, estimate_psnr_figure
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import (EMPTY_PROMPT_HELP, clamped_key, cost_caption, page_setup, pick_image, prompt_input, show,
-                       with_cfg)
-from ui.pieces import compare
+from ui.part_a import clamped_key, cost_caption, edit_prompt_input, page_setup, pick_image, show, with_cfg
+from ui.sections.iterative import DEFAULTS, WHY_PSNR_PREFERS_BLUR, clamped_i_start, compare, edges, scores_line
 
 backend = page_setup(
     "iterative",
@@ -27,54 +25,26 @@ backend = page_setup(
 )
 
 
-WHY_PSNR_PREFERS_BLUR = (
-    "Why the two scores disagree: one-step x̂₀ is the model's estimate of the *mean* of all originals that could lie "
-    "under the noise. The mean has the smallest expected squared error, so it usually wins on PSNR, but averaging many "
-    "digits blurs their edges. The iterative loop commits, step by step, to one plausible sharp image, which need not "
-    "match the original stroke for stroke: sharper, yet often a little lower in PSNR."
-)
-
-
-def relation(a: float, b: float) -> str:
-    """How ``a`` compares with ``b`` in words, for numbers already rounded as shown (so the words match them)."""
-    return "above" if a > b else "below" if a < b else "equal to"
-
-
-def edges(image: torch.Tensor, x0: torch.Tensor) -> float:
-    """The image's edge energy as a fraction of the original's (a blank original counts as a tiny one)."""
-    return gradient_energy(image) / max(gradient_energy(x0), 1e-8)
-
-
-def scores_line(images: torch.Tensor, x0: torch.Tensor) -> str:
-    """PSNR and edge energy (relative to the original's) of one-step (images[3]) vs iterative (images[4])."""
-    p_one, p_iter = (round(psnr(images[i], x0), 1) for i in (3, 4))
-    e_one, e_iter = (round(100 * edges(images[i], x0)) for i in (3, 4))
-    return (f"**PSNR**: one-step {p_one:.1f} dB, {relation(p_one, p_iter)} iterative {p_iter:.1f} dB. "
-            f"**Edge energy** (mean squared difference of neighbouring pixels; the original's = 100 %): "
-            f"one-step {e_one} %, {relation(e_one, e_iter)} iterative {e_iter} %.")
-
-
 left, right = st.columns([2, 3])
 with left:
-    picked = pick_image(backend, "a2")
+    picked = pick_image(backend, "iterative")
 with right:
     c1, c2 = st.columns(2)
     with c1:
-        stride = stride_control(backend, key="a2_stride")
+        stride = stride_control(backend, key="iterative_stride")
     ts = backend.denoiser.timesteps(stride)
-    i_start = c2.slider("i_start (where the loop starts)", 0, len(ts) - 2, min(10, len(ts) - 2),
-                        key=clamped_key(f"a2_istart_{backend.kind}", len(ts) - 2),
+    i_start = c2.slider("i_start (where the loop starts)", 0, len(ts) - 2, clamped_i_start(len(ts)),
+                        key=clamped_key(f"iterative_istart_{backend.family}", len(ts) - 2),
                         help="Index into the strided timesteps: the image is noised to t = timesteps[i_start]. "
                              "The course uses i_start = 10 (t = 690 with stride 30 on IF).")
     st.caption(f"t = timesteps[{i_start}] = **{ts[i_start]}** · {counted(len(ts) - 1 - i_start, 'denoising step')} from there.")
     c3, c4, c5 = st.columns(3)
-    every = c3.slider("Show every k-th step", 1, 10, 5, key="a2_every")
-    kernel = c4.slider("Blur kernel size", 3, 15, 5, step=2, key="a2_kernel")
-    sigma = c5.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"a2_sigma_{backend.kind}")
-    default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
-    prompt = prompt_input("Prompt", default_prompt, "a2_prompt", backend.kind,
-                          help="IF: the course's \"a high quality photo\". MNIST: the digit. " + EMPTY_PROMPT_HELP)
-    seed = seed_control("a2_seed")
+    every = c3.slider("Show every k-th step", 1, 10, DEFAULTS.every, key="iterative_every")
+    kernel = c4.slider("Blur kernel size", 3, 15, backend.defaults.blur_kernel, step=2, key="iterative_kernel")
+    sigma = c5.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1,
+                      key=f"iterative_sigma_{backend.family}")
+    prompt = edit_prompt_input(backend, picked, "iterative", "IF: the course's \"a high quality photo\". MNIST: the digit.")
+    seed = seed_control("iterative_seed")
 
 if picked is not None and prompt_ok(backend, prompt):
     progress = StepProgress(len(ts) - 1 - i_start, "Denoising:")

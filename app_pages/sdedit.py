@@ -6,9 +6,8 @@ import torch
 from lib.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.common import counted
-from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, pick_image, prompt_input, show, with_cfg
-from ui.pieces import COURSE_I_STARTS, sdedit_sweep
+from ui.part_a import cost_caption, edit_prompt_input, page_setup, pick_image, show, with_cfg
+from ui.sections.sdedit import COURSE, noise_level, sdedit_sweep, strip_statement
 
 backend = page_setup(
     "sdedit",
@@ -23,38 +22,22 @@ backend = page_setup(
     "steers the edit (1.7.3) — on MNIST, try turning a 3 into an 8.",
 )
 
-def noise_level(t: int) -> float:
-    """√(1 − ᾱ_t): the standard deviation of the noise in x_t (the image itself is scaled by √ᾱ_t)."""
-    return (1 - backend.denoiser.schedule.abar(t)) ** 0.5
-
-
-def strip_statement(ts: list[int], i_starts: list[int], stride: int) -> str:
-    """What the strip runs, in numbers: K = N − i_start of the N strided steps per edit, one batch for all of them."""
-    n, first = len(ts) - 1, i_starts[0]
-    return (f"Stride {stride}: the strided schedule has **N = {n}** steps. The edit at i_start starts at t = "
-            f"timesteps[i_start] with noise √(1 − ᾱ_t) and runs the last **K = N − i_start** steps. All "
-            f"{len(i_starts)} edits are **one batched run**: an edit joins the batch when the loop reaches its "
-            f"i_start, so the strip takes N − {first} = {counted(n - first, 'model call')}, not "
-            f"Σ K = {sum(n - i for i in i_starts)}.")
-
-
 left, right = st.columns([2, 3])
 with left:
-    picked = pick_image(backend, "a4")
+    picked = pick_image(backend, "sdedit")
 with right:
-    default_prompt = backend.defaults.edit_prompt(None if picked is None else picked.digit)
-    prompt = prompt_input("Prompt", default_prompt, "a4_prompt", backend.kind,
-                          help="IF: \"a high quality photo\" projects onto photos; any other text steers the edit. "
-                               "MNIST: a digit. " + EMPTY_PROMPT_HELP)
-    i_starts = st.multiselect("i_start values", list(range(0, 40)), default=COURSE_I_STARTS, key="a4_istarts",
+    prompt = edit_prompt_input(backend, picked, "sdedit", "IF: \"a high quality photo\" projects onto photos; any "
+                                                          "other text steers the edit. MNIST: a digit.")
+    i_starts = st.multiselect("i_start values", list(range(COURSE.max_i_start + 1)), default=list(COURSE.i_starts),
+                              key="sdedit_istarts",
                               help="Indices into the strided timesteps; the course uses 1, 3, 5, 7, 10, 20.")
     c1, c2, c3 = st.columns(3)
     scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,
-                      key=f"a4_scale_{backend.kind}")
+                      key=f"sdedit_scale_{backend.family}")
     with c2:
-        stride = stride_control(backend, key="a4_stride")
+        stride = stride_control(backend, key="sdedit_stride")
     with c3:
-        seed = seed_control("a4_seed")
+        seed = seed_control("sdedit_seed")
 
 ts = backend.denoiser.timesteps(stride)
 valid = sorted(i for i in i_starts if i <= len(ts) - 2)
@@ -73,7 +56,7 @@ elif picked is not None and prompt_ok(backend, prompt):
     st.markdown(strip_statement(ts, valid, stride))
     cols = layout.columns(len(valid) + 1)
     for col, i, k, image in zip(cols, valid, steps_each, result):
-        caption = f"i_start = {i}: runs {k} of {len(ts) - 1} steps from t = {ts[i]} (noise {noise_level(ts[i]):.2f})"
+        caption = f"i_start = {i}: runs {k} of {len(ts) - 1} steps from t = {ts[i]} (noise {noise_level(backend.denoiser, ts[i]):.2f})"
         show(image, container=col, caption=caption, target_px=110)
     show(picked.tensor(), container=cols[-1], caption=f"original ({picked.caption})", target_px=110)
     download_png(grid(torch.cat([result, picked.tensor()]), len(valid) + 1, upscale=max(1, 128 // backend.size)),

@@ -9,10 +9,12 @@ from lib.runs import denoiser_probe
 from ui import layout
 from ui.backend import seed_control
 from ui.common import mnist, run_key
-from ui.pieces import B1_SIGMAS as SIGMAS, denoise_with, noising_columns, ood_sweep
+from ui.sections.single_step import DEFAULTS, denoise_with, noising_columns, ood_sweep
 from ui.layout import section_header
 from ui.sidebar import render_sidebar
-from ui.training_panel import config_controls, loss_panel, no_model_yet, provenance_caption, run_to_show, training_panel
+from ui.training.live import training_panel
+from ui.training.results import loss_panel, no_model_yet, provenance_caption, run_to_show
+from ui.training.settings import config_controls
 
 section_header(
     "single_step",
@@ -32,23 +34,23 @@ if train_set.source != "mnist":
 noising = st.container()
 st.header("2 · Training")
 config = config_controls("denoiser", train_set)
-training_panel(config, key="b1", log_y=st.session_state.get("b1_log", True))
+training_panel(config, key="single_step", log_y=st.session_state.get("single_step_log", True))
 run, note = run_to_show("denoiser", config)
 
 
 with noising:
     st.header("1 · Noising digits")
     with st.columns(4)[0]:
-        seed = seed_control("b1_noise_seed")  # part A's control and default: the same seed, the same ε at every σ
-    for col, s, picture in zip(layout.columns(len(SIGMAS)), SIGMAS, noising_columns(test_set, seed)):
+        seed = seed_control("single_step_noise_seed")  # part A's control and default: the same seed, the same ε at every σ
+    for col, s, picture in zip(layout.columns(len(DEFAULTS.sigmas)), DEFAULTS.sigmas, noising_columns(test_set, seed)):
         layout.image(picture, f"σ = {s:g}", col)
     st.caption("Columns: the same test digits and the same ε at growing σ (values outside [0, 1] are clipped for "
                "display).")
 
     st.subheader("One digit, any σ")
     c1, c2 = st.columns([1, 2])
-    digit = c1.selectbox("Test digit", range(10), 3, key="b1_digit")
-    sigma = c1.slider("σ", 0.0, 1.5, 0.5, 0.05, key="b1_sigma")
+    digit = c1.selectbox("Test digit", range(10), DEFAULTS.digit, key="single_step_digit")
+    sigma = c1.slider("σ", 0.0, 1.5, DEFAULTS.sigma, 0.05, key="single_step_sigma")
     clean, noisy = denoiser_probe(test_set, sigma, seed, range(10))  # the first test digit of each class
     row = [clean[digit : digit + 1], noisy[digit : digit + 1]]
     caption = "clean x · noisy z = x + σε"
@@ -61,7 +63,7 @@ st.header("3 · Results")
 if run is None:
     no_model_yet("single-step denoiser", "denoiser")
 provenance_caption(run, note)
-loss_panel(run, key="b1", log_default=True)
+loss_panel(run, key="single_step", log_default=True)
 
 st.subheader("Denoised test digits")
 first, last = min(run.snapshots), max(run.snapshots)
@@ -78,11 +80,11 @@ noisy_rows, out_rows, errors, sweep_png = ood_sweep(run_key(run), seed, run, tes
 head = st.columns([1, 4, 4])
 head[1].markdown("**noisy z**")
 head[2].markdown("**denoised D(z)**")
-for s, noisy_row, out_row, err in zip(SIGMAS, noisy_rows, out_rows, errors):
+for s, noisy_row, out_row, err in zip(DEFAULTS.sigmas, noisy_rows, out_rows, errors):
     c0, c1, c2 = st.columns([1, 4, 4])
     c0.markdown(f"σ = {s:g}  \nMSE {err:.4f}")
     layout.image(noisy_row, container=c1)
     layout.image(out_row, container=c2)
-st.plotly_chart(sweep_figure(SIGMAS, errors, run.config.sigma), key="b1_sweep")
+st.plotly_chart(sweep_figure(DEFAULTS.sigmas, errors, run.config.sigma), key="single_step_sweep")
 st.download_button("Download the sweep (PNG)", png_bytes(sweep_png), file_name="b1_sigma_sweep.png",
-                   mime="image/png", key="b1_sweep_png")
+                   mime="image/png", key="single_step_sweep_png")

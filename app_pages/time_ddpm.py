@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from lib.mnist_model import unconditional_grid
-from lib.plots import TrajectoryRecorder
 from ui.backend import seed_control
 from ui.common import counted, ddpm_of, run_key
 from ui.layout import section_header
+from ui.sections.time_ddpm import DEFAULTS, trajectory
 from ui.sidebar import render_sidebar
-from ui.training_panel import ddpm_sections, mnist_stride_control, trajectory_view
+from ui.training.ddpm_page import ddpm_sections
+from ui.training.results import mnist_stride_control, trajectory_view
 from ui.weights import ema_comparison, weights_control
 
 section_header(
@@ -28,36 +28,28 @@ section_header(
 render_sidebar()
 
 run = ddpm_sections(
-    "time", key="b2",
+    "time", key="time_ddpm",
     schedule_caption=lambda shown: (
         f"β_t rises linearly from {shown.beta_start:g} to {shown.beta_end:g} over T = {shown.num_timesteps}; "
         "ᾱ_t, the share of the clean signal's variance left in x_t, falls to ≈ 0, so x_T is almost pure noise."),
     snapshot_caption="40 samples",
 )
 
-ema_comparison(run, key="b2")
+ema_comparison(run, key="time_ddpm")
 
 st.subheader("Watch a sample being denoised")
-weights = weights_control(run, "b2")
+weights = weights_control(run, "time_ddpm")
 c1, c2, c3, c4 = st.columns(4)
 with c1:
-    stride = mnist_stride_control("b2")
-num = c2.slider("Digits", 1, 8, 4, key="b2_num")
-every = c3.slider("Frame every k steps", 1, 10, 1, key="b2_every")
+    stride = mnist_stride_control("time_ddpm")
+num = c2.slider("Samples", 1, 8, DEFAULTS.samples, key="time_ddpm_samples")
+every = c3.slider("Frame every k steps", 1, 10, DEFAULTS.every, key="time_ddpm_every")
 with c4:
-    seed = seed_control("b2_seed")
+    seed = seed_control("time_ddpm_seed")
 den = ddpm_of(run, weights)
 num_steps = len(den.timesteps(stride)) - 1
 st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} (stride 1 is the spec's full 300-step DDPM).")
 
 
-@st.cache_data(show_spinner="Sampling…")
-def trajectory(key: str, num: int, stride: int, every: int, seed: int) -> TrajectoryRecorder:
-    """Frames of ``num`` samples denoised from pure noise (the model is the one ``key`` names)."""
-    recorder = TrajectoryRecorder(len(den.timesteps(stride)) - 1, every, ncols=num)
-    unconditional_grid(den, num, stride, seed, on_step=recorder)
-    return recorder
-
-
-recorder = trajectory(run_key(run, weights), num, stride, every, seed)
-trajectory_view(recorder, key="b2", filename=f"b2_denoising_stride{stride}_seed{seed}.gif")
+recorder = trajectory(run_key(run, weights), num, stride, every, seed, den)
+trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_stride{stride}_seed{seed}.gif")

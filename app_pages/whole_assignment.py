@@ -18,12 +18,12 @@ backend = page_setup(
 )
 
 with st.columns(4)[0]:
-    seed = seed_control("report_seed")  # the pages open on the same default: then every section is theirs
+    seed = seed_control("whole_assignment_seed")  # the pages open on the same default: then every section is theirs
 with st.expander("1.7.1 · your own images (optional)"):
-    own = uploaded_images(backend, "report_own")
+    own = uploaded_images(backend, "whole_assignment_own")
 
 reports = st.session_state.setdefault("reports", {})  # backend key -> the last report made on it in this session
-if st.button("Run the whole assignment", type="primary", key="report_run"):
+if st.button("Run the whole assignment", type="primary", key="whole_assignment_run"):
     reports[backend.key] = whole_assignment.build(backend, own, seed)
 
 result = reports.get(backend.key)
@@ -31,6 +31,6 @@ if result is None:
     st.info("Press **Run the whole assignment**: one progress bar follows every deliverable.")
 else:
     st.caption(f"Made {result.about['made']} on {result.about['model']}: {result.about['cost of this run']}.")
-    st.download_button("Download the report (HTML)", result.html, file_name=f"diffusion_assignment_{backend.kind}.html",
-                       mime="text/html", key="report_html", on_click="ignore")
+    st.download_button("Download the report (HTML)", result.html, file_name=f"diffusion_assignment_{backend.family}.html",
+                       mime="text/html", key="whole_assignment_html", on_click="ignore")
     whole_assignment.show(result)

@@ -1,7 +1,7 @@
 """Part-B sampling: the B3 page's 10 × 4 class-conditioned grid with CFG γ = 5, strided vs the full chain, with quality.
 
 Project: ``lib.mnist_model.class_grid`` (what the page calls) on the shipped class model, at the page's default grid
-stride (``ui.training_panel.GRID_STRIDE``: 10 — T = 300 → 30 denoising steps — or 30 on a CPU without bf16 units), each
+stride (``ui.training.results.GRID_STRIDE``: 10 — T = 300 → 30 denoising steps — or 30 on a CPU without bf16 units), each
 step one batched call of 80 = 40 images × {cond, uncond}, at the app's precision (``lib.precision``: bf16 autocast
 where the hardware has it).
 Baseline: the same grid along the spec's full 300-step chain (stride 1), eager fp32.
@@ -31,7 +31,7 @@ from lib.model_store import load_run, shipped_path  # noqa: E402
 from lib.precision import ENV_VAR, resolve  # noqa: E402
 from lib.training import TrainConfig  # noqa: E402
 from lib.unets import build_model  # noqa: E402
-from ui.training_panel import GRID_STRIDE  # noqa: E402  (the B3 page's default stride for the 40-digit grid)
+from ui.training.results import GRID_STRIDE  # noqa: E402  (the B3 page's default stride for the 40-digit grid)
 
 GRID_TARGET_S = 5.0
 

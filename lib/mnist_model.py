@@ -19,6 +19,8 @@ from lib.sampling import sample
 from lib.schedules import Schedule, chain_timesteps, linear_schedule
 from lib.training import TrainConfig
 
+GUIDANCE_SCALE = 5.0  # the spec's γ for the class-conditioned DDPM (part B3), also part A's on the MNIST model
+SAMPLING_STRIDE = 10  # the app's default stride over T = 300: 30 denoising steps, seconds on a laptop CPU
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -102,7 +104,7 @@ def unconditional_grid(denoiser: MnistDDPM, n: int, stride: int, seed: int, on_s
                   num_samples=n, generator=gen, on_step=on_step)
 
 
-def sample_grid(denoiser: MnistDDPM, stride: int, seed: int = 0, scale: float = 5.0, on_step=None) -> torch.Tensor:
+def sample_grid(denoiser: MnistDDPM, stride: int, seed: int = 0, scale: float = GUIDANCE_SCALE, on_step=None) -> torch.Tensor:
     """A DDPM's grid of 40: 4 CFG samples of each digit (class model, guidance ``scale``) or 40 samples (time model),
     (40, 28, 28) uint8."""
     if denoiser.conditional:
@@ -112,7 +114,7 @@ def sample_grid(denoiser: MnistDDPM, stride: int, seed: int = 0, scale: float = 
     return to_uint8(x, (-1.0, 1.0))[:, 0]
 
 
-def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = 5.0,
+def ddpm_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = GUIDANCE_SCALE,
                   on_step=None) -> torch.Tensor:
     """The per-epoch grid of a DDPM run: ``sample_grid`` at the run's ``sample_stride``."""
     return sample_grid(MnistDDPM(model, config), config.sample_stride, seed, scale, on_step)

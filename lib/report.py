@@ -3,7 +3,7 @@ its pictures embedded as data URIs, its settings and seeds listed, its loss curv
 
 One file that opens offline, with no script and no outside address, so that a self-paced student can compare it with
 their own notebook and an instructor can project it as the answer key. Pure functions without Streamlit:
-``ui.whole_assignment`` computes the pieces (through the pages' own caches) and hands them here as ``Section``s.
+``ui.whole_assignment`` computes the pieces (through the pages' own caches) and hands them here as ``Deliverable``s.
 """
 
 from __future__ import annotations
@@ -21,36 +21,6 @@ from PIL import Image
 from lib.costs import Cost
 from lib.images import png_bytes
 
-# The deliverables in the assignment's order (its "Deliverables checklist"): key, section number, title.
-DELIVERABLES: tuple[tuple[str, str, str], ...] = (
-    ("a0", "0", "Sampling with the stock pipeline"),
-    ("a1.1", "1.1", "The forward process at t = 250, 500, 750"),
-    ("a1.2", "1.2 – 1.3", "Classical (blur) vs one-step denoising"),
-    ("a1.4", "1.4", "Iterative denoising, every 5th step"),
-    ("a1.5", "1.5", "Sampling from pure noise"),
-    ("a1.6", "1.6", "Classifier-free guidance"),
-    ("a1.7", "1.7", "SDEdit of the test image"),
-    ("a1.7.1", "1.7, 1.7.1", "SDEdit of your own images, web images and drawings"),
-    ("a1.7.2", "1.7.2", "Inpainting"),
-    ("a1.7.3", "1.7.3", "Text-conditioned image-to-image translation"),
-    ("a1.8a", "1.8", "Visual anagram"),
-    ("a1.8b", "1.8", "Visual anagram, another pair"),
-    ("a1.9a", "1.9", "Hybrid image"),
-    ("a1.9b", "1.9", "Hybrid image, another pair"),
-    ("b1.noise", "B1", "Noising digits at the spec's σ"),
-    ("b1.loss", "B1", "Training loss of the single-step denoiser"),
-    ("b1.epochs", "B1", "Denoised test digits after epochs 1 and 5"),
-    ("b1.sweep", "B1", "Out-of-distribution σ sweep"),
-    ("b2.loss", "B2", "Training loss of the time-conditioned DDPM"),
-    ("b2.epochs", "B2", "Time-conditioned samples after epochs 5 and 20"),
-    ("b3.loss", "B3", "Training loss of the class-conditioned DDPM"),
-    ("b3.epochs", "B3", "Class-conditioned samples after epochs 5 and 20"),
-    ("b3.gif", "B3", "A digit being denoised (GIF)"),
-)
-ORDER = {key: i for i, (key, _, _) in enumerate(DELIVERABLES)}
-TITLES = {key: (number, title) for key, number, title in DELIVERABLES}
-
-
 @dataclass(frozen=True)
 class Figure:
     """One picture of a section: PNG or GIF bytes (embedded as a data URI) or an SVG document (inlined)."""
@@ -61,24 +31,19 @@ class Figure:
 
 
 @dataclass
-class Section:
-    """One deliverable: what produced it (``settings``, seeds included), its pictures, its cost, and — where it could
-    not be made — ``problem``, the reason in one sentence (the other sections are unaffected)."""
+class Deliverable:
+    """One deliverable of the assignment's checklist: its number and title, what produced it (``settings``, seeds
+    included), its pictures, its cost, and — where it could not be made — ``problem``, the reason in one sentence (the
+    other deliverables are unaffected)."""
 
-    key: str  # one of DELIVERABLES' keys: fixes the number, the title and the place in the report
+    key: str  # unique in a report: its HTML anchor
+    number: str  # the assignment's own number, "1.7.2"
+    title: str
     settings: dict[str, object] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
     text: str = ""  # what to look for, in a sentence or two
     cost: str = ""
     problem: str = ""
-
-    @property
-    def number(self) -> str:
-        return TITLES[self.key][0]
-
-    @property
-    def title(self) -> str:
-        return TITLES[self.key][1]
 
 
 def png_figure(picture: np.ndarray, caption: str) -> Figure:
@@ -200,7 +165,7 @@ def settings_html(settings: dict[str, object]) -> str:
     return f'<table class="settings">{rows}</table>' if rows else ""
 
 
-def section_html(section: Section) -> str:
+def section_html(section: Deliverable) -> str:
     out = [f'<section id="{html.escape(section.key, quote=True)}">',
            f"<h2>{html.escape(section.number)} · {html.escape(section.title)}</h2>"]
     if section.text:
@@ -215,15 +180,10 @@ def section_html(section: Section) -> str:
     return "\n".join(out)
 
 
-def ordered(sections: Sequence[Section]) -> list[Section]:
-    """The sections in the assignment's order (``DELIVERABLES``), whatever order they were computed in."""
-    return sorted(sections, key=lambda s: ORDER[s.key])
-
-
-def report_html(title: str, about: dict[str, object], sections: Sequence[Section]) -> str:
+def report_html(title: str, about: dict[str, object], sections: Sequence[Deliverable]) -> str:
     """The whole report: a heading, ``about`` (model, date, versions, total cost) as a table, a contents list and
-    every section in the assignment's order. Self-contained: styles inline, pictures as data URIs, no script."""
-    sections = ordered(sections)
+    every deliverable in the order given (the assignment's: ``ui.whole_assignment`` runs them in it). Self-contained:
+    styles inline, pictures as data URIs, no script."""
     contents = "".join(f'<li><a href="#{html.escape(s.key, quote=True)}">{html.escape(s.number)} · '
                        f'{html.escape(s.title)}</a>{" — not made" if s.problem else ""}</li>' for s in sections)
     body = "\n".join(section_html(s) for s in sections)

@@ -17,7 +17,8 @@ from lib.filters import detail_as_ink, lowpass
 from lib.mnist_model import MnistDDPM
 from lib.views import VIEWS
 from tests.digit_classifier import read_digits
-from ui.backend import DEFAULTS, DEFAULT_SEED
+from ui.backend import DEFAULT_SEED, FAMILY_DEFAULTS
+from ui.sections import anagrams, hybrids
 
 PAGES = Path(__file__).resolve().parent.parent / "app_pages"
 
@@ -79,20 +80,20 @@ def test_a7_mnist_defaults_make_real_hybrids(digit_classifier):
     MNIST defaults (0/5, k = 15, σ = 1.5, γ = 7) 97 %, 97 % and 94 %. Chance is 10 % for each reading and ≈ 1 % for
     both; asking that at least half read right both ways leaves room for other platforms' numerics while no blob
     passes. How the defaults were chosen: bench/RESULTS.md, "A7 hybrid defaults on MNIST"."""
-    d = DEFAULTS["mnist"]
-    far, near = (int(p) for p in d.hybrid)
-    from_afar, up_close, both = hybrid_readings(digit_classifier, far, near, *d.hybrid_filter, d.hybrid_guidance,
-                                                d.stride)
+    d = hybrids.DEFAULTS["mnist"]
+    far, near = (int(p) for p in d.prompts[hybrids.TWO])
+    from_afar, up_close, both = hybrid_readings(digit_classifier, far, near, d.kernel, d.sigma, d.guidance,
+                                                FAMILY_DEFAULTS["mnist"].stride)
     assert both >= 0.5, f"from afar {from_afar:.0%}, up close {up_close:.0%}, both {both:.0%}"
 
 
-@pytest.mark.parametrize("which", ["anagram", "anagram2"])
+@pytest.mark.parametrize("which", ["example", "second"])
 def test_a6_mnist_anagrams_read_as_both_digits(digit_classifier, which):
     """The MNIST anagrams A6 and the whole-assignment report show (6 / 9 rotated 180°, 2 / 5 mirrored) read as the
     first digit as generated and as the second in the view: 32 of 32 both ways at the pages' defaults (γ 5, stride 10,
     seed 180, w = ½); asked: at least 3 in 4 (a pair like 1 / 7 mirrored reads both ways 6 % of the time)."""
-    d = DEFAULTS["mnist"]
-    first, second, view = getattr(d, which)
+    d, example = FAMILY_DEFAULTS["mnist"], getattr(anagrams.DEFAULTS["mnist"], which)
+    first, second, view = example.prompt1, example.prompt2, example.view
     run = model_store.load_run(model_store.shipped_path("class"))
     den = MnistDDPM(run.model, run.config)
     predict = anagram_predictor(den, [den.encode_prompt(first), den.encode_prompt(second)],

@@ -118,21 +118,21 @@ def test_a3_sampling_and_cfg():
     at.run()
     assert not at.exception and image_urls(at) == first
     assert cost_line(at).startswith("From the cache (no model call now); computing it took 150 UNet calls · 960 rows")
-    at.text_input(key="a3_prompt").set_value("seven").run()
+    at.text_input(key="guidance_prompt").set_value("seven").run()
     assert image_urls(at) == first  # "seven" is the same condition as "7": still the cached result
     # another prompt changes the conditional samples but not γ = 0, which ignores the prompt
-    at.text_input(key="a3_prompt").set_value("2")
-    at.multiselect(key="a3_scales").set_value([0.0, 3.0]).run()
+    at.text_input(key="guidance_prompt").set_value("2")
+    at.multiselect(key="guidance_scales").set_value([0.0, 3.0]).run()
     changed = image_urls(at)
     assert len(changed) == 2 and changed[0] == first[0] and changed[1] != first[2]
     assert len(at.get("plotly_chart")) == 1
-    at.slider(key="a3_stride_mnist").set_value(50).run()
+    at.slider(key="guidance_stride_mnist").set_value(50).run()
     assert not at.exception and "6 denoising steps" in captions(at)
     assert cost_line(at).startswith(f"12 UNet calls · {6 * 4 * (1 + 2)} rows")  # γ = 0 and 3, 6 steps each
-    assert_prompt_rule(at, "a3_prompt")
+    assert_prompt_rule(at, "guidance_prompt")
     assert "unconditional" in infos(at)  # the page says that γ then changes nothing
-    at.text_input(key="a3_prompt").set_value("7")
-    at.multiselect(key="a3_scales").set_value([]).run()
+    at.text_input(key="guidance_prompt").set_value("7")
+    at.multiselect(key="guidance_scales").set_value([]).run()
     assert "at least one guidance scale" in errors(at)
 
 
@@ -171,16 +171,16 @@ def test_a0_stock_pipeline():
     assert_page_basics(at, r"\mathcal{N}(0, I)")
     labels = [m.value for m in at.markdown if m.value.startswith("**stride")]
     assert labels == ["**stride 100 · 3 steps**", "**stride 30 · 10 steps**", "**stride 10 · 30 steps**"]
-    rows = len(at.text_area(key="a0_prompts_mnist").value.splitlines())  # one batch of all prompts per call
+    rows = len(at.text_area(key="stock_prompts_mnist").value.splitlines())  # one batch of all prompts per call
     assert cost_line(at).startswith(f"43 UNet calls · {43 * rows * 2} rows ({rows} prompts per call × 2 for CFG)")
     first = image_urls(at)
-    at.multiselect(key="a0_strides_mnist").set_value([150]).run()
+    at.multiselect(key="stock_columns_mnist").set_value([150]).run()
     assert [m.value for m in at.markdown if m.value.startswith("**stride")] == ["**stride 150 · 2 steps**"]
-    at.text_area(key="a0_prompts_mnist").set_value("seven\n1").run()
+    at.text_area(key="stock_prompts_mnist").set_value("seven\n1").run()
     assert not at.error and len(image_urls(at)) == 1 and image_urls(at)[0] not in first
-    at.text_area(key="a0_prompts_mnist").set_value("seven\nbanana").run()
+    at.text_area(key="stock_prompts_mnist").set_value("seven\nbanana").run()
     assert errors(at) == NO_DIGIT and not image_urls(at)
-    at.text_area(key="a0_prompts_mnist").set_value("  \n").run()
+    at.text_area(key="stock_prompts_mnist").set_value("  \n").run()
     assert "at least one prompt" in errors(at)
 
 
@@ -194,14 +194,14 @@ def test_a1_forward_process():
     assert len(at.get("plotly_chart")) == 1
     before = image_urls(at)
     psnr_t75 = metric_number(at, 2)
-    at.slider(key="a1_t_mnist").set_value(250).run()
+    at.slider(key="forward_t_mnist").set_value(250).run()
     assert at.metric[0].value == f"{linear_schedule(300).abar(250):.4f}"
     after = image_urls(at)
     assert after[0] == before[0] and after[1] != before[1]  # same original, noisier x_t
     assert metric_number(at, 2) < psnr_t75 - 3  # more noise (1 − ᾱ_t grows), lower PSNR of x_t
-    at.slider(key="a1_sigma_mnist").set_value(3.0).run()
+    at.slider(key="forward_sigma_mnist").set_value(3.0).run()
     assert image_urls(at)[2] != after[2] and image_urls(at)[1] == after[1]  # only the blur changed
-    at.selectbox(key="a1_digit").set_value(8).run()
+    at.selectbox(key="forward_digit").set_value(8).run()
     assert not at.exception and image_urls(at)[0] != after[0]
 
 
@@ -214,7 +214,7 @@ def test_a2_iterative_denoising():
     at = run_page("iterative.py")
     assert_page_basics(at, r"\hat x_0 = \frac{x_t")
     assert "t = timesteps[10] = **199**" in " ".join(m.value for m in at.caption)
-    assert at.text_input(key="a2_prompt").value == "3"  # follows the chosen test digit
+    assert at.text_input(key="iterative_prompt").value == "3"  # follows the chosen test digit
     assert len(at.get("plotly_chart")) == 2  # the animation and the PSNR curve
     names = [c for img in at.image for c in img.captions]
     assert names[0].startswith("original") and names[-1].startswith("iterative") and "dB" in names[-1]
@@ -222,15 +222,15 @@ def test_a2_iterative_denoising():
     # the one-step call and 20 iterative steps from i_start = 10 of 30, one image, γ = 1: one pass each
     assert cost_line(at).startswith("21 UNet calls · 21 rows (1 image per call: the one-step estimate's call and "
                                     "20 iterative steps, one CFG pass at this γ)")
-    at.slider(key="a2_istart_mnist").set_value(20).run()
+    at.slider(key="iterative_istart_mnist").set_value(20).run()
     assert "= **99**" in captions(at) and image_urls(at)[1] != first[1]
     assert cost_line(at).startswith("11 UNet calls · 11 rows")
-    at.slider(key="a2_stride_mnist").set_value(100).run()  # 4 timesteps: i_start is clamped to 2
-    assert not at.exception and at.slider(key="a2_istart_mnist").value == 2
+    at.slider(key="iterative_stride_mnist").set_value(100).run()  # 4 timesteps: i_start is clamped to 2
+    assert not at.exception and at.slider(key="iterative_istart_mnist").value == 2
     assert "· 1 denoising step from there." in captions(at)  # one step, not "1 denoising steps"
     psnr_curve = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert psnr_curve["layout"]["xaxis"]["tickvals"] == [3]  # the one step i, not 2.5, 3, 3.5
-    assert_prompt_rule(at, "a2_prompt")
+    assert_prompt_rule(at, "iterative_prompt")
 
 
 def noise(t: int) -> str:
@@ -259,31 +259,31 @@ def test_a4_image_to_image():
     first = image_urls(at)
     at.run()
     assert cost_line(at).startswith("From the cache (no model call now); computing it took 29 UNet calls · 268 rows")
-    at.multiselect(key="a4_istarts").set_value([5, 29, 35]).run()
+    at.multiselect(key="sdedit_istarts").set_value([5, 29, 35]).run()
     assert "i_start 35 skipped" in " ".join(w.value for w in at.warning)
     assert [c for img in at.image for c in img.captions][:2] == [
         f"i_start = 5: runs 25 of 30 steps from t = 249 (noise {noise(249)})",
         f"i_start = 29: runs 1 of 30 steps from t = 9 (noise {noise(9)})"]
     assert cost_line(at).startswith("25 UNet calls · 52 rows (Σ K = 26 image-steps × 2 for CFG)")
     assert image_urls(at)[0] == first[2]  # same seed, same i_start → same edit
-    at.text_input(key="a4_prompt").set_value("seven").run()  # 1.7.3: another prompt steers the edit
+    at.text_input(key="sdedit_prompt").set_value("seven").run()  # 1.7.3: another prompt steers the edit
     assert not at.error and image_urls(at)[0] != first[2]
-    at.multiselect(key="a4_istarts").set_value([33]).run()
+    at.multiselect(key="sdedit_istarts").set_value([33]).run()
     assert "No valid i_start" in errors(at)
-    at.multiselect(key="a4_istarts").set_value([3]).run()
-    assert_prompt_rule(at, "a4_prompt")
+    at.multiselect(key="sdedit_istarts").set_value([3]).run()
+    assert_prompt_rule(at, "sdedit_prompt")
     # an upload is prepared like an MNIST digit; a broken file is an error, not a traceback
     import numpy as np
 
     digit = np.zeros((100, 80), np.uint8)
     digit[20:80, 35:45] = 255  # a "1"
-    at.radio(key="a4_source_mnist").set_value("Upload").run()
+    at.radio(key="sdedit_source_mnist").set_value("Upload").run()
     assert "Upload an image" in " ".join(i.value for i in at.info)
-    at.file_uploader(key="a4_upload").set_value(("one.png", png(digit), "image/png")).run()
+    at.file_uploader(key="sdedit_upload").set_value(("one.png", png(digit), "image/png")).run()
     assert not at.exception and not at.error and "original (one.png)" in [c for i in at.image for c in i.captions]
-    at.file_uploader(key="a4_upload").set_value(("bad.png", b"not an image", "image/png")).run()
+    at.file_uploader(key="sdedit_upload").set_value(("bad.png", b"not an image", "image/png")).run()
     assert not at.exception and "not an image" in errors(at)
-    at.radio(key="a4_source_mnist").set_value("Draw").run()
+    at.radio(key="sdedit_source_mnist").set_value("Draw").run()
     assert not at.exception and "Draw on the canvas" in " ".join(i.value for i in at.info)
 
 
@@ -291,50 +291,50 @@ def test_a5_inpainting():
     at = run_page("inpainting.py")
     assert_page_basics(at, r"\mathbf{m} \odot x_{t'}")
     assert at.metric[0].value == "0.000"  # pixels outside the mask are the original's
-    at.slider(key="a5_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    at.slider(key="inpainting_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
     assert cost_line(at).startswith("6 UNet calls · 48 rows (4 samples per call × 2 for CFG)")  # 6 steps, γ = 5
     first = image_urls(at)
-    at.radio(key="a5_mask_mnist").set_value("left half").run()
+    at.radio(key="inpainting_mask_mnist").set_value("left half").run()
     assert at.metric[0].value == "0.000" and image_urls(at) != first
-    at.slider(key="a5_samples").set_value(2).run()
+    at.slider(key="inpainting_samples").set_value(2).run()
     assert not at.exception
-    at.number_input(key="a5_seed").set_value(7).run()
+    at.number_input(key="inpainting_seed").set_value(7).run()
     assert not at.exception and at.metric[0].value == "0.000"
-    at.radio(key="a5_mask_mnist").set_value("paint it").run()
+    at.radio(key="inpainting_mask_mnist").set_value("paint it").run()
     assert not at.exception and "Paint the region" in " ".join(i.value for i in at.info)
-    at.radio(key="a5_mask_mnist").set_value("top half").run()
-    assert_prompt_rule(at, "a5_prompt")
+    at.radio(key="inpainting_mask_mnist").set_value("top half").run()
+    assert_prompt_rule(at, "inpainting_prompt")
 
 
 def test_a5_keeps_digit_prompt_and_mask_when_the_input_source_changes():
     """Widgets that are not drawn in a run lose their state in Streamlit: switching to Draw and back must not."""
     at = run_page("inpainting.py")
-    at.slider(key="a5_stride_mnist").set_value(100).run()
-    at.selectbox(key="a5_digit").set_value(5)
-    at.text_input(key="a5_prompt").set_value("8")
-    at.radio(key="a5_mask_mnist").set_value("left half").run()
-    at.radio(key="a5_source_mnist").set_value("Draw").run()
-    assert at.text_input(key="a5_prompt").value == "8"
-    at.radio(key="a5_source_mnist").set_value("MNIST test digit").run()
+    at.slider(key="inpainting_stride_mnist").set_value(100).run()
+    at.selectbox(key="inpainting_digit").set_value(5)
+    at.text_input(key="inpainting_prompt").set_value("8")
+    at.radio(key="inpainting_mask_mnist").set_value("left half").run()
+    at.radio(key="inpainting_source_mnist").set_value("Draw").run()
+    assert at.text_input(key="inpainting_prompt").value == "8"
+    at.radio(key="inpainting_source_mnist").set_value("MNIST test digit").run()
     assert not at.exception and not at.error, errors(at)
-    kept = at.selectbox(key="a5_digit").value, at.text_input(key="a5_prompt").value, at.radio(key="a5_mask_mnist").value
+    kept = at.selectbox(key="inpainting_digit").value, at.text_input(key="inpainting_prompt").value, at.radio(key="inpainting_mask_mnist").value
     assert kept == (5, "8", "left half")
 
 
 def test_a4_prompt_follows_the_digit_until_the_user_types_one():
     at = run_page("sdedit.py")
-    at.multiselect(key="a4_istarts").set_value([20]).run()
-    at.selectbox(key="a4_digit").set_value(8).run()
-    assert at.text_input(key="a4_prompt").value == "8"  # follows the picked digit
-    at.radio(key="a4_source_mnist").set_value("Draw").run()
-    assert at.text_input(key="a4_prompt").value == ""  # a drawing has no label: unconditional
-    at.radio(key="a4_source_mnist").set_value("MNIST test digit").run()
-    assert at.selectbox(key="a4_digit").value == 8 and at.text_input(key="a4_prompt").value == "8"
-    at.text_input(key="a4_prompt").set_value("seven").run()  # the user's own prompt is kept from now on
-    at.selectbox(key="a4_digit").set_value(2).run()
-    at.radio(key="a4_source_mnist").set_value("Upload").run()
-    at.radio(key="a4_source_mnist").set_value("MNIST test digit").run()
-    assert at.text_input(key="a4_prompt").value == "seven" and at.selectbox(key="a4_digit").value == 2
+    at.multiselect(key="sdedit_istarts").set_value([20]).run()
+    at.selectbox(key="sdedit_digit").set_value(8).run()
+    assert at.text_input(key="sdedit_prompt").value == "8"  # follows the picked digit
+    at.radio(key="sdedit_source_mnist").set_value("Draw").run()
+    assert at.text_input(key="sdedit_prompt").value == ""  # a drawing has no label: unconditional
+    at.radio(key="sdedit_source_mnist").set_value("MNIST test digit").run()
+    assert at.selectbox(key="sdedit_digit").value == 8 and at.text_input(key="sdedit_prompt").value == "8"
+    at.text_input(key="sdedit_prompt").set_value("seven").run()  # the user's own prompt is kept from now on
+    at.selectbox(key="sdedit_digit").set_value(2).run()
+    at.radio(key="sdedit_source_mnist").set_value("Upload").run()
+    at.radio(key="sdedit_source_mnist").set_value("MNIST test digit").run()
+    assert at.text_input(key="sdedit_prompt").value == "seven" and at.selectbox(key="sdedit_digit").value == 2
 
 
 def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
@@ -342,23 +342,23 @@ def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
     moves the index to that digit's last one and says so."""
     counts = torch.bincount(mnist_test.labels).tolist()
     at = run_page("forward.py")
-    assert at.number_input(key="a1_index").max == counts[3] - 1
-    at.number_input(key="a1_index").set_value(counts[3] - 1).run()
+    assert at.number_input(key="forward_index").max == counts[3] - 1
+    at.number_input(key="forward_index").set_value(counts[3] - 1).run()
     assert f"original x₀ (test digit 3 #{counts[3] - 1})" in at.image[0].captions
-    at.selectbox(key="a1_digit").set_value(5).run()
-    assert not at.exception and at.number_input(key="a1_index").max == counts[5] - 1
-    assert at.number_input(key="a1_index").value == counts[5] - 1
+    at.selectbox(key="forward_digit").set_value(5).run()
+    assert not at.exception and at.number_input(key="forward_index").max == counts[5] - 1
+    assert at.number_input(key="forward_index").value == counts[5] - 1
     assert f"There are {counts[5]:,} test images of a 5, so this shows the last one, #{counts[5] - 1}." in infos(at)
     assert f"original x₀ (test digit 5 #{counts[5] - 1})" in at.image[0].captions
 
 
 def test_any_whole_number_is_a_seed_and_is_used_as_typed():
     at = run_page("guidance.py")
-    at.multiselect(key="a3_scales").set_value([5.0])
-    at.slider(key="a3_stride_mnist").set_value(100).run()
+    at.multiselect(key="guidance_scales").set_value([5.0])
+    at.slider(key="guidance_stride_mnist").set_value(100).run()
     first = image_urls(at)
-    at.number_input(key="a3_seed").set_value(-5).run()
-    assert at.number_input(key="a3_seed").value == -5 and "seed -5" in captions(at)
+    at.number_input(key="guidance_seed").set_value(-5).run()
+    assert at.number_input(key="guidance_seed").value == -5 and "seed -5" in captions(at)
     assert image_urls(at) != first
 
 
@@ -378,15 +378,15 @@ def test_a4_upload_formats_come_from_one_list_and_a_refused_file_clears_the_resu
         return buf.getvalue()
 
     at = run_page("sdedit.py")
-    at.multiselect(key="a4_istarts").set_value([20])
-    at.radio(key="a4_source_mnist").set_value("Upload").run()
+    at.multiselect(key="sdedit_istarts").set_value([20])
+    at.radio(key="sdedit_source_mnist").set_value("Upload").run()
     listed = "PNG, JPEG, GIF, BMP, WEBP or TIFF"
     assert set(FORMATS) == {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
     assert at.get("file_uploader")[0].proto.label == f"An image ({listed})"
-    at.file_uploader(key="a4_upload").set_value(("one.tiff", encoded("TIFF"), "image/tiff")).run()
+    at.file_uploader(key="sdedit_upload").set_value(("one.tiff", encoded("TIFF"), "image/tiff")).run()
     assert not at.exception and not at.error, errors(at)
     assert "original (one.tiff)" in [c for i in at.image for c in i.captions]
-    at.file_uploader(key="a4_upload").set_value(("icon.ico", encoded("ICO"), "image/x-icon")).run()
+    at.file_uploader(key="sdedit_upload").set_value(("icon.ico", encoded("ICO"), "image/x-icon")).run()
     assert not at.exception
     assert errors(at) == f"“icon.ico” is not an image in a supported format ({listed})."
     assert not image_urls(at)  # nothing of the previous file stays on screen
@@ -403,9 +403,9 @@ def test_part_a_pages_use_one_name_per_concept():
     formulas, labels = [], set()
     for page in PART_A_PAGES:
         at = AppTest.from_file(str(PAGES / page), default_timeout=TIMEOUT)
-        for key in ("a0_strides_mnist", "a3_scales", "a4_istarts"):
-            at.session_state[key] = [100] if key == "a0_strides_mnist" else [20] if key == "a4_istarts" else [5.0]
-        for key in ("a2", "a3", "a5", "a6", "a7"):
+        for key in ("stock_columns_mnist", "guidance_scales", "sdedit_istarts"):
+            at.session_state[key] = [100] if key == "stock_columns_mnist" else [20] if key == "sdedit_istarts" else [5.0]
+        for key in ("iterative", "guidance", "inpainting", "anagrams", "hybrids"):
             at.session_state[f"{key}_stride_mnist"] = 100
         at.run()
         assert not at.exception, (page, at.exception)
@@ -421,7 +421,7 @@ def test_the_canvas_toolbar_has_room_above_the_canvas():
     """The drawing canvas' toolbar pops up 2.65rem above the canvas on hover: the caption and a spacer sit there, so
     it never covers the input-source radio above."""
     at = run_page("sdedit.py")
-    at.radio(key="a4_source_mnist").set_value("Draw").run()
+    at.radio(key="sdedit_source_mnist").set_value("Draw").run()
     column = [type(e).__name__ + ":" + getattr(e, "type", "") for e in at.main.children[4].children[0].children.values()]
     assert column[:4] == ["Radio:radio", "Caption:caption", "Space:space", "UnknownElement:bidi_component"]
 
@@ -429,40 +429,40 @@ def test_the_canvas_toolbar_has_room_above_the_canvas():
 def test_a6_visual_anagrams():
     at = run_page("anagrams.py")
     assert_page_basics(at, r"v^{-1}")
-    assert at.text_input(key="a6_prompt1").value == "6" and at.text_input(key="a6_prompt2").value == "9"
-    assert at.selectbox(key="a6_view_mnist").value == "rotate 180°"
+    assert at.text_input(key="anagrams_prompt1").value == "6" and at.text_input(key="anagrams_prompt2").value == "9"
+    assert at.selectbox(key="anagrams_view_mnist").value == "rotate 180°"
     big, as_made, viewed = image_urls(at)[:3]
     assert viewed != as_made and "as generated: should read as '6'" in at.image[0].captions[0]
-    at.toggle(key="a6_flip").set_value(True).run()  # one click shows the view applied
+    at.toggle(key="anagrams_flip").set_value(True).run()  # one click shows the view applied
     assert image_urls(at)[0] != big and image_urls(at)[1:3] == [as_made, viewed]
     assert "after rotate 180°: should read as '9'" in at.image[0].captions[0]
-    at.slider(key="a6_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    at.slider(key="anagrams_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
     # per step one call of 4 samples × 2 views × 2 CFG halves (γ = 5)
     assert cost_line(at).startswith("6 UNet calls · 96 rows (4 samples × 2 views per call × 2 for CFG)")
     as_made = image_urls(at)[1]
-    at.selectbox(key="a6_view_mnist").set_value("flip upside down").run()
+    at.selectbox(key="anagrams_view_mnist").set_value("flip upside down").run()
     assert not at.exception and image_urls(at)[1] != as_made
-    at.slider(key="a6_weight").set_value(0.8).run()
+    at.slider(key="anagrams_weight").set_value(0.8).run()
     assert not at.exception
-    assert_prompt_rule(at, "a6_prompt2", "Prompt 2: ")
+    assert_prompt_rule(at, "anagrams_prompt2", "Prompt 2: ")
 
 
 def test_a7_hybrid_images():
     at = run_page("hybrids.py")
     assert_page_basics(at, r"\operatorname{highpass}(\varepsilon_2)")
-    assert (at.slider(key="a7_kernel_mnist").value, at.slider(key="a7_sigma_mnist").value) == (15, 1.5)  # for 28 px
-    assert at.slider(key="a7_kernel_mnist").max == 27 and not [s for s in at.slider if "try" in (s.help or "")]
-    at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
+    assert (at.slider(key="hybrids_kernel_mnist").value, at.slider(key="hybrids_sigma_mnist").value) == (15, 1.5)  # for 28 px
+    assert at.slider(key="hybrids_kernel_mnist").max == 27 and not [s for s in at.slider if "try" in (s.help or "")]
+    at.slider(key="hybrids_stride_mnist").set_value(50).run()  # 6 steps from here on: quicker
     near, far = image_urls(at)[:2]  # the hybrids, then their low-pass at the same size (seen from afar)
     # 6 steps, each one call on 4 samples × 2 prompts × 2 CFG halves (γ = 7)
     assert cost_line(at).startswith("6 UNet calls · 96 rows (4 samples × 2 prompts per call × 2 for CFG)")
-    at.slider(key="a7_kernel_mnist").set_value(9).run()
+    at.slider(key="hybrids_kernel_mnist").set_value(9).run()
     assert image_urls(at)[0] != near and image_urls(at)[1] != far
-    at.slider(key="a7_sigma_mnist").set_value(1.0).run()
+    at.slider(key="hybrids_sigma_mnist").set_value(1.0).run()
     assert not at.exception
-    at.text_input(key="a7_high").set_value("seven").run()
+    at.text_input(key="hybrids_high").set_value("seven").run()
     assert not at.error
-    assert_prompt_rule(at, "a7_low", "Prompt 1: ")
+    assert_prompt_rule(at, "hybrids_low", "Prompt 1: ")
 
 
 def test_a7_factorized_decompositions_on_mnist():
@@ -470,20 +470,20 @@ def test_a7_factorized_decompositions_on_mnist():
     digits; the triple hybrid asks for a third prompt and costs 3 prompts per call; the step-back slider runs from the
     result itself (σ = 0) to the decomposition's strongest low-pass (its default, the "from far" row)."""
     at = run_page("hybrids.py")
-    at.slider(key="a7_stride_mnist").set_value(50).run()  # 6 steps: quicker
-    picker = at.selectbox(key="a7_decomposition_mnist")
+    at.slider(key="hybrids_stride_mnist").set_value(50).run()  # 6 steps: quicker
+    picker = at.selectbox(key="hybrids_decomposition_mnist")
     assert picker.value == "2-band hybrid" and picker.options == ["2-band hybrid", "3-band triple hybrid"]
     near, far = image_urls(at)[:2]
-    assert at.slider(key="a7_step_back").value == at.slider(key="a7_step_back").max == 1.5  # G_σ, σ = 1.5
-    at.slider(key="a7_step_back").set_value(0.0).run()
+    assert at.slider(key="hybrids_step_back").value == at.slider(key="hybrids_step_back").max == 1.5  # G_σ, σ = 1.5
+    at.slider(key="hybrids_step_back").set_value(0.0).run()
     assert cost_line(at).startswith("From the cache (no model call now)")  # stepping back does not resample
     assert image_urls(at)[:2] == [near, near]  # σ = 0: up close, the result itself
-    at.slider(key="a7_step_back").set_value(at.slider(key="a7_step_back").max).run()
+    at.slider(key="hybrids_step_back").set_value(at.slider(key="hybrids_step_back").max).run()
     assert image_urls(at)[:2] == [near, far]  # the end: the 2-band low-pass G_σ shown before
     picker.set_value("3-band triple hybrid").run()
     assert not at.exception and not at.error
-    assert [t.key for t in at.text_input] == ["a7_low3", "a7_mid3", "a7_high3"]
-    assert at.slider(key="a7_step_back").max == at.slider(key="a7_sigmas_mnist").value[1]  # σ2, the low band's
+    assert [t.key for t in at.text_input] == ["hybrids_low3", "hybrids_mid3", "hybrids_high3"]
+    assert at.slider(key="hybrids_step_back").max == at.slider(key="hybrids_sigmas_mnist").value[1]  # σ2, the low band's
     assert cost_line(at).startswith("6 UNet calls · 144 rows (4 samples × 3 prompts per call × 2 for CFG)")
     assert "Triple hybrids need the larger IF model" in " ".join(i.value for i in at.info)
     assert any(r"G_{\sigma_2}" in x.value for x in at.latex)
@@ -514,48 +514,48 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
         assert "Active: **DeepFloyd IF-I-XL**" in sidebar and "IF-I-XL runs on the CPU here" in sidebar
         return at
 
-    at = if_page("stock.py", a0_prompts_if="a rocket ship", a0_steps_if=[2])
+    at = if_page("stock.py", stock_prompts_if="a rocket ship", stock_columns_if=[2])
     assert [m.value for m in at.markdown if m.value.startswith("**")][:1] == ["**2 steps**"]
     assert cost_line(at).startswith("2 UNet calls · 4 rows (1 prompt per pipeline call × 2 for CFG; counted")
     assert len(image_urls(at)) == 1
-    at.toggle(key="a0_upscale").set_value(True).run()
+    at.toggle(key="stock_upscale").set_value(True).run()
     assert not at.exception and not at.error, errors(at)
     assert len(image_urls(at)) == 2  # the 64 px grid and stage 2's upscale of it
     assert any(b.label == "Download 256 px" for b in at.get("download_button"))
 
     at = if_page("forward.py")
     assert "t = 250, t = 500, t = 750" in " ".join(h.value for h in at.subheader)  # the course's row
-    assert at.selectbox(key="a1_photo").value == "rocket"
+    assert at.selectbox(key="forward_photo").value == "rocket"
 
-    at = if_page("sdedit.py", a4_istarts=[30])
+    at = if_page("sdedit.py", sdedit_istarts=[30])
     assert [c for img in at.image for c in img.captions][0].startswith("i_start = 30: runs 3 of 33 steps from t = 90")
     assert cost_line(at).startswith("3 UNet calls · 6 rows (Σ K = 3 image-steps × 2 for CFG)")  # γ = 7 on IF
-    assert at.text_input(key="a4_prompt").value == "a high quality photo"
+    assert at.text_input(key="sdedit_prompt").value == "a high quality photo"
 
     # 3 steps (999, 666, 333, 0) per γ; IF's learned variance comes from the conditional pass, so γ = 0 still costs
     # both CFG halves (2 rows) and only γ = 1 runs one pass
-    at = if_page("guidance.py", a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 1.0])
+    at = if_page("guidance.py", guidance_stride_if=333, guidance_samples=1, guidance_scales=[0.0, 1.0])
     assert cost_line(at).startswith(f"6 UNet calls · {3 * (2 + 1)} rows")
-    at = if_page("hybrids.py", a7_stride_if=333, a7_samples=1)
+    at = if_page("hybrids.py", hybrids_stride_if=333, hybrids_samples=1)
     assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
-    assert at.selectbox(key="a7_decomposition_if").options[2:] == ["colour vs greyscale", "motion blur vs residual"]
-    at = if_page("hybrids.py", a7_stride_if=333, a7_samples=1, a7_decomposition_if="colour vs greyscale")
+    assert at.selectbox(key="hybrids_decomposition_if").options[2:] == ["colour vs greyscale", "motion blur vs residual"]
+    at = if_page("hybrids.py", hybrids_stride_if=333, hybrids_samples=1, hybrids_decomposition_if="colour vs greyscale")
     assert cost_line(at).startswith("3 UNet calls · 12 rows (1 sample × 2 prompts per call × 2 for CFG)")
     assert len(image_urls(at)) == 3  # the result, its grey part and its colour part
 
     # a prompt belongs to the kind of model it was typed for: IF shows its own, and MNIST gets the typed digit back
     at = AppTest.from_file(str(PAGES / "guidance.py"), default_timeout=TIMEOUT)
-    for key, value in dict(a3_samples=1, a3_scales=[5.0], a3_stride_mnist=100, a3_stride_if=333).items():
+    for key, value in dict(guidance_samples=1, guidance_scales=[5.0], guidance_stride_mnist=100, guidance_stride_if=333).items():
         at.session_state[key] = value
     at.run()
-    at.text_input(key="a3_prompt").set_value("8").run()
+    at.text_input(key="guidance_prompt").set_value("8").run()
     at.sidebar.radio(key="backend").set_value("DeepFloyd IF").run()
-    assert at.text_input(key="a3_prompt").value == "a high quality photo" and not at.error, errors(at)
+    assert at.text_input(key="guidance_prompt").value == "a high quality photo" and not at.error, errors(at)
     at.sidebar.radio(key="backend").set_value("Built-in MNIST DDPM (default, CPU)").run()
-    assert at.text_input(key="a3_prompt").value == "8" and not at.error, errors(at)
+    assert at.text_input(key="guidance_prompt").value == "8" and not at.error, errors(at)
 
-    at = if_page("anagrams.py", a6_stride_if=333, a6_samples=1)
-    assert at.selectbox(key="a6_view_if").value == "flip upside down"
+    at = if_page("anagrams.py", anagrams_stride_if=333, anagrams_samples=1)
+    assert at.selectbox(key="anagrams_view_if").value == "flip upside down"
     # the result, both ways at once (2), the combining rule (3 per view, then x_t and ε) and the GIF
     assert len(image_urls(at)) == 1 + 2 + (2 * 3 + 2) + 1
     st.cache_resource.clear()  # drop the tiny IF
@@ -565,8 +565,8 @@ def test_a6_combining_rule_motion_and_views_that_break():
     """A6 beyond the result: the combining rule at a picked step (per view: v_i(x_t), ε̂_i, v_i⁻¹(ε̂_i); then x_t and
     ε), the morph GIF with its download, and a view that breaks with its reason and its result beside a working one."""
     at = AppTest.from_file(str(PAGES / "anagrams.py"), default_timeout=TIMEOUT)
-    at.session_state["a6_stride_mnist"] = 50  # 6 steps: quick
-    at.session_state["a6_view_mnist"] = "jigsaw (patch permutation)"
+    at.session_state["anagrams_stride_mnist"] = 50  # 6 steps: quick
+    at.session_state["anagrams_view_mnist"] = "jigsaw (patch permutation)"
     at.run()
     assert not at.exception and not at.error, (at.exception, errors(at))
     captions = [c for img in at.image for c in img.captions]
@@ -575,7 +575,7 @@ def test_a6_combining_rule_motion_and_views_that_break():
     assert rule[3] == "v2(x_t): x_t under jigsaw (patch permutation)" and rule[6].startswith("x_t at t = ")
     assert rule[7].startswith("ε = Σ w_i v_i⁻¹(ε̂_i)")
     before = image_urls(at)
-    at.slider(key="a6_step").set_value(0).run()  # another step: other pictures of the rule, the same result
+    at.slider(key="anagrams_step").set_value(0).run()  # another step: other pictures of the rule, the same result
     assert image_urls(at)[:3] == before[:3] and image_urls(at)[3:11] != before[3:11]
     assert [c for img in at.image for c in img.captions][9] == "x_t at t = 299"
     gif = [b for b in at.get("download_button") if b.proto.label == "Download GIF"]
@@ -583,12 +583,12 @@ def test_a6_combining_rule_motion_and_views_that_break():
     reason = " ".join(i.value for i in at.info)
     assert "variance" in reason and "Var v(z) = 0.2" in reason  # the blur's measured variance, against 1 for jigsaw
     assert "works: jigsaw" not in " ".join(c for img in at.image for c in img.captions)  # the second run is opt-in
-    at.toggle(key="a6_broken").set_value(True).run()
+    at.toggle(key="anagrams_broken").set_value(True).run()
     assert not at.exception and not at.error, errors(at)
     assert [c for img in at.image for c in img.captions][-2:] == [
         "works: jigsaw (patch permutation) (top as generated, bottom viewed)", "breaks: blur (same prompts and seed)"]
     broken = image_urls(at)[-1]
-    at.selectbox(key="a6_failure").set_value("colour scaling").run()
+    at.selectbox(key="anagrams_failure").set_value("colour scaling").run()
     assert not at.exception and image_urls(at)[-1] != broken
     assert "white balance" in " ".join(i.value for i in at.info)
 
@@ -605,8 +605,8 @@ def test_a6_on_a_tiny_deepfloyd_if_with_a_new_view(monkeypatch, tmp_path):
     monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
     st.cache_data.clear()  # forget the "IF unavailable" verdict of the other tests
     at = AppTest.from_file(str(PAGES / "anagrams.py"), default_timeout=TIMEOUT)
-    state = dict(backend="DeepFloyd IF", a6_stride_if=333, a6_samples=1, a6_view_if="jigsaw (patch permutation)",
-                 a6_failure="colour scaling", a6_broken=True)
+    state = dict(backend="DeepFloyd IF", anagrams_stride_if=333, anagrams_samples=1, anagrams_view_if="jigsaw (patch permutation)",
+                 anagrams_failure="colour scaling", anagrams_broken=True)
     for key, value in state.items():
         at.session_state[key] = value
     at.run()

@@ -19,8 +19,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import ui.common
-import ui.training_panel
-from ui.training_panel import GRID_STRIDE
+import ui.common
+from ui.training.results import GRID_STRIDE
 from lib import model_store
 from lib.ema import relative_distance
 from lib.data import Digits, load_mnist
@@ -67,7 +67,7 @@ def app(monkeypatch, isolated_cache, digits):
     st.cache_data.clear()
     st.cache_resource.clear()
     monkeypatch.setattr(ui.common, "mnist", lambda: digits)
-    monkeypatch.setattr(ui.training_panel, "mnist", lambda: digits)  # B2/B3 load the digits through the panel
+    monkeypatch.setattr(ui.common, "mnist", lambda: digits)  # the pages load the digits through ui.common
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -183,7 +183,7 @@ def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits)
     assert "Showing the **shipped** model" in texts(at.caption)
     assert "Trained on cpu (test) for " in texts(at.caption) and " s · D = 4, σ = 0.5, 2 short epochs of 2 batches." in texts(at.caption)
     assert any(c.startswith("After epoch 1") for c in captions) and any(c.startswith("After epoch 2") for c in captions)
-    assert at.button(key="b1_train").disabled  # these settings are the shipped ones: nothing to train
+    assert at.button(key="single_step_train").disabled  # these settings are the shipped ones: nothing to train
 
     loss, sweep = figures(at)
     tiny = model_store.load_run(shipped / "denoiser.safetensors")
@@ -197,24 +197,24 @@ def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits)
     assert np.allclose(values(sweep["data"][0]["y"]), expected, rtol=1e-4)
 
     single = image_with_caption(at, "clean x · noisy z")
-    run(at.slider(key="b1_sigma").set_value(0.9))
+    run(at.slider(key="single_step_sigma").set_value(0.9))
     after_sigma = image_with_caption(at, "clean x · noisy z")
     assert after_sigma != single
-    run(at.selectbox(key="b1_digit").set_value(6))
+    run(at.selectbox(key="single_step_digit").set_value(6))
     assert image_with_caption(at, "clean x · noisy z") != after_sigma
 
     grid_before = image_with_caption(at, "σ = 0.5", exact=True)
-    run(at.number_input(key="b1_noise_seed").set_value(5))
+    run(at.number_input(key="single_step_noise_seed").set_value(5))
     assert image_with_caption(at, "σ = 0.5", exact=True) != grid_before
     assert figures(at)[1]["data"][0]["y"] != sweep["data"][0]["y"]
 
-    run(at.toggle(key="b1_log").set_value(True))
+    run(at.toggle(key="single_step_log").set_value(True))
     assert figures(at)[0]["layout"]["yaxis"]["type"] == "log"
 
     # another setting: the shipped model is still shown, with a note, and Train becomes available
     run(at.select_slider(key="b_denoiser_hidden").set_value(8))
     assert "settings above are not trained yet" in texts(at.caption)
-    assert not at.button(key="b1_train").disabled
+    assert not at.button(key="single_step_train").disabled
 
 
 def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkeypatch, digits):
@@ -225,17 +225,17 @@ def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkey
         return digits
 
     jobs = TrainingJobs(load_when_allowed, device=torch.device("cpu"))
-    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: jobs)
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: jobs)
 
     at = AppTest.from_file(str(ROOT / HOME), default_timeout=120)
     run(at.switch_page(B1))
     assert "No trained single-step denoiser yet" in texts(at.info)
     assert not at.get("plotly_chart")
-    b1_short_run_controls(at)
-    run(at.button(key="b1_train").click())
+    single_step_short_run_controls(at)
+    run(at.button(key="single_step_train").click())
     (progress,) = at.get("progress")
     assert "loading the training digits" in progress.proto.text
-    assert at.button(key="b1_train").disabled
+    assert at.button(key="single_step_train").disabled
 
     # the run goes on while the user looks at another page, and is found again on the way back
     run(at.switch_page(B2))
@@ -253,7 +253,7 @@ def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkey
     assert model_store.cache_path(job.config).exists()  # stored in the (isolated) cache for later sessions
 
 
-def b1_short_run_controls(at: AppTest, steps: int = 3) -> AppTest:
+def single_step_short_run_controls(at: AppTest, steps: int = 3) -> AppTest:
     """Set B1's controls to D = 8, 1 epoch, batch 32, a short run of ``steps`` steps."""
     at.select_slider(key="b_denoiser_hidden").set_value(8)
     at.slider(key="b_denoiser_epochs").set_value(1)
@@ -273,10 +273,10 @@ def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, 
         run_training(config, *digits, cpu, on_progress=lambda p: steps.append(p.step),
                      should_stop=lambda: len(steps) >= 2)
     jobs = TrainingJobs(lambda: digits, device=cpu)
-    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: jobs)
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: jobs)
 
-    at = b1_short_run_controls(open_page(B1), steps=4)
-    button = at.button(key="b1_train")
+    at = single_step_short_run_controls(open_page(B1), steps=4)
+    button = at.button(key="single_step_train")
     assert button.label == "Continue training from step 2" and not button.disabled
     run(button.click())
     job = jobs.get(config)
@@ -298,10 +298,10 @@ def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, mo
     with pytest.raises(InterruptedError):
         run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: steps.append(p.step),
                      should_stop=lambda: bool(steps) and steps[-1] >= 5)
-    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: TrainingJobs(lambda: digits))
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: TrainingJobs(lambda: digits))
 
     at = open_page(B1)
-    assert at.button(key="b1_train").label == "Train"
+    assert at.button(key="single_step_train").label == "Train"
     assert re.search(r"An unfinished run of other settings: step 5 of 12, saved \d+ s ago · D = 8, σ = 0\.3, batch 32, "
                      r"lr 0\.0003, seed 7, 3 short epochs of 4 batches\.", texts(at.info))
     (load,) = [b for b in at.button if b.label == "Load its settings"]
@@ -313,12 +313,12 @@ def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, mo
     assert at.number_input(key="b_denoiser_seed").value == 7
     assert at.slider(key="b_denoiser_sigma").value == pytest.approx(0.3)
     assert at.checkbox(key="b_denoiser_short").value and at.number_input(key="b_denoiser_steps").value == 4
-    assert at.button(key="b1_train").label == "Continue training from step 5"
+    assert at.button(key="single_step_train").label == "Continue training from step 5"
     assert "An unfinished run of other settings" not in texts(at.info)  # it is the current one now
 
     # the loaded settings are ordinary settings: changing one puts the unfinished run on offer again
     at = run(at.number_input(key="b_denoiser_seed").set_value(8))
-    assert at.button(key="b1_train").label == "Train"
+    assert at.button(key="single_step_train").label == "Train"
     assert "An unfinished run of other settings: step 5 of 12, saved" in texts(at.info)
 
 
@@ -331,11 +331,11 @@ def test_b1_cancelling_says_the_state_is_saved(nothing_shipped, monkeypatch, dig
 
     with pytest.raises(InterruptedError):
         run_training(config, *digits, torch.device("cpu"), on_progress=follow, should_stop=lambda: job.progress.step >= 3)
-    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
-    at = b1_short_run_controls(open_page(B1), steps=4)
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: OneRunningJob(job))
+    at = single_step_short_run_controls(open_page(B1), steps=4)
     assert ("Training was cancelled after 3 of 4 steps. Its state at step 3 is saved: **Continue training** goes on "
             "from there.") in texts(at.warning)
-    assert at.button(key="b1_train").label == "Continue training from step 3"
+    assert at.button(key="single_step_train").label == "Continue training from step 3"
 
 
 class OneRunningJob:
@@ -352,7 +352,7 @@ def test_b1_live_view_shows_progress_time_left_and_cancels(shipped, monkeypatch)
     config = TrainConfig.spec("denoiser", hidden=8, epochs=4)
     losses = [0.2 - 0.001 * i for i in range(100)]
     job = Job(config, Progress(step=100, total_steps=400, epoch=1, losses=losses, seconds=50.0))
-    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: OneRunningJob(job))
     at = open_page(B1)
     run(at.select_slider(key="b_denoiser_hidden").set_value(8))
     (progress,) = at.get("progress")
@@ -361,8 +361,8 @@ def test_b1_live_view_shows_progress_time_left_and_cancels(shipped, monkeypatch)
     assert progress.proto.text == "Epoch 2/4 · step 100/400 · loss 0.1010 · 50 s, about 2 min left"
     live = next(f for f in figures(at) if f["layout"]["title"]["text"] == "Live training loss")
     assert np.allclose(values(live["data"][0]["y"]), losses)
-    assert at.button(key="b1_train").disabled
-    run(at.button(key="b1_cancel").click())
+    assert at.button(key="single_step_train").disabled
+    run(at.button(key="single_step_cancel").click())
     assert job.cancel.is_set()
 
 
@@ -373,7 +373,7 @@ def test_live_view_shows_the_grid_being_drawn_and_counts_the_grids_in_the_time_l
     # → 50 s left; grids: 2 − 5/30 of a grid = 55 sampler steps at 2 s → 110 s; in all 160 s
     job = Job(config, Progress(step=40, total_steps=80, epoch=0, losses=[0.5] * 40, seconds=60.0, total_grids=2,
                                grid_step=5, grid_steps=30, grid_seconds=10.0, grid_steps_done=5))
-    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: OneRunningJob(job))
     at = run(open_page(B3).select_slider(key="b_class_hidden").set_value(8))
     (progress,) = at.get("progress")
     assert progress.proto.text == ("Epoch 1/2 · step 40/80 · drawing epoch 1's samples: step 5/30 · loss 0.5000 · "
@@ -391,7 +391,7 @@ def test_a_finished_run_states_one_duration(shipped, monkeypatch):
     stored = model_store.load_run(shipped / "denoiser.safetensors")
     stored.info["seconds"] = 73.0
     job = Job(stored.config, Progress(step=4, total_steps=4, epoch=2, seconds=46.0), status="done", trained=stored)
-    monkeypatch.setattr(ui.training_panel, "training_jobs", lambda: OneRunningJob(job))
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: OneRunningJob(job))
     at = open_page(B1)
     assert "Training finished: 4 steps in 73 s." in texts(at.success)
     assert "Showing **your training run**, not the shipped model. Trained on cpu (test) for 73 s" in texts(at.caption)
@@ -420,7 +420,7 @@ def test_a_short_run_is_never_longer_than_the_full_one(nothing_shipped, page, ki
 
 def test_batches_per_epoch_beyond_a_full_epoch_say_what_is_used(shipped):
     """A larger batch makes a full epoch shorter than the batches asked for: the page says what it uses."""
-    at = b1_short_run_controls(open_page(B1), steps=4)  # batch 32: a full epoch of 1,024 digits is 32 batches
+    at = single_step_short_run_controls(open_page(B1), steps=4)  # batch 32: a full epoch of 1,024 digits is 32 batches
     assert at.number_input(key="b_denoiser_steps").proto.max == 32
     at = run(at.select_slider(key="b_denoiser_batch").set_value(512))  # now a full epoch is 2 batches
     steps = at.number_input(key="b_denoiser_steps")
@@ -431,16 +431,16 @@ def test_batches_per_epoch_beyond_a_full_epoch_say_what_is_used(shipped):
 
 def test_b1_picks_any_of_the_ten_test_digits(shipped, digits):
     at = open_page(B1)
-    assert at.selectbox(key="b1_digit").options == [str(d) for d in range(10)]
+    assert at.selectbox(key="single_step_digit").options == [str(d) for d in range(10)]
     three = image_with_caption(at, "clean x · noisy z")
-    at = run(at.selectbox(key="b1_digit").set_value(9))
+    at = run(at.selectbox(key="single_step_digit").set_value(9))
     assert image_with_caption(at, "clean x · noisy z") != three
     clean, _ = denoiser_probe(digits[1], 0.5, DEFAULT_SEED, range(10))  # the picker's digits: one of each class
     first_nine = digits[1].images[torch.nonzero(digits[1].labels == 9)[0, 0]]
     assert torch.equal((clean[9, 0] * 255).round().to(torch.uint8), first_nine)
 
 
-@pytest.mark.parametrize("page,keys", [(B1, ("b1_noise_seed",)), (B2, ("b2_seed",)), (B3, ("b3_seed",))])
+@pytest.mark.parametrize("page,keys", [(B1, ("single_step_noise_seed",)), (B2, ("time_ddpm_seed",)), (B3, ("class_ddpm_seed",))])
 def test_sampling_seeds_start_at_part_as_default_and_training_seeds_at_0(shipped, page, keys):
     at = open_page(page)
     assert [at.number_input(key=k).value for k in keys] == [DEFAULT_SEED] * len(keys) == [180]
@@ -461,22 +461,22 @@ def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shi
     assert np.allclose(values(loss["data"][0]["y"]), model_store.load_run(shipped / "time.safetensors").losses)
 
     # epoch scrubber over the run's snapshot epochs
-    assert at.select_slider(key="b2_epoch").options == ["1", "2"]
+    assert at.select_slider(key="time_ddpm_epoch").options == ["1", "2"]
     last = image_with_caption(at, "after epoch 2")
-    run(at.select_slider(key="b2_epoch").set_value(1))
+    run(at.select_slider(key="time_ddpm_epoch").set_value(1))
     assert image_with_caption(at, "after epoch 1") != last
 
     # trajectory: stride 10 → 30 steps, one frame per step by default
     assert len(anim["frames"]) == 30 and anim["frames"][-1]["name"] == "step 30/30 · clean"
-    assert at.download_button(key="b2_gif").proto.label == "Download GIF"
-    run(at.select_slider(key="b2_stride").set_value(50))
+    assert at.download_button(key="time_ddpm_gif").proto.label == "Download GIF"
+    run(at.slider(key="time_ddpm_stride").set_value(50))
     assert len(animation(at)["frames"]) == 6 and "Stride 50: 6 denoising steps" in texts(at.caption)
-    run(at.slider(key="b2_every").set_value(4))
+    run(at.slider(key="time_ddpm_every").set_value(4))
     assert [f["name"] for f in animation(at)["frames"]] == ["step 4/6 · t = 99", "step 6/6 · clean"]
     first = animation(at)["frames"][0]["data"][0]["source"]
-    run(at.radio(key="b2_show").set_value(at.radio(key="b2_show").options[1]))
+    run(at.radio(key="time_ddpm_show").set_value(at.radio(key="time_ddpm_show").options[1]))
     assert animation(at)["frames"][0]["data"][0]["source"] != first
-    run(at.number_input(key="b2_seed").set_value(3))
+    run(at.number_input(key="time_ddpm_seed").set_value(3))
     assert animation(at)["frames"][-1]["data"][0]["source"] != first
 
 
@@ -488,33 +488,33 @@ def test_b3_grid_guidance_digit_and_stride(shipped):
     assert any(r"\gamma\,\big(" in latex.value for latex in at.latex)
     assert len(figures(at)) == 3  # schedule, loss, trajectory
     assert " s · D = 4, p_uncond = 0.1, 2 short epochs of 2 batches." in texts(at.caption)
-    assert at.slider(key="b3_scale").value == 5.0
+    assert at.slider(key="class_ddpm_scale").value == 5.0
     grid5 = image_with_caption(at, "Rows: digits 0–9")
-    assert at.download_button(key="b3_grid_png").proto.label == "Download PNG"
+    assert at.download_button(key="class_ddpm_grid_png").proto.label == "Download PNG"
 
-    run(at.slider(key="b3_scale").set_value(0.0))
+    run(at.slider(key="class_ddpm_scale").set_value(0.0))
     assert image_with_caption(at, "Rows: digits 0–9, 4 samples each · γ = 0") != grid5
     frames_g0 = [f["data"][0]["source"] for f in animation(at)["frames"]]
 
-    run(at.selectbox(key="b3_digit").set_value(2))
+    run(at.selectbox(key="class_ddpm_digit").set_value(2))
     frames_d2 = [f["data"][0]["source"] for f in animation(at)["frames"]]
     # γ = 0 ignores the class: the same noise gives the same digits whichever digit is picked
     assert frames_d2 == frames_g0
-    run(at.slider(key="b3_scale").set_value(5.0))
+    run(at.slider(key="class_ddpm_scale").set_value(5.0))
     assert image_with_caption(at, f"γ = 5, stride {GRID_STRIDE}") == grid5  # same inputs, same picture
     frames_d2_g5 = [f["data"][0]["source"] for f in animation(at)["frames"]]
-    run(at.selectbox(key="b3_digit").set_value(7))
+    run(at.selectbox(key="class_ddpm_digit").set_value(7))
     assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames_d2_g5
 
-    run(at.select_slider(key="b3_stride").set_value(30))
+    run(at.slider(key="class_ddpm_stride").set_value(30))
     assert len(animation(at)["frames"]) == 10 and "Stride 30: 10 denoising steps" in texts(at.caption)
     assert image_with_caption(at, "Rows: digits 0–9") == grid5  # the grid has its own stride
-    run(at.select_slider(key="b3_grid_stride").set_value(50))
+    run(at.slider(key="class_ddpm_grid_stride").set_value(50))
     assert image_with_caption(at, "Rows: digits 0–9, 4 samples each · γ = 5, stride 50") != grid5
 
-    assert at.select_slider(key="b3_epoch").options == ["1", "2"]
+    assert at.select_slider(key="class_ddpm_epoch").options == ["1", "2"]
     last = image_with_caption(at, "after epoch 2")
-    run(at.select_slider(key="b3_epoch").set_value(1))
+    run(at.select_slider(key="class_ddpm_epoch").set_value(1))
     assert image_with_caption(at, "after epoch 1") != last
 
 
@@ -527,11 +527,11 @@ def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped):
     assert image_with_caption(at, "Rows: digits 0–9") == spec
     frames = [f["data"][0]["source"] for f in animation(at)["frames"]]
     # … and becomes the EMA's grid when the page samples with the EMA; the trajectory follows
-    assert at.radio(key="b3_weights").value == "spec"
-    run(at.radio(key="b3_weights").set_value("ema"))
+    assert at.radio(key="class_ddpm_weights").value == "spec"
+    run(at.radio(key="class_ddpm_weights").set_value("ema"))
     assert image_with_caption(at, "Rows: digits 0–9") == ema
     assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames
-    run(at.number_input(key="b3_ema_seed").set_value(DEFAULT_SEED + 1))
+    run(at.number_input(key="class_ddpm_ema_seed").set_value(DEFAULT_SEED + 1))
     assert image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED + 1}") != ema
 
 
@@ -543,7 +543,7 @@ def test_b2_compares_the_spec_weights_with_their_ema(shipped):
     spec, ema = (image_with_caption(at, f"{w} · stride {GRID_STRIDE}") for w in ("The spec's weights", "Their EMA"))
     assert spec != ema
     frames = [f["data"][0]["source"] for f in animation(at)["frames"]]
-    run(at.radio(key="b2_weights").set_value("ema"))
+    run(at.radio(key="time_ddpm_weights").set_value("ema"))
     assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames
 
 
@@ -555,7 +555,7 @@ def test_a_run_without_an_ema_says_so_and_samples_with_its_weights(shipped, tmp_
         stored.ema = None  # as the models shipped before training kept an EMA
         model_store.save_run(stored, folder / f"{kind}.safetensors", stored.info)
     monkeypatch.setattr(model_store, "SHIPPED_DIR", folder)
-    for page, key in [(B2, "b2"), (B3, "b3")]:
+    for page, key in [(B2, "time_ddpm"), (B3, "class_ddpm")]:
         at = open_page(page)
         assert "keeps no average of its weights" in texts(at.info)
         assert not [r for r in at.radio if r.key == f"{key}_weights"]
@@ -569,7 +569,7 @@ def test_ddpm_of_wraps_the_weights_it_is_asked_for(shipped):
     assert ui.common.run_key(run_, "spec") != ui.common.run_key(run_, "ema")
 
 
-@pytest.mark.parametrize("page,key", [(B2, "b2"), (B3, "b3")])
+@pytest.mark.parametrize("page,key", [(B2, "time_ddpm"), (B3, "class_ddpm")])
 def test_ddpm_pages_without_a_shipped_model_offer_training(nothing_shipped, page, key):
     at = open_page(page)
     assert "No trained" in texts(at.info)

@@ -81,14 +81,14 @@ def test_every_part_a_page_gives_the_local_images_on_the_server(setup, name):
 
 # settings that keep the tiny IF quick on a CPU: few steps, one sample
 IF_FAST = {
-    "stock.py": dict(a0_prompts_if="a dog", a0_steps_if=[2]),
+    "stock.py": dict(stock_prompts_if="a dog", stock_columns_if=[2]),
     "forward.py": {},
-    "iterative.py": dict(a2_stride_if=333),
-    "guidance.py": dict(a3_stride_if=333, a3_samples=1, a3_scales=[0.0, 7.0]),
-    "sdedit.py": dict(a4_stride_if=333, a4_istarts=[1]),
-    "inpainting.py": dict(a5_stride_if=333, a5_samples=1),
-    "anagrams.py": dict(a6_stride_if=333, a6_samples=1),
-    "hybrids.py": dict(a7_stride_if=333, a7_samples=1),
+    "iterative.py": dict(iterative_stride_if=333),
+    "guidance.py": dict(guidance_stride_if=333, guidance_samples=1, guidance_scales=[0.0, 7.0]),
+    "sdedit.py": dict(sdedit_stride_if=333, sdedit_istarts=[1]),
+    "inpainting.py": dict(inpainting_stride_if=333, inpainting_samples=1),
+    "anagrams.py": dict(anagrams_stride_if=333, anagrams_samples=1),
+    "hybrids.py": dict(hybrids_stride_if=333, hybrids_samples=1),
 }
 
 
@@ -106,15 +106,15 @@ def test_every_part_a_page_on_deepfloyd_if_gives_the_local_images_on_the_server(
 
 
 def test_deepfloyd_if_through_the_server(setup):
-    at = page("stock.py", backend="Model server", server_model="IF-I-XL", a0_prompts_if="a dog",
-              a0_steps_if=[2])
+    at = page("stock.py", backend="Model server", server_model="IF-I-XL", stock_prompts_if="a dog",
+              stock_columns_if=[2])
     assert not at.error, errors(at)
     assert "tiny" not in sidebar_text(at) and "DeepFloyd IF-I-XL (model server)" in sidebar_text(at)
-    at.toggle(key="a0_upscale").set_value(True).run()
+    at.toggle(key="stock_upscale").set_value(True).run()
     assert not at.exception and not at.error, errors(at)
     assert len(image_urls(at)) == 2  # the 64 px grid and the server's stage-2 upscale
-    at = page("guidance.py", backend="Model server", server_model="IF-I-XL", a3_stride_if=333,
-              a3_samples=1, a3_scales=[0.0, 7.0])
+    at = page("guidance.py", backend="Model server", server_model="IF-I-XL", guidance_stride_if=333,
+              guidance_samples=1, guidance_scales=[0.0, 7.0])
     assert not at.error, errors(at)
     assert len(image_urls(at)) == 2
 
@@ -140,7 +140,7 @@ def test_the_server_going_down_mid_session_gives_one_line_not_a_traceback(setup,
         at = page("guidance.py", backend="Model server")
         assert image_urls(at) and not at.error
         other.kill()
-        at.slider(key="a3_stride_mnist").set_value(50).run()  # a new request: the server is gone
+        at.slider(key="guidance_stride_mnist").set_value(50).run()  # a new request: the server is gone
         assert not at.exception
         assert f"The model server at {other.url} is not reachable" in errors(at)
         assert "choose the built-in MNIST model in the sidebar" in errors(at)

@@ -31,14 +31,14 @@ def unet_calls(at: AppTest) -> int:
 def test_a5_resampling_on_mnist_plots_as_many_calls_as_it_states_and_makes():
     at = run_page("inpainting.py")
     assert len(plotted_schedule(at)) == stated_calls(at) == unet_calls(at) == 30  # default: no resampling
-    at.slider(key="a5_stride_mnist").set_value(20).run()  # 15 steps: 299, 279, …, 19, −1
-    at.slider(key="a5_jump_n_sample").set_value(3).run()
+    at.slider(key="inpainting_stride_mnist").set_value(20).run()  # 15 steps: 299, 279, …, 19, −1
+    at.slider(key="inpainting_jump_n_sample").set_value(3).run()
     assert not at.exception and not at.error, errors(at)
     t = plotted_schedule(at)
     assert len(t) == stated_calls(at) == unet_calls(at) == model_calls(15, 5, 3) == 15 + 2 * 5 * 2
     assert sum(b > a for a, b in zip(t, t[1:])) == 2 * 2  # r − 1 = 2 jumps back at each of the 2 jump points
     assert "= 2·5·2 re-done after jumps back" in " ".join(c.value for c in at.caption)
-    at.slider(key="a5_feather_mnist").set_value(2).run()
+    at.slider(key="inpainting_feather_mnist").set_value(2).run()
     assert not at.exception and at.metric[0].value == "0.000"  # exact outside the feathered blend too
 
 
@@ -51,8 +51,8 @@ def test_a5_resampling_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
     st.cache_data.clear()  # forget the "IF unavailable" verdict of other tests
     at = AppTest.from_file(str(PAGES / "inpainting.py"), default_timeout=TIMEOUT)
-    for key, value in dict(backend="DeepFloyd IF", a5_stride_if=250, a5_samples=1, a5_jump_length=1,
-                           a5_jump_n_sample=2, a5_feather_if=2).items():
+    for key, value in dict(backend="DeepFloyd IF", inpainting_stride_if=250, inpainting_samples=1, inpainting_jump_length=1,
+                           inpainting_jump_n_sample=2, inpainting_feather_if=2).items():
         at.session_state[key] = value
     at.run()
     assert not at.exception and not at.error, (at.exception, errors(at))

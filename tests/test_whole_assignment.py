@@ -5,6 +5,7 @@ the pages' caches shared with the report both ways."""
 from __future__ import annotations
 
 import base64
+import collections
 from html import escape
 import io
 import re
@@ -20,14 +21,16 @@ from streamlit.testing.v1 import AppTest
 
 from lib import model_store, report
 from lib.costs import Cost
-from lib.report import DELIVERABLES, Section, gif_figure, loss_curve_svg, png_figure, svg_figure
+from lib.report import Deliverable, gif_figure, loss_curve_svg, png_figure, svg_figure
 from lib.images import gif_bytes
+from ui import whole_assignment
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app_pages" / "whole_assignment.py")
 PAGES = ROOT / "app_pages"
 TIMEOUT = 300
-KEYS = [key for key, _, _ in DELIVERABLES]
+HEADINGS = [h for piece in whole_assignment.pieces() for h in piece.headings]  # the registry's order
+KEYS = [h.key for h in HEADINGS]
 DATA_URI = re.compile(r'<img src="data:(image/\w+);base64,([A-Za-z0-9+/=]+)" width="(\d+)" height="(\d+)"')
 
 
@@ -51,17 +54,17 @@ def test_report_html_is_self_contained_in_the_assignments_order_with_settings_an
     rng = np.random.default_rng(0)
     png = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
     gif = gif_bytes([rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(3)])
-    sections = [Section(key, {"seed": 1000 + i, "prompt": f"'p{i}' <b>"}, [png_figure(png, f"cap {i}")])
-                for i, key in enumerate(KEYS)]
+    sections = [h.made({"seed": 1000 + i, "prompt": f"'p{i}' <b>"}, [png_figure(png, f"cap {i}")])
+                for i, h in enumerate(HEADINGS)]
     sections[3].figures.append(gif_figure(gif, "moving"))
     sections[5].figures.append(svg_figure(loss_curve_svg([1.0, 0.5, 0.1, 0.05]), "loss"))
-    sections[7] = Section(KEYS[7], problem="No images of your own were given.")
-    shuffled = sections[::-1]
-    html = report.report_html("The title", {"model": "tiny", "torch": torch.__version__}, shuffled)
+    sections[7] = HEADINGS[7].failed("No images of your own were given.")
+    html = report.report_html("The title", {"model": "tiny", "torch": torch.__version__}, sections)
 
-    assert section_order(html) == KEYS  # the checklist's order, whatever order they came in
-    for i, (key, number, title) in enumerate(DELIVERABLES):
-        assert f"<h2>{number} · {escape(title)}</h2>" in html
+    assert section_order(html) == KEYS  # the registry's order: the assignment's
+    assert len(set(KEYS)) == len(KEYS)
+    for i, h in enumerate(HEADINGS):
+        assert f"<h2>{h.number} · {escape(h.title)}</h2>" in html
         if i != 7:
             assert f"<th>seed</th><td>{1000 + i}</td>" in html  # every setting and seed listed
     assert "&#x27;p3&#x27; &lt;b&gt;" in html and "<b>" not in html  # settings are escaped, never markup
@@ -146,17 +149,27 @@ def the_report(at: AppTest):
 
 
 def run_report(at: AppTest):
-    at.button(key="report_run").click().run()
+    at.button(key="whole_assignment_run").click().run()
     assert not at.exception, at.exception
     return the_report(at)
+
+
+def cache_entries() -> collections.Counter:
+    """Entries per ``st.cache_data`` function (by its qualified name) in this process (Streamlit's own stats)."""
+    from streamlit.runtime.caching.cache_data_api import _data_caches
+
+    with _data_caches._caches_lock:
+        caches = [cache for per_function in _data_caches._function_caches.values() for cache in per_function.values()]
+    return collections.Counter(stat.cache_name for cache in caches for family in cache.get_stats().values()
+                               for stat in family)
 
 
 def costs(result) -> dict[str, str]:
     return {s.key: s.cost for s in result.sections}
 
 
-MODEL_SECTIONS = ["a0", "a1.2", "a1.4", "a1.5", "a1.6", "a1.7", "a1.7.2", "a1.7.3", "a1.8a", "a1.8b", "a1.9a",
-                  "a1.9b"]
+MODEL_SECTIONS = ["stock", "forward.denoised", "iterative", "guidance.plain", "guidance", "sdedit", "inpainting",
+                  "sdedit.text", "anagrams", "anagrams.2", "hybrids", "hybrids.2"]
 
 
 def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared_with_the_pages(app):
@@ -176,16 +189,16 @@ def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared
     assert len(bars) == 1  # one bar for the whole report
     assert bars[0].proto.value == 100 and bars[0].proto.text.startswith(f"Done: {len(KEYS)} sections in ")
     cost = costs(result)
-    assert cost["a1.5"].startswith("From the cache") and cost["a1.6"] == cost["a1.5"]  # the page's A3 entry
+    assert cost["guidance.plain"].startswith("From the cache") and cost["guidance"] == cost["guidance.plain"]  # the page's A3 entry
     for key in MODEL_SECTIONS:
-        if key not in ("a1.5", "a1.6"):
+        if key not in ("guidance.plain", "guidance"):
             assert re.fullmatch(r"[1-9][\d,]* UNet calls now, [\d.]+ s", cost[key]), (key, cost[key])
     # 1.7: stride 10 over T = 300 → N = 30 steps; the strip runs from i_start 1: 29 calls
-    assert cost["a1.7"].startswith("29 UNet calls now") and cost["a1.7.3"].startswith("29 UNet calls now")
+    assert cost["sdedit"].startswith("29 UNet calls now") and cost["sdedit.text"].startswith("29 UNet calls now")
     assert result.calls > 300
 
     problems = {s.key: s.problem for s in result.sections if s.problem}
-    assert list(problems) == ["a1.7.1"] and "upload them" in problems["a1.7.1"]  # no own images given
+    assert list(problems) == ["sdedit.own"] and "upload them" in problems["sdedit.own"]  # no own images given
     assert any("upload them" in w.value for w in at.warning)
 
     html = result.html
@@ -210,28 +223,38 @@ def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared
     assert all(costs(again)[key].startswith("From the cache") for key in MODEL_SECTIONS), costs(again)
     assert at.get("progress")[0].proto.value == 100
 
-    # and the other way round: a page with its defaults finds the report's result (A4's strip, A7's hybrid)
-    for page in ("sdedit.py", "hybrids.py", "forward.py"):
-        other = AppTest.from_file(str(PAGES / page), default_timeout=TIMEOUT)
+    # and the other way round, for every section: its page opened with its defaults finds the report's results — it
+    # adds no entry to any section computation the report filled (``ui.sections.*``; its extras, such as B2's own
+    # trajectory, are in functions the report never calls)
+    from ui.sections import SECTIONS
+
+    for section in SECTIONS:
+        if section.slug == "whole_assignment":
+            continue
+        before = cache_entries()
+        other = AppTest.from_file(str(ROOT / section.page), default_timeout=TIMEOUT)
         other.run()
-        assert not other.exception and not other.error
-        if page != "forward.py":
-            line = next(c.value for c in other.caption if "UNet call" in c.value)
-            assert line.startswith("From the cache"), (page, line)
+        assert not other.exception and not other.error, (section.slug, other.exception, other.error)
+        after = cache_entries()
+        grown = {name: after[name] - n for name, n in before.items() if after[name] != n}
+        assert not [name for name in grown if name.startswith("ui.sections.")], (section.slug, grown)
+        cost_lines = [c.value for c in other.caption if re.match(r"From the cache|[\d,]+ UNet calls? · ", c.value)]
+        assert all(line.startswith("From the cache") for line in cost_lines), (section.slug, cost_lines)
 
 
 def test_a_failing_section_says_why_and_the_others_are_made(app, monkeypatch):
     """One section whose model call fails (here: a second anagram prompt the MNIST model cannot take) is reported in
     that section; every other section is still made."""
-    from ui.backend import DEFAULTS
+    from ui.sections import anagrams
 
-    monkeypatch.setitem(DEFAULTS, "mnist", replace(DEFAULTS["mnist"], anagram2=("banana", "5", "rotate 180°")))
+    monkeypatch.setitem(anagrams.DEFAULTS, "mnist", replace(anagrams.DEFAULTS["mnist"], second=anagrams.Example(
+        prompt1="banana", prompt2="5", view="rotate 180°")))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.run()
     result = run_report(at)
     problems = {s.key: s.problem for s in result.sections if s.problem}
-    assert set(problems) == {"a1.7.1", "a1.8b"}
-    assert "banana" in problems["a1.8b"] and "names no digit" in problems["a1.8b"]
+    assert set(problems) == {"sdedit.own", "anagrams.2"}
+    assert "banana" in problems["anagrams.2"] and "names no digit" in problems["anagrams.2"]
     assert '<p class="problem">Not made: “banana” names no digit' in result.html
     assert all(s.figures for s in result.sections if s.key not in problems)
 
@@ -243,25 +266,25 @@ def test_the_whole_assignment_on_a_tiny_deepfloyd_if(app, monkeypatch, tmp_path)
     takes seconds, everything else is the IF defaults."""
     from lib import prompt_cache
     from tests.tiny_if import write_tiny_snapshots
-    from ui import pieces
-    from ui.backend import DEFAULTS
+    from ui.backend import FAMILY_DEFAULTS
+    from ui.sections import stock
 
     monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(write_tiny_snapshots(tmp_path / "snapshots")))
     monkeypatch.setenv("DIFFUSION_LAB_IF_DEVICE", "cpu")
     monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
-    monkeypatch.setitem(DEFAULTS, "if", replace(DEFAULTS["if"], stride=333))
-    monkeypatch.setitem(pieces.A0_DEFAULT_COLUMNS, "if", (2,))
+    monkeypatch.setitem(FAMILY_DEFAULTS, "if", replace(FAMILY_DEFAULTS["if"], stride=333))
+    monkeypatch.setitem(stock.DEFAULTS, "if", replace(stock.DEFAULTS["if"], columns=(2,)))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["backend"] = "DeepFloyd IF"
     at.run()
     assert not at.exception, at.exception
     result = run_report(at)
     assert [s.key for s in result.sections] == KEYS
-    assert [s.key for s in result.sections if s.problem] == ["a1.7.1"], [(s.key, s.problem) for s in result.sections]
+    assert [s.key for s in result.sections if s.problem] == ["sdedit.own"], [(s.key, s.problem) for s in result.sections]
     assert "IF-I-XL" in result.html.split("<h2>")[0]
     # 0: 3 prompts × 2 steps of the stock pipeline; the photo, 64 px RGB, in the forward row (original + 3 x_t)
-    assert costs(result)["a0"].startswith("6 UNet calls now")
-    forward = next(s for s in result.sections if s.key == "a1.1")
+    assert costs(result)["stock"].startswith("6 UNet calls now")
+    forward = next(s for s in result.sections if s.key == "forward")
     picture = Image.open(io.BytesIO(forward.figures[0].data))
     assert picture.mode == "RGB" and picture.size == (4 * 64 * 2 + 5 * 2 * 2, 64 * 2 + 2 * 2 * 2)
     assert "<th>mask</th><td>course rectangle (rows 2–19, columns 24–41)</td>" in result.html

@@ -25,7 +25,7 @@ from lib.cache import config_key
 from lib.if_configs import IF_VARIANTS
 from lib.if_memory import host_memory_bytes, plan_memory
 from lib.images import png_bytes
-from lib.mnist_model import PromptError
+from lib.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE, PromptError
 from lib.sampling import Denoiser
 from ui.common import device_label, mnist_ddpm
 
@@ -36,28 +36,21 @@ BACKENDS = (MNIST_CHOICE, IF_CHOICE)
 DEFAULT_SEED = 180  # the course's starter seeds torch and CUDA with 180
 
 
-@dataclass(frozen=True)
-class BackendDefaults:
-    """Everything a page starts from that depends on the kind of model; pages read these, so a new backend of a known
-    kind (a model server's MNIST or IF, say) needs no page edit."""
+@dataclass(frozen=True, kw_only=True)
+class FamilyDefaults:
+    """What every page starts from that depends on the family of model (the built-in MNIST DDPM, DeepFloyd IF), not
+    on the section: a section's own defaults are in its module (``ui.sections.<slug>.DEFAULTS``). Pages read these,
+    so a new backend of a known family (a model server's MNIST or IF, say) needs no page edit."""
 
     guidance: float  # γ: the spec's 5 for part B's DDPM; diffusers' (and the course's) 7 for IF
     stride: int  # the course's 30 over T = 1000; 10 over T = 300 gives 31 timesteps
     max_stride: int  # the stride slider's end (MNIST: 100, beyond which a chain has only 2–3 steps)
     prompt: str  # a prompt the model knows
-    blur_sigma: float  # Gaussian blur σ of the classical-denoising baseline, for the image size
+    blur_kernel: int  # Gaussian blur of the classical-denoising baseline (1.2, 1.4), for the image size
+    blur_sigma: float
     display_px: int  # on-screen width of one result image
-    stock_prompts: str  # A0's rows
-    anagram: tuple[str, str, str]  # A6: prompt 1, prompt 2, view
-    hybrid: tuple[str, str]  # A7: far, near
-    hybrid_filter: tuple[int, float]  # A7: Gaussian kernel and σ for the image size (the spec's 33, 2 for 64 px)
-    hybrid_guidance: float  # A7: γ (MNIST: 7, with which 16/16 hybrids read right; bench/RESULTS.md)
     input_source: str  # the first choice of the input-image picker
     free_text: bool  # any text is a prompt (else a digit)
-    # the whole-assignment report's second examples, beyond what the pages open on (ui.whole_assignment)
-    text_edit: str = ""  # 1.7.3: SDEdit of the test image towards another prompt
-    anagram2: tuple[str, str, str] = ("", "", "identity")  # 1.8's "plus 2 more": prompt 1, prompt 2, view
-    hybrid2: tuple[str, str] = ("", "")  # 1.9's "plus 2 more": far, near
 
     def edit_prompt(self, digit: int | None) -> str:
         """The prompt of an image edit: IF's "a high quality photo"; MNIST: the picked test digit's label, else
@@ -65,19 +58,12 @@ class BackendDefaults:
         return self.prompt if self.free_text else ("" if digit is None else str(digit))
 
 
-DEFAULTS = {
-    "mnist": BackendDefaults(5.0, 10, 100, "7", 1.0, 170, "3\nfive\na handwritten 8",
-                             ("6", "9", "rotate 180°"), ("0", "5"), (15, 1.5), 7.0, "MNIST test digit", False,
-                             # 6 / 2: the second-best pair of bench/RESULTS.md §8's hybrid screen
-                             text_edit="8", anagram2=("2", "5", "mirror left–right"), hybrid2=("6", "2")),
-    "if": BackendDefaults(7.0, 30, 999, "a high quality photo", 2.0, 220,
-                          "an oil painting of a snowy mountain village\na man wearing a hat\na rocket ship",
-                          ("an oil painting of an old man", "an oil painting of people around a campfire",
-                           "flip upside down"), ("a lithograph of a skull", "a lithograph of waterfalls"),
-                          (33, 2.0), 7.0, "Sample photo", True, text_edit="a rocket ship",
-                          anagram2=("an oil painting of a snowy mountain village", "an oil painting of a horse",
-                                    "flip upside down"),
-                          hybrid2=("a lithograph of an old man", "a lithograph of a campfire")),
+FAMILY_DEFAULTS = {
+    "mnist": FamilyDefaults(guidance=GUIDANCE_SCALE, stride=SAMPLING_STRIDE, max_stride=100, prompt="7",
+                            blur_kernel=5, blur_sigma=1.0, display_px=170, input_source="MNIST test digit",
+                            free_text=False),
+    "if": FamilyDefaults(guidance=7.0, stride=30, max_stride=999, prompt="a high quality photo", blur_kernel=5,
+                         blur_sigma=2.0, display_px=220, input_source="Sample photo", free_text=True),
 }
 
 
@@ -86,17 +72,17 @@ class Backend:
     """The active denoiser plus what pages need to know about it."""
 
     denoiser: Denoiser
-    kind: str  # "mnist" | "if"
+    family: str  # "mnist" | "if": which defaults apply (``FAMILY_DEFAULTS``, ``ui.sections.<slug>.DEFAULTS``)
     key: str  # identifies the weights: the hashable stand-in for the denoiser in st.cache_data keys
     variant: str | None = None  # IF-I-XL / IF-I-L / IF-I-M
 
     @property
     def is_if(self) -> bool:
-        return self.kind == "if"
+        return self.family == "if"
 
     @property
-    def defaults(self) -> BackendDefaults:
-        return DEFAULTS[self.kind]
+    def defaults(self) -> FamilyDefaults:
+        return FAMILY_DEFAULTS[self.family]
 
     @property
     def num_timesteps(self) -> int:
@@ -335,14 +321,22 @@ def seed_control(key: str = "seed") -> int:
                                     "and comparable."))
 
 
-def stride_control(backend: Backend, key: str = "stride", container=st) -> int:
-    """Stride between the timesteps the sampler visits (1 = every step of the T-step chain)."""
-    T = backend.num_timesteps
+def stride_slider(num_timesteps: int, default: int, key: str, *, maximum: int = 100, container=st) -> int:
+    """The one stride control, for any DDPM sampler over T = ``num_timesteps`` (parts A and B): stride s visits
+    t = T − 1, T − 1 − s, …, then the clean image — about T / s denoising steps."""
+    T = num_timesteps
     return int(container.slider(
-        "Stride", 1, min(T - 1, backend.defaults.max_stride), backend.defaults.stride, key=f"{key}_{backend.kind}",
-        help=f"T = {T}: stride s visits about T / s timesteps "
-             f"(the course uses {backend.defaults.stride}; stride 1 is the full chain, slow on a CPU).",
+        "Stride", 1, min(T - 1, maximum), default, key=key,
+        help=f"T = {T}: stride s visits about T / s timesteps (stride 1 is the full chain, slow on a CPU).",
     ))
+
+
+def stride_control(backend: Backend, key: str = "stride", container=st) -> int:
+    """``stride_slider`` for the active backend, from its family's default (the course's 30 on IF, 10 on MNIST); the
+    value is kept per family."""
+    d = backend.defaults
+    return stride_slider(backend.num_timesteps, d.stride, f"{key}_{backend.family}", maximum=d.max_stride,
+                         container=container)
 
 
 class StepProgress:

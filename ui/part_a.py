@@ -15,11 +15,11 @@ from lib.images import grid
 from ui import layout
 from ui.backend import Backend, StepProgress, active_backend, seed_control, stride_control
 from ui.common import counted
-from ui.pieces import SAMPLES_DEFAULT
 
 CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
 TOOLBAR_RISE_PX = 43  # st_canvas' toolbar pops up 2.65rem (42.4 px) above the canvas on hover (its stylesheet)
 DEFAULT_DIGIT = 3  # the test digit the part-A pages open on
+SAMPLES_DEFAULT = 4  # the generation pages' "Samples" slider (``samples_stride_seed``) and the report's sample rows
 EMPTY_PROMPT_HELP = "An empty prompt is the unconditional one: the model's estimate without any prompt."
 
 
@@ -177,7 +177,7 @@ def pick_image(backend: Backend, key: str, *, default_digit: int = DEFAULT_DIGIT
     from lib import uploads
 
     first = backend.defaults.input_source
-    source = st.radio("Input image", (first, "Upload", "Draw"), horizontal=True, key=f"{key}_source_{backend.kind}",
+    source = st.radio("Input image", (first, "Upload", "Draw"), horizontal=True, key=f"{key}_source_{backend.family}",
                       persist_state="session")
     size, channels = backend.size, backend.channels
     if source == "Sample photo":
@@ -246,12 +246,12 @@ def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
     from lib import uploads
 
     presets = preset_masks(backend)
-    choice = st.radio("Mask", [*presets, "paint it"], horizontal=True, key=f"{key}_mask_{backend.kind}",
+    choice = st.radio("Mask", [*presets, "paint it"], horizontal=True, key=f"{key}_mask_{backend.family}",
                       persist_state="session")  # kept while another input source hides the mask picker
     if choice != "paint it":
         return presets[choice].numpy()
     picture = grid(picked.tensor(), 1, pad=0)
-    rgba = _canvas(f"{key}_paint_{backend.kind}", background=Image.fromarray(picture).resize((CANVAS_PX, CANVAS_PX),
+    rgba = _canvas(f"{key}_paint_{backend.family}", background=Image.fromarray(picture).resize((CANVAS_PX, CANVAS_PX),
                    Image.NEAREST), stroke="rgba(255, 0, 0, 0.6)", bg_color="", stroke_width=25,
                    help_text="Paint over the part to regenerate.")
     if rgba is None:
@@ -264,20 +264,27 @@ def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
     return mask
 
 
-def prompt_input(label: str, default: str, key: str, kind: str, help: str | None = None, container=st) -> str:
+def prompt_input(label: str, default: str, key: str, family: str, help: str | None = None, container=st) -> str:
     """A text_input that follows ``default`` (the picked digit, the backend's prompt) until the user types in it; from
     then on it keeps their prompt, through other digits, input sources without a label and page switches.
 
     What a user typed belongs to the kind of model it was typed for (a digit for MNIST, text for IF): switching the
     backend shows that kind's own prompt, and switching back brings the typed one back."""
-    typed = st.session_state.setdefault(f"{key}__typed", {})  # kind -> the prompt typed for it (a plain entry: it
+    typed = st.session_state.setdefault(f"{key}__typed", {})  # family -> the prompt typed for it (a plain entry: it
     # outlives the widget's own state)
 
     def remember():
-        typed[kind] = st.session_state[key]
+        typed[family] = st.session_state[key]
 
-    st.session_state[key] = typed.get(kind, default)
+    st.session_state[key] = typed.get(family, default)
     return container.text_input(label, key=key, help=help, on_change=remember)
+
+
+def edit_prompt_input(backend: Backend, picked: Picked | None, slug: str, help: str) -> str:
+    """The prompt of an edit of ``picked`` (``prompt_input`` under the key ``<slug>_prompt``): it follows the picked
+    test digit on MNIST (``FamilyDefaults.edit_prompt``) until the user types in it."""
+    default = backend.defaults.edit_prompt(None if picked is None else picked.digit)
+    return prompt_input("Prompt", default, f"{slug}_prompt", backend.family, help=f"{help} {EMPTY_PROMPT_HELP}")
 
 
 def clamped_key(key: str, maximum: int) -> str:

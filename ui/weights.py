@@ -8,14 +8,13 @@ import streamlit as st
 
 from lib.ema import EMA_DECAY, relative_distance
 from lib.images import png_bytes
-from lib.mnist_model import MnistDDPM, sample_grid
+from lib.mnist_model import GUIDANCE_SCALE, MnistDDPM, sample_grid
 from lib.training import TrainedRun
 from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
-from ui.training_panel import GRID_STRIDE, grid_of, mnist_stride_control
+from ui.training.results import GRID_STRIDE, grid_of, mnist_stride_control
 
-SPEC_SCALE = 5.0  # the class model's guidance scale γ in the spec's grids
 WEIGHTS = {"spec": "The spec's weights", "ema": "Their EMA"}
 NO_EMA = ("This run keeps no average of its weights: it was trained before runs kept one. A run trained now keeps "
           "both, as the shipped models do.")
@@ -62,10 +61,10 @@ def ema_comparison(run: TrainedRun, *, key: str) -> None:
         seed = seed_control(f"{key}_ema_seed")
     den = {weights: ddpm_of(run, weights) for weights in WEIGHTS}
     steps = len(den["spec"].timesteps(stride)) - 1
-    what = "4 samples of every digit (γ = 5)" if den["spec"].conditional else "40 samples"
+    what = f"4 samples of every digit (γ = {GUIDANCE_SCALE:g})" if den["spec"].conditional else "40 samples"
     st.caption(f"{what} per grid · stride {stride}: {counted(2 * steps, 'denoising step')} for the two.")
     progress = StepProgress(2 * steps, "Sampling with both weights…")
-    pictures = {weights: grid_picture(run_key(run, weights), stride, seed, SPEC_SCALE, den[weights], progress)
+    pictures = {weights: grid_picture(run_key(run, weights), stride, seed, GUIDANCE_SCALE, den[weights], progress)
                 for weights in WEIGHTS}
     progress.done()
     columns = layout.columns(2)

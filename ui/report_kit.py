@@ -1,0 +1,170 @@
+"""What a section's part of the whole-assignment report is made of (``ui.whole_assignment`` runs them): the context
+every piece gets, the piece itself, and the one progress bar over all of them.
+
+A section module (``ui.sections.<slug>``) lists its ``REPORT`` pieces; each calls the section's own cached
+computations with the section's own defaults, so a result already on the page is a cache hit in the report and the
+other way round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from lib.costs import Cost, CountingDenoiser
+from lib.remote import RemoteUnavailable
+from lib.report import Deliverable, loss_curve_svg, png_figure, svg_figure
+from ui.backend import DEFAULT_SEED, Backend, FamilyDefaults, StepProgress
+from ui.common import mnist
+from ui.part_a import Picked
+from ui.training.results import grid_of, run_to_show
+from ui.training.settings import default_config
+
+
+class ReportProgress(StepProgress):
+    """One bar over the whole report. Each piece reserves its share (its sampling steps, or 1 for a piece without a
+    loop) and names itself in the bar's text; steps advance the bar inside the share, and a piece that came from the
+    cache jumps over it."""
+
+    def __init__(self, total_units: int):
+        super().__init__(total_units, "")
+        self._end = 0
+
+    def begin(self, label: str, units: int) -> None:
+        self.text, self._end = label, min(self.count + max(units, 1), self.total)
+        self._draw()
+
+    def advance(self, note: str = "") -> None:
+        self.count = min(self.count + 1, self._end)
+        self._draw(note)
+
+    def end(self) -> None:
+        self.count = self._end
+        self._draw()
+
+    def complete(self, text: str) -> None:
+        self._context.run(self.slot.progress, 1.0, text=text)
+
+    def _draw(self, note: str = "") -> None:
+        text = f"{self.text} · {self.count}/{self.total}" + (f" ({note})" if note else "")
+        self._context.run(self.slot.progress, self.count / self.total, text=text)
+
+
+@dataclass
+class Context:
+    """What every piece needs: the backend, its denoiser (counting this run's calls), the progress bar, the default
+    input image, the pages' default seed and stride, and the user's own images (1.7.1), if any."""
+
+    backend: Backend
+    den: CountingDenoiser
+    progress: ReportProgress
+    picked: Picked
+    own: list[Picked]
+    seed: int = DEFAULT_SEED
+
+    @property
+    def d(self) -> FamilyDefaults:
+        return self.backend.defaults
+
+    @property
+    def counted(self) -> Backend:
+        """The backend with this run's counting denoiser: what a section's computations are given."""
+        return dataclasses.replace(self.backend, denoiser=self.den)
+
+    @property
+    def stride(self) -> int:
+        return self.d.stride
+
+    def steps(self) -> int:
+        return len(self.den.timesteps(self.stride)) - 1
+
+    def upscale(self) -> int:
+        return max(1, 128 // self.backend.size)
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A deliverable's place in the report: its anchor, the assignment's number for it and its title."""
+
+    key: str
+    number: str
+    title: str
+
+    def made(self, settings: dict[str, object], figures: list, text: str = "", **changes) -> Deliverable:
+        """The deliverable under this heading (``changes`` may say more in its title, e.g. the actual timesteps)."""
+        fields = {"key": self.key, "number": self.number, "title": self.title, **changes}
+        return Deliverable(**fields, settings=settings, figures=figures, text=text)
+
+    def failed(self, problem: str) -> Deliverable:
+        return Deliverable(self.key, self.number, self.title, problem=problem)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One unit of work: the deliverables it makes, its label in the progress bar, its share of the bar, and the
+    function that makes them (returning the deliverables and what computing them cost)."""
+
+    headings: tuple[Heading, ...]
+    label: str
+    units: Callable[[Context], int]
+    make: Callable[[Context], tuple[list[Deliverable], Cost | None]]
+
+
+# --- part B: what the pages show of a trained run ---------------------------------------------------------------------
+
+def shown_run(kind: str):
+    """The run a part-B page shows with its widgets at their defaults (the shipped model, unless this process trained
+    those very settings); a LookupError when there is none."""
+    run, note = run_to_show(kind, default_config(kind, mnist()[0]))
+    if run is None:
+        raise LookupError(f"no trained {kind} model: data/models/{kind}.safetensors is missing — train it on its page "
+                          "or with scripts/train_models.py")
+    return run
+
+
+def run_settings(run) -> dict[str, object]:
+    c = run.config
+    return {"model": f"D = {c.hidden}, {c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}, training seed {c.seed}",
+            "trained on": f"{run.info.get('device', '?')}, {run.info.get('data', '?')}"}
+
+
+def loss_section(heading: Heading, run) -> Deliverable:
+    losses = run.losses
+    tail = float(np.mean(losses[-max(1, len(losses) // 10):]))
+    svg = loss_curve_svg(losses, steps_per_epoch=run.config.epoch_steps(len(losses)))
+    return heading.made({**run_settings(run), "steps": f"{len(losses):,}", "mean loss over the last 10 %": f"{tail:.4f}"},
+                        [svg_figure(svg, "training loss")])
+
+
+def epochs_section(heading: Heading, run, wanted: tuple[int, int], what: str) -> Deliverable:
+    """The run's stored per-epoch pictures at the ``wanted`` epochs (else its first and last), nothing retrained."""
+    shown = wanted if all(e in run.snapshots for e in wanted) else (min(run.snapshots), max(run.snapshots))
+    model = run.config.model
+    figures = [png_figure(grid_of(run.snapshots[e], model), f"after epoch {e}")
+               for e in shown]
+    settings = {**run_settings(run), "epochs shown": ", ".join(map(str, shown))}
+    if model != "denoiser":
+        settings["sampler stride of the stored grids"] = run.config.sample_stride
+    note = "" if shown == wanted else f"This run stored no epochs {wanted[0]} and {wanted[1]}: its first and last."
+    return heading.made(settings, figures, " ".join(filter(None, [what, note])))
+
+
+def one(_: Context) -> int:
+    return 1
+
+
+def failure_text(err: BaseException) -> str:
+    """One sentence for a section that could not be made."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()
+        return "The GPU ran out of memory for this section; the others are unaffected. Run the report again when " \
+               "fewer people are sampling."
+    if isinstance(err, RemoteUnavailable):
+        return f"{err}. The model server did not answer for this section."
+    return f"Not made: {err}" if str(err) else f"Not made: {type(err).__name__}"
+
+

@@ -1,0 +1,140 @@
+"""Section 1.8 · visual anagrams: one image that reads as prompt 1 as it is and as prompt 2 under a view v (the course
+turns it upside down); the noise estimates of both views are averaged at every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from lib.anagram_gif import anagram_gif
+from lib.costs import counts_cost
+from lib.edits import AnagramStep, anagram_predictor, sample_with
+from lib.images import grid
+from lib.report import gif_figure, png_figure
+from lib.views import FAILURE_VIEWS, VIEWS
+from ui.part_a import SAMPLES_DEFAULT, show
+from ui.report_kit import Context, Heading, Piece
+
+
+@dataclass(frozen=True, kw_only=True)
+class Example:
+    """An anagram: prompt 1 as generated, prompt 2 after the view."""
+
+    prompt1: str
+    prompt2: str
+    view: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
+    example: Example  # what the page opens on
+    second: Example  # the report's "plus 2 more"
+    weight: float = 0.5  # w of prompt 1
+
+
+DEFAULTS = {
+    "mnist": Defaults(example=Example(prompt1="6", prompt2="9", view="rotate 180°"),
+                      second=Example(prompt1="2", prompt2="5", view="mirror left–right")),
+    "if": Defaults(example=Example(prompt1="an oil painting of an old man",
+                                   prompt2="an oil painting of people around a campfire", view="flip upside down"),
+                   second=Example(prompt1="an oil painting of a snowy mountain village",
+                                  prompt2="an oil painting of a horse", view="flip upside down")),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """Everything an anagram run depends on besides the model (the cache key of ``anagrams`` and ``morph_gif``)."""
+
+    prompt1: str
+    prompt2: str
+    view: str
+    weight: float
+    scale: float
+    num_samples: int
+    stride: int
+    seed: int
+
+
+def request(example: Example, scale: float, stride: int, seed: int, *, weight: float = Defaults.weight,
+            num_samples: int = SAMPLES_DEFAULT) -> Request:
+    """The run of ``example`` at the page's defaults for the other settings."""
+    return Request(prompt1=example.prompt1, prompt2=example.prompt2, view=example.view, weight=weight, scale=scale,
+                   num_samples=num_samples, stride=stride, seed=seed)
+
+
+ALL_VIEWS = {**VIEWS, **FAILURE_VIEWS}
+
+
+def first_sample(step: AnagramStep) -> AnagramStep:
+    """The step's record for the first image only, on the CPU: what the combining-rule picture shows."""
+    def one(x):
+        return x[:1].float().cpu()
+
+    return AnagramStep(step.t, one(step.x), [one(v) for v in step.viewed], [one(e) for e in step.estimates],
+                       [one(u) for u in step.unviewed], one(step.eps))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+@counts_cost
+def anagrams(backend_key: str, r: Request, _den, _on_step=None) -> tuple[torch.Tensor, list[AnagramStep]]:
+    """(N, C, H, W) anagrams and every step's combining rule (first image); both views and both CFG halves go through
+    the model in one batched call per step."""
+    conds = [_den.encode_prompt(r.prompt1), _den.encode_prompt(r.prompt2)]
+    steps = []
+    predict = anagram_predictor(_den, conds, [VIEWS["identity"], ALL_VIEWS[r.view]], [r.weight, 1.0 - r.weight],
+                                r.scale, record=lambda step: steps.append(first_sample(step)))
+    gen = torch.Generator(device=_den.device).manual_seed(r.seed)
+    result = sample_with(_den, predict, num_samples=r.num_samples, stride=r.stride, generator=gen, on_step=_on_step)
+    return result.float().cpu(), steps
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def morph_gif(backend_key: str, r: Request, _images: torch.Tensor) -> bytes:
+    """The GIF turning the anagrams (keyed like ``anagrams``) into their view and back, about 112 px an image."""
+    return anagram_gif(_images, VIEWS[r.view], ncols=r.num_samples, upscale=max(1, 112 // _images.shape[-1]))
+
+
+VIEW_NAMES = [name for name in VIEWS if name != "identity"]
+
+
+def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weights: list[float]) -> None:
+    """The one picture that explains the method: per view i, v_i(x_t) → CFG ε̂_i for p_i → v_i⁻¹(ε̂_i), then their
+    weighted mean ε, the estimate the sampler used at this step (noise estimates drawn as ε/3, so ±3σ spans the
+    grey range)."""
+    for i, (viewed, est, back) in enumerate(zip(step.viewed, step.estimates, step.unviewed)):
+        cols = st.columns(4)
+        show(viewed, container=cols[0], target_px=110, caption=f"v{i + 1}(x_t): x_t under {views[i]}")
+        show(est / 3, container=cols[1], target_px=110, caption=f"ε̂{i + 1}: CFG estimate for {prompts[i]!r}")
+        show(back / 3, container=cols[2], target_px=110, caption=f"v{i + 1}⁻¹(ε̂{i + 1}): mapped back")
+        cols[3].markdown(f"× w{i + 1} = {weights[i]:.2f}")
+    cols = st.columns(4)
+    show(step.x, container=cols[0], target_px=110, caption=f"x_t at t = {step.t}")
+    show(step.eps / 3, container=cols[2], target_px=110, caption="ε = Σ w_i v_i⁻¹(ε̂_i): the step's estimate")
+
+
+# --- the report --------------------------------------------------------------------------------------------------------
+
+FIRST = Heading("anagrams", "1.8", "Visual anagram")
+SECOND = Heading("anagrams.2", "1.8", "Visual anagram, another pair")
+
+
+def _anagram(c: Context, heading: Heading, example: Example):
+    r = request(example, c.d.guidance, c.stride, c.seed)
+    (result, _), cost = anagrams(c.backend.key, r, c.den, c.progress)
+    viewed = VIEWS[r.view].apply(result)
+    figures = [png_figure(grid(torch.cat([result, viewed]), r.num_samples, upscale=c.upscale()),
+                          f"top: as generated → {r.prompt1!r}; bottom: {r.view} → {r.prompt2!r}"),
+               gif_figure(morph_gif(c.backend.key, r, result), f"as generated ↔ {r.view}")]
+    settings = {"prompt 1": repr(r.prompt1), "prompt 2": repr(r.prompt2), "view": r.view, "weight w": r.weight,
+                "guidance γ": r.scale, "samples": r.num_samples, "stride": r.stride, "seed": r.seed}
+    return [heading.made(settings, figures)], cost
+
+
+REPORT = (
+    Piece((FIRST,), "1.8 · anagram", Context.steps, lambda c: _anagram(c, FIRST, DEFAULTS[c.backend.family].example)),
+    Piece((SECOND,), "1.8 · another anagram", Context.steps,
+          lambda c: _anagram(c, SECOND, DEFAULTS[c.backend.family].second)),
+)

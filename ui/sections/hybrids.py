@@ -1,0 +1,210 @@
+"""Section 1.9 · hybrid images by factorized diffusion: the noise estimate takes its low frequencies from one prompt
+and its high frequencies from another (and, beyond the spec, any decomposition into filters that add up to the
+identity: three bands, colour vs greyscale, motion blur vs residual)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from lib.costs import counts_cost
+from lib.edits import factorized_predictor, sample_with
+from lib.filters import Decomposition, colour_grey, detail_as_ink, frequency_response, lowpass, motion_residual
+from lib.filters import three_band, two_band
+from lib.images import grid
+from lib.plots import band_response_figure
+from lib.report import png_figure
+from ui.part_a import SAMPLES_DEFAULT, show
+from ui.report_kit import Context, Heading, Piece
+
+TWO, THREE, COLOUR, MOTION = "2-band hybrid", "3-band triple hybrid", "colour vs greyscale", "motion blur vs residual"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
+    prompts: dict[str, tuple[str, ...]]  # per decomposition, in filter order (2-band: far, near)
+    second: tuple[str, str]  # the report's "plus 2 more": far, near
+    kernel: int  # the 2-band Gaussian for the image size (the spec's 33 for 64 px)
+    sigma: float
+    triple_sigmas: tuple[float, float]  # σ1 < σ2 of the 3-band hybrid
+    guidance: float  # γ; MNIST: 7, with which 16/16 hybrids read right (bench/RESULTS.md §8)
+
+
+DEFAULTS = {
+    # 6 / 2: the second-best pair of bench/RESULTS.md §8's hybrid screen
+    "mnist": Defaults(prompts={TWO: ("0", "5"), THREE: ("0", "5", "1")}, second=("6", "2"), kernel=15, sigma=1.5,
+                      triple_sigmas=(1.0, 2.0), guidance=7.0),
+    "if": Defaults(prompts={TWO: ("a lithograph of a skull", "a lithograph of waterfalls"),
+                            THREE: ("a lithograph of a skull", "a lithograph of waterfalls",
+                                    "a lithograph of a rocket ship"),
+                            COLOUR: ("a watercolor of a rabbit", "a watercolor of a field of flowers"),
+                            MOTION: ("a photo of a horse", "a photo of a city street at night")},
+                   second=("a lithograph of an old man", "a lithograph of a campfire"), kernel=33, sigma=2.0,
+                   triple_sigmas=(1.0, 3.0), guidance=7.0),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """Everything a factorized-diffusion run depends on besides the model (the cache key of ``factorized``)."""
+
+    choice: str  # a decomposition: TWO, THREE, COLOUR or MOTION
+    params: tuple  # its ``decomposition`` parameters
+    prompts: tuple[str, ...]
+    scale: float
+    num_samples: int
+    stride: int
+    seed: int
+
+
+def decomposition(choice: str, params: tuple) -> Decomposition:
+    """The filters of ``choice`` at the page's parameters: (k, σ), (k, σ1, σ2), (), or (L, diagonal)."""
+    build = {TWO: two_band, THREE: three_band, COLOUR: colour_grey, MOTION: motion_residual}[choice]
+    return build(*params)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)  # the step-back slider and the expanders rerun the page
+@counts_cost
+def factorized(backend_key: str, r: Request, _den, _on_step=None) -> torch.Tensor:
+    """(N, C, H, W) images with ε = Σ_i f_i(ε_i); all prompts (and both CFG halves) in one batched call per step."""
+    predict = factorized_predictor(_den, [_den.encode_prompt(p) for p in r.prompts], decomposition(r.choice, r.params),
+                                   r.scale)
+    gen = torch.Generator(device=_den.device).manual_seed(r.seed)
+    return sample_with(_den, predict, num_samples=r.num_samples, stride=r.stride, generator=gen,
+                       on_step=_on_step).float().cpu()
+
+
+def filter_limits(size: int) -> tuple[int, float]:
+    """The kernel and σ sliders' ends for ``size``-px images: the largest odd kernel inside the image, and σ up to
+    size / 8 (wider, the low-pass of a whole image is one blob)."""
+    return (size - 1) | 1, size / 8
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decomposition on the page: its prompts (label, widget key) in filter order and its formula."""
+
+    prompts: tuple[tuple[str, str], ...]
+    formula: str
+    rgb_only: bool = False
+
+
+CHOICES = {
+    TWO: Choice((("Prompt 1: seen from far (low frequencies)", "hybrids_low"),
+                 ("Prompt 2: seen up close (high frequencies)", "hybrids_high")),
+                r"\varepsilon = G_\sigma * \varepsilon_1 + (\varepsilon_2 - G_\sigma * \varepsilon_2)"),
+    THREE: Choice((("Prompt 1: from far (low band)", "hybrids_low3"), ("Prompt 2: at arm's length (middle band)", "hybrids_mid3"),
+                   ("Prompt 3: up close (high band)", "hybrids_high3")),
+                  r"\varepsilon = G_{\sigma_2} * \varepsilon_1 + (G_{\sigma_1} - G_{\sigma_2}) * \varepsilon_2 "
+                  r"+ (\varepsilon_3 - G_{\sigma_1} * \varepsilon_3), \quad \sigma_1 < \sigma_2"),
+    COLOUR: Choice((("Prompt 1: the greyscale image", "hybrids_grey"), ("Prompt 2: its colours", "hybrids_colour")),
+                   r"\varepsilon = \operatorname{grey}(\varepsilon_1) + (\varepsilon_2 - \operatorname{grey}"
+                   r"(\varepsilon_2)), \quad \operatorname{grey}(x)_c = \tfrac13 \textstyle\sum_{c'} x_{c'}", True),
+    MOTION: Choice((("Prompt 1: seen motion-blurred", "hybrids_blur"), ("Prompt 2: the residual (sharp detail)",
+                                                                   "hybrids_residual")),
+                   r"\varepsilon = B_L * \varepsilon_1 + (\varepsilon_2 - B_L * \varepsilon_2), \quad "
+                   r"B_L = \text{box of } L \text{ pixels along a line}", True),
+}
+TRIPLE_NOTE = ("Triple hybrids need the larger IF model: a 28-px digit has no room for three bands. Measured "
+               "on 28 runs (digit triples such as 0/5/1, 6/2/1, 0/4/7; σ1/σ2 from 0.75/1.5 to 2/4, γ 7, 8 samples "
+               "each): as σ grows the image moves from the far digit to the near one, and no sample read right at "
+               "all three distances (bench/RESULTS.md, \"A7 triple hybrids on MNIST\").")
+
+
+def filter_params(backend, choice: str) -> tuple:
+    """The sliders of ``choice``, sized to the backend's images; returns its ``decomposition`` parameters."""
+    if choice == COLOUR:
+        return ()
+    if choice == MOTION:
+        c1, c2 = st.columns(2)
+        length = c1.slider("Blur length L (pixels)", 3, backend.size // 2 | 1, backend.size // 8 | 1, step=2,
+                           key=f"hybrids_length_{backend.family}", help="How far the camera moves while the shutter is open.")
+        return length, c2.toggle("Diagonal motion", key="hybrids_diagonal")
+    d = DEFAULTS[backend.family]
+    kernel_default, sigma_default = d.kernel, d.sigma
+    kernel_max, sigma_max = filter_limits(backend.size)
+    c3, c4 = st.columns(2)
+    kernel = c3.slider("Kernel size k", 3, kernel_max, kernel_default, step=2, key=f"hybrids_kernel_{backend.family}",
+                       help=f"Default {kernel_default} for {backend.size}-px images (the spec's 33 for 64 px); the "
+                            "Gaussian is cut off beyond ±k/2 pixels.")
+    if choice == THREE:
+        sigmas = c4.slider("σ1 < σ2", 0.5, sigma_max, d.triple_sigmas, step=0.1,
+                           key=f"hybrids_sigmas_{backend.family}", help="Prompt 3 owns what G_σ1 removes, prompt 1 what G_σ2 "
+                                                                 "keeps, prompt 2 the band between.")
+        return kernel, *sigmas
+    sigma = c4.slider("σ", 0.5, sigma_max, sigma_default, step=0.1, key=f"hybrids_sigma_{backend.family}",
+                      help=f"Default {sigma_default} for {backend.size}-px images (the spec's 2 for 64 px). Larger σ "
+                           "gives prompt 2 more of the image, smaller σ prompt 1.")
+    return kernel, sigma
+
+
+def show_bands(backend, choice: str, dec: Decomposition) -> None:
+    """The filters' measured responses against frequency: which part of the image each prompt controls."""
+    freqs, responses = frequency_response(dec, backend.size, backend.channels)
+    st.plotly_chart(band_response_figure(freqs, responses, [f"prompt {i + 1}: {label}" for i, label in
+                                                            enumerate(dec.labels)]))
+    st.caption("Each filter applied to a one-pixel impulse, Fourier-transformed and averaged over rings of equal "
+               "frequency; at every frequency the responses add up to 1." + (
+                   " Colour vs greyscale splits the channels, not the frequencies: an impulse in the red channel "
+                   "goes 1/3 to the grey part and 2/3 to the colour part at every frequency." if choice == COLOUR
+                   else ""))
+
+
+def show_step_back(backend, result: torch.Tensor, kernel: int, sigma_far: float, far_prompt: str) -> None:
+    """The result as seen from further away: G_s * result, s from 0 (up close) to the decomposition's strongest
+    low-pass σ (only prompt 1's band left); it starts at the far end, where only prompt 1 should read."""
+    s = st.slider("Step back: blur σ", 0.0, float(sigma_far), float(sigma_far), step=0.1, key="hybrids_step_back",
+                  help="0 is the image up close; the end is the strongest low-pass of the decomposition.")
+    st.markdown(f"**From far**: should read as {far_prompt!r}" if s == sigma_far else f"**Blurred by σ = {s:.1f}**")
+    show(lowpass(result, kernel, s), ncols=len(result), target_px=backend.defaults.display_px,
+         caption="What a distant eye resolves: the images above blurred, shown enlarged (or step back from the "
+                 "screen and look at the top row).")
+
+
+def prompt_defaults(family: str, choice: str) -> tuple[str, ...]:
+    """The prompts a decomposition opens on, in filter order."""
+    return DEFAULTS[family].prompts[choice]
+
+
+def show_parts(result: torch.Tensor, choice: str, dec: Decomposition, params: tuple) -> None:
+    """Each prompt's part f_i(result); a frequency band's detail as ink on black (a signed high-pass shown as is is
+    mid-grey that no one reads)."""
+    if choice in (TWO, THREE):
+        kernel, sigma_fine = params[0], params[1]
+        show(detail_as_ink(result, kernel, sigma_fine), ncols=len(result), target_px=110,
+             caption=f"Prompt {len(dec.filters)}'s part: image − G_σ{'1' if choice == THREE else ''} * image, its "
+                     "positive part as ink on black")
+        return
+    for i, (label, part) in enumerate(zip(dec.labels, dec.parts(result))):
+        show(part.clamp(-1, 1), ncols=len(result), target_px=110, caption=f"Prompt {i + 1}'s part: the {label}")
+
+
+# --- the report --------------------------------------------------------------------------------------------------------
+
+FIRST = Heading("hybrids", "1.9", "Hybrid image")
+SECOND = Heading("hybrids.2", "1.9", "Hybrid image, another pair")
+
+
+def _hybrid(c: Context, heading: Heading, prompts: tuple[str, str]):
+    d = DEFAULTS[c.backend.family]
+    n, kernel, sigma = SAMPLES_DEFAULT, d.kernel, d.sigma
+    r = Request(choice=TWO, params=(kernel, sigma), prompts=tuple(prompts), scale=d.guidance, num_samples=n,
+                stride=c.stride, seed=c.seed)
+    result, cost = factorized(c.backend.key, r, c.den, c.progress)
+    far = lowpass(result, kernel, sigma)
+    figures = [png_figure(grid(result, n, upscale=c.upscale()), f"up close: should read as {prompts[1]!r}"),
+               png_figure(grid(far, n, upscale=c.upscale()), f"blurred by σ = {sigma:g} (from far): "
+                                                             f"should read as {prompts[0]!r}")]
+    settings = {"far (low frequencies)": repr(prompts[0]), "near (high frequencies)": repr(prompts[1]),
+                "Gaussian kernel": kernel, "σ": sigma, "guidance γ": d.guidance, "samples": n,
+                "stride": c.stride, "seed": c.seed}
+    return [heading.made(settings, figures)], cost
+
+
+REPORT = (
+    Piece((FIRST,), "1.9 · hybrid", Context.steps, lambda c: _hybrid(c, FIRST, DEFAULTS[c.backend.family].prompts[TWO])),
+    Piece((SECOND,), "1.9 · another hybrid", Context.steps,
+          lambda c: _hybrid(c, SECOND, DEFAULTS[c.backend.family].second)),
+)

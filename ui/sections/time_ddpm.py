@@ -1,0 +1,44 @@
+"""Section B2 · the time-conditioned DDPM: a UNet told the timestep t predicts the noise in x_t; sampling runs it
+step by step from pure noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from lib.mnist_model import unconditional_grid
+from lib.plots import TrajectoryRecorder
+from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
+    samples: int = 4  # "Watch a sample being denoised"
+    every: int = 1  # a frame every k steps
+
+
+DEFAULTS = Defaults()
+
+
+@st.cache_data(show_spinner="Sampling…")
+def trajectory(key: str, num: int, stride: int, every: int, seed: int, _den) -> TrajectoryRecorder:
+    """Frames of ``num`` samples denoised from pure noise by the time-conditioned DDPM ``_den`` (the run ``key``
+    names)."""
+    recorder = TrajectoryRecorder(len(_den.timesteps(stride)) - 1, every, ncols=num)
+    unconditional_grid(_den, num, stride, seed, on_step=recorder)
+    return recorder
+
+
+# --- the report --------------------------------------------------------------------------------------------------------
+
+LOSS = Heading("time_ddpm.loss", "B2", "Training loss of the time-conditioned DDPM")
+EPOCHS = Heading("time_ddpm.epochs", "B2", "Time-conditioned samples after epochs 5 and 20")
+
+
+def _report(c: Context):
+    run = shown_run("time")
+    return [loss_section(LOSS, run), epochs_section(EPOCHS, run, (5, 20), "40 samples.")], None
+
+
+REPORT = (Piece((LOSS, EPOCHS), "B2 · time-conditioned DDPM", one, _report),)

@@ -1,0 +1,126 @@
+"""What a finished part-B run shows: which run it is and where it trained, its loss curve, its per-epoch samples and
+its denoising animations."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from lib import model_store
+from lib.images import gif_bytes, grid, png_bytes
+from lib.mnist_model import SAMPLING_STRIDE
+from lib.plots import TrajectoryRecorder, animation_figure, loss_figure
+from lib.precision import bf16_is_fast
+from lib.text import spoken_duration
+from lib.training import TrainConfig, TrainedRun
+from ui import common, layout
+from ui.backend import FAMILY_DEFAULTS, stride_slider
+from ui.training.settings import settings_text
+
+# B1: rows clean / noisy / denoised; B2: 4 rows of 10 samples; B3: one row of 4 per digit
+SNAPSHOT_COLUMNS = {"denoiser": 8, "time": 10, "class": 4}
+MNIST_STRIDE = SAMPLING_STRIDE  # the B2/B3 sampler's default stride
+# 40 digits with guidance are 80 UNet passes per step: ≈ 70 ms on a 2-core CPU with bf16 units (30 steps ≈ 2–3 s),
+# ≈ 0.25 s in fp32 on one without — 10 steps there (bench/RESULTS.md §2)
+GRID_STRIDE = MNIST_STRIDE if torch.cuda.is_available() or bf16_is_fast("cpu") else 30
+
+
+def run_to_show(kind: str, config: TrainConfig) -> tuple[TrainedRun | None, str]:
+    """The run whose results the page shows, and a note saying which one it is.
+
+    Your finished job for these settings, else a stored run of exactly these settings (shipped or cached), else the
+    shipped model; None when there is none of them.
+    """
+    job = common.training_jobs().get(config)
+    if job is not None and job.status == "done":
+        return job.trained, "Showing **your training run**, not the shipped model."
+    run = common.trained(config)
+    if run is not None:
+        where = "shipped" if model_store.shipped_config(kind) == config else "cached (trained earlier)"
+        return run, f"Showing the **{where}** model for these settings."
+    run = common.shipped(kind)
+    if run is not None:
+        if job is not None and job.status == "running":
+            return run, "Showing the **shipped** model until your training run finishes."
+        return run, "Showing the **shipped** model: the settings above are not trained yet — the button above trains them."
+    return None, ""
+
+
+def no_model_yet(what: str, kind: str) -> None:
+    """Say that there is nothing to show until the user trains ``what``, and stop the page there."""
+    st.info(f"No trained {what} yet (the shipped data/models/{kind}.safetensors is missing). Press **Train** above: "
+            "a short run takes minutes on a GPU (on a CPU, the note above estimates it), and its progress bar says "
+            "how long is left.")
+    st.stop()
+
+
+def provenance_caption(run: TrainedRun, note: str) -> None:
+    """Which run is shown (``note``), where and how long it trained (in how many sittings, if it was resumed), and
+    its main settings."""
+    resumed = run.info.get("resumed_at_steps") or []
+    sittings = f" in {len(resumed) + 1} sittings" if resumed else ""
+    st.caption(f"{note} Trained on {run.info.get('device', '?')} for {run_duration(run)}{sittings} · "
+               f"{settings_text(run.config)}.")
+
+
+def run_duration(run: TrainedRun) -> str:
+    """A finished run's one duration (``info["seconds"]``: its training and sample grids, all sittings), in words."""
+    return spoken_duration(run.info.get("seconds", 0))
+
+
+def loss_panel(run: TrainedRun, *, key: str, log_default: bool) -> bool:
+    """The run's loss curve with a log-scale switch; returns the switch (the live view uses the same setting)."""
+    log_y = st.toggle("Log-scale loss axis", log_default, key=f"{key}_log", persist_state="session")
+    st.plotly_chart(loss_figure(run.losses, log_y=log_y, steps_per_epoch=run.config.epoch_steps(len(run.losses))),
+                    key=f"{key}_loss")
+    tail = run.losses[-max(1, len(run.losses) // 10):]
+    st.caption(f"{len(run.losses):,} steps; mean loss over the last 10 %: {np.mean(tail):.4f}.")
+    return log_y
+
+
+def grid_of(images: torch.Tensor, model: str) -> np.ndarray:
+    """A model's grid of samples (per-epoch snapshot or the same grid drawn live) as the pages show it: the model's
+    columns, pixels ×3 (×2 for the class grid, which is 10 rows tall)."""
+    return grid(images, SNAPSHOT_COLUMNS[model], upscale=2 if model == "class" else 3)
+
+
+def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
+    """Samples recorded after each snapshot epoch, with an epoch scrubber and a PNG download."""
+    epochs = list(run.snapshots)
+    if not epochs:
+        st.info("This run recorded no per-epoch samples.")
+        return
+    epoch = st.select_slider("Epoch", epochs, epochs[-1], key=f"{key}_epoch") if len(epochs) > 1 else epochs[0]
+    picture = grid_of(run.snapshots[epoch], run.config.model)
+    layout.image(picture, f"{caption} after epoch {epoch} (sampler stride {run.config.sample_stride})")
+    st.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
+                       mime="image/png", key=f"{key}_snapshot_png")
+
+
+def mnist_stride_control(key: str, default: int = MNIST_STRIDE) -> int:
+    """The B2/B3 sampler's stride over the MNIST DDPM's T = 300 (``ui.backend.stride_slider``, part A's control)."""
+    mnist = FAMILY_DEFAULTS["mnist"]
+    return stride_slider(TrainConfig.spec("class").num_timesteps, default, f"{key}_stride", maximum=mnist.max_stride)
+
+
+# Encoding the frames (a PNG per animation frame, a palette per GIF frame) costs ≈ 0.3 s on a CPU: a rerun that moves
+# another widget finds both here. The figure is a shared resource (st.plotly_chart copies it, never changes it).
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _animation(frames: list[np.ndarray], labels: list[str]):
+    return animation_figure(frames, labels)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def frames_gif(frames: list[np.ndarray]) -> bytes:
+    """The frames as a GIF (cached: the B2/B3 pages and the whole-assignment report encode it once)."""
+    return gif_bytes(frames)
+
+
+def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) -> None:
+    """The recorded denoising frames as a plotly animation (x_t or the x̂0 estimate) and as a GIF download."""
+    show = st.radio("Show", ("x_t (the sample being denoised)", "x̂0 (the model's clean estimate at that step)"),
+                    horizontal=True, key=f"{key}_show")
+    frames = recorder.x_frames if show.startswith("x_t") else recorder.x0_frames
+    st.plotly_chart(_animation(frames, recorder.labels), key=f"{key}_anim", width="content")
+    st.download_button("Download GIF", frames_gif(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")

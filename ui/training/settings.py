@@ -1,0 +1,204 @@
+"""Part-B training settings: one table (``SETTINGS``) drives the widgets, loading an unfinished run's settings into
+them, and a run's settings in words. Every session-state key of the training widgets is made here: ``b_<model>_<field>``
+for a setting, ``b_<model>_short`` / ``_steps`` for the short-run switch, ``b_<model>_loaded`` for loaded settings. The
+widgets persist for the session, so coming back to a page rebuilds the same configuration and finds the same job."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import streamlit as st
+import torch
+
+from lib import model_store, run_defaults
+from lib.cache import config_key
+from lib.data import Digits
+from lib.precision import default_device, resolve
+from lib.text import spoken_duration
+from lib.training import SPEC, TrainConfig, estimated_seconds
+
+MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30}
+MAX_UNFINISHED_SHOWN = 3
+HIDDEN_OPTIONS = (8, 16, 32, 64, 128)
+LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+BATCH_OPTIONS = (32, 64, 128, 256, 512)
+SAMPLE_STRIDES = (1, 2, 5, 10, 20, 30)
+KEEP = dict(persist_state="session")  # the training widgets keep their values for the whole session
+
+
+def _with(options: tuple, value) -> tuple:
+    return options if value in options else tuple(sorted({*options, value}))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``TrainConfig`` field: its widget (if the page offers one) and how a run's value reads in words."""
+
+    field: str
+    words: Callable[[TrainConfig], str]
+    widget: Callable[[Any, TrainConfig, str], Any] | None = None  # (column, defaults, widget key) -> value
+    key: str = ""  # the widget's key is b_<model>_<key> (default: the field's name)
+    column: int = 0  # which of config_controls' three columns holds the widget
+    models: tuple[str, ...] = tuple(SPEC)
+    detailed: bool = False  # only in ``settings_text(detailed=True)``
+
+    def widget_key(self, model: str) -> str:
+        return f"b_{model}_{self.key or self.field}"
+
+
+def _epochs_in_words(c: TrainConfig) -> str:
+    plural = "s" if c.epochs != 1 else ""
+    if c.steps_per_epoch is None:
+        return f"{c.epochs} epoch{plural}"
+    return f"{c.epochs} short epoch{plural} of {c.steps_per_epoch} batches"
+
+
+def _epochs_widget(col, d: TrainConfig, key: str) -> int:
+    return col.slider("Epochs", 1, max(MAX_EPOCHS[d.model], d.epochs), d.epochs, key=key, **KEEP)
+
+
+def _hidden_widget(col, d: TrainConfig, key: str) -> int:
+    return col.select_slider("Hidden width D", _with(HIDDEN_OPTIONS, d.hidden), d.hidden, key=key, **KEEP)
+
+
+def _lr_widget(col, d: TrainConfig, key: str) -> float:
+    return col.select_slider("Learning rate", _with(LR_OPTIONS, d.lr), d.lr, format_func=lambda v: f"{v:g}", key=key,
+                             **KEEP)
+
+
+def _batch_widget(col, d: TrainConfig, key: str) -> int:
+    return col.select_slider("Batch size", _with(BATCH_OPTIONS, d.batch_size), d.batch_size, key=key, **KEEP)
+
+
+def _seed_widget(col, d: TrainConfig, key: str) -> int:
+    return int(col.number_input("Training seed", 0, 2**31 - 1, d.seed, key=key, **KEEP,
+                                help="Seeds the initial weights, the shuffles and the training noise (0 to 2³¹ − 1)."))
+
+
+def _sigma_widget(col, d: TrainConfig, key: str) -> float:
+    return round(col.slider("Training σ", 0.05, 1.0, d.sigma, 0.05, key=key, **KEEP), 2)
+
+
+def _sample_stride_widget(col, d: TrainConfig, key: str) -> int:
+    return col.select_slider("Stride of the per-epoch sample grids", _with(SAMPLE_STRIDES, d.sample_stride),
+                             d.sample_stride, key=key, **KEEP,
+                             help="1 = the full 300-step sampler after every snapshot epoch (slow on a CPU).")
+
+
+# In the order a run's settings read in words; each widget goes to its column in this order.
+SETTINGS = (
+    Setting("hidden", lambda c: f"D = {c.hidden}", _hidden_widget, column=0),
+    Setting("sigma", lambda c: f"σ = {c.sigma:g}", _sigma_widget, column=2, models=("denoiser",)),
+    Setting("p_uncond", lambda c: f"p_uncond = {c.p_uncond:g}", models=("class",)),
+    Setting("batch_size", lambda c: f"batch {c.batch_size}", _batch_widget, key="batch", column=1, detailed=True),
+    Setting("lr", lambda c: f"lr {c.lr:g}", _lr_widget, column=1, detailed=True),
+    Setting("seed", lambda c: f"seed {c.seed}", _seed_widget, column=2, detailed=True),
+    Setting("sample_stride", lambda c: f"grid stride {c.sample_stride}", _sample_stride_widget, column=2,
+            models=("time", "class"), detailed=True),
+    Setting("epochs", _epochs_in_words, _epochs_widget, column=0),
+)
+
+
+def settings_of(model: str) -> list[Setting]:
+    return [s for s in SETTINGS if model in s.models]
+
+
+def default_config(model: str, train_set: Digits) -> TrainConfig:
+    """The configuration the page opens on (``lib.run_defaults``: the shipped model's, else the spec's, short on a
+    CPU)."""
+    return run_defaults.default_config(model, len(train_set), train_set.source, on_gpu=torch.cuda.is_available())
+
+
+def config_controls(kind: str, train_set: Digits) -> TrainConfig:
+    """The training settings of ``kind`` as widgets (kept for the whole session), returned as a ``TrainConfig``.
+
+    The widgets start from the shipped model's settings, or from an unfinished run's once its **Load its settings**
+    button was pressed (``_unfinished_runs``)."""
+    d = st.session_state.get(f"b_{kind}_loaded") or default_config(kind, train_set)
+    columns = st.columns(3)
+    values = {s.field: s.widget(columns[s.column], d, s.widget_key(kind)) for s in settings_of(kind) if s.widget}
+    steps = _short_run_control(kind, d, values["batch_size"], len(train_set))
+    config = replace(d, steps_per_epoch=steps, **values)
+    total = config.steps_in_epoch(len(train_set)) * config.epochs
+    st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
+    if default_device().type == "cpu":
+        _cpu_estimate(config, len(train_set))
+    _unfinished_runs(kind, config, len(train_set))
+    return config
+
+
+def _short_run_control(kind: str, d: TrainConfig, batch: int, num_digits: int) -> int | None:
+    """The **Short run** switch and its batches per epoch (None: full epochs), bounded by a full epoch at ``batch``.
+
+    A larger batch shortens the full epoch under a number already chosen: the number is lowered to it, and the page
+    says so (a bound widget would otherwise change it without a word)."""
+    k = f"b_{kind}"
+    short = st.checkbox("Short run: train only a few batches per epoch", d.steps_per_epoch is not None,
+                        key=f"{k}_short", **KEEP)
+    if not short:
+        return None
+    full = replace(d, batch_size=batch).full_epoch_steps(num_digits)
+    chosen = st.session_state.get(f"{k}_steps")
+    if chosen is not None and chosen > full:
+        st.session_state[f"{k}_steps"] = full
+    steps = int(st.number_input("Batches per epoch", 1, full, min(d.steps_per_epoch or run_defaults.SHORT_STEPS[kind], full),
+                                key=f"{k}_steps", help=f"At most a full epoch: {full:,} batches of {batch}.", **KEEP))
+    if chosen is not None and chosen > full:
+        st.caption(f"Batches per epoch lowered from {chosen:,} to {full:,}: a full epoch of batch {batch} is "
+                   f"{full:,} batches.")
+    return steps
+
+
+def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
+    """How long the spec's full training and these settings take on this CPU (``lib.training.estimated_seconds``)."""
+    precision = resolve("cpu")
+    spec = TrainConfig.spec(config.model, dataset=config.dataset)
+    spec_steps, steps = (c.steps_in_epoch(num_digits) * c.epochs for c in (spec, config))
+    how = "with its bf16 units" if precision == "bf16" else "in fp32: it has no bf16 units"
+    st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes about "
+               f"{spoken_duration(estimated_seconds(spec, num_digits, precision))} on this CPU; these settings "
+               f"({steps:,} steps) about {spoken_duration(estimated_seconds(config, num_digits, precision))}, "
+               f"plus their sample grids (benchmarked {how}). A GPU takes minutes. Once a run starts, its progress "
+               "bar says how long is left. A long run can be done in several sittings: cancelled, or cut off by an "
+               "app restart, it continues from where it stopped.")
+
+
+def _unfinished_runs(kind: str, current: TrainConfig, num_digits: int) -> None:
+    """Unfinished runs of other settings (their state saved in the cache, e.g. by an earlier visit), each with a
+    button that loads its settings into the widgets, so that **Continue training** appears for it."""
+    runs = [r for r in model_store.unfinished_runs(kind) if r.config != current and r.config.dataset == current.dataset]
+    for run in runs[:MAX_UNFINISHED_SHOWN]:
+        text, button = st.columns([5, 1], vertical_alignment="center")
+        text.info(f"An unfinished run of other settings: {unfinished_text(run, num_digits)}.")
+        button.button("Load its settings", key=f"b_{kind}_load_{config_key(run.config.as_dict())}",
+                      on_click=_load_settings, args=(kind, run.config))
+
+
+def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
+    """Where an unfinished run stands and when it was saved (a run going on in another process saves every few
+    minutes), and its settings."""
+    total = run.config.steps_in_epoch(num_digits) * run.config.epochs
+    age = spoken_duration(max(0.0, time.time() - run.saved_at))
+    return f"step {run.step:,} of {total:,}, saved {age} ago · {settings_text(run.config, detailed=True)}"
+
+
+def _load_settings(kind: str, config: TrainConfig) -> None:
+    """Button callback: set the page's widgets to ``config`` (through their session-state keys, which also updates
+    them in the browser) and make it their defaults, so that its values are among their options."""
+    for setting in settings_of(kind):
+        if setting.widget:
+            st.session_state[setting.widget_key(kind)] = getattr(config, setting.field)
+    st.session_state[f"b_{kind}_short"] = config.steps_per_epoch is not None
+    if config.steps_per_epoch is None:
+        st.session_state.pop(f"b_{kind}_steps", None)
+    else:
+        st.session_state[f"b_{kind}_steps"] = config.steps_per_epoch
+    st.session_state[f"b_{kind}_loaded"] = config
+
+
+def settings_text(config: TrainConfig, detailed: bool = False) -> str:
+    """A run's settings in words (``SETTINGS``): width, the model's own setting (σ or p_uncond) and epochs; ``detailed``
+    adds the batch size, learning rate, seed and (DDPMs) the sampler stride of the per-epoch grids."""
+    return ", ".join(s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
