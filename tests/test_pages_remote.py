@@ -139,6 +139,9 @@ def test_the_server_going_down_mid_session_gives_one_line_not_a_traceback(setup,
         monkeypatch.setenv("DIFFUSION_LAB_SERVER_URL", other.url)
         at = page("guidance.py", backend="Model server")
         assert image_urls(at) and not at.error
+        # a rerun from the cache renews the sidebar's health check (kept 15 s), so that the server goes down between
+        # the health check and the next UNet call however long the first run took on a busy machine
+        at.run()
         other.kill()
         at.slider(key="guidance_stride_mnist").set_value(50).run()  # a new request: the server is gone
         assert not at.exception
