@@ -110,10 +110,10 @@ def shipped_models() -> None:
                 "retrain with other settings. Where they come from (stored inside each file):")
     rows, commands = [], {}
     for section in TRAINING_SECTIONS:
-        kind, title = section.trains, section_model_title(section)
-        run = shipped(kind)
+        model_id, title = section.trains, section_model_title(section)
+        run = shipped(model_id)
         if run is None:
-            missing = os.path.relpath(model_store.shipped_path(kind), ROOT)
+            missing = os.path.relpath(model_store.shipped_path(model_id), ROOT)
             rows.append({"model": title, "training": f"missing: {missing} — train it on its page or with "
                                                      "scripts/train_models.py"})
             continue

@@ -116,12 +116,12 @@ class Piece:
 
 # --- part B: what the pages show of a trained run ---------------------------------------------------------------------
 
-def shown_run(kind: str):
+def shown_run(model_id: str):
     """The run a part-B page shows with its widgets at their defaults (the shipped model, unless this process trained
     those very settings); a LookupError when there is none."""
-    run, note = run_to_show(kind, default_config(kind, mnist()[0]))
+    run, note = run_to_show(model_id, default_config(model_id, mnist()[0]))
     if run is None:
-        raise LookupError(f"no trained {kind} model: data/models/{kind}.safetensors is missing — train it on its page "
+        raise LookupError(f"no trained {model_id} model: data/models/{model_id}.safetensors is missing — train it on its page "
                           "or with scripts/train_models.py")
     return run
 

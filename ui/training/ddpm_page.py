@@ -13,7 +13,7 @@ from ui.training.results import loss_panel, no_model_yet, provenance_caption, ru
 from ui.training.settings import config_controls
 
 
-def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: str) -> TrainedRun:
+def ddpm_sections(model_id: str, *, key: str, schedule_caption, snapshot_caption: str) -> TrainedRun:
     """Sections 1–3 of the B2/B3 pages — the noise schedule, training, and the run's loss and per-epoch samples —
     and the run they show (the page stops with a note if there is none yet).
 
@@ -25,9 +25,9 @@ def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: st
         st.warning(train_set.note)
     schedule_area = st.container()
     st.header("2 · Training")
-    config = config_controls(kind, train_set)
+    config = config_controls(model_id, train_set)
     training_panel(config, key=key, log_y=st.session_state.get(f"{key}_log", True))
-    run, note = run_to_show(kind, config)
+    run, note = run_to_show(model_id, config)
     with schedule_area:
         st.header("1 · The noise schedule")
         shown = run.config if run is not None else config
@@ -36,9 +36,9 @@ def ddpm_sections(kind: str, *, key: str, schedule_caption, snapshot_caption: st
         st.caption(schedule_caption(shown))
 
     st.header("3 · Results")
-    label = "time-conditioned" if kind == "time" else "class-conditioned"
+    label = "time-conditioned" if model_id == "time" else "class-conditioned"
     if run is None:
-        no_model_yet(f"{label} DDPM", kind)
+        no_model_yet(f"{label} DDPM", model_id)
     provenance_caption(run, note)
     loss_panel(run, key=key, log_default=True)
     st.subheader("Samples after each epoch")

@@ -26,7 +26,7 @@ MNIST_STRIDE = SAMPLING_STRIDE  # the B2/B3 sampler's default stride
 GRID_STRIDE = MNIST_STRIDE if torch.cuda.is_available() or bf16_is_fast("cpu") else 30
 
 
-def run_to_show(kind: str, config: TrainConfig) -> tuple[TrainedRun | None, str]:
+def run_to_show(model_id: str, config: TrainConfig) -> tuple[TrainedRun | None, str]:
     """The run whose results the page shows, and a note saying which one it is.
 
     Your finished job for these settings, else a stored run of exactly these settings (shipped or cached), else the
@@ -37,9 +37,9 @@ def run_to_show(kind: str, config: TrainConfig) -> tuple[TrainedRun | None, str]
         return job.trained, "Showing **your training run**, not the shipped model."
     run = common.trained(config)
     if run is not None:
-        where = "shipped" if model_store.shipped_config(kind) == config else "cached (trained earlier)"
+        where = "shipped" if model_store.shipped_config(model_id) == config else "cached (trained earlier)"
         return run, f"Showing the **{where}** model for these settings."
-    run = common.shipped(kind)
+    run = common.shipped(model_id)
     if run is not None:
         if job is not None and job.status == "running":
             return run, "Showing the **shipped** model until your training run finishes."
@@ -47,9 +47,9 @@ def run_to_show(kind: str, config: TrainConfig) -> tuple[TrainedRun | None, str]
     return None, ""
 
 
-def no_model_yet(what: str, kind: str) -> None:
+def no_model_yet(what: str, model_id: str) -> None:
     """Say that there is nothing to show until the user trains ``what``, and stop the page there."""
-    st.info(f"No trained {what} yet (the shipped data/models/{kind}.safetensors is missing). Press **Train** above: "
+    st.info(f"No trained {what} yet (the shipped data/models/{model_id}.safetensors is missing). Press **Train** above: "
             "a short run takes minutes on a GPU (on a CPU, the note above estimates it), and its progress bar says "
             "how long is left.")
     st.stop()

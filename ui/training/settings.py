@@ -111,30 +111,30 @@ def default_config(model: str, train_set: Digits) -> TrainConfig:
     return run_defaults.default_config(model, len(train_set), train_set.source, on_gpu=torch.cuda.is_available())
 
 
-def config_controls(kind: str, train_set: Digits) -> TrainConfig:
-    """The training settings of ``kind`` as widgets (kept for the whole session), returned as a ``TrainConfig``.
+def config_controls(model_id: str, train_set: Digits) -> TrainConfig:
+    """The training settings of ``model_id`` as widgets (kept for the whole session), returned as a ``TrainConfig``.
 
     The widgets start from the shipped model's settings, or from an unfinished run's once its **Load its settings**
     button was pressed (``_unfinished_runs``)."""
-    d = st.session_state.get(f"b_{kind}_loaded") or default_config(kind, train_set)
+    d = st.session_state.get(f"b_{model_id}_loaded") or default_config(model_id, train_set)
     columns = st.columns(3)
-    values = {s.field: s.widget(columns[s.column], d, s.widget_key(kind)) for s in settings_of(kind) if s.widget}
-    steps = _short_run_control(kind, d, values["batch_size"], len(train_set))
+    values = {s.field: s.widget(columns[s.column], d, s.widget_key(model_id)) for s in settings_of(model_id) if s.widget}
+    steps = _short_run_control(model_id, d, values["batch_size"], len(train_set))
     config = replace(d, steps_per_epoch=steps, **values)
     total = config.steps_in_epoch(len(train_set)) * config.epochs
     st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
     if default_device().type == "cpu":
         _cpu_estimate(config, len(train_set))
-    _unfinished_runs(kind, config, len(train_set))
+    _unfinished_runs(model_id, config, len(train_set))
     return config
 
 
-def _short_run_control(kind: str, d: TrainConfig, batch: int, num_digits: int) -> int | None:
+def _short_run_control(model_id: str, d: TrainConfig, batch: int, num_digits: int) -> int | None:
     """The **Short run** switch and its batches per epoch (None: full epochs), bounded by a full epoch at ``batch``.
 
     A larger batch shortens the full epoch under a number already chosen: the number is lowered to it, and the page
     says so (a bound widget would otherwise change it without a word)."""
-    k = f"b_{kind}"
+    k = f"b_{model_id}"
     short = st.checkbox("Short run: train only a few batches per epoch", d.steps_per_epoch is not None,
                         key=f"{k}_short", **KEEP)
     if not short:
@@ -143,7 +143,7 @@ def _short_run_control(kind: str, d: TrainConfig, batch: int, num_digits: int) -
     chosen = st.session_state.get(f"{k}_steps")
     if chosen is not None and chosen > full:
         st.session_state[f"{k}_steps"] = full
-    steps = int(st.number_input("Batches per epoch", 1, full, min(d.steps_per_epoch or run_defaults.SHORT_STEPS[kind], full),
+    steps = int(st.number_input("Batches per epoch", 1, full, min(d.steps_per_epoch or run_defaults.SHORT_STEPS[model_id], full),
                                 key=f"{k}_steps", help=f"At most a full epoch: {full:,} batches of {batch}.", **KEEP))
     if chosen is not None and chosen > full:
         st.caption(f"Batches per epoch lowered from {chosen:,} to {full:,}: a full epoch of batch {batch} is "
@@ -165,15 +165,15 @@ def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
                "app restart, it continues from where it stopped.")
 
 
-def _unfinished_runs(kind: str, current: TrainConfig, num_digits: int) -> None:
+def _unfinished_runs(model_id: str, current: TrainConfig, num_digits: int) -> None:
     """Unfinished runs of other settings (their state saved in the cache, e.g. by an earlier visit), each with a
     button that loads its settings into the widgets, so that **Continue training** appears for it."""
-    runs = [r for r in model_store.unfinished_runs(kind) if r.config != current and r.config.dataset == current.dataset]
+    runs = [r for r in model_store.unfinished_runs(model_id) if r.config != current and r.config.dataset == current.dataset]
     for run in runs[:MAX_UNFINISHED_SHOWN]:
         text, button = st.columns([5, 1], vertical_alignment="center")
         text.info(f"An unfinished run of other settings: {unfinished_text(run, num_digits)}.")
-        button.button("Load its settings", key=f"b_{kind}_load_{config_key(run.config.as_dict())}",
-                      on_click=_load_settings, args=(kind, run.config))
+        button.button("Load its settings", key=f"b_{model_id}_load_{config_key(run.config.as_dict())}",
+                      on_click=_load_settings, args=(model_id, run.config))
 
 
 def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
@@ -184,18 +184,18 @@ def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
     return f"step {run.step:,} of {total:,}, saved {age} ago · {settings_text(run.config, detailed=True)}"
 
 
-def _load_settings(kind: str, config: TrainConfig) -> None:
+def _load_settings(model_id: str, config: TrainConfig) -> None:
     """Button callback: set the page's widgets to ``config`` (through their session-state keys, which also updates
     them in the browser) and make it their defaults, so that its values are among their options."""
-    for setting in settings_of(kind):
+    for setting in settings_of(model_id):
         if setting.widget:
-            st.session_state[setting.widget_key(kind)] = getattr(config, setting.field)
-    st.session_state[f"b_{kind}_short"] = config.steps_per_epoch is not None
+            st.session_state[setting.widget_key(model_id)] = getattr(config, setting.field)
+    st.session_state[f"b_{model_id}_short"] = config.steps_per_epoch is not None
     if config.steps_per_epoch is None:
-        st.session_state.pop(f"b_{kind}_steps", None)
+        st.session_state.pop(f"b_{model_id}_steps", None)
     else:
-        st.session_state[f"b_{kind}_steps"] = config.steps_per_epoch
-    st.session_state[f"b_{kind}_loaded"] = config
+        st.session_state[f"b_{model_id}_steps"] = config.steps_per_epoch
+    st.session_state[f"b_{model_id}_loaded"] = config
 
 
 def settings_text(config: TrainConfig, detailed: bool = False) -> str:
