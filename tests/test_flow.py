@@ -1,4 +1,4 @@
-"""lib.flow: the straight path, the Euler loop and classifier-free guidance of the flow edition, held to closed forms."""
+"""lib.flow: the flow edition's straight path, Euler loop and classifier-free guidance, held to closed forms."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class VelocityModel(Protocol):
         """The condition for one prompt, batch dimension 1."""
 
     def null_condition(self) -> torch.Tensor:
-        """The condition meaning "no prompt" (the unconditional branch of classifier-free guidance), batch dimension 1."""
+        """The condition meaning "no prompt" (classifier-free guidance's unconditional branch), batch dimension 1."""
 
 
 def euler_times(t_start: float, h: float | None = None, steps: int | None = None) -> list[float]:
