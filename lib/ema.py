@@ -41,13 +41,19 @@ def ema_copy(model: torch.nn.Module) -> torch.nn.Module:
 @torch.no_grad()
 def update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float = EMA_DECAY) -> None:
     """One EMA step: θ_ema ← θ_ema + (1 − d_k)(θ − θ_ema) for every parameter and floating-point buffer; integer
-    buffers are copied."""
+    buffers are copied.
+
+    As two multi-tensor ("foreach") calls, lerp and copy, the same arithmetic as one ``lerp_`` / ``copy_`` per tensor:
+    on a GPU, where the small part-B UNets' training steps are bound by kernel launches, that is two launches a step
+    instead of one per tensor (137 for the class UNet, about as many as its forward pass)."""
     weight = 1.0 - decay_at(step, decay)
-    for averaged, current in zip(ema.state_dict().values(), model.state_dict().values()):
-        if averaged.is_floating_point():
-            averaged.lerp_(current, weight)
-        else:
-            averaged.copy_(current)
+    pairs = list(zip(ema.state_dict().values(), model.state_dict().values()))
+    floats = [pair for pair in pairs if pair[0].is_floating_point()]
+    counters = [pair for pair in pairs if not pair[0].is_floating_point()]
+    if floats:
+        torch._foreach_lerp_(*map(list, zip(*floats)), weight)
+    if counters:
+        torch._foreach_copy_(*map(list, zip(*counters)))
 
 
 @torch.no_grad()

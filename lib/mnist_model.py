@@ -51,7 +51,23 @@ def parse_digit_prompt(prompt: str) -> int | None:
                       "the MNIST model draws one digit: type one of 0–9 or its name.")
 
 
-class MnistDDPM:
+class DigitConditions:
+    """Prompts of the part-B models (both editions): a digit's one-hot class vector, or the all-zero "no class"."""
+
+    device: torch.device
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        digit = parse_digit_prompt(prompt)
+        return self.null_condition() if digit is None else self.class_condition(digit)
+
+    def class_condition(self, digit: int) -> torch.Tensor:
+        return F.one_hot(torch.tensor([digit], device=self.device), 10).float()
+
+    def null_condition(self) -> torch.Tensor:
+        return torch.zeros(1, 10, device=self.device)
+
+
+class MnistDDPM(DigitConditions):
     """A trained time- or class-conditioned part-B UNet as a ``Denoiser``."""
 
     image_shape = (1, 28, 28)
@@ -73,16 +89,6 @@ class MnistDDPM:
         if self.conditional:
             return infer(self.model, x_t, t_norm, cond.to(x_t)), None
         return infer(self.model, x_t, t_norm), None
-
-    def encode_prompt(self, prompt: str) -> torch.Tensor:
-        digit = parse_digit_prompt(prompt)
-        return self.null_condition() if digit is None else self.class_condition(digit)
-
-    def class_condition(self, digit: int) -> torch.Tensor:
-        return F.one_hot(torch.tensor([digit], device=self.device), 10).float()
-
-    def null_condition(self) -> torch.Tensor:
-        return torch.zeros(1, 10, device=self.device)
 
     def timesteps(self, stride: int) -> list[int]:
         """[T−1, T−1−stride, …] then −1 (the clean image): stride 1 is the spec's full 300-step chain."""

@@ -1,9 +1,11 @@
 """Trained part-B models on disk: the shipped ones in ``data/models`` and retrained ones in the cache.
 
 One safetensors file holds a whole run — ``model.*`` (the state dict), ``ema.*`` (the EMA of the weights, for DDPM
-runs that kept one), ``loss`` (one value per optimiser step), ``snapshot.<epoch>`` (uint8 sample grids) — with the
-``TrainConfig`` and provenance in its metadata. The shipped files
-are ordinary entries whose configuration is read from their metadata, so asking for a shipped configuration loads it.
+and flow runs that kept one), ``loss`` (one value per optimiser step), ``snapshot.<epoch>`` (uint8 sample grids) — with
+the ``TrainConfig`` and provenance in its metadata. The shipped files are ordinary entries whose configuration is read
+from their metadata, so asking for a shipped configuration loads it. Each shipped run has a name (``SHIPPED_RUNS``), its
+file ``data/models/<name>.safetensors``; one model may have several (the flow edition's class model with and without
+its learning-rate schedule).
 """
 
 from __future__ import annotations
@@ -18,13 +20,24 @@ import torch
 from lib import cache
 from lib.precision import for_inference
 from lib.resume import step_in_header
-from lib.training import TrainConfig, TrainedRun
+from lib.training import FLOW_CONSTANT_LR, TrainConfig, TrainedRun
 from lib.unets import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = ROOT / "data" / "models"
 CACHE_DIR = Path(os.environ.get("DIFFUSION_LAB_CACHE", ROOT / "data" / "cache"))
 CACHE_MAX_BYTES = int(float(os.environ.get("DIFFUSION_LAB_CACHE_MAX_MB", "2048")) * 2**20)
+# The shipped runs: name → (model, the fields that differ from the model's spec). The DDPM edition's three and the
+# flow edition's spec runs are named after their model; B 2.6's class flow model without ExponentialLR is its own run.
+SHIPPED_RUNS: dict[str, tuple[str, dict]] = {
+    "denoiser": ("denoiser", {}),
+    "time": ("time", {}),
+    "class": ("class", {}),
+    "pure_noise": ("pure_noise", {}),
+    "flow_time": ("flow_time", {}),
+    "flow_class": ("flow_class", {}),
+    "flow_class_constant_lr": ("flow_class", {"constant_lr": True, "lr": FLOW_CONSTANT_LR}),
+}
 
 
 def config_from_json(text: str) -> TrainConfig:
@@ -103,18 +116,31 @@ def unfinished_runs(model_kind: str) -> list[UnfinishedRun]:
     return sorted(found, key=lambda run: run.saved_at, reverse=True)
 
 
-def shipped_path(model_kind: str) -> Path:
-    return SHIPPED_DIR / f"{model_kind}.safetensors"
+def shipped_run_config(name: str, **overrides) -> TrainConfig:
+    """The configuration a shipped run ``name`` is trained with: its model's spec, the run's own fields, ``overrides``
+    (seed, dataset, short epochs, …)."""
+    model, fields = SHIPPED_RUNS[name]
+    return TrainConfig.spec(model, **{**fields, **overrides})
 
 
-def shipped_config(model_kind: str) -> TrainConfig | None:
-    """The configuration the shipped ``model_kind`` was trained with (read from its header only).
+def shipped_names(model_kind: str) -> list[str]:
+    """The names of the shipped runs of ``model_kind``."""
+    return [name for name, (model, _) in SHIPPED_RUNS.items() if model == model_kind]
+
+
+def shipped_path(name: str) -> Path:
+    """The file of the shipped run ``name`` (a model's name for the DDPM edition's three)."""
+    return SHIPPED_DIR / f"{name}.safetensors"
+
+
+def shipped_config(name: str) -> TrainConfig | None:
+    """The configuration the shipped run ``name`` was trained with (read from its header only).
 
     None when there is no shipped file or its header is unreadable (a damaged file counts as absent; ``load_run``
     would reject it anyway).
     """
     try:
-        return config_from_json((cache.read_metadata(shipped_path(model_kind)) or {})["config"])
+        return config_from_json((cache.read_metadata(shipped_path(name)) or {})["config"])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -125,11 +151,12 @@ def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedRu
     A corrupt cache entry is deleted (so the caller retrains and rewrites it) rather than loaded. A corrupt shipped file
     is left alone (it belongs to the release) and the configuration is looked up in the cache instead.
     """
-    if shipped_config(config.model) == config:
-        try:
-            return load_run(shipped_path(config.model), device)
-        except cache.CorruptEntry:
-            pass
+    for name in shipped_names(config.model):
+        if shipped_config(name) == config:
+            try:
+                return load_run(shipped_path(name), device)
+            except cache.CorruptEntry:
+                pass
     path = cache_path(config)
     try:
         return load_run(path, device)

@@ -17,13 +17,15 @@ import torch
 
 from lib import model_store
 from lib.data import Digits
+from lib.flow.mnist import flow_snapshot, grid_steps
 from lib.images import to_uint8
 from lib.mnist_model import ddpm_snapshot
 from lib.precision import default_device, infer
 from lib.schedules import chain_timesteps
-from lib.training import Progress, SnapshotFn, TrainConfig, TrainedRun, train
+from lib.training import FLOWS, Progress, SnapshotFn, TrainConfig, TrainedRun, train
 
 SNAPSHOT_DIGITS = 8  # test digits (classes 0…7) shown denoised after each epoch of the single-step denoiser
+PURE_NOISE_SAMPLES = 40  # fresh noise images the pure-noise denoiser maps to digits after each snapshot epoch
 STOP_TIMEOUT_SECONDS = 60.0  # a cancel is seen between optimiser steps (~20 s for B1 on a laptop CPU) and sampler steps
 
 
@@ -37,18 +39,32 @@ def denoiser_probe(test: Digits, sigma: float, seed: int = 0,
     return x, x + sigma * noise
 
 
+def pure_noise_probe(n: int = PURE_NOISE_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """Fixed pure-noise inputs ε ~ N(0, I), (n, 1, 28, 28): what the pure-noise denoiser is shown after each epoch."""
+    return torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
+
+
 def snapshot_fn(config: TrainConfig, test: Digits) -> SnapshotFn:
-    """What to record after an epoch: [clean | noisy | denoised] test digits (B1: one forward pass, one step) or a
-    sample grid (B2/B3: a whole sampler run, which reports each of its steps to ``step_done``)."""
-    if config.model == "denoiser":
-        clean, noisy = denoiser_probe(test, config.sigma)
+    """What to record after an epoch: [clean | noisy | denoised] test digits (B1: one forward pass, one step), what the
+    pure-noise denoiser makes of fresh noise (B 1.2.3: one pass) or a sample grid (DDPMs and flows: a whole sampler
+    run, which reports each of its steps to ``step_done``)."""
+    if config.model in ("denoiser", "pure_noise"):
+        if config.model == "denoiser":
+            clean, noisy = denoiser_probe(test, config.sigma)
+            shown, inputs = [clean, noisy], noisy
+        else:
+            shown, inputs = [], pure_noise_probe()
 
         def denoised(model, epoch, step_done):
-            out = infer(model, noisy.to(next(model.parameters()).device)).cpu()
+            out = infer(model, inputs.to(next(model.parameters()).device)).cpu()
             step_done(1, 1)
-            return to_uint8(torch.cat([clean, noisy, out]), (0.0, 1.0))[:, 0]
+            return to_uint8(torch.cat([*shown, out]), (0.0, 1.0))[:, 0]
 
         return denoised
+    if config.model in FLOWS:
+        steps = grid_steps(config)
+        return lambda model, epoch, step_done: flow_snapshot(model, config,
+                                                             on_step=lambda k, *state: step_done(k + 1, steps))
     steps = len(chain_timesteps(config.num_timesteps, config.sample_stride)) - 1
     return lambda model, epoch, step_done: ddpm_snapshot(model, config,
                                                          on_step=lambda i, *state: step_done(i + 1, steps))
@@ -61,14 +77,16 @@ def run_training(
     device: torch.device | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    precision: str | None = None,
 ) -> TrainedRun:
     """Train ``config`` on ``train_set``, resumably: a run stopped part-way (cancelled, or its process killed)
-    continues from its last saved state (``lib.resume``, kept at ``model_store.resume_path``) when started again."""
+    continues from its last saved state (``lib.resume``, kept at ``model_store.resume_path``) when started again.
+    ``precision`` as for ``train`` (default: the app's)."""
     if config.dataset != train_set.source:
         raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
     device = device or default_device()
     return train(config, train_set.as_float(device), train_set.labels, snapshot_fn=snapshot_fn(config, test_set),
-                 device=device, on_progress=on_progress, should_stop=should_stop,
+                 device=device, on_progress=on_progress, should_stop=should_stop, precision=precision,
                  resume=model_store.resume_path(config))
 
 

@@ -1,4 +1,4 @@
-"""Training the three part-B models with the spec's defaults, seeded, on whatever device is present.
+"""Training the part-B models of both editions with their specs' defaults, seeded, on whatever device is present.
 
 The whole training set sits on the device as one float tensor; each epoch is a ``randperm`` over it, so the hot loop has
 no DataLoader and no per-sample Python. Each batch draws fresh noise (and fresh t / class dropout for the DDPMs):
@@ -8,6 +8,15 @@ no DataLoader and no per-sample Python. Each batch draws fresh noise (and fresh 
   Adam + ExponentialLR(γ = 0.1^(1/epochs)) stepped once per epoch; the class vector is zeroed with probability p_uncond.
   Beside the trained weights a DDPM run keeps their exponential moving average (``lib.ema``), which the optimiser never
   sees: the run returns both, and the spec's weights stay the ones the pages show by default.
+
+The flow edition's part B (flow_edition.md §3), whose pixels stay in [0, 1] as that spec says (noise N(0, I)):
+
+* ``pure_noise`` (B 1.2.3): B1's UNet fed pure noise ε ~ N(0, I) with the clean digit x as its target, loss ‖D(ε) − x‖²;
+  Adam, constant lr. Under MSE its optimum is the mean of the training digits, whatever the input.
+* ``flow_time`` / ``flow_class`` (B 2.2, 2.5): x₁ ∈ [0, 1], t ~ U[0, 1] per example, x_t = (1 − t) ε + t x₁
+  (``lib.flow.interpolate``), loss ‖(x₁ − ε) − u_θ(x_t, t[, c])‖²; Adam + ExponentialLR as the DDPMs (or, with
+  ``constant_lr``, the learning rate held all run: B 2.6's "get rid of the scheduler"), the same class dropout, and
+  the same EMA of the weights.
 
 Close to the hardware without changing the maths: the forward/backward runs in bf16 autocast on channels_last where
 the hardware has bf16 units (``lib.precision``; weights, Adam and the loss stay fp32), Adam is the fused kernel on
@@ -31,6 +40,7 @@ import torch.nn.functional as F
 
 from lib import ema as weight_average
 from lib.cache import CorruptEntry
+from lib.flow.path import interpolate, velocity_target
 from lib.precision import autocast, default_device, prepare, resolve
 from lib.resume import load_state, save_state
 from lib.schedules import linear_schedule
@@ -42,11 +52,34 @@ SPEC = {
     "denoiser": dict(hidden=128, batch_size=256, lr=1e-4, epochs=5, snapshot_epochs=(1, 2, 3, 4, 5)),
     "time": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
     "class": dict(hidden=64, batch_size=128, lr=1e-3, epochs=20, snapshot_epochs=(1, 5, 10, 15, 20)),
+    # the flow edition (flow_edition.md §3): B 1.2.3, B 2.2 and B 2.5 (10 epochs: the deliverables' epochs 1, 5, 10)
+    "pure_noise": dict(hidden=128, batch_size=256, lr=1e-4, epochs=5, snapshot_epochs=(1, 5)),
+    "flow_time": dict(hidden=64, batch_size=64, lr=1e-2, epochs=10, snapshot_epochs=(1, 5, 10)),
+    "flow_class": dict(hidden=64, batch_size=64, lr=1e-2, epochs=10, snapshot_epochs=(1, 5, 10)),
 }
+DDPMS = ("time", "class")
+FLOWS = ("flow_time", "flow_class")
+CLASS_CONDITIONED = ("class", "flow_class")
+# Euler steps of the flow models' samplers from t = 0 (the notebook's num_ts): step size 1 / num_ts, or stride / num_ts
+# for the per-epoch grids (``TrainConfig.sample_stride``)
+FLOW_SAMPLER_STEPS = {"flow_time": 50, "flow_class": 300}
+# B 2.6's "get rid of the scheduler": the default constant learning rate of a flow_class run without ExponentialLR.
+# It is the geometric mean of the rates the spec's schedule steps through, 1e-2 · 0.1^(k/10) for epochs k = 0 … 9,
+# i.e. 1e-2 · 0.1^0.45 ≈ 3.55e-3, rounded: the rate the schedule passes mid-run, so that on a log scale the constant
+# run's steps are as large as the scheduled run's on average — larger than its last epochs' (1.26e-3), whose noise the
+# EMA of the weights averages out instead. The value to ship is chosen by the GPU sweep (scripts/train_flow_gpu.sh).
+FLOW_CONSTANT_LR = 3.5e-3
 # Training throughput on a CPU at the spec's width and batch size (bench/RESULTS.md §1, 2 threads): bf16 on a CPU with
 # bf16 units (AMX), fp32 on an AVX2-only one. The time-conditioned UNet is the class one without its class layers.
+# The flow edition's UNets are these networks (pure_noise: the denoiser's; flow_time, flow_class: the DDPMs').
 SPEC_IMAGES_PER_SECOND = {"denoiser": {"bf16": 85.3, "fp32": 13.0}, "time": {"bf16": 376.0, "fp32": 54.0},
                           "class": {"bf16": 376.0, "fp32": 54.0}}
+SPEC_IMAGES_PER_SECOND.update(pure_noise=SPEC_IMAGES_PER_SECOND["denoiser"], flow_time=SPEC_IMAGES_PER_SECOND["time"],
+                              flow_class=SPEC_IMAGES_PER_SECOND["class"])
+# Fields added to TrainConfig after models were shipped, with the value every earlier configuration had: a
+# configuration's JSON (its cache key) names such a field only when it holds another value, so that every earlier
+# configuration keeps its key and its shipped or cached file.
+LATER_FIELDS = {"constant_lr": False}
 
 _INIT_LOCK = threading.Lock()
 LOSS_SYNC_EVERY = {"cpu": 1, "cuda": 50}  # steps between loss read-backs (each one waits for the device)
@@ -61,9 +94,10 @@ class TrainConfig:
 
     Build one with ``TrainConfig.spec(model, **overrides)``. The fields that ``SPEC`` sets per model have no default
     here, so a configuration cannot silently miss the spec; the others have the one value every model stores (σ,
-    p_uncond and the schedule are in every model's JSON, used or not, so that the cache keys never change)."""
+    p_uncond and the schedule are in every model's JSON, used or not, so that the cache keys never change; fields added
+    since are in it only when set, ``LATER_FIELDS``)."""
 
-    model: str  # "denoiser" | "time" | "class"
+    model: str  # a key of SPEC: "denoiser" | "time" | "class" | "pure_noise" | "flow_time" | "flow_class"
     hidden: int  # D
     epochs: int
     batch_size: int
@@ -77,7 +111,8 @@ class TrainConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     p_uncond: float = 0.1  # class only
-    sample_stride: int = 1  # stride of the sampler used for the per-epoch sample grids
+    sample_stride: int = 1  # stride of the per-epoch grids' sampler (flows: Euler steps of stride / num_ts)
+    constant_lr: bool = False  # True: no ExponentialLR, ``lr`` held all run (B 2.6); for the models the spec schedules
 
     @classmethod
     def spec(cls, model: str, **overrides) -> "TrainConfig":
@@ -87,7 +122,8 @@ class TrainConfig:
         return cls(**{"model": model, **SPEC[model], **overrides})
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, less the ``LATER_FIELDS`` that hold their old value."""
+        return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
 
     def to_json(self) -> str:
         """The canonical JSON stored with a run (sorted keys), which a saved state must match to be resumed."""
@@ -105,6 +141,15 @@ class TrainConfig:
         """Steps per epoch of a run of ``total_steps`` optimiser steps (all its epochs have as many)."""
         return total_steps // self.epochs
 
+    def decays_lr(self) -> bool:
+        """Whether the run steps ExponentialLR(γ = 0.1^(1/epochs)) after each epoch: the DDPMs and flows, unless
+        ``constant_lr``; the single-step denoisers keep a constant rate."""
+        return self.model in DDPMS + FLOWS and not self.constant_lr
+
+    def keeps_ema(self) -> bool:
+        """Whether the run keeps the EMA of its weights (``lib.ema``): the models an iterative sampler draws from."""
+        return self.model in DDPMS + FLOWS
+
     def grid_epochs(self) -> list[int]:
         """The epochs whose end draws a sample grid: the configured ones, and always the last one."""
         return sorted({e for e in self.snapshot_epochs if e <= self.epochs} | {self.epochs})
@@ -118,9 +163,13 @@ class TrainConfig:
             raise ValueError("batch size ≥ 2, hidden D ≥ 1 and a positive learning rate are needed")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError("steps_per_epoch must be at least 1")
-        if self.model != "denoiser" and not 1 <= self.sample_stride < self.num_timesteps:
-            # checked here, not when the first grid is drawn at the end of epoch 1
+        # the grids' stride is checked here, not when the first grid is drawn at the end of epoch 1
+        if self.model in DDPMS and not 1 <= self.sample_stride < self.num_timesteps:
             raise ValueError(f"sample_stride must be between 1 and {self.num_timesteps - 1}")
+        if self.model in FLOWS and not 1 <= self.sample_stride <= FLOW_SAMPLER_STEPS[self.model]:
+            raise ValueError(f"sample_stride must be between 1 and {FLOW_SAMPLER_STEPS[self.model]}")
+        if self.constant_lr and self.model not in DDPMS + FLOWS:
+            raise ValueError(f"{self.model} keeps a constant learning rate anyway: constant_lr is for scheduled models")
 
 
 @dataclass
@@ -179,7 +228,7 @@ class TrainedRun:
     losses: list[float]  # one per optimiser step
     snapshots: dict[int, torch.Tensor]  # epoch -> uint8 sample grid
     info: dict  # provenance: seconds, precision ("fp32" | "bf16"), resumed_at_steps, ema_decay; once stored also device, …
-    ema: torch.nn.Module | None = None  # the EMA of the weights (lib.ema), for DDPM runs trained since runs kept one
+    ema: torch.nn.Module | None = None  # the EMA of the weights (lib.ema): flow runs, DDPM runs trained since they kept one
 
     def network(self, weights: str = "spec") -> torch.nn.Module:
         """The trained network with the spec's weights (the last optimiser step's, ``"spec"``) or their EMA
@@ -232,7 +281,7 @@ def train(
     sync_every = loss_sync_every or LOSS_SYNC_EVERY.get(device.type, 1)
     gen, model, opt, sched, ema = _fresh_run(config, device, precision)
     abar = None  # ᾱ_t of the DDPMs' schedule
-    if config.model != "denoiser":
+    if config.model in DDPMS:
         abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod
         abar = abar.to(device=device, dtype=torch.float32)
 
@@ -348,8 +397,8 @@ def train(
 
 
 def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
-    """The seeded random generator, initial model, Adam and (DDPMs) ExponentialLR and weight average of a run that
-    starts from scratch."""
+    """The seeded random generator, initial model, Adam and (DDPMs, flows) ExponentialLR and weight average of a run
+    that starts from scratch."""
     gen = torch.Generator(device=device).manual_seed(config.seed)
     # The initial weights come from the global RNG: seed it under a lock (runs in other threads must not draw from it
     # meanwhile) and restore it afterwards, so the run depends on its seed alone.
@@ -359,26 +408,32 @@ def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
     model = prepare(model.to(device), precision)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = ema = None
-    if config.model != "denoiser":
+    if config.decays_lr():
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / config.epochs))
+    if config.keeps_ema():
         ema = weight_average.ema_copy(model)
     return gen, model, opt, sched, ema
 
 
 def _loss(model, config: TrainConfig, x01: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, abar) -> torch.Tensor:
-    """The batch's MSE (always in fp32: under autocast the model's output may be bf16)."""
+    """The batch's MSE (always in fp32: under autocast the model's output may be bf16). Every draw comes from ``gen``,
+    in this order: the noise, then t, then the class dropout."""
     noise = torch.randn(x01.shape, generator=gen, device=x01.device)
     if config.model == "denoiser":
         return F.mse_loss(model(x01 + config.sigma * noise).float(), x01)
-    x0 = 2 * x01 - 1
-    b = x0.shape[0]
-    t = torch.randint(0, config.num_timesteps, (b,), generator=gen, device=x0.device)
-    a = abar[t].view(b, 1, 1, 1)
-    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    t_norm = t.float() / config.num_timesteps
-    if config.model == "time":
-        return F.mse_loss(model(x_t, t_norm).float(), noise)
-    c = F.one_hot(labels, 10).float()
-    keep = (torch.rand(b, 1, generator=gen, device=x0.device) >= config.p_uncond).float()
-    return F.mse_loss(model(x_t, t_norm, c * keep).float(), noise)
+    if config.model == "pure_noise":
+        return F.mse_loss(model(noise).float(), x01)
+    b = x01.shape[0]
+    if config.model in FLOWS:  # x₁ = x01 in [0, 1], t ~ U[0, 1]
+        t = torch.rand(b, generator=gen, device=x01.device)
+        inputs, target = [interpolate(x01, noise, t), t], velocity_target(x01, noise)
+    else:  # DDPM: x0 in [−1, 1], t ~ U{0 … T−1}, the network sees t / T
+        x0 = 2 * x01 - 1
+        t = torch.randint(0, config.num_timesteps, (b,), generator=gen, device=x0.device)
+        a = abar[t].view(b, 1, 1, 1)
+        inputs, target = [a.sqrt() * x0 + (1 - a).sqrt() * noise, t.float() / config.num_timesteps], noise
+    if config.model in CLASS_CONDITIONED:  # the one-hot class, zeroed with probability p_uncond
+        keep = (torch.rand(b, 1, generator=gen, device=x01.device) >= config.p_uncond).float()
+        inputs.append(F.one_hot(labels, 10).float() * keep)
+    return F.mse_loss(model(*inputs).float(), target)
 

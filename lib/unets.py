@@ -1,4 +1,4 @@
-"""The three part-B UNets, exactly as the spec draws them (BN = BatchNorm2d, act = GELU).
+"""The part-B UNets of both editions, exactly as the specs draw them (BN = BatchNorm2d, act = GELU).
 
     x [1×28×28] ─ ConvBlock(1→D) ──────────────────────────────────────────── skip1 [D×28×28]
       └ DownBlock(D→D) ─────────────────────────────────────────────────────── skip2 [D×14×14]
@@ -7,10 +7,15 @@
             ⊕ skip3 → UpBlock(4D→D) [D×14×14] ⊕ skip2 → UpBlock(2D→D) [D×28×28]
               ⊕ skip1 → ConvBlock(2D→D) → 3×3 conv (D→1)
 
-Conditioning (the DDPMs) modulates two places: the unflattened features and the first UpBlock's output.
-  time only:        unflatten += FC₁(t/T),                up1 += FC₂(t/T)
-  time and class:   unflatten = FC₃(c) · unflatten + FC₁(t/T),   up1 = FC₄(c) · up1 + FC₂(t/T)
-with FC = FCBlock (Linear, GELU, Linear) of width 2D for the first place and D for the second.
+Conditioning modulates two places: the unflattened features and the first UpBlock's output.
+  DDPM, time only:        unflatten += FC₁(t/T),                up1 += FC₂(t/T)
+  DDPM, time and class:   unflatten = FC₃(c) · unflatten + FC₁(t/T),   up1 = FC₄(c) · up1 + FC₂(t/T)
+  flow, time only:        unflatten = unflatten · FC₁(t),        up1 = up1 · FC₂(t)      (flow edition §3 2.1)
+  flow, time and class:   the DDPM's class form with the raw t ∈ [0, 1] for t/T  (flow edition §3 2.4: the same
+                          ``ClassConditionalUNet``)
+with FC = FCBlock (Linear, GELU, Linear) of width 2D for the first place and D for the second, F_in = 1 for t and 10
+for the one-hot c. Every conditioned UNet computes unflatten ← a₁ · unflatten + b₁ and up1 ← a₂ · up1 + b₂; the
+classes differ only in which of a, b the time and class embeddings fill (``_modulation``).
 """
 
 from __future__ import annotations
@@ -88,6 +93,11 @@ class UNet(nn.Module):
         return self.decode(*self.encode(x))
 
 
+def _per_channel(embedding: torch.Tensor) -> torch.Tensor:
+    """(B, C) → (B, C, 1, 1), to scale or shift a (B, C, H, W) feature map channel by channel."""
+    return embedding[:, :, None, None]
+
+
 class TimeConditionalUNet(UNet):
     """Part B2's ε_θ(x_t, t); ``t`` is the normalised timestep t/T, shape (B,) or (B, 1)."""
 
@@ -99,17 +109,31 @@ class TimeConditionalUNet(UNet):
     def _scales(self, batch: int, c: torch.Tensor | None):
         return 1.0, 1.0
 
+    def _modulation(self, t: torch.Tensor, c: torch.Tensor | None):
+        """(a₁, b₁, a₂, b₂) of unflatten ← a₁ · unflatten + b₁, up1 ← a₂ · up1 + b₂: the time embeddings shift."""
+        scale1, scale2 = self._scales(t.shape[0], c)
+        return scale1, _per_channel(self.t_embed1(t)), scale2, _per_channel(self.t_embed2(t))
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         t = t.reshape(-1, 1).to(x.dtype)
-        scale1, scale2 = self._scales(x.shape[0], c)
+        scale1, shift1, scale2, shift2 = self._modulation(t, c)
         s1, s2, s3, bottom = self.encode(x)
-        bottom = scale1 * bottom + self.t_embed1(t)[:, :, None, None]
-        shift2 = self.t_embed2(t)[:, :, None, None]
-        return self.decode(s1, s2, s3, bottom, modulate_up1=lambda u: scale2 * u + shift2)
+        return self.decode(s1, s2, s3, scale1 * bottom + shift1, modulate_up1=lambda u: scale2 * u + shift2)
+
+
+class FlowTimeConditionalUNet(TimeConditionalUNet):
+    """The flow edition's time-conditioned u_θ(x_t, t) (§3 2.1), with t ∈ [0, 1] as is (0 = noise, 1 = image),
+    shape (B,) or (B, 1). The time signal is multiplicative: unflatten ← unflatten · FC₁(t), up1 ← up1 · FC₂(t)
+    (the same layers and parameters as the DDPM's ``TimeConditionalUNet``, which adds them)."""
+
+    def _modulation(self, t: torch.Tensor, c: torch.Tensor | None):
+        return _per_channel(self.t_embed1(t)), 0.0, _per_channel(self.t_embed2(t)), 0.0
 
 
 class ClassConditionalUNet(TimeConditionalUNet):
-    """Part B2's class-conditioned ε_θ(x_t, t, c); ``c`` is a one-hot (B, 10) vector, all zeros for "no class"."""
+    """Part B2's class-conditioned ε_θ(x_t, t, c), and the flow edition's u_θ(x_t, t, c) with the raw t ∈ [0, 1];
+    ``c`` is a one-hot (B, 10) vector, all zeros for "no class" (the notebook's ``forward(x, c, t, mask)`` with the mask
+    already applied to c)."""
 
     def __init__(self, hidden: int = 64, in_channels: int = 1, num_classes: int = 10):
         super().__init__(hidden, in_channels)
@@ -121,14 +145,17 @@ class ClassConditionalUNet(TimeConditionalUNet):
         if c is None:
             raise ValueError("the class-conditioned UNet needs a one-hot class vector c (zeros for unconditional)")
         c = c.to(self.c_embed1[0].weight.dtype)
-        return self.c_embed1(c)[:, :, None, None], self.c_embed2(c)[:, :, None, None]
+        return _per_channel(self.c_embed1(c)), _per_channel(self.c_embed2(c))
 
 
-MODEL_CLASSES = {"denoiser": UNet, "time": TimeConditionalUNet, "class": ClassConditionalUNet}
+# The flow edition (§3): B 1.2.3's pure-noise denoiser is B1's UNet; its class-conditioned flow model is B3's UNet fed
+# the raw t ∈ [0, 1] (§3 2.4 states the DDPM's form, unflatten = c₁ · unflatten + t₁, up1 = c₂ · up1 + t₂).
+MODEL_CLASSES = {"denoiser": UNet, "time": TimeConditionalUNet, "class": ClassConditionalUNet,
+                 "pure_noise": UNet, "flow_time": FlowTimeConditionalUNet, "flow_class": ClassConditionalUNet}
 
 
 def build_model(kind: str, hidden: int) -> nn.Module:
-    """A fresh UNet of ``kind`` ∈ {"denoiser", "time", "class"} with ``hidden`` = D channels."""
+    """A fresh UNet of ``kind`` (a key of ``MODEL_CLASSES``) with ``hidden`` = D channels."""
     if kind not in MODEL_CLASSES:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_CLASSES)}")
     return MODEL_CLASSES[kind](hidden)

@@ -41,6 +41,27 @@ def test_update_is_the_recursion_for_weights_and_batchnorm_statistics():
     assert not any(p.requires_grad for p in average.parameters())
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_update_is_one_lerp_per_tensor_bit_for_bit(device):
+    """The multi-tensor update computes exactly what a ``lerp_`` / ``copy_`` per tensor computes."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Linear(4, 2)).to(device)
+    average, reference = ema.ema_copy(model), ema.ema_copy(model)
+    for step in range(3):
+        model.train()(torch.randn(2, 1, 6, 6, device=device))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+            for averaged, current in zip(reference.state_dict().values(), model.state_dict().values()):
+                if averaged.is_floating_point():
+                    averaged.lerp_(current, 1 - ema.decay_at(step))
+                else:
+                    averaged.copy_(current)
+        ema.update(average, model, step)
+    for (name, got), want in zip(average.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(got, want), name
+
+
 def test_relative_distance_is_the_norm_of_the_difference_over_the_norm_of_the_weights():
     model = nn.Linear(2, 1)  # weight (1, 2) and bias (1,)
     with torch.no_grad():

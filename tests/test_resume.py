@@ -9,8 +9,8 @@ import os
 import pytest
 import torch
 
-from lib import resume
-from lib.training import TrainConfig, train
+from lib import model_store, resume
+from lib.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,9 +25,10 @@ def data():
 
 
 def config(kind="class", **overrides):
+    """A tiny run of ``kind``, a model or a shipped run's name (the flow class model without its scheduler)."""
     base = dict(hidden=4, batch_size=16, epochs=3, steps_per_epoch=STEPS_PER_EPOCH, snapshot_epochs=(1, 2, 3))
     base.update(overrides)
-    return TrainConfig.spec(kind, **base)
+    return model_store.shipped_run_config(kind, **base)
 
 
 def snapshot(model, epoch, step_done):
@@ -51,7 +52,7 @@ def assert_same_run(a, b):
     assert a.losses == b.losses
     assert a.snapshots.keys() == b.snapshots.keys()
     assert all(torch.equal(a.snapshots[e], b.snapshots[e]) for e in a.snapshots)
-    assert (a.ema is None) == (b.ema is None) == (a.config.model == "denoiser")
+    assert (a.ema is None) == (b.ema is None) == (not a.config.keeps_ema())
     for ma, mb in [(a.model, b.model)] + ([(a.ema, b.ema)] if a.ema is not None else []):
         sa, sb = ma.state_dict(), mb.state_dict()
         assert sa.keys() == sb.keys()
@@ -59,7 +60,8 @@ def assert_same_run(a, b):
             assert torch.equal(sa[name], sb[name]), name
 
 
-@pytest.mark.parametrize("kind", ["class", "time", "denoiser"])
+@pytest.mark.parametrize("kind", ["class", "time", "denoiser", "flow_time", "flow_class", "pure_noise",
+                                  "flow_class_constant_lr"])
 @pytest.mark.parametrize("stop_at", [STEPS_PER_EPOCH, STEPS_PER_EPOCH + 2])  # at an epoch's end, in mid-epoch
 def test_a_cancelled_run_continues_exactly(data, tmp_path, kind, stop_at):
     cfg = config(kind)
@@ -115,7 +117,7 @@ def test_the_learning_rate_schedule_continues_where_it_stopped(data, tmp_path, m
     assert lrs[0] == pytest.approx(1e-3 * 0.1 ** (1 / cfg.epochs))  # epoch 2's rate, γ¹ · lr
 
 
-@pytest.mark.parametrize("kind", ["class", "time"])
+@pytest.mark.parametrize("kind", ["class", "time", "flow_class"])
 def test_a_run_cancelled_while_drawing_its_snapshot_continues_exactly(data, tmp_path, kind):
     """A DDPM's per-epoch grid is a whole sampler run: a cancel during it stops the run there, saved as "the epoch's
     steps done, its end (snapshot, LR step) not yet", and the resumed run draws the grid again and goes on."""
@@ -216,8 +218,6 @@ def test_saved_step_reads_the_header_only(tmp_path):
 
 
 def test_unfinished_runs_lists_the_saved_states_of_one_model_newest_first(data, isolated_cache):
-    from lib import model_store
-
     isolated_cache.mkdir()
     for seed, stop_at in ((1, 3), (2, 6)):
         cfg = config("time", seed=seed)

@@ -1,11 +1,12 @@
-"""The part-B UNets: shapes, parameter counts derived from the spec's layer list, and that conditioning is used."""
+"""The part-B UNets of both editions: shapes, parameter counts derived from the specs' layer lists, that conditioning is
+used, and where (additive for the DDPMs, multiplicative for the flow edition's time model)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lib.unets import ClassConditionalUNet, TimeConditionalUNet, UNet, build_model
+from lib.unets import ClassConditionalUNet, FlowTimeConditionalUNet, TimeConditionalUNet, UNet, build_model
 
 # ---- closed-form parameter counts, written from the spec's operation list (assignment.md, part B) -------------------
 # BatchNorm2d has a weight and a bias per channel (its running statistics are buffers, not parameters).
@@ -67,6 +68,10 @@ def test_parameter_counts_match_the_spec(d):
     assert n_params(build_model("denoiser", d)) == unet_params(d)
     assert n_params(build_model("time", d)) == time_params(d)
     assert n_params(build_model("class", d)) == class_params(d)
+    # the flow edition: the same layers (FCBlocks of width 2D and D, F_in = 1 for t), so the same counts
+    assert n_params(FlowTimeConditionalUNet(d)) == n_params(build_model("flow_time", d)) == time_params(d)
+    assert n_params(build_model("flow_class", d)) == class_params(d)
+    assert n_params(build_model("pure_noise", d)) == unet_params(d)
 
 
 def test_parameter_counts_known_values():
@@ -79,6 +84,10 @@ def test_parameter_counts_known_values():
     assert unet_params(128) == 7_891_073  # the B1 denoiser, D = 128
     assert time_params(64) == 1_996_417  # the B2 DDPMs, D = 64
     assert class_params(64) == 2_019_201
+    # the flow edition's shipped networks: pure_noise (D = 128), flow_time and flow_class (D = 64)
+    assert n_params(build_model("pure_noise", 128)) == 7_891_073
+    assert n_params(build_model("flow_time", 64)) == 1_996_417
+    assert n_params(build_model("flow_class", 64)) == 2_019_201
 
 
 def test_batchnorm_everywhere_the_spec_says():
@@ -104,7 +113,12 @@ def make(kind, d=8, seed=0):
     x, t = torch.randn(10, 1, 28, 28, generator=g), torch.rand(10, generator=g)
     c = torch.eye(10)
     with torch.no_grad():
-        model(x) if kind == "denoiser" else model(x, t) if kind == "time" else model(x, t, c)
+        if kind in ("denoiser", "pure_noise"):
+            model(x)
+        elif kind in ("time", "flow_time"):
+            model(x, t)
+        else:
+            model(x, t, c)
     return model.eval()
 
 
@@ -119,6 +133,9 @@ def test_output_shapes_batch_3():
                 assert build_model("denoiser", d).train(train)(x).shape == (3, 1, 28, 28)
                 assert build_model("time", d).train(train)(x, t).shape == (3, 1, 28, 28)
                 assert build_model("class", d).train(train)(x, t, c).shape == (3, 1, 28, 28)
+                assert build_model("pure_noise", d).train(train)(x).shape == (3, 1, 28, 28)
+                assert build_model("flow_time", d).train(train)(x, t).shape == (3, 1, 28, 28)
+                assert build_model("flow_class", d).train(train)(x, t, c).shape == (3, 1, 28, 28)
 
 
 def test_skip_features_have_the_spec_sizes():
@@ -187,3 +204,72 @@ def test_build_model_rejects_unknown_kind():
     with pytest.raises(ValueError):
         build_model("flow", 8)
     assert build_model("class", 16).hidden == 16
+
+
+def spec_forward(model, x, a1, b1, a2, b2):
+    """The spec's UNet written out layer by layer, with unflatten ← a₁ · unflatten + b₁ and up1 ← a₂ · up1 + b₂ (the
+    reference the conditioned UNets are held to)."""
+    s1 = model.enc1(x)
+    s2 = model.enc2(s1)
+    s3 = model.enc3(s2)
+    bottom = a1 * model.unflatten(model.flatten(s3)) + b1
+    up1 = a2 * model.up1(torch.cat([bottom, s3], 1)) + b2
+    up2 = model.up2(torch.cat([up1, s2], 1))
+    return model.out(model.dec(torch.cat([up2, s1], 1)))
+
+
+def force_output(fc, value: float):
+    """Make an FCBlock output ``value`` everywhere (last Linear: weight 0, bias ``value``)."""
+    with torch.no_grad():
+        fc[2].weight.zero_()
+        fc[2].bias.fill_(value)
+
+
+def per_channel(embedding):
+    return embedding[:, :, None, None]
+
+
+def test_flow_time_conditioning_multiplies_unflatten_and_up1():
+    """§3 2.1: unflatten = unflatten · fc1(t), up1 = up1 · fc2(t), t ∈ [0, 1] as is."""
+    model = make("flow_time")
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    t = torch.tensor([0.0, 0.3, 1.0])
+    tc = t[:, None]
+    with torch.no_grad():
+        expected = spec_forward(model, x, per_channel(model.t_embed1(tc)), 0.0, per_channel(model.t_embed2(tc)), 0.0)
+        torch.testing.assert_close(model(x, t), expected, rtol=1e-5, atol=1e-5)
+        # the DDPM's time UNet, with the same weights, adds the same embeddings instead
+        ddpm = TimeConditionalUNet(8).eval()
+        ddpm.load_state_dict(model.state_dict())
+        expected = spec_forward(ddpm, x, 1.0, per_channel(ddpm.t_embed1(tc)), 1.0, per_channel(ddpm.t_embed2(tc)))
+        torch.testing.assert_close(ddpm(x, t), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_flow_time_unet_with_unit_time_factors_is_the_plain_unet():
+    model = make("flow_time")
+    force_output(model.t_embed1, 1.0)
+    force_output(model.t_embed2, 1.0)
+    plain = UNet(8).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)  # every layer but the time FCBlocks
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, torch.tensor([0.2, 0.9])), plain(x), rtol=1e-6, atol=1e-6)
+        # and a factor of 2 on the bottleneck is exactly that, whatever t
+        force_output(model.t_embed1, 2.0)
+        torch.testing.assert_close(model(x, torch.tensor([0.2, 0.9])), spec_forward(plain, x, 2.0, 0.0, 1.0, 0.0),
+                                   rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["class", "flow_class"])
+def test_class_conditioning_scales_by_the_class_and_shifts_by_the_time(kind):
+    """§3 2.4 (and B2's DDPM alike): unflatten = c₁ · unflatten + t₁, up1 = c₂ · up1 + t₂ — one class for both."""
+    model = make(kind)
+    assert type(model) is ClassConditionalUNet
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(7))
+    t = torch.tensor([0.1, 0.5, 0.9])
+    c = torch.stack([torch.eye(10)[4], torch.zeros(10), torch.eye(10)[8]])
+    tc = t[:, None]
+    with torch.no_grad():
+        expected = spec_forward(model, x, per_channel(model.c_embed1(c)), per_channel(model.t_embed1(tc)),
+                                per_channel(model.c_embed2(c)), per_channel(model.t_embed2(tc)))
+        torch.testing.assert_close(model(x, t, c), expected, rtol=1e-5, atol=1e-5)
