@@ -37,6 +37,11 @@ SHIPPED_RUNS: dict[str, tuple[str, dict]] = {
     "flow_time": ("flow_time", {}),
     "flow_class": ("flow_class", {}),
     "flow_class_constant_lr": ("flow_class", {"constant_lr": True, "lr": FLOW_CONSTANT_LR}),
+    # "A better time-conditioned UNet" (beyond the spec, both objectives): twice as wide, Fourier features of t, longer
+    "time_beyond_spec": ("time", {"hidden": 128, "epochs": 40, "time_features": 32,
+                                  "snapshot_epochs": (1, 10, 20, 30, 40)}),
+    "flow_time_beyond_spec": ("flow_time", {"hidden": 128, "epochs": 30, "batch_size": 128, "lr": 5e-3,
+                                            "time_features": 32, "snapshot_epochs": (1, 10, 20, 30)}),
 }
 
 
@@ -75,7 +80,7 @@ def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedRun:
 
 def _model(config: TrainConfig, state: dict[str, torch.Tensor], device: torch.device | str) -> torch.nn.Module:
     """The UNet of ``config`` with the weights ``state`` (stored in fp16 or fp32), ready for inference on ``device``."""
-    model = build_model(config.model, config.hidden)
+    model = build_model(config.model, config.hidden, config.time_features)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return for_inference(model, device)
 

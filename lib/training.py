@@ -79,7 +79,7 @@ SPEC_IMAGES_PER_SECOND.update(pure_noise=SPEC_IMAGES_PER_SECOND["denoiser"], flo
 # Fields added to TrainConfig after models were shipped, with the value every earlier configuration had: a
 # configuration's JSON (its cache key) names such a field only when it holds another value, so that every earlier
 # configuration keeps its key and its shipped or cached file.
-LATER_FIELDS = {"constant_lr": False}
+LATER_FIELDS = {"constant_lr": False, "time_features": 0}
 
 _INIT_LOCK = threading.Lock()
 LOSS_SYNC_EVERY = {"cpu": 1, "cuda": 50}  # steps between loss read-backs (each one waits for the device)
@@ -113,6 +113,7 @@ class TrainConfig:
     p_uncond: float = 0.1  # class only
     sample_stride: int = 1  # stride of the per-epoch grids' sampler (flows: Euler steps of stride / num_ts)
     constant_lr: bool = False  # True: no ExponentialLR, ``lr`` held all run (B 2.6); for the models the spec schedules
+    time_features: int = 0  # beyond the spec: Fourier features of t for the FCBlocks (``lib.unets.fourier_features``)
 
     @classmethod
     def spec(cls, model: str, **overrides) -> "TrainConfig":
@@ -168,6 +169,8 @@ class TrainConfig:
             raise ValueError(f"sample_stride must be between 1 and {self.num_timesteps - 1}")
         if self.model in FLOWS and not 1 <= self.sample_stride <= FLOW_SAMPLER_STEPS[self.model]:
             raise ValueError(f"sample_stride must be between 1 and {FLOW_SAMPLER_STEPS[self.model]}")
+        if self.time_features and self.model not in DDPMS + FLOWS:
+            raise ValueError(f"{self.model} is not told the time: time_features is for the DDPMs and flows")
         if self.constant_lr and self.model not in DDPMS + FLOWS:
             raise ValueError(f"{self.model} keeps a constant learning rate anyway: constant_lr is for scheduled models")
 
@@ -404,7 +407,7 @@ def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
     # meanwhile) and restore it afterwards, so the run depends on its seed alone.
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = build_model(config.model, config.hidden)
+        model = build_model(config.model, config.hidden, config.time_features)
     model = prepare(model.to(device), precision)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = ema = None

@@ -98,13 +98,27 @@ def _per_channel(embedding: torch.Tensor) -> torch.Tensor:
     return embedding[:, :, None, None]
 
 
-class TimeConditionalUNet(UNet):
-    """Part B2's ε_θ(x_t, t); ``t`` is the normalised timestep t/T, shape (B,) or (B, 1)."""
+def fourier_features(t: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, 1) times in [0, 1] → (B, 2·count): [sin(ω_k t), cos(ω_k t)] at ``count`` angular frequencies ω_k spaced
+    geometrically from 1 to 1,000 — the sinusoidal embedding of DDPM's own UNet, for t normalised to [0, 1]. The
+    spec feeds the FCBlocks the bare number t, whose one input must encode every noise level by itself; beside it, high
+    frequencies tell close times apart. ``count`` = 0 is the spec's bare t."""
+    if count == 0:
+        return t
+    omega = torch.logspace(0, 3, count, device=t.device, dtype=t.dtype)
+    angles = t * omega
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
 
-    def __init__(self, hidden: int = 64, in_channels: int = 1):
+
+class TimeConditionalUNet(UNet):
+    """Part B2's ε_θ(x_t, t); ``t`` is the normalised timestep t/T, shape (B,) or (B, 1). With ``time_features`` > 0
+    (beyond the spec) the FCBlocks see t's ``fourier_features`` instead of t."""
+
+    def __init__(self, hidden: int = 64, in_channels: int = 1, time_features: int = 0):
         super().__init__(hidden, in_channels)
-        self.t_embed1 = fc_block(1, 2 * hidden)
-        self.t_embed2 = fc_block(1, hidden)
+        self.time_features = time_features
+        self.t_embed1 = fc_block(2 * time_features or 1, 2 * hidden)
+        self.t_embed2 = fc_block(2 * time_features or 1, hidden)
 
     def _scales(self, batch: int, c: torch.Tensor | None):
         return 1.0, 1.0
@@ -115,7 +129,7 @@ class TimeConditionalUNet(UNet):
         return scale1, _per_channel(self.t_embed1(t)), scale2, _per_channel(self.t_embed2(t))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        t = t.reshape(-1, 1).to(x.dtype)
+        t = fourier_features(t.reshape(-1, 1).to(x.dtype), self.time_features)
         scale1, shift1, scale2, shift2 = self._modulation(t, c)
         s1, s2, s3, bottom = self.encode(x)
         return self.decode(s1, s2, s3, scale1 * bottom + shift1, modulate_up1=lambda u: scale2 * u + shift2)
@@ -135,8 +149,8 @@ class ClassConditionalUNet(TimeConditionalUNet):
     ``c`` is a one-hot (B, 10) vector, all zeros for "no class" (the notebook's ``forward(x, c, t, mask)`` with the mask
     already applied to c)."""
 
-    def __init__(self, hidden: int = 64, in_channels: int = 1, num_classes: int = 10):
-        super().__init__(hidden, in_channels)
+    def __init__(self, hidden: int = 64, in_channels: int = 1, num_classes: int = 10, time_features: int = 0):
+        super().__init__(hidden, in_channels, time_features)
         self.num_classes = num_classes
         self.c_embed1 = fc_block(num_classes, 2 * hidden)
         self.c_embed2 = fc_block(num_classes, hidden)
@@ -154,8 +168,11 @@ MODEL_CLASSES = {"denoiser": UNet, "time": TimeConditionalUNet, "class": ClassCo
                  "pure_noise": UNet, "flow_time": FlowTimeConditionalUNet, "flow_class": ClassConditionalUNet}
 
 
-def build_model(kind: str, hidden: int) -> nn.Module:
-    """A fresh UNet of ``kind`` (a key of ``MODEL_CLASSES``) with ``hidden`` = D channels."""
+def build_model(kind: str, hidden: int, time_features: int = 0) -> nn.Module:
+    """A fresh UNet of ``kind`` (a key of ``MODEL_CLASSES``) with ``hidden`` = D channels (and, for a time-conditioned
+    one, ``time_features`` Fourier features of t; 0 is the spec's bare t)."""
     if kind not in MODEL_CLASSES:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_CLASSES)}")
+    if time_features:
+        return MODEL_CLASSES[kind](hidden, time_features=time_features)
     return MODEL_CLASSES[kind](hidden)

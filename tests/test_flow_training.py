@@ -68,9 +68,11 @@ def test_spec_settings():
 
 def test_constant_lr_is_in_the_json_only_when_set():
     """A field added after models were shipped must not change any earlier configuration's key."""
-    assert LATER_FIELDS == {"constant_lr": False}
+    assert LATER_FIELDS == {"constant_lr": False, "time_features": 0}
     for kind in ("denoiser", "time", "class", "flow_class"):
-        assert "constant_lr" not in TrainConfig.spec(kind).to_json()
+        assert not [field for field in LATER_FIELDS if field in TrainConfig.spec(kind).to_json()]
+    wide = model_store.shipped_run_config("time_beyond_spec")
+    assert '"time_features": 32' in wide.to_json() and model_store.config_from_json(wide.to_json()) == wide
     no_scheduler = model_store.shipped_run_config("flow_class_constant_lr")
     assert no_scheduler.constant_lr and no_scheduler.lr == FLOW_CONSTANT_LR and not no_scheduler.decays_lr()
     assert '"constant_lr": true' in no_scheduler.to_json()
@@ -285,7 +287,7 @@ def test_every_shipped_run_has_its_name_and_lookup_finds_the_matching_file(rando
     """One model, two shipped runs: the class flow model with and without its scheduler, each in its own file."""
     assert model_store.shipped_names("flow_class") == ["flow_class", "flow_class_constant_lr"]
     assert [model_store.shipped_names(k) for k in ("denoiser", "time", "class", "pure_noise", "flow_time")] == [
-        ["denoiser"], ["time"], ["class"], ["pure_noise"], ["flow_time"]]
+        ["denoiser"], ["time", "time_beyond_spec"], ["class"], ["pure_noise"], ["flow_time", "flow_time_beyond_spec"]]
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path)
     runs = {}
     for name in ("flow_class", "flow_class_constant_lr"):

@@ -130,8 +130,8 @@ def batch_sizes(monkeypatch):
     sizes = []
     real_build = training.build_model
 
-    def build(kind, hidden):
-        model = real_build(kind, hidden)
+    def build(*args):
+        model = real_build(*args)
         model.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]) if m.training else None)
         return model
 

@@ -273,3 +273,32 @@ def test_class_conditioning_scales_by_the_class_and_shifts_by_the_time(kind):
         expected = spec_forward(model, x, per_channel(model.c_embed1(c)), per_channel(model.t_embed1(tc)),
                                 per_channel(model.c_embed2(c)), per_channel(model.t_embed2(tc)))
         torch.testing.assert_close(model(x, t, c), expected, rtol=1e-5, atol=1e-5)
+
+
+# --- beyond the spec: Fourier features of t ---------------------------------------------------------------------------
+
+def test_fourier_features_are_sines_and_cosines_of_geometric_frequencies():
+    from lib.unets import fourier_features
+
+    t = torch.tensor([[0.0], [0.25], [1.0]])
+    assert torch.equal(fourier_features(t, 0), t)  # the spec's bare t
+    f = fourier_features(t, 4)
+    omega = torch.tensor([1.0, 10.0, 100.0, 1000.0])
+    assert f.shape == (3, 8)
+    torch.testing.assert_close(f[:, :4], torch.sin(t * omega))
+    torch.testing.assert_close(f[:, 4:], torch.cos(t * omega))
+    assert torch.equal(f[0], torch.tensor([0.0] * 4 + [1.0] * 4))  # t = 0: sin 0, cos 0
+
+
+@pytest.mark.parametrize("kind", ["time", "class", "flow_time", "flow_class"])
+def test_time_features_widen_only_the_time_blocks_inputs(kind):
+    """With k Fourier features the two time FCBlocks take 2k inputs instead of 1; nothing else changes."""
+    from lib.unets import build_model
+
+    spec, wide = build_model(kind, 8), build_model(kind, 8, time_features=16)
+    assert wide.t_embed1[0].in_features == wide.t_embed2[0].in_features == 32
+    extra = sum(p.numel() for p in wide.parameters()) - sum(p.numel() for p in spec.parameters())
+    assert extra == 31 * (wide.t_embed1[0].out_features + wide.t_embed2[0].out_features)  # 31 more weights per unit
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([0.1, 0.9])
+    c = torch.eye(10)[:2] if "class" in kind else None
+    assert wide(x, t, c).shape == x.shape
