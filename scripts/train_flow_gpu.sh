@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
 # The flow edition's part B on one CUDA GPU in one go: the four shipped runs, the constant-learning-rate sweep of B 2.6
 # ("get rid of the scheduler"), then the calibrated judge, which ships the best constant-lr run. For one device call of
-# at most 8 minutes (TRAIN_SECONDS of training, default 360, then about a minute of judging):
+# at most 8 minutes (TRAIN_SECONDS of training, default 330, then a minute or two of judging):
 #
 #   mkdir -p .gpu/mnist-raw && cp ../shared/data/MNIST/raw/*.gz .gpu/mnist-raw/    # here, once (.gpu is gitignored)
 #   bash scripts/train_flow_gpu.sh .gpu/mnist-raw      # on the device machine, carrying .gpu
 #
-# Four lanes run side by side, each a sequence of scripts/train_models.py runs in fp32 (the notebook's float32; cuDNN's
-# convolutions use TF32 by default), all with seed 0:
-#   lane 1: flow_class                               then the sweep's lr 1e-3
-#   lane 2: flow_class_constant_lr (lr 3.5e-3)        then the sweep's lr 5e-3
-#   lane 3: flow_time                                then the sweep's lr 2e-3
-#   lane 4: pure_noise
-# The shipped runs go first, so a deadline that cuts the sweep leaves them whole: at TRAIN_SECONDS every run still
-# going gets SIGTERM, saves its state and stops. scripts/judge_flow_runs.py then judges every finished run and copies
-# the best constant-lr candidate (the default 3.5e-3 is one of them) over data/models/flow_class_constant_lr.
-# Into $OUT (default data/flow_gpu; at most 8 files): the four shipped files, train.log (every lane's output) and
-# judge.json. Copy the .safetensors into data/models here; if the picked lr is not lib.training.FLOW_CONSTANT_LR, set
-# that to it (tests/test_shipped_models.py checks they agree).
+# The runs, in this order, all scripts/train_models.py with seed 0 in fp32 (the notebook's float32; cuDNN's convolutions
+# use TF32 by default), dealt round-robin to LANES processes side by side (default 4; 1 runs them one after another):
+#   flow_class, flow_class_constant_lr (lr 3.5e-3), flow_time, pure_noise, then the sweep's other rates (SWEEP_LRS,
+#   default "1e-3 2e-3 5e-3"), each into data/sweep/lr-<rate>/
+# With 4 lanes: lane 1 flow_class then lr 1e-3; lane 2 the shipped constant-lr run then 2e-3; lane 3 flow_time then
+# 5e-3; lane 4 pure_noise. The shipped runs go first, so a deadline that cuts the sweep leaves them whole: at
+# TRAIN_SECONDS every run still going gets SIGTERM, saves its state and stops. scripts/judge_flow_runs.py then judges
+# every finished run and copies the best constant-lr one over data/models/flow_class_constant_lr.
+# Into $OUT (default data/flow_gpu; at most 8 files): the four shipped files, train.log (every lane's output, then the
+# judge's) and judge.json. Copy the .safetensors into data/models here; if the picked lr is not
+# lib.training.FLOW_CONSTANT_LR, set that to it (tests/test_shipped_flow_models.py checks that they agree).
 #
 # Dry run on a CPU (minutes): DEVICE=cpu EXTRA_ARGS="--steps-per-epoch 1 --sample-stride 50 --threads 1"
 #   JUDGE_ARGS="--samples 2 --stride 50 --judge-digits 20000 --judge-epochs 1" bash scripts/train_flow_gpu.sh RAW
@@ -26,10 +25,10 @@ cd "$(dirname "$0")/.."
 raw=${1:?usage: bash scripts/train_flow_gpu.sh MNIST_RAW_FOLDER}
 out=${OUT:-data/flow_gpu}
 device=${DEVICE:-cuda}
+lanes=${LANES:-4}
 read -r -a extra <<< "${EXTRA_ARGS:-}"
 read -r -a judge_args <<< "${JUDGE_ARGS:-}"
-lanes=$(mktemp -d)
-sweep=data/sweep
+logs=$(mktemp -d)
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 [ "$device" = cuda ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
@@ -46,25 +45,31 @@ for train in (True, False):
     print(digits.note)
 PY
 
-deadline=$((SECONDS + ${TRAIN_SECONDS:-360}))
-run() {  # run LANE ARGS…: one scripts/train_models.py run, stopped (its state saved) at the deadline
-  local log=$lanes/$1.log left=$((deadline - SECONDS)); shift
+runs=("--model flow_class" "--model flow_class_constant_lr" "--model flow_time" "--model pure_noise")
+for lr in ${SWEEP_LRS:-1e-3 2e-3 5e-3}; do
+  runs+=("--model flow_class_constant_lr --lr $lr --out data/sweep/lr-$lr")
+done
+deadline=$((SECONDS + ${TRAIN_SECONDS:-330}))
+run() {  # run LOG ARGS…: one scripts/train_models.py run, stopped (its state saved) at the deadline
+  local log=$1 left=$((deadline - SECONDS)); shift
   if [ "$left" -le 5 ]; then echo "### not started (deadline): $*" >> "$log"; return; fi
   echo "### start at $SECONDS s: $*" >> "$log"
-  timeout -s TERM --kill-after=60 "$left" python3 scripts/train_models.py --device "$device" --precision fp32 \
+  timeout -s TERM --kill-after=20 "$left" python3 scripts/train_models.py --device "$device" --precision fp32 \
     "${extra[@]}" "$@" >> "$log" 2>&1
   echo "### exit $? at $SECONDS s: $*" >> "$log"
 }
-(run 1 --model flow_class; run 1 --model flow_class_constant_lr --lr 1e-3 --out $sweep/lr-1e-3) &
-(run 2 --model flow_class_constant_lr; run 2 --model flow_class_constant_lr --lr 5e-3 --out $sweep/lr-5e-3) &
-(run 3 --model flow_time; run 3 --model flow_class_constant_lr --lr 2e-3 --out $sweep/lr-2e-3) &
-(run 4 --model pure_noise) &
+for ((lane = 0; lane < lanes; lane++)); do
+  (for ((i = lane; i < ${#runs[@]}; i += lanes)); do
+     read -r -a args <<< "${runs[i]}"
+     run "$logs/$lane.log" "${args[@]}"
+   done) &
+done
 wait
-for lane in 1 2 3 4; do cat "$lanes/$lane.log"; done > "$out/train.log"
+cat "$logs"/*.log > "$out/train.log"
 grep -h "^saved \|^### " "$out/train.log"
 
-timeout 150 python3 scripts/judge_flow_runs.py --models data/models --sweep $sweep --pick --report "$out/judge.json" \
-  --device "$device" "${judge_args[@]}" 2>&1 | tee -a "$out/train.log"
+timeout 180 python3 scripts/judge_flow_runs.py --models data/models --sweep data/sweep --pick \
+  --report "$out/judge.json" --device "$device" "${judge_args[@]}" 2>&1 | tee -a "$out/train.log"
 for name in pure_noise flow_time flow_class flow_class_constant_lr; do
   [ -f "data/models/$name.safetensors" ] && cp "data/models/$name.safetensors" "$out/"
 done

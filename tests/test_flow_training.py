@@ -15,11 +15,11 @@ from lib.cache import config_key
 from lib.data import Digits
 from lib.diffusion import classifier_free_guidance
 from lib.flow import euler_times
-from lib.flow.mnist import MnistFlow, class_grid, grid_steps, sample_grid, unconditional_grid
+from lib.flow.mnist import MnistFlow, class_grid, grid_steps, sample_grid, step_size, unconditional_grid
 from lib.images import to_uint8
 from lib.mnist_model import PromptError
 from lib.runs import pure_noise_probe, run_training, snapshot_fn
-from lib.training import FLOW_CONSTANT_LR, LATER_FIELDS, TrainConfig, train
+from lib.training import FLOW_CONSTANT_LR, LATER_FIELDS, TrainConfig, TrainedRun, train
 from lib.unets import build_model
 from tests.test_training import spy_adam  # noqa: F401 (fixture)
 
@@ -251,7 +251,7 @@ def test_the_adapter_is_the_network_with_prompts_as_digits():
     torch.testing.assert_close(flow.velocity(x, 0.25, cond), expected)
     torch.testing.assert_close(flow.velocity(x, torch.full((3,), 0.25), cond), expected)
     assert flow.value_range == (0.0, 1.0) and flow.image_shape == (1, 28, 28)
-    assert flow.step_size() == 1 / 300 and trained_flow("flow_time").step_size(5) == 0.1
+    assert step_size("flow_class") == 1 / 300 and step_size("flow_time", 5) == 0.1
     with pytest.raises(ValueError):
         MnistFlow(build_model("class", 4), TrainConfig.spec("class", hidden=4))
 
@@ -299,3 +299,18 @@ def test_every_shipped_run_has_its_name_and_lookup_finds_the_matching_file(rando
         found = model_store.lookup(result.config)
         assert found is not None and found.losses == pytest.approx(result.losses) and found.config == result.config
     assert model_store.lookup(replace(runs["flow_class"].config, seed=1)) is None
+
+
+@pytest.mark.parametrize("name", ["pure_noise", "flow_time", "flow_class", "flow_class_constant_lr"])
+def test_a_full_spec_run_fits_in_16_mib(tmp_path, name):
+    """Weights in fp16 (and their EMA), a loss per step, a 40-image grid per snapshot epoch: under what a device call
+    brings back per file (16 MiB) and the repository's 20 MB cap — the D = 128 pure-noise UNet is the largest."""
+    config = model_store.shipped_run_config(name)
+    model = build_model(config.model, config.hidden)
+    steps = config.epochs * config.steps_in_epoch(60000)
+    grids = {e: torch.zeros(40, 28, 28, dtype=torch.uint8) for e in config.snapshot_epochs}
+    result = TrainedRun(config, model, [0.5] * steps, grids, {}, ema.ema_copy(model) if config.keeps_ema() else None)
+    path = model_store.save_run(result, tmp_path / f"{name}.safetensors", {"command": "x" * 200},
+                                weights_dtype=torch.float16)
+    weights = sum(p.numel() for p in model.parameters()) * 2 * (2 if config.keeps_ema() else 1)
+    assert weights < path.stat().st_size < 16 * 2**20

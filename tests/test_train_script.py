@@ -9,6 +9,9 @@ import signal
 import subprocess
 import sys
 
+import torch
+
+from lib import cache
 from lib.resume import saved_step
 from tests.conftest import ROOT
 
@@ -61,3 +64,31 @@ def test_a_stopped_run_saves_its_state_and_the_same_command_continues_it(mnist_r
     assert min(reported_steps(lines)) >= first_stop
     assert saved_step(state) > first_stop
     assert "SIGTERM: stopping after the current step" in "\n".join(lines)
+
+
+def test_a_flow_run_is_saved_whole_with_its_provenance(mnist_root, tmp_path):
+    """The constant-lr class flow run at a sweep's learning rate, in epochs of one step and grids of one Euler step."""
+    from lib import model_store
+
+    env = dict(os.environ, DIFFUSION_LAB_MNIST_ROOT=str(mnist_root), DIFFUSION_LAB_CACHE=str(tmp_path / "cache"))
+    args = ["--model", "flow_class_constant_lr", "--lr", "2e-3", "--steps-per-epoch", "1", "--sample-stride", "300",
+            "--threads", "1", "--device", "cpu", "--precision", "fp32", "--out", str(tmp_path / "models")]
+    done = subprocess.run([sys.executable, "scripts/train_models.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    path = tmp_path / "models" / "flow_class_constant_lr.safetensors"
+    assert re.search(rf"^saved {re.escape(str(path))} \(\d+\.\d MB\) in \d+ s on CPU \(1 thread\), fp32; loss \d\.\d{{4}}",
+                     done.stdout, re.M), done.stdout
+    run = model_store.load_run(path)
+    assert run.config == model_store.shipped_run_config("flow_class_constant_lr", lr=2e-3, steps_per_epoch=1,
+                                                        sample_stride=300, dataset="mnist")
+    assert run.config.constant_lr and not run.config.decays_lr()
+    assert run.info["command"] == "python scripts/train_models.py " + " ".join(args)
+    assert run.info["precision"] == "fp32" and run.info["device"] == "CPU (1 thread)" and run.info["seconds"] > 0
+    assert len(run.losses) == 10 and sorted(run.snapshots) == [1, 5, 10]
+    assert all(grid.shape == (40, 28, 28) and grid.dtype == torch.uint8 for grid in run.snapshots.values())
+    assert run.ema is not None
+    tensors, _ = cache.load_entry(path)
+    assert {v.dtype for k, v in tensors.items() if k.startswith(("model.", "ema.")) and v.is_floating_point()} == {
+        torch.float16}
+    assert not list((tmp_path / "cache").glob("*.resume.safetensors")), "a finished run leaves no saved state"

@@ -49,9 +49,6 @@ class MnistFlow(DigitConditions):
             return infer(self.model, x_t, t, cond.to(x_t))
         return infer(self.model, x_t, t)
 
-    def step_size(self, stride: int = 1) -> float:
-        return step_size(self.config.model, stride)
-
 
 def step_size(model_kind: str, stride: int = 1) -> float:
     """h = stride / num_ts: stride 1 is the notebook's sampler (50 steps, or 300 for the class model)."""
