@@ -27,10 +27,16 @@ from lib.schedules import Schedule
 VarianceType = Literal["fixed_small", "fixed_large", "learned_range"]
 
 
+def q_sample(x: torch.Tensor, abar: float | torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """√ᾱ x + √(1 − ᾱ) ε: the one formula of DDPM noising. With ᾱ = ᾱ_t it is the forward process q(x_t | x_0); with
+    ᾱ = ᾱ_t / ᾱ_t' it is q(x_t | x_t'), from a less noisy x_t' (RePaint's jump back). ``abar`` is a number, or a
+    tensor that broadcasts against ``x`` (one ᾱ_t per row in training)."""
+    return abar**0.5 * x + (1.0 - abar) ** 0.5 * noise
+
+
 def forward_noise(x0: torch.Tensor, t: int, schedule: Schedule, noise: torch.Tensor) -> torch.Tensor:
     """x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε (t = −1 returns x0 itself)."""
-    abar = schedule.abar(t)
-    return abar**0.5 * x0 + (1.0 - abar) ** 0.5 * noise
+    return q_sample(x0, schedule.abar(t), noise)
 
 
 def estimate_x0(x_t: torch.Tensor, eps: torch.Tensor, t: int, schedule: Schedule) -> torch.Tensor:

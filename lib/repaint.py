@@ -24,6 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lib.diffusion import q_sample
 from lib.sampling import randn
 from lib.schedules import Schedule
 
@@ -83,8 +84,7 @@ def jump_back(x: torch.Tensor, t_from: int, t_to: int, schedule: Schedule, gener
     """x_t ~ q(x_t | x_t') = N(√(ᾱ_t / ᾱ_t') x_t', (1 − ᾱ_t / ᾱ_t') I) from t' = ``t_from`` up to t = ``t_to``."""
     if not t_to > t_from:
         raise ValueError(f"a jump back goes to a noisier timestep, got {t_from} → {t_to}")
-    ratio = schedule.abar(t_to) / schedule.abar(t_from)
-    return ratio**0.5 * x + (1.0 - ratio) ** 0.5 * randn(x.shape, generator, like=x)
+    return q_sample(x, schedule.abar(t_to) / schedule.abar(t_from), randn(x.shape, generator, like=x))
 
 
 def feathered(mask: torch.Tensor, width: int) -> torch.Tensor:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from lib import ema as weight_average
 from lib.cache import CorruptEntry
+from lib.diffusion import q_sample
 from lib.flow.path import interpolate, velocity_target
 from lib.precision import autocast, default_device, prepare, resolve
 from lib.resume import load_state, save_state
@@ -434,7 +435,7 @@ def _loss(model, config: TrainConfig, x01: torch.Tensor, labels: torch.Tensor, g
         x0 = 2 * x01 - 1
         t = torch.randint(0, config.num_timesteps, (b,), generator=gen, device=x0.device)
         a = abar[t].view(b, 1, 1, 1)
-        inputs, target = [a.sqrt() * x0 + (1 - a).sqrt() * noise, t.float() / config.num_timesteps], noise
+        inputs, target = [q_sample(x0, a, noise), t.float() / config.num_timesteps], noise
     if config.model in CLASS_CONDITIONED:  # the one-hot class, zeroed with probability p_uncond
         keep = (torch.rand(b, 1, generator=gen, device=x01.device) >= config.p_uncond).float()
         inputs.append(F.one_hot(labels, 10).float() * keep)
