@@ -68,7 +68,7 @@ FLOW_SAMPLER_STEPS = {"flow_time": 50, "flow_class": 300}
 # It is the geometric mean of the rates the spec's schedule steps through, 1e-2 · 0.1^(k/10) for epochs k = 0 … 9,
 # i.e. 1e-2 · 0.1^0.45 ≈ 3.55e-3, rounded: the rate the schedule passes mid-run, so that on a log scale the constant
 # run's steps are as large as the scheduled run's on average — larger than its last epochs' (1.26e-3), whose noise the
-# EMA of the weights averages out instead. The value to ship is chosen by the GPU sweep (scripts/train_flow_gpu.sh).
+# EMA of the weights averages out instead. The value to ship is chosen by the GPU sweep (scripts/train_gpu.sh).
 FLOW_CONSTANT_LR = 3.5e-3
 # Training throughput on a CPU at the spec's width and batch size (bench/RESULTS.md §1, 2 threads): bf16 on a CPU with
 # bf16 units (AMX), fp32 on an AVX2-only one. The time-conditioned UNet is the class one without its class layers.

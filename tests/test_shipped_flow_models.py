@@ -1,5 +1,5 @@
 """The flow edition's shipped part-B runs (data/models/{pure_noise,flow_time,flow_class,flow_class_constant_lr}), once
-trained on a GPU by scripts/train_flow_gpu.sh: each is the spec's full run, carries its provenance and EMA, fits the
+trained on a GPU by scripts/train_gpu.sh: each is the spec's full run, carries its provenance and EMA, fits the
 size cap, and draws what it was trained to draw, judged by the calibrated classifier of tests/test_shipped_models.py.
 Each test skips while its file is missing.
 
@@ -30,7 +30,7 @@ STRIDE = 10  # 30 Euler steps for the class model, 5 for the time model: seconds
 def shipped(name: str):
     path = model_store.shipped_path(name)
     if not path.exists():
-        pytest.skip(f"{path.name} not trained yet (scripts/train_flow_gpu.sh)")
+        pytest.skip(f"{path.name} not trained yet (scripts/train_gpu.sh)")
     return model_store.load_run(path)
 
 
