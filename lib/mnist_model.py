@@ -15,17 +15,13 @@ import torch.nn.functional as F
 from lib.diffusion import VarianceType
 from lib.images import to_uint8
 from lib.precision import for_inference, infer
-from lib.sampling import sample
+from lib.sampling import PromptError, sample
 from lib.schedules import Schedule, chain_timesteps, linear_schedule
 from lib.training import TrainConfig
 
 GUIDANCE_SCALE = 5.0  # the spec's γ for the class-conditioned DDPM (part B3), also part A's on the MNIST model
 SAMPLING_STRIDE = 10  # the app's default stride over T = 300: 30 denoising steps, seconds on a laptop CPU
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-class PromptError(ValueError):
-    """A prompt this backend cannot turn into a condition (shown to the user as is)."""
 
 
 def parse_digit_prompt(prompt: str) -> int | None:

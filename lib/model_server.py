@@ -200,7 +200,7 @@ class ModelServer:
 
     @api.post("/models/{name}/encode")
     async def encode(self, name: str, request: Request) -> Response:
-        from lib.mnist_model import PromptError
+        from lib.sampling import PromptError
 
         self._authorize(request)
         den = self._model(name)

@@ -18,7 +18,7 @@ import time
 import requests
 import torch
 
-from lib.mnist_model import PromptError
+from lib.sampling import PromptError
 from lib.schedules import Schedule, chain_timesteps, strided_timesteps
 from lib.wire import CONTENT_TYPE, BadMessage, pack, unpack
 

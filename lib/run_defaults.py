@@ -22,7 +22,7 @@ def default_config(model: str, num_examples: int, dataset: str, *, on_gpu: bool)
     config = model_store.shipped_config(model)
     if config is None:
         spec = TrainConfig.spec(model)
-        short = None if on_gpu else min(SHORT_STEPS[model], spec.full_epoch_steps(num_examples))
+        short = None if on_gpu else min(SHORT_STEPS[model], spec.full_epoch_length(num_examples))
         fast_grids = dict(sample_stride=SAMPLING_STRIDE) if short and model != "denoiser" else {}
         config = replace(spec, steps_per_epoch=short, **fast_grids)
     return replace(config, dataset=dataset)

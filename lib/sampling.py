@@ -20,6 +20,11 @@ Predictor = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor | Non
 StepCallback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
 
+class PromptError(ValueError):
+    """A prompt a model cannot turn into a condition (shown to the user as is): what ``encode_prompt`` raises, for a
+    ``Denoiser`` and for the flow edition's ``lib.flow.VelocityModel`` alike."""
+
+
 class Denoiser(Protocol):
     """What the sampling loops need from a model."""
 
@@ -38,7 +43,7 @@ class Denoiser(Protocol):
         different steps into one call)."""
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
-        """The condition for one prompt, batch dimension 1."""
+        """The condition for one prompt, batch dimension 1; a ``PromptError`` if the model cannot take it."""
 
     def null_condition(self) -> torch.Tensor:
         """The condition meaning "no prompt" (for the unconditional half of classifier-free guidance)."""

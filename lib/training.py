@@ -131,15 +131,15 @@ class TrainConfig:
         """The canonical JSON stored with a run (sorted keys), which a saved state must match to be resumed."""
         return json.dumps(self.as_dict(), sort_keys=True)
 
-    def steps_in_epoch(self, num_examples: int) -> int:
+    def epoch_length(self, num_examples: int) -> int:
         """Optimiser steps per epoch on ``num_examples`` digits: a full pass, else the short epoch's batches."""
-        return self.full_epoch_steps(num_examples) if self.steps_per_epoch is None else self.steps_per_epoch
+        return self.full_epoch_length(num_examples) if self.steps_per_epoch is None else self.steps_per_epoch
 
-    def full_epoch_steps(self, num_examples: int) -> int:
+    def full_epoch_length(self, num_examples: int) -> int:
         """Batches in one full pass over ``num_examples`` digits, ⌈N / batch⌉ (the last one may be smaller)."""
         return math.ceil(num_examples / self.batch_size)
 
-    def epoch_steps(self, total_steps: int) -> int:
+    def epoch_length_of_run(self, total_steps: int) -> int:
         """Steps per epoch of a run of ``total_steps`` optimiser steps (all its epochs have as many)."""
         return total_steps // self.epochs
 
@@ -247,7 +247,7 @@ class TrainedRun:
 def estimated_seconds(config: TrainConfig, num_examples: int, precision: str) -> float:
     """A CPU's training time for ``config`` from the benchmarked throughput at the spec's width:
     steps · batch / (images per second) · (D / D_spec)² (a UNet's convolutions cost ∝ D²). Sample grids not included."""
-    steps = config.steps_in_epoch(num_examples) * config.epochs
+    steps = config.epoch_length(num_examples) * config.epochs
     width = (config.hidden / SPEC[config.model]["hidden"]) ** 2
     return steps * config.batch_size / SPEC_IMAGES_PER_SECOND[config.model][precision] * width
 
@@ -292,7 +292,7 @@ def train(
     x_all = train_images.to(device)
     y_all = train_labels.to(device)
     n = x_all.shape[0]
-    steps_per_epoch = config.steps_in_epoch(n)
+    steps_per_epoch = config.epoch_length(n)
     grid_epochs = config.grid_epochs()
     progress = Progress(total_steps=steps_per_epoch * config.epochs, total_grids=len(grid_epochs))
     order = torch.empty(0, dtype=torch.long, device=device)

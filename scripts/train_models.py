@@ -77,7 +77,7 @@ def main() -> None:
         printed = {0}  # steps already reported (the end of an epoch reports its last step again, with a snapshot)
 
         def report(progress, name=name, printed=printed, config=config):
-            epoch_end = progress.step % config.epoch_steps(progress.total_steps) == 0
+            epoch_end = progress.step % config.epoch_length_of_run(progress.total_steps) == 0
             if progress.step not in printed and (progress.step % 25 == 0 or epoch_end):
                 printed.add(progress.step)
                 print(f"{name}: step {progress.step}/{progress.total_steps} loss {progress.losses[-1]:.4f} "

@@ -17,7 +17,7 @@ from lib.diffusion import classifier_free_guidance
 from lib.flow import euler_times
 from lib.flow.mnist import MnistFlow, class_grid, grid_steps, sample_grid, step_size, unconditional_grid
 from lib.images import to_uint8
-from lib.mnist_model import PromptError
+from lib.sampling import PromptError
 from lib.runs import pure_noise_probe, run_training, snapshot_fn
 from lib.training import FLOW_CONSTANT_LR, LATER_FIELDS, TrainConfig, TrainedRun, train
 from lib.unets import build_model
@@ -63,7 +63,7 @@ def test_spec_settings():
     assert fc.p_uncond == 0.1
     assert not pure.decays_lr() and not pure.keeps_ema()
     # a full epoch of MNIST: 938 batches of 64 (9,380 steps in all), 235 of 256 for pure_noise (1,175)
-    assert ft.steps_in_epoch(60000) * ft.epochs == 9380 and pure.steps_in_epoch(60000) * pure.epochs == 1175
+    assert ft.epoch_length(60000) * ft.epochs == 9380 and pure.epoch_length(60000) * pure.epochs == 1175
 
 
 def test_constant_lr_is_in_the_json_only_when_set():
@@ -307,7 +307,7 @@ def test_a_full_spec_run_fits_in_16_mib(tmp_path, name):
     brings back per file (16 MiB) and the repository's 20 MB cap — the D = 128 pure-noise UNet is the largest."""
     config = model_store.shipped_run_config(name)
     model = build_model(config.model, config.hidden)
-    steps = config.epochs * config.steps_in_epoch(60000)
+    steps = config.epochs * config.epoch_length(60000)
     grids = {e: torch.zeros(40, 28, 28, dtype=torch.uint8) for e in config.snapshot_epochs}
     result = TrainedRun(config, model, [0.5] * steps, grids, {}, ema.ema_copy(model) if config.keeps_ema() else None)
     path = model_store.save_run(result, tmp_path / f"{name}.safetensors", {"command": "x" * 200},

@@ -15,7 +15,8 @@ import requests
 import torch
 
 from lib import edits, model_store
-from lib.mnist_model import MnistDDPM, PromptError
+from lib.mnist_model import MnistDDPM
+from lib.sampling import PromptError
 from lib.remote import RemoteUnavailable, ServerClient
 from lib.sampling import sample
 from lib.views import VIEWS

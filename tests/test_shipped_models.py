@@ -28,7 +28,7 @@ def test_shipped_checkpoint_loads_with_provenance(kind):
     run = model_store.load_run(model_store.shipped_path(kind))
     assert run.config.model == kind and run.config.dataset == "mnist"
     assert {"command", "device", "seconds", "data"} <= set(run.info)
-    steps = run.config.epochs * run.config.steps_in_epoch(60000)
+    steps = run.config.epochs * run.config.epoch_length(60000)
     assert len(run.losses) == steps
     first, last = sum(run.losses[:20]) / 20, sum(run.losses[-20:]) / 20
     assert last < 0.6 * first, "the loss went down during training"

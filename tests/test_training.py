@@ -156,7 +156,7 @@ def test_steps_per_epoch_is_respected(small_train, batch_sizes):
 def test_a_full_epoch_is_one_pass_over_the_data(small_train, batch_sizes):
     digits = Digits(small_train.images[:50], small_train.labels[:50], "mnist", "")
     config = tiny("denoiser", batch_size=16, epochs=2, steps_per_epoch=None)
-    assert config.steps_in_epoch(50) == 4
+    assert config.epoch_length(50) == 4
     result = run(config, digits)
     assert len(result.losses) == 8
     assert batch_sizes == [16, 16, 16, 2] * 2
@@ -228,7 +228,7 @@ def test_a_config_is_built_from_the_spec_table_and_keeps_the_shipped_keys():
 
 def test_epoch_steps_splits_a_run_into_its_epochs():
     config = TrainConfig.spec("class", epochs=4)
-    assert config.epoch_steps(40) == 10 and config.epoch_steps(0) == 0
+    assert config.epoch_length_of_run(40) == 10 and config.epoch_length_of_run(0) == 0
 
 
 def test_spec_defaults():

@@ -25,7 +25,8 @@ from lib.cache import config_key
 from lib.if_configs import IF_VARIANTS
 from lib.if_memory import host_memory_bytes, plan_memory
 from lib.images import png_bytes
-from lib.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE, PromptError
+from lib.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
+from lib.sampling import PromptError
 from lib.sampling import Denoiser
 from ui.common import device_label, mnist_ddpm
 

@@ -135,7 +135,7 @@ def run_settings(run) -> dict[str, object]:
 def loss_section(heading: Heading, run) -> Deliverable:
     losses = run.losses
     tail = float(np.mean(losses[-max(1, len(losses) // 10):]))
-    svg = loss_curve_svg(losses, steps_per_epoch=run.config.epoch_steps(len(losses)))
+    svg = loss_curve_svg(losses, steps_per_epoch=run.config.epoch_length_of_run(len(losses)))
     return heading.made({**run_settings(run), "steps": f"{len(losses):,}", "mean loss over the last 10 %": f"{tail:.4f}"},
                         [svg_figure(svg, "training loss")])
 

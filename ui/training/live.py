@@ -74,7 +74,7 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
         return
     st.progress(min(p.step / p.total_steps, 1.0), text=progress_text(p, job.config.epochs))
     if p.losses:
-        st.plotly_chart(loss_figure(list(p.losses), log_y=log_y, steps_per_epoch=job.config.epoch_steps(p.total_steps),
+        st.plotly_chart(loss_figure(list(p.losses), log_y=log_y, steps_per_epoch=job.config.epoch_length_of_run(p.total_steps),
                                     title="Live training loss"), key=f"{key}_live_loss")
     snapshots = dict(p.snapshots)
     if snapshots:

@@ -72,7 +72,7 @@ def run_duration(run: TrainedRun) -> str:
 def loss_panel(run: TrainedRun, *, key: str, log_default: bool) -> bool:
     """The run's loss curve with a log-scale switch; returns the switch (the live view uses the same setting)."""
     log_y = st.toggle("Log-scale loss axis", log_default, key=f"{key}_log", persist_state="session")
-    st.plotly_chart(loss_figure(run.losses, log_y=log_y, steps_per_epoch=run.config.epoch_steps(len(run.losses))),
+    st.plotly_chart(loss_figure(run.losses, log_y=log_y, steps_per_epoch=run.config.epoch_length_of_run(len(run.losses))),
                     key=f"{key}_loss")
     tail = run.losses[-max(1, len(run.losses) // 10):]
     st.caption(f"{len(run.losses):,} steps; mean loss over the last 10 %: {np.mean(tail):.4f}.")

@@ -121,7 +121,7 @@ def config_controls(model_id: str, train_set: Digits) -> TrainConfig:
     values = {s.field: s.widget(columns[s.column], d, s.widget_key(model_id)) for s in settings_of(model_id) if s.widget}
     steps = _short_run_control(model_id, d, values["batch_size"], len(train_set))
     config = replace(d, steps_per_epoch=steps, **values)
-    total = config.steps_in_epoch(len(train_set)) * config.epochs
+    total = config.epoch_length(len(train_set)) * config.epochs
     st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
     if default_device().type == "cpu":
         _cpu_estimate(config, len(train_set))
@@ -139,7 +139,7 @@ def _short_run_control(model_id: str, d: TrainConfig, batch: int, num_digits: in
                         key=f"{k}_short", **KEEP)
     if not short:
         return None
-    full = replace(d, batch_size=batch).full_epoch_steps(num_digits)
+    full = replace(d, batch_size=batch).full_epoch_length(num_digits)
     chosen = st.session_state.get(f"{k}_steps")
     if chosen is not None and chosen > full:
         st.session_state[f"{k}_steps"] = full
@@ -155,7 +155,7 @@ def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
     """How long the spec's full training and these settings take on this CPU (``lib.training.estimated_seconds``)."""
     precision = resolve("cpu")
     spec = TrainConfig.spec(config.model, dataset=config.dataset)
-    spec_steps, steps = (c.steps_in_epoch(num_digits) * c.epochs for c in (spec, config))
+    spec_steps, steps = (c.epoch_length(num_digits) * c.epochs for c in (spec, config))
     how = "with its bf16 units" if precision == "bf16" else "in fp32: it has no bf16 units"
     st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes about "
                f"{spoken_duration(estimated_seconds(spec, num_digits, precision))} on this CPU; these settings "
@@ -179,7 +179,7 @@ def _unfinished_runs(model_id: str, current: TrainConfig, num_digits: int) -> No
 def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
     """Where an unfinished run stands and when it was saved (a run going on in another process saves every few
     minutes), and its settings."""
-    total = run.config.steps_in_epoch(num_digits) * run.config.epochs
+    total = run.config.epoch_length(num_digits) * run.config.epochs
     age = spoken_duration(max(0.0, time.time() - run.saved_at))
     return f"step {run.step:,} of {total:,}, saved {age} ago · {settings_text(run.config, detailed=True)}"
 
