@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lib import model_store
-from lib.data import FALLBACK_NAME
-from lib.if_memory import requirement
-from lib.text import spoken_duration
+from lib.train import model_store
+from lib.train.data import FALLBACK_NAME
+from lib.backends.if_memory import requirement
+from lib.media.text import spoken_duration
 from ui import layout
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
@@ -138,7 +138,7 @@ def shipped_models() -> None:
 
 
 def ema_note(run) -> str:
-    """"; also the EMA of its weights (d = 0.999)" for a run that kept one (``lib.ema``), else nothing."""
+    """"; also the EMA of its weights (d = 0.999)" for a run that kept one (``lib.train.ema``), else nothing."""
     if run.ema is None:
         return ""
     decay = run.info.get("ema_decay")

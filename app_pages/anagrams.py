@@ -5,8 +5,8 @@ from dataclasses import replace
 import streamlit as st
 import torch
 
-from lib.images import grid
-from lib.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
+from lib.media.images import grid
+from lib.techniques.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg

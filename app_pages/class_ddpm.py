@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib.images import png_bytes
+from lib.media.images import png_bytes
 from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key

@@ -3,8 +3,8 @@
 import streamlit as st
 import torch
 
-from lib.images import grid, psnr
-from lib.plots import MARK_COLOR, schedule_figure
+from lib.media.images import grid, psnr
+from lib.media.plots import MARK_COLOR, schedule_figure
 from ui.backend import download_png, seed_control
 from ui.part_a import page_setup, pick_image, show
 from ui.sections.forward import course_timesteps, default_t, one_step_row, page_results

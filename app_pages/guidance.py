@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.images import grid
+from lib.media.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted

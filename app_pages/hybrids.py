@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib.images import grid
+from lib.media.images import grid
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg

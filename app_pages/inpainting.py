@@ -3,9 +3,9 @@
 import streamlit as st
 import torch
 
-from lib.images import grid
-from lib.plots import resampling_figure
-from lib.repaint import call_timesteps, feathered, jump_points, resampling_path
+from lib.media.images import grid
+from lib.media.plots import resampling_figure
+from lib.techniques.repaint import call_timesteps, feathered, jump_points, resampling_path
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import cost_caption, edit_prompt_input, page_setup, pick_image, pick_mask, show, with_cfg

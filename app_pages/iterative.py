@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from lib.images import grid, psnr
-from lib.plots import animation_figure, estimate_psnr_figure
+from lib.media.images import grid, psnr
+from lib.media.plots import animation_figure, estimate_psnr_figure
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted

@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from lib.images import grid
+from lib.media.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.part_a import cost_caption, edit_prompt_input, page_setup, pick_image, show, with_cfg

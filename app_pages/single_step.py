@@ -3,9 +3,9 @@
 import streamlit as st
 import torch
 
-from lib.images import grid, png_bytes
-from lib.plots import sweep_figure
-from lib.runs import denoiser_probe
+from lib.media.images import grid, png_bytes
+from lib.media.plots import sweep_figure
+from lib.train.runs import denoiser_probe
 from ui import layout
 from ui.backend import seed_control
 from ui.common import mnist, run_key

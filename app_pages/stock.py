@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib.images import grid
+from lib.media.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
 from ui.part_a import cost_caption, page_setup, show, with_cfg
@@ -66,7 +66,7 @@ elif all(prompt_ok(backend, p) for p in prompts):
         if problem:
             st.info(f"Stage 2 is not available here: {problem}")
         elif st.toggle("Upscale with stage 2", key="stock_upscale"):
-            from lib.if_hub import IFUnavailable
+            from lib.backends.if_hub import IFUnavailable
 
             try:
                 pipe = None if remote else stage2(backend.variant, device, source_key(src), src)

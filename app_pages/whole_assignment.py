@@ -1,5 +1,5 @@
 """The whole assignment in one run: every deliverable of parts A and B on the sidebar's backend, one progress bar, one
-self-contained HTML report (ui.whole_assignment, lib.report)."""
+self-contained HTML report (ui.whole_assignment, lib.media.report)."""
 
 import streamlit as st
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common import ROOT, median, mnist_root, parser, report, setup
 
-from lib.data import ROOT_ENV  # noqa: E402
+from lib.train.data import ROOT_ENV  # noqa: E402
 
 CACHED_TARGET_S = 0.200
 TIMEOUT_S = 900

@@ -122,7 +122,7 @@ def report(workload: str, unit: str, project: float, baseline: float, *, higher_
 
 def mnist_root() -> Path:
     """A writable torchvision root holding copies of the canonical raw MNIST files (under the system temp folder)."""
-    from lib.data import import_raw_files
+    from lib.train.data import import_raw_files
 
     if not SHARED_RAW.exists():
         sys.exit(f"canonical MNIST files not found at {SHARED_RAW}")

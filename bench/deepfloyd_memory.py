@@ -1,14 +1,14 @@
-"""DeepFloyd IF's peak GPU memory per part, measured at real size with random weights, against lib.if_memory's plan.
+"""DeepFloyd IF's peak GPU memory per part, measured at real size with random weights, against lib.backends.if_memory's plan.
 
 Each part is built straight on the GPU in its serving dtype and run the way the app runs it; the peak is
 ``torch.cuda.max_memory_allocated`` (PyTorch's allocations; the CUDA context comes on top, which the plan counts as
 ``CUDA_CONTEXT``):
-  stage I    the IF-I-XL UNet (lib.if_configs), fp16: one batched call at 64 px with 2, 4 and 8 rows
+  stage I    the IF-I-XL UNet (lib.backends.if_configs), fp16: one batched call at 64 px with 2, 4 and 8 rows
              (CFG; anagram / hybrid with CFG; the largest batch a page sends)
   T5         the T5-v1.1-XXL encoder, fp16 with its wo layers in fp32 (as transformers loads it): 4 prompts of 77 tokens
   stage II   an IF-II-L stand-in: IF-II-L's block layout (5 levels, attention at the two lowest resolutions, noise level
              as a class embedding, 6 in / 6 out) at 256 px, widths chosen so it has IF-II-L's published 1.2 B
-             parameters — its real configuration is not built in (lib.if_configs); CFG batch of 2 rows
+             parameters — its real configuration is not built in (lib.backends.if_configs); CFG batch of 2 rows
 The plan's figure for each is weights + UNET_WORK (T5: + T5_WORK); a measured peak above it means the plan must grow.
 
 Run:  python bench/deepfloyd_memory.py --device cuda      (needs ≈ 25 GB of GPU memory: one part at a time)
@@ -23,8 +23,8 @@ from common import built, parser, setup
 
 import torch  # noqa: E402
 
-from lib.if_configs import STAGE1_CONFIGS, T5_DIM, T5_XXL_CONFIG  # noqa: E402
-from lib.if_memory import T5_WORK, UNET_WORK, gib, weights  # noqa: E402
+from lib.backends.if_configs import STAGE1_CONFIGS, T5_DIM, T5_XXL_CONFIG  # noqa: E402
+from lib.backends.if_memory import T5_WORK, UNET_WORK, gib, weights  # noqa: E402
 
 STAGE2_STANDIN = dict(
     sample_size=256, in_channels=6, out_channels=6, layers_per_block=[2, 2, 3, 5, 5],

@@ -1,13 +1,13 @@
 """DeepFloyd IF at real size on the CPU, random weights: proves shapes, dtypes and the batched calls at the real width.
 
-The IF-I-XL UNet (4.30 B parameters, ``lib.if_memory.STAGE1_CONFIGS``) is built with random weights in bf16 (≈ 8.0 GiB
-of RAM) and wrapped in ``lib.deepfloyd.IFDenoiser`` exactly as the loader wraps the hub's UNet. Two strided steps
+The IF-I-XL UNet (4.30 B parameters, ``lib.backends.if_memory.STAGE1_CONFIGS``) is built with random weights in bf16 (≈ 8.0 GiB
+of RAM) and wrapped in ``lib.backends.deepfloyd.IFDenoiser`` exactly as the loader wraps the hub's UNet. Two strided steps
 (stride 30 from t = 990) of the project's own loop run for each of
   cfg       classifier-free guidance, γ = 7: one UNet call on [x | x] with [cond | ∅]        (2 rows per call)
   anagram   two views (identity, upside down), two prompts, CFG: one call                   (4 rows per call)
   hybrid    lowpass(ε₁) + highpass(ε₂), CFG: one call                                        (4 rows per call)
-and then the T5-v1.1-XXL encoder (4.76 B parameters, ``lib.if_memory.T5_XXL_CONFIG``) in bf16 embeds a batch of
-prompts, as the app does on a machine whose GPU cannot hold T5 (``lib.if_memory.plan_memory``).
+and then the T5-v1.1-XXL encoder (4.76 B parameters, ``lib.backends.if_memory.T5_XXL_CONFIG``) in bf16 embeds a batch of
+prompts, as the app does on a machine whose GPU cannot hold T5 (``lib.backends.if_memory.plan_memory``).
 Prints seconds per step / per batch and the peak resident memory of each phase (VmHWM, reset between phases).
 
 Not a statement about GPU speed: these are CPU figures. Needs ≈ 10 GB of free RAM.
@@ -25,13 +25,15 @@ from common import built, parser, setup
 
 import torch  # noqa: E402
 
-from lib.deepfloyd import IFDenoiser  # noqa: E402
-from lib.edits import anagram_predictor, hybrid_predictor, sample_with  # noqa: E402
-from lib.if_configs import STAGE1_CONFIGS, T5_DIM, T5_XXL_CONFIG, if_stage1_scheduler  # noqa: E402
-from lib.if_memory import GIB, gib  # noqa: E402
-from lib.sampling import cfg_predictor  # noqa: E402
-from lib.schedules import strided_timesteps  # noqa: E402
-from lib.views import VIEWS  # noqa: E402
+from lib.backends.deepfloyd import IFDenoiser  # noqa: E402
+from lib.ddpm.sampling import sample_with  # noqa: E402
+from lib.techniques.anagrams import anagram_predictor  # noqa: E402
+from lib.techniques.hybrids import hybrid_predictor  # noqa: E402
+from lib.backends.if_configs import STAGE1_CONFIGS, T5_DIM, T5_XXL_CONFIG, if_stage1_scheduler  # noqa: E402
+from lib.backends.if_memory import GIB, gib  # noqa: E402
+from lib.ddpm.sampling import cfg_predictor  # noqa: E402
+from lib.ddpm.schedules import strided_timesteps  # noqa: E402
+from lib.techniques.views import VIEWS  # noqa: E402
 from tests.tiny_if import fake_t5_embeddings  # noqa: E402
 
 STRIDE, SCALE, STEPS = 30, 7.0, 2

@@ -2,7 +2,7 @@
 # Every GPU check of the project in one command (≈ 8 minutes on an H100/H200), for a machine with a CUDA GPU:
 #   1. the gpu-marked tests (fp16 IF prediction vs fp32, bf16 vs fp32 training and sampling, resumable training);
 #   2. IF-I-XL at real size with random weights: loop overhead vs the bare batched UNet call and vs IFPipeline's own
-#      loop (bench/deepfloyd_loop.py), peak GPU memory of stage I, T5 and stage II against lib.if_memory's plan
+#      loop (bench/deepfloyd_loop.py), peak GPU memory of stage I, T5 and stage II against lib.backends.if_memory's plan
 #      (bench/deepfloyd_memory.py);
 #   3. part B on CUDA: the B3 grid (bench/sampling.py) and training throughput (bench/train_throughput.py);
 #   4. the model server under 1, 4 and 16 sessions, batching on and off (bench/model_server.py), where Ray is installed.

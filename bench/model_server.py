@@ -1,8 +1,8 @@
 """The model server under load: UNet rows per second and per-step latency for 1, 4 and 16 sessions sampling at once,
 with cross-session batching on (max_batch_size 16) and off (1), against the same sessions on a local model.
 
-Each session runs the B3 page's loop — ``lib.sampling.sample`` with CFG γ = 5 at stride 10 (30 steps, 4 images: one
-call of 8 rows per step) — in its own thread, through ``lib.remote.RemoteDenoiser`` (project) or on one shared local
+Each session runs the B3 page's loop — ``lib.ddpm.sampling.sample`` with CFG γ = 5 at stride 10 (30 steps, 4 images: one
+call of 8 rows per step) — in its own thread, through ``lib.backends.remote.RemoteDenoiser`` (project) or on one shared local
 ``MnistDDPM`` (baseline: what one Streamlit process does today). The server is ``python -m lib.model_server`` started
 here on a free loopback port, one run per batching setting, with the shipped class model.
   rows/s      UNet rows computed per second of wall time, all sessions together
@@ -24,10 +24,10 @@ from common import parser, report, setup
 
 import torch  # noqa: E402
 
-from lib import model_store  # noqa: E402
-from lib.mnist_model import MnistDDPM  # noqa: E402
-from lib.remote import ServerClient  # noqa: E402
-from lib.sampling import sample  # noqa: E402
+from lib.train import model_store  # noqa: E402
+from lib.backends.mnist_model import MnistDDPM  # noqa: E402
+from lib.backends.remote import ServerClient  # noqa: E402
+from lib.ddpm.sampling import sample  # noqa: E402
 from tests.server_util import TOKEN, ModelServerProcess  # noqa: E402
 
 

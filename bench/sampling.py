@@ -1,8 +1,8 @@
 """Part-B sampling: the B3 page's 10 × 4 class-conditioned grid with CFG γ = 5, strided vs the full chain, with quality.
 
-Project: ``lib.mnist_model.class_grid`` (what the page calls) on the shipped class model, at the page's default grid
+Project: ``lib.backends.mnist_model.class_grid`` (what the page calls) on the shipped class model, at the page's default grid
 stride (``ui.training.results.GRID_STRIDE``: 10 — T = 300 → 30 denoising steps — or 30 on a CPU without bf16 units), each
-step one batched call of 80 = 40 images × {cond, uncond}, at the app's precision (``lib.precision``: bf16 autocast
+step one batched call of 80 = 40 images × {cond, uncond}, at the app's precision (``lib.train.precision``: bf16 autocast
 where the hardware has it).
 Baseline: the same grid along the spec's full 300-step chain (stride 1), eager fp32.
 Target: ≤ 5 s for the strided grid on the 2-core CPU.
@@ -25,12 +25,12 @@ from common import ROOT, median, mnist_root, parser, report, setup, timed
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from lib.data import load_mnist  # noqa: E402
-from lib.mnist_model import MnistDDPM, class_grid  # noqa: E402
-from lib.model_store import load_run, shipped_path  # noqa: E402
-from lib.precision import ENV_VAR, resolve  # noqa: E402
-from lib.training import TrainConfig  # noqa: E402
-from lib.unets import build_model  # noqa: E402
+from lib.train.data import load_mnist  # noqa: E402
+from lib.backends.mnist_model import MnistDDPM, class_grid  # noqa: E402
+from lib.train.model_store import load_run, shipped_path  # noqa: E402
+from lib.train.precision import ENV_VAR, resolve  # noqa: E402
+from lib.train.training import TrainConfig  # noqa: E402
+from lib.train.unets import build_model  # noqa: E402
 from ui.training.results import GRID_STRIDE  # noqa: E402  (the B3 page's default stride for the 40-digit grid)
 
 GRID_TARGET_S = 5.0
@@ -68,7 +68,7 @@ def fraction_correct(net: nn.Module, samples: torch.Tensor, per_class: int) -> f
 
 
 def load_denoiser(path: Path, device) -> tuple[MnistDDPM, bool]:
-    """The trained class model at ``path`` (via lib.model_store.load_run), or a random-weight D = 64 one if absent."""
+    """The trained class model at ``path`` (via lib.train.model_store.load_run), or a random-weight D = 64 one if absent."""
     if path.exists():
         run = load_run(path, device)
         print(f"model: {path} ({run.config.model}, D = {run.config.hidden}, {len(run.losses)} training steps; "

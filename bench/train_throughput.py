@@ -1,10 +1,10 @@
-"""Part-B training throughput (images/s): the project's ``lib.training.train`` vs the course-style loop.
+"""Part-B training throughput (images/s): the project's ``lib.train.training.train`` vs the course-style loop.
 
 Workloads (the spec's configurations, ``TrainConfig.spec``):
   class     class-conditioned UNet, D = 64, batch 128, Adam lr 1e-3 (B2.3 — the same per-step cost as the time model)
   denoiser  single-step denoiser UNet, D = 128, batch 256, Adam lr 1e-4 (B1.2)
 
-Project: ``lib.training.train`` exactly as the app and scripts/train_models.py call it — MNIST resident on the device
+Project: ``lib.train.training.train`` exactly as the app and scripts/train_models.py call it — MNIST resident on the device
 as one tensor, a randperm per pass, fresh noise / t / class dropout per batch, bf16 autocast on channels_last where the
 hardware has bf16 units (``--precision``), fused Adam on CUDA — run for one short epoch of ``warmup + timed`` steps
 (``steps_per_epoch``); the clock runs between loss read-backs (see ``project_throughput``). The end-of-run snapshot is
@@ -26,15 +26,15 @@ from common import median, mnist_root, parser, report, setup, sync
 import torch  # noqa: E402  (common puts the repo on sys.path first)
 import torch.nn.functional as F  # noqa: E402
 
-from lib.data import load_mnist  # noqa: E402
-from lib.schedules import linear_schedule  # noqa: E402
-from lib.precision import PRECISIONS, resolve  # noqa: E402
-from lib.training import TrainConfig, train  # noqa: E402
-from lib.unets import build_model  # noqa: E402
+from lib.train.data import load_mnist  # noqa: E402
+from lib.ddpm.schedules import linear_schedule  # noqa: E402
+from lib.train.precision import PRECISIONS, resolve  # noqa: E402
+from lib.train.training import TrainConfig, train  # noqa: E402
+from lib.train.unets import build_model  # noqa: E402
 
 
 def project_throughput(config: TrainConfig, images01, labels, device, warmup: int, precision: str | None) -> float:
-    """img/s of ``lib.training.train`` between the first loss read-back at or after ``warmup`` steps and the last one.
+    """img/s of ``lib.train.training.train`` between the first loss read-back at or after ``warmup`` steps and the last one.
 
     ``train`` calls ``on_progress`` after each read-back of the losses (every step on a CPU, every
     ``LOSS_SYNC_EVERY`` steps on CUDA) and a read-back waits for the device, so these timestamps are synchronised.

@@ -1,6 +1,6 @@
 """The model server: the app's denoisers behind HTTP on Ray Serve, every session's UNet calls batched together.
 
-The teaching loop stays in the app (lib.sampling, lib.edits: students still see every step and formula, and the noise
+The teaching loop stays in the app (lib.ddpm.sampling, lib.techniques: students still see every step and formula, and the noise
 is drawn there); the server is a pure function answering what the ``Denoiser`` interface needs, one request per UNet
 call:
 
@@ -11,7 +11,7 @@ call:
     POST /models/{m}/pipeline        the stock IFPipeline of A0 (JSON: prompt, steps, seed, γ)  →  images
     POST /models/{m}/upscale         stage II: 64 px images, embeddings, seed, steps  →  256 px images
 
-Tensors travel as safetensors bytes (lib.wire; never pickle), in the dtype the model computes in (IF on a GPU:
+Tensors travel as safetensors bytes (lib.backends.wire; never pickle), in the dtype the model computes in (IF on a GPU:
 fp16). Cross-session batching: ``@serve.batch`` collects the
 ``predict`` requests that arrive within ``batch_wait_timeout_s`` (at most ``max_batch_size``), groups them by model and
 runs one UNet call per model on all their rows — rows at different timesteps, with their own conditions — then splits
@@ -41,10 +41,10 @@ import torch
 from fastapi import FastAPI, HTTPException, Request, Response
 from ray import serve
 
-from lib.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
+from lib.backends.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
 
 TOKEN_ENV = "DIFFUSION_LAB_SERVER_TOKEN"
-MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.wire's 256 MB)
+MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.backends.wire's 256 MB)
 MNIST_MODELS = {"mnist-class": "class", "mnist-time": "time"}
 MAX_ROWS = 64  # rows of one predict request: the largest batch a page sends is 40 (B3 grid) × 2 (CFG) / views
 
@@ -53,11 +53,11 @@ api = FastAPI(title="Diffusion Lab model server")
 
 def load_models(names: list[str], shipped_dir: str | None = None) -> dict[str, object]:
     """The denoisers called ``names``: mnist-class / mnist-time (the shipped part-B DDPMs) and IF-I-XL / L / M (through
-    lib.if_loading, from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN)."""
-    from lib import model_store
-    from lib.if_configs import IF_VARIANTS
-    from lib.mnist_model import MnistDDPM
-    from lib.precision import default_device
+    lib.backends.if_loading, from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN)."""
+    from lib.train import model_store
+    from lib.backends.if_configs import IF_VARIANTS
+    from lib.backends.mnist_model import MnistDDPM
+    from lib.train.precision import default_device
 
     models: dict[str, object] = {}
     for name in names:
@@ -66,7 +66,7 @@ def load_models(names: list[str], shipped_dir: str | None = None) -> dict[str, o
             run = model_store.load_run(folder / model_store.shipped_path(MNIST_MODELS[name]).name, default_device())
             models[name] = MnistDDPM(run.model, run.config)
         elif name in IF_VARIANTS:
-            from lib.if_loading import load_if
+            from lib.backends.if_loading import load_if
 
             models[name] = load_if(name)
         else:
@@ -200,7 +200,7 @@ class ModelServer:
 
     @api.post("/models/{name}/encode")
     async def encode(self, name: str, request: Request) -> Response:
-        from lib.sampling import PromptError
+        from lib.ddpm.sampling import PromptError
 
         self._authorize(request)
         den = self._model(name)
@@ -236,9 +236,9 @@ class ModelServer:
 
     @api.post("/models/{name}/upscale")
     async def upscale(self, name: str, request: Request) -> Response:
-        from lib.deepfloyd import upscale
-        from lib.if_hub import IFUnavailable
-        from lib.if_loading import load_stage2
+        from lib.backends.deepfloyd import upscale
+        from lib.backends.if_hub import IFUnavailable
+        from lib.backends.if_loading import load_stage2
 
         self._authorize(request)
         den = self._model(name)

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lib import model_store  # noqa: E402
-from lib.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
+from lib.train import model_store  # noqa: E402
+from lib.train.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
 from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow, class_grid, step_size, unconditional_grid  # noqa: E402
-from lib.precision import default_device, infer  # noqa: E402
+from lib.train.precision import default_device, infer  # noqa: E402
 from tests.digit_classifier import confident_share, read_digits, train_digit_classifier  # noqa: E402
 
 SHIPPED = ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr")

@@ -17,7 +17,7 @@
 # every finished run and copies the best constant-lr one over data/models/flow_class_constant_lr.
 # Into $OUT (default data/flow_gpu; at most 8 files): the six shipped files, train.log (every lane's output, then the
 # judge's) and judge.json. Copy the .safetensors into data/models here; if the picked lr is not
-# lib.training.FLOW_CONSTANT_LR, set that to it (tests/test_shipped_flow_models.py checks that they agree).
+# lib.train.training.FLOW_CONSTANT_LR, set that to it (tests/test_shipped_flow_models.py checks that they agree).
 #
 # Dry run on a CPU (minutes): DEVICE=cpu EXTRA_ARGS="--steps-per-epoch 1 --sample-stride 50 --threads 1"
 #   JUDGE_ARGS="--samples 2 --stride 50 --judge-digits 20000 --judge-epochs 1" bash scripts/train_gpu.sh RAW
@@ -38,7 +38,7 @@ export PYTHONUNBUFFERED=1
 python3 - "$raw" <<'PY' || exit 1
 import sys
 sys.path.insert(0, ".")
-from lib.data import import_raw_files, load_mnist, mnist_root
+from lib.train.data import import_raw_files, load_mnist, mnist_root
 import_raw_files(sys.argv[1], mnist_root())
 for train in (True, False):
     digits = load_mnist(train, download=False)

@@ -1,6 +1,6 @@
 """Train part-B models with the project's own training code and save them as shipped checkpoints.
 
-Each shipped run (``lib.model_store.SHIPPED_RUNS``) is saved as OUT/<name>.safetensors, weights in fp16, with its
+Each shipped run (``lib.train.model_store.SHIPPED_RUNS``) is saved as OUT/<name>.safetensors, weights in fp16, with its
 configuration and provenance (command, device, precision, seconds, data) in the header and its per-step losses and
 per-epoch grids inside. Runs: the DDPM edition's denoiser, time, class; the flow edition's pure_noise, flow_time,
 flow_class and flow_class_constant_lr (B 2.6: flow_class without ExponentialLR, at a constant --lr). Groups: ddpm, flow,
@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from lib import model_store  # noqa: E402
-from lib.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
-from lib.precision import PRECISIONS, default_device  # noqa: E402
-from lib.resume import saved_step  # noqa: E402
-from lib.runs import run_info, run_training  # noqa: E402
-from lib.text import time_left  # noqa: E402
+from lib.train import model_store  # noqa: E402
+from lib.train.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
+from lib.train.precision import PRECISIONS, default_device  # noqa: E402
+from lib.train.resume import saved_step  # noqa: E402
+from lib.train.runs import run_info, run_training  # noqa: E402
+from lib.media.text import time_left  # noqa: E402
 
 GROUPS = {"ddpm": ["class", "denoiser", "time"],
           "flow": ["pure_noise", "flow_time", "flow_class", "flow_class_constant_lr"],

@@ -43,9 +43,9 @@ def discover_pages(root: Path = ROOT) -> list[AppPage]:
 def save_tiny_shipped_model(folder: Path, hidden: int = 8) -> Path:
     """A random-weight class-conditioned UNet (D = ``hidden``) saved as ``folder``/class.safetensors, the way
     ``scripts/train_models.py`` saves the shipped model, so the app runs on it in a fraction of a second."""
-    from lib import model_store
-    from lib.training import TrainConfig, TrainedRun
-    from lib.unets import build_model
+    from lib.train import model_store
+    from lib.train.training import TrainConfig, TrainedRun
+    from lib.train.unets import build_model
 
     config = TrainConfig.spec("class", hidden=hidden, epochs=1, steps_per_epoch=1, snapshot_epochs=(1,))
     torch.manual_seed(1)

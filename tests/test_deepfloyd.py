@@ -11,16 +11,16 @@ import pytest
 import torch
 from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
 
-from lib.deepfloyd import add_variance, pipeline_sample, upscale
-from lib.diffusion import step_log_variance
-from lib.if_configs import IF_VARIANTS, T5_REPO, if_stage1_scheduler
-from lib.if_hub import (
+from lib.backends.deepfloyd import add_variance, pipeline_sample, upscale
+from lib.ddpm.diffusion import step_log_variance
+from lib.backends.if_configs import IF_VARIANTS, T5_REPO, if_stage1_scheduler
+from lib.backends.if_hub import (
     NO_NETWORK, NO_TOKEN, check_if_requirements, hub_error_message, license_message, no_gpu_message, rejected_message,
     source,
 )
-from lib.prompt_cache import PromptEmbeddingCache
-from lib.sampling import sample
-from lib.schedules import strided_timesteps
+from lib.backends.prompt_cache import PromptEmbeddingCache
+from lib.ddpm.sampling import sample
+from lib.ddpm.schedules import strided_timesteps
 from tests.tiny_if import fake_t5_embeddings, tiny_if_denoiser, tiny_unet
 
 TOKEN = "hf_TestTokenThatMustNeverLeak123"
@@ -54,7 +54,7 @@ def test_tiny_if_is_a_denoiser_with_the_course_timesteps(tiny):
 
 @pytest.mark.slow
 def test_strided_cfg_loop_equals_diffusers_ddpm_scheduler_loop(tiny):
-    """Our loop (lib.sampling.sample) vs diffusers' DDPMScheduler.step with custom timesteps, same UNet, same noise,
+    """Our loop (lib.ddpm.sampling.sample) vs diffusers' DDPMScheduler.step with custom timesteps, same UNet, same noise,
     thresholding and clipping off on both sides, CFG with the conditional pass's variance (as IFPipeline does)."""
     from diffusers import DDPMScheduler
 
@@ -215,8 +215,8 @@ def test_requirements_offline_without_gpu_or_token_name_each_problem_once(offlin
 
 
 def test_load_if_from_the_hub_offline_says_so_without_the_token(offline_hub):
-    from lib.if_hub import IFUnavailable
-    from lib.if_loading import load_if
+    from lib.backends.if_hub import IFUnavailable
+    from lib.backends.if_loading import load_if
 
     with pytest.raises(IFUnavailable) as info:
         load_if("IF-I-M", source(token=TOKEN), "cpu")  # the real from_pretrained, which cannot reach the hub
@@ -227,7 +227,7 @@ def test_load_if_from_the_hub_offline_says_so_without_the_token(offline_hub):
 def test_fp16_cuda_prediction_matches_fp32_cpu(tiny):
     """The UNet is placed in fp16 on the GPU before it is wrapped, as the loader does; the sampling state stays
     float32 and ``predict`` casts to the UNet's dtype for the forward pass."""
-    from lib.deepfloyd import IFDenoiser
+    from lib.backends.deepfloyd import IFDenoiser
 
     unet = tiny_if_denoiser(seed=0).unet.to("cuda", torch.float16)
     gpu = IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny IF on CUDA")

@@ -16,15 +16,15 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from lib.diffusion import (
+from lib.ddpm.diffusion import (
     classifier_free_guidance,
     ddpm_step,
     estimate_x0,
     forward_noise,
     step_log_variance,
 )
-from lib.sampling import cfg_predictor, denoise, guided_predictions, sample
-from lib.schedules import linear_schedule, schedule_from_diffusers, strided_timesteps
+from lib.ddpm.sampling import cfg_predictor, denoise, guided_predictions, sample
+from lib.ddpm.schedules import linear_schedule, schedule_from_diffusers, strided_timesteps
 
 VARIANCE_TYPES = ["fixed_small", "fixed_large", "learned_range"]
 IF_STRIDED = list(range(990, -1, -30))  # [990, 960, …, 30, 0]

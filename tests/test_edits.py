@@ -6,15 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.costs import CountingDenoiser
-from lib.edits import anagram_predictor, hybrid_predictor, inpaint, sample_with, sdedit
-from lib.filters import detail_as_ink, highpass, lowpass
-from lib.images import psnr
-from lib.mnist_model import MnistDDPM
-from lib.sampling import cfg_predictor, guided_predictions, sample
-from lib.training import TrainConfig
-from lib.unets import build_model
-from lib.views import VIEWS
+from lib.media.costs import CountingDenoiser
+from lib.ddpm.sampling import sample_with
+from lib.techniques.anagrams import anagram_predictor
+from lib.techniques.hybrids import hybrid_predictor
+from lib.techniques.inpainting import inpaint
+from lib.techniques.sdedit import sdedit
+from lib.techniques.filters import detail_as_ink, highpass, lowpass
+from lib.media.images import psnr
+from lib.backends.mnist_model import MnistDDPM
+from lib.ddpm.sampling import cfg_predictor, guided_predictions, sample
+from lib.train.training import TrainConfig
+from lib.train.unets import build_model
+from lib.techniques.views import VIEWS
 
 STRIDE = 50  # 7 timesteps: 299, 249, …, 49, −1
 
@@ -156,8 +160,8 @@ def test_detail_as_ink_draws_the_strokes_white_on_black():
 
 def test_inpainting_with_one_sample_per_jump_is_the_plain_repaint_loop():
     """jump_n_sample = 1 (any jump_length) draws the same noise in the same order as the plain loop: the same tensor."""
-    from lib.edits import repaint_update
-    from lib.sampling import denoise, randn
+    from lib.techniques.inpainting import repaint_update
+    from lib.ddpm.sampling import denoise, randn
 
     image, mask = ring(2), torch.zeros(1, 1, 28, 28)
     mask[..., 14:, :] = 1.0
@@ -172,7 +176,7 @@ def test_inpainting_with_one_sample_per_jump_is_the_plain_repaint_loop():
 
 
 def test_inpainting_with_resampling_calls_the_model_as_the_schedule_says_and_keeps_the_outside():
-    from lib.repaint import call_timesteps, model_calls, resampling_path
+    from lib.techniques.repaint import call_timesteps, model_calls, resampling_path
 
     image, mask = ring(), torch.zeros(1, 1, 28, 28)
     mask[..., :14, :] = 1.0

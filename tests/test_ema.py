@@ -1,4 +1,4 @@
-"""The weight average of the DDPM runs (lib.ema): the update is the closed-form recursion, training keeps it beside
+"""The weight average of the DDPM runs (lib.train.ema): the update is the closed-form recursion, training keeps it beside
 the trained weights without changing them, and a stored run carries both."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from lib import ema, model_store
-from lib.training import TrainConfig, train
+from lib.train import ema, model_store
+from lib.train.training import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

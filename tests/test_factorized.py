@@ -1,4 +1,4 @@
-"""Factorized diffusion (issue #16 item 2): the decompositions of ``lib.filters`` sum to the identity, are linear, and
+"""Factorized diffusion (issue #16 item 2): the decompositions of ``lib.techniques.filters`` sum to the identity, are linear, and
 the N-band predictor reproduces the 2-band hybrid exactly."""
 
 from __future__ import annotations
@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.costs import CountingDenoiser
-from lib.edits import factorized_predictor, hybrid_predictor, sample_with
-from lib.filters import (Decomposition, colour_grey, frequency_response, highpass, lowpass, motion_residual,
+from lib.media.costs import CountingDenoiser
+from lib.ddpm.sampling import sample_with
+from lib.techniques.hybrids import factorized_predictor, hybrid_predictor
+from lib.techniques.filters import (Decomposition, colour_grey, frequency_response, highpass, lowpass, motion_residual,
                          three_band, two_band)
-from lib.sampling import guided_predictions
+from lib.ddpm.sampling import guided_predictions
 from tests.test_edits import DEN, STRIDE, gen
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

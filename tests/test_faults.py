@@ -6,10 +6,10 @@ import threading
 
 import torch
 
-from lib import runs
-from lib.data import Digits
-from lib.runs import TrainingJobs
-from lib.training import TrainConfig
+from lib.train import runs
+from lib.train.data import Digits
+from lib.train.runs import TrainingJobs
+from lib.train.training import TrainConfig
 
 
 def _digits(n: int = 64) -> Digits:

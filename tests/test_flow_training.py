@@ -10,17 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib import ema, model_store
-from lib.cache import config_key
-from lib.data import Digits
-from lib.diffusion import classifier_free_guidance
+from lib.train import ema, model_store
+from lib.train.cache import config_key
+from lib.train.data import Digits
+from lib.ddpm.diffusion import classifier_free_guidance
 from lib.flow import euler_times
 from lib.flow.mnist import MnistFlow, class_grid, grid_steps, sample_grid, step_size, unconditional_grid
-from lib.images import to_uint8
-from lib.sampling import PromptError
-from lib.runs import pure_noise_probe, run_training, snapshot_fn
-from lib.training import FLOW_CONSTANT_LR, LATER_FIELDS, TrainConfig, TrainedRun, train
-from lib.unets import build_model
+from lib.media.images import to_uint8
+from lib.ddpm.sampling import PromptError
+from lib.train.runs import pure_noise_probe, run_training, snapshot_fn
+from lib.train.training import FLOW_CONSTANT_LR, LATER_FIELDS, TrainConfig, TrainedRun, train
+from lib.train.unets import build_model
 from tests.test_training import spy_adam  # noqa: F401 (fixture)
 
 CPU = torch.device("cpu")

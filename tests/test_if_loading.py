@@ -1,4 +1,4 @@
-"""The production IF loaders (lib.if_loading) on real artifacts: tiny stand-ins of the hub repositories written with
+"""The production IF loaders (lib.backends.if_loading) on real artifacts: tiny stand-ins of the hub repositories written with
 ``save_pretrained`` in the hubs' exact layout (every component, fp16 variant files, a sharded T5, a SentencePiece
 tokenizer), loaded by path through the snapshot-folder setting. Nothing is replaced: the loaders call diffusers and
 transformers as they do for users."""
@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lib.deepfloyd import pipeline_sample, upscale
-from lib.if_configs import IF_VARIANTS, STAGE2, T5_REPO
-from lib.if_hub import IFUnavailable, check_if_requirements, local_problems, snapshot_missing_message, source
-from lib.if_loading import T5Encoder, load_if, load_stage2
+from lib.backends.deepfloyd import pipeline_sample, upscale
+from lib.backends.if_configs import IF_VARIANTS, STAGE2, T5_REPO
+from lib.backends.if_hub import IFUnavailable, check_if_requirements, local_problems, snapshot_missing_message, source
+from lib.backends.if_loading import T5Encoder, load_if, load_stage2
 from tests.tiny_if import TINY_T5_DIM, write_tiny_snapshots
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""The IF memory plan (lib.if_memory), computed from the real configurations on the meta device: sizes against closed
+"""The IF memory plan (lib.backends.if_memory), computed from the real configurations on the meta device: sizes against closed
 forms and the published parameter counts, and the placement on the cards instructors have."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.if_memory import (
+from lib.backends.if_memory import (
     CUDA_CONTEXT, GIB, HOST_RESERVE, UNET_WORK, min_gpu_bytes, plan_memory, requirement, too_small_message, weights,
 )
 
@@ -85,6 +85,6 @@ def test_one_stated_requirement_everywhere():
     for variant in ("IF-I-XL", "IF-I-L", "IF-I-M"):
         figures = requirement(variant).split("≥ ")[1].split(" GiB")[0]
         assert f"| {variant} | {figures} GiB" in readme, variant
-    for path in ["ui/sidebar.py", "ui/backend.py", "Home.py", "lib/if_hub.py"]:
+    for path in ["ui/sidebar.py", "ui/backend.py", "Home.py", "lib/backends/if_hub.py"]:
         source = (ROOT / path).read_text()
         assert "16 GB" not in source and "10 GB" not in source, path

@@ -1,12 +1,12 @@
-"""lib.images' measures against closed forms."""
+"""lib.media.images' measures against closed forms."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lib.filters import lowpass
-from lib.images import gradient_energy
+from lib.techniques.filters import lowpass
+from lib.media.images import gradient_energy
 
 
 def test_gradient_energy_of_a_ramp_and_a_checkerboard():

@@ -11,11 +11,13 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
-from lib import model_store
-from lib.edits import anagram_predictor, hybrid_predictor, sample_with
-from lib.filters import detail_as_ink, lowpass
-from lib.mnist_model import MnistDDPM
-from lib.views import VIEWS
+from lib.train import model_store
+from lib.ddpm.sampling import sample_with
+from lib.techniques.anagrams import anagram_predictor
+from lib.techniques.hybrids import hybrid_predictor
+from lib.techniques.filters import detail_as_ink, lowpass
+from lib.backends.mnist_model import MnistDDPM
+from lib.techniques.views import VIEWS
 from tests.digit_classifier import read_digits
 from ui.backend import DEFAULT_SEED, FAMILY_DEFAULTS
 from ui.sections import anagrams, hybrids
@@ -39,7 +41,7 @@ def stated(text: str, unit: str) -> tuple[float, str, float]:
 
 def test_a2_states_psnr_and_sharpness_and_why_they_disagree(mnist_root):
     """Issue #15 item 10: at its defaults A2 showed one-step 17.9 dB beating iterative 17.6 dB with no word why.
-    The page must state both PSNRs and both edge energies (lib.images.gradient_energy relative to the original's), the
+    The page must state both PSNRs and both edge energies (lib.media.images.gradient_energy relative to the original's), the
     stated relations must match the numbers shown, and on the shipped model the iterative result must be the sharper
     one (measured at i_start 5–20 on six test digits: iterative 0.79–1.09 of the original's edge energy, one-step
     0.38–0.95, while one-step had the higher PSNR in 23 of 24 cases)."""

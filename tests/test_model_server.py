@@ -1,5 +1,5 @@
 """The model server for real: Ray Serve started by the test on the loopback address with the shipped MNIST models and
-the tiny IF snapshots (through the production loaders, on the CPU), driven through lib.remote as the app drives it.
+the tiny IF snapshots (through the production loaders, on the CPU), driven through lib.backends.remote as the app drives it.
 
 A remote model is a pure function of its inputs: the app's loops give the local model's images for the same seed.
 Sixteen sessions sampling at once all get their lone results and are served in shared UNet calls; bad requests get a
@@ -14,13 +14,19 @@ import pytest
 import requests
 import torch
 
-from lib import edits, model_store
-from lib.mnist_model import MnistDDPM
-from lib.sampling import PromptError
-from lib.remote import RemoteUnavailable, ServerClient
-from lib.sampling import sample
-from lib.views import VIEWS
-from lib.wire import pack
+from lib.ddpm.sampling import sample_with
+from lib.techniques.anagrams import anagram_predictor
+from lib.techniques.hybrids import hybrid_predictor
+from lib.techniques.inpainting import inpaint
+from lib.techniques.sdedit import sdedit
+
+from lib.train import model_store
+from lib.backends.mnist_model import MnistDDPM
+from lib.ddpm.sampling import PromptError
+from lib.backends.remote import RemoteUnavailable, ServerClient
+from lib.ddpm.sampling import sample
+from lib.techniques.views import VIEWS
+from lib.backends.wire import pack
 from server_util import TOKEN, ModelServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -81,15 +87,15 @@ def test_remote_mnist_models_give_the_local_images(client):
     for den in (local, remote):  # the part-A edits: an anagram, a hybrid, inpainting, SDEdit
         three, eight = den.encode_prompt("3"), den.encode_prompt("8")
         views = [VIEWS["identity"], VIEWS["flip upside down"]]
-        out = [edits.sample_with(den, edits.anagram_predictor(den, [three, eight], views, [0.5, 0.5], 5.0),
+        out = [sample_with(den, anagram_predictor(den, [three, eight], views, [0.5, 0.5], 5.0),
                                  num_samples=2, stride=30, generator=gen(2)),
-               edits.sample_with(den, edits.hybrid_predictor(den, three, eight, 5.0, 9, 1.5), num_samples=2,
+               sample_with(den, hybrid_predictor(den, three, eight, 5.0, 9, 1.5), num_samples=2,
                                  stride=30, generator=gen(3))]
         x0 = torch.zeros(1, 1, 28, 28) - 1
         mask = torch.zeros(1, 1, 28, 28)
         mask[..., :14] = 1
-        out.append(edits.inpaint(den, x0, mask, cond=three, scale=5.0, stride=30, generator=gen(4)))
-        out.append(edits.sdedit(den, x0, cond=three, scale=5.0, i_start=5, stride=30, generator=gen(5)))
+        out.append(inpaint(den, x0, mask, cond=three, scale=5.0, stride=30, generator=gen(4)))
+        out.append(sdedit(den, x0, cond=three, scale=5.0, i_start=5, stride=30, generator=gen(5)))
         if den is local:
             expected = out
     for a, b in zip(out, expected):
@@ -97,9 +103,9 @@ def test_remote_mnist_models_give_the_local_images(client):
 
 
 def test_remote_tiny_if_gives_the_local_images(client, snapshots, tmp_path):
-    from lib.deepfloyd import pipeline_sample
-    from lib.if_hub import source
-    from lib.if_loading import load_if
+    from lib.backends.deepfloyd import pipeline_sample
+    from lib.backends.if_hub import source
+    from lib.backends.if_loading import load_if
 
     local = load_if("IF-I-XL", source(folder=snapshots), "cpu", embeddings_dir=tmp_path)
     remote = client.denoiser("IF-I-XL")

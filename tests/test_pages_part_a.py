@@ -27,8 +27,8 @@ def save_tiny_class_model(folder: Path, digits) -> Path:
     Random weights would do for "does the page run", but their ε̂ is so large that samples saturate at ±1 and the
     prompt hardly matters; 30 steps bring the outputs into range, so the tests can see controls change the images.
     """
-    from lib import model_store
-    from lib.training import TrainConfig, train
+    from lib.train import model_store
+    from lib.train.training import TrainConfig, train
 
     config = TrainConfig.spec("class", hidden=8, epochs=1, steps_per_epoch=30, batch_size=64, lr=1e-2,
                               snapshot_epochs=(1,))
@@ -47,8 +47,8 @@ def save_tiny_class_model(folder: Path, digits) -> Path:
 @pytest.fixture(scope="module", autouse=True)
 def tiny_backend(tmp_path_factory, mnist_root, mnist_train):
     """Shipped class model = the tiny one; MNIST = the canonical files; Streamlit caches emptied before and after."""
-    from lib import model_store
-    from lib.data import load_mnist
+    from lib.train import model_store
+    from lib.train.data import load_mnist
     from ui import common
 
     folder = tmp_path_factory.mktemp("shipped")
@@ -185,7 +185,7 @@ def test_a0_stock_pipeline():
 
 
 def test_a1_forward_process():
-    from lib.schedules import linear_schedule
+    from lib.ddpm.schedules import linear_schedule
 
     at = run_page("forward.py")
     assert_page_basics(at, r"\sqrt{\bar\alpha_t}\,x_0")
@@ -235,15 +235,15 @@ def test_a2_iterative_denoising():
 
 def noise(t: int) -> str:
     """√(1 − ᾱ_t) of the MNIST model's linear schedule, as A4 shows it."""
-    from lib.schedules import linear_schedule
-    from lib.training import TrainConfig
+    from lib.ddpm.schedules import linear_schedule
+    from lib.train.training import TrainConfig
 
     config = TrainConfig.spec("class", hidden=8)
     return f"{(1 - linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).abar(t)) ** 0.5:.2f}"
 
 
 def cost_line(at: AppTest) -> str:
-    """The page's cost caption (lib.costs via ui.part_a.cost_caption)."""
+    """The page's cost caption (lib.media.costs via ui.part_a.cost_caption)."""
     return next(c.value for c in at.caption if "UNet call" in c.value)
 
 
@@ -366,7 +366,7 @@ def test_a4_upload_formats_come_from_one_list_and_a_refused_file_clears_the_resu
     import numpy as np
     from PIL import Image
 
-    from lib.uploads import FORMATS
+    from lib.media.uploads import FORMATS
 
     def encoded(fmt: str) -> bytes:
         import io
@@ -494,7 +494,7 @@ def test_pages_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
     """The IF code paths (3-channel 64 px images, the stock pipeline, learned variance, stage 2) through the production
     loaders, on tiny stand-ins of the hub repositories in a snapshot folder (DIFFUSION_LAB_IF_DIR), run on the CPU
     (DIFFUSION_LAB_IF_DEVICE=cpu). Nothing of the IF path is mocked. Few steps: the tiny IF is slow on a CPU."""
-    from lib import prompt_cache
+    from lib.backends import prompt_cache
     from tests.tiny_if import write_tiny_snapshots
 
     monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(write_tiny_snapshots(tmp_path / "snapshots")))
@@ -597,7 +597,7 @@ def test_a6_combining_rule_motion_and_views_that_break():
 def test_a6_on_a_tiny_deepfloyd_if_with_a_new_view(monkeypatch, tmp_path):
     """A6 on the tiny IF (3-channel 64 px, learned variance): the jigsaw's 16-px patches, the combining rule, the GIF and
     the colour-scaling failure view run on it."""
-    from lib import prompt_cache
+    from lib.backends import prompt_cache
     from tests.tiny_if import write_tiny_snapshots
 
     monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(write_tiny_snapshots(tmp_path / "snapshots")))

@@ -21,15 +21,15 @@ from streamlit.testing.v1 import AppTest
 import ui.common
 import ui.common
 from ui.training.results import GRID_STRIDE
-from lib import model_store
-from lib.ema import relative_distance
-from lib.data import Digits, load_mnist
-from lib.precision import infer
-from lib.runs import Job, TrainingJobs, denoiser_probe, run_training
-from lib.schedules import linear_schedule
-from lib.precision import resolve
-from lib.text import spoken_duration
-from lib.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
+from lib.train import model_store
+from lib.train.ema import relative_distance
+from lib.train.data import Digits, load_mnist
+from lib.train.precision import infer
+from lib.train.runs import Job, TrainingJobs, denoiser_probe, run_training
+from lib.ddpm.schedules import linear_schedule
+from lib.train.precision import resolve
+from lib.media.text import spoken_duration
+from lib.train.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
 from ui.backend import DEFAULT_SEED
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,8 +22,8 @@ PART_A = sorted(p.name for p in PAGES.glob("0*_A*.py"))
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, mnist_root, mnist_train):
     """The tiny class model as the app's shipped model and the server's; the tiny IF snapshots on the server."""
-    from lib import model_store
-    from lib.data import load_mnist
+    from lib.train import model_store
+    from lib.train.data import load_mnist
     from tests.tiny_if import write_tiny_snapshots
     from ui import common
 
@@ -40,7 +40,7 @@ def setup(tmp_path_factory, mnist_root, mnist_train):
         mp.setenv("DIFFUSION_LAB_SERVER_TOKEN", TOKEN)
         for name, value in if_settings.items():  # the app's own IF: the same tiny snapshots, on the CPU
             mp.setenv(name, value)
-        from lib import prompt_cache
+        from lib.backends import prompt_cache
 
         mp.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp / "app-embeddings")
         st.cache_resource.clear()

@@ -9,7 +9,7 @@ import re
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from lib.repaint import model_calls
+from lib.techniques.repaint import model_calls
 from tests.test_pages_part_a import PAGES, TIMEOUT, cost_line, errors, run_page, tiny_backend  # noqa: F401 (fixture)
 
 
@@ -43,7 +43,7 @@ def test_a5_resampling_on_mnist_plots_as_many_calls_as_it_states_and_makes():
 
 
 def test_a5_resampling_on_a_tiny_deepfloyd_if(monkeypatch, tmp_path):
-    from lib import prompt_cache
+    from lib.backends import prompt_cache
     from tests.tiny_if import write_tiny_snapshots
 
     monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(write_tiny_snapshots(tmp_path / "snapshots")))

@@ -1,4 +1,4 @@
-"""lib.plots: the numbers behind every part-B figure."""
+"""lib.media.plots: the numbers behind every part-B figure."""
 
 import json
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from lib.plots import (
+from lib.media.plots import (
     TrajectoryRecorder, animation_figure, default_window, log_ticks, loss_figure, moving_average, schedule_figure,
     sweep_figure,
 )
-from lib.schedules import linear_schedule
+from lib.ddpm.schedules import linear_schedule
 
 
 def test_moving_average_is_a_trailing_mean_over_the_values_seen_so_far():
@@ -55,7 +55,7 @@ def test_a_short_loss_curve_ticks_whole_steps_only(n):
 
 def test_a2_psnr_curve_of_one_step_ticks_that_step():
     """A chain of one step (plotly would tick 2.5, 3, 3.5 around it) ticks the step itself."""
-    from lib.plots import estimate_psnr_figure
+    from lib.media.plots import estimate_psnr_figure
 
     fig = estimate_psnr_figure([(3, 0, 18.0)], {"one-step": 19.0, "blur": 15.0})
     assert list(fig.layout.xaxis.tickvals) == [3]

@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lib import model_store, precision
-from lib.data import Digits
-from lib.mnist_model import MnistDDPM, class_grid
-from lib.training import TrainConfig, train
+from lib.train import model_store, precision
+from lib.train.data import Digits
+from lib.backends.mnist_model import MnistDDPM, class_grid
+from lib.train.training import TrainConfig, train
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""The flow edition's prompt encoder (lib.pixnerd.encoder) on real artifacts: a tiny Qwen3 with random weights and a
+"""The flow edition's prompt encoder (lib.backends.pixnerd.encoder) on real artifacts: a tiny Qwen3 with random weights and a
 tiny Qwen2 BPE tokenizer, saved in the hub repository's exact layout (tests/tiny_qwen.py) and loaded by the production
 loader, then compared with the model called directly here. Nothing touches the network."""
 
@@ -11,8 +11,8 @@ import threading
 import pytest
 import torch
 
-from lib import prompt_cache
-from lib.pixnerd.encoder import (
+from lib.backends import prompt_cache
+from lib.backends.pixnerd.encoder import (
     MAX_TOKENS, NO_NETWORK, REPO, REVISION, QwenEncoder, QwenUnavailable, cache_identity, qwen_prompt_cache,
     qwen_source, snapshot_missing_message,
 )
@@ -43,7 +43,7 @@ def tokenizer(snapshots):
 
 
 def direct_model(attn_implementation: str = "eager"):
-    """The snapshot's base model built here from the same seed (not loaded through lib.pixnerd), in fp32."""
+    """The snapshot's base model built here from the same seed (not loaded through lib.backends.pixnerd), in fp32."""
     from transformers import Qwen3Model
 
     weights = tiny_qwen3(0).model
@@ -104,7 +104,7 @@ def test_real_size_qwen3_1_7b_without_lm_head_is_1_72_billion_parameters():
     """The figure the README gives, counted on the meta device from the real configuration."""
     from transformers import Qwen3Model
 
-    from lib.pixnerd.qwen_config import qwen3_1_7b_config
+    from lib.backends.pixnerd.qwen_config import qwen3_1_7b_config
 
     with torch.device("meta"):
         model = Qwen3Model(qwen3_1_7b_config())

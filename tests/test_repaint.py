@@ -1,13 +1,13 @@
-"""RePaint's resampling schedule, the jump back and the feathered mask (lib/repaint.py)."""
+"""RePaint's resampling schedule, the jump back and the feathered mask (lib/techniques/repaint.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lib.repaint import (call_timesteps, descents, feathered, jump_back, jump_points, model_calls,
+from lib.techniques.repaint import (call_timesteps, descents, feathered, jump_back, jump_points, model_calls,
                          resampling_path)
-from lib.schedules import chain_timesteps, linear_schedule
+from lib.ddpm.schedules import chain_timesteps, linear_schedule
 
 
 def moves(path):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib import model_store
-from lib.edits import inpaint
-from lib.mnist_model import MnistDDPM
+from lib.train import model_store
+from lib.techniques.inpainting import inpaint
+from lib.backends.mnist_model import MnistDDPM
 from tests.digit_classifier import read_digits
 
 pytestmark = [

@@ -1,4 +1,4 @@
-"""Resumable training (lib.resume): a run stopped part-way and started again ends bit-for-bit where a run that never
+"""Resumable training (lib.train.resume): a run stopped part-way and started again ends bit-for-bit where a run that never
 stopped ends — same losses, weights, BatchNorm statistics, weight average (EMA), Adam state, learning rate and
 snapshots."""
 
@@ -9,8 +9,8 @@ import os
 import pytest
 import torch
 
-from lib import model_store, resume
-from lib.training import train
+from lib.train import model_store, resume
+from lib.train.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

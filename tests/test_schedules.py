@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from lib.schedules import Schedule, linear_schedule, schedule_from_diffusers, strided_timesteps
+from lib.ddpm.schedules import Schedule, linear_schedule, schedule_from_diffusers, strided_timesteps
 
 
 def test_linear_schedule_matches_diffusers_ddpm_scheduler():

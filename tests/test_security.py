@@ -179,7 +179,7 @@ def app_with_secret(tmp_path, monkeypatch):
     import streamlit as st
 
     from browser_util import save_tiny_shipped_model
-    from lib import model_store
+    from lib.train import model_store
 
     monkeypatch.setenv("HF_TOKEN", SECRET)
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "models")
@@ -196,7 +196,7 @@ def app_with_secret(tmp_path, monkeypatch):
 def test_token_never_shown_logged_or_stored(capfd, app_with_secret):
     from streamlit.testing.v1 import AppTest
 
-    from lib import prompt_cache
+    from lib.backends import prompt_cache
 
     home = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=120).run()
     assert not home.exception, [e.value for e in home.exception]

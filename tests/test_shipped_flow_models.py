@@ -14,11 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib import model_store
+from lib.train import model_store
 from lib.flow.mnist import MnistFlow, class_grid, step_size, unconditional_grid
-from lib.precision import infer
-from lib.runs import pure_noise_probe
-from lib.training import FLOW_CONSTANT_LR
+from lib.train.precision import infer
+from lib.train.runs import pure_noise_probe
+from lib.train.training import FLOW_CONSTANT_LR
 from tests.digit_classifier import confident_share, read_digits
 from tests.test_shipped_models import calibrated_judge  # noqa: F401 (fixture)
 
@@ -38,7 +38,7 @@ def shipped(name: str):
 def test_a_shipped_flow_run_is_the_spec_run_with_its_provenance(name):
     run = shipped(name)
     assert run.config == model_store.shipped_run_config(name, dataset="mnist"), \
-        "the shipped configuration is the run's spec (for the constant-lr run: lib.training.FLOW_CONSTANT_LR)"
+        "the shipped configuration is the run's spec (for the constant-lr run: lib.train.training.FLOW_CONSTANT_LR)"
     assert {"command", "device", "seconds", "data", "precision"} <= set(run.info)
     assert len(run.losses) == {"pure_noise": 1175}.get(name, 9380)
     first, last = sum(run.losses[:20]) / 20, sum(run.losses[-20:]) / 20

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib import model_store
-from lib.ema import relative_distance
-from lib.mnist_model import MnistDDPM, class_grid, unconditional_grid
-from lib.runs import denoiser_probe
+from lib.train import model_store
+from lib.train.ema import relative_distance
+from lib.backends.mnist_model import MnistDDPM, class_grid, unconditional_grid
+from lib.train.runs import denoiser_probe
 from tests.digit_classifier import confident_share, read_digits, train_digit_classifier
 
 pytestmark = pytest.mark.skipif(

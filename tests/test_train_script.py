@@ -11,8 +11,8 @@ import sys
 
 import torch
 
-from lib import cache
-from lib.resume import saved_step
+from lib.train import cache
+from lib.train.resume import saved_step
 from tests.conftest import ROOT
 
 # The time-conditioned DDPM in epochs of one step (each one reported), sampled at stride 299 for its grids: seconds.
@@ -68,7 +68,7 @@ def test_a_stopped_run_saves_its_state_and_the_same_command_continues_it(mnist_r
 
 def test_a_flow_run_is_saved_whole_with_its_provenance(mnist_root, tmp_path):
     """The constant-lr class flow run at a sweep's learning rate, in epochs of one step and grids of one Euler step."""
-    from lib import model_store
+    from lib.train import model_store
 
     env = dict(os.environ, DIFFUSION_LAB_MNIST_ROOT=str(mnist_root), DIFFUSION_LAB_CACHE=str(tmp_path / "cache"))
     args = ["--model", "flow_class_constant_lr", "--lr", "2e-3", "--steps-per-epoch", "1", "--sample-stride", "300",

@@ -8,14 +8,14 @@ import math
 import pytest
 import torch
 
-from lib import model_store, training
-from lib.cache import config_key
-from lib.data import Digits
-from lib.images import to_uint8
-from lib.runs import run_training, snapshot_fn
-from lib.text import spoken_duration
-from lib.unets import build_model
-from lib.training import Progress, TrainConfig, estimated_seconds, train
+from lib.train import model_store, training
+from lib.train.cache import config_key
+from lib.train.data import Digits
+from lib.media.images import to_uint8
+from lib.train.runs import run_training, snapshot_fn
+from lib.media.text import spoken_duration
+from lib.train.unets import build_model
+from lib.train.training import Progress, TrainConfig, estimated_seconds, train
 
 CPU = torch.device("cpu")
 

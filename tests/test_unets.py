@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.unets import ClassConditionalUNet, FlowTimeConditionalUNet, TimeConditionalUNet, UNet, build_model
+from lib.train.unets import ClassConditionalUNet, FlowTimeConditionalUNet, TimeConditionalUNet, UNet, build_model
 
 # ---- closed-form parameter counts, written from the spec's operation list (assignment.md, part B) -------------------
 # BatchNorm2d has a weight and a bias per channel (its running statistics are buffers, not parameters).
@@ -278,7 +278,7 @@ def test_class_conditioning_scales_by_the_class_and_shifts_by_the_time(kind):
 # --- beyond the spec: Fourier features of t ---------------------------------------------------------------------------
 
 def test_fourier_features_are_sines_and_cosines_of_geometric_frequencies():
-    from lib.unets import fourier_features
+    from lib.train.unets import fourier_features
 
     t = torch.tensor([[0.0], [0.25], [1.0]])
     assert torch.equal(fourier_features(t, 0), t)  # the spec's bare t
@@ -293,7 +293,7 @@ def test_fourier_features_are_sines_and_cosines_of_geometric_frequencies():
 @pytest.mark.parametrize("kind", ["time", "class", "flow_time", "flow_class"])
 def test_time_features_widen_only_the_time_blocks_inputs(kind):
     """With k Fourier features the two time FCBlocks take 2k inputs instead of 1; nothing else changes."""
-    from lib.unets import build_model
+    from lib.train.unets import build_model
 
     spec, wide = build_model(kind, 8), build_model(kind, 8, time_features=16)
     assert wide.t_embed1[0].in_features == wide.t_embed2[0].in_features == 32

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lib.presets import course_mask, mnist_test_digit, sample_images
-from lib.uploads import ImageError, load_image, mask_from_canvas, to_tensor
+from lib.media.presets import course_mask, mnist_test_digit, sample_images
+from lib.media.uploads import ImageError, load_image, mask_from_canvas, to_tensor
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:

@@ -9,10 +9,11 @@ import math
 import pytest
 import torch
 
-from lib.anagram_gif import anagram_gif, morph_frames
-from lib.edits import anagram_predictor, sample_with
-from lib.images import to_uint8
-from lib.views import FAILURE_VIEWS, VIEWS, inner_disc, keeps_noise_standard, noise_variance, patches_per_side
+from lib.techniques.anagram_gif import anagram_gif, morph_frames
+from lib.ddpm.sampling import sample_with
+from lib.techniques.anagrams import anagram_predictor
+from lib.media.images import to_uint8
+from lib.techniques.views import FAILURE_VIEWS, VIEWS, inner_disc, keeps_noise_standard, noise_variance, patches_per_side
 from tests.test_edits import DEN, STRIDE, gen
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

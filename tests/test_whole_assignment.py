@@ -1,4 +1,4 @@
-"""The whole assignment in one run (issue #16 item 6): lib.report's HTML on its own, then the page on tiny models —
+"""The whole assignment in one run (issue #16 item 6): lib.media.report's HTML on its own, then the page on tiny models —
 every section in the checklist's order, one progress bar that ends complete, a download that holds every section, and
 the pages' caches shared with the report both ways."""
 
@@ -19,10 +19,12 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from lib import model_store, report
-from lib.costs import Cost
-from lib.report import Deliverable, gif_figure, loss_curve_svg, png_figure, svg_figure
-from lib.images import gif_bytes
+from lib.media import report
+
+from lib.train import model_store
+from lib.media.costs import Cost
+from lib.media.report import Deliverable, gif_figure, loss_curve_svg, png_figure, svg_figure
+from lib.media.images import gif_bytes
 from ui import whole_assignment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +50,7 @@ def section_order(html: str) -> list[str]:
     return re.findall(r'<section id="([^"]+)">', html)
 
 
-# --- lib.report ------------------------------------------------------------------------------------------------------
+# --- lib.media.report ------------------------------------------------------------------------------------------------------
 
 def test_report_html_is_self_contained_in_the_assignments_order_with_settings_and_real_pictures():
     rng = np.random.default_rng(0)
@@ -111,9 +113,9 @@ TINY = dict(hidden=4, batch_size=16, steps_per_epoch=1, sample_stride=100)
 def tiny_shipped(tmp_path_factory, mnist_root):
     """A shipped folder of tiny part-B runs that stored the epochs the checklist asks for (B1: 1 and 5; B2, B3: 5 and
     20); the class model is also part A's MNIST backend."""
-    from lib.data import Digits, load_mnist
-    from lib.runs import run_training
-    from lib.training import TrainConfig
+    from lib.train.data import Digits, load_mnist
+    from lib.train.runs import run_training
+    from lib.train.training import TrainConfig
 
     train, test = load_mnist(True, mnist_root), load_mnist(False, mnist_root)
     train = Digits(train.images[:512], train.labels[:512], train.source, train.note)
@@ -264,7 +266,7 @@ def test_the_whole_assignment_on_a_tiny_deepfloyd_if(app, monkeypatch, tmp_path)
     """The IF path (the stock pipeline, 64 px RGB photos, the course's mask, learned variance) through the production
     loaders on tiny stand-ins of the hub repositories, on the CPU; the stride and A0's step counts are cut down so it
     takes seconds, everything else is the IF defaults."""
-    from lib import prompt_cache
+    from lib.backends import prompt_cache
     from tests.tiny_if import write_tiny_snapshots
     from ui.backend import FAMILY_DEFAULTS
     from ui.sections import stock

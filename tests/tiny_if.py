@@ -7,7 +7,7 @@ no GPU, no token, no download.
   ``DeepFloyd/IF-II-L-v1.0`` in their exact on-disk layout: model_index.json naming every component the hub repos
   have (tokenizer, text_encoder, safety_checker, feature_extractor, watermarker, unet, scheduler), all saved with
   ``save_pretrained(variant="fp16")`` (the T5 encoder sharded, with its fp16 index), the tokenizer as a SentencePiece
-  ``spiece.model`` + ``tokenizer_config.json``. The production loaders (lib.if_loading) load them by path.
+  ``spiece.model`` + ``tokenizer_config.json``. The production loaders (lib.backends.if_loading) load them by path.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from lib.deepfloyd import IFDenoiser, stock_pipeline
-from lib.if_configs import IF_VARIANTS, STAGE2, T5_DIM, if_stage1_scheduler
-from lib.prompt_cache import MAX_TOKENS
+from lib.backends.deepfloyd import IFDenoiser, stock_pipeline
+from lib.backends.if_configs import IF_VARIANTS, STAGE2, T5_DIM, if_stage1_scheduler
+from lib.backends.prompt_cache import MAX_TOKENS
 
 TINY_T5_DIM = 32
 WORDS = ("a an the of photo oil painting snowy mountain village man wearing hat rocket ship dog high quality "

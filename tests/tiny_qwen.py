@@ -4,7 +4,7 @@
 config.json and generation_config.json in the repository's own (transformers 4.51) format, the weights of a
 ``Qwen3ForCausalLM`` with tied embeddings in bf16 as two safetensors shards plus their index, and the byte-level BPE
 tokenizer as vocab.json + merges.txt + tokenizer.json + tokenizer_config.json (a BPE trained here on a few words, with
-Qwen's special tokens after the vocabulary) — for the production loader (lib.pixnerd.encoder) to load by path.
+Qwen's special tokens after the vocabulary) — for the production loader (lib.backends.pixnerd.encoder) to load by path.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from lib.pixnerd.encoder import REPO
+from lib.backends.pixnerd.encoder import REPO
 
 WORDS = ("a an the of photo oil painting snowy mountain village man old high quality lithograph skull campfire "
          "people around horse rocket launch pad").split()

@@ -20,14 +20,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lib import if_hub
-from lib.cache import config_key
-from lib.if_configs import IF_VARIANTS
-from lib.if_memory import host_memory_bytes, plan_memory
-from lib.images import png_bytes
-from lib.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
-from lib.sampling import PromptError
-from lib.sampling import Denoiser
+from lib.backends import if_hub
+from lib.train.cache import config_key
+from lib.backends.if_configs import IF_VARIANTS
+from lib.backends.if_memory import host_memory_bytes, plan_memory
+from lib.media.images import png_bytes
+from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
+from lib.ddpm.sampling import PromptError
+from lib.ddpm.sampling import Denoiser
 from ui.common import device_label, mnist_ddpm
 
 MNIST_CHOICE = "Built-in MNIST DDPM (default, CPU)"
@@ -129,7 +129,7 @@ def _if_problems(variant: str, device: str, key: str, _src: if_hub.Source) -> li
 @st.cache_resource(max_entries=1, show_spinner="Loading DeepFloyd IF stage 1 (first time from the hub: a download of "
                                                "several GB)…")
 def _if_denoiser(variant: str, device: str, key: str, _src: if_hub.Source):
-    from lib.if_loading import load_if
+    from lib.backends.if_loading import load_if
 
     return load_if(variant, _src, torch.device(device))
 
@@ -138,7 +138,7 @@ def _if_denoiser(variant: str, device: str, key: str, _src: if_hub.Source):
 def backend_failures_as_messages():
     """A model server that stops answering, or a GPU that runs out of memory, mid-page: one line on the page and a
     clean stop of this run (st.stop), never a traceback; the next run tries again."""
-    from lib.remote import RemoteUnavailable
+    from lib.backends.remote import RemoteUnavailable
 
     try:
         yield
@@ -174,7 +174,7 @@ class GuardedDenoiser:
 
 def server_settings() -> tuple[str | None, str | None]:
     """(URL, token) of the model server from the environment or .streamlit/secrets.toml; (None, None) if unset."""
-    from lib.remote import TOKEN_ENV, URL_ENV
+    from lib.backends.remote import TOKEN_ENV, URL_ENV
 
     return _setting(URL_ENV), _setting(TOKEN_ENV)
 
@@ -182,7 +182,7 @@ def server_settings() -> tuple[str | None, str | None]:
 @st.cache_data(ttl=15, show_spinner=False)
 def _server_health(url: str, _token: str | None) -> dict | str:
     """The server's /health, or the one-line reason it cannot be used; re-checked every 15 s."""
-    from lib.remote import RemoteUnavailable, ServerClient
+    from lib.backends.remote import RemoteUnavailable, ServerClient
 
     try:
         return ServerClient(url, _token, connect_timeout=2.0, read_timeout=5.0, retries=1).health()
@@ -193,14 +193,14 @@ def _server_health(url: str, _token: str | None) -> dict | str:
 @st.cache_resource(show_spinner="Connecting to the model server…")
 def _remote_denoiser(url: str, model: str, token_digest: str, _token: str | None, _info: dict):
     """One client per (server, model, token): the digest keys a changed token to a new client, never the token."""
-    from lib.remote import ServerClient
+    from lib.backends.remote import ServerClient
 
     return ServerClient(url, _token).denoiser(model, _info)
 
 
 def _server_backend() -> Backend | None:
     """A model on the model server, or None after saying in the sidebar why not (down, wrong token)."""
-    from lib.remote import RemoteUnavailable
+    from lib.backends.remote import RemoteUnavailable
 
     url, token = server_settings()
     health = _server_health(url, token)
@@ -278,7 +278,7 @@ def active_backend() -> Backend:
 
 
 def memory_plan_note(variant: str, device: str) -> None:
-    """The memory plan for this card, in the sidebar (lib.if_memory.plan_memory)."""
+    """The memory plan for this card, in the sidebar (lib.backends.if_memory.plan_memory)."""
     if not device.startswith("cuda"):
         st.sidebar.caption(f"{variant} runs on the CPU here ({if_hub.DEVICE_ENV}=cpu): fine for tiny test models, "
                            "minutes per step at real size.")

@@ -7,13 +7,13 @@ import atexit
 import streamlit as st
 import torch
 
-from lib import model_store
-from lib.cache import config_key
-from lib.data import Digits, load_mnist
-from lib.mnist_model import MnistDDPM
-from lib.precision import default_device
-from lib.runs import TrainingJobs
-from lib.training import TrainedRun
+from lib.train import model_store
+from lib.train.cache import config_key
+from lib.train.data import Digits, load_mnist
+from lib.backends.mnist_model import MnistDDPM
+from lib.train.precision import default_device
+from lib.train.runs import TrainingJobs
+from lib.train.training import TrainedRun
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")

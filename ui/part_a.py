@@ -10,8 +10,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from lib.costs import Cost
-from lib.images import grid
+from lib.media.costs import Cost
+from lib.media.images import grid
 from ui import layout
 from ui.backend import Backend, StepProgress, active_backend, seed_control, stride_control
 from ui.common import counted
@@ -76,7 +76,7 @@ class Picked:
 
 @st.cache_resource(show_spinner=False)
 def _sample_photos() -> dict:
-    from lib.presets import sample_images
+    from lib.media.presets import sample_images
 
     return sample_images()
 
@@ -108,7 +108,7 @@ def _flatten_drawing(rgba: np.ndarray, background: tuple[int, int, int]) -> Imag
 def _test_image_index(container, test_digits, digit: int, key: str) -> int:
     """Which of the digit's test images: the input ends at its last one (an index never wraps around to another image);
     an index kept from a digit with more images becomes the last one, and the page says so."""
-    from lib.presets import digit_positions
+    from lib.media.presets import digit_positions
 
     count = len(digit_positions(test_digits, digit))
     if st.session_state.get(key, 0) > count - 1:
@@ -121,14 +121,14 @@ def _test_image_index(container, test_digits, digit: int, key: str) -> int:
 
 def sample_photo(backend: Backend, name: str) -> Picked:
     """The bundled photo ``name`` at the backend's size and channels."""
-    from lib import uploads
+    from lib.media import uploads
 
     return Picked(uploads.to_tensor(_sample_photos()[name], backend.size, backend.channels)[0].numpy(), name)
 
 
 def mnist_digit(digit: int, index: int) -> Picked:
     """The ``index``-th MNIST test image of ``digit``, (1, 28, 28) in [−1, 1], labelled with the digit."""
-    from lib.presets import mnist_test_digit
+    from lib.media.presets import mnist_test_digit
     from ui.common import mnist
 
     image = mnist_test_digit(mnist()[1], digit, index)  # (1, 1, 28, 28) in [−1, 1]
@@ -145,7 +145,7 @@ def default_image(backend: Backend) -> Picked:
 
 def _uploaded(backend: Backend, file) -> Picked | None:
     """An uploaded file as the backend's input image, or None after an st.error saying why it is refused."""
-    from lib import uploads
+    from lib.media import uploads
 
     try:
         image = uploads.load_image(file.getvalue(), name=file.name)
@@ -161,7 +161,7 @@ def _uploaded(backend: Backend, file) -> Picked | None:
 def uploaded_images(backend: Backend, key: str) -> list[Picked]:
     """Any number of uploaded images (photos, a web image, drawings saved as files), each at the backend's size; a
     refused file is an st.error and left out."""
-    from lib import uploads
+    from lib.media import uploads
 
     files = st.file_uploader(f"Images ({uploads.FORMATS_TEXT})", key=key, accept_multiple_files=True)
     return [p for p in (_uploaded(backend, f) for f in files or []) if p is not None]
@@ -174,7 +174,7 @@ def pick_image(backend: Backend, key: str, *, default_digit: int = DEFAULT_DIGIT
     state of a widget that is not drawn in a run. Returns None (after an st.error / st.info) when there is no usable
     image yet.
     """
-    from lib import uploads
+    from lib.media import uploads
 
     first = backend.defaults.input_source
     source = st.radio("Input image", (first, "Upload", "Draw"), horizontal=True, key=f"{key}_source_{backend.family}",
@@ -230,7 +230,7 @@ def preset_masks(backend: Backend) -> dict[str, torch.Tensor]:
     """Masks (1, 1, S, S), 1 = regenerate: the course's rectangle for IF; halves of the digit for MNIST."""
     s, h = backend.size, backend.size // 2
     if backend.is_if:
-        from lib.presets import course_mask
+        from lib.media.presets import course_mask
 
         return {"course rectangle (rows 2–19, columns 24–41)": course_mask(s)}
     return {
@@ -243,7 +243,7 @@ def preset_masks(backend: Backend) -> dict[str, torch.Tensor]:
 
 def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
     """A preset mask or one painted over the image in the browser; (1, 1, S, S) float32 in {0, 1}, or None."""
-    from lib import uploads
+    from lib.media import uploads
 
     presets = preset_masks(backend)
     choice = st.radio("Mask", [*presets, "paint it"], horizontal=True, key=f"{key}_mask_{backend.family}",

@@ -15,9 +15,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lib.costs import Cost, CountingDenoiser
-from lib.remote import RemoteUnavailable
-from lib.report import Deliverable, loss_curve_svg, png_figure, svg_figure
+from lib.media.costs import Cost, CountingDenoiser
+from lib.backends.remote import RemoteUnavailable
+from lib.media.report import Deliverable, loss_curve_svg, png_figure, svg_figure
 from ui.backend import DEFAULT_SEED, Backend, FamilyDefaults, StepProgress
 from ui.common import mnist
 from ui.part_a import Picked

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.if_hub import local_problems
+from lib.backends.if_hub import local_problems
 from ui.backend import MNIST_CHOICE, if_source
 from ui.common import device_label
 

@@ -1,4 +1,4 @@
-"""The spec's weights of a B2/B3 run beside their exponential moving average (``lib.ema``): a comparison of the two on
+"""The spec's weights of a B2/B3 run beside their exponential moving average (``lib.train.ema``): a comparison of the two on
 the same noise, and the choice of which weights the page's other samplers use (the spec's by default)."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from lib.ema import EMA_DECAY, relative_distance
-from lib.images import png_bytes
-from lib.mnist_model import GUIDANCE_SCALE, MnistDDPM, sample_grid
-from lib.training import TrainedRun
+from lib.train.ema import EMA_DECAY, relative_distance
+from lib.media.images import png_bytes
+from lib.backends.mnist_model import GUIDANCE_SCALE, MnistDDPM, sample_grid
+from lib.train.training import TrainedRun
 from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_key
@@ -31,7 +31,7 @@ def weights_control(run: TrainedRun, key: str) -> str:
 
 @st.cache_data(show_spinner=False)
 def grid_picture(key: str, stride: int, seed: int, scale: float, _den: MnistDDPM, _progress: StepProgress) -> np.ndarray:
-    """The grid of 40 (``lib.mnist_model.sample_grid``: guidance ``scale`` for the class model) drawn by the weights
+    """The grid of 40 (``lib.backends.mnist_model.sample_grid``: guidance ``scale`` for the class model) drawn by the weights
     ``key`` names, as a picture."""
     return grid_of(sample_grid(_den, stride, seed, scale, _progress), _den.config.model)
 

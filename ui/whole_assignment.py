@@ -1,5 +1,5 @@
 """The whole assignment in one run: every deliverable of parts A and B, in the assignment's order, on the sidebar's
-backend, under one progress bar, as ``lib.report`` deliverables and one self-contained HTML file.
+backend, under one progress bar, as ``lib.media.report`` deliverables and one self-contained HTML file.
 
 Each section's module (``ui.sections.<slug>``) lists its ``REPORT`` pieces, which call the section's own cached
 computations with the section's own defaults — so a result already on a page, or in an earlier report, is a cache
@@ -20,9 +20,9 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from lib import report
-from lib.costs import CountingDenoiser
-from lib.report import Deliverable
+from lib.media import report
+from lib.media.costs import CountingDenoiser
+from lib.media.report import Deliverable
 from ui import layout
 from ui.backend import DEFAULT_SEED, Backend
 from ui.common import counted, device_label

@@ -1,6 +1,6 @@
 """Flow matching (the flow edition): the straight noise-to-image path, the velocity interface and the one Euler loop.
 
-The MNIST flow models' adapter is ``lib.flow.mnist`` (imported on its own: it needs ``lib.training``, which uses this
+The MNIST flow models' adapter is ``lib.flow.mnist`` (imported on its own: it needs ``lib.train.training``, which uses this
 package's path).
 """
 

@@ -3,10 +3,10 @@
 A ``VelocityModel`` predicts dx/dt at a continuous time t ∈ [0, 1] (0 = noise, 1 = image). Sampling integrates
 dx/dt = v(x, t) with Euler steps x_{t+h} = x_t + h · v(x_t, t) from any t_start to exactly 1 (``euler``). What a
 technique changes is how v is predicted — plain, with classifier-free guidance, and later an anagram's two views or a
-hybrid's two bands — so each is a ``Predict`` closure over the same loop, as ``lib.sampling``'s ``Predictor`` is for
+hybrid's two bands — so each is a ``Predict`` closure over the same loop, as ``lib.ddpm.sampling``'s ``Predictor`` is for
 the DDPM loop; what it imposes after a step (inpainting's known pixels at the new t) is an ``after_step`` hook.
 
-Classifier-free guidance keeps its one home, ``lib.diffusion.classifier_free_guidance``: v = v_u + γ (v_c − v_u).
+Classifier-free guidance keeps its one home, ``lib.ddpm.diffusion.classifier_free_guidance``: v = v_u + γ (v_c − v_u).
 Part B's γ = 5 is that form as is. Part A's course form v_c + w (v_c − v_u) is the same with γ = w + 1
 (``scale_from_course_w``: the course's w = 7 is γ = 8).
 """
@@ -18,9 +18,9 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
-from lib.diffusion import classifier_free_guidance
+from lib.ddpm.diffusion import classifier_free_guidance
 from lib.flow.path import one_step_estimate
-from lib.sampling import randn
+from lib.ddpm.sampling import randn
 
 # predict(x_t, t) -> v̂ (dx/dt at t): a closure over the model, the prompts and the guidance
 Predict = Callable[[torch.Tensor, float], torch.Tensor]

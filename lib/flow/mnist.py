@@ -1,8 +1,8 @@
 """The MNIST flow models of part B (flow edition §3) as ``VelocityModel``s, and their sample grids over the Euler loop.
 
 Pixels are in [0, 1], as the flow edition's part B states ("MNIST pixels are in [0,1] and noise is N(0,I)"): the models
-learn the straight path from ε ~ N(0, I) at t = 0 to the digit x₁ ∈ [0, 1] at t = 1 (``lib.training``), so what they
-draw is in [0, 1] (``MnistFlow.value_range``). A prompt is a digit, as for the DDPMs (``lib.mnist_model``); the null
+learn the straight path from ε ~ N(0, I) at t = 0 to the digit x₁ ∈ [0, 1] at t = 1 (``lib.train.training``), so what they
+draw is in [0, 1] (``MnistFlow.value_range``). A prompt is a digit, as for the DDPMs (``lib.backends.mnist_model``); the null
 prompt is the all-zero class vector the class model saw with probability p_uncond.
 
 Samplers (the notebook's): the time model 50 Euler steps from t = 0, the class model 300 with guidance γ = 5 in
@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from lib.flow.euler import StepCallback, euler_times, sample
-from lib.images import to_uint8
-from lib.mnist_model import DigitConditions
-from lib.precision import for_inference, infer
-from lib.training import FLOW_SAMPLER_STEPS, TrainConfig
+from lib.media.images import to_uint8
+from lib.backends.mnist_model import DigitConditions
+from lib.train.precision import for_inference, infer
+from lib.train.training import FLOW_SAMPLER_STEPS, TrainConfig
 
 GUIDANCE_SCALE = 5.0  # §3 2.6: the class model's γ
 GRID_PER_CLASS = 4  # the class model's grid: 4 samples of each digit

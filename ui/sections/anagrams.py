@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.anagram_gif import anagram_gif
-from lib.costs import counts_cost
-from lib.edits import AnagramStep, anagram_predictor, sample_with
-from lib.images import grid
-from lib.report import gif_figure, png_figure
-from lib.views import FAILURE_VIEWS, VIEWS
+from lib.techniques.anagram_gif import anagram_gif
+from lib.media.costs import counts_cost
+from lib.ddpm.sampling import sample_with
+from lib.techniques.anagrams import AnagramStep, anagram_predictor
+from lib.media.images import grid
+from lib.media.report import gif_figure, png_figure
+from lib.techniques.views import FAILURE_VIEWS, VIEWS
 from ui.part_a import SAMPLES_DEFAULT, show
 from ui.report_kit import Context, Heading, Piece
 

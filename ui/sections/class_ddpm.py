@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import CountingDenoiser
-from lib.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
-from lib.plots import TrajectoryRecorder
-from lib.report import gif_figure
-from lib.sampling import sample
+from lib.media.costs import CountingDenoiser
+from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
+from lib.media.plots import TrajectoryRecorder
+from lib.media.report import gif_figure
+from lib.ddpm.sampling import sample
 from ui.common import ddpm_of, run_key
 from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
 from ui.training.results import frames_gif

@@ -7,12 +7,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.diffusion import forward_noise
-from lib.filters import lowpass
-from lib.images import grid
-from lib.report import png_figure
-from lib.sampling import one_step_denoise, randn
+from lib.media.costs import counts_cost
+from lib.ddpm.diffusion import forward_noise
+from lib.techniques.filters import lowpass
+from lib.media.images import grid
+from lib.media.report import png_figure
+from lib.ddpm.sampling import one_step_denoise, randn
 from ui.report_kit import Context, Heading, Piece, one
 
 

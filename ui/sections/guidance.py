@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.images import grid
-from lib.report import png_figure
-from lib.sampling import sample
+from lib.media.costs import counts_cost
+from lib.media.images import grid
+from lib.media.report import png_figure
+from lib.ddpm.sampling import sample
 from ui.report_kit import Context, Heading, Piece
 
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.edits import factorized_predictor, sample_with
-from lib.filters import Decomposition, colour_grey, detail_as_ink, frequency_response, lowpass, motion_residual
-from lib.filters import three_band, two_band
-from lib.images import grid
-from lib.plots import band_response_figure
-from lib.report import png_figure
+from lib.media.costs import counts_cost
+from lib.ddpm.sampling import sample_with
+from lib.techniques.hybrids import factorized_predictor
+from lib.techniques.filters import Decomposition, colour_grey, detail_as_ink, frequency_response, lowpass, motion_residual
+from lib.techniques.filters import three_band, two_band
+from lib.media.images import grid
+from lib.media.plots import band_response_figure
+from lib.media.report import png_figure
 from ui.part_a import SAMPLES_DEFAULT, show
 from ui.report_kit import Context, Heading, Piece
 

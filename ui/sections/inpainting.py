@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.edits import inpaint
-from lib.images import grid
-from lib.repaint import call_timesteps, feathered, resampling_path
-from lib.report import png_figure
+from lib.media.costs import counts_cost
+from lib.techniques.inpainting import inpaint
+from lib.media.images import grid
+from lib.techniques.repaint import call_timesteps, feathered, resampling_path
+from lib.media.report import png_figure
 from ui.part_a import preset_masks
 from ui.report_kit import Context, Heading, Piece
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.filters import lowpass
-from lib.images import gradient_energy, grid, psnr
-from lib.plots import TrajectoryRecorder
-from lib.report import png_figure
-from lib.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
+from lib.media.costs import counts_cost
+from lib.techniques.filters import lowpass
+from lib.media.images import gradient_energy, grid, psnr
+from lib.media.plots import TrajectoryRecorder
+from lib.media.report import png_figure
+from lib.ddpm.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
 from ui.report_kit import Context, Heading, Piece
 
 

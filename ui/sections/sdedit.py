@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import Cost, counts_cost
-from lib.edits import sdedit_strip
-from lib.images import grid
-from lib.report import png_figure
+from lib.media.costs import Cost, counts_cost
+from lib.techniques.sdedit import sdedit_strip
+from lib.media.images import grid
+from lib.media.report import png_figure
 from ui.common import counted
 from ui.part_a import Picked
 from ui.report_kit import Context, Heading, Piece

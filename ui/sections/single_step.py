@@ -9,10 +9,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lib.images import grid
-from lib.precision import infer
-from lib.report import png_figure
-from lib.runs import SNAPSHOT_DIGITS, denoiser_probe
+from lib.media.images import grid
+from lib.train.precision import infer
+from lib.media.report import png_figure
+from lib.train.runs import SNAPSHOT_DIGITS, denoiser_probe
 from ui.common import mnist, run_key
 from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
 

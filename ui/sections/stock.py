@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.costs import counts_cost
-from lib.images import grid
-from lib.report import png_figure
-from lib.sampling import sample
+from lib.media.costs import counts_cost
+from lib.media.images import grid
+from lib.media.report import png_figure
+from lib.ddpm.sampling import sample
 from ui.backend import FAMILY_DEFAULTS
 from ui.report_kit import Context, Heading, Piece
 
@@ -102,14 +102,14 @@ def units(backend, prompts: tuple[str, ...], columns: tuple[int, ...]) -> int:
 @st.cache_data(ttl=300, show_spinner="Checking stage 2…")
 def stage2_problem(variant: str, device: str, key: str, _src) -> str | None:
     """Why stage 2 cannot run here (licence, snapshot, room on the GPU), checked before anyone asks for it."""
-    from lib import if_hub
+    from lib.backends import if_hub
 
     return if_hub.stage2_memory_problem(variant, torch.device(device)) or if_hub.stage2_problem(_src)
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading DeepFloyd IF stage 2 (64 → 256 px)…")
 def stage2(variant: str, device: str, key: str, _src):
-    from lib.if_loading import load_stage2
+    from lib.backends.if_loading import load_stage2
 
     return load_stage2(variant, _src, torch.device(device))
 
@@ -119,7 +119,7 @@ def upscaled(backend_key: str, prompts: tuple[str, ...], steps: int, seed: int, 
              _pipe) -> torch.Tensor:
     """Stage 2 on ``_images`` — the stage-1 results for (prompts, steps, seed), which is what keys the cache. A model
     server runs its own stage 2 (``_pipe`` is None)."""
-    from lib.deepfloyd import upscale
+    from lib.backends.deepfloyd import upscale
 
     cond = torch.cat([_den.encode_prompt(p) for p in prompts])
     if _pipe is None:

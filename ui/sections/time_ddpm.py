@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from lib.mnist_model import unconditional_grid
-from lib.plots import TrajectoryRecorder
+from lib.backends.mnist_model import unconditional_grid
+from lib.media.plots import TrajectoryRecorder
 from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
 
 

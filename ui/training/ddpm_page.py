@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.plots import schedule_figure
-from lib.schedules import linear_schedule
-from lib.training import TrainedRun
+from lib.media.plots import schedule_figure
+from lib.ddpm.schedules import linear_schedule
+from lib.train.training import TrainedRun
 from ui import common
 from ui.training.live import training_panel
 from ui.training.results import loss_panel, no_model_yet, provenance_caption, run_to_show, snapshot_scrubber

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import model_store, resume
-from lib.images import grid
-from lib.plots import loss_figure
-from lib.runs import Job
-from lib.text import time_left
-from lib.training import Progress, TrainConfig
+from lib.train import model_store, resume
+from lib.media.images import grid
+from lib.media.plots import loss_figure
+from lib.train.runs import Job
+from lib.media.text import time_left
+from lib.train.training import Progress, TrainConfig
 from ui import common, layout
 from ui.training.results import SNAPSHOT_COLUMNS, run_duration
 
@@ -87,7 +87,7 @@ def _live_view(job: Job, key: str, log_y: bool, watching: str) -> None:
 
 def progress_text(p: Progress, epochs: int) -> str:
     """The progress bar's line: epoch, step, the sample grid being drawn (a DDPM's is a whole sampler run), loss, time
-    so far and left (``lib.text.time_left``)."""
+    so far and left (``lib.media.text.time_left``)."""
     if not p.losses:
         return "Training: first step…"
     parts = [f"Epoch {min(p.epoch + 1, epochs)}/{epochs}", f"step {p.step:,}/{p.total_steps:,}"]

@@ -7,13 +7,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lib import model_store
-from lib.images import gif_bytes, grid, png_bytes
-from lib.mnist_model import SAMPLING_STRIDE
-from lib.plots import TrajectoryRecorder, animation_figure, loss_figure
-from lib.precision import bf16_is_fast
-from lib.text import spoken_duration
-from lib.training import TrainConfig, TrainedRun
+from lib.train import model_store
+from lib.media.images import gif_bytes, grid, png_bytes
+from lib.backends.mnist_model import SAMPLING_STRIDE
+from lib.media.plots import TrajectoryRecorder, animation_figure, loss_figure
+from lib.train.precision import bf16_is_fast
+from lib.media.text import spoken_duration
+from lib.train.training import TrainConfig, TrainedRun
 from ui import common, layout
 from ui.backend import FAMILY_DEFAULTS, stride_slider
 from ui.training.settings import settings_text

@@ -12,12 +12,12 @@ from typing import Any, Callable
 import streamlit as st
 import torch
 
-from lib import model_store, run_defaults
-from lib.cache import config_key
-from lib.data import Digits
-from lib.precision import default_device, resolve
-from lib.text import spoken_duration
-from lib.training import SPEC, TrainConfig, estimated_seconds
+from lib.train import model_store, run_defaults
+from lib.train.cache import config_key
+from lib.train.data import Digits
+from lib.train.precision import default_device, resolve
+from lib.media.text import spoken_duration
+from lib.train.training import SPEC, TrainConfig, estimated_seconds
 
 MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30}
 MAX_UNFINISHED_SHOWN = 3
@@ -106,7 +106,7 @@ def settings_of(model: str) -> list[Setting]:
 
 
 def default_config(model: str, train_set: Digits) -> TrainConfig:
-    """The configuration the page opens on (``lib.run_defaults``: the shipped model's, else the spec's, short on a
+    """The configuration the page opens on (``lib.train.run_defaults``: the shipped model's, else the spec's, short on a
     CPU)."""
     return run_defaults.default_config(model, len(train_set), train_set.source, on_gpu=torch.cuda.is_available())
 
@@ -152,7 +152,7 @@ def _short_run_control(model_id: str, d: TrainConfig, batch: int, num_digits: in
 
 
 def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
-    """How long the spec's full training and these settings take on this CPU (``lib.training.estimated_seconds``)."""
+    """How long the spec's full training and these settings take on this CPU (``lib.train.training.estimated_seconds``)."""
     precision = resolve("cpu")
     spec = TrainConfig.spec(config.model, dataset=config.dataset)
     spec_steps, steps = (c.epoch_length(num_digits) * c.epochs for c in (spec, config))

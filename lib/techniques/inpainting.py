@@ -1,0 +1,52 @@
+"""Inpainting (1.7.2, RePaint): after each step to t', x ← m·x + (1 − m)·forward(x_orig, t'), with fresh noise, so the
+kept region is at the same noise level as the generated one; the final step keeps x_orig itself (m = 1: new content).
+With resampling (``lib.techniques.repaint``) the loop runs down ``jump_length`` steps and jumps back up by re-noising,
+x_t = √(ᾱ_t/ᾱ_t') x_t' + √(1 − ᾱ_t/ᾱ_t') z, ``jump_n_sample`` times. The same combination is applied to the predicted
+variance v when the model has one (DeepFloyd IF)."""
+
+from __future__ import annotations
+
+import torch
+
+from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, noise_to, randn
+from lib.techniques.repaint import descents, jump_back, resampling_path
+
+def repaint_update(original: torch.Tensor, mask: torch.Tensor, schedule, generator: torch.Generator, final_t: int):
+    """The RePaint ``after_step``: keep the generated pixels where mask = 1, the re-noised original elsewhere."""
+
+    def after_step(x: torch.Tensor, t_prev: int) -> torch.Tensor:
+        known = original if t_prev == final_t else noise_to(original, t_prev, schedule, generator)
+        return mask * x + (1 - mask) * known
+
+    return after_step
+
+
+def inpaint(
+    denoiser: Denoiser,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    scale: float,
+    stride: int,
+    generator: torch.Generator,
+    i_start: int = 0,
+    jump_length: int = 1,
+    jump_n_sample: int = 1,
+    on_step: StepCallback | None = None,
+) -> torch.Tensor:
+    """Fill the region where ``mask`` = 1 (broadcastable to ``image``; soft values blend) with new content that fits
+    the rest. ``jump_n_sample`` > 1 adds RePaint's resampling (``lib.techniques.repaint``): each run of steps down is followed by
+    a jump back ``jump_length`` steps, so the model sees the kept region again; 1 is the plain RePaint loop."""
+    ts = denoiser.timesteps(stride)
+    x = randn(image.shape, generator, like=image) if i_start == 0 else noise_to(image, ts[i_start], denoiser.schedule,
+                                                                                  generator)
+    predict = cfg_predictor(denoiser, cond, denoiser.null_condition(), scale)
+    after = repaint_update(image, mask.to(image), denoiser.schedule, generator, ts[-1])
+    path = [i_start + p for p in resampling_path(len(ts) - 1 - i_start, jump_length, jump_n_sample)]
+    runs = descents(path)
+    for n, (first, last) in enumerate(runs):
+        x = denoise_on(denoiser, x, ts[: last + 1], predict, generator, first, after_step=after, on_step=on_step)
+        if n + 1 < len(runs):
+            x = jump_back(x, ts[last], ts[runs[n + 1][0]], denoiser.schedule, generator)
+    return x
