@@ -42,6 +42,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from ray import serve
 
 from lib.backends.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
+from lib import PROJECT_ROOT
 
 TOKEN_ENV = "DIFFUSION_LAB_SERVER_TOKEN"
 MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.backends.wire's 256 MB)
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import ray
 
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(PROJECT_ROOT)
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, configure_logging=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}})
     serve.start(http_options={"host": args.host, "port": args.port})

@@ -20,9 +20,10 @@ import torch
 
 from lib.train.cache import CorruptEntry, load_entry, save_entry
 from lib.backends.if_configs import T5_REPO
+from lib import PROJECT_ROOT
 
 MAX_TOKENS = 77  # IF's text encoder was trained with 77-token prompts
-EMBEDDINGS_DIR = Path(os.environ.get("DIFFUSION_LAB_EMBEDDINGS") or Path(__file__).resolve().parent.parent / "data" / "embeddings")
+EMBEDDINGS_DIR = Path(os.environ.get("DIFFUSION_LAB_EMBEDDINGS") or PROJECT_ROOT / "data" / "embeddings")
 
 # encode_fn(prompts) -> (len(prompts), 77, 4096)
 EncodeFn = Callable[[list[str]], torch.Tensor]

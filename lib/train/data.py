@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from lib.train.cache import atomic_file
+from lib import PROJECT_ROOT
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_ROOT = PROJECT_ROOT / "data"
 ROOT_ENV = "DIFFUSION_LAB_MNIST_ROOT"  # another torchvision root to read MNIST from (tests point it at a copy)
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",

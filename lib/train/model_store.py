@@ -22,8 +22,9 @@ from lib.train.precision import for_inference
 from lib.train.resume import step_in_header
 from lib.train.training import FLOW_CONSTANT_LR, TrainConfig, TrainedRun
 from lib.train.unets import build_model
+from lib import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 SHIPPED_DIR = ROOT / "data" / "models"
 CACHE_DIR = Path(os.environ.get("DIFFUSION_LAB_CACHE", ROOT / "data" / "cache"))
 CACHE_MAX_BYTES = int(float(os.environ.get("DIFFUSION_LAB_CACHE_MAX_MB", "2048")) * 2**20)
