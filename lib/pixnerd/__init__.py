@@ -1,0 +1,7 @@
+"""PixNerd-XXL-P16-T2I, the flow edition's part-A model: a pixel-space flow transformer with a per-patch neural-field
+decoder, 512×512 RGB, conditioned on Qwen3-1.7B prompt embeddings (1, 128, 2048). Not in diffusers: the project's
+own module.
+
+* ``config``      the configurations (tiny, released XXL) and the hub file the course loads;
+* ``model``       the denoiser, written from ../shared/golden/pixnerd/ARCHITECTURE.md;
+"""
