@@ -5,42 +5,27 @@ exactly the checkpoint's keys, shapes and parameter count."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from lib.pixnerd.config import TINY, XXL
 from lib.pixnerd.model import build_pixnerd, rope_table
+from tests.tiny_pixnerd import golden_file, golden_tensors, golden_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-GOLDEN = Path(__file__).parents[1].parent / "shared" / "golden" / "pixnerd"
 TOLERANCE = 1e-5  # float32 on the CPU (ARCHITECTURE's "within about 1e-5")
-
-
-def golden_file(name: str) -> Path:
-    path = GOLDEN / name
-    if not path.exists():
-        pytest.skip(f"the reference tensors are not here ({path}): they live in ../shared/golden/pixnerd beside the "
-                    "project")
-    return path
 
 
 @pytest.fixture(scope="module")
 def golden() -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(golden_file("tiny.safetensors"))
-
-
-def tiny_weights(golden: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k.removeprefix("model."): v for k, v in golden.items() if k.startswith("model.")}
+    return golden_tensors()
 
 
 @pytest.fixture(scope="module")
 def tiny(golden):
     model = build_pixnerd(TINY, device="cpu")
-    model.load_state_dict(tiny_weights(golden), strict=True)
+    model.load_state_dict(golden_weights(golden), strict=True)
     return model
 
 
@@ -51,9 +36,9 @@ def test_the_configurations_are_the_reference_ones():
 
 def test_the_tiny_weights_load_strictly(golden):
     model = build_pixnerd(TINY, device="cpu")
-    result = model.load_state_dict(tiny_weights(golden), strict=True)
+    result = model.load_state_dict(golden_weights(golden), strict=True)
     assert result.missing_keys == [] and result.unexpected_keys == []
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in tiny_weights(golden).items())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in golden_weights(golden).items())
 
 
 @pytest.mark.parametrize("case", range(4))
@@ -73,7 +58,7 @@ def test_bf16_weights_follow_the_reference_to_bf16_precision(golden):
     """The dtype plumbing (time code, pixel code, rotary and RMSNorm in float32) holds for bf16 weights: the output
     stays within bf16's 8-bit mantissa of the float32 reference (measured ≈ 1.2 % relative L2 error)."""
     model = build_pixnerd(TINY, device="cpu", dtype=torch.bfloat16)
-    model.load_state_dict(tiny_weights(golden), strict=True)
+    model.load_state_dict(golden_weights(golden), strict=True)
     x, t, y, ref = (golden[f"case0.{name}"] for name in ("x", "t", "y", "out"))
     with torch.no_grad():
         out = model(x.bfloat16(), t, y.bfloat16())
