@@ -5,4 +5,5 @@ own module.
 * ``config``      the configurations (tiny, released XXL) and the hub file the course loads;
 * ``model``       the denoiser, written from ../shared/golden/pixnerd/ARCHITECTURE.md;
 * ``checkpoint``  the released Lightning ``model.ckpt`` read safely: EMA tensors only, memory-mapped, no code run;
+* ``hub``         where ``model.ckpt`` comes from (the hub, or ``DIFFUSION_LAB_PIXNERD_DIR``) and ``load_pixnerd``;
 """
