@@ -1,0 +1,116 @@
+"""Where PixNerd's checkpoint comes from, the messages for whatever stands in the way, and ``load_pixnerd``.
+
+Two sources, as for DeepFloyd IF (lib.if_hub):
+
+* **the Hugging Face hub** (default): ``hf_hub_download(REPO, "model.ckpt", revision=REVISION)`` into the Hugging Face
+  cache — several GB the first time; afterwards the cache serves it, also offline (the revision is a commit hash).
+  A token (``HF_TOKEN``) is optional: sent when set; should the hub answer that the repository is gated or the token
+  is rejected, the message says what to do;
+* **a local snapshot folder** (``DIFFUSION_LAB_PIXNERD_DIR``): ``<folder>/MCG-NJU/PixNerd-XXL-P16-T2I/model.ckpt``, as
+  ``hf download … --local-dir`` writes it; the same folder holds ``<folder>/Qwen/Qwen3-1.7B/``, the prompt encoder.
+  Nothing then touches the network and no token is needed.
+
+The checkpoint is read by lib.pixnerd.checkpoint (tensors only, no code run) and only its EMA weights are loaded,
+strictly, into the module built on the meta device: each tensor is placed once (on the CPU in float32 it stays the
+memory-mapped tensor itself), so the weights never exist twice. The file must then not be rewritten in place while the
+model is in use (the hub and ``hf download`` write a new file and rename it). The token is never logged or put in a
+message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lib.if_hub import NO_TOKEN, _scrub, hub_error_message, license_message
+from lib.if_hub import NO_NETWORK as IF_NO_NETWORK
+from lib.pixnerd.checkpoint import CheckpointError, ema_state_dict
+from lib.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, XXL, PixNerdConfig
+from lib.pixnerd.model import PixNerdTransformer, build_pixnerd
+
+DIR_ENV = "DIFFUSION_LAB_PIXNERD_DIR"
+
+NO_NETWORK = (
+    "The Hugging Face hub (huggingface.co) is unreachable — no network, or HF_HUB_OFFLINE is set — and PixNerd's "
+    f"checkpoint ({REPO}, {CHECKPOINT_FILE}) is not in the local cache: connect this machine to the internet once so "
+    f"it can be downloaded, or point {DIR_ENV} at a folder of pre-downloaded snapshots"
+)
+
+
+def snapshot_missing_message(folder: Path) -> str:
+    return (f"{DIR_ENV} is set, but {folder / REPO / CHECKPOINT_FILE} does not exist: download it with "
+            f"`hf download {REPO} {CHECKPOINT_FILE} --revision {REVISION} --local-dir {folder / REPO}`")
+
+
+class PixNerdUnavailable(Exception):
+    """PixNerd cannot be loaded here; the message says what is missing and how to fix it (never the token)."""
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Where ``model.ckpt`` comes from: the hub with ``token`` (optional), or the snapshots under ``folder``."""
+
+    token: str | None = None
+    folder: Path | None = None
+
+    def checkpoint_path(self) -> Path:
+        """The local path of ``model.ckpt``: the snapshot's, or the hub cache's (downloaded if not there yet)."""
+        if self.folder is not None:
+            path = self.folder / REPO / CHECKPOINT_FILE
+            if not path.is_file():
+                raise PixNerdUnavailable(snapshot_missing_message(self.folder))
+            return path
+        from huggingface_hub import hf_hub_download
+
+        try:
+            return Path(hf_hub_download(REPO, CHECKPOINT_FILE, revision=REVISION, token=self.token))
+        except Exception as err:  # noqa: BLE001 — the download boundary: every failure becomes a message for the user
+            raise PixNerdUnavailable(_scrub(self._hub_problem(err), self.token)) from None
+
+    def _hub_problem(self, err: BaseException) -> str:
+        """lib.if_hub's reading of a hub failure (gated, unreachable, rejected token), in PixNerd's words."""
+        problem = hub_error_message(err, REPO)
+        if problem == IF_NO_NETWORK:
+            return NO_NETWORK
+        if problem == license_message(REPO) and self.token is None:
+            return NO_TOKEN  # anonymous requests to a gated repository fail this way: the token comes first
+        return problem
+
+
+def source(token: str | None = None, folder: str | Path | None = None) -> CheckpointSource:
+    """The source the settings select: ``folder`` (or ``DIFFUSION_LAB_PIXNERD_DIR``) if given, else the hub with
+    ``token`` (or ``HF_TOKEN``, or none)."""
+    folder = folder or os.environ.get(DIR_ENV) or None
+    if folder:
+        return CheckpointSource(folder=Path(folder).expanduser())
+    return CheckpointSource(token=token or os.environ.get("HF_TOKEN") or None)
+
+
+def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype: torch.dtype = torch.float32,
+                 config: PixNerdConfig = XXL) -> PixNerdTransformer:
+    """The denoiser of ``config`` (the released XXL by default) with the checkpoint's EMA weights, strictly loaded, on
+    ``device`` in ``dtype`` (the course: float32), in eval mode without gradients.
+
+    Raises ``PixNerdUnavailable`` (missing snapshot, offline, gated, unsafe or damaged file, weights of another
+    configuration, GPU too full); the checkpoint's own error is its ``__cause__``.
+    """
+    src = src or source()
+    path = src.checkpoint_path()
+    try:
+        state = ema_state_dict(path)
+    except CheckpointError as err:
+        raise PixNerdUnavailable(str(err)) from err
+    model = build_pixnerd(config, device="meta", dtype=dtype)
+    try:
+        placed = {key: value.to(device=device, dtype=dtype) for key, value in state.items()}
+        model.load_state_dict(placed, strict=True, assign=True)
+    except torch.cuda.OutOfMemoryError as err:
+        raise PixNerdUnavailable(f"Not enough free GPU memory to load PixNerd: another program uses the GPU "
+                                 f"({torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB free)") from err
+    except RuntimeError as err:
+        problem = " ".join(str(err).split())[:400]  # one line: PyTorch lists the keys on tab-indented lines
+        raise PixNerdUnavailable(f"{path} does not hold the weights of this PixNerd configuration: {problem}") from err
+    return model.requires_grad_(False)

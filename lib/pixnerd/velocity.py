@@ -1,0 +1,64 @@
+"""PixNerd behind the flow edition's velocity-model interface (the protocol of lib.flow, matched structurally):
+``name``, ``image_shape``, ``device``, ``dtype``; ``velocity(x_t, t, cond)`` → dx/dt; ``encode_prompt(prompt)`` and
+``null_condition()`` → text embeddings.
+
+As the course's ``predict_velocity``: x_t in model units ([-1, 1], RGB, 512 × 512), t ∈ [0, 1] with t = 0 pure noise,
+the network run in its weights' dtype (float32, the course's choice) with autocast disabled, and its output returned
+as is — dx/dt, no sign flip — in float32, the dtype of the sampling state. Prompts are embedded by an injected
+encoder (Qwen3-1.7B's last hidden state, padded to 128 tokens: (B, 128, 2048)); the null condition, the embedding of
+"", is computed once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from lib.pixnerd.config import IMAGE_SIZE
+from lib.pixnerd.model import PixNerdTransformer
+
+# encode(prompts) -> (len(prompts), txt_max_length, txt_embed_dim)
+EncodeFn = Callable[[list[str]], torch.Tensor]
+
+
+class PixNerdVelocity:
+    """A loaded ``PixNerdTransformer`` plus a prompt encoder, as a velocity model."""
+
+    dtype = torch.float32  # of x_t and of the returned velocity; the weights' own is ``model_dtype``
+
+    def __init__(self, model: PixNerdTransformer, encode: EncodeFn, *, name: str = "PixNerd-XXL-P16-T2I",
+                 image_size: int = IMAGE_SIZE):
+        self.model = model.eval()
+        self.encode = encode
+        self.name = name
+        self.image_shape = (model.config.in_channels, image_size, image_size)
+        weight = model.y_pos_embedding  # read once: every parameter shares its device and dtype
+        self.device, self.model_dtype = weight.device, weight.dtype
+        self._null: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def velocity(self, x_t: torch.Tensor, t: float | torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """dx/dt at x_t (B, C, H, W) and time t (a number, or (B,)), conditioned on cond (B or 1, L, Dy; one row is
+        shared by the whole batch): one forward pass, autocast off, float32 out."""
+        batch = x_t.shape[0]
+        t = torch.as_tensor(t, dtype=torch.float32, device=self.device).expand(batch)
+        cond = cond.to(self.device, self.model_dtype).expand(batch, -1, -1)
+        with torch.autocast(self.device.type, enabled=False):
+            out = self.model(x_t.to(self.device, self.model_dtype), t, cond)
+        return out.float()
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """The (1, L, Dy) embedding of ``prompt`` on the model's device."""
+        emb = self.encode([prompt])
+        cfg = self.model.config
+        if tuple(emb.shape) != (1, cfg.txt_max_length, cfg.txt_embed_dim):
+            raise ValueError(f"the prompt encoder returned {tuple(emb.shape)}, PixNerd reads (1, {cfg.txt_max_length}, "
+                             f"{cfg.txt_embed_dim}) per prompt")
+        return emb.to(self.device)
+
+    def null_condition(self) -> torch.Tensor:
+        """The embedding of the empty prompt "" (the unconditional branch of CFG, as in the course)."""
+        if self._null is None:
+            self._null = self.encode_prompt("")
+        return self._null
