@@ -5,6 +5,8 @@ usable page on the local MNIST model."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -12,11 +14,12 @@ from streamlit.testing.v1 import AppTest
 from browser_util import free_port
 from server_util import TOKEN, ModelServerProcess
 from test_pages_part_a import PAGES, TIMEOUT, errors, image_urls, save_tiny_class_model
+from ui.sections import in_part
 
 # One torch thread here, as in the server's replica (Ray runs an actor on one CPU): the same reduction order on both
 # sides, so the pages' images can be compared byte for byte.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-PART_A = sorted(p.name for p in PAGES.glob("0*_A*.py"))
+PART_A = [Path(section.page).name for section in in_part("A")]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The PixNerd denoiser (lib.pixnerd.model) against the reference tensors of ``../shared/golden/pixnerd``: the tiny
+"""The PixNerd denoiser (lib.backends.pixnerd.model) against the reference tensors of ``../shared/golden/pixnerd``: the tiny
 instance's weights load strictly and its four cases are reproduced in float32; the released XXL configuration has
 exactly the checkpoint's keys, shapes and parameter count."""
 
@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from lib.pixnerd.config import TINY, XXL
-from lib.pixnerd.model import build_pixnerd, rope_table
+from lib.backends.pixnerd.config import TINY, XXL
+from lib.backends.pixnerd.model import build_pixnerd, rope_table
 from tests.tiny_pixnerd import golden_file, golden_tensors, golden_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""Reading PixNerd's Lightning checkpoint safely (lib.pixnerd.checkpoint), on real files written by ``torch.save`` in
+"""Reading PixNerd's Lightning checkpoint safely (lib.backends.pixnerd.checkpoint), on real files written by ``torch.save`` in
 the released layout (tests/tiny_pixnerd.py): the EMA weights and nothing else come back, memory-mapped; the training
 code's objects become inert placeholders; a pickle that names code to run is refused and none of it runs; damaged
 files get a clear message."""
@@ -15,9 +15,9 @@ import zipfile
 import pytest
 import torch
 
-from lib.pixnerd.checkpoint import CheckpointError, Placeholder, UnsafeCheckpoint, ema_state_dict, read_checkpoint
-from lib.pixnerd.config import TINY
-from lib.pixnerd.model import build_pixnerd
+from lib.backends.pixnerd.checkpoint import CheckpointError, Placeholder, UnsafeCheckpoint, ema_state_dict, read_checkpoint
+from lib.backends.pixnerd.config import TINY
+from lib.backends.pixnerd.model import build_pixnerd
 from tests.tiny_pixnerd import (
     TRAINING_CODE, golden_tensors, golden_weights, random_tiny_weights, shifted, write_lightning_checkpoint,
 )

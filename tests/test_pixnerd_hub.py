@@ -1,4 +1,4 @@
-"""load_pixnerd (lib.pixnerd.hub) on real files: a tiny Lightning checkpoint in the snapshot folder's layout and in the
+"""load_pixnerd (lib.backends.pixnerd.hub) on real files: a tiny Lightning checkpoint in the snapshot folder's layout and in the
 Hugging Face cache's, loaded through the production path (the same hf_hub_download call, the same reader). The hub is
 never reached: tests run with huggingface_hub's offline switch on, or against a local server that answers as the hub
 does when it refuses a download."""
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.if_hub import NO_TOKEN, license_message, rejected_message
-from lib.pixnerd.checkpoint import UnsafeCheckpoint
-from lib.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, TINY
-from lib.pixnerd.hub import (
+from lib.backends.if_hub import NO_TOKEN, license_message, rejected_message
+from lib.backends.pixnerd.checkpoint import UnsafeCheckpoint
+from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, TINY
+from lib.backends.pixnerd.hub import (
     DIR_ENV, NO_NETWORK, CheckpointSource, PixNerdUnavailable, load_pixnerd, snapshot_missing_message, source,
 )
 from tests.test_pixnerd_checkpoint import Reduces
@@ -171,7 +171,7 @@ def test_the_hubs_refusals_become_the_if_pages_messages(local_hub, tmp_path, sta
     HubAnswers.status, HubAnswers.code = status, code
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_ENDPOINT=local_hub, HF_HUB_CACHE=str(tmp_path / "hf-cache"), HF_HOME=str(tmp_path / "hf-home"))
-    script = ("from lib.pixnerd.hub import CheckpointSource, PixNerdUnavailable\n"
+    script = ("from lib.backends.pixnerd.hub import CheckpointSource, PixNerdUnavailable\n"
               "try:\n"
               f"    CheckpointSource(token={token!r}).checkpoint_path()\n"
               "except PixNerdUnavailable as err:\n"

@@ -1,4 +1,4 @@
-"""PixNerd's memory plan (lib.pixnerd.memory), computed from the real configurations on the meta device: sizes against
+"""PixNerd's memory plan (lib.backends.pixnerd.memory), computed from the real configurations on the meta device: sizes against
 closed forms, and the placement on the cards instructors have."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-import lib.pixnerd.memory as memory
-from lib.if_memory import CUDA_CONTEXT, GIB
-from lib.pixnerd.memory import (
+import lib.backends.pixnerd.memory as memory
+from lib.backends.if_memory import CUDA_CONTEXT, GIB
+from lib.backends.pixnerd.memory import (
     CARDS, ENCODER_WORK, WORK_MARGIN, denoiser_params, encoder_params, min_gpu_bytes, plan_memory, requirement, sizes,
     step_activation_bytes,
 )

@@ -1,4 +1,4 @@
-"""PixNerdVelocity (lib.pixnerd.velocity): the flow edition's velocity-model interface around the tiny golden model and
+"""PixNerdVelocity (lib.backends.pixnerd.velocity): the flow edition's velocity-model interface around the tiny golden model and
 a stand-in prompt encoder of the right shape."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import hashlib
 import pytest
 import torch
 
-from lib.pixnerd.config import TINY
-from lib.pixnerd.model import build_pixnerd
-from lib.pixnerd.velocity import PixNerdVelocity
+from lib.backends.pixnerd.config import TINY
+from lib.backends.pixnerd.model import build_pixnerd
+from lib.backends.pixnerd.velocity import PixNerdVelocity
 from tests.tiny_pixnerd import golden_tensors, golden_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

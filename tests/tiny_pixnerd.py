@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.pixnerd.config import CHECKPOINT_FILE, REPO, TINY
-from lib.pixnerd.model import build_pixnerd
+from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, TINY
+from lib.backends.pixnerd.model import build_pixnerd
 
 GOLDEN = Path(__file__).parents[1].parent / "shared" / "golden" / "pixnerd"
 TRAINING_CODE = "pixnerd_training_code"  # the throwaway module's name (never importable when the file is read)

@@ -1,6 +1,6 @@
 """Where PixNerd's checkpoint comes from, the messages for whatever stands in the way, and ``load_pixnerd``.
 
-Two sources, as for DeepFloyd IF (lib.if_hub):
+Two sources, as for DeepFloyd IF (lib.backends.if_hub):
 
 * **the Hugging Face hub** (default): ``hf_hub_download(REPO, "model.ckpt", revision=REVISION)`` into the Hugging Face
   cache — several GB the first time; afterwards the cache serves it, also offline (the revision is a commit hash).
@@ -10,7 +10,7 @@ Two sources, as for DeepFloyd IF (lib.if_hub):
   ``hf download … --local-dir`` writes it; the same folder holds ``<folder>/Qwen/Qwen3-1.7B/``, the prompt encoder.
   Nothing then touches the network and no token is needed.
 
-The checkpoint is read by lib.pixnerd.checkpoint (tensors only, no code run) and only its EMA weights are loaded,
+The checkpoint is read by lib.backends.pixnerd.checkpoint (tensors only, no code run) and only its EMA weights are loaded,
 strictly, into the module built on the meta device: each tensor is placed once (on the CPU in float32 it stays the
 memory-mapped tensor itself), so the weights never exist twice. The file must then not be rewritten in place while the
 model is in use (the hub and ``hf download`` write a new file and rename it). The token is never logged or put in a
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from lib.if_hub import NO_TOKEN, _scrub, hub_error_message, license_message
-from lib.if_hub import NO_NETWORK as IF_NO_NETWORK
-from lib.pixnerd.checkpoint import CheckpointError, ema_state_dict
-from lib.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, XXL, PixNerdConfig
-from lib.pixnerd.model import PixNerdTransformer, build_pixnerd
+from lib.backends.if_hub import NO_TOKEN, _scrub, hub_error_message, license_message
+from lib.backends.if_hub import NO_NETWORK as IF_NO_NETWORK
+from lib.backends.pixnerd.checkpoint import CheckpointError, ema_state_dict
+from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, XXL, PixNerdConfig
+from lib.backends.pixnerd.model import PixNerdTransformer, build_pixnerd
 
 DIR_ENV = "DIFFUSION_LAB_PIXNERD_DIR"
 
@@ -71,7 +71,7 @@ class CheckpointSource:
             raise PixNerdUnavailable(_scrub(self._hub_problem(err), self.token)) from None
 
     def _hub_problem(self, err: BaseException) -> str:
-        """lib.if_hub's reading of a hub failure (gated, unreachable, rejected token), in PixNerd's words."""
+        """lib.backends.if_hub's reading of a hub failure (gated, unreachable, rejected token), in PixNerd's words."""
         problem = hub_error_message(err, REPO)
         if problem == IF_NO_NETWORK:
             return NO_NETWORK

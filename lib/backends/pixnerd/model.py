@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.pixnerd.config import PixNerdConfig
+from lib.backends.pixnerd.config import PixNerdConfig
 
 RMS_EPS = 1e-6
 ROPE_BASE = 10000.0

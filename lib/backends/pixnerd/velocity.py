@@ -15,8 +15,8 @@ from typing import Callable
 
 import torch
 
-from lib.pixnerd.config import IMAGE_SIZE
-from lib.pixnerd.model import PixNerdTransformer
+from lib.backends.pixnerd.config import IMAGE_SIZE
+from lib.backends.pixnerd.model import PixNerdTransformer
 
 # encode(prompts) -> (len(prompts), txt_max_length, txt_embed_dim)
 EncodeFn = Callable[[list[str]], torch.Tensor]

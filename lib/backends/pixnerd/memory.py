@@ -1,7 +1,7 @@
 """How much memory PixNerd-XXL needs, from the real configurations, and where its parts go on a given card.
 
 Weights are parameters × bytes per element, counted on PyTorch's meta device (no download, no memory): the denoiser
-(lib.pixnerd.config.XXL, 1,171,518,019 parameters) and the base Qwen3-1.7B prompt encoder (lib.pixnerd.qwen_config,
+(lib.backends.pixnerd.config.XXL, 1,171,518,019 parameters) and the base Qwen3-1.7B prompt encoder (lib.backends.pixnerd.qwen_config,
 1,720,574,976 parameters), in fp32 — the course's choice, 4 bytes — or bf16, 2 bytes:
 
     fp32: denoiser 4.4 GiB, encoder 6.4 GiB          bf16: denoiser 2.2 GiB, encoder 3.2 GiB
@@ -16,7 +16,7 @@ rounding, the kernels' scratch space, the smaller tensors alive beside the large
 measures it against the plan, on a GPU too (bench/gpu_check.sh).
 
 A card's ``total_memory`` is not all usable: the CUDA context and the cuBLAS workspace live outside PyTorch's allocator
-(lib.if_memory.CUDA_CONTEXT). The plan (``plan_memory``):
+(lib.backends.if_memory.CUDA_CONTEXT). The plan (``plan_memory``):
 
     the denoiser on the GPU                     needs  context + denoiser + one step's work
     the prompt encoder beside it                needs  … + encoder + ENCODER_WORK
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lib.if_memory import _LAZY_IMPORT, CUDA_CONTEXT, GIB, gib
-from lib.pixnerd.config import IMAGE_SIZE, XXL, PixNerdConfig
+from lib.backends.if_memory import _LAZY_IMPORT, CUDA_CONTEXT, GIB, gib
+from lib.backends.pixnerd.config import IMAGE_SIZE, XXL, PixNerdConfig
 
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2}
 CFG_ROWS = 2  # one CFG step: the conditional and the unconditional row in one call
@@ -54,7 +54,7 @@ CARDS = {"T4": 15 * GIB, "A10G / L4": int(22.5 * GIB), "A100 40 GB": 40 * GIB, "
 @functools.cache
 def denoiser_params(config: PixNerdConfig = XXL) -> int:
     """Parameter count of the denoiser, built on the meta device."""
-    from lib.pixnerd.model import build_pixnerd
+    from lib.backends.pixnerd.model import build_pixnerd
 
     return sum(p.numel() for p in build_pixnerd(config, device="meta").parameters())
 
@@ -62,9 +62,9 @@ def denoiser_params(config: PixNerdConfig = XXL) -> int:
 @functools.cache
 def encoder_params() -> int:
     """Parameter count of the base Qwen3-1.7B model (no LM head), built on the meta device."""
-    from lib.pixnerd.qwen_config import qwen3_1_7b_config
+    from lib.backends.pixnerd.qwen_config import qwen3_1_7b_config
 
-    with _LAZY_IMPORT:  # transformers' lazy imports are not thread-safe (lib.if_memory)
+    with _LAZY_IMPORT:  # transformers' lazy imports are not thread-safe (lib.backends.if_memory)
         from transformers import Qwen3Model
     with torch.device("meta"):
         return sum(p.numel() for p in Qwen3Model(qwen3_1_7b_config()).parameters())
