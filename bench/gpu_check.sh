@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every GPU check of the project in one command (≈ 8 minutes on an H100/H200), for a machine with a CUDA GPU:
+# Every GPU check of the project in one command (≈ 9 minutes on an H100/H200), for a machine with a CUDA GPU:
 #   1. the gpu-marked tests (fp16 IF prediction vs fp32, bf16 vs fp32 training and sampling, resumable training);
 #   2. IF-I-XL at real size with random weights: loop overhead vs the bare batched UNet call and vs IFPipeline's own
 #      loop (bench/deepfloyd_loop.py), peak GPU memory of stage I, T5 and stage II against lib.backends.if_memory's plan
 #      (bench/deepfloyd_memory.py);
+#   2b. PixNerd-XXL (the flow edition's part A) at real size with random weights: seconds per CFG Euler step at 512²
+#      and peak GPU memory in fp32 and bf16 against lib.backends.pixnerd.memory's plan (bench/pixnerd_real_size.py);
 #   3. part B on CUDA: the B3 grid (bench/sampling.py) and training throughput (bench/train_throughput.py);
 #   4. the model server under 1, 4 and 16 sessions, batching on and off (bench/model_server.py), where Ray is installed.
 # Every step has its own time limit; the whole log goes to $OUT (or bench/out), and the RESULT lines, dated, are
@@ -34,6 +36,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee 
 step 150 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_deepfloyd.py tests/test_precision.py tests/test_resume.py
 step 120 python3 bench/deepfloyd_loop.py --device cuda --quick
 step 90 python3 bench/deepfloyd_memory.py --device cuda
+step 90 python3 bench/pixnerd_real_size.py --device cuda
 step 60 python3 bench/sampling.py --device cuda --quick
 step 60 python3 bench/train_throughput.py --device cuda --quick
 if python3 -c "import ray.serve" 2>/dev/null; then  # the model server's load bench (computes on the GPU when there is one)

@@ -24,9 +24,8 @@ class StandInEncoder:
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         self.calls.append(list(prompts))
-        rows = [torch.randn(self.tokens, self.dim,
-                            generator=torch.Generator().manual_seed(int(hashlib.sha256(p.encode()).hexdigest()[:15], 16)))
-                for p in prompts]
+        seeds = [int(hashlib.sha256(p.encode()).hexdigest()[:15], 16) for p in prompts]
+        rows = [torch.randn(self.tokens, self.dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
         return torch.stack(rows)
 
 

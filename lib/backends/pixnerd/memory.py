@@ -10,10 +10,11 @@ One CFG step is one forward pass on 2 rows (conditional and unconditional) at 51
 (``step_activation_bytes``) peaks in the neural-field decoder — per patch θ (4·Dd²) and the normalised A (2·Dd²), per
 pixel x (Dd), h = RMSNorm(x)·A (2·Dd) and silu(h) (2·Dd): 2 × 1,024 patches × 106,496 numbers = 0.81 GiB in fp32 —
 above the encoder blocks' (per token the SwiGLU's 8H + 4H + 4H and the stream's H, plus the attention scores
-G·N·(N + L) where the kernel materialises them: 0.41 GiB). The plan reserves ``WORK_MARGIN`` = 1.5 times that: on a
-2-core EPYC the peak resident set grew by 1.00 GiB during an fp32 step, 23 % above the bare estimate (allocator
-rounding, the kernels' scratch space, the smaller tensors alive beside the largest); bench/pixnerd_real_size.py
-measures it against the plan, on a GPU too (bench/gpu_check.sh).
+G·N·(N + L) where the kernel materialises them: 0.41 GiB). In bf16 it is 0.59 GiB, not half: RMSNorm computes in
+float32, and its float32 copies of x then outweigh silu's moment. The plan reserves ``WORK_MARGIN`` = 1.5 times the
+estimate: on a 2-core EPYC the peak resident set grew by 1.00 GiB during an fp32 step and by 0.67 GiB during a bf16
+step, 23 % and 13 % above the bare estimates (allocator rounding, the kernels' scratch space, the smaller tensors alive
+beside the largest); bench/pixnerd_real_size.py measures it against the plan, on a GPU too (bench/gpu_check.sh).
 
 A card's ``total_memory`` is not all usable: the CUDA context and the cuBLAS workspace live outside PyTorch's allocator
 (lib.backends.if_memory.CUDA_CONTEXT). The plan (``plan_memory``):
@@ -25,11 +26,11 @@ A card's ``total_memory`` is not all usable: the CUDA context and the cuBLAS wor
 which gives (``requirement``; tests/test_pixnerd_memory.py pins these figures)
 
     fp32: alone ≥ 6.2 GiB, with the encoder ≥ 12.9 GiB
-    bf16: alone ≥ 3.4 GiB, with the encoder ≥ 6.9 GiB
+    bf16: alone ≥ 3.7 GiB, with the encoder ≥ 7.2 GiB
 
 so every card of ``CARDS`` — T4 (15 GiB), A10G / L4 (22.5 GiB), A100 40 / 80 GB, H100 80 GB — holds the denoiser and
 the encoder together, in fp32 as the course runs them; the encoder moves to the CPU on smaller cards (fp32: 6.2 to
-12.9 GiB, e.g. an 8 or 12 GB consumer card), and under 6.2 GiB only bf16 fits.
+12.9 GiB, e.g. an 8 or 12 GB consumer card), and under 6.2 GiB only bf16 can fit.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from lib.backends.pixnerd.config import IMAGE_SIZE, XXL, PixNerdConfig
 
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2}
 CFG_ROWS = 2  # one CFG step: the conditional and the unconditional row in one call
-WORK_MARGIN = 1.5  # allocator rounding, kernel scratch, smaller tensors: measured + 23 % on the CPU
+WORK_MARGIN = 1.5  # allocator rounding, kernel scratch, smaller tensors: the CPU measured up to + 23 %
 ENCODER_WORK = 256 * 2**20  # a few 128-token prompts through Qwen3-1.7B: MBs of activations, plus cuBLAS's workspace
 CARDS = {"T4": 15 * GIB, "A10G / L4": int(22.5 * GIB), "A100 40 GB": 40 * GIB, "A100 80 GB": 80 * GIB,
          "H100 80 GB": 80 * GIB}  # total memory as torch reports it, rounded
@@ -72,13 +73,17 @@ def encoder_params() -> int:
 
 def step_activation_bytes(config: PixNerdConfig = XXL, rows: int = CFG_ROWS, size: int = IMAGE_SIZE,
                           element_bytes: int = 4) -> int:
-    """The largest set of tensors alive at once in one forward pass of ``rows`` images of ``size``², without margin:
-    the larger of the decoder's and the encoder's peaks (module docstring)."""
-    p, d, h = config.patch_size, config.decoder_hidden_size, config.hidden_size
-    patches = rows * (size // p) ** 2
-    decoder = patches * (6 * d * d + p * p * 5 * d)
-    encoder = patches * 17 * h + rows * config.num_groups * (size // p) ** 2 * ((size // p) ** 2 + config.txt_max_length)
-    return max(decoder, encoder) * element_bytes
+    """The largest set of tensors alive at once in one forward pass of ``rows`` images of ``size``², in bytes, without
+    margin: the larger of the decoder's and the encoder's peaks (module docstring). In the decoder, per patch θ and A
+    (6·Dd² numbers); per pixel the larger of two moments: at silu, x, h and silu(h) (5·Dd), and inside RMSNorm(x),
+    which computes in float32, x and its normalised and weighted float32 copies (2·Dd × 4 bytes) — below float32 also
+    the float32 copy of x and the result cast back."""
+    p, d, h, eb = config.patch_size, config.decoder_hidden_size, config.hidden_size, element_bytes
+    tokens = (size // p) ** 2  # image tokens (patches) per row
+    in_norm = d * eb + 2 * d * 4 + (d * 4 + d * eb if eb < 4 else 0)
+    decoder = rows * tokens * (6 * d * d * eb + p * p * max(5 * d * eb, in_norm))
+    encoder = (rows * tokens * 17 * h + rows * config.num_groups * tokens * (tokens + config.txt_max_length)) * eb
+    return max(decoder, encoder)
 
 
 @dataclass(frozen=True)
