@@ -7,7 +7,7 @@ from lib.media.images import grid, psnr
 from lib.media.plots import MARK_COLOR, schedule_figure
 from ui.backend import download_png, seed_control
 from ui.part_a import page_setup, pick_image, show
-from ui.sections.forward import course_timesteps, default_t, one_step_row, page_results
+from ui.sections.forward import course_timesteps, default_t, one_step_row, noised_rows
 
 backend = page_setup(
     "forward",
@@ -40,7 +40,7 @@ with right:
 if picked is not None:
     x0 = picked.tensor()
     course_ts = course_timesteps(T)  # the course's 250 / 500 / 750 for T = 1000
-    noisy, blurred = page_results(backend, picked.array, t, kernel, sigma, seed)
+    noisy, blurred = noised_rows(backend, picked.array, t, kernel, sigma, seed)
     abar = backend.denoiser.schedule.abar(t)
     st.subheader(f"At t = {t}")
     m1, m2, m3, m4 = st.columns(4)

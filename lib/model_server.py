@@ -41,8 +41,8 @@ import torch
 from fastapi import FastAPI, HTTPException, Request, Response
 from ray import serve
 
-from lib.backends.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
 from lib import PROJECT_ROOT
+from lib.backends.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
 
 TOKEN_ENV = "DIFFUSION_LAB_SERVER_TOKEN"
 MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.backends.wire's 256 MB)

@@ -18,9 +18,9 @@ from typing import Callable, Sequence
 
 import torch
 
+from lib import PROJECT_ROOT
 from lib.train.cache import CorruptEntry, load_entry, save_entry
 from lib.backends.if_configs import T5_REPO
-from lib import PROJECT_ROOT
 
 MAX_TOKENS = 77  # IF's text encoder was trained with 77-token prompts
 EMBEDDINGS_DIR = Path(os.environ.get("DIFFUSION_LAB_EMBEDDINGS") or PROJECT_ROOT / "data" / "embeddings")

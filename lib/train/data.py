@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from lib.train.cache import atomic_file
 from lib import PROJECT_ROOT
+from lib.train.cache import atomic_file
 
 DEFAULT_ROOT = PROJECT_ROOT / "data"
 ROOT_ENV = "DIFFUSION_LAB_MNIST_ROOT"  # another torchvision root to read MNIST from (tests point it at a copy)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
+from lib import PROJECT_ROOT
 from lib.train import cache
 from lib.train.precision import for_inference
 from lib.train.resume import step_in_header
 from lib.train.training import FLOW_CONSTANT_LR, TrainConfig, TrainedRun
 from lib.train.unets import build_model
-from lib import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
 SHIPPED_DIR = ROOT / "data" / "models"

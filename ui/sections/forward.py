@@ -53,12 +53,11 @@ def one_step_row(backend_key: str, image, ts: tuple[int, ...], prompt: str, seed
                      ).clamp(-1, 1).float().cpu()
 
 
-def page_results(backend, image, t: int, kernel: int, sigma: float, seed: int):
-    """What the page shows at its controls: x_t and its blur at [t, *course timesteps] (one cache entry the report
-    shares when t is the default), and the course row's one-step estimates."""
-    noisy, blurred = noisy_and_blurred(backend.key, image, (t, *course_timesteps(backend.num_timesteps)), kernel,
-                                       sigma, seed, backend.denoiser)
-    return noisy, blurred
+def noised_rows(backend, image, t: int, kernel: int, sigma: float, seed: int):
+    """x_t and its blur at the page's t followed by the course's three timesteps: one ``noisy_and_blurred`` entry,
+    which the report shares when t is the page's default (``default_t``)."""
+    return noisy_and_blurred(backend.key, image, (t, *course_timesteps(backend.num_timesteps)), kernel, sigma, seed,
+                             backend.denoiser)
 
 
 # --- the report --------------------------------------------------------------------------------------------------------
@@ -70,7 +69,7 @@ BLUR_VS_ONE_STEP = Heading("forward.denoised", "1.2 – 1.3", "Classical (blur) 
 def _report(c: Context):
     T, d, image = c.backend.num_timesteps, c.d, c.picked.array
     course_ts = course_timesteps(T)
-    noisy, blurred = page_results(c.counted, image, default_t(T), d.blur_kernel, d.blur_sigma, c.seed)
+    noisy, blurred = noised_rows(c.counted, image, default_t(T), d.blur_kernel, d.blur_sigma, c.seed)
     prompt = d.edit_prompt(c.picked.digit)
     one_step, cost = one_step_row(c.backend.key, image, course_ts, prompt, c.seed, c.den)
     ts_text = ", ".join(f"t = {t}" for t in course_ts)
