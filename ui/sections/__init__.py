@@ -4,11 +4,32 @@ A section's ``slug`` names everything that belongs to it: its page (``app_pages/
 (``ui/sections/<slug>.py``: its defaults, its cached computations and its part of the whole-assignment report), its
 widget keys (``<slug>_…``) and its URL. The assignment's own number ("1.7.2") is data, shown to users; no file, key or
 name carries it. Home's contents, the sidebar (``st.navigation``), the page titles and the report all read this table.
+
+The app teaches two editions of the assignment (``EDITIONS``); a section says which ones it belongs to, and a page that
+differs between editions is two sections with two slugs (never one page guessing which "t" it is showing).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One edition of the assignment: what a student's course teaches."""
+
+    key: str  # the URL's ``?edition=`` value and the session's choice
+    name: str  # "DDPM + DeepFloyd IF (2024)"
+    course: str  # Home's card: what "my course uses" means for this edition
+
+
+EDITIONS = {e.key: e for e in (
+    Edition("ddpm", "DDPM + DeepFloyd IF (2024)",
+            "Part A samples and edits with DeepFloyd IF; part B trains DDPMs (noise prediction, T = 300) on MNIST."),
+    Edition("flow", "Flow matching (2025–26)",
+            "Part B trains flow-matching UNets (velocity prediction, Euler sampling, t = 0 noise → 1 image) on MNIST."),
+)}
+DEFAULT_EDITION = "ddpm"
 
 
 @dataclass(frozen=True)
@@ -22,6 +43,7 @@ class Section:
     summary: str  # what its page shows, for Home's contents
     heading: str = ""  # the page's title after the number, where it says more than ``title``
     trains: str = ""  # part B: the model its page trains (``TrainConfig.model``)
+    editions: tuple[str, ...] = tuple(EDITIONS)  # the editions (keys of EDITIONS) that teach this section
 
     @property
     def page(self) -> str:
@@ -59,9 +81,9 @@ SECTIONS = (
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),
     Section("time_ddpm", "B", "B2", "Time-conditioned DDPM", "A DDPM told the timestep; schedule, training, sampling",
-            trains="time"),
+            trains="time", editions=("ddpm",)),
     Section("class_ddpm", "B", "B3", "Class-conditioned DDPM", "Adding the digit and classifier-free guidance",
-            heading="Class-conditioned DDPM with classifier-free guidance", trains="class"),
+            heading="Class-conditioned DDPM with classifier-free guidance", trains="class", editions=("ddpm",)),
     Section("whole_assignment", "report", "A + B", "The whole assignment",
             "Every deliverable in one run: one progress bar, one HTML report",
             heading="The whole assignment in one run"),
@@ -69,6 +91,6 @@ SECTIONS = (
 BY_SLUG = {s.slug: s for s in SECTIONS}
 
 
-def in_part(part: str) -> list[Section]:
-    """The sections of one part, in the assignment's order."""
-    return [s for s in SECTIONS if s.part == part]
+def in_part(part: str, edition: str = DEFAULT_EDITION) -> list[Section]:
+    """The sections of one part that an edition teaches, in the assignment's order."""
+    return [s for s in SECTIONS if s.part == part and edition in s.editions]
