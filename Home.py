@@ -1,6 +1,6 @@
-"""Diffusion Lab's entry point (``streamlit run Home.py``): the page list in the assignment's own numbering, the frame
-every page shares (``ui.layout``), and the landing page — what the app is, its contents, the backend, the data and the
-shipped models."""
+"""Diffusion Lab's entry point (``streamlit run Home.py``): the page list of the session's edition in the
+assignment's own numbering (``ui.edition``), the frame every page shares (``ui.layout``), and the landing page — what
+the app is, the choice of edition, its contents, the backend, the data and the shipped models."""
 
 import os
 from pathlib import Path
@@ -13,22 +13,19 @@ from lib.train import model_store
 from lib.train.data import FALLBACK_NAME
 from lib.backends.if_memory import requirement
 from lib.media.text import spoken_duration
-from ui import layout
+from ui import edition, layout
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
 from ui.sidebar import if_requirements, render_sidebar
-from ui.sections import PARTS, SECTIONS, Section, in_part
+from ui.sections import EDITIONS, PARTS, SECTIONS, Section, in_part
 from ui.training.settings import unfinished_text
 
 ROOT = Path(__file__).resolve().parent
 IF_CARD = "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"
 
-def app_page(section: Section) -> st.Page:
-    """A page of the sidebar, titled with the assignment's section number; its URL is the section's slug."""
-    return st.Page(section.page, title=section.label, url_path=section.slug)
-
-
-TRAINING_SECTIONS = [s for s in SECTIONS if s.trains]
+def training_sections(edition_key: str) -> list[Section]:
+    """The part-B sections of an edition that train a model, in the assignment's order."""
+    return [s for s in SECTIONS if s.trains and edition_key in s.editions]
 
 
 def section_model_title(section: Section) -> str:
@@ -44,33 +41,37 @@ def toc(sections: list[Section]) -> None:
 
 def home() -> None:
     """The landing page."""
-    render_sidebar()
+    render_sidebar(if_status=False)  # the page's Backend section says it
     st.title("Diffusion Lab")
     st.markdown(
         "An interactive companion to the assignment **“Fun with Diffusion Models”**. Every page runs one technique "
         "live and shows the formula it implements. **Part A** plays with a pretrained pixel-space diffusion model — "
-        "sampling, denoising, guidance and image editing — and **part B** trains small UNets on MNIST from scratch, "
-        "up to a class-conditioned DDPM with classifier-free guidance."
+        "sampling, denoising, guidance and image editing — and **part B** trains small UNets on MNIST from scratch. "
+        "The course has changed over the years: choose the edition your course uses, and every page follows it."
     )
-    st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon")
-    st.caption("Every page starts from this forward process: a clean image x₀ noised to step t.")
+    edition.cards()
+    chosen = EDITIONS[edition.current()]
+    st.latex(chosen.noise_path)
+    st.caption(chosen.noise_path_caption)
     st.header("Contents")
     for (part, name), column in zip(PARTS.items(), st.columns(2) + [st.container()]):
         with column:
             st.subheader(name)
-            toc(in_part(part))
+            if part == "A" and chosen.part_a:
+                st.caption(chosen.part_a)
+            toc(in_part(part, chosen.key))
     backend_status()
     train_set = data_status()
-    shipped_models()
-    unfinished_runs(train_set.source, len(train_set))
+    shipped_models(chosen.key)
+    unfinished_runs(chosen.key, train_set.source, len(train_set))
 
 
 def backend_status() -> None:
     st.header("Backend")
     st.markdown(
-        f"Part A runs on either of two models through the same sampling code: the **{MNIST_CHOICE}** (the class model "
-        f"of B3; instant on a CPU) or **{IF_CHOICE}** stage 1 (64 × 64 text-to-image). Part A's sidebar picks one; "
-        f"the current choice is **{st.session_state.get('backend', MNIST_CHOICE)}**."
+        f"Part A runs on either of two models through the same sampling code: the **{MNIST_CHOICE}** (a "
+        f"class-conditioned MNIST DDPM; instant on a CPU) or **{IF_CHOICE}** stage 1 (64 × 64 text-to-image). Part A's "
+        f"sidebar picks one; the current choice is **{st.session_state.get('backend', MNIST_CHOICE)}**."
     )
     missing = if_requirements()
     if missing:
@@ -87,7 +88,8 @@ def backend_status() -> None:
         st.success("A large enough GPU and a source for the weights are present: DeepFloyd IF can be selected in the "
                    "sidebar of a part-A page (from the hub, the token's account must have accepted the licence on "
                    f"{IF_CARD}).")
-    st.caption(requirement("IF-I-XL") + ". " + requirement("IF-I-L") + ".")
+    said = " ".join(missing)
+    st.caption(" ".join(f"{need}." for need in map(requirement, ("IF-I-XL", "IF-I-L")) if need not in said))
 
 
 def data_status():
@@ -103,13 +105,13 @@ def data_status():
     return train_set
 
 
-def shipped_models() -> None:
+def shipped_models(edition_key: str) -> None:
     """The shipped models' provenance as a table that wraps its text (a dataframe cuts long cells off)."""
     st.header("Shipped models")
     st.markdown("Part B opens on these pre-trained models, so every page works instantly on a CPU; each page can "
                 "retrain with other settings. Where they come from (stored inside each file):")
     rows, commands = [], {}
-    for section in TRAINING_SECTIONS:
+    for section in training_sections(edition_key):
         model_id, title = section.trains, section_model_title(section)
         run = shipped(model_id)
         if run is None:
@@ -145,8 +147,9 @@ def ema_note(run) -> str:
     return "; also the EMA of its weights" + (f" (d = {decay:g})" if decay else "")
 
 
-def unfinished_runs(dataset: str, num_digits: int) -> None:
-    unfinished = [(section, run) for section in TRAINING_SECTIONS for run in model_store.unfinished_runs(section.trains)
+def unfinished_runs(edition_key: str, dataset: str, num_digits: int) -> None:
+    unfinished = [(section, run) for section in training_sections(edition_key)
+                  for run in model_store.unfinished_runs(section.trains)
                   if run.config.dataset == dataset]
     if not unfinished:
         return
@@ -159,10 +162,6 @@ def unfinished_runs(dataset: str, num_digits: int) -> None:
 
 
 st.set_page_config(page_title="Diffusion Lab", layout="wide")
-navigation = st.navigation(
-    {"": [st.Page(home, title="Home", default=True)]}
-    | {name: [app_page(section) for section in in_part(part)] for part, name in PARTS.items()},
-    expanded=True,  # every page in the sidebar: collapsed, Streamlit would hide the last ones behind "View more"
-)
+navigation = edition.navigation(st.Page(home, title="Home", default=True))
 layout.frame()
 navigation.run()

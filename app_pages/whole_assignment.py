@@ -3,8 +3,9 @@ self-contained HTML report (ui.whole_assignment, lib.media.report)."""
 
 import streamlit as st
 
-from ui import whole_assignment
-from ui.backend import seed_control
+from ui import edition, whole_assignment
+from ui.backend import DEFAULT_SEED, seed_control
+from ui.sections import EDITIONS
 from ui.part_a import page_setup, uploaded_images
 
 backend = page_setup(
@@ -12,8 +13,9 @@ backend = page_setup(
     [],
     "Every deliverable of the assignment's checklist, in its order — part A on the model chosen in the sidebar, "
     "part B from the shipped runs (their stored loss curves and per-epoch samples: nothing is retrained) — with the "
-    "settings every page opens on (seed 180, the backend's stride and γ). Download it as one HTML file, pictures "
-    "embedded and every setting and seed listed, to compare with your own notebook or to project as the answer key. "
+    f"settings every page opens on (seed {DEFAULT_SEED}, the backend's stride and γ). Download it as one HTML file, "
+    "pictures embedded and every setting and seed listed, to compare with your own notebook or to project as the "
+    "answer key. "
     "Whatever a page has already computed with those settings comes from the cache, and the other way round.",
 )
 
@@ -22,15 +24,19 @@ with st.columns(4)[0]:
 with st.expander("1.7.1 · your own images (optional)"):
     own = uploaded_images(backend, "whole_assignment_own")
 
-reports = st.session_state.setdefault("reports", {})  # backend key -> the last report made on it in this session
+chosen = edition.current()
+st.caption(" ".join(filter(None, [f"Edition: **{EDITIONS[chosen].name}** — its sections only (chosen on Home or in "
+                                  "the sidebar).", EDITIONS[chosen].part_a])))
+reports = st.session_state.setdefault("reports", {})  # (edition, backend key) -> the last such report in this session
 if st.button("Run the whole assignment", type="primary", key="whole_assignment_run"):
-    reports[backend.key] = whole_assignment.build(backend, own, seed)
+    reports[chosen, backend.key] = whole_assignment.build(backend, own, seed, chosen)
 
-result = reports.get(backend.key)
+result = reports.get((chosen, backend.key))
 if result is None:
     st.info("Press **Run the whole assignment**: one progress bar follows every deliverable.")
 else:
     st.caption(f"Made {result.about['made']} on {result.about['model']}: {result.about['cost of this run']}.")
-    st.download_button("Download the report (HTML)", result.html, file_name=f"diffusion_assignment_{backend.family}.html",
-                       mime="text/html", key="whole_assignment_html", on_click="ignore")
+    st.download_button("Download the report (HTML)", result.html,
+                       file_name=whole_assignment.file_name(chosen, backend.family), mime="text/html",
+                       key="whole_assignment_html", on_click="ignore")
     whole_assignment.show(result)

@@ -15,11 +15,14 @@ def if_requirements() -> list[str]:
     return local_problems("IF-I-XL", if_source())
 
 
-def render_sidebar() -> None:
-    """Device, part-A backend (as chosen on the part-A pages, which persist it in session state) and IF readiness."""
+def render_sidebar(if_status: bool = True) -> None:
+    """Device, part-A backend (as chosen on the part-A pages, which persist it in session state) and, unless the page
+    says it itself (``if_status=False``: Home), IF readiness."""
     sb = st.sidebar
     sb.markdown(f"**Device:** {device_label()}")
     sb.markdown(f"**Part A backend:** {st.session_state.get('backend', MNIST_CHOICE)}")
+    if not if_status:
+        return
     missing = if_requirements()
     if missing:
         sb.caption("DeepFloyd IF is not ready here: " + " · ".join(missing))

@@ -1,5 +1,6 @@
-"""The whole assignment in one run: every deliverable of parts A and B, in the assignment's order, on the sidebar's
-backend, under one progress bar, as ``lib.media.report`` deliverables and one self-contained HTML file.
+"""The whole assignment in one run: every deliverable of parts A and B that the session's edition teaches, in the
+assignment's order, on the sidebar's backend, under one progress bar, as ``lib.media.report`` deliverables and one
+self-contained HTML file named after the edition.
 
 Each section's module (``ui.sections.<slug>``) lists its ``REPORT`` pieces, which call the section's own cached
 computations with the section's own defaults — so a result already on a page, or in an earlier report, is a cache
@@ -28,7 +29,7 @@ from ui.backend import DEFAULT_SEED, Backend
 from ui.common import counted, device_label
 from ui.part_a import Picked, default_image
 from ui.report_kit import Context, Piece, ReportProgress, failure_text
-from ui.sections import SECTIONS
+from ui.sections import DEFAULT_EDITION, EDITIONS, PARTS, in_part
 
 
 @dataclass
@@ -48,19 +49,34 @@ def _units(piece: Piece, c: Context) -> int:
         return 1
 
 
-def pieces() -> list[Piece]:
-    """Every section's report pieces, in the registry's order (the assignment's)."""
-    return [piece for section in SECTIONS if section.slug != "whole_assignment"
+REPORT_PART = "report"  # the part of PARTS that is this report itself, not a section of it
+
+
+def pieces(edition: str = DEFAULT_EDITION) -> list[Piece]:
+    """The report pieces of every section an edition teaches, part by part in the registry's order (the
+    assignment's)."""
+    return [piece for part in PARTS if part != REPORT_PART for section in in_part(part, edition)
             for piece in importlib.import_module(f"ui.sections.{section.slug}").REPORT]
 
 
-def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT_SEED) -> Report:
-    """Run every piece in the assignment's order under one progress bar; returns the deliverables and the HTML. With
-    the default seed every piece is the one its page shows when opened (and shares its cache entry)."""
+def title(edition: str) -> str:
+    """The report's title, naming the edition."""
+    return f"Fun with Diffusion Models — the whole assignment, {EDITIONS[edition].name}"
+
+
+def file_name(edition: str, family: str) -> str:
+    """"diffusion_assignment_flow_mnist.html": the download's name, with the edition and the family of model."""
+    return f"diffusion_assignment_{edition}_{family}.html"
+
+
+def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT_SEED,
+          edition: str = DEFAULT_EDITION) -> Report:
+    """Run the edition's pieces in the assignment's order under one progress bar; returns the deliverables and the
+    HTML. With the default seed every piece is the one its page shows when opened (and shares its cache entry)."""
     raw = getattr(backend.denoiser, "_den", backend.denoiser)  # unguarded: a failure is this section's, not the page's
     start = time.perf_counter()
     c = Context(backend, CountingDenoiser(raw), None, default_image(backend), list(own or []), seed)
-    todo = pieces()
+    todo = pieces(edition)
     units = [_units(p, c) for p in todo]
     c.progress = ReportProgress(sum(units))
     sections, calls = [], 0
@@ -83,6 +99,8 @@ def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT
     c.progress.complete(f"Done: {len(sections)} sections in {total:.1f} s, "
                         f"{counted(calls, 'UNet call')} now")
     about = {
+        "edition": EDITIONS[edition].name,
+        **({"part A": EDITIONS[edition].part_a} if EDITIONS[edition].part_a else {}),
         "model": f"{raw.name} ({backend.family}" + (f", {backend.variant})" if backend.variant else ")"),
         "device": device_label(),
         "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -90,7 +108,7 @@ def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT
         "cost of this run": f"{counted(calls, 'UNet call')}, {total:.1f} s (cached sections cost nothing now)",
         "defaults": f"every page's default settings: seed {c.seed}, stride {c.stride}, γ {c.d.guidance:g}",
     }
-    html = report.report_html("Fun with Diffusion Models — the whole assignment", about, sections)
+    html = report.report_html(title(edition), about, sections)
     return Report(sections, about, html, backend.key, calls, total)
 
 

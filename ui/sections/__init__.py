@@ -21,13 +21,22 @@ class Edition:
     key: str  # the URL's ``?edition=`` value and the session's choice
     name: str  # "DDPM + DeepFloyd IF (2024)"
     course: str  # Home's card: what "my course uses" means for this edition
+    noise_path: str  # LaTeX: the edition's path between a clean image and noise, which its part B starts from
+    noise_path_caption: str  # what ``noise_path`` means, in plain words
+    part_a: str = ""  # where the app's part A is not yet this edition's own: says which part A it is instead
 
 
 EDITIONS = {e.key: e for e in (
     Edition("ddpm", "DDPM + DeepFloyd IF (2024)",
-            "Part A samples and edits with DeepFloyd IF; part B trains DDPMs (noise prediction, T = 300) on MNIST."),
+            "Part A samples and edits with DeepFloyd IF; part B trains DDPMs (noise prediction, T = 300) on MNIST.",
+            r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon",
+            "Every page starts from this forward process: a clean image x₀ noised to step t."),
     Edition("flow", "Flow matching (2025–26)",
-            "Part B trains flow-matching UNets (velocity prediction, Euler sampling, t = 0 noise → 1 image) on MNIST."),
+            "Part B trains flow-matching UNets (velocity prediction, Euler sampling, t = 0 noise → 1 image) on MNIST.",
+            r"x_t = (1 - t)\,x_0 + t\,x_1,\qquad x_0 \sim \mathcal{N}(0, I)",
+            "Part B's flow matching starts from this straight path: t = 0 is pure noise x₀, t = 1 the clean digit x₁.",
+            part_a="Part A here is the DeepFloyd IF part A that the 2025 course still taught (DDPM timesteps, "
+                   "t = 0 clean); the Fall 2026 part A, on a flow model, is not in the app yet."),
 )}
 DEFAULT_EDITION = "ddpm"
 
