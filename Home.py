@@ -69,8 +69,8 @@ def home() -> None:
 def backend_status() -> None:
     st.header("Backend")
     st.markdown(
-        f"Part A runs on either of two models through the same sampling code: the **{MNIST_CHOICE}** (a "
-        f"class-conditioned MNIST DDPM; instant on a CPU) or **{IF_CHOICE}** stage 1 (64 × 64 text-to-image). Part A's "
+        f"Part A runs on either of two models through the same sampling code: the **{MNIST_CHOICE}** "
+        f"(class-conditioned; instant on a CPU) or **{IF_CHOICE}** stage 1 (64 × 64 text-to-image). Part A's "
         f"sidebar picks one; the current choice is **{st.session_state.get('backend', MNIST_CHOICE)}**."
     )
     missing = if_requirements()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from browser_util import CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, discover_pages
+from ui.sections import DEFAULT_EDITION, EDITIONS, PARTS, in_part
 
 pytestmark = [
     pytest.mark.browser,
@@ -127,6 +129,25 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def url_path(url: str) -> str:
+    """"time_ddpm" for http://host/time_ddpm?edition=ddpm: the page's path, without the query the app adds."""
+    return urlsplit(url).path.strip("/")
+
+
+def url_edition(url: str) -> str | None:
+    return parse_qs(urlsplit(url).query).get("edition", [None])[0]
+
+
+def sidebar_pages(page) -> list[str]:
+    """The url paths of the pages the sidebar lists (Home's is "")."""
+    return [url_path(a.get_attribute("href")) for a in page.locator('[data-testid="stSidebarNav"] a').all()]
+
+
+def edition_pages(key: str) -> list[str]:
+    """The url paths an edition's sidebar lists: Home, then its sections part by part."""
+    return [""] + [s.slug for part in PARTS for s in in_part(part, key)]
+
+
 def change_main_control(page) -> str:
     """Move the page's first slider one step (right, or left when it is at its maximum), or else step up its first
     number input; returns what changed."""
@@ -166,10 +187,49 @@ def test_home(page):
     open_page(page, "")
     assert page.locator("h1").filter(has_text="Diffusion Lab").count() == 1
     assert page.locator(EXCEPTION).count() == 0
-    nav = page.locator('[data-testid="stSidebarNav"] a')
-    linked = {a.get_attribute("href").rstrip("/").rsplit("/", 1)[-1] for a in nav.all()}
-    assert {p.url_path for p in PAGES} <= linked, linked
+    assert sidebar_pages(page) == edition_pages(DEFAULT_EDITION)  # the default edition's pages, each once
+    assert url_edition(page.url) == DEFAULT_EDITION
     screenshot(page, "Home")
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}],
+                         ids=["1280x800", "390x844"])
+def test_the_edition_chosen_on_home_stays_in_the_url_and_the_sidebar(browser, app_url, viewport):
+    """An instructor's path: choose the other edition on Home's card, follow a contents link; the URL carries the
+    edition (so the link can be handed out), the sidebar's selector shows it and lists only its pages, and the URL
+    opens the same edition in a new session."""
+    other = next(key for key in EDITIONS if key != DEFAULT_EDITION)
+    target = in_part("B", other)[0]
+    phone = viewport["width"] < 768
+    context = browser.new_context(viewport=viewport, base_url=app_url, is_mobile=phone, has_touch=phone)
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        open_page(pg, "")
+        pg.get_by_role("button", name=f"Choose {EDITIONS[other].name}").click()
+        wait_for_app(pg)
+        assert url_edition(pg.url) == other and sidebar_pages(pg) == edition_pages(other)
+        assert pg.locator('[data-testid="stMain"]').get_by_text(EDITIONS[other].noise_path_caption).count() == 1
+        size = f"{viewport['width']}x{viewport['height']}"
+        screenshot(pg, f"edition-{other}-Home-{size}")
+        link = f'a[href="{target.slug}"], a[href$="/{target.slug}"]'  # Streamlit writes it relative
+        pg.locator('[data-testid="stMain"] [data-testid="stPageLink"]').locator(link).click()
+        pg.wait_for_function(f"location.pathname.endsWith('/{target.slug}')")
+        wait_for_app(pg)
+        assert pg.locator("h1").first.inner_text() == target.page_title
+        for check in ("followed", "reloaded"):
+            assert url_path(pg.url) == target.slug and url_edition(pg.url) == other, (check, pg.url)
+            selector = pg.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').filter(has_text="My course uses")
+            assert selector.get_by_role("radio", name=EDITIONS[other].name).is_checked(), check
+            assert sidebar_pages(pg) == edition_pages(other), check
+            assert pg.locator(EXCEPTION).count() == 0, check
+            if check == "followed":
+                screenshot(pg, f"edition-{other}-{target.slug}-{size}")
+                pg.reload()  # a new session, from the URL alone
+                pg.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
+                wait_for_app(pg)
+    finally:
+        context.close()
 
 
 def test_sidebar_uses_the_assignments_numbering(browser, tmp_path):
@@ -228,7 +288,7 @@ def test_phone(browser, app_url):
         target = _page_named("guidance")
         pg.locator(f'[data-testid="stSidebarNav"] a[href$="{target.url_path}"]').tap()
         wait_for_app(pg)
-        assert pg.url.rstrip("/").endswith(target.url_path)
+        assert url_path(pg.url) == target.url_path
         pg.wait_for_function("document.querySelector('[data-testid=stSidebar]').dataset.collapsed === 'true'",
                              timeout=5_000)
         assert sidebar.bounding_box() is None or sidebar.bounding_box()["x"] + sidebar.bounding_box()["width"] <= 1
@@ -277,7 +337,7 @@ RUNS_ON_ITS_BUTTON = {"whole_assignment"}  # the report waits for its Run button
 @pytest.mark.parametrize("app_page", PAGES, ids=[p.name for p in PAGES])
 def test_page_runs_and_reacts(page, app_page):
     open_page(page, app_page.url_path)
-    assert page.url.rstrip("/").endswith("/" + app_page.url_path)
+    assert url_path(page.url) == app_page.url_path
     if app_page.url_path in RUNS_ON_ITS_BUTTON:
         click_run_if_any(page)
     assert_healthy(page, f"{app_page.name} on load")

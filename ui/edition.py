@@ -93,15 +93,14 @@ def navigation(home: st.Page):
         if switched:
             st.session_state[NOTE_KEY] = (f"“{section.label}” is not part of the {EDITIONS[edition].name} edition: "
                                           "here are that edition's pages.")
-            _write(edition)
+            _keep(edition)
             st.switch_page(home, query_params={KEY: edition})
         if chosen:
             st.session_state[NOTE_KEY] = (f"“{section.label}” belongs to the {EDITIONS[wanted].name} edition: the "
                                           "app follows that edition now.")
-        st.session_state[KEY] = wanted
-        _write(wanted)
+        _keep(wanted)
         st.rerun()  # the page list of the page's edition
-    _write(edition)
+    _keep(edition)
     if warning:
         st.warning(warning)
     if note := st.session_state.pop(NOTE_KEY, ""):
@@ -110,8 +109,9 @@ def navigation(home: st.Page):
     return page
 
 
-def _write(edition: str) -> None:
-    """The edition into the URL, and remembered as this session's own."""
+def _keep(edition: str) -> None:
+    """The session's edition, kept in its state and written into the URL (remembered as written by this session)."""
+    st.session_state[KEY] = edition
     st.query_params[KEY] = edition
     st.session_state[IN_URL_KEY] = edition
 
