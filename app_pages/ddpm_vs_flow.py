@@ -64,8 +64,6 @@ c1, c2 = st.columns(2)
 per_digit = c1.slider("Samples of each digit", 1, 10, DEFAULTS.per_digit, key="ddpm_vs_flow_per_digit")
 nfe_counts = tuple(sorted(c2.multiselect("Network evaluations (NFE)", NFE_COUNTS, DEFAULTS.nfe_counts,
                                          key="ddpm_vs_flow_nfe")))
-classifier, real = common.digit_judge()
-st.caption(judge_text(real))
 calls = sum(nfe_counts)
 st.caption(f"Each model: {counted(calls, 'UNet call')} of {2 * 10 * per_digit} images (10 digits × {per_digit} × "
            "conditional and unconditional), every count starting from the same noise.")
@@ -73,6 +71,8 @@ if not nfe_counts:
     st.info("Choose at least one number of network evaluations.")
 elif st.button("Measure", key="ddpm_vs_flow_measure", type="primary") or st.session_state.get("ddpm_vs_flow_measured"):
     st.session_state["ddpm_vs_flow_measured"] = True
+    classifier, real = common.digit_judge()
+    st.caption(judge_text(real, len(train_set)))
     progress = StepProgress(calls * len(contenders), "Sampling…")
     points = {c.name: measured(run_key(present[model]), f"judge-{id(classifier)}", per_digit, nfe_counts, seed, c,
                                classifier, lambda i, t, x, e, name=c.name: progress.advance(name))
@@ -95,7 +95,8 @@ elif st.button("Measure", key="ddpm_vs_flow_measure", type="primary") or st.sess
                                          f"{p.quality.agrees:.0%} read as asked", container=column)
 else:
     st.info(f"**Measure** samples both models at every count above ({counted(calls * len(contenders), 'UNet call')} "
-            "in all; seconds on a GPU, minutes on a CPU) and judges what they draw.")
+            "in all; seconds on a GPU, minutes on a CPU) and judges what they draw with a digit classifier (trained "
+            "on the first press, then kept in the model cache).")
 
 st.header("3 · One digit, two paths")
 d1, d2 = st.columns(2)

@@ -16,7 +16,7 @@ from lib.flow.ddpm_vs_flow import (NFE_COUNTS, TARGET_AGREEMENT, Contender, Ddpm
 from lib.media.costs import CountingDenoiser, CountingVelocityModel
 from lib.media.images import grid
 from lib.media.report import png_figure
-from lib.train.digit_classifier import CONFIDENT, Quality
+from lib.train.digit_classifier import CONFIDENT, JUDGE_DIGITS, JUDGE_EPOCHS, Quality
 from lib.train.training import TrainConfig, TrainedRun
 from ui import common
 from ui.common import counted, ddpm_of, flow_of, run_key
@@ -107,10 +107,11 @@ def samples_picture(point: Measured, upscale: int = 2) -> np.ndarray:
     return grid(by_sample.reshape(-1, *point.samples.shape[1:]), 10, upscale=upscale)
 
 
-def judge_text(real: Quality) -> str:
+def judge_text(real: Quality, num_train: int) -> str:
     """What judges the samples, and how it reads real digits."""
-    return (f"Judge: a small CNN digit classifier trained here on the training digits (kept in the model cache; "
-            f"`lib/train/digit_classifier.py`). *Read as asked*: its most likely digit is the one requested; "
+    return (f"Judge: a small CNN digit classifier trained here on {min(JUDGE_DIGITS, num_train):,} training digits for "
+            f"{counted(JUDGE_EPOCHS, 'epoch')} (`lib/train/digit_classifier.py`; kept in the model cache). "
+            f"*Read as asked*: its most likely digit is the one requested; "
             f"*confident*: some digit gets probability ≥ {CONFIDENT:g}. On real test digits it reads "
             f"{real.agrees:.1%} correctly and {real.confident:.1%} confidently — the ceiling for any model.")
 
