@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lib.backends.if_memory import _LAZY_IMPORT, CUDA_CONTEXT, GIB, gib
+from lib.backends.hub import LAZY_IMPORT
+from lib.backends.if_memory import CUDA_CONTEXT, GIB, gib
 from lib.backends.pixnerd.config import IMAGE_SIZE, XXL, PixNerdConfig
 
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2}
@@ -65,7 +66,7 @@ def encoder_params() -> int:
     """Parameter count of the base Qwen3-1.7B model (no LM head), built on the meta device."""
     from lib.backends.pixnerd.qwen_config import qwen3_1_7b_config
 
-    with _LAZY_IMPORT:  # transformers' lazy imports are not thread-safe (lib.backends.if_memory)
+    with LAZY_IMPORT:  # transformers' lazy imports are not thread-safe (lib.backends.hub)
         from transformers import Qwen3Model
     with torch.device("meta"):
         return sum(p.numel() for p in Qwen3Model(qwen3_1_7b_config()).parameters())
