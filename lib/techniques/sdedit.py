@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from lib.ddpm.diffusion import ddpm_step
-from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, guided_predictions, noise_to, randn
+from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, noise_to, randn
 
 def sdedit(
     denoiser: Denoiser,
