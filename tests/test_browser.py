@@ -279,7 +279,7 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
 RUNS_ON_ITS_BUTTON = {"whole_assignment"}  # the report waits for its Run button: on IF it is minutes of GPU
 
 
-@pytest.mark.parametrize("app_page", [pytest.param(p, marks=() if p.stem in WALKED_ALWAYS else pytest.mark.slow)
+@pytest.mark.parametrize("app_page", [pytest.param(p, marks=() if p.name in WALKED_ALWAYS else pytest.mark.slow)
                                       for p in PAGES], ids=[p.name for p in PAGES])
 def test_page_runs_and_reacts(page, app_page):
     open_page(page, app_page.url_path)
