@@ -6,7 +6,7 @@ technique changes is how v is predicted — plain, with classifier-free guidance
 hybrid's two bands — so each is a ``Predict`` closure over the same loop, as ``lib.ddpm.sampling``'s ``Predictor`` is for
 the DDPM loop; what it imposes after a step (inpainting's known pixels at the new t) is an ``after_step`` hook.
 
-Classifier-free guidance keeps its one home, ``lib.ddpm.diffusion.classifier_free_guidance``: v = v_u + γ (v_c − v_u).
+Classifier-free guidance keeps its one home, ``lib.guidance.classifier_free_guidance``: v = v_u + γ (v_c − v_u).
 Part B's γ = 5 is that form as is. Part A's course form v_c + w (v_c − v_u) is the same with γ = w + 1
 (``scale_from_course_w``: the course's w = 7 is γ = 8).
 """
