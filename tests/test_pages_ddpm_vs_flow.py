@@ -63,6 +63,11 @@ def app(monkeypatch, digits):
     st.cache_resource.clear()
 
 
+def via_home() -> AppTest:
+    """The page opened from Home, as in the app (under Home's navigation, where its links to other pages resolve)."""
+    return run(AppTest.from_file(str(ROOT / "Home.py"), default_timeout=300).switch_page(PAGE))
+
+
 def run(target) -> AppTest:
     at = target.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -158,7 +163,7 @@ def test_measure_plots_the_shares_it_tabulates_and_states(app, monkeypatch, tmp_
 
 def test_a_missing_flow_model_is_named_and_the_ddpm_is_shown(app, monkeypatch, tmp_path, tiny_runs):
     shipping(monkeypatch, tmp_path, tiny_runs, ("class",))
-    at = run(AppTest.from_file(str(ROOT / PAGE), default_timeout=300))
+    at = via_home()
     warning = "\n".join(w.value for w in at.warning)
     assert "No class-conditioned flow model yet" in warning and "data/models/flow_class.safetensors" in warning
     figure = chart(at, "share of the network evaluations spent")
@@ -168,9 +173,9 @@ def test_a_missing_flow_model_is_named_and_the_ddpm_is_shown(app, monkeypatch, t
 
 def test_without_either_model_the_page_says_which_and_where(app, monkeypatch, tmp_path, tiny_runs):
     shipping(monkeypatch, tmp_path, tiny_runs, ())
-    at = run(AppTest.from_file(str(ROOT / PAGE), default_timeout=300))
+    at = via_home()
     warning = "\n".join(w.value for w in at.warning)
     assert "No class-conditioned DDPM yet" in warning and "No class-conditioned flow model yet" in warning
     assert not at.get("plotly_chart") and not at.get("image")
-    links = [link.proto.page for link in at.get("page_link")]
-    assert any(link.endswith("class_ddpm.py") for link in links)
+    links = [link.proto.label for link in at.get("page_link")]
+    assert "Train it: B3 · Class-conditioned DDPM" in links

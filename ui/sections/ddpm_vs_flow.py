@@ -45,9 +45,17 @@ DEFAULTS = Defaults()
 
 def compared_runs() -> dict[str, tuple[TrainedRun | None, str]]:
     """Each compared model's run as its own page shows it with its widgets at their defaults (the shipped run, your
-    finished or cached run of those settings), and the note saying which it is; (None, "") where there is none."""
+    finished or cached run of those settings), and the note saying which it is; (None, "") where there is none. A model
+    no page of the app trains can only be its shipped run."""
     train_set = common.mnist()[0]
-    return {model: run_to_show(model, default_config(model, train_set)) for model in COMPARED}
+    runs = {}
+    for model in COMPARED:
+        if training_section(model) is None:
+            run = common.shipped(model)
+            runs[model] = (run, "Showing the **shipped** model." if run is not None else "")
+        else:
+            runs[model] = run_to_show(model, default_config(model, train_set))
+    return runs
 
 
 def contender_of(run: TrainedRun) -> Contender:
