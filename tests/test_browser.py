@@ -195,44 +195,31 @@ def test_home(page):
     screenshot(page, "Home")
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}],
-                         ids=["1280x800", "390x844"])
-def test_the_edition_chosen_on_home_stays_in_the_url_and_the_sidebar(browser, app_url, viewport):
-    """An instructor's path: choose the other edition on Home's card, follow a contents link; the URL carries the
-    edition (so the link can be handed out), the sidebar's selector shows it and lists only its pages, and the URL
-    opens the same edition in a new session."""
-    other = next(key for key in EDITIONS if key != DEFAULT_EDITION)
-    target = in_part("B", other)[0]
-    phone = viewport["width"] < 768
-    context = browser.new_context(viewport=viewport, base_url=app_url, is_mobile=phone, has_touch=phone)
-    try:
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        open_page(pg, "")
-        pg.get_by_role("button", name=f"Choose {EDITIONS[other].name}").click()
-        wait_for_app(pg)
-        assert url_edition(pg.url) == other and sidebar_pages(pg) == edition_pages(other)
-        assert pg.locator('[data-testid="stMain"]').get_by_text(EDITIONS[other].noise_path_caption).count() == 1
-        size = f"{viewport['width']}x{viewport['height']}"
-        screenshot(pg, f"edition-{other}-Home-{size}")
-        link = f'a[href="{target.slug}"], a[href$="/{target.slug}"]'  # Streamlit writes it relative
-        pg.locator('[data-testid="stMain"] [data-testid="stPageLink"]').locator(link).click()
-        pg.wait_for_function(f"location.pathname.endsWith('/{target.slug}')")
-        wait_for_app(pg)
-        assert pg.locator("h1").first.inner_text() == target.page_title
-        for check in ("followed", "reloaded"):
-            assert url_path(pg.url) == target.slug and url_edition(pg.url) == other, (check, pg.url)
-            selector = pg.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').filter(has_text="My course uses")
-            assert selector.get_by_role("radio", name=EDITIONS[other].name).is_checked(), check
-            assert sidebar_pages(pg) == edition_pages(other), check
-            assert pg.locator(EXCEPTION).count() == 0, check
-            if check == "followed":
-                screenshot(pg, f"edition-{other}-{target.slug}-{size}")
-                pg.reload()  # a new session, from the URL alone
-                pg.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
-                wait_for_app(pg)
-    finally:
-        context.close()
+def test_a_link_with_the_flow_edition_lists_its_pages_and_keeps_it(page):
+    """An instructor hands out ``/?edition=flow``: the sidebar lists that edition's pages (Home, then its sections
+    part by part, each once), its selector shows it and Home shows its noise path; the URL keeps it on another page;
+    the sidebar's selector switches back and writes the other edition into the URL."""
+    flow = EDITIONS["flow"]
+    open_page(page, "?edition=flow")
+    assert url_edition(page.url) == "flow"
+    assert sidebar_pages(page) == edition_pages("flow") != edition_pages(DEFAULT_EDITION)
+    selector = page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').filter(has_text="My course uses")
+    assert selector.get_by_role("radio", name=flow.name).is_checked()
+    assert page.locator('[data-testid="stMain"]').get_by_text(flow.noise_path_caption).count() == 1
+    assert page.locator(EXCEPTION).count() == 0
+    screenshot(page, "edition-flow-Home")
+    report = in_part("report", "flow")[0]  # waits for its Run button: cheap to open
+    page.locator(f'[data-testid="stSidebarNav"] a[href$="/{report.slug}"]').click()
+    page.wait_for_function(f"location.pathname.endsWith('/{report.slug}')")
+    wait_for_app(page)
+    assert url_path(page.url) == report.slug and url_edition(page.url) == "flow"
+    assert sidebar_pages(page) == edition_pages("flow")
+    assert page.locator('[data-testid="stMain"]').get_by_text(flow.name).count() > 0  # the report it would make
+    selector.locator("label").filter(has_text=EDITIONS[DEFAULT_EDITION].name).click()
+    page.wait_for_function(f"new URLSearchParams(location.search).get('edition') === '{DEFAULT_EDITION}'")
+    wait_for_app(page)
+    assert sidebar_pages(page) == edition_pages(DEFAULT_EDITION)
+    assert page.locator(EXCEPTION).count() == 0
 
 
 def test_sidebar_uses_the_assignments_numbering(browser, tmp_path):

@@ -124,7 +124,8 @@ def assert_home_of(at: AppTest, key: str) -> None:
     assert len(at.table[0].value) == len(trained)  # the shipped models of the edition's part B
 
 
-def test_home_by_default_follows_the_default_edition_and_writes_it_into_the_url(shipped):
+def test_home_by_default_follows_the_ddpm_edition_and_writes_it_into_the_url(shipped):
+    assert DEFAULT_EDITION == "ddpm"  # issue #24: the DDPM edition stays the default
     at = home()
     assert_home_of(at, DEFAULT_EDITION)
     assert not [w.value for w in at.warning if "edition" in w.value]
