@@ -9,8 +9,10 @@ import torch
 
 from lib.train import model_store
 from lib.train.cache import config_key
+from lib.train.centroids import class_means, mean_image
 from lib.train.data import Digits, load_mnist
 from lib.backends.mnist_model import MnistDDPM
+from lib.flow.mnist import MnistFlow
 from lib.train.precision import default_device
 from lib.train.runs import TrainingJobs
 from lib.train.training import TrainedRun
@@ -20,6 +22,18 @@ from lib.train.training import TrainedRun
 def mnist() -> tuple[Digits, Digits]:
     """(train, test) digits: MNIST via torchvision, or the announced offline fallback."""
     return load_mnist(True), load_mnist(False)
+
+
+@st.cache_resource(show_spinner="Averaging the training digits…")
+def class_centroids() -> torch.Tensor:
+    """The mean training image of each digit 0–9 (``lib.train.centroids.class_means``): (10, 1, 28, 28) in [0, 1]."""
+    return class_means(mnist()[0])
+
+
+@st.cache_resource(show_spinner="Averaging the training digits…")
+def mean_training_image() -> torch.Tensor:
+    """The mean of all training digits, x̄ (``lib.train.centroids.mean_image``): (1, 28, 28) in [0, 1]."""
+    return mean_image(mnist()[0].as_float())
 
 
 @st.cache_resource
@@ -69,6 +83,17 @@ def ddpm_of(run: TrainedRun, weights: str = "spec") -> MnistDDPM:
 @st.cache_resource
 def _as_denoiser(key: str, _run: TrainedRun, weights: str) -> MnistDDPM:
     return MnistDDPM(_run.network(weights), _run.config)
+
+
+def flow_of(run: TrainedRun, weights: str = "spec") -> MnistFlow:
+    """A trained flow run (``flow_time``, ``flow_class``) with the spec's weights or their EMA as a ``VelocityModel``:
+    one instance per loaded network, shared by every session."""
+    return _as_velocity_model(run_key(run, weights), run, weights)
+
+
+@st.cache_resource
+def _as_velocity_model(key: str, _run: TrainedRun, weights: str) -> MnistFlow:
+    return MnistFlow(_run.network(weights), _run.config)
 
 
 def counted(n: int, noun: str) -> str:
