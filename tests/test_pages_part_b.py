@@ -31,6 +31,7 @@ from lib.train.precision import resolve
 from lib.media.text import spoken_duration
 from lib.train.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
 from ui.backend import DEFAULT_SEED
+from ui.sections import DEFAULT_EDITION, SECTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = "Home.py"
@@ -135,7 +136,8 @@ def test_home_lists_contents_backend_data_and_shipped_provenance(shipped):
     assert at.title[0].value == "Diffusion Lab"
     links = [link.proto.label for link in at.get("page_link")]
     assert any(label.startswith("**B1**") for label in links) and any("**B3**" in label for label in links)
-    assert len(links) == len(list((ROOT / "app_pages").glob("*.py"))), "every page is in the contents"
+    assert {Path(s.page).name for s in SECTIONS} == {p.name for p in (ROOT / "app_pages").glob("*.py")}
+    assert len(links) == len([s for s in SECTIONS if DEFAULT_EDITION in s.editions]), "the edition's pages are listed"
     page_text = texts(at.markdown) + texts(at.info) + texts(at.success)
     assert "HF_TOKEN" in page_text and "licence" in page_text
     if not torch.cuda.is_available():
