@@ -14,6 +14,7 @@ from lib.train.data import Digits, load_mnist
 from lib.backends.mnist_model import MnistDDPM
 from lib.flow.mnist import MnistFlow
 from lib.train.precision import default_device
+from lib.train.digit_classifier import Quality, cached_digit_classifier, real_digits_quality
 from lib.train.runs import TrainingJobs
 from lib.train.training import TrainedRun
 
@@ -105,3 +106,12 @@ def device_label() -> str:
     if torch.cuda.is_available():
         return f"CUDA · {torch.cuda.get_device_name()}"
     return f"CPU · {torch.get_num_threads()} threads"
+
+
+@st.cache_resource(show_spinner="Training the digit classifier that judges the samples (once; then it is cached)…")
+def digit_judge() -> tuple[torch.nn.Module, Quality]:
+    """The app's digit classifier (``lib.train.digit_classifier``), trained once on the training digits and kept in the
+    model cache, and how it reads the real test digits (the ceiling for any model's samples)."""
+    train_set, test_set = mnist()
+    classifier = cached_digit_classifier(train_set, model_store.CACHE_DIR)
+    return classifier, real_digits_quality(classifier, test_set)

@@ -98,6 +98,9 @@ SECTIONS = (
             "The class flow trained at a constant learning rate, side by side with the scheduled run",
             heading="Can we get rid of the annoying learning rate scheduler?", trains="flow_class_constant_lr",
             editions=("flow",)),
+    Section("ddpm_vs_flow", "B", "B+", "DDPM vs flow matching",
+            "Beyond the assignment: both objectives on the same UNet, data and noise — quality per network evaluation, "
+            "and one digit's two paths", heading="DDPM and flow matching side by side"),
     Section("whole_assignment", "report", "A + B", "The whole assignment",
             "Every deliverable in one run: one progress bar, one HTML report",
             heading="The whole assignment in one run"),
