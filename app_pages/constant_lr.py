@@ -6,13 +6,13 @@ import streamlit as st
 
 from lib.flow.mnist import GUIDANCE_SCALE
 from lib.media.plots import loss_comparison_figure
-from lib.train.training import FLOW_CONSTANT_LR, epoch_learning_rates
 from ui import common, layout
 from ui.backend import seed_control
 from ui.layout import section_header
 from ui.sections import class_flow
-from ui.sections.constant_lr import (DEFAULTS, last_epoch_loss, mean_rates, read_as_requested, reader_accuracy,
+from ui.sections.constant_lr import (DEFAULTS, compensation_text, grid_quality, last_epoch_loss, rates_table,
                                      scheduled_counterpart, test_loss)
+from ui.sections.ddpm_vs_flow import judge_text
 from ui.sidebar import render_sidebar
 from ui.training.flow_page import draw_samples, euler_steps_control
 from ui.training.live import training_panel
@@ -56,20 +56,9 @@ scheduled, scheduled_note = run_to_show("flow_class", scheduled_config)
 with compensation:
     st.header("1 · The compensation")
     shown = constant.config if constant is not None else config
-    arithmetic, geometric = mean_rates(scheduled_counterpart(shown))
-    rates = pd.DataFrame({"epoch": range(1, shown.epochs + 1),
-                          "scheduled": epoch_learning_rates(scheduled_counterpart(shown)),
-                          "constant": epoch_learning_rates(shown)}).set_index("epoch")
     c1, c2 = st.columns([2, 3])
-    c1.dataframe(rates.style.format("{:.2e}"))
-    first, last = rates["scheduled"].iloc[0], rates["scheduled"].iloc[-1]
-    c2.markdown(
-        f"Over the scheduled run's {shown.epochs} epochs the rate falls from {first:.2e} to {last:.2e}. Its arithmetic "
-        f"mean is **{arithmetic:.2e}** ({arithmetic / last:.1f} × its last rate), its geometric mean **{geometric:.2e}** "
-        f"({geometric / last:.1f} × its last). The shipped run without the scheduler uses {FLOW_CONSTANT_LR:g}, the "
-        f"geometric mean rounded; this page's run uses **{shown.lr:g}** ({shown.lr / last:.1f} × the schedule's last "
-        "rate, larger late steps that the average of the weights absorbs). The learning-rate control below tries "
-        "others: the trade-off is faster early progress against noisier last weights.")
+    c1.dataframe(rates_table(shown).style.format("{:.2e}"))
+    c2.markdown(compensation_text(shown))
 
 st.header("3 · Results")
 if constant is None or scheduled is None:
@@ -87,23 +76,19 @@ steps = euler_steps_control("constant_lr_steps", class_flow.DEFAULTS.steps, clas
                             container=c1)
 with c2:
     seed = seed_control("constant_lr_seed")
-samples = {name: draw_samples(common.flow_of(run), common.run_key(run), steps, seed)
-           for name, run in (("scheduled", scheduled), ("constant", constant))}
-for column, (name, run) in zip(layout.columns(2), (("scheduled", scheduled), ("constant", constant))):
-    what = "With ExponentialLR" if name == "scheduled" else f"Constant lr {run.config.lr:g}"
+runs = {"with ExponentialLR": scheduled, f"constant lr {constant.config.lr:g}": constant}
+samples = {name: draw_samples(common.flow_of(run), common.run_key(run), steps, seed) for name, run in runs.items()}
+for column, (name, run) in zip(layout.columns(2), runs.items()):
     layout.image(grid_of(samples[name], run.config.model),
-                 f"{what} · digits 0–9, 4 each · γ = {GUIDANCE_SCALE:g}, {steps} Euler steps, seed {seed}", column)
-centroids = common.class_centroids()
+                 f"{name} · digits 0–9, 4 each · γ = {GUIDANCE_SCALE:g}, {steps} Euler steps, seed {seed}", column)
+classifier, real = common.digit_judge()
+read = {name: grid_quality(samples[name], classifier) for name in runs}
 numbers = pd.DataFrame({
-    "mean training loss, last epoch": [last_epoch_loss(scheduled), last_epoch_loss(constant)],
-    f"loss on {DEFAULTS.held_out_digits:,} test digits": [test_loss(common.run_key(r), r, test_set)
-                                                          for r in (scheduled, constant)],
-    "grid read as the requested digit": [read_as_requested(samples[n], centroids) for n in ("scheduled", "constant")],
-}, index=["with ExponentialLR", f"constant lr {constant.config.lr:g}"])
-st.table(numbers.style.format({numbers.columns[0]: "{:.4f}", numbers.columns[1]: "{:.4f}",
-                               numbers.columns[2]: "{:.0%}"}))
-st.caption(
-    "Both grids start from the same noise. The test loss is each model's training objective on test digits it never "
-    f"saw, with the same noise, times and class dropout for both (seed {DEFAULTS.held_out_seed}). The reading is a "
-    "nearest-centroid reader — the class whose mean training image is closest — which needs no training and reads "
-    f"{reader_accuracy(test_set, centroids):.0%} of those real test digits right: the most a grid can score with it.")
+    "mean training loss, last epoch": [last_epoch_loss(run) for run in runs.values()],
+    f"loss on {DEFAULTS.held_out_digits:,} test digits": [test_loss(common.run_key(r), r, test_set) for r in runs.values()],
+    "grid read as asked": [read[name].agrees for name in runs],
+    "grid read confidently": [read[name].confident for name in runs]}, index=list(runs))
+st.table(numbers.style.format("{:.4f}", subset=numbers.columns[:2]).format("{:.0%}", subset=numbers.columns[2:]))
+st.caption("Both grids start from the same noise. The test loss is each model's training objective on test digits it "
+           f"never saw, with the same noise, times and class dropout for both (seed {DEFAULTS.held_out_seed}). "
+           + judge_text(real, len(train_set)))

@@ -9,7 +9,7 @@ import torch
 
 from lib.train import model_store
 from lib.train.cache import config_key
-from lib.train.centroids import class_means, mean_image
+from lib.train.centroids import mean_image
 from lib.train.data import Digits, load_mnist
 from lib.backends.mnist_model import MnistDDPM
 from lib.flow.mnist import MnistFlow
@@ -23,12 +23,6 @@ from lib.train.training import TrainedRun
 def mnist() -> tuple[Digits, Digits]:
     """(train, test) digits: MNIST via torchvision, or the announced offline fallback."""
     return load_mnist(True), load_mnist(False)
-
-
-@st.cache_resource(show_spinner="Averaging the training digits…")
-def class_centroids() -> torch.Tensor:
-    """The mean training image of each digit 0–9 (``lib.train.centroids.class_means``): (10, 1, 28, 28) in [0, 1]."""
-    return class_means(mnist()[0])
 
 
 @st.cache_resource(show_spinner="Averaging the training digits…")
