@@ -334,3 +334,61 @@ def test_pure_noise_shows_loss_floor_outputs_and_the_centroid(flow_shipped, digi
     distances5, text = lesson_numbers(5)
     assert not torch.allclose(distances5, distances)
     assert shown(r"Each output lies \*\*([0-9.]+)\*\* from x̄", text) == pytest.approx(distances5.mean(), rel=0.02)
+
+
+# --- every flow page without its shipped model ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page, what, name", [
+    (PURE_NOISE, "pure-noise denoiser", "pure_noise"),
+    (CLASS_FLOW, "class-conditioned flow model", "flow_class"),
+    (CONSTANT_LR, "run without the scheduler", "flow_class_constant_lr"),
+])
+def test_a_flow_page_without_its_shipped_model_says_so_and_offers_training(nothing_shipped, page, what, name):
+    at = open_page(page)
+    assert f"No trained {what} yet (the shipped data/models/{name}.safetensors is missing)" in texts(at.info)
+    train = at.button(key=f"{Path(page).stem}_train")
+    assert train.label == "Train" and not train.disabled
+    if page == CONSTANT_LR:  # the compensation is computed from the settings alone: it shows before any run
+        spec = model_store.shipped_run_config(name)
+        rates = at.dataframe[0].value
+        assert list(rates["scheduled"]) == pytest.approx(epoch_learning_rates(scheduled_counterpart(spec)))
+        assert list(rates["constant"]) == [FLOW_CONSTANT_LR] * spec.epochs
+        assert f"geometric mean **{mean_rates(scheduled_counterpart(spec))[1]:.2e}**" in texts(at.markdown)
+
+
+def test_constant_lr_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, digits):
+    """The run without the scheduler, stopped after 2 of its 4 steps, is offered as "Continue training from step 2"
+    and ends exactly where a run that never stopped ends — its learning rate held all along."""
+    config = model_store.shipped_run_config("flow_class_constant_lr", hidden=8, epochs=1, batch_size=32,
+                                            steps_per_epoch=4, sample_stride=30, dataset=digits[0].source)
+    cpu = torch.device("cpu")
+    whole = run_training(config, *digits, cpu)
+    steps = []
+    with pytest.raises(InterruptedError):
+        run_training(config, *digits, cpu, on_progress=lambda p: steps.append(p.step),
+                     should_stop=lambda: len(steps) >= 2)
+    jobs = TrainingJobs(lambda: digits, device=cpu)
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: jobs)
+
+    at = open_page(CONSTANT_LR)
+    prefix = "b_flow_class_constant_lr"
+    at.select_slider(key=f"{prefix}_hidden").set_value(8)
+    at.slider(key=f"{prefix}_epochs").set_value(1)
+    at.select_slider(key=f"{prefix}_batch").set_value(32)
+    at.select_slider(key=f"{prefix}_sample_stride").set_value(30)
+    at = run(at.checkbox(key=f"{prefix}_short").check())
+    at = run(at.number_input(key=f"{prefix}_steps").set_value(4))
+    button = at.button(key="constant_lr_train")
+    assert button.label == "Continue training from step 2" and not button.disabled
+    run(button.click())
+    job = jobs.get(config)
+    job.thread.join(120)
+    assert job.status == "done", job.error
+    assert job.progress.resumed_at == [2] and job.trained.info["resumed_at_steps"] == [2]
+    assert job.trained.losses == pytest.approx(whole.losses, rel=1e-6)
+    at = run(at)
+    assert "Training finished: 4 steps" in texts(at.success)
+    # the run without the scheduler is there now; the page asks for the scheduled run it is compared with
+    assert ("No trained run with the scheduler yet (the shipped data/models/flow_class.safetensors is missing)"
+            in texts(at.info))
