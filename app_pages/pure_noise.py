@@ -5,13 +5,12 @@ import streamlit as st
 
 from lib.media.images import grid
 from ui import common, layout
-from ui.backend import seed_control
+from lib.train.runs import pure_noise_probe
+from ui.backend import DEFAULT_SEED, seed_control
 from ui.layout import section_header
 from ui.sections.pure_noise import DEFAULTS, centroid_lesson, loss_floor, real_digit_mse
 from ui.sidebar import render_sidebar
-from ui.training.live import training_panel
-from ui.training.results import loss_panel, no_model_yet, provenance_caption, run_to_show, snapshot_row
-from ui.training.settings import config_controls
+from ui.training.page import run_sections
 
 section_header(
     "pure_noise",
@@ -28,27 +27,23 @@ section_header(
 )
 render_sidebar()
 
+
+def noise_and_digits(_config) -> None:
+    st.header("1 · Noise in, a digit out")
+    train_set = common.mnist()[0]
+    left, right = st.columns(2)
+    layout.image(grid(pure_noise_probe(DEFAULTS.pairs, DEFAULT_SEED), DEFAULTS.pairs, (0.0, 1.0), upscale=3),
+                 "inputs ε ~ N(0, I)", left)
+    layout.image(grid(train_set.as_float()[:DEFAULTS.pairs], DEFAULTS.pairs, (0.0, 1.0), upscale=3),
+                 "targets x: training digits, drawn independently of ε", right)
+    st.caption("A training batch pairs each noise image with a digit at random: the input says nothing about the "
+               f"target (noise seed {DEFAULT_SEED}; values outside [0, 1] clipped for display).")
+
+
+run = run_sections("pure_noise", key="pure_noise", what="pure-noise denoiser", intro=noise_and_digits,
+                   snapshot_caption="D(ε) for 40 fixed noise images", side_by_side=True)
 train_set, test_set = common.mnist()
-if train_set.source != "mnist":
-    st.warning(train_set.note)
-st.header("1 · Training")
-config = config_controls("pure_noise", train_set)
-training_panel(config, key="pure_noise", log_y=st.session_state.get("pure_noise_log", True))
-run, note = run_to_show("pure_noise", config)
-
-st.header("2 · Results")
-if run is None:
-    no_model_yet("pure-noise denoiser", "pure_noise")
-provenance_caption(run, note)
 centroid = common.mean_training_image()
-floor = loss_floor(train_set.as_float(), centroid)
-loss_panel(run, key="pure_noise", log_default=True)
-st.caption(f"The floor: the loss of the constant output x̄ on the training digits, E‖x − x̄‖² = **{floor:.4f}** per "
-           "pixel. No pure-noise denoiser goes below it.")
-
-st.header("3 · Outputs after each epoch")
-snapshot_row(run, key="pure_noise", caption="D(ε) for 40 fixed noise images")
-
 st.header("4 · The lesson: the centroid")
 c1, c2 = st.columns([1, 3])
 with c1:
@@ -63,9 +58,12 @@ scale = real_digit_mse(test_set.as_float(), centroid)
 distance = found.output_mse.mean().item()
 closer = (f"the outputs are {scale / distance:.0f} times closer to the centroid than real digits are"
           if 0 < distance < scale else "this run's outputs are not yet closer to it than real digits are")
+floor = loss_floor(train_set.as_float(), centroid)
 st.markdown(
     f"Each output lies **{distance:.4f}** from x̄ on average (mean squared difference per pixel; the farthest "
     f"{found.output_mse.max():.4f}), while a real test digit lies **{scale:.4f}** from it: {closer}. The outputs "
     f"differ from each other by a per-pixel spread of **{found.spread:.4f}**: different noise, nearly the same "
-    "picture — the average digit, the one output that minimises the squared error against every digit at once.")
+    "picture — the average digit, the one output that minimises the squared error against every digit at once. "
+    f"It is also the floor of the loss curve above: the loss of the constant output x̄ on the training digits, "
+    f"E‖x − x̄‖² = **{floor:.4f}** per pixel. No pure-noise denoiser goes below it.")
 st.caption(f"Noise seed {seed}; pixels in [0, 1].")

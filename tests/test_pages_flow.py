@@ -309,8 +309,9 @@ def test_pure_noise_shows_loss_floor_outputs_and_the_centroid(flow_shipped, digi
     assert np.allclose(values(loss["data"][0]["y"]), stored.losses)
     centroid = mean_image(digits[0].as_float())
     floor = ((digits[0].as_float() - centroid) ** 2).mean().item()
-    assert f"E‖x − x̄‖² = **{floor:.4f}** per pixel" in texts(at.caption)
+    assert f"E‖x − x̄‖² = **{floor:.4f}** per pixel" in texts(at.markdown)
     captions = [c for img in at.get("image") for c in img.captions]
+    assert {"inputs ε ~ N(0, I)", "targets x: training digits, drawn independently of ε"} <= set(captions)
     assert [c for c in captions if "after epoch" in c] == [f"D(ε) for 40 fixed noise images after epoch {e}"
                                                            for e in (1, 2)]
     assert "x̄: the mean of the training digits" in captions

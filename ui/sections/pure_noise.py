@@ -16,6 +16,7 @@ from lib.train.runs import pure_noise_probe
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
+    pairs: int = 8  # (noise, digit) pairs of section 1
     samples: int = 10  # fresh noise images fed to the trained model in "The lesson"
 
 
