@@ -6,7 +6,7 @@ import torch
 from lib.media.images import grid, png_bytes
 from lib.media.plots import sweep_figure
 from lib.train.runs import denoiser_probe
-from ui import layout
+from ui import edition, layout
 from ui.backend import seed_control
 from ui.common import mnist, run_key
 from ui.sections.single_step import DEFAULTS, denoise_with, noising_columns, ood_sweep
@@ -28,6 +28,7 @@ section_header(
 render_sidebar()
 
 train_set, test_set = mnist()
+sigmas = DEFAULTS.sigmas[edition.current()]
 if train_set.source != "mnist":
     st.warning(train_set.note)
 
@@ -42,7 +43,7 @@ with noising:
     st.header("1 · Noising digits")
     with st.columns(4)[0]:
         seed = seed_control("single_step_noise_seed")  # part A's control and default: the same seed, the same ε at every σ
-    for col, s, picture in zip(layout.columns(len(DEFAULTS.sigmas)), DEFAULTS.sigmas, noising_columns(test_set, seed)):
+    for col, s, picture in zip(layout.columns(len(sigmas)), sigmas, noising_columns(test_set, seed, sigmas)):
         layout.image(picture, f"σ = {s:g}", col)
     st.caption("Columns: the same test digits and the same ε at growing σ (values outside [0, 1] are clipped for "
                "display).")
@@ -76,15 +77,15 @@ st.subheader("Out-of-distribution σ sweep")
 st.markdown(f"The model trained at σ = {run.config.sigma:g} applied to the digits above at every σ of the spec "
             "(noise seed from section 1). A well-trained model cleans up noise up to about its training σ; far "
             "above it, it leaves noise behind or invents strokes — compare the rows and the error curve.")
-noisy_rows, out_rows, errors, sweep_png = ood_sweep(run_key(run), seed, run, test_set)
+noisy_rows, out_rows, errors, sweep_png = ood_sweep(run_key(run), seed, sigmas, run, test_set)
 head = st.columns([1, 4, 4])
 head[1].markdown("**noisy z**")
 head[2].markdown("**denoised D(z)**")
-for s, noisy_row, out_row, err in zip(DEFAULTS.sigmas, noisy_rows, out_rows, errors):
+for s, noisy_row, out_row, err in zip(sigmas, noisy_rows, out_rows, errors):
     c0, c1, c2 = st.columns([1, 4, 4])
     c0.markdown(f"σ = {s:g}  \nMSE {err:.4f}")
     layout.image(noisy_row, container=c1)
     layout.image(out_row, container=c2)
-st.plotly_chart(sweep_figure(DEFAULTS.sigmas, errors, run.config.sigma), key="single_step_sweep")
+st.plotly_chart(sweep_figure(sigmas, errors, run.config.sigma), key="single_step_sweep")
 st.download_button("Download the sweep (PNG)", png_bytes(sweep_png), file_name="b1_sigma_sweep.png",
                    mime="image/png", key="single_step_sweep_png")

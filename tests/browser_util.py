@@ -32,12 +32,15 @@ class AppPage:
 
 
 def discover_pages(root: Path = ROOT) -> list[AppPage]:
-    """Every page in app_pages/, named as Home.py's navigation names them (the same rule as
-    ``streamlit.source_util.page_icon_and_name``)."""
+    """Every page in app_pages/ that Home.py's navigation lists — the default edition's sections (``ui.sections``) —
+    named as the navigation names them (the same rule as ``streamlit.source_util.page_icon_and_name``)."""
     from streamlit.source_util import page_icon_and_name, page_sort_key
 
+    from ui.sections import DEFAULT_EDITION, SECTIONS
+
+    listed = {Path(s.page).name for s in SECTIONS if DEFAULT_EDITION in s.editions}
     files = sorted((root / "app_pages").glob("*.py"), key=page_sort_key)
-    return [AppPage(f, page_icon_and_name(f)[1]) for f in files if not f.name.startswith("_")]
+    return [AppPage(f, page_icon_and_name(f)[1]) for f in files if f.name in listed]
 
 
 def save_tiny_shipped_model(folder: Path, hidden: int = 8) -> Path:

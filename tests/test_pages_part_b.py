@@ -30,7 +30,7 @@ from lib.train.precision import resolve
 from lib.media.text import spoken_duration
 from lib.train.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
 from ui.backend import DEFAULT_SEED
-from ui.sections import PARTS, in_part
+from ui.sections import PARTS, SECTIONS, in_part, single_step
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = "Home.py"
@@ -135,6 +135,7 @@ def test_home_lists_contents_backend_data_and_shipped_provenance(shipped):
     assert at.title[0].value == "Diffusion Lab"
     links = [link.proto.label for link in at.get("page_link")]
     assert any(label.startswith("**B1**") for label in links) and any("**B3**" in label for label in links)
+    assert {Path(s.page).name for s in SECTIONS} == {p.name for p in (ROOT / "app_pages").glob("*.py")}
     assert len(links) == sum(len(in_part(part)) for part in PARTS), "every page of the default edition is listed"
     page_text = texts(at.markdown) + texts(at.info) + texts(at.success)
     assert "HF_TOKEN" in page_text and "licence" in page_text
@@ -592,3 +593,22 @@ def test_pages_open_on_the_real_shipped_models(page, kind, isolated_cache, mnist
     assert len(figures(at)) >= 2 and image_urls(at)
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+# --- B1 in each edition -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("edition", ["ddpm", "flow"])
+def test_b1_draws_the_sigma_list_of_the_session_s_edition(shipped, monkeypatch, edition):
+    """The noising figure and the σ sweep use the chosen edition's list (ui.sections.single_step.DEFAULTS.sigmas).
+    Both specs give (0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0); one edition's list is replaced here so the two differ."""
+    assert single_step.DEFAULTS.sigmas == {"ddpm": SIGMAS, "flow": SIGMAS}
+    other = "flow" if edition == "ddpm" else "ddpm"
+    monkeypatch.setitem(single_step.DEFAULTS.sigmas, other, (0.0, 1.0))
+    at = AppTest.from_file(str(ROOT / B1), default_timeout=120)
+    at.session_state["edition"] = edition
+    at = run(at)
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert [c for c in captions if c.startswith("σ = ")] == [f"σ = {s:g}" for s in SIGMAS]
+    (sweep,) = [f for f in figures(at) if list(f["data"][0]["x"]) == list(SIGMAS)]
+    assert len(sweep["data"][0]["y"]) == len(SIGMAS)

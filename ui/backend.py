@@ -355,7 +355,7 @@ class StepProgress:
 
     def __call__(self, i: int, t: int, x: torch.Tensor, x0: torch.Tensor) -> None:
         """Counts calls, so one bar can follow several loops (e.g. one per guidance scale)."""
-        self.advance(f"t → {t}" if t >= 0 else "clean image")
+        self.advance(f"t → {t:g}" if t >= 0 else "clean image")
 
     def advance(self, note: str = "") -> None:
         """One unit of work done (a loop step, or a whole pipeline call where there is no step callback)."""

@@ -9,6 +9,7 @@ import torch
 
 from lib.train import model_store
 from lib.train.cache import config_key
+from lib.train.centroids import mean_image
 from lib.train.data import Digits, load_mnist
 from lib.backends.mnist_model import MnistDDPM
 from lib.flow.mnist import MnistFlow
@@ -22,6 +23,12 @@ from lib.train.training import TrainedRun
 def mnist() -> tuple[Digits, Digits]:
     """(train, test) digits: MNIST via torchvision, or the announced offline fallback."""
     return load_mnist(True), load_mnist(False)
+
+
+@st.cache_resource(show_spinner="Averaging the training digits…")
+def mean_training_image() -> torch.Tensor:
+    """The mean of all training digits, x̄ (``lib.train.centroids.mean_image``): (1, 28, 28) in [0, 1]."""
+    return mean_image(mnist()[0].as_float())
 
 
 @st.cache_resource

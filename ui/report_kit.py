@@ -20,6 +20,7 @@ from lib.backends.remote import RemoteUnavailable
 from lib.media.report import Deliverable, loss_curve_svg, png_figure, svg_figure
 from ui.backend import DEFAULT_SEED, Backend, FamilyDefaults, StepProgress
 from ui.common import mnist
+from ui.sections import DEFAULT_EDITION
 from ui.part_a import Picked
 from ui.training.results import grid_of, run_to_show
 from ui.training.settings import default_config
@@ -65,6 +66,7 @@ class Context:
     picked: Picked
     own: list[Picked]
     seed: int = DEFAULT_SEED
+    edition: str = DEFAULT_EDITION  # the report's edition: a section whose defaults differ by edition reads it here
 
     @property
     def d(self) -> FamilyDefaults:

@@ -75,7 +75,7 @@ def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT
     HTML. With the default seed every piece is the one its page shows when opened (and shares its cache entry)."""
     raw = getattr(backend.denoiser, "_den", backend.denoiser)  # unguarded: a failure is this section's, not the page's
     start = time.perf_counter()
-    c = Context(backend, CountingDenoiser(raw), None, default_image(backend), list(own or []), seed)
+    c = Context(backend, CountingDenoiser(raw), None, default_image(backend), list(own or []), seed, edition)
     todo = pieces(edition)
     units = [_units(p, c) for p in todo]
     c.progress = ReportProgress(sum(units))

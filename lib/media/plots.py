@@ -111,6 +111,33 @@ def loss_figure(
     return fig
 
 
+COMPARISON_COLORS = (SMOOTH_COLOR, MARK_COLOR)
+
+
+def loss_comparison_figure(curves: dict[str, Sequence[float]], *, log_y: bool = True, window: int | None = None,
+                           title: str = "Training loss", height: int = 340) -> go.Figure:
+    """Several runs' losses on one chart: each run's moving average (bold) over its optimiser steps, its loss per step
+    faint behind it; the window is ``loss_figure``'s for the longest run."""
+    window = window or default_window(max(len(v) for v in curves.values()))
+    fig = go.Figure()
+    for i, (name, losses) in enumerate(curves.items()):
+        color = COMPARISON_COLORS[i % len(COMPARISON_COLORS)]
+        steps = np.arange(1, len(losses) + 1)
+        fig.add_trace(go.Scatter(x=steps, y=list(losses), mode="lines", name=f"{name}: per step", opacity=0.2,
+                                 line=dict(color=color, width=1), showlegend=False))
+        fig.add_trace(go.Scatter(x=steps, y=moving_average(losses, window), mode="lines",
+                                 name=f"{name} (moving average of {window})", line=dict(color=color, width=2.5)))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x",
+                      legend=dict(orientation="h", y=-0.2), xaxis_title="optimiser step",
+                      yaxis_title="MSE loss" + (" (log scale)" if log_y else ""))
+    fig.update_yaxes(type="log" if log_y else "linear")
+    positive = [v for losses in curves.values() for v in losses if v > 0]
+    if log_y and positive:
+        values, labels = log_ticks(min(positive), max(positive))
+        fig.update_yaxes(tickmode="array", tickvals=values, ticktext=labels)
+    return fig
+
+
 def schedule_figure(schedule: Schedule, height: int = 300) -> go.Figure:
     """β_t, ᾱ_t and the signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) (log scale) against t, side by side."""
     t = np.arange(schedule.num_timesteps)
@@ -221,8 +248,11 @@ class TrajectoryRecorder:
     """An ``on_step`` callback keeping every ``every``-th step of a denoising loop (and the last one) as pictures.
 
     Records both the current image x_t' and the clean-image estimate x̂0 of that step, each tiled with
-    ``lib.media.images.grid``; ``labels`` names the frames by step and timestep (t' = −1 is the finished image).
+    ``lib.media.images.grid`` from pixels in ``value_range``; ``labels`` names the frames by step and timestep
+    (t' = −1 is the finished image).
     """
+
+    value_range = (-1.0, 1.0)  # the DDPMs' pixels
 
     def __init__(self, num_steps: int, every: int, ncols: int, upscale: int = 4):
         if every < 1:
@@ -236,10 +266,23 @@ class TrajectoryRecorder:
         step = i + 1
         if step % self.every and step != self.num_steps:
             return
-        self.x_frames.append(grid(x, self.ncols, upscale=self.upscale))
-        self.x0_frames.append(grid(x0, self.ncols, upscale=self.upscale))
-        self.labels.append(f"step {step}/{self.num_steps} · t = {t_prev}" if t_prev >= 0 else
-                           f"step {step}/{self.num_steps} · clean")
+        self.x_frames.append(grid(x, self.ncols, self.value_range, upscale=self.upscale))
+        self.x0_frames.append(grid(x0, self.ncols, self.value_range, upscale=self.upscale))
+        self.labels.append(self.label(step, t_prev))
+
+    def label(self, step: int, t_prev: int) -> str:
+        return f"step {step}/{self.num_steps} · t = {t_prev}" if t_prev >= 0 else f"step {step}/{self.num_steps} · clean"
+
+
+class FlowTrajectoryRecorder(TrajectoryRecorder):
+    """The same for the Euler loop of ``lib.flow.euler``: its ``on_step(k, t', x_t', x̂₁)`` gives the continuous time
+    t' ∈ (0, 1] reached (1 = the image) and the one-step estimate x̂₁ = x_t + (1 − t) v̂; pixels in [0, 1] (the MNIST
+    flow models')."""
+
+    value_range = (0.0, 1.0)
+
+    def label(self, step: int, t_prev: float) -> str:
+        return f"step {step}/{self.num_steps} · t = {t_prev:.3g}"
 
 
 BAND_COLORS = ("#3b5bdb", "#2f9e44", "#e8590c")

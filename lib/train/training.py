@@ -244,6 +244,39 @@ class TrainedRun:
         raise ValueError(f"this run has no {weights!r} weights")
 
 
+def lr_decay(config: TrainConfig) -> float:
+    """ExponentialLR's γ = 0.1^(1/epochs): the learning rate ends the run a tenth of where it started."""
+    return 0.1 ** (1.0 / config.epochs)
+
+
+def epoch_learning_rates(config: TrainConfig) -> list[float]:
+    """The learning rate of each epoch k = 0 … epochs − 1: lr · γ^k under the schedule (``decays_lr``), else lr."""
+    decay = lr_decay(config) if config.decays_lr() else 1.0
+    return [config.lr * decay**k for k in range(config.epochs)]
+
+
+def held_out_loss(model: torch.nn.Module, config: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
+                  seed: int = 0, batch_size: int = 500) -> float:
+    """The run's training objective (``_loss``: its noise, t and class dropout) on digits it never trained on —
+    ``images`` (N, 1, 28, 28) in [0, 1] with their ``labels`` — in eval mode, fp32, every draw from one generator
+    seeded with ``seed``: two models of the same kind given the same digits and seed see exactly the same inputs.
+    The mean over the N digits (batches weighted by their size)."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    abar = None
+    if config.model in DDPMS:
+        abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod.to(device)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x, y = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
+            total += float(_loss(model, config, x, y, gen, abar)) * len(x)
+    model.train(was_training)
+    return total / len(images)
+
+
 def estimated_seconds(config: TrainConfig, num_examples: int, precision: str) -> float:
     """A CPU's training time for ``config`` from the benchmarked throughput at the spec's width:
     steps · batch / (images per second) · (D / D_spec)² (a UNet's convolutions cost ∝ D²). Sample grids not included."""
@@ -413,7 +446,7 @@ def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = ema = None
     if config.decays_lr():
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / config.epochs))
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay(config))
     if config.keeps_ema():
         ema = weight_average.ema_copy(model)
     return gen, model, opt, sched, ema

@@ -51,7 +51,7 @@ class Section:
     title: str  # short: the sidebar's label after the number
     summary: str  # what its page shows, for Home's contents
     heading: str = ""  # the page's title after the number, where it says more than ``title``
-    trains: str = ""  # part B: the model its page trains (``TrainConfig.model``)
+    trains: str = ""  # part B: the shipped run its page trains (``model_store.SHIPPED_RUNS``: mostly the model's name)
     editions: tuple[str, ...] = tuple(EDITIONS)  # the editions (keys of EDITIONS) that teach this section
 
     @property
@@ -93,6 +93,20 @@ SECTIONS = (
             trains="time", editions=("ddpm",)),
     Section("class_ddpm", "B", "B3", "Class-conditioned DDPM", "Adding the digit and classifier-free guidance",
             heading="Class-conditioned DDPM with classifier-free guidance", trains="class", editions=("ddpm",)),
+    Section("pure_noise", "B", "B1.2.3", "Denoising pure noise",
+            "The B1 UNet fed pure noise: it learns the average digit", heading="Denoising pure noise: the centroid",
+            trains="pure_noise", editions=("flow",)),
+    Section("time_flow", "B", "B2.1 – 2.3", "Time-conditioned flow",
+            "Flow matching: a UNet told t learns the velocity from noise to a digit; Euler sampling",
+            heading="Time-conditioned flow matching", trains="flow_time", editions=("flow",)),
+    Section("class_flow", "B", "B2.4 – 2.6", "Class-conditioned flow",
+            "Adding the digit and classifier-free guidance to the flow",
+            heading="Class-conditioned flow matching with classifier-free guidance", trains="flow_class",
+            editions=("flow",)),
+    Section("constant_lr", "B", "B2.6", "No LR scheduler",
+            "The class flow trained at a constant learning rate, side by side with the scheduled run",
+            heading="Can we get rid of the annoying learning rate scheduler?", trains="flow_class_constant_lr",
+            editions=("flow",)),
     Section("ddpm_vs_flow", "B", "B+", "DDPM vs flow matching",
             "Beyond the assignment: both objectives on the same UNet, data and noise — quality per network evaluation, "
             "and one digit's two paths", heading="DDPM and flow matching side by side"),

@@ -13,33 +13,36 @@ from lib.backends.mnist_model import SAMPLING_STRIDE
 from lib.media.plots import TrajectoryRecorder, animation_figure, loss_figure
 from lib.train.precision import bf16_is_fast
 from lib.media.text import spoken_duration
-from lib.train.training import TrainConfig, TrainedRun
+from lib.train.training import CLASS_CONDITIONED, TrainConfig, TrainedRun
 from ui import common, layout
 from ui.backend import FAMILY_DEFAULTS, stride_slider
 from ui.training.settings import settings_text
 
-# B1: rows clean / noisy / denoised; B2: 4 rows of 10 samples; B3: one row of 4 per digit
-SNAPSHOT_COLUMNS = {"denoiser": 8, "time": 10, "class": 4}
+# B1: rows clean / noisy / denoised; B2 and the time flow: 4 rows of 10 samples; B3 and the class flow: one row of 4 per
+# digit; B 1.2.3's pure-noise denoiser: 4 rows of 10 outputs
+SNAPSHOT_COLUMNS = {"denoiser": 8, "time": 10, "class": 4, "pure_noise": 10, "flow_time": 10, "flow_class": 4}
 MNIST_STRIDE = SAMPLING_STRIDE  # the B2/B3 sampler's default stride
 # 40 digits with guidance are 80 UNet passes per step: ≈ 70 ms on a 2-core CPU with bf16 units (30 steps ≈ 2–3 s),
-# ≈ 0.25 s in fp32 on one without — 10 steps there (bench/RESULTS.md §2)
-GRID_STRIDE = MNIST_STRIDE if torch.cuda.is_available() or bf16_is_fast("cpu") else 30
+# ≈ 0.25 s in fp32 on one without (bench/RESULTS.md §2). Where sampling is that fast, the pages open their grids of 40
+# on the spec's sampler (stride 10 for the DDPMs; the flows' full Euler steps); without, on about 10 steps.
+FAST_SAMPLING = torch.cuda.is_available() or bf16_is_fast("cpu")
+GRID_STRIDE = MNIST_STRIDE if FAST_SAMPLING else 30
 
 
-def run_to_show(model_id: str, config: TrainConfig) -> tuple[TrainedRun | None, str]:
-    """The run whose results the page shows, and a note saying which one it is.
+def run_to_show(name: str, config: TrainConfig) -> tuple[TrainedRun | None, str]:
+    """The run whose results the page of the shipped run ``name`` shows, and a note saying which one it is.
 
     Your finished job for these settings, else a stored run of exactly these settings (shipped or cached), else the
-    shipped model; None when there is none of them.
+    shipped run; None when there is none of them.
     """
     job = common.training_jobs().get(config)
     if job is not None and job.status == "done":
         return job.trained, "Showing **your training run**, not the shipped model."
     run = common.trained(config)
     if run is not None:
-        where = "shipped" if model_store.shipped_config(model_id) == config else "cached (trained earlier)"
+        where = "shipped" if model_store.shipped_config(name) == config else "cached (trained earlier)"
         return run, f"Showing the **{where}** model for these settings."
-    run = common.shipped(model_id)
+    run = common.shipped(name)
     if run is not None:
         if job is not None and job.status == "running":
             return run, "Showing the **shipped** model until your training run finishes."
@@ -47,9 +50,10 @@ def run_to_show(model_id: str, config: TrainConfig) -> tuple[TrainedRun | None, 
     return None, ""
 
 
-def no_model_yet(what: str, model_id: str) -> None:
-    """Say that there is nothing to show until the user trains ``what``, and stop the page there."""
-    st.info(f"No trained {what} yet (the shipped data/models/{model_id}.safetensors is missing). Press **Train** above: "
+def no_model_yet(what: str, name: str) -> None:
+    """Say that there is nothing to show until the user trains ``what`` (the shipped run ``name``), and stop the page
+    there."""
+    st.info(f"No trained {what} yet (the shipped data/models/{name}.safetensors is missing). Press **Train** above: "
             "a short run takes minutes on a GPU (on a CPU, the note above estimates it), and its progress bar says "
             "how long is left.")
     st.stop()
@@ -81,8 +85,8 @@ def loss_panel(run: TrainedRun, *, key: str, log_default: bool) -> bool:
 
 def grid_of(images: torch.Tensor, model: str) -> np.ndarray:
     """A model's grid of samples (per-epoch snapshot or the same grid drawn live) as the pages show it: the model's
-    columns, pixels ×3 (×2 for the class grid, which is 10 rows tall)."""
-    return grid(images, SNAPSHOT_COLUMNS[model], upscale=2 if model == "class" else 3)
+    columns, pixels ×3 (×2 for the class grids, which are 10 rows tall)."""
+    return grid(images, SNAPSHOT_COLUMNS[model], upscale=2 if model in CLASS_CONDITIONED else 3)
 
 
 def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
@@ -96,6 +100,19 @@ def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
     layout.image(picture, f"{caption} after epoch {epoch} (sampler stride {run.config.sample_stride})")
     st.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
                        mime="image/png", key=f"{key}_snapshot_png")
+
+
+def snapshot_row(run: TrainedRun, *, key: str, caption: str) -> None:
+    """Every per-epoch picture of the run side by side (the flow edition's deliverables: epochs 1, 5 and 10), each with
+    a PNG download."""
+    if not run.snapshots:
+        st.info("This run recorded no per-epoch samples.")
+        return
+    for column, (epoch, images) in zip(layout.columns(len(run.snapshots)), run.snapshots.items()):
+        picture = grid_of(images, run.config.model)
+        layout.image(picture, f"{caption} after epoch {epoch}", column)
+        column.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
+                               mime="image/png", key=f"{key}_snapshot_{epoch}_png")
 
 
 def mnist_stride_control(key: str, default: int = MNIST_STRIDE) -> int:
@@ -117,10 +134,14 @@ def frames_gif(frames: list[np.ndarray]) -> bytes:
     return gif_bytes(frames)
 
 
-def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str) -> None:
-    """The recorded denoising frames as a plotly animation (x_t or the x̂0 estimate) and as a GIF download."""
-    show = st.radio("Show", ("x_t (the sample being denoised)", "x̂0 (the model's clean estimate at that step)"),
-                    horizontal=True, key=f"{key}_show")
-    frames = recorder.x_frames if show.startswith("x_t") else recorder.x0_frames
+DDPM_FRAMES = ("x_t (the sample being denoised)", "x̂0 (the model's clean estimate at that step)")
+FLOW_FRAMES = ("x_t (the sample being integrated)", "x̂₁ = x_t + (1 − t)·v̂ (where one straight step from there lands)")
+
+
+def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str, names: tuple[str, str] = DDPM_FRAMES) -> None:
+    """The recorded frames as a plotly animation — the state x_t, or the model's estimate of the image at that step
+    (``names``: the radio's words for the two) — and as a GIF download."""
+    show = st.radio("Show", names, horizontal=True, key=f"{key}_show")
+    frames = recorder.x_frames if show == names[0] else recorder.x0_frames
     st.plotly_chart(_animation(frames, recorder.labels), key=f"{key}_anim", width="content")
     st.download_button("Download GIF", frames_gif(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")

@@ -1,7 +1,9 @@
 """Part-B training settings: one table (``SETTINGS``) drives the widgets, loading an unfinished run's settings into
 them, and a run's settings in words. Every session-state key of the training widgets is made here: ``b_<model>_<field>``
-for a setting, ``b_<model>_short`` / ``_steps`` for the short-run switch, ``b_<model>_loaded`` for loaded settings. The
-widgets persist for the session, so coming back to a page rebuilds the same configuration and finds the same job."""
+for a setting, ``b_<model>_short`` / ``_steps`` for the short-run switch, ``b_<model>_loaded`` for loaded settings, where
+``<model>`` names the shipped run the page trains (``model_store.SHIPPED_RUNS``: a model's name, or B 2.6's
+``flow_class_constant_lr``, whose widgets are its own although its model is ``flow_class``). The widgets persist for the
+session, so coming back to a page rebuilds the same configuration and finds the same job."""
 
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ from lib.train.cache import config_key
 from lib.train.data import Digits
 from lib.train.precision import default_device, resolve
 from lib.media.text import spoken_duration
-from lib.train.training import SPEC, TrainConfig, estimated_seconds
+from lib.train.training import CLASS_CONDITIONED, DDPMS, FLOWS, SPEC, TrainConfig, estimated_seconds
 
-MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30}
+MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30, "pure_noise": 10, "flow_time": 20, "flow_class": 20}
 MAX_UNFINISHED_SHOWN = 3
 HIDDEN_OPTIONS = (8, 16, 32, 64, 128)
 LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
@@ -44,8 +46,9 @@ class Setting:
     models: tuple[str, ...] = tuple(SPEC)
     detailed: bool = False  # only in ``settings_text(detailed=True)``
 
-    def widget_key(self, model: str) -> str:
-        return f"b_{model}_{self.key or self.field}"
+    def widget_key(self, run: str) -> str:
+        """The widget's session-state key on the page that trains the shipped run ``run``."""
+        return f"b_{run}_{self.key or self.field}"
 
 
 def _epochs_in_words(c: TrainConfig) -> str:
@@ -53,6 +56,11 @@ def _epochs_in_words(c: TrainConfig) -> str:
     if c.steps_per_epoch is None:
         return f"{c.epochs} epoch{plural}"
     return f"{c.epochs} short epoch{plural} of {c.steps_per_epoch} batches"
+
+
+def _lr_in_words(c: TrainConfig) -> str:
+    """"lr 0.001"; "lr 0.0035 held constant" for a run without its spec's ExponentialLR (B 2.6)."""
+    return f"lr {c.lr:g}" + (" held constant" if c.constant_lr else "")
 
 
 def _epochs_widget(col, d: TrainConfig, key: str) -> int:
@@ -84,19 +92,20 @@ def _sigma_widget(col, d: TrainConfig, key: str) -> float:
 def _sample_stride_widget(col, d: TrainConfig, key: str) -> int:
     return col.select_slider("Stride of the per-epoch sample grids", _with(SAMPLE_STRIDES, d.sample_stride),
                              d.sample_stride, key=key, **KEEP,
-                             help="1 = the full 300-step sampler after every snapshot epoch (slow on a CPU).")
+                             help="1 = the spec's full sampler after every snapshot epoch (300 DDPM steps; 50 or 300 "
+                                  "Euler steps for the flows), slow on a CPU; stride s takes about 1/s of the steps.")
 
 
 # In the order a run's settings read in words; each widget goes to its column in this order.
 SETTINGS = (
     Setting("hidden", lambda c: f"D = {c.hidden}", _hidden_widget, column=0),
     Setting("sigma", lambda c: f"σ = {c.sigma:g}", _sigma_widget, column=2, models=("denoiser",)),
-    Setting("p_uncond", lambda c: f"p_uncond = {c.p_uncond:g}", models=("class",)),
+    Setting("p_uncond", lambda c: f"p_uncond = {c.p_uncond:g}", models=CLASS_CONDITIONED),
     Setting("batch_size", lambda c: f"batch {c.batch_size}", _batch_widget, key="batch", column=1, detailed=True),
-    Setting("lr", lambda c: f"lr {c.lr:g}", _lr_widget, column=1, detailed=True),
+    Setting("lr", _lr_in_words, _lr_widget, column=1, detailed=True),
     Setting("seed", lambda c: f"seed {c.seed}", _seed_widget, column=2, detailed=True),
     Setting("sample_stride", lambda c: f"grid stride {c.sample_stride}", _sample_stride_widget, column=2,
-            models=("time", "class"), detailed=True),
+            models=DDPMS + FLOWS, detailed=True),
     Setting("epochs", _epochs_in_words, _epochs_widget, column=0),
 )
 
@@ -105,36 +114,37 @@ def settings_of(model: str) -> list[Setting]:
     return [s for s in SETTINGS if model in s.models]
 
 
-def default_config(model: str, train_set: Digits) -> TrainConfig:
-    """The configuration the page opens on (``lib.train.run_defaults``: the shipped model's, else the spec's, short on a
-    CPU)."""
-    return run_defaults.default_config(model, len(train_set), train_set.source, on_gpu=torch.cuda.is_available())
+def default_config(run: str, train_set: Digits) -> TrainConfig:
+    """The configuration the page of the shipped run ``run`` opens on (``lib.train.run_defaults``: the shipped
+    model's, else the run's own, short on a CPU)."""
+    return run_defaults.default_config(run, len(train_set), train_set.source, on_gpu=torch.cuda.is_available())
 
 
-def config_controls(model_id: str, train_set: Digits) -> TrainConfig:
-    """The training settings of ``model_id`` as widgets (kept for the whole session), returned as a ``TrainConfig``.
+def config_controls(run: str, train_set: Digits) -> TrainConfig:
+    """The training settings of the shipped run ``run`` (a key of ``model_store.SHIPPED_RUNS``; its model's widgets)
+    as widgets (kept for the whole session), returned as a ``TrainConfig``.
 
     The widgets start from the shipped model's settings, or from an unfinished run's once its **Load its settings**
     button was pressed (``_unfinished_runs``)."""
-    d = st.session_state.get(f"b_{model_id}_loaded") or default_config(model_id, train_set)
+    d = st.session_state.get(f"b_{run}_loaded") or default_config(run, train_set)
     columns = st.columns(3)
-    values = {s.field: s.widget(columns[s.column], d, s.widget_key(model_id)) for s in settings_of(model_id) if s.widget}
-    steps = _short_run_control(model_id, d, values["batch_size"], len(train_set))
+    values = {s.field: s.widget(columns[s.column], d, s.widget_key(run)) for s in settings_of(d.model) if s.widget}
+    steps = _short_run_control(run, d, values["batch_size"], len(train_set))
     config = replace(d, steps_per_epoch=steps, **values)
     total = config.epoch_length(len(train_set)) * config.epochs
     st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
     if default_device().type == "cpu":
         _cpu_estimate(config, len(train_set))
-    _unfinished_runs(model_id, config, len(train_set))
+    _unfinished_runs(run, config, len(train_set))
     return config
 
 
-def _short_run_control(model_id: str, d: TrainConfig, batch: int, num_digits: int) -> int | None:
+def _short_run_control(run: str, d: TrainConfig, batch: int, num_digits: int) -> int | None:
     """The **Short run** switch and its batches per epoch (None: full epochs), bounded by a full epoch at ``batch``.
 
     A larger batch shortens the full epoch under a number already chosen: the number is lowered to it, and the page
     says so (a bound widget would otherwise change it without a word)."""
-    k = f"b_{model_id}"
+    k = f"b_{run}"
     short = st.checkbox("Short run: train only a few batches per epoch", d.steps_per_epoch is not None,
                         key=f"{k}_short", **KEEP)
     if not short:
@@ -143,7 +153,7 @@ def _short_run_control(model_id: str, d: TrainConfig, batch: int, num_digits: in
     chosen = st.session_state.get(f"{k}_steps")
     if chosen is not None and chosen > full:
         st.session_state[f"{k}_steps"] = full
-    steps = int(st.number_input("Batches per epoch", 1, full, min(d.steps_per_epoch or run_defaults.SHORT_STEPS[model_id], full),
+    steps = int(st.number_input("Batches per epoch", 1, full, min(d.steps_per_epoch or run_defaults.SHORT_STEPS[d.model], full),
                                 key=f"{k}_steps", help=f"At most a full epoch: {full:,} batches of {batch}.", **KEEP))
     if chosen is not None and chosen > full:
         st.caption(f"Batches per epoch lowered from {chosen:,} to {full:,}: a full epoch of batch {batch} is "
@@ -165,15 +175,18 @@ def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
                "app restart, it continues from where it stopped.")
 
 
-def _unfinished_runs(model_id: str, current: TrainConfig, num_digits: int) -> None:
+def _unfinished_runs(run: str, current: TrainConfig, num_digits: int) -> None:
     """Unfinished runs of other settings (their state saved in the cache, e.g. by an earlier visit), each with a
-    button that loads its settings into the widgets, so that **Continue training** appears for it."""
-    runs = [r for r in model_store.unfinished_runs(model_id) if r.config != current and r.config.dataset == current.dataset]
-    for run in runs[:MAX_UNFINISHED_SHOWN]:
+    button that loads its settings into the widgets, so that **Continue training** appears for it. Only runs with or
+    without a learning-rate schedule as ``current`` has: B 2.6's page and the class flow page train the same model
+    each way."""
+    runs = [r for r in model_store.unfinished_runs(current.model) if r.config != current
+            and r.config.dataset == current.dataset and r.config.constant_lr == current.constant_lr]
+    for unfinished in runs[:MAX_UNFINISHED_SHOWN]:
         text, button = st.columns([5, 1], vertical_alignment="center")
-        text.info(f"An unfinished run of other settings: {unfinished_text(run, num_digits)}.")
-        button.button("Load its settings", key=f"b_{model_id}_load_{config_key(run.config.as_dict())}",
-                      on_click=_load_settings, args=(model_id, run.config))
+        text.info(f"An unfinished run of other settings: {unfinished_text(unfinished, num_digits)}.")
+        button.button("Load its settings", key=f"b_{run}_load_{config_key(unfinished.config.as_dict())}",
+                      on_click=_load_settings, args=(run, unfinished.config))
 
 
 def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
@@ -184,21 +197,22 @@ def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
     return f"step {run.step:,} of {total:,}, saved {age} ago · {settings_text(run.config, detailed=True)}"
 
 
-def _load_settings(model_id: str, config: TrainConfig) -> None:
+def _load_settings(run: str, config: TrainConfig) -> None:
     """Button callback: set the page's widgets to ``config`` (through their session-state keys, which also updates
     them in the browser) and make it their defaults, so that its values are among their options."""
-    for setting in settings_of(model_id):
+    for setting in settings_of(config.model):
         if setting.widget:
-            st.session_state[setting.widget_key(model_id)] = getattr(config, setting.field)
-    st.session_state[f"b_{model_id}_short"] = config.steps_per_epoch is not None
+            st.session_state[setting.widget_key(run)] = getattr(config, setting.field)
+    st.session_state[f"b_{run}_short"] = config.steps_per_epoch is not None
     if config.steps_per_epoch is None:
-        st.session_state.pop(f"b_{model_id}_steps", None)
+        st.session_state.pop(f"b_{run}_steps", None)
     else:
-        st.session_state[f"b_{model_id}_steps"] = config.steps_per_epoch
-    st.session_state[f"b_{model_id}_loaded"] = config
+        st.session_state[f"b_{run}_steps"] = config.steps_per_epoch
+    st.session_state[f"b_{run}_loaded"] = config
 
 
 def settings_text(config: TrainConfig, detailed: bool = False) -> str:
     """A run's settings in words (``SETTINGS``): width, the model's own setting (σ or p_uncond) and epochs; ``detailed``
-    adds the batch size, learning rate, seed and (DDPMs) the sampler stride of the per-epoch grids."""
+    adds the batch size, learning rate (and whether it is held constant), seed and (DDPMs, flows) the sampler stride of
+    the per-epoch grids."""
     return ", ".join(s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
