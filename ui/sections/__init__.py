@@ -97,3 +97,8 @@ BY_SLUG = {s.slug: s for s in SECTIONS}
 def in_part(part: str, edition: str = DEFAULT_EDITION) -> list[Section]:
     """The sections of one part that an edition teaches, in the assignment's order."""
     return [s for s in SECTIONS if s.part == part and edition in s.editions]
+
+
+def training_section(model: str) -> Section | None:
+    """The section whose page trains ``model`` (None if the app has no such page)."""
+    return next((s for s in SECTIONS if s.trains == model), None)
