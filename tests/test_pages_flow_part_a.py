@@ -1,0 +1,130 @@
+"""AppTests of the flow edition's part-A pages on a tiny random-init class-conditioned flow model (D = 4) saved as the
+shipped run, with its EMA perturbed so that the weights the pages use are told apart: every number a page shows is
+recomputed here from ``lib`` (the straight path, the blur sweep, the one-step estimate, the Euler loop), and the page
+says what to do when there is no flow model."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lib.ddpm.sampling import randn
+from lib.flow.denoising import COURSE_SIGMAS, best_blur
+from lib.flow.mnist import MnistFlow
+from lib.flow.path import interpolate, one_step_estimate
+from lib.media.images import rescaled
+from lib.media.presets import mnist_test_digit
+from lib.train import model_store
+from lib.train.training import TrainConfig, TrainedRun
+from lib.train.unets import build_model
+from ui.backend import DEFAULT_SEED
+from ui.part_a import DEFAULT_DIGIT
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+CONFIG = TrainConfig.spec("flow_class", hidden=4, epochs=1)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny_run() -> TrainedRun:
+    """Random-init weights and an EMA 0.05 away from them (so a page on the wrong weights shows other numbers)."""
+    torch.manual_seed(0)
+    model = build_model("flow_class", CONFIG.hidden)
+    ema = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return TrainedRun(CONFIG, model.eval(), [1.0], {}, {"seconds": 0.0}, ema.eval())
+
+
+@pytest.fixture()
+def shipped(tmp_path, monkeypatch, tiny_run) -> MnistFlow:
+    """The tiny run as data/models/flow_class.safetensors; returns the velocity model the pages should use (its EMA)."""
+    folder = tmp_path / "shipped"
+    model_store.save_run(tiny_run, folder / "flow_class.safetensors", {"device": "cpu (test)"})
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", folder)
+    return MnistFlow(model_store.load_run(folder / "flow_class.safetensors").ema, CONFIG)
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def opened(slug: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{slug}.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def default_input(model: MnistFlow, mnist_test):
+    """What the pages open on: test digit 3 #0 as x₁ in the model's [0, 1], and ε from the default seed."""
+    x1 = rescaled(mnist_test_digit(mnist_test, DEFAULT_DIGIT, 0), (-1.0, 1.0), model.value_range)
+    return x1, randn(x1.shape, torch.Generator().manual_seed(DEFAULT_SEED), like=x1)
+
+
+def test_without_a_flow_model_the_pages_say_where_to_train_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
+    at = opened("flow_denoising")
+    assert not at.error and not at.metric
+    assert any("no run of it is in the model cache" in i.value for i in at.info)
+
+
+def test_a_cached_run_is_used_when_none_is_shipped(monkeypatch, tmp_path, tiny_run):
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
+    model_store.save_run(tiny_run, model_store.cache_path(CONFIG), {"device": "cpu (test)"})
+    at = opened("flow_denoising")
+    assert any("your run from the cache (1 epoch, D = 4), EMA weights" in c.value for c in at.sidebar.caption)
+    assert at.metric
+
+
+def test_denoising_page_shows_the_path_the_blur_and_the_one_step_estimate(shipped, mnist_test):
+    at = opened("flow_denoising")
+    assert any("the shipped run, EMA weights" in c.value for c in at.sidebar.caption)
+    assert any("needs a CUDA GPU" in c.value for c in at.sidebar.caption) != torch.cuda.is_available()
+    x1, eps = default_input(shipped, mnist_test)
+
+    def expected(t: float):
+        x_t = interpolate(x1, eps, t)
+        one_step = one_step_estimate(x_t, t, shipped.velocity(x_t, t, shipped.class_condition(DEFAULT_DIGIT)))
+        return x_t, best_blur(x_t, t, x1, COURSE_SIGMAS), ((one_step - x1) ** 2).mean().item()
+
+    x_t, sweep, one_step_mse = expected(0.5)
+    assert metric(at, "MSE of x_t") == f"{((x_t - x1) ** 2).mean().item():.4f}"
+    assert metric(at, "MSE of the best blur") == f"{min(sweep.errors):.4f}"
+    assert metric(at, "MSE of the one-step x̂₁") == f"{one_step_mse:.4f}"
+
+    table = at.dataframe[0].value
+    for t in (0.25, 0.5, 0.75):
+        _, sweep, one_step_mse = expected(t)
+        column = table[f"t = {t:g}"].tolist()
+        assert column[:-1] == pytest.approx(sweep.errors, rel=1e-5)
+        assert column[-1] == pytest.approx(one_step_mse, rel=1e-4)
+
+    at.slider(key="flow_denoising_t").set_value(0.0).run()
+    assert not at.exception
+    assert metric(at, "MSE of the best blur") == "—"
+    assert any("x_t is pure noise" in i.value for i in at.info)
+    assert metric(at, "MSE of x_t") == f"{((eps - x1) ** 2).mean().item():.4f}"  # x_0 = ε
+
+
+def test_denoising_page_conditions_on_an_uploads_empty_prompt(shipped):
+    at = opened("flow_denoising")
+    at.radio(key="flow_denoising_source_mnist").set_value("Upload").run()
+    assert not at.exception and any("Upload an image" in i.value for i in at.info)
+    assert not at.metric and not at.dataframe  # nothing computed without an image
