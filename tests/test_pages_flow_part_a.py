@@ -5,9 +5,12 @@ says what to do when there is no flow model."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 import torch
@@ -72,6 +75,18 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def plotly_array(encoded: dict | list) -> np.ndarray:
+    """A figure's array as plotly's JSON holds it: a list, or typed binary ({dtype, bdata, shape})."""
+    if isinstance(encoded, list):
+        return np.asarray(encoded)
+    shape = [int(n) for n in str(encoded.get("shape", "-1")).split(",")]
+    return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"]).reshape(shape)
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [c for image in at.image for c in image.captions]
+
+
 def default_input(model: MnistFlow, mnist_test):
     """What the pages open on: test digit 3 #0 as x₁ in the model's [0, 1], and ε from the default seed."""
     x1 = rescaled(mnist_test_digit(mnist_test, DEFAULT_DIGIT, 0), (-1.0, 1.0), model.value_range)
@@ -128,3 +143,25 @@ def test_denoising_page_conditions_on_an_uploads_empty_prompt(shipped):
     at.radio(key="flow_denoising_source_mnist").set_value("Upload").run()
     assert not at.exception and any("Upload an image" in i.value for i in at.info)
     assert not at.metric and not at.dataframe  # nothing computed without an image
+
+
+def test_velocity_page_shows_both_updates_on_one_scale_and_the_error_maps(shipped, mnist_test):
+    at = opened("flow_velocity")
+    x1, eps = default_input(shipped, mnist_test)
+    times = (0.25, 0.5, 0.75)
+    errors, updates = [], []
+    for t in times:
+        x_t = interpolate(x1, eps, t)
+        v = shipped.velocity(x_t, t, shipped.class_condition(DEFAULT_DIGIT))
+        predicted, true = (1 - t) * v, x1 - x_t  # closed forms of §1.4
+        errors.append((((predicted - true) ** 2).mean(dim=1).sqrt()))
+        updates += [predicted, true]
+    for t, e in zip(times, errors):
+        assert metric(at, f"mean E at t = {t:g}") == f"{e.mean().item():.4f}"
+    limit = max(u.abs().max().item() for u in updates)
+    assert any(f"One scale [−{limit:.2f}, {limit:.2f}]" in c for c in image_captions(at))
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert figure["layout"]["coloraxis"]["cmin"] == 0
+    assert figure["layout"]["coloraxis"]["cmax"] == pytest.approx(max(e.max().item() for e in errors), rel=1e-5)
+    for trace, e in zip(figure["data"], errors):
+        assert plotly_array(trace["z"]) == pytest.approx(e[0].numpy(), abs=1e-5)

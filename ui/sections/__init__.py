@@ -80,6 +80,8 @@ SECTIONS = (
     Section("flow_denoising", "A", "1.1 – 1.3", "Noisy inputs and one-step denoising",
             "The straight path from noise to image; classical (blur) and one-step denoising",
             heading="Noisy inputs, classical and one-step denoising", editions=("flow",)),
+    Section("flow_velocity", "A", "1.4", "Visualizing velocity",
+            "The model's update against the true one, and where they differ", editions=("flow",)),
     Section("single_step", "B", "B1", "Single-step denoiser",
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),
