@@ -17,7 +17,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lib.ddpm.sampling import randn
-from lib.flow.denoising import COURSE_SIGMAS, best_blur
+from lib.flow.denoising import COURSE_SIGMAS, best_blur, sharpness
+from lib.flow.euler import euler
 from lib.flow.mnist import MnistFlow
 from lib.flow.path import interpolate, one_step_estimate
 from lib.media.images import rescaled
@@ -165,3 +166,33 @@ def test_velocity_page_shows_both_updates_on_one_scale_and_the_error_maps(shippe
     assert figure["layout"]["coloraxis"]["cmax"] == pytest.approx(max(e.max().item() for e in errors), rel=1e-5)
     for trace, e in zip(figure["data"], errors):
         assert plotly_array(trace["z"]) == pytest.approx(e[0].numpy(), abs=1e-5)
+
+
+def test_euler_page_integrates_from_half_way_and_compares_by_mse_and_sharpness(shipped, mnist_test):
+    at = opened("flow_euler")
+    x1, eps = default_input(shipped, mnist_test)
+    x_t = interpolate(x1, eps, 0.5)
+    cond = shipped.class_condition(DEFAULT_DIGIT)
+    steps = []
+    final = euler(x_t, 0.5, 0.02, lambda x, t: shipped.velocity(x, t, cond),
+                  on_step=lambda k, t, x, estimate: steps.append(t))
+    assert len(steps) == 25  # the course's count from t = 0.5
+    one_step = one_step_estimate(x_t, 0.5, shipped.velocity(x_t, 0.5, cond))
+    blur = best_blur(x_t, 0.5, x1, COURSE_SIGMAS)
+    estimates = torch.cat([one_step, final, blur.best])
+    mse = ((estimates - x1) ** 2).flatten(1).mean(1)
+    sharp = sharpness(torch.cat([estimates, x1]))
+
+    table = at.dataframe[0].value
+    assert table["MSE (lower is closer)"].tolist() == pytest.approx([*mse.tolist(), 0.0], rel=1e-4, abs=1e-7)
+    assert table["sharpness (mean Laplacian²)"].tolist() == pytest.approx(sharp.tolist(), rel=1e-4)
+    names = list(table.index)
+    assert names[1] == "Euler, 25 steps" and names[2] == f"best blur (σ = {blur.best_sigma:g})"
+    verdict = f"the {names[int(mse.argmin())]} wins on MSE and the {names[int(sharp[:3].argmax())]} is the sharpest"
+    assert any(verdict in m.value for m in at.markdown)
+    assert any(" · ".join(f"t = {t:.2f}" for t in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)) in c for c in image_captions(at))
+
+    at.select_slider(key="flow_euler_h").set_value(0.5).run()  # one step of 0.5: Euler is the one-step estimate
+    table = at.dataframe[0].value
+    assert list(table.index)[1] == "Euler, 1 step"
+    assert table["MSE (lower is closer)"].iloc[1] == pytest.approx(table["MSE (lower is closer)"].iloc[0], rel=1e-6)

@@ -82,6 +82,8 @@ SECTIONS = (
             heading="Noisy inputs, classical and one-step denoising", editions=("flow",)),
     Section("flow_velocity", "A", "1.4", "Visualizing velocity",
             "The model's update against the true one, and where they differ", editions=("flow",)),
+    Section("flow_euler", "A", "1.5", "Euler sampling",
+            "Euler steps from t = 0.5, against the one-step estimate and the blur", editions=("flow",)),
     Section("single_step", "B", "B1", "Single-step denoiser",
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),
