@@ -1,4 +1,4 @@
-"""Flow edition A 1.4 · visualising velocity: the predicted and the true update, and the per-pixel error between them."""
+"""Flow edition A 1.4 · visualising velocity: the predicted and the true update, and the per-pixel error map."""
 
 import streamlit as st
 import torch
@@ -16,9 +16,9 @@ backend = flow_page_setup(
      r"\qquad v_\text{gt} = x_1 - \varepsilon",
      r"E_t = \sqrt{\operatorname{mean}_\text{channels}\big[(1 - t)(\hat v - v_\text{gt})\big]^2}\quad\text{per pixel}"],
     "What does the model's velocity actually say? Over the time left, 1 − t, it moves x_t by (1 − t)·v̂; the move "
-    "that lands exactly on the image is x₁ − x_t. Both are shown on **one symmetric scale** — mid-grey is no change, "
-    "brighter adds, darker removes — and the heat maps show where they disagree, with **one colour scale for every t**, "
-    "so the panels compare directly. The error is computed before any display scaling.",
+    "that lands exactly on the image is x₁ − x_t. Both are shown on **one symmetric scale** — mid-grey is no "
+    "change, brighter adds, darker removes — and the heat maps show where they disagree, with **one colour scale for "
+    "every t**, so the panels compare directly. The error is computed before any display scaling.",
 )
 
 left, right = st.columns([2, 3])

@@ -18,14 +18,15 @@ from streamlit.testing.v1 import AppTest
 
 from lib.ddpm.sampling import randn
 from lib.flow.denoising import COURSE_SIGMAS, best_blur, sharpness
-from lib.flow.euler import euler
+from lib.flow.euler import euler, sample
 from lib.flow.mnist import MnistFlow
 from lib.flow.path import interpolate, one_step_estimate
-from lib.media.images import rescaled
+from lib.media.images import grid, rescaled
 from lib.media.presets import mnist_test_digit
 from lib.train import model_store
 from lib.train.training import TrainConfig, TrainedRun
 from lib.train.unets import build_model
+import ui.layout
 from ui.backend import DEFAULT_SEED
 from ui.part_a import DEFAULT_DIGIT
 
@@ -196,3 +197,39 @@ def test_euler_page_integrates_from_half_way_and_compares_by_mse_and_sharpness(s
     table = at.dataframe[0].value
     assert list(table.index)[1] == "Euler, 1 step"
     assert table["MSE (lower is closer)"].iloc[1] == pytest.approx(table["MSE (lower is closer)"].iloc[0], rel=1e-6)
+
+
+@pytest.fixture()
+def pictures(monkeypatch) -> list:
+    """Every picture a page draws through ``ui.layout.image``, recorded on its way to the page (a spy: it still draws
+    them)."""
+    drawn = []
+    original = ui.layout.image
+
+    def image(picture, caption=None, container=st):
+        drawn.append((picture, caption))
+        return original(picture, caption, container)
+
+    monkeypatch.setattr(ui.layout, "image", image)
+    return drawn
+
+
+def test_sampling_page_draws_from_the_same_noises_without_and_with_guidance(shipped, pictures):
+    at = opened("flow_sampling")
+    generator = lambda: torch.Generator().manual_seed(DEFAULT_SEED)  # noqa: E731
+    seven = shipped.class_condition(7)
+    plain = sample(shipped, seven, scale=1.0, num_samples=5, generator=generator(), h=0.02)
+    guided = sample(shipped, seven, scale=5.0, num_samples=5, generator=generator(), h=0.02)  # w = 4: γ = 5
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.array_equal(drawn["the prompt '7' · w = 0 · 50 Euler steps"], grid(plain, 5, (0.0, 1.0), upscale=4))
+    assert np.array_equal(drawn["the prompt '7' · w = 4 · the same noises"], grid(guided, 5, (0.0, 1.0), upscale=4))
+    assert not torch.equal(plain, guided)
+
+    at.text_input(key="flow_sampling_prompt").set_value("banana").run()
+    assert not at.exception and "names no digit" in at.error[0].value
+
+    pictures.clear()
+    at.text_input(key="flow_sampling_prompt").set_value("").run()  # unconditional: v_c = v_u, every w the same
+    drawn = [picture for picture, _ in pictures][-2:]
+    assert np.array_equal(drawn[0], drawn[1])
+    assert any("every w draws the same images" in c.value for c in at.caption)

@@ -84,6 +84,8 @@ SECTIONS = (
             "The model's update against the true one, and where they differ", editions=("flow",)),
     Section("flow_euler", "A", "1.5", "Euler sampling",
             "Euler steps from t = 0.5, against the one-step estimate and the blur", editions=("flow",)),
+    Section("flow_sampling", "A", "1.6, 2.1", "Sampling and CFG", "Generating from noise; classifier-free guidance",
+            heading="Generating from noise and classifier-free guidance", editions=("flow",)),
     Section("single_step", "B", "B1", "Single-step denoiser",
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),

@@ -1,6 +1,7 @@
 """Section 1.4 of the flow edition · visualising velocity: over the remaining time 1 − t, the model's update
 (1 − t)·v̂ against the true one x₁ − x_t = (1 − t)(x₁ − ε), and the per-pixel error map E_t between them
-(``lib.flow.denoising.velocity_diagnostics``), at the times and from the x_t of 1.1 (``flow_denoising.noisy_inputs``)."""
+(``lib.flow.denoising.velocity_diagnostics``), at the times and from the x_t of 1.1
+(``flow_denoising.noisy_inputs``)."""
 
 from __future__ import annotations
 
