@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from lib.flow.mnist import MnistFlow
 from lib.flow.path import interpolate, one_step_estimate
 from lib.media.images import grid, rescaled
 from lib.media.presets import mnist_test_digit
+from lib.techniques.sdedit import flow_edit
 from lib.train import model_store
 from lib.train.training import TrainConfig, TrainedRun
 from lib.train.unets import build_model
@@ -233,3 +235,20 @@ def test_sampling_page_draws_from_the_same_noises_without_and_with_guidance(ship
     drawn = [picture for picture, _ in pictures][-2:]
     assert np.array_equal(drawn[0], drawn[1])
     assert any("every w draws the same images" in c.value for c in at.caption)
+
+
+def test_editing_page_edits_from_the_seven_start_times_with_one_noise(shipped, mnist_test, pictures):
+    at = opened("flow_editing")
+    x1, eps = default_input(shipped, mnist_test)
+    starts = (0.02, 0.04, 0.06, 0.10, 0.14, 0.25, 0.50)
+    expected = flow_edit(shipped, x1, eps, cond=shipped.class_condition(DEFAULT_DIGIT), scale=5.0, t_starts=starts,
+                         h=0.02)
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.array_equal(drawn[" · ".join(f"t_s = {t:g}" for t in starts)], grid(expected, 7, (0.0, 1.0), upscale=3))
+    steps = sum(math.ceil((1 - t) / 0.02 - 1e-9) for t in starts)
+    assert any(f"{steps} Euler steps for the seven edits" in c.value for c in at.caption)
+
+    at.text_input(key="flow_editing_prompt").set_value("8").run()  # 3.2: towards another digit
+    assert not at.exception and any("the prompt '8'" in c.value for c in at.caption)
+    at.text_input(key="flow_editing_prompt").set_value("38").run()
+    assert "names two digits" in at.error[0].value

@@ -18,7 +18,7 @@ import streamlit as st
 import torch
 
 from lib.backends.pixnerd.memory import device_problem
-from lib.flow.mnist import MnistFlow
+from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow
 from lib.media.images import rescaled
 from lib.train import model_store
 from lib.train.training import TrainedRun
@@ -27,6 +27,10 @@ from ui.backend import FAMILY_DEFAULTS, FamilyDefaults
 from ui.sections import training_section
 
 MODEL = "flow_class"  # the part-B model these pages run on
+STEP = 0.02  # the course's Euler step h: 50 steps from noise
+# w of the course's v_c + w (v_c − v_u): the class flow model's own guidance, part B's γ = 5 in v_u + γ (v_c − v_u), is
+# w = 4 (the course's w = 7 is PixNerd's)
+GUIDANCE_W = GUIDANCE_SCALE - 1
 PIXNERD = "PixNerd-XXL-P16-T2I"
 
 

@@ -14,14 +14,14 @@ import torch.nn.functional as F
 
 from lib.flow.denoising import BlurSweep, best_blur, sharpness
 from lib.flow.euler import cfg_predictor, euler, euler_times
-from ui.flow_backend import FlowBackend
+from ui.flow_backend import STEP, FlowBackend
 from ui.sections import flow_denoising
 
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     t_start: float = 0.5  # the course starts from its saved t = 0.50 input
-    h: float = 0.02  # the course's step: 25 updates from 0.5
+    h: float = STEP  # 25 updates from 0.5
     every: int = 5  # the states shown: every 5th update (t = 0.50, 0.60, …, 1.00)
     t_range: tuple[float, float] = (0.05, 0.95)  # the start slider's: x_t / t (the blur) needs t > 0
     step_sizes: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5)  # the page's choices of h

@@ -10,17 +10,14 @@ import streamlit as st
 import torch
 
 from lib.flow.euler import sample, scale_from_course_w
-from lib.flow.mnist import GUIDANCE_SCALE
-from ui.flow_backend import FlowBackend
+from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
 
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     samples: int = 5  # the course's five samples
-    h: float = 0.02  # 50 Euler steps from t = 0
-    # w of v_c + w (v_c − v_u): the class flow model's own guidance, part B's γ = 5 in v_u + γ (v_c − v_u), is w = 4
-    # (the course's w = 7 is PixNerd's)
-    w: float = GUIDANCE_SCALE - 1
+    h: float = STEP  # 50 Euler steps from t = 0
+    w: float = GUIDANCE_W
 
 
 DEFAULTS = Defaults()
