@@ -252,3 +252,23 @@ def test_editing_page_edits_from_the_seven_start_times_with_one_noise(shipped, m
     assert not at.exception and any("the prompt '8'" in c.value for c in at.caption)
     at.text_input(key="flow_editing_prompt").set_value("38").run()
     assert "names two digits" in at.error[0].value
+
+
+def test_anagram_page_averages_the_upright_and_the_rotated_velocity(shipped, pictures):
+    at = opened("flow_anagrams")
+    x0 = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(DEFAULT_SEED))
+    six, nine, null = shipped.class_condition(6), shipped.class_condition(9), shipped.null_condition()
+
+    def cfg(x, t, cond):  # the course's v_c + w (v_c − v_u) with w = 4
+        v_c, v_u = shipped.velocity(x, t, cond.expand(len(x), -1)), shipped.velocity(x, t, null.expand(len(x), -1))
+        return v_c + 4 * (v_c - v_u)
+
+    def rot(x):
+        return torch.flip(x, (-2, -1))  # the course's 180° rotation
+
+    expected = euler(x0, 0.0, 0.02, lambda x, t: (cfg(x, t, six) + rot(cfg(rot(x), t, nine))) / 2)
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.abs(drawn["as generated: '6'"].astype(int) - grid(expected, 4, (0.0, 1.0), upscale=4)).max() <= 1
+    assert np.abs(drawn["under the view “rotate 180°”: '9'"].astype(int)
+                  - grid(rot(expected), 4, (0.0, 1.0), upscale=4)).max() <= 1
+    assert "negate (MNIST)" not in at.selectbox(key="flow_anagrams_view").options

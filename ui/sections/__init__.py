@@ -89,6 +89,8 @@ SECTIONS = (
     Section("flow_editing", "A", "3.1 – 3.2", "Image-to-image editing",
             "Editing from seven start times: photos, web images, drawings, and with another prompt",
             heading="Image-to-image and text-guided editing", editions=("flow",)),
+    Section("flow_anagrams", "A", "3.3", "Visual anagrams", "One image, two prompts: as it is and rotated 180°",
+            editions=("flow",)),
     Section("single_step", "B", "B1", "Single-step denoiser",
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),
