@@ -24,6 +24,7 @@ from lib.flow.mnist import MnistFlow
 from lib.flow.path import interpolate, one_step_estimate
 from lib.media.images import grid, rescaled
 from lib.media.presets import mnist_test_digit
+from lib.techniques.filters import lowpass
 from lib.techniques.sdedit import flow_edit
 from lib.train import model_store
 from lib.train.training import TrainConfig, TrainedRun
@@ -272,3 +273,22 @@ def test_anagram_page_averages_the_upright_and_the_rotated_velocity(shipped, pic
     assert np.abs(drawn["under the view “rotate 180°”: '9'"].astype(int)
                   - grid(rot(expected), 4, (0.0, 1.0), upscale=4)).max() <= 1
     assert "negate (MNIST)" not in at.selectbox(key="flow_anagrams_view").options
+
+
+def test_hybrid_page_takes_the_low_band_of_one_prompt_and_the_high_band_of_the_other(shipped, pictures):
+    at = opened("flow_hybrids")
+    x0 = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(DEFAULT_SEED))
+    zero, five, null = shipped.class_condition(0), shipped.class_condition(5), shipped.null_condition()
+    kernel, sigma = 2 * round(16.5 * 28 / 64) + 1, 16 * 28 / 512  # the course's lowpass at 28 px: 15 taps, σ 0.875
+
+    def cfg(x, t, cond):  # the course's v_c + w (v_c − v_u) with w = 4
+        v_c, v_u = shipped.velocity(x, t, cond.expand(len(x), -1)), shipped.velocity(x, t, null.expand(len(x), -1))
+        return v_c + 4 * (v_c - v_u)
+
+    def low(v):
+        return lowpass(v, kernel, sigma)
+
+    expected = euler(x0, 0.0, 0.02, lambda x, t: low(cfg(x, t, zero)) + cfg(x, t, five) - low(cfg(x, t, five)))
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.abs(drawn["up close: '5'"].astype(int) - grid(expected, 4, (0.0, 1.0), upscale=5)).max() <= 1
+    assert any("σ = 0.875 px and 15 taps" in c.value for c in at.caption)

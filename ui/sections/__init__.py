@@ -91,6 +91,8 @@ SECTIONS = (
             heading="Image-to-image and text-guided editing", editions=("flow",)),
     Section("flow_anagrams", "A", "3.3", "Visual anagrams", "One image, two prompts: as it is and rotated 180°",
             editions=("flow",)),
+    Section("flow_hybrids", "A", "3.4", "Hybrid images",
+            "Hybrid images: the velocity's low frequencies from one prompt, its high from another", editions=("flow",)),
     Section("single_step", "B", "B1", "Single-step denoiser",
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),
