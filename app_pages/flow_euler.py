@@ -50,9 +50,9 @@ st.dataframe(table.style.format("{:.4f}"))
 closest = names[min(range(3), key=run.mse.__getitem__)]
 sharpest = names[max(range(3), key=run.sharpness.__getitem__)]
 st.markdown(
-    f"**Here the {closest} wins on MSE and the {sharpest} is the sharpest** (the original's sharpness is "
-    f"{run.sharpness[3]:.4f}). MSE rewards hedging: an estimate that averages what it is unsure of scores well and "
-    "looks soft. Euler asks the model again at every step and can commit to details — crisp where they are right, "
+    f"**Here the {closest} wins on MSE and the {sharpest} is the sharpest** (leftover noise raises sharpness too: "
+    f"the original's is {run.sharpness[3]:.4f}). MSE rewards hedging: an estimate that averages what it is unsure of "
+    "scores well and looks soft. Euler asks the model again at every step and can commit to details — crisp where they are right, "
     "and a wrong detail costs MSE twice (where it is, and where it should have been). On PixNerd the course "
     "measured exactly this split at t = 0.5: the one-step estimate ahead of 25 Euler steps on MSE, Euler looking "
     "sharper.")

@@ -43,7 +43,7 @@ show(torch.cat([d.predicted_update, d.true_update]), ncols=n, value_range=(-limi
      caption=f"Top: predicted update (1 − t)·v̂; bottom: true update x₁ − x_t. One scale [−{limit:.2f}, {limit:.2f}], "
              "mid-grey = 0")
 st.plotly_chart(error_maps_figure([m.numpy() for m in d.error_map], [f"E at t = {t:g}" for t in DEFAULTS.times],
-                                  zmax))
+                                  zmax), theme=None)  # keep its colour scale: Streamlit's theme replaces it
 means = d.error_map.mean(dim=(1, 2)).tolist()
 for column, t, mean in zip(st.columns(n), DEFAULTS.times, means):
     column.metric(f"mean E at t = {t:g}", f"{mean:.4f}")
