@@ -353,3 +353,16 @@ def test_store_evicts_least_recently_used_runs(store_dirs, monkeypatch):
     assert sorted(cache_dir.iterdir()) == sorted([first, third])
     assert sum(p.stat().st_size for p in cache_dir.iterdir()) <= 2.5 * size
     assert model_store.lookup(tiny_result(seed=1).config) is None  # evicted: to be retrained
+
+
+def test_finished_runs_are_the_cached_runs_of_a_model_newest_first(store_dirs):
+    cache_dir, _ = store_dirs
+    older, newer = tiny_result(), tiny_result(seed=1)
+    assert model_store.finished_runs(older.config.model) == []
+    for when, result in ((1_000_000, older), (2_000_000, newer)):
+        path = model_store.store(result, {"device": "cpu"})
+        os.utime(path, (when, when))
+    model_store.resume_path(older.config).write_bytes(b"an unfinished run's state")  # left out: not a finished run
+    (cache_dir / f"{older.config.model}-junk.safetensors").write_bytes(b"not a run")  # left out: unreadable
+    assert model_store.finished_runs(older.config.model) == [newer.config, older.config]
+    assert model_store.finished_runs("flow_time") == []

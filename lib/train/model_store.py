@@ -124,8 +124,9 @@ def unfinished_runs(model_kind: str) -> list[UnfinishedRun]:
 
 
 def finished_runs(model_kind: str) -> list[TrainConfig]:
-    """The configurations of the finished runs of ``model_kind`` stored in the cache, newest first (read from the files'
-    headers only; unreadable files and unfinished runs' states are left out). ``lookup`` loads one."""
+    """The configurations of the finished runs of ``model_kind`` stored in the cache, the most recently written or
+    loaded first (the cache's recency, ``cache.evict``'s order); read from the files' headers only, unreadable files
+    and unfinished runs' states left out. ``lookup`` loads one."""
     found = []
     for path in CACHE_DIR.glob(f"{model_kind}-*.safetensors"):
         if path.name.endswith(".resume.safetensors"):
