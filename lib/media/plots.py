@@ -298,3 +298,17 @@ def band_response_figure(freqs: Sequence[float], responses: Sequence[Sequence[fl
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="frequency (cycles per pixel)",
                       yaxis_title="response", legend=dict(orientation="h", y=1.12))
     return fig
+
+
+def error_maps_figure(maps: Sequence[np.ndarray], titles: Sequence[str], zmax: float, height: int = 300) -> go.Figure:
+    """Per-pixel error maps (H, W) side by side as linear heat maps on one colour scale [0, ``zmax``] (one colour bar),
+    so that the same colour means the same error in every panel; image orientation (row 0 at the top)."""
+    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=list(titles), horizontal_spacing=0.03)
+    for i, m in enumerate(maps):
+        fig.add_trace(go.Heatmap(z=np.asarray(m), coloraxis="coloraxis"), row=1, col=i + 1)
+        fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)  # square pixels
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      coloraxis=dict(cmin=0.0, cmax=zmax, colorscale="Inferno", colorbar=dict(title="E<sub>t</sub>")))
+    return fig

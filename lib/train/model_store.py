@@ -123,6 +123,24 @@ def unfinished_runs(model_kind: str) -> list[UnfinishedRun]:
     return sorted(found, key=lambda run: run.saved_at, reverse=True)
 
 
+def finished_runs(model_kind: str) -> list[TrainConfig]:
+    """The configurations of the finished runs of ``model_kind`` stored in the cache, the most recently written or
+    loaded first (the cache's recency, ``cache.evict``'s order); read from the files' headers only, unreadable files
+    and unfinished runs' states left out. ``lookup`` loads one."""
+    found = []
+    for path in CACHE_DIR.glob(f"{model_kind}-*.safetensors"):
+        if path.name.endswith(".resume.safetensors"):
+            continue
+        try:
+            mtime, meta = path.stat().st_mtime, cache.read_metadata(path) or {}
+            config = config_from_json(meta["config"])
+        except (OSError, KeyError, TypeError, ValueError):  # gone meanwhile (evicted), or not a run
+            continue
+        if cache_path(config) == path:
+            found.append((mtime, config))
+    return [config for _, config in sorted(found, key=lambda found: found[0], reverse=True)]
+
+
 def shipped_run_config(name: str, **overrides) -> TrainConfig:
     """The configuration a shipped run ``name`` is trained with: its model's spec, the run's own fields, ``overrides``
     (seed, dataset, short epochs, …)."""

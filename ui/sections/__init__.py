@@ -86,6 +86,22 @@ SECTIONS = (
     Section("inpainting", "A", "1.7.2", "Inpainting", "Inpainting (RePaint)"),
     Section("anagrams", "A", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views"),
     Section("hybrids", "A", "1.9", "Hybrid images", "Hybrid images: low frequencies of one prompt, high of another"),
+    Section("flow_denoising", "A", "1.1 – 1.3", "Noisy inputs and one-step denoising",
+            "The straight path from noise to image; classical (blur) and one-step denoising",
+            heading="Noisy inputs, classical and one-step denoising", editions=("flow",)),
+    Section("flow_velocity", "A", "1.4", "Visualizing velocity",
+            "The model's update against the true one, and where they differ", editions=("flow",)),
+    Section("flow_euler", "A", "1.5", "Euler sampling",
+            "Euler steps from t = 0.5, against the one-step estimate and the blur", editions=("flow",)),
+    Section("flow_sampling", "A", "1.6, 2.1", "Sampling and CFG", "Generating from noise; classifier-free guidance",
+            heading="Generating from noise and classifier-free guidance", editions=("flow",)),
+    Section("flow_editing", "A", "3.1 – 3.2", "Image-to-image editing",
+            "Editing from seven start times: photos, web images, drawings, and with another prompt",
+            heading="Image-to-image and text-guided editing", editions=("flow",)),
+    Section("flow_anagrams", "A", "3.3", "Visual anagrams", "One image, two prompts: as it is and rotated 180°",
+            editions=("flow",)),
+    Section("flow_hybrids", "A", "3.4", "Hybrid images",
+            "Hybrid images: the velocity's low frequencies from one prompt, its high from another", editions=("flow",)),
     Section("single_step", "B", "B1", "Single-step denoiser",
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),
@@ -120,3 +136,8 @@ BY_SLUG = {s.slug: s for s in SECTIONS}
 def in_part(part: str, edition: str = DEFAULT_EDITION) -> list[Section]:
     """The sections of one part that an edition teaches, in the assignment's order."""
     return [s for s in SECTIONS if s.part == part and edition in s.editions]
+
+
+def training_section(model: str) -> Section | None:
+    """The section whose page trains ``model`` (None if the app has no such page)."""
+    return next((s for s in SECTIONS if s.trains == model), None)

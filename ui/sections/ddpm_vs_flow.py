@@ -21,7 +21,7 @@ from lib.train.training import TrainConfig, TrainedRun
 from ui import common
 from ui.common import counted, ddpm_of, flow_of, run_key
 from ui.report_kit import Context, Heading, Piece, one
-from ui.sections import SECTIONS
+from ui.sections import training_section
 from ui.training.results import run_to_show
 from ui.training.settings import default_config
 
@@ -61,11 +61,6 @@ def compared_runs() -> dict[str, tuple[TrainedRun | None, str]]:
 def contender_of(run: TrainedRun) -> Contender:
     """A compared run as the comparison drives it: the DDPM's ancestral sampler or the flow model's Euler loop."""
     return DdpmContender(ddpm_of(run)) if run.config.model == "class" else FlowContender(flow_of(run))
-
-
-def training_section(model: str):
-    """The section whose page trains ``model`` (None if the app has no such page)."""
-    return next((s for s in SECTIONS if s.trains == model), None)
 
 
 @st.cache_data(show_spinner=False)

@@ -1,0 +1,50 @@
+"""Flow edition A 3.3 · visual anagrams: one image, two prompts, two views."""
+
+import streamlit as st
+import torch
+
+from lib.ddpm.sampling import PromptError
+from lib.media.images import grid
+from lib.techniques.views import VIEWS
+from ui.backend import download_png, seed_control
+from ui.flow_backend import flow_page_setup
+from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
+from ui.sections.flow_anagrams import DEFAULTS, FLOW_VIEWS, anagrams
+
+backend = flow_page_setup(
+    "flow_anagrams",
+    [r"v_1 = v_\text{cfg}(x_t, t, p_1),\qquad v_2 = \text{view}^{-1}\big(v_\text{cfg}(\text{view}(x_t), t, p_2)\big),"
+     r"\qquad v = \tfrac{1}{2}(v_1 + v_2)",
+     r"x_{t+h} = x_t + h\,v,\qquad \text{view} = \text{rotation by } 180° \text{ (the course's)}"],
+    "At every step the model is asked twice: what velocity makes the image look like prompt 1, and — looking at the "
+    "image turned by the view — what makes *that* look like prompt 2; the second answer is turned back, and the step "
+    "follows their average. The finished image answers both. The view must move pixels without changing their "
+    "statistics (a permutation such as a rotation), or the model sees something unlike anything it was trained on.",
+)
+value_range = backend.model.value_range
+
+c1, c2, c3 = st.columns(3)
+prompt1 = prompt_input("Prompt 1 (as it is)", DEFAULTS.prompt1, "flow_anagrams_p1", backend.family,
+                       help=f"A digit 0–9 or its name. {EMPTY_PROMPT_HELP}", container=c1)
+prompt2 = prompt_input("Prompt 2 (under the view)", DEFAULTS.prompt2, "flow_anagrams_p2", backend.family,
+                       help=f"A digit 0–9 or its name. {EMPTY_PROMPT_HELP}", container=c2)
+view = c3.selectbox("View", FLOW_VIEWS, FLOW_VIEWS.index(DEFAULTS.view), key="flow_anagrams_view")
+d1, d2, d3 = st.columns(3)
+num = d1.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_anagrams_samples")
+w = d2.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_anagrams_w", help="v_c + w (v_c − v_u) per view.")
+with d3:
+    seed = seed_control("flow_anagrams_seed")
+for field, prompt in (("Prompt 1", prompt1), ("Prompt 2", prompt2)):
+    try:
+        backend.model.encode_prompt(prompt)
+    except PromptError as err:
+        st.error(f"{field}: {err}")
+        st.stop()
+
+images = anagrams(backend.key, prompt1, prompt2, view, w, DEFAULTS.h, num, seed, backend)
+viewed = VIEWS[view].apply(images)
+show(images, value_range=value_range, target_px=130, caption=f"as generated: {prompt1!r}")
+show(viewed, value_range=value_range, target_px=130, caption=f"under the view “{view}”: {prompt2!r}")
+st.caption(f"Every Euler step (h = {DEFAULTS.h:g}) is one batched call on both views, each with its conditional and "
+           f"unconditional rows; seed {seed}.")
+download_png(grid(torch.cat([images, viewed]), num, value_range, upscale=4), f"flow_anagram_{prompt1}_{prompt2}.png")

@@ -1,0 +1,294 @@
+"""AppTests of the flow edition's part-A pages on a tiny random-init class-conditioned flow model (D = 4) saved as the
+shipped run, with its EMA perturbed so that the weights the pages use are told apart: every number a page shows is
+recomputed here from ``lib`` (the straight path, the blur sweep, the one-step estimate, the Euler loop), and the page
+says what to do when there is no flow model."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lib.ddpm.sampling import randn
+from lib.flow.denoising import COURSE_SIGMAS, best_blur, sharpness
+from lib.flow.euler import euler, sample
+from lib.flow.mnist import MnistFlow
+from lib.flow.path import interpolate, one_step_estimate
+from lib.media.images import grid, rescaled
+from lib.media.presets import mnist_test_digit
+from lib.techniques.filters import lowpass
+from lib.techniques.sdedit import flow_edit
+from lib.train import model_store
+from lib.train.training import TrainConfig, TrainedRun
+from lib.train.unets import build_model
+import ui.layout
+from ui.backend import DEFAULT_SEED
+from ui.part_a import DEFAULT_DIGIT
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+CONFIG = TrainConfig.spec("flow_class", hidden=4, epochs=1)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny_run() -> TrainedRun:
+    """Random-init weights and an EMA 0.05 away from them (so a page on the wrong weights shows other numbers)."""
+    torch.manual_seed(0)
+    model = build_model("flow_class", CONFIG.hidden)
+    ema = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return TrainedRun(CONFIG, model.eval(), [1.0], {}, {"seconds": 0.0}, ema.eval())
+
+
+@pytest.fixture()
+def shipped(tmp_path, monkeypatch, tiny_run) -> MnistFlow:
+    """The tiny run as data/models/flow_class.safetensors; returns the velocity model the pages should use (its EMA)."""
+    folder = tmp_path / "shipped"
+    model_store.save_run(tiny_run, folder / "flow_class.safetensors", {"device": "cpu (test)"})
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", folder)
+    return MnistFlow(model_store.load_run(folder / "flow_class.safetensors").ema, CONFIG)
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def opened(slug: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{slug}.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def plotly_array(encoded: dict | list) -> np.ndarray:
+    """A figure's array as plotly's JSON holds it: a list, or typed binary ({dtype, bdata, shape})."""
+    if isinstance(encoded, list):
+        return np.asarray(encoded)
+    shape = [int(n) for n in str(encoded.get("shape", "-1")).split(",")]
+    return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"]).reshape(shape)
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [c for image in at.image for c in image.captions]
+
+
+def default_input(model: MnistFlow, mnist_test):
+    """What the pages open on: test digit 3 #0 as x₁ in the model's [0, 1], and ε from the default seed."""
+    x1 = rescaled(mnist_test_digit(mnist_test, DEFAULT_DIGIT, 0), (-1.0, 1.0), model.value_range)
+    return x1, randn(x1.shape, torch.Generator().manual_seed(DEFAULT_SEED), like=x1)
+
+
+def test_without_a_flow_model_the_pages_say_where_to_train_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
+    at = opened("flow_denoising")
+    assert not at.error and not at.metric
+    assert any("no run of it is in the model cache" in i.value for i in at.info)
+
+
+def test_a_cached_run_is_used_when_none_is_shipped(monkeypatch, tmp_path, tiny_run):
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
+    model_store.save_run(tiny_run, model_store.cache_path(CONFIG), {"device": "cpu (test)"})
+    at = opened("flow_denoising")
+    assert any("your run from the cache (1 epoch, D = 4), EMA weights" in c.value for c in at.sidebar.caption)
+    assert at.metric
+
+
+def test_denoising_page_shows_the_path_the_blur_and_the_one_step_estimate(shipped, mnist_test):
+    at = opened("flow_denoising")
+    assert any("the shipped run, EMA weights" in c.value for c in at.sidebar.caption)
+    assert any("needs a CUDA GPU" in c.value for c in at.sidebar.caption) != torch.cuda.is_available()
+    x1, eps = default_input(shipped, mnist_test)
+
+    def expected(t: float):
+        x_t = interpolate(x1, eps, t)
+        one_step = one_step_estimate(x_t, t, shipped.velocity(x_t, t, shipped.class_condition(DEFAULT_DIGIT)))
+        return x_t, best_blur(x_t, t, x1, COURSE_SIGMAS), ((one_step - x1) ** 2).mean().item()
+
+    x_t, sweep, one_step_mse = expected(0.5)
+    assert metric(at, "MSE of x_t") == f"{((x_t - x1) ** 2).mean().item():.4f}"
+    assert metric(at, "MSE of the best blur") == f"{min(sweep.errors):.4f}"
+    assert metric(at, "MSE of the one-step x̂₁") == f"{one_step_mse:.4f}"
+
+    table = at.dataframe[0].value
+    for t in (0.25, 0.5, 0.75):
+        _, sweep, one_step_mse = expected(t)
+        column = table[f"t = {t:g}"].tolist()
+        assert column[:-1] == pytest.approx(sweep.errors, rel=1e-5)
+        assert column[-1] == pytest.approx(one_step_mse, rel=1e-4)
+
+    at.slider(key="flow_denoising_t").set_value(0.0).run()
+    assert not at.exception
+    assert metric(at, "MSE of the best blur") == "—"
+    assert any("x_t is pure noise" in i.value for i in at.info)
+    assert metric(at, "MSE of x_t") == f"{((eps - x1) ** 2).mean().item():.4f}"  # x_0 = ε
+
+
+def test_denoising_page_conditions_on_an_uploads_empty_prompt(shipped):
+    at = opened("flow_denoising")
+    at.radio(key="flow_denoising_source_mnist").set_value("Upload").run()
+    assert not at.exception and any("Upload an image" in i.value for i in at.info)
+    assert not at.metric and not at.dataframe  # nothing computed without an image
+
+
+def test_velocity_page_shows_both_updates_on_one_scale_and_the_error_maps(shipped, mnist_test):
+    at = opened("flow_velocity")
+    x1, eps = default_input(shipped, mnist_test)
+    times = (0.25, 0.5, 0.75)
+    errors, updates = [], []
+    for t in times:
+        x_t = interpolate(x1, eps, t)
+        v = shipped.velocity(x_t, t, shipped.class_condition(DEFAULT_DIGIT))
+        predicted, true = (1 - t) * v, x1 - x_t  # closed forms of §1.4
+        errors.append((((predicted - true) ** 2).mean(dim=1).sqrt()))
+        updates += [predicted, true]
+    for t, e in zip(times, errors):
+        assert metric(at, f"mean E at t = {t:g}") == f"{e.mean().item():.4f}"
+    limit = max(u.abs().max().item() for u in updates)
+    assert any(f"One scale [−{limit:.2f}, {limit:.2f}]" in c for c in image_captions(at))
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert figure["layout"]["coloraxis"]["cmin"] == 0
+    assert figure["layout"]["coloraxis"]["cmax"] == pytest.approx(max(e.max().item() for e in errors), rel=1e-5)
+    for trace, e in zip(figure["data"], errors):
+        assert plotly_array(trace["z"]) == pytest.approx(e[0].numpy(), abs=1e-5)
+
+
+def test_euler_page_integrates_from_half_way_and_compares_by_mse_and_sharpness(shipped, mnist_test):
+    at = opened("flow_euler")
+    x1, eps = default_input(shipped, mnist_test)
+    x_t = interpolate(x1, eps, 0.5)
+    cond = shipped.class_condition(DEFAULT_DIGIT)
+    steps = []
+    final = euler(x_t, 0.5, 0.02, lambda x, t: shipped.velocity(x, t, cond),
+                  on_step=lambda k, t, x, estimate: steps.append(t))
+    assert len(steps) == 25  # the course's count from t = 0.5
+    one_step = one_step_estimate(x_t, 0.5, shipped.velocity(x_t, 0.5, cond))
+    blur = best_blur(x_t, 0.5, x1, COURSE_SIGMAS)
+    estimates = torch.cat([one_step, final, blur.best])
+    mse = ((estimates - x1) ** 2).flatten(1).mean(1)
+    sharp = sharpness(torch.cat([estimates, x1]))
+
+    table = at.dataframe[0].value
+    assert table["MSE (lower is closer)"].tolist() == pytest.approx([*mse.tolist(), 0.0], rel=1e-4, abs=1e-7)
+    assert table["sharpness (mean Laplacian²)"].tolist() == pytest.approx(sharp.tolist(), rel=1e-4)
+    names = list(table.index)
+    assert names[1] == "Euler, 25 steps" and names[2] == f"best blur (σ = {blur.best_sigma:g})"
+    verdict = f"the {names[int(mse.argmin())]} wins on MSE and the {names[int(sharp[:3].argmax())]} is the sharpest"
+    assert any(verdict in m.value for m in at.markdown)
+    assert any(" · ".join(f"t = {t:.2f}" for t in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)) in c for c in image_captions(at))
+
+    at.select_slider(key="flow_euler_h").set_value(0.5).run()  # one step of 0.5: Euler is the one-step estimate
+    table = at.dataframe[0].value
+    assert list(table.index)[1] == "Euler, 1 step"
+    assert table["MSE (lower is closer)"].iloc[1] == pytest.approx(table["MSE (lower is closer)"].iloc[0], rel=1e-6)
+
+
+@pytest.fixture()
+def pictures(monkeypatch) -> list:
+    """Every picture a page draws through ``ui.layout.image``, recorded on its way to the page (a spy: it still draws
+    them)."""
+    drawn = []
+    original = ui.layout.image
+
+    def image(picture, caption=None, container=st):
+        drawn.append((picture, caption))
+        return original(picture, caption, container)
+
+    monkeypatch.setattr(ui.layout, "image", image)
+    return drawn
+
+
+def test_sampling_page_draws_from_the_same_noises_without_and_with_guidance(shipped, pictures):
+    at = opened("flow_sampling")
+    generator = lambda: torch.Generator().manual_seed(DEFAULT_SEED)  # noqa: E731
+    seven = shipped.class_condition(7)
+    plain = sample(shipped, seven, scale=1.0, num_samples=5, generator=generator(), h=0.02)
+    guided = sample(shipped, seven, scale=5.0, num_samples=5, generator=generator(), h=0.02)  # w = 4: γ = 5
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.array_equal(drawn["the prompt '7' · w = 0 · 50 Euler steps"], grid(plain, 5, (0.0, 1.0), upscale=4))
+    assert np.array_equal(drawn["the prompt '7' · w = 4 · the same noises"], grid(guided, 5, (0.0, 1.0), upscale=4))
+    assert not torch.equal(plain, guided)
+
+    at.text_input(key="flow_sampling_prompt").set_value("banana").run()
+    assert not at.exception and "names no digit" in at.error[0].value
+
+    pictures.clear()
+    at.text_input(key="flow_sampling_prompt").set_value("").run()  # unconditional: v_c = v_u, every w the same
+    drawn = [picture for picture, _ in pictures][-2:]
+    assert np.array_equal(drawn[0], drawn[1])
+    assert any("every w draws the same images" in c.value for c in at.caption)
+
+
+def test_editing_page_edits_from_the_seven_start_times_with_one_noise(shipped, mnist_test, pictures):
+    at = opened("flow_editing")
+    x1, eps = default_input(shipped, mnist_test)
+    starts = (0.02, 0.04, 0.06, 0.10, 0.14, 0.25, 0.50)
+    expected = flow_edit(shipped, x1, eps, cond=shipped.class_condition(DEFAULT_DIGIT), scale=5.0, t_starts=starts,
+                         h=0.02)
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.array_equal(drawn[" · ".join(f"t_s = {t:g}" for t in starts)], grid(expected, 7, (0.0, 1.0), upscale=3))
+    steps = sum(math.ceil((1 - t) / 0.02 - 1e-9) for t in starts)
+    assert any(f"{steps} Euler steps for the seven edits" in c.value for c in at.caption)
+
+    at.text_input(key="flow_editing_prompt").set_value("8").run()  # 3.2: towards another digit
+    assert not at.exception and any("the prompt '8'" in c.value for c in at.caption)
+    at.text_input(key="flow_editing_prompt").set_value("38").run()
+    assert "names two digits" in at.error[0].value
+
+
+def test_anagram_page_averages_the_upright_and_the_rotated_velocity(shipped, pictures):
+    at = opened("flow_anagrams")
+    x0 = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(DEFAULT_SEED))
+    six, nine, null = shipped.class_condition(6), shipped.class_condition(9), shipped.null_condition()
+
+    def cfg(x, t, cond):  # the course's v_c + w (v_c − v_u) with w = 4
+        v_c, v_u = shipped.velocity(x, t, cond.expand(len(x), -1)), shipped.velocity(x, t, null.expand(len(x), -1))
+        return v_c + 4 * (v_c - v_u)
+
+    def rot(x):
+        return torch.flip(x, (-2, -1))  # the course's 180° rotation
+
+    expected = euler(x0, 0.0, 0.02, lambda x, t: (cfg(x, t, six) + rot(cfg(rot(x), t, nine))) / 2)
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.abs(drawn["as generated: '6'"].astype(int) - grid(expected, 4, (0.0, 1.0), upscale=4)).max() <= 1
+    assert np.abs(drawn["under the view “rotate 180°”: '9'"].astype(int)
+                  - grid(rot(expected), 4, (0.0, 1.0), upscale=4)).max() <= 1
+    assert "negate (MNIST)" not in at.selectbox(key="flow_anagrams_view").options
+
+
+def test_hybrid_page_takes_the_low_band_of_one_prompt_and_the_high_band_of_the_other(shipped, pictures):
+    at = opened("flow_hybrids")
+    x0 = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(DEFAULT_SEED))
+    zero, five, null = shipped.class_condition(0), shipped.class_condition(5), shipped.null_condition()
+    kernel, sigma = 2 * round(16.5 * 28 / 64) + 1, 16 * 28 / 512  # the course's lowpass at 28 px: 15 taps, σ 0.875
+
+    def cfg(x, t, cond):  # the course's v_c + w (v_c − v_u) with w = 4
+        v_c, v_u = shipped.velocity(x, t, cond.expand(len(x), -1)), shipped.velocity(x, t, null.expand(len(x), -1))
+        return v_c + 4 * (v_c - v_u)
+
+    def low(v):
+        return lowpass(v, kernel, sigma)
+
+    expected = euler(x0, 0.0, 0.02, lambda x, t: low(cfg(x, t, zero)) + cfg(x, t, five) - low(cfg(x, t, five)))
+    drawn = dict((caption, picture) for picture, caption in pictures)
+    assert np.abs(drawn["up close: '5'"].astype(int) - grid(expected, 4, (0.0, 1.0), upscale=5)).max() <= 1
+    assert any("σ = 0.875 px and 15 taps" in c.value for c in at.caption)

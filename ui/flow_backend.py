@@ -1,0 +1,115 @@
+"""The flow edition's part-A backend: the class-conditioned MNIST flow model of part B (B 2.4 – 2.6) as the
+``VelocityModel`` every flow part-A page runs on.
+
+Which run, in this order: the shipped ``flow_class`` run (data/models/flow_class.safetensors); else the newest finished
+run of the class flow model in the model cache (trained on its part-B page); else none — the page then says where to
+train one and stops there. It runs on the EMA of the run's weights where the run kept one: the average over the last
+≈ 1,000 optimiser steps, which is what an iterative sampler should draw from (``lib.train.ema``).
+
+PixNerd-XXL-P16-T2I, the edition's own part-A model, needs a CUDA GPU; the sidebar says what this machine lacks for it
+(``lib.backends.pixnerd.memory.device_problem``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from lib.backends.pixnerd.memory import device_problem
+from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow
+from lib.media.images import rescaled
+from lib.train import model_store
+from lib.train.training import TrainedRun
+from ui import common, layout
+from ui.backend import FAMILY_DEFAULTS, FamilyDefaults
+from ui.sections import training_section
+
+MODEL = "flow_class"  # the part-B model these pages run on
+STEP = 0.02  # the course's Euler step h: 50 steps from noise
+# w of the course's v_c + w (v_c − v_u): the class flow model's own guidance, part B's γ = 5 in v_u + γ (v_c − v_u), is
+# w = 4 (the course's w = 7 is PixNerd's)
+GUIDANCE_W = GUIDANCE_SCALE - 1
+PIXNERD = "PixNerd-XXL-P16-T2I"
+
+
+@dataclass(frozen=True)
+class FlowBackend:
+    """The active velocity model and what the pages need to know about it. It offers what the input-image picker
+    (``ui.part_a.pick_image``) reads of a backend: an MNIST model takes test digits, uploads and drawings."""
+
+    model: MnistFlow
+    key: str  # identifies the weights in st.cache_data keys (``ui.common.run_key``)
+    origin: str  # which run, in words
+    family = "mnist"
+    is_if = False
+
+    @property
+    def defaults(self) -> FamilyDefaults:
+        return FAMILY_DEFAULTS[self.family]
+
+    @property
+    def size(self) -> int:
+        return self.model.image_shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.model.image_shape[0]
+
+    def image(self, array) -> torch.Tensor:
+        """A picked image (C, H, W) in [−1, 1] as x₁ (1, C, H, W) in the model's pixel range."""
+        return rescaled(torch.as_tensor(array).unsqueeze(0), (-1.0, 1.0), self.model.value_range)
+
+
+def class_flow_run() -> tuple[TrainedRun | None, str]:
+    """The run the pages use (shipped, else the newest cached) and where it comes from; (None, "") if there is none."""
+    run = common.shipped(MODEL)
+    if run is not None:
+        return run, "the shipped run"
+    for config in model_store.finished_runs(MODEL):
+        run = common.trained(config)
+        if run is not None:
+            return run, f"your run from the cache ({common.counted(config.epochs, 'epoch')}, D = {config.hidden})"
+    return None, ""
+
+
+def missing_model() -> None:
+    """Say that no class-conditioned flow model exists yet and where to train one; stop the page."""
+    st.info("These pages run on the class-conditioned MNIST flow model of part B, and there is none yet: "
+            f"data/models/{MODEL}.safetensors is not shipped (making it needs a GPU run of scripts/train_models.py) "
+            "and no run of it is in the model cache. Train one on its part-B page — a short run takes minutes — and "
+            "come back: the pages pick it up.")
+    section = training_section(MODEL)
+    if section is not None:
+        st.page_link(section.page, label=f"Train it: {section.label}", icon="➡️")
+    st.stop()
+
+
+def pixnerd_note() -> None:
+    """What PixNerd needs, in the sidebar."""
+    problem = device_problem(torch.device("cuda"))
+    if problem:
+        st.sidebar.caption(f"{PIXNERD} (the edition's own part-A model, 512×512 RGB) is not available here: {problem}.")
+    else:
+        st.sidebar.caption(f"This GPU fits {PIXNERD}; these pages run on the MNIST flow model.")
+
+
+def active_flow_backend() -> FlowBackend:
+    """The class flow model with its EMA weights (where kept), named in the sidebar; stops the page if there is none."""
+    st.sidebar.subheader("Flow model")
+    run, origin = class_flow_run()
+    pixnerd_note()
+    if run is None:
+        missing_model()
+    weights = "ema" if run.ema is not None else "spec"
+    model = common.flow_of(run, weights)
+    st.sidebar.caption(f"Active: **{model.name}**, {origin}, {'EMA' if weights == 'ema' else 'last'} weights · "
+                       f"{common.device_label()}")
+    return FlowBackend(model, common.run_key(run, weights), origin)
+
+
+def flow_page_setup(slug: str, formula: str | list[str], explanation: str) -> FlowBackend:
+    """A flow part-A page's heading, formula and explanation (``layout.section_header``) and its backend."""
+    layout.section_header(slug, formula, explanation)
+    return active_flow_backend()
