@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.media.images import grid
+from lib.media.text import quoted_prompt
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
@@ -37,14 +38,12 @@ with c3:
 if not scales:
     st.error("Pick at least one guidance scale.")
 elif prompt_ok(backend, prompt):
-    if not prompt.strip():
-        st.info("The prompt is empty, so ε_c = ε_u: every column samples unconditionally and γ changes nothing.")
     scales = tuple(sorted(scales))
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps * len(scales), f"Sampling {len(scales)} × {num_samples} images:")
     result, cost = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
     progress.done()
-    st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt {prompt!r}.")
+    st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt: {quoted_prompt(prompt)}.")
     cost_caption(cost, f"{counted(num_samples, 'sample')} per call, one γ after another, × 2 for CFG except at "
                        "γ = 1 and, on a model without learned variance, γ = 0: one pass each", progress)
     cols = layout.columns(len(scales))

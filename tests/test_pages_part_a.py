@@ -94,14 +94,25 @@ TWO_DIGITS = "“38” names two digits (3 and 8); the MNIST model draws one dig
 def assert_prompt_rule(at: AppTest, key: str, field: str = "") -> None:
     """The one prompt rule of every part-A page: a prompt naming no digit or several is an error in plain sentences
     (prefixed with the field's name where a page has two prompts) and no result; the empty prompt is the
-    unconditional one, never an error."""
+    unconditional one, never an error, and the page says so in the one message every page uses."""
     at.text_input(key=key).set_value("banana").run()
     assert not at.exception and errors(at) == field + NO_DIGIT and not image_urls(at)
     at.text_input(key=key).set_value("38").run()
     assert not at.exception and errors(at) == field + TWO_DIGITS and not image_urls(at)
     at.text_input(key=key).set_value("").run()
+    assert_the_empty_prompt_is_unconditional(at, field.removesuffix(": ") or None)
+
+
+def assert_the_empty_prompt_is_unconditional(at: AppTest, field: str | None = None) -> None:
+    """Issue #27 item 4: the empty prompt gives results and the one message (``empty_prompt_note``), and no caption
+    quotes it as a bare '' (A7 said "should read as ''")."""
+    from lib.media.text import empty_prompt_note
+
     assert not at.exception and not at.error, errors(at)
     assert image_urls(at)
+    assert empty_prompt_note(field) in [i.value for i in at.info]
+    shown = [c for img in at.image for c in img.captions] + [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert not [text for text in shown if "''" in text]
 
 
 # --- A3 first: it also checks the progress bar / cache interplay ------------------------------------------------------
@@ -180,8 +191,9 @@ def test_a0_stock_pipeline():
     assert not at.error and len(image_urls(at)) == 1 and image_urls(at)[0] not in first
     at.text_area(key="stock_prompts_mnist").set_value("seven\nbanana").run()
     assert errors(at) == NO_DIGIT and not image_urls(at)
-    at.text_area(key="stock_prompts_mnist").set_value("  \n").run()
-    assert "at least one prompt" in errors(at)
+    at.text_area(key="stock_prompts_mnist").set_value("  \n").run()  # no prompt at all: one unconditional row
+    assert_the_empty_prompt_is_unconditional(at)
+    assert "Rows: the empty prompt (unconditional)" in captions(at)
 
 
 def test_a1_forward_process():

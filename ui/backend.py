@@ -25,6 +25,7 @@ from lib.train.cache import config_key
 from lib.backends.if_configs import IF_VARIANTS
 from lib.backends.if_memory import host_memory_bytes, plan_memory
 from lib.media.images import png_bytes
+from lib.media.text import empty_prompt_note, is_empty_prompt
 from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
 from lib.ddpm.sampling import PromptError
 from lib.ddpm.sampling import Denoiser
@@ -295,7 +296,8 @@ def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> boo
     """True if the backend can condition on ``prompt``, else an st.error saying why (and nothing is sampled).
 
     One rule on every page: the empty prompt is the unconditional one (the model's null condition, which CFG's ε_u
-    uses anyway), never an error. ``field`` names the prompt ("Prompt 2") where a page has more than one.
+    uses anyway), never an error, and the page says so in one message (``lib.media.text.empty_prompt_note``).
+    ``field`` names the prompt ("Prompt 2") where a page has more than one.
     """
     try:
         if backend.is_if:  # a new prompt loads T5-XXL once to embed it (then it is cached on disk)
@@ -308,6 +310,8 @@ def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> boo
     except Exception as err:  # IF: the text encoder could not be fetched or run
         problem = f"The text encoder could not embed “{prompt[:60]}”: {err}"
     else:
+        if is_empty_prompt(prompt):
+            st.info(empty_prompt_note(field))
         return True
     st.error(problem if field is None else f"{field}: {problem}")
     return False

@@ -12,6 +12,7 @@ from PIL import Image
 
 from lib.media.costs import Cost
 from lib.media.images import grid
+from lib.media.text import EMPTY_PROMPT_RULE
 from ui import layout
 from ui.backend import Backend, StepProgress, active_backend, seed_control, stride_control
 from ui.common import counted
@@ -20,7 +21,7 @@ CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
 TOOLBAR_RISE_PX = 43  # st_canvas' toolbar pops up 2.65rem (42.4 px) above the canvas on hover (its stylesheet)
 DEFAULT_DIGIT = 3  # the test digit the part-A pages open on
 SAMPLES_DEFAULT = 4  # the generation pages' "Samples" slider (``samples_stride_seed``) and the report's sample rows
-EMPTY_PROMPT_HELP = "An empty prompt is the unconditional one: the model's estimate without any prompt."
+EMPTY_PROMPT_HELP = EMPTY_PROMPT_RULE[0].upper() + EMPTY_PROMPT_RULE[1:] + "."  # the prompt fields' tooltip
 
 
 def page_setup(slug: str, formula: str | list[str], explanation: str) -> Backend:

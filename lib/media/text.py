@@ -1,4 +1,5 @@
-"""Numbers in words for people: shared by the app's pages and the training script's progress lines."""
+"""Numbers and prompts in words for people: shared by the app's pages, the report and the training script's progress
+lines."""
 
 from __future__ import annotations
 
@@ -22,3 +23,32 @@ def time_left(progress) -> str:
     grids = round(progress.grids_left())
     return (f"about {spoken_duration(training or 0.0)} left for training + {grids} sample grid{'s' if grids != 1 else ''}"
             " (timed on the first one)")
+
+
+# --- prompts ---------------------------------------------------------------------------------------------------------
+
+EMPTY_PROMPT_RULE = ("the empty prompt is the unconditional one: the model's estimate without any prompt (CFG's ε_u, "
+                     "so γ changes nothing for it)")
+
+
+def is_empty_prompt(prompt: str) -> bool:
+    """Blank text is the empty prompt: both backends strip a prompt before reading it (MNIST's digit parser, IF's
+    tokenizer), so "  " conditions exactly as "" does."""
+    return not prompt.strip()
+
+
+def quoted_prompt(prompt: str) -> str:
+    """A prompt as captions and the report's settings quote it: '7', or, for the empty one, what it is ("the empty
+    prompt (unconditional)") instead of a bare ''."""
+    return "the empty prompt (unconditional)" if is_empty_prompt(prompt) else repr(prompt)
+
+
+def reads_as(prompt: str) -> str:
+    """What a result made for ``prompt`` should look like, for a caption: "should read as '7'"; the unconditional
+    prompt promises nothing ("unconditional: no prompt to read as")."""
+    return "unconditional: no prompt to read as" if is_empty_prompt(prompt) else f"should read as {prompt!r}"
+
+
+def empty_prompt_note(field: str | None = None) -> str:
+    """The one message of every part-A page whose prompt (``field``: "Prompt 2" where a page has several) is empty."""
+    return f"{field or 'The prompt'} is empty, and {EMPTY_PROMPT_RULE}."

@@ -14,6 +14,7 @@ from lib.media.images import gradient_energy, grid, psnr
 from lib.media.plots import TrajectoryRecorder
 from lib.media.report import png_figure
 from lib.ddpm.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
+from lib.media.text import quoted_prompt
 from ui.report_kit import Context, Heading, Piece
 
 
@@ -99,7 +100,7 @@ def _report(c: Context):
     figures = [png_figure(frame, label) for frame, label in zip(frames, labels)]
     figures.append(png_figure(grid(images, 5, upscale=c.upscale()),
                               "original · noisy · Gaussian blur · one-step x̂₀ · iterative"))
-    settings = {"image": c.picked.caption, "prompt": repr(prompt), "i_start": f"{i_start} (t = {ts[i_start]})",
+    settings = {"image": c.picked.caption, "prompt": quoted_prompt(prompt), "i_start": f"{i_start} (t = {ts[i_start]})",
                 "stride": c.stride, "every": f"{DEFAULTS.every}th step",
                 "blur": f"kernel {d.blur_kernel}, σ {d.blur_sigma:g}", "guidance": "γ = 1 (the conditional estimate)",
                 "seed": c.seed}

@@ -13,6 +13,7 @@ from lib.media.costs import Cost, counts_cost
 from lib.techniques.sdedit import sdedit_strip
 from lib.media.images import grid
 from lib.media.report import png_figure
+from lib.media.text import empty_prompt_note, is_empty_prompt, quoted_prompt
 from ui.common import counted
 from ui.part_a import Picked
 from ui.report_kit import Context, Heading, Piece
@@ -66,7 +67,7 @@ def _sdedit(c: Context, heading: Heading, picked: Picked, prompt: str, text: str
     valid = tuple(i for i in COURSE.i_starts if i <= len(ts) - 2)
     result, cost = sdedit_sweep(c.backend.key, picked.array, prompt, c.d.guidance, valid, c.stride, c.seed,
                                        c.den, c.progress)
-    settings = {"image": picked.caption, "prompt": repr(prompt), "i_start": ", ".join(map(str, valid)),
+    settings = {"image": picked.caption, "prompt": quoted_prompt(prompt), "i_start": ", ".join(map(str, valid)),
                 "from t": ", ".join(str(ts[i]) for i in valid), "guidance γ": c.d.guidance, "stride": c.stride,
                 "seed": c.seed}
     picture = grid(torch.cat([result, picked.tensor()]), len(valid) + 1, upscale=c.upscale())
@@ -87,7 +88,8 @@ def _own_images(c: Context):
     if not c.own:
         return [OWN_IMAGES.failed("No images of your own were given: upload them above the report (your photos, a "
                                   "web image, your drawings) and run it again.")], None
-    made = [_sdedit(c, OWN_IMAGES, p, c.d.edit_prompt(None)) for p in c.own]
+    prompt = c.d.edit_prompt(None)  # MNIST: the empty prompt (no label to follow)
+    made = [_sdedit(c, OWN_IMAGES, p, prompt, empty_prompt_note() if is_empty_prompt(prompt) else "") for p in c.own]
     section = made[0][0]
     for other, _ in made[1:]:
         section.figures += other.figures
@@ -99,7 +101,7 @@ def _own_images(c: Context):
 def _text_edit(c: Context):
     prompt = DEFAULTS[c.backend.family].text_edit
     section, cost = _sdedit(c, TEXT_EDIT, c.picked, prompt, f"The test image projected towards another prompt, "
-                                                            f"{prompt!r}.")
+                                                            f"{quoted_prompt(prompt)}.")
     return [section], cost
 
 
