@@ -29,11 +29,11 @@ with right:
     prompt = edit_prompt_input(backend, picked, "sdedit", "IF: \"a high quality photo\" projects onto photos; any "
                                                           "other text steers the edit. MNIST: a digit.")
     i_starts = st.multiselect("i_start values", list(range(COURSE.max_i_start + 1)), default=list(COURSE.i_starts),
-                              key="sdedit_istarts",
+                              key="sdedit_istarts", persist_state="session",
                               help="Indices into the strided timesteps; the course uses 1, 3, 5, 7, 10, 20.")
     c1, c2, c3 = st.columns(3)
     scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,
-                      key=f"sdedit_scale_{backend.family}")
+                      key=f"sdedit_scale_{backend.family}", persist_state="session")
     with c2:
         stride = stride_control(backend, key="sdedit_stride")
     with c3:

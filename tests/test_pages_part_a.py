@@ -349,6 +349,24 @@ def test_a4_prompt_follows_the_digit_until_the_user_types_one():
     assert at.text_input(key="sdedit_prompt").value == "seven" and at.selectbox(key="sdedit_digit").value == 2
 
 
+def test_a4_settings_survive_a_visit_to_another_page():
+    """Issue #27 item 9: a seed of 42 and an added i_start were back at their defaults after a visit to another page
+    (Streamlit drops the state of a widget that a run does not draw, unless it persists for the session)."""
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
+    at.switch_page("app_pages/sdedit.py").run()
+    at.number_input(key="sdedit_seed").set_value(42)
+    at.multiselect(key="sdedit_istarts").set_value([2, 20])
+    at.slider(key="sdedit_stride_mnist").set_value(50)
+    at.slider(key="sdedit_scale_mnist").set_value(3.0).run()
+    at.switch_page("app_pages/forward.py").run()
+    assert not at.exception
+    at.switch_page("app_pages/sdedit.py").run()
+    assert not at.exception
+    assert at.number_input(key="sdedit_seed").value == 42
+    assert at.multiselect(key="sdedit_istarts").value == [2, 20]
+    assert at.slider(key="sdedit_stride_mnist").value == 50 and at.slider(key="sdedit_scale_mnist").value == 3.0
+
+
 def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
     """No index wraps around: the input ends at the digit's last test image, and a switch to a digit with fewer images
     moves the index to that digit's last one and says so."""

@@ -320,18 +320,18 @@ def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> boo
 def seed_control(key: str = "seed") -> int:
     """Any whole number the browser can hold exactly is a seed, negative ones too (``torch.Generator.manual_seed``
     takes them all), so the seed used is always the one shown: a bounded input would keep the previous seed for an
-    out-of-range entry."""
-    return int(st.number_input("Seed", value=DEFAULT_SEED, step=1, key=key,
+    out-of-range entry. Kept for the session (``persist_state``): a page switch and back finds the same seed."""
+    return int(st.number_input("Seed", value=DEFAULT_SEED, step=1, key=key, persist_state="session",
                                help="Any whole number. The same seed gives the same noise, so results are reproducible "
                                     "and comparable."))
 
 
 def stride_slider(num_timesteps: int, default: int, key: str, *, maximum: int = 100, container=st) -> int:
     """The one stride control, for any DDPM sampler over T = ``num_timesteps`` (parts A and B): stride s visits
-    t = T − 1, T − 1 − s, …, then the clean image — about T / s denoising steps."""
+    t = T − 1, T − 1 − s, …, then the clean image — about T / s denoising steps. Kept for the session, like the seed."""
     T = num_timesteps
     return int(container.slider(
-        "Stride", 1, min(T - 1, maximum), default, key=key,
+        "Stride", 1, min(T - 1, maximum), default, key=key, persist_state="session",
         help=f"T = {T}: stride s visits about T / s timesteps (stride 1 is the full chain, slow on a CPU).",
     ))
 
