@@ -333,15 +333,21 @@ def test_a5_keeps_digit_prompt_and_mask_when_the_input_source_changes():
     assert kept == (5, "8", "left half")
 
 
-def test_a4_prompt_follows_the_digit_until_the_user_types_one():
+def test_a4_opens_on_the_measured_edit_and_keeps_a_typed_prompt():
+    """Issue #27 item 3: A4's prompt followed the picked digit, so every column redrew the 3. On MNIST it opens on the
+    text edit measured to show the lesson (tests/test_lessons.py), whatever the image, until the user types one."""
+    from ui.sections.sdedit import DEFAULTS
+
+    edit = DEFAULTS["mnist"].text_edit
     at = run_page("sdedit.py")
+    assert at.text_input(key="sdedit_prompt").value == edit != str(at.selectbox(key="sdedit_digit").value)
+    assert f"towards the prompt {edit!r}" in " ".join(m.value for m in at.markdown)
     at.multiselect(key="sdedit_istarts").set_value([20]).run()
     at.selectbox(key="sdedit_digit").set_value(8).run()
-    assert at.text_input(key="sdedit_prompt").value == "8"  # follows the picked digit
+    assert at.text_input(key="sdedit_prompt").value == edit  # the edit's target, not the picked digit's label
     at.radio(key="sdedit_source_mnist").set_value("Draw").run()
-    assert at.text_input(key="sdedit_prompt").value == ""  # a drawing has no label: unconditional
+    assert at.text_input(key="sdedit_prompt").value == edit
     at.radio(key="sdedit_source_mnist").set_value("MNIST test digit").run()
-    assert at.selectbox(key="sdedit_digit").value == 8 and at.text_input(key="sdedit_prompt").value == "8"
     at.text_input(key="sdedit_prompt").set_value("seven").run()  # the user's own prompt is kept from now on
     at.selectbox(key="sdedit_digit").set_value(2).run()
     at.radio(key="sdedit_source_mnist").set_value("Upload").run()

@@ -23,9 +23,11 @@ from lib.media import report
 
 from lib.train import model_store
 from lib.media.costs import Cost
-from lib.media.report import Deliverable, gif_figure, loss_curve_svg, png_figure, svg_figure
+from lib.media.report import gif_figure, loss_curve_svg, png_figure, svg_figure
 from lib.media.images import gif_bytes
+from lib.media.text import quoted_prompt
 from ui import whole_assignment
+from ui.sections import sdedit
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app_pages" / "whole_assignment.py")
@@ -213,7 +215,8 @@ def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared
     assert html.count("<svg") == 3  # the loss curves of B1, B2, B3
     for settings in ("<th>seed</th><td>180</td>", "<th>guidance γ</th><td>5.0</td>", "<th>stride</th><td>10</td>",
                      "<th>i_start</th><td>1, 3, 5, 7, 10, 20</td>", "<th>epochs shown</th><td>5, 20</td>",
-                     "<th>epochs shown</th><td>1, 5</td>", "<th>prompt</th><td>&#x27;8&#x27;</td>"):
+                     "<th>epochs shown</th><td>1, 5</td>",
+                     f"<th>prompt</th><td>{escape(quoted_prompt(sdedit.DEFAULTS['mnist'].text_edit))}</td>"):
         assert settings in html, settings
     assert not re.search(r"https?://|<script", html)
     assert [b.label for b in at.get("download_button")] == ["Download the report (HTML)"]

@@ -281,10 +281,11 @@ def prompt_input(label: str, default: str, key: str, family: str, help: str | No
     return container.text_input(label, key=key, help=help, on_change=remember)
 
 
-def edit_prompt_input(backend: Backend, picked: Picked | None, slug: str, help: str) -> str:
-    """The prompt of an edit of ``picked`` (``prompt_input`` under the key ``<slug>_prompt``): it follows the picked
-    test digit on MNIST (``FamilyDefaults.edit_prompt``) until the user types in it."""
-    default = backend.defaults.edit_prompt(None if picked is None else picked.digit)
+def edit_prompt_input(backend: Backend, picked: Picked | None, slug: str, help: str, default: str | None = None) -> str:
+    """The prompt of an edit of ``picked`` (``prompt_input`` under the key ``<slug>_prompt``): ``default`` if given,
+    else it follows the picked test digit on MNIST (``FamilyDefaults.edit_prompt``), until the user types in it."""
+    if default is None:
+        default = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     return prompt_input("Prompt", default, f"{slug}_prompt", backend.family, help=f"{help} {EMPTY_PROMPT_HELP}")
 
 

@@ -23,10 +23,21 @@ from ui.report_kit import Context, Heading, Piece
 class Defaults:
     i_starts: tuple[int, ...] = (1, 3, 5, 7, 10, 20)  # the course's columns
     max_i_start: int = 39  # what the multiselect offers
-    text_edit: str  # 1.7.3: the report's edit of the test image towards another prompt
+    text_edit: str  # 1.7.3: the edit of the test image towards another prompt (the report's)
+    opens_on_text_edit: bool = False  # the page's prompt starts at text_edit, not at the family's edit prompt
 
 
-DEFAULTS = {"mnist": Defaults(text_edit="8"), "if": Defaults(text_edit="a rocket ship")}
+DEFAULTS = {
+    # MNIST opens on the text edit: with the picked digit's own label as the prompt, all six columns redrew the 3 and
+    # hid "a small i_start is a big edit" (#27 item 3). "2" was chosen by measurement with tests/digit_classifier.py on
+    # the shipped model, test digit 3 #0, γ 5, stride 10, i_start 1 … 20: at each of the seeds 180–191 the i_start 1
+    # edit read as a 2 and the i_start 20 edit as the original 3, every column one of the two (seed 180: 2 2 2 2 2 3).
+    # "7" and "1" read so at both ends too, with 5s, 4s or 9s between; "5", "9" and "8" gave the 3 back at i_start 20
+    # at only 10, 7 and 5 of the 12 seeds; "0", "4", "6" and the empty prompt failed at seeds 180–182 already.
+    # tests/test_lessons.py re-measures it at the page's defaults.
+    "mnist": Defaults(text_edit="2", opens_on_text_edit=True),
+    "if": Defaults(text_edit="a rocket ship"),
+}
 COURSE = DEFAULTS["if"]  # what does not depend on the family (the i_start columns)
 
 
