@@ -43,7 +43,7 @@ c1, c2 = st.columns(2)
 scale = c1.slider("Guidance scale γ", 0.0, 10.0, DEFAULTS.scale, 0.5, key="class_ddpm_scale",
                   help="0 = unconditional, 1 = conditional, > 1 = classifier-free guidance (the spec uses 5).")
 with c2:
-    seed = seed_control("class_ddpm_seed")
+    seed = seed_control("class_ddpm_seed").value
 den = ddpm_of(run, weights)
 
 

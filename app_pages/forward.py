@@ -36,7 +36,7 @@ with right:
     kernel = c1.slider("Blur kernel size", 3, 33, backend.defaults.blur_kernel, step=2, key="forward_kernel")
     sigma = c2.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"forward_sigma_{backend.family}")
     with c3:
-        seed = seed_control("forward_seed")
+        seed = seed_control("forward_seed").value
 
 if picked is not None:
     x0 = picked.tensor()

@@ -33,7 +33,7 @@ with c2:
     num_samples = st.slider("Samples per γ", 1, 16, DEFAULTS.samples, key="guidance_samples")
     stride = stride_control(backend, key="guidance_stride")
 with c3:
-    seed = seed_control("guidance_seed")
+    seed = seed_control("guidance_seed").value
 
 if not scales:
     st.error("Pick at least one guidance scale.")

@@ -44,7 +44,7 @@ with right:
     sigma = c5.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1,
                       key=f"iterative_sigma_{backend.family}")
     prompt = edit_prompt_input(backend, picked, "iterative", "IF: the course's \"a high quality photo\". MNIST: the digit.")
-    seed = seed_control("iterative_seed")
+    seed = seed_control("iterative_seed").value
 
 if picked is not None and prompt_ok(backend, prompt):
     progress = StepProgress(len(ts) - 1 - i_start, "Denoising:")

@@ -42,7 +42,7 @@ with right:
     with c2:
         stride = stride_control(backend, key="sdedit_stride")
     with c3:
-        seed = seed_control("sdedit_seed")
+        seed = seed_control("sdedit_seed").value
 
 ts = backend.denoiser.timesteps(stride)
 valid = sorted(i for i in i_starts if i <= len(ts) - 2)

@@ -30,7 +30,7 @@ with c2:
     columns = st.multiselect(label, d.options, default=list(d.columns), key=f"stock_columns_{backend.family}",
                              help=None if backend.is_if else "Stride s visits t = 299, 299 − s, …, then the clean "
                                                              "image: about 300 / s steps.")
-    seed = seed_control("stock_seed")
+    seed = seed_control("stock_seed").value
 
 prompts = prompt_lines(text)
 if len(prompts) > 8:

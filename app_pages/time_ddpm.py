@@ -45,7 +45,7 @@ with c1:
 num = c2.slider("Samples", 1, 8, DEFAULTS.samples, key="time_ddpm_samples")
 every = c3.slider("Frame every k steps", 1, 10, DEFAULTS.every, key="time_ddpm_every")
 with c4:
-    seed = seed_control("time_ddpm_seed")
+    seed = seed_control("time_ddpm_seed").value
 den = ddpm_of(run, weights)
 num_steps = len(den.timesteps(stride)) - 1
 st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} (stride 1 is the spec's full 300-step DDPM).")

@@ -17,14 +17,14 @@ backend = page_setup(
     "Whatever a page has already computed with those settings comes from the cache, and the other way round.",
 )
 
-with st.columns(4)[0]:
-    seed = seed_control("whole_assignment_seed")  # the pages open on the same default: then every section is theirs
+with st.columns(4)[0]:  # the pages open on the same default seed: then every section is theirs
+    seed_entry = seed_control("whole_assignment_seed", feeds="Run the whole assignment")
 with st.expander("1.7.1 · your own images (optional)"):
     own = uploaded_images(backend, "whole_assignment_own")
 
 reports = st.session_state.setdefault("reports", {})  # backend key -> the last report made on it in this session
-if st.button("Run the whole assignment", type="primary", key="whole_assignment_run"):
-    reports[backend.key] = whole_assignment.build(backend, own, seed)
+if st.button("Run the whole assignment", type="primary", key="whole_assignment_run", disabled=not seed_entry.valid):
+    reports[backend.key] = whole_assignment.build(backend, own, seed_entry.value)
 
 result = reports.get(backend.key)
 if result is None:

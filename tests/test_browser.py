@@ -195,6 +195,23 @@ def test_sidebar_uses_the_assignments_numbering(browser, tmp_path):
             context.close()
 
 
+@pytest.mark.slow
+def test_a_long_seed_being_typed_is_not_covered_by_the_enter_hint(page):
+    """While a 20-digit seed is typed, Streamlit's "Press Enter to apply" stands under the field, clear of its text
+    (ui.layout.BASE_CSS); applied, the seed is used exactly as typed."""
+    open_page(page, _page_named("guidance").url_path)
+    field = page.locator('.st-key-guidance_seed input')
+    field.fill("12345678901234567890")  # typed, not applied: the hint shows while the field has the focus
+    hint = page.locator('.st-key-guidance_seed [data-testid="InputInstructions"]')
+    hint.wait_for(state="visible")
+    box, under = field.bounding_box(), hint.bounding_box()
+    screenshot(page, "long_seed_typed")
+    assert under["y"] >= box["y"] + box["height"] - 1, (box, under)
+    field.press("Enter")
+    wait_for_app(page)
+    assert page.get_by_text("seed 12345678901234567890,").count() == 1
+
+
 # Elements of the main area that end right of the window: on a phone nothing may be cut off at the right edge (a
 # formula or a table wider than the screen scrolls inside its own box instead; an SVG's insides are checked through
 # the SVG, which clips them).

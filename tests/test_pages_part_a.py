@@ -310,7 +310,7 @@ def test_a5_inpainting():
     assert at.metric[0].value == "0.000" and image_urls(at) != first
     at.slider(key="inpainting_samples").set_value(2).run()
     assert not at.exception
-    at.number_input(key="inpainting_seed").set_value(7).run()
+    at.text_input(key="inpainting_seed").input("7").run()
     assert not at.exception and at.metric[0].value == "0.000"
     at.radio(key="inpainting_mask_mnist").set_value("paint it").run()
     assert not at.exception and "Paint the region" in " ".join(i.value for i in at.info)
@@ -360,7 +360,7 @@ def test_a4_settings_survive_a_visit_to_another_page():
     (Streamlit drops the state of a widget that a run does not draw, unless it persists for the session)."""
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
     at.switch_page("app_pages/sdedit.py").run()
-    at.number_input(key="sdedit_seed").set_value(42)
+    at.text_input(key="sdedit_seed").input("42")
     at.multiselect(key="sdedit_istarts").set_value([2, 20])
     at.slider(key="sdedit_stride_mnist").set_value(50)
     at.slider(key="sdedit_scale_mnist").set_value(3.0).run()
@@ -368,7 +368,7 @@ def test_a4_settings_survive_a_visit_to_another_page():
     assert not at.exception
     at.switch_page("app_pages/sdedit.py").run()
     assert not at.exception
-    assert at.number_input(key="sdedit_seed").value == 42
+    assert at.text_input(key="sdedit_seed").value == "42"
     assert at.multiselect(key="sdedit_istarts").value == [2, 20]
     assert at.slider(key="sdedit_stride_mnist").value == 50 and at.slider(key="sdedit_scale_mnist").value == 3.0
 
@@ -393,9 +393,25 @@ def test_any_whole_number_is_a_seed_and_is_used_as_typed():
     at.multiselect(key="guidance_scales").set_value([5.0])
     at.slider(key="guidance_stride_mnist").set_value(100).run()
     first = image_urls(at)
-    at.number_input(key="guidance_seed").set_value(-5).run()
-    assert at.number_input(key="guidance_seed").value == -5 and "seed -5" in captions(at)
+    at.text_input(key="guidance_seed").input("-5").run()
+    assert at.text_input(key="guidance_seed").value == "-5" and "seed -5" in captions(at)
     assert image_urls(at) != first
+
+
+def test_a_seed_that_is_not_a_whole_number_is_refused_and_the_page_says_which_it_uses():
+    """1.5 is never read as 1: the page keeps the last valid seed and says so; a 20-digit seed is used exactly."""
+    at = run_page("guidance.py")
+    at.multiselect(key="guidance_scales").set_value([5.0])
+    at.slider(key="guidance_stride_mnist").set_value(100).run()
+    at.text_input(key="guidance_seed").input("3").run()
+    three = image_urls(at)
+    at.text_input(key="guidance_seed").input("1.5").run()
+    assert [e.value for e in at.error] == ["Seed: 1.5 is not a whole number. The page uses 3 meanwhile."]
+    assert "seed 3," in captions(at) and image_urls(at) == three and at.text_input(key="guidance_seed").value == "1.5"
+    at.text_input(key="guidance_seed").input("12345678901234567890").run()
+    assert not at.error and "seed 12345678901234567890," in captions(at)
+    at.text_input(key="guidance_seed").input("18446744073709551616").run()  # 2**64: beyond torch's seeds
+    assert "is outside the allowed range" in at.error[0].value
 
 
 def test_a4_upload_formats_come_from_one_list_and_a_refused_file_clears_the_result():

@@ -30,12 +30,14 @@ from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
 from lib.ddpm.sampling import PromptError
 from lib.ddpm.sampling import Denoiser
 from ui.common import device_label, mnist_ddpm
+from ui.inputs import Entry, whole_number_input
 
 MNIST_CHOICE = "Built-in MNIST DDPM (default, CPU)"
 IF_CHOICE = "DeepFloyd IF"
 SERVER_CHOICE = "Model server"  # offered when DIFFUSION_LAB_SERVER_URL is set (lib.model_server)
 BACKENDS = (MNIST_CHOICE, IF_CHOICE)
 DEFAULT_SEED = 180  # the course's starter seeds torch and CUDA with 180
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts (a signed or unsigned 64-bit number)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,13 +319,14 @@ def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> boo
     return False
 
 
-def seed_control(key: str = "seed") -> int:
-    """Any whole number the browser can hold exactly is a seed, negative ones too (``torch.Generator.manual_seed``
-    takes them all), so the seed used is always the one shown: a bounded input would keep the previous seed for an
-    out-of-range entry. Kept for the session (``persist_state``): a page switch and back finds the same seed."""
-    return int(st.number_input("Seed", value=DEFAULT_SEED, step=1, key=key, persist_state="session",
-                               help="Any whole number. The same seed gives the same noise, so results are reproducible "
-                                    "and comparable."))
+def seed_control(key: str = "seed", *, feeds: str | None = None, container=st) -> Entry:
+    """The one seed field of every page: any whole number ``torch.Generator.manual_seed`` takes (``SEED_RANGE``),
+    negative ones too, typed as text and read exactly (``ui.inputs``: 1.5 is refused, never read as 1; a 20-digit seed
+    stays itself). Kept for the session (``persist_state``): a page switch and back finds the same seed. ``feeds``: the
+    button the seed feeds, which the caller disables while the entry is invalid."""
+    return whole_number_input("Seed", DEFAULT_SEED, key=key, minimum=SEED_RANGE[0], maximum=SEED_RANGE[1],
+                              feeds=feeds, container=container,
+                              help="The same seed gives the same noise, so results are reproducible and comparable.")
 
 
 def stride_slider(num_timesteps: int, default: int, key: str, *, maximum: int = 100, container=st) -> int:

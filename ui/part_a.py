@@ -303,5 +303,5 @@ def samples_stride_seed(backend: Backend, prefix: str) -> tuple[int, int, int]:
     with c2:
         stride = stride_control(backend, key=f"{prefix}_stride")
     with c3:
-        seed = seed_control(f"{prefix}_seed")
+        seed = seed_control(f"{prefix}_seed").value
     return num_samples, stride, seed

@@ -58,7 +58,7 @@ def ema_comparison(run: TrainedRun, *, key: str) -> None:
     with c1:
         stride = mnist_stride_control(f"{key}_ema", GRID_STRIDE)
     with c2:
-        seed = seed_control(f"{key}_ema_seed")
+        seed = seed_control(f"{key}_ema_seed").value
     den = {weights: ddpm_of(run, weights) for weights in WEIGHTS}
     steps = len(den["spec"].timesteps(stride)) - 1
     what = f"4 samples of every digit (γ = {GUIDANCE_SCALE:g})" if den["spec"].conditional else "40 samples"

@@ -52,3 +52,39 @@ def reads_as(prompt: str) -> str:
 def empty_prompt_note(field: str | None = None) -> str:
     """The one message of every part-A page whose prompt (``field``: "Prompt 2" where a page has several) is empty."""
     return f"{field or 'The prompt'} is empty, and {EMPTY_PROMPT_RULE}."
+
+
+# --- numbers typed by people -----------------------------------------------------------------------------------------
+
+MAX_DIGITS = 40  # whole_number reads at most this many digits: a seed has at most 20
+
+def whole_number(text: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """The whole number typed in ``text`` ("42", " -7 ", "2.0", "1e3"), read exactly (``decimal.Decimal``: a 20-digit
+    seed stays itself), within ``[minimum, maximum]`` where given; else ValueError with the reason in words. Never
+    rounds: "1.5" is refused, not read as 1 (what a browser's integer field does)."""
+    from decimal import Decimal, InvalidOperation
+
+    shown = text.strip()
+    try:
+        number = Decimal(shown)
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise ValueError(f"“{shown[:40]}” is not a number" if shown else "it is empty")
+    if number.adjusted() > MAX_DIGITS:  # "1e999999999" would take gigabytes as an int
+        raise ValueError(f"{shown[:40]} is far too large")
+    if number != number.to_integral_value():
+        raise ValueError(f"{shown} is not a whole number")
+    value = int(number)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{shown} is outside the allowed range ({allowed_range(minimum, maximum)})")
+    return value
+
+
+def allowed_range(minimum: int | None, maximum: int | None) -> str:
+    """"1 to 1,875", "at least 0", "any whole number": a whole-number field's bounds in words."""
+    if minimum is not None and maximum is not None:
+        return f"{minimum:,} to {maximum:,}"
+    if minimum is not None:
+        return f"at least {minimum:,}"
+    return "any whole number" if maximum is None else f"at most {maximum:,}"

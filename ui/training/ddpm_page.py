@@ -25,8 +25,8 @@ def ddpm_sections(model_id: str, *, key: str, schedule_caption, snapshot_caption
         st.warning(train_set.note)
     schedule_area = st.container()
     st.header("2 · Training")
-    config = config_controls(model_id, train_set)
-    training_panel(config, key=key, log_y=st.session_state.get(f"{key}_log", True))
+    config, valid = config_controls(model_id, train_set)
+    training_panel(config, key=key, log_y=st.session_state.get(f"{key}_log", True), ready=valid)
     run, note = run_to_show(model_id, config)
     with schedule_area:
         st.header("1 · The noise schedule")
