@@ -111,6 +111,13 @@ def image_with_caption(at: AppTest, fragment: str, exact: bool = False) -> str:
     return urls[0]
 
 
+def image_with_caption_text(at: AppTest, fragment: str) -> str:
+    """The whole caption of the one image whose caption contains ``fragment``."""
+    found = [c for img in at.get("image") for c in img.captions if fragment in c]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def figures(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
@@ -534,7 +541,11 @@ def test_b3_grid_guidance_digit_and_stride(shipped):
     assert image_with_caption(at, "after epoch 1") != last
 
 
-def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped):
+def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped, monkeypatch):
+    file_names = []  # what the page's downloads are called (st.download_button itself still runs)
+    download_button = st.download_button
+    monkeypatch.setattr(st, "download_button", lambda *a, **kw: file_names.append(kw.get("file_name"))
+                        or download_button(*a, **kw))
     at = open_page(B3)
     spec = image_with_caption(at, f"The spec's weights · stride {GRID_STRIDE}, seed {DEFAULT_SEED}")
     ema = image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED}")
@@ -544,8 +555,14 @@ def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped):
     frames = [f["data"][0]["source"] for f in animation(at)["frames"]]
     # … and becomes the EMA's grid when the page samples with the EMA; the trajectory follows
     assert at.radio(key="class_ddpm_weights").value == "spec"
+    assert "seed 180 · the spec's weights" in image_with_caption_text(at, "Rows: digits 0–9")
     run(at.radio(key="class_ddpm_weights").set_value("ema"))
     assert image_with_caption(at, "Rows: digits 0–9") == ema
+    # the choice is named in the caption, the steps' caption and the downloads' file names
+    assert "seed 180 · the EMA of the weights" in image_with_caption_text(at, "Rows: digits 0–9")
+    assert "30 denoising steps with the EMA of the weights" in texts(at.caption)
+    latest = file_names[-2:]  # this run's grid and GIF
+    assert latest[0].startswith("b3_digits_ema_weights_g5_") and latest[1].startswith("b3_digit7_ema_weights_g5_"), latest
     assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames
     run(at.text_input(key="class_ddpm_ema_seed").input(str(DEFAULT_SEED + 1)))
     assert image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED + 1}") != ema
