@@ -168,7 +168,7 @@ def test_home_lists_unfinished_runs(shipped, digits):
     assert at.header[-1].value == "Unfinished training runs"
     links = [link.proto for link in at.get("page_link")]
     assert re.fullmatch(r"\*\*B3 class-conditioned DDPM\*\* · step 1 of 6, saved \d+ s ago · D = 4, p_uncond = 0\.1, "
-                        r"batch 16, lr 0\.001, seed 0, grid stride 50, 2 short epochs of 3 batches", links[-1].label)
+                        r"batch 16, lr 0\.001, seed 0, stride of the per-epoch grids 50, 2 short epochs of 3 batches", links[-1].label)
     assert links[-1].page.endswith("class_ddpm")
 
 
@@ -566,6 +566,18 @@ def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped, 
     assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames
     run(at.text_input(key="class_ddpm_ema_seed").input(str(DEFAULT_SEED + 1)))
     assert image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED + 1}") != ema
+
+
+def test_b2_names_every_stride_alike(shipped):
+    """One idea, one word: the sampler's stride is "Stride", the per-epoch grids' one the "stride of the per-epoch
+    grids" — in its control, the snapshots' captions and a run's settings — never a "sampler" or "grid" stride."""
+    at = open_page(B2)
+    labels = {w.label for w in [*at.slider, *at.select_slider] if "stride" in w.label.lower()}
+    assert labels == {"Stride", "Stride of the per-epoch grids"}, labels
+    shown = " ".join(e.value for e in [*at.caption, *at.markdown, *at.info]) + " ".join(
+        c for img in at.get("image") for c in img.captions)
+    assert not re.search(r"(sampler|sampling|grid) stride", shown, re.IGNORECASE)
+    assert re.search(r"after epoch \d+ \(stride \d+\)", shown)
 
 
 def test_b2_compares_the_spec_weights_with_their_ema(shipped):

@@ -28,6 +28,7 @@ LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 BATCH_OPTIONS = (32, 64, 128, 256, 512)
 SAMPLE_STRIDES = (1, 2, 5, 10, 20, 30)
 KEEP = dict(persist_state="session")  # the training widgets keep their values for the whole session
+GRID_STRIDE_WORDS = "stride of the per-epoch grids"  # the one name of TrainConfig.sample_stride, wherever it is shown
 TRAIN = "Train"  # the button the settings feed (ui.training.live), named where an invalid entry holds it back
 
 
@@ -85,7 +86,7 @@ def _sigma_widget(col, d: TrainConfig, key: str) -> float:
 
 
 def _sample_stride_widget(col, d: TrainConfig, key: str) -> int:
-    return col.select_slider("Stride of the per-epoch sample grids", _with(SAMPLE_STRIDES, d.sample_stride),
+    return col.select_slider(GRID_STRIDE_WORDS.capitalize(), _with(SAMPLE_STRIDES, d.sample_stride),
                              d.sample_stride, key=key, **KEEP,
                              help="1 = the full 300-step sampler after every snapshot epoch (slow on a CPU).")
 
@@ -98,7 +99,7 @@ SETTINGS = (
     Setting("batch_size", lambda c: f"batch {c.batch_size}", _batch_widget, key="batch", column=1, detailed=True),
     Setting("lr", lambda c: f"lr {c.lr:g}", _lr_widget, column=1, detailed=True),
     Setting("seed", lambda c: f"seed {c.seed}", _seed_widget, column=2, detailed=True),
-    Setting("sample_stride", lambda c: f"grid stride {c.sample_stride}", _sample_stride_widget, column=2,
+    Setting("sample_stride", lambda c: f"{GRID_STRIDE_WORDS} {c.sample_stride}", _sample_stride_widget, column=2,
             models=("time", "class"), detailed=True),
     Setting("epochs", _epochs_in_words, _epochs_widget, column=0),
 )
@@ -217,5 +218,5 @@ def _load_settings(model_id: str, config: TrainConfig) -> None:
 
 def settings_text(config: TrainConfig, detailed: bool = False) -> str:
     """A run's settings in words (``SETTINGS``): width, the model's own setting (σ or p_uncond) and epochs; ``detailed``
-    adds the batch size, learning rate, seed and (DDPMs) the sampler stride of the per-epoch grids."""
+    adds the batch size, learning rate, seed and (DDPMs) the stride of the per-epoch grids."""
     return ", ".join(s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
