@@ -1,4 +1,4 @@
-"""A1 · The forward process and classical denoising (spec 1.1 and 1.2)."""
+"""1.1 – 1.2 · The forward process and classical denoising."""
 
 import streamlit as st
 import torch

@@ -1,4 +1,4 @@
-"""A3 · Sampling from pure noise and classifier-free guidance (spec 1.5 and 1.6)."""
+"""1.5 – 1.6 · Sampling from pure noise and classifier-free guidance."""
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -10,6 +10,7 @@ from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stri
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, show
 from ui.sections.guidance import DEFAULTS, diversity, guidance_sweep
+from ui.sections import BY_SLUG
 
 backend = page_setup(
     "guidance",
@@ -17,7 +18,7 @@ backend = page_setup(
      r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}x_t + v_\sigma",
      r"\varepsilon = \varepsilon_u + \gamma\,(\varepsilon_c - \varepsilon_u)"],
     "Start from pure Gaussian noise and run the iterative denoiser all the way down (adding the fresh noise v_σ "
-    "at every step, as on A2): that *is* sampling. "
+    f"at every step, as in {BY_SLUG['iterative'].number}): that *is* sampling. "
     "**Classifier-free guidance** runs the model twice per step — with the prompt (ε_c) and with the empty prompt "
     "(ε_u) — and extrapolates from the unconditional towards the conditional estimate. γ = 0 ignores the prompt, "
     "γ = 1 is the plain conditional model, γ > 1 gives cleaner, more typical images that vary less. Every column "

@@ -1,4 +1,4 @@
-"""A5 · Inpainting with RePaint (spec 1.7.2)."""
+"""1.7.2 · Inpainting with RePaint."""
 
 import streamlit as st
 import torch

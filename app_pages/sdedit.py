@@ -1,4 +1,4 @@
-"""A4 · Image-to-image translation with SDEdit (spec 1.7, 1.7.1 and 1.7.3)."""
+"""1.7, 1.7.1, 1.7.3 · Image-to-image translation with SDEdit."""
 
 import streamlit as st
 import torch

@@ -9,6 +9,7 @@ that bad input gives an st.error instead of a traceback.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,9 @@ def assert_the_empty_prompt_is_unconditional(at: AppTest, field: str | None = No
 def test_a3_sampling_and_cfg():
     at = run_page("guidance.py")
     assert_page_basics(at, r"\varepsilon_u + \gamma")
+    # sections are named by the registry's numbers, as in the sidebar and the headings (never "A2")
+    text = " ".join(m.value for m in at.markdown)
+    assert "as in 1.3 – 1.4)" in text and not re.search(r"\b[AB]\d\b", text)
     assert [m.value for m in at.markdown if m.value.startswith("**γ")] == [f"**γ = {g}**" for g in (0, 1, 3, 5, 7)]
     first = image_urls(at)
     assert len(first) == 5
@@ -231,9 +235,11 @@ def test_a2_iterative_denoising():
     names = [c for img in at.image for c in img.captions]
     assert names[0].startswith("original") and names[-1].startswith("iterative") and "dB" in names[-1]
     first = image_urls(at)
-    # the one-step call and 20 iterative steps from i_start = 10 of 30, one image, γ = 1: one pass each
+    # the one-step call and 20 iterative steps from i_start = 10 of 30, one image, no CFG: one pass each; the page has
+    # no γ, so its cost line names none
     assert cost_line(at).startswith("21 UNet calls · 21 rows (1 image per call: the one-step estimate's call and "
-                                    "20 iterative steps, one CFG pass at this γ)")
+                                    "20 iterative steps; the conditional estimate alone, no classifier-free guidance)")
+    assert "γ" not in cost_line(at)
     at.slider(key="iterative_istart_mnist").set_value(20).run()
     assert "= **99**" in captions(at) and image_urls(at)[1] != first[1]
     assert cost_line(at).startswith("11 UNet calls · 11 rows")
