@@ -212,6 +212,18 @@ def test_a_long_seed_being_typed_is_not_covered_by_the_enter_hint(page):
     assert page.get_by_text("seed 12345678901234567890,").count() == 1
 
 
+@pytest.mark.slow
+def test_a_row_of_results_shows_its_images_at_one_size(page):
+    """1.3 – 1.4's original, noisy, blurred, one-step and iterative images are one size: a caption wider than its
+    image (the scores under four of them) no longer stretches that image (ui.layout.image gives every width)."""
+    open_page(page, _page_named("iterative").url_path)
+    wait_for_images(page, at_least=5)
+    row = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+    widths = [round(row.nth(i).bounding_box()["width"]) for i in range(5)]
+    screenshot(page, "iterative_row")
+    assert len(set(widths)) == 1, widths
+
+
 # Elements of the main area that end right of the window: on a phone nothing may be cut off at the right edge (a
 # formula or a table wider than the screen scrolls inside its own box instead; an SVG's insides are checked through
 # the SVG, which clips them).
