@@ -100,6 +100,21 @@ def test_loss_curve_is_a_log_scale_polyline_of_binned_means():
     assert len(re.search(r'points="([^"]+)"', long).group(1).split()) <= 401 and len(long) < 12_000
 
 
+def test_loss_curve_text_is_as_large_as_the_reports_captions_and_its_lines_apart():
+    """The report's loss charts were drawn in 11-px text: now as large as a figure caption (85 % of 16 px), the axis
+    title on a line of its own below the step labels, and the y labels inside the picture."""
+    caption_px = 16 * int(re.search(r"figcaption \{ font-size: (\d+)%", report.STYLE).group(1)) / 100
+    svg = loss_curve_svg(list(np.linspace(0.45, 0.31, 12_345)), steps_per_epoch=1_000)
+    assert float(re.search(r'<svg[^>]* font-size="([\d.]+)"', svg).group(1)) >= caption_px
+    height = float(re.search(r'<svg[^>]* height="([\d.]+)"', svg).group(1))
+    rows = {text: float(y) for y, text in re.findall(r'<text x="[\d.]+" y="([\d.]+)"[^>]*>([^<]+)</text>', svg)}
+    assert rows["step 12,345"] == rows["step 1"]
+    title = next(y for text, y in rows.items() if text.startswith("loss (log scale)"))
+    assert title - rows["step 1"] >= caption_px and title <= height  # a line below the step labels, inside the SVG
+    labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="end">([\d.]+)</text>', svg)
+    assert labels and all(float(x) >= 0.6 * caption_px * len(text) for x, text in labels)  # y labels not cut off
+
+
 def test_cost_text_says_when_a_section_came_from_the_cache():
     assert report.cost_text(Cost(31, 248, 2.0), 0, 0.01).startswith("From the cache (no model call now); computing it "
                                                                     "took 31 UNet calls, 248 rows, 2.0 s")
