@@ -134,18 +134,22 @@ def loss_figure(
     return fig
 
 
+SCHEDULE_TERMS = "ᾱ_t = ∏ (1 − β_s) for s ≤ t; SNR_t = ᾱ_t / (1 − ᾱ_t), on a log scale."
+
+
 def schedule_figure(schedule: Schedule, height: int = 300) -> go.Figure:
-    """β_t, ᾱ_t and the signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) (log scale) against t, side by side."""
+    """β_t, ᾱ_t and the signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) (log scale) against t, side by side. The titles are the
+    bare symbols, so three fit side by side on a phone; what they mean is ``SCHEDULE_TERMS``, for the caption. The top
+    margin holds the chart toolbar above the titles, not over them."""
     t = np.arange(schedule.num_timesteps)
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("β<sub>t</sub>", "ᾱ<sub>t</sub> = ∏ (1 − β<sub>s</sub>)",
-                                                        "SNR = ᾱ<sub>t</sub> / (1 − ᾱ<sub>t</sub>)"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("β<sub>t</sub>", "ᾱ<sub>t</sub>", "SNR<sub>t</sub>"))
     curves = (schedule.betas, schedule.alphas_cumprod, schedule.snr())
     for col, (name, y) in enumerate(zip(("β_t", "ᾱ_t", "SNR"), curves), start=1):
         fig.add_trace(go.Scatter(x=t, y=y.numpy(), mode="lines", name=name, line=dict(color=SMOOTH_COLOR)),
                       row=1, col=col)
         fig.update_xaxes(title_text="t", row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=3)
-    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 

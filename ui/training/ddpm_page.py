@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.media.plots import schedule_figure
+from lib.media.plots import SCHEDULE_TERMS, schedule_figure
 from lib.ddpm.schedules import linear_schedule
 from lib.train.training import TrainedRun
 from ui import common
@@ -33,7 +33,7 @@ def ddpm_sections(model_id: str, *, key: str, schedule_caption, snapshot_caption
         shown = run.config if run is not None else config
         st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
                         key=f"{key}_schedule")
-        st.caption(schedule_caption(shown))
+        st.caption(f"{schedule_caption(shown)} {SCHEDULE_TERMS}")
 
     st.header("3 · Results")
     label = "time-conditioned" if model_id == "time" else "class-conditioned"
