@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from lib.media.images import grid
+from lib.media.text import quoted_prompt, reads_as
 from lib.techniques.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
@@ -57,11 +58,11 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
                         help="One click to see the same images the other way.")
     big = viewed if flipped else result
     show(big, ncols=num_samples, target_px=200,
-         caption=f"{'after ' + view if flipped else 'as generated'}: should read as {prompt2 if flipped else prompt1!r}")
+         caption=f"{'after ' + view if flipped else 'as generated'}: {reads_as(prompt2 if flipped else prompt1)}")
     st.markdown("**Both ways at once**")
     c1, c2 = st.columns(2)
-    show(result, ncols=num_samples, container=c1, target_px=90, caption=f"as generated → {prompt1!r}")
-    show(viewed, ncols=num_samples, container=c2, target_px=90, caption=f"{view} → {prompt2!r}")
+    show(result, ncols=num_samples, container=c1, target_px=90, caption=f"as generated → {quoted_prompt(prompt1)}")
+    show(viewed, ncols=num_samples, container=c2, target_px=90, caption=f"{view} → {quoted_prompt(prompt2)}")
     download_png(grid(torch.cat([result, viewed]), num_samples, upscale=max(1, 128 // backend.size)),
                  f"anagram_seed{seed}.png", "Download (top: as generated, bottom: viewed)")
 

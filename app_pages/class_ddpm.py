@@ -11,7 +11,7 @@ from ui.layout import section_header
 from ui.sidebar import render_sidebar
 from ui.training.ddpm_page import ddpm_sections
 from ui.training.results import GRID_STRIDE, mnist_stride_control, trajectory_view
-from ui.weights import ema_comparison, grid_picture, weights_control
+from ui.weights import SAMPLED_WITH, ema_comparison, grid_picture, weights_control, weights_tag
 
 section_header(
     "class_ddpm",
@@ -43,14 +43,14 @@ c1, c2 = st.columns(2)
 scale = c1.slider("Guidance scale γ", 0.0, 10.0, DEFAULTS.scale, 0.5, key="class_ddpm_scale",
                   help="0 = unconditional, 1 = conditional, > 1 = classifier-free guidance (the spec uses 5).")
 with c2:
-    seed = seed_control("class_ddpm_seed")
+    seed = seed_control("class_ddpm_seed").value
 den = ddpm_of(run, weights)
 
 
 def steps_caption(stride: int, batch: str) -> None:
-    st.caption(f"Stride {stride}: {counted(len(den.timesteps(stride)) - 1, 'denoising step')}, each one batched UNet call for "
-               f"the conditional and the unconditional prediction of {batch} (stride 1 is the spec's full 300-step "
-               "DDPM).")
+    st.caption(f"Stride {stride}: {counted(len(den.timesteps(stride)) - 1, 'denoising step')} with "
+               f"{SAMPLED_WITH[weights]}, each one batched UNet call for the conditional and the unconditional "
+               f"prediction of {batch} (stride 1 is the spec's full 300-step DDPM).")
 
 
 st.subheader("All ten digits")
@@ -59,9 +59,10 @@ steps_caption(grid_stride, "40 digits")
 progress = StepProgress(len(den.timesteps(grid_stride)) - 1, "Sampling 40 digits…")
 picture = grid_picture(run_key(run, weights), grid_stride, seed, scale, den, progress)
 progress.done()
-layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed}")
-st.download_button("Download PNG", png_bytes(picture),
-                   file_name=f"b3_digits_g{scale:g}_s{grid_stride}_seed{seed}.png", mime="image/png",
+layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed} · "
+                      f"{SAMPLED_WITH[weights]}")
+st.download_button("Download PNG", png_bytes(picture), mime="image/png",
+                   file_name=f"b3_digits_{weights_tag(weights)}_g{scale:g}_s{grid_stride}_seed{seed}.png",
                    key="class_ddpm_grid_png")
 
 st.subheader("Watch a digit being denoised")
@@ -73,4 +74,4 @@ with d4:
     stride = mnist_stride_control("class_ddpm")
 steps_caption(stride, f"{num} digits")
 recorder = digit_trajectory(run_key(run, weights), digit, num, scale, stride, every, seed, den)
-trajectory_view(recorder, key="class_ddpm", filename=f"b3_digit{digit}_g{scale:g}_s{stride}_seed{seed}.gif")
+trajectory_view(recorder, key="class_ddpm", filename=f"b3_digit{digit}_{weights_tag(weights)}_g{scale:g}_s{stride}_seed{seed}.gif")

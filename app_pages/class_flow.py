@@ -44,7 +44,7 @@ scale = c1.slider("Guidance scale γ", 0.0, 10.0, DEFAULTS.scale, 0.5, key="clas
                   help="0 = unconditional, 1 = conditional, > 1 = classifier-free guidance (the spec uses 5).")
 steps = euler_steps_control("class_flow_steps", DEFAULTS.steps, DEFAULTS.steps_slow_cpu, container=c2)
 with c3:
-    seed = seed_control("class_flow_seed")
+    seed = seed_control("class_flow_seed").value
 model = flow_of(run, weights)
 
 

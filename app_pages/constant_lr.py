@@ -43,13 +43,13 @@ compensation = st.container()
 
 st.header("2 · Training both runs")
 st.subheader("Without the scheduler")
-config = config_controls("flow_class_constant_lr", train_set)
-training_panel(config, key="constant_lr", log_y=True)
+config, valid = config_controls("flow_class_constant_lr", train_set)
+training_panel(config, key="constant_lr", log_y=True, ready=valid)
 scheduled_config = scheduled_counterpart(config)
 st.subheader("The scheduled run it is compared with")
 st.caption(f"The same settings with the spec's learning rate {scheduled_config.lr:g} and ExponentialLR: "
            f"{settings_text(scheduled_config, detailed=True)}.")
-training_panel(scheduled_config, key="constant_lr_scheduled", log_y=True)
+training_panel(scheduled_config, key="constant_lr_scheduled", log_y=True, ready=valid)
 constant, constant_note = run_to_show("flow_class_constant_lr", config)
 scheduled, scheduled_note = run_to_show("flow_class", scheduled_config)
 
@@ -75,7 +75,7 @@ c1, c2 = st.columns(2)
 steps = euler_steps_control("constant_lr_steps", class_flow.DEFAULTS.steps, class_flow.DEFAULTS.steps_slow_cpu,
                             container=c1)
 with c2:
-    seed = seed_control("constant_lr_seed")
+    seed = seed_control("constant_lr_seed").value
 runs = {"with ExponentialLR": scheduled, f"constant lr {constant.config.lr:g}": constant}
 samples = {name: draw_samples(common.flow_of(run), common.run_key(run), steps, seed) for name, run in runs.items()}
 for column, (name, run) in zip(layout.columns(2), runs.items()):

@@ -57,7 +57,8 @@ contenders = {model: contender_of(run) for model, run in present.items()}
 st.caption("The same seed gives both models the same starting noise ε. Each spec keeps its own pixel range — the "
            "DDPM's digits in [−1, 1], the flow model's in [0, 1] — so the same ε sits differently against them; every "
            "picture here shows both on one grey scale, [−1, 1].")
-seed = seed_control("ddpm_vs_flow_seed")
+seed_entry = seed_control("ddpm_vs_flow_seed", feeds="Measure")
+seed = seed_entry.value
 
 st.header("2 · Quality against network evaluations")
 c1, c2 = st.columns(2)
@@ -69,7 +70,7 @@ st.caption(f"Each model: {counted(calls, 'UNet call')} of {2 * 10 * per_digit} i
            "conditional and unconditional), every count starting from the same noise.")
 if not nfe_counts:
     st.info("Choose at least one number of network evaluations.")
-elif st.button("Measure", key="ddpm_vs_flow_measure", type="primary") or st.session_state.get("ddpm_vs_flow_measured"):
+elif st.button("Measure", key="ddpm_vs_flow_measure", type="primary", disabled=not seed_entry.valid) or st.session_state.get("ddpm_vs_flow_measured"):
     st.session_state["ddpm_vs_flow_measured"] = True
     classifier, real = common.digit_judge()
     st.caption(judge_text(real, len(train_set)))

@@ -33,7 +33,7 @@ d1, d2, d3 = st.columns(3)
 num = d1.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_anagrams_samples")
 w = d2.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_anagrams_w", help="v_c + w (v_c − v_u) per view.")
 with d3:
-    seed = seed_control("flow_anagrams_seed")
+    seed = seed_control("flow_anagrams_seed").value
 for field, prompt in (("Prompt 1", prompt1), ("Prompt 2", prompt2)):
     try:
         backend.model.encode_prompt(prompt)

@@ -33,7 +33,7 @@ with left:
 with right:
     t = st.slider("Time t", 0.0, 1.0, DEFAULTS.t, 0.01, key="flow_denoising_t",
                   help="0 = pure noise, 1 = the image (the flow edition's time runs opposite to the DDPM's index).")
-    seed = seed_control("flow_denoising_seed")
+    seed = seed_control("flow_denoising_seed").value
 if picked is None:
     st.stop()
 

@@ -35,7 +35,7 @@ with right:
     w = c1.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_editing_w",
                   help="v_c + w (v_c − v_u); 0 = no guidance.")
     with c2:
-        seed = seed_control("flow_editing_seed")
+        seed = seed_control("flow_editing_seed").value
 if picked is None:
     st.stop()
 try:

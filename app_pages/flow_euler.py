@@ -30,7 +30,7 @@ with right:
                         help="0 = noise, 1 = image; the course starts from its t = 0.5 input.")
     h = c2.select_slider("Step size h", DEFAULTS.step_sizes, DEFAULTS.h, key="flow_euler_h")
     with c3:
-        seed = seed_control("flow_euler_seed")
+        seed = seed_control("flow_euler_seed").value
 if picked is None:
     st.stop()
 

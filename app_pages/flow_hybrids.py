@@ -31,7 +31,7 @@ near = prompt_input("Prompt 2 (up close)", DEFAULTS.near, "flow_hybrids_near", b
                     help=f"A digit 0–9 or its name. {EMPTY_PROMPT_HELP}", container=c2)
 num = c3.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_hybrids_samples")
 with c4:
-    seed = seed_control("flow_hybrids_seed")
+    seed = seed_control("flow_hybrids_seed").value
 w = st.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_hybrids_w", help="v_c + w (v_c − v_u) per prompt.")
 for field, prompt in (("Prompt 1", far), ("Prompt 2", near)):
     try:

@@ -34,7 +34,7 @@ w = c3.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_sampling_w",
               help=f"0 = no guidance. The default {DEFAULTS.w:g} is this model's own (part B's γ = "
                    f"{scale_from_course_w(DEFAULTS.w):g}); the course's w = 7 is PixNerd's.")
 with c4:
-    seed = seed_control("flow_sampling_seed")
+    seed = seed_control("flow_sampling_seed").value
 try:
     backend.model.encode_prompt(prompt)
 except PromptError as err:

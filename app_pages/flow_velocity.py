@@ -25,7 +25,7 @@ left, right = st.columns([2, 3])
 with left:
     picked = pick_image(backend, "flow_velocity")
 with right:
-    seed = seed_control("flow_velocity_seed")
+    seed = seed_control("flow_velocity_seed").value
     st.caption("The same ε as on the 1.1 – 1.3 page (same seed), so these are the x_t shown there.")
 if picked is None:
     st.stop()

@@ -1,10 +1,11 @@
-"""A1 · The forward process and classical denoising (spec 1.1 and 1.2)."""
+"""1.1 – 1.2 · The forward process and classical denoising."""
 
 import streamlit as st
 import torch
 
 from lib.media.images import grid, psnr
 from lib.media.plots import MARK_COLOR, schedule_figure
+from lib.media.text import quoted_prompt
 from ui.backend import download_png, seed_control
 from ui.part_a import page_setup, pick_image, show
 from ui.sections.forward import course_timesteps, default_t, one_step_row, noised_rows
@@ -35,7 +36,7 @@ with right:
     kernel = c1.slider("Blur kernel size", 3, 33, backend.defaults.blur_kernel, step=2, key="forward_kernel")
     sigma = c2.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1, key=f"forward_sigma_{backend.family}")
     with c3:
-        seed = seed_control("forward_seed")
+        seed = seed_control("forward_seed").value
 
 if picked is not None:
     x0 = picked.tensor()
@@ -61,7 +62,7 @@ if picked is not None:
     prompt = backend.defaults.edit_prompt(picked.digit)
     one_step, _ = one_step_row(backend.key, picked.array, course_ts, prompt, seed, backend.denoiser)
     st.caption("Top: x_t; middle: its Gaussian blur (1.2); bottom: the UNet's one-step estimate x̂₀ for the prompt "
-               f"{prompt!r} (1.3, from the same x_t). " + (
+               f"{quoted_prompt(prompt)} (1.3, from the same x_t). " + (
         "(T = 1000, as in the course.)" if T == 1000 else f"(Here T = {T}, so these are the same fractions of T as "
         "the course's 250 / 500 / 750 of 1000.)"))
     row = torch.cat([noisy[1:], blurred[1:], one_step])

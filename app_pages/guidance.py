@@ -1,14 +1,16 @@
-"""A3 · Sampling from pure noise and classifier-free guidance (spec 1.5 and 1.6)."""
+"""1.5 – 1.6 · Sampling from pure noise and classifier-free guidance."""
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from lib.media.images import grid
+from lib.media.text import quoted_prompt
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, show
 from ui.sections.guidance import DEFAULTS, diversity, guidance_sweep
+from ui.sections import BY_SLUG
 
 backend = page_setup(
     "guidance",
@@ -16,7 +18,7 @@ backend = page_setup(
      r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}x_t + v_\sigma",
      r"\varepsilon = \varepsilon_u + \gamma\,(\varepsilon_c - \varepsilon_u)"],
     "Start from pure Gaussian noise and run the iterative denoiser all the way down (adding the fresh noise v_σ "
-    "at every step, as on A2): that *is* sampling. "
+    f"at every step, as in {BY_SLUG['iterative'].number}): that *is* sampling. "
     "**Classifier-free guidance** runs the model twice per step — with the prompt (ε_c) and with the empty prompt "
     "(ε_u) — and extrapolates from the unconditional towards the conditional estimate. γ = 0 ignores the prompt, "
     "γ = 1 is the plain conditional model, γ > 1 gives cleaner, more typical images that vary less. Every column "
@@ -32,19 +34,17 @@ with c2:
     num_samples = st.slider("Samples per γ", 1, 16, DEFAULTS.samples, key="guidance_samples")
     stride = stride_control(backend, key="guidance_stride")
 with c3:
-    seed = seed_control("guidance_seed")
+    seed = seed_control("guidance_seed").value
 
 if not scales:
     st.error("Pick at least one guidance scale.")
 elif prompt_ok(backend, prompt):
-    if not prompt.strip():
-        st.info("The prompt is empty, so ε_c = ε_u: every column samples unconditionally and γ changes nothing.")
     scales = tuple(sorted(scales))
     steps = len(backend.denoiser.timesteps(stride)) - 1
     progress = StepProgress(steps * len(scales), f"Sampling {len(scales)} × {num_samples} images:")
     result, cost = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
     progress.done()
-    st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt {prompt!r}.")
+    st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt: {quoted_prompt(prompt)}.")
     cost_caption(cost, f"{counted(num_samples, 'sample')} per call, one γ after another, × 2 for CFG except at "
                        "γ = 1 and, on a model without learned variance, γ = 0: one pass each", progress)
     cols = layout.columns(len(scales))

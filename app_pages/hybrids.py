@@ -3,6 +3,7 @@
 import streamlit as st
 
 from lib.media.images import grid
+from lib.media.text import reads_as
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
@@ -50,7 +51,7 @@ if all(prompt_ok(backend, p, field=f"Prompt {i + 1}") for i, p in enumerate(prom
                 seed=seed)
     result, cost = factorized(backend.key, r, backend.denoiser, progress)
     progress.done()
-    st.markdown(f"**Up close**: should read as {prompts[-1]!r}" if choice in (TWO, THREE) else "**The result**")
+    st.markdown(f"**Up close**: {reads_as(prompts[-1])}" if choice in (TWO, THREE) else "**The result**")
     show(result, ncols=num_samples, target_px=backend.defaults.display_px)
     cost_caption(cost, f"{counted(num_samples, 'sample')} × {len(prompts)} prompts per call"
                        f"{with_cfg(cost, cost.calls * num_samples * len(prompts))}", progress)

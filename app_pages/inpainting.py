@@ -1,4 +1,4 @@
-"""A5 · Inpainting with RePaint (spec 1.7.2)."""
+"""1.7.2 · Inpainting with RePaint."""
 
 import streamlit as st
 import torch
@@ -46,7 +46,7 @@ with right:
     with c3:
         stride = stride_control(backend, key="inpainting_stride")
     with c4:
-        seed = seed_control("inpainting_seed")
+        seed = seed_control("inpainting_seed").value
     c5, c6, c7 = st.columns(3)
     jump_length = c5.slider("jump_length j", 1, 10, DEFAULTS.jump_length, key="inpainting_jump_length",
                             help="Steps down before each jump back (and the height of the jump).")

@@ -1,4 +1,4 @@
-"""A2 · One-step vs iterative denoising (spec 1.3 and 1.4)."""
+"""1.3 – 1.4 · One-step vs iterative denoising."""
 
 import streamlit as st
 
@@ -7,8 +7,8 @@ from lib.media.plots import animation_figure, estimate_psnr_figure
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import clamped_key, cost_caption, edit_prompt_input, page_setup, pick_image, show, with_cfg
-from ui.sections.iterative import DEFAULTS, WHY_PSNR_PREFERS_BLUR, clamped_i_start, compare, edges, scores_line
+from ui.part_a import clamped_key, cost_caption, edit_prompt_input, page_setup, pick_image, show
+from ui.sections.iterative import DEFAULTS, NO_CFG, WHY_PSNR_PREFERS_BLUR, clamped_i_start, compare, edges, scores_line
 
 backend = page_setup(
     "iterative",
@@ -44,7 +44,7 @@ with right:
     sigma = c5.slider("Blur σ", 0.1, 5.0, backend.defaults.blur_sigma, step=0.1,
                       key=f"iterative_sigma_{backend.family}")
     prompt = edit_prompt_input(backend, picked, "iterative", "IF: the course's \"a high quality photo\". MNIST: the digit.")
-    seed = seed_control("iterative_seed")
+    seed = seed_control("iterative_seed").value
 
 if picked is not None and prompt_ok(backend, prompt):
     progress = StepProgress(len(ts) - 1 - i_start, "Denoising:")
@@ -59,7 +59,7 @@ if picked is not None and prompt_ok(backend, prompt):
         show(image, container=col, caption=name + score, target_px=140)
     st.markdown(scores_line(images, x0))
     cost_caption(cost, f"1 image per call: the one-step estimate's call and "
-                       f"{counted(len(ts) - 1 - i_start, 'iterative step')}{with_cfg(cost, cost.calls)}", progress)
+                       f"{counted(len(ts) - 1 - i_start, 'iterative step')}; {NO_CFG}", progress)
     st.markdown(WHY_PSNR_PREFERS_BLUR)
 
     st.subheader("The iterative loop, every k-th step")

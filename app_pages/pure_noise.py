@@ -47,7 +47,7 @@ centroid = common.mean_training_image()
 st.header("4 · The lesson: the centroid")
 c1, c2 = st.columns([1, 3])
 with c1:
-    seed = seed_control("pure_noise_seed")
+    seed = seed_control("pure_noise_seed").value
 num = c2.slider("Noise images", 2, 20, DEFAULTS.samples, key="pure_noise_samples")
 found = centroid_lesson(common.run_key(run), num, seed, run.model, centroid)
 left, middle, right = st.columns([1, 4, 1])

@@ -1,4 +1,4 @@
-"""A4 · Image-to-image translation with SDEdit (spec 1.7, 1.7.1 and 1.7.3)."""
+"""1.7, 1.7.1, 1.7.3 · Image-to-image translation with SDEdit."""
 
 import streamlit as st
 import torch
@@ -6,8 +6,8 @@ import torch
 from lib.media.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import cost_caption, edit_prompt_input, page_setup, pick_image, show, with_cfg
-from ui.sections.sdedit import COURSE, noise_level, sdedit_sweep, strip_statement
+from ui.part_a import DEFAULT_DIGIT, cost_caption, edit_prompt_input, page_setup, pick_image, show, with_cfg
+from ui.sections.sdedit import COURSE, DEFAULTS, noise_level, sdedit_sweep, strip_statement
 
 backend = page_setup(
     "sdedit",
@@ -19,25 +19,30 @@ backend = page_setup(
     "it. The noise destroys detail but keeps the rough layout, so the model fills in new detail that fits. A **small "
     "i_start** starts at high noise — a big, creative edit; a **large i_start** starts at low noise and stays close "
     "to the original. It works on photos, uploads and your own sketches (1.7.1), and with a different prompt it "
-    "steers the edit (1.7.3) — on MNIST, try turning a 3 into an 8.",
+    "steers the edit (1.7.3). On MNIST the page opens on such an edit, the test digit "
+    f"{DEFAULT_DIGIT} towards the prompt {DEFAULTS['mnist'].text_edit!r}: small i_starts redraw it as a "
+    f"{DEFAULTS['mnist'].text_edit}, a large one keeps the {DEFAULT_DIGIT}.",
 )
+d = DEFAULTS[backend.family]
 
 left, right = st.columns([2, 3])
 with left:
     picked = pick_image(backend, "sdedit")
 with right:
     prompt = edit_prompt_input(backend, picked, "sdedit", "IF: \"a high quality photo\" projects onto photos; any "
-                                                          "other text steers the edit. MNIST: a digit.")
+                                                          "other text steers the edit. MNIST: a digit; the picked "
+                                                          "digit's own label projects onto that digit.",
+                               default=d.text_edit if d.opens_on_text_edit else None)
     i_starts = st.multiselect("i_start values", list(range(COURSE.max_i_start + 1)), default=list(COURSE.i_starts),
-                              key="sdedit_istarts",
+                              key="sdedit_istarts", persist_state="session",
                               help="Indices into the strided timesteps; the course uses 1, 3, 5, 7, 10, 20.")
     c1, c2, c3 = st.columns(3)
     scale = c1.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5,
-                      key=f"sdedit_scale_{backend.family}")
+                      key=f"sdedit_scale_{backend.family}", persist_state="session")
     with c2:
         stride = stride_control(backend, key="sdedit_stride")
     with c3:
-        seed = seed_control("sdedit_seed")
+        seed = seed_control("sdedit_seed").value
 
 ts = backend.denoiser.timesteps(stride)
 valid = sorted(i for i in i_starts if i <= len(ts) - 2)

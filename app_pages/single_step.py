@@ -34,15 +34,15 @@ if train_set.source != "mnist":
 
 noising = st.container()
 st.header("2 · Training")
-config = config_controls("denoiser", train_set)
-training_panel(config, key="single_step", log_y=st.session_state.get("single_step_log", True))
+config, valid = config_controls("denoiser", train_set)
+training_panel(config, key="single_step", log_y=st.session_state.get("single_step_log", True), ready=valid)
 run, note = run_to_show("denoiser", config)
 
 
 with noising:
     st.header("1 · Noising digits")
     with st.columns(4)[0]:
-        seed = seed_control("single_step_noise_seed")  # part A's control and default: the same seed, the same ε at every σ
+        seed = seed_control("single_step_noise_seed").value  # part A's control and default: the same seed, the same ε at every σ
     for col, s, picture in zip(layout.columns(len(sigmas)), sigmas, noising_columns(test_set, seed, sigmas)):
         layout.image(picture, f"σ = {s:g}", col)
     st.caption("Columns: the same test digits and the same ε at growing σ (values outside [0, 1] are clipped for "

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from lib.media.images import grid
+from lib.media.text import quoted_prompt
 from ui import layout
 from ui.backend import StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
 from ui.part_a import cost_caption, page_setup, show, with_cfg
@@ -29,12 +30,10 @@ with c2:
     columns = st.multiselect(label, d.options, default=list(d.columns), key=f"stock_columns_{backend.family}",
                              help=None if backend.is_if else "Stride s visits t = 299, 299 − s, …, then the clean "
                                                              "image: about 300 / s steps.")
-    seed = seed_control("stock_seed")
+    seed = seed_control("stock_seed").value
 
 prompts = prompt_lines(text)
-if not prompts:
-    st.error("Enter at least one prompt (one per line).")
-elif len(prompts) > 8:
+if len(prompts) > 8:
     st.error(f"{len(prompts)} prompts: at most 8, please (each is a row of the grid).")
 elif not columns:
     st.error("Pick at least one " + ("number of inference steps." if backend.is_if else "stride."))
@@ -48,7 +47,7 @@ elif all(prompt_ok(backend, p) for p in prompts):
                 "UNet call each (it runs its UNet itself); the time per call is its whole time per step; stage 2 is "
                 "not counted" if backend.is_if else
                 f"{len(prompts)} prompts per call{with_cfg(cost, cost.calls * len(prompts))}")
-    st.caption(f"Guidance scale γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(prompts))
+    st.caption(f"Guidance scale γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(map(quoted_prompt, prompts)))
     cost_caption(cost, rows_why, progress)
     for col, label, images in zip(layout.columns(len(columns)), labels, result):
         col.markdown(f"**{label}**")

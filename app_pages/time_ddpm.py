@@ -9,7 +9,7 @@ from ui.sections.time_ddpm import DEFAULTS, trajectory
 from ui.sidebar import render_sidebar
 from ui.training.ddpm_page import ddpm_sections
 from ui.training.results import mnist_stride_control, trajectory_view
-from ui.weights import ema_comparison, weights_control
+from ui.weights import SAMPLED_WITH, ema_comparison, weights_control, weights_tag
 
 section_header(
     "time_ddpm",
@@ -45,11 +45,12 @@ with c1:
 num = c2.slider("Samples", 1, 8, DEFAULTS.samples, key="time_ddpm_samples")
 every = c3.slider("Frame every k steps", 1, 10, DEFAULTS.every, key="time_ddpm_every")
 with c4:
-    seed = seed_control("time_ddpm_seed")
+    seed = seed_control("time_ddpm_seed").value
 den = ddpm_of(run, weights)
 num_steps = len(den.timesteps(stride)) - 1
-st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} (stride 1 is the spec's full 300-step DDPM).")
+st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} with {SAMPLED_WITH[weights]} (stride 1 is the "
+           "spec's full 300-step DDPM).")
 
 
 recorder = trajectory(run_key(run, weights), num, stride, every, seed, den)
-trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_stride{stride}_seed{seed}.gif")
+trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_{weights_tag(weights)}_stride{stride}_seed{seed}.gif")

@@ -39,7 +39,7 @@ weights = weights_control(run, "time_flow")
 c1, c2 = st.columns(2)
 steps = euler_steps_control("time_flow_steps", DEFAULTS.steps, container=c1)
 with c2:
-    seed = seed_control("time_flow_seed")
+    seed = seed_control("time_flow_seed").value
 model = flow_of(run, weights)
 st.caption(f"{counted(steps, 'Euler step')} of h = 1/{steps} from t = 0 to 1, each one UNet call for the batch "
            f"(the spec's {DEFAULTS.steps}). The same seed gives the same starting noise at every step count.")

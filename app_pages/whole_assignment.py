@@ -19,8 +19,8 @@ backend = page_setup(
     "Whatever a page has already computed with those settings comes from the cache, and the other way round.",
 )
 
-with st.columns(4)[0]:
-    seed = seed_control("whole_assignment_seed")  # the pages open on the same default: then every section is theirs
+with st.columns(4)[0]:  # the pages open on the same default seed: then every section is theirs
+    seed_entry = seed_control("whole_assignment_seed", feeds="Run the whole assignment")
 with st.expander("1.7.1 · your own images (optional)"):
     own = uploaded_images(backend, "whole_assignment_own")
 
@@ -28,8 +28,8 @@ chosen = edition.current()
 st.caption(" ".join(filter(None, [f"Edition: **{EDITIONS[chosen].name}** — its sections only (chosen on Home or in "
                                   "the sidebar).", EDITIONS[chosen].part_a])))
 reports = st.session_state.setdefault("reports", {})  # (edition, backend key) -> the last such report in this session
-if st.button("Run the whole assignment", type="primary", key="whole_assignment_run"):
-    reports[chosen, backend.key] = whole_assignment.build(backend, own, seed, chosen)
+if st.button("Run the whole assignment", type="primary", key="whole_assignment_run", disabled=not seed_entry.valid):
+    reports[chosen, backend.key] = whole_assignment.build(backend, own, seed_entry.value, chosen)
 
 result = reports.get((chosen, backend.key))
 if result is None:

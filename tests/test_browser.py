@@ -242,6 +242,66 @@ def test_sidebar_uses_the_assignments_numbering(browser, tmp_path):
             context.close()
 
 
+@pytest.mark.slow
+def test_a_long_seed_being_typed_is_not_covered_by_the_enter_hint(page):
+    """While a 20-digit seed is typed, Streamlit's "Press Enter to apply" stands under the field, clear of its text
+    (ui.layout.BASE_CSS); applied, the seed is used exactly as typed."""
+    open_page(page, _page_named("guidance").url_path)
+    field = page.locator('.st-key-guidance_seed input')
+    field.fill("12345678901234567890")  # typed, not applied: the hint shows while the field has the focus
+    hint = page.locator('.st-key-guidance_seed [data-testid="InputInstructions"]')
+    hint.wait_for(state="visible")
+    box, under = field.bounding_box(), hint.bounding_box()
+    screenshot(page, "long_seed_typed")
+    assert under["y"] >= box["y"] + box["height"] - 1, (box, under)
+    field.press("Enter")
+    wait_for_app(page)
+    assert page.get_by_text("seed 12345678901234567890,").count() == 1
+
+
+@pytest.mark.slow
+def test_a_row_of_results_shows_its_images_at_one_size(page):
+    """1.3 – 1.4's original, noisy, blurred, one-step and iterative images are one size: a caption wider than its
+    image (the scores under four of them) no longer stretches that image (ui.layout.image gives every width)."""
+    open_page(page, _page_named("iterative").url_path)
+    wait_for_images(page, at_least=5)
+    row = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+    widths = [round(row.nth(i).bounding_box()["width"]) for i in range(5)]
+    screenshot(page, "iterative_row")
+    assert len(set(widths)) == 1, widths
+
+
+# The boxes of a chart's title texts and its toolbar (Plotly's mode bar), for overlaps on a phone
+CHART_BOXES_JS = """c => {
+    const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+    return { titles: [...c.querySelectorAll('.annotation-text, .gtitle')].map(box),
+             toolbar: [...c.querySelectorAll('.modebar-group')].map(box) }; }"""
+
+
+def overlap(a, b) -> bool:
+    return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
+
+
+@pytest.mark.slow
+def test_b3_schedule_titles_stand_apart_and_clear_of_the_toolbar_on_a_phone(browser, app_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=app_url, is_mobile=True,
+                                  has_touch=True)
+    try:
+        pg = context.new_page()
+        open_page(pg, _page_named("class_ddpm").url_path)
+        chart = pg.locator('[data-testid="stPlotlyChart"]').first
+        chart.scroll_into_view_if_needed()
+        chart.hover()  # the toolbar shows
+        boxes = chart.evaluate(CHART_BOXES_JS)
+        chart.screenshot(path=str(SHOTS / "b3_schedule_phone.png"))
+        titles = boxes["titles"]
+        assert len(titles) == 3 and boxes["toolbar"], boxes
+        assert not [(a, b) for i, a in enumerate(titles) for b in titles[i + 1:] if overlap(a, b)], titles
+        assert not [(t, m) for t in titles for m in boxes["toolbar"] if overlap(t, m)], boxes
+    finally:
+        context.close()
+
+
 # Elements of the main area that end right of the window: on a phone nothing may be cut off at the right edge (a
 # formula or a table wider than the screen scrolls inside its own box instead; an SVG's insides are checked through
 # the SVG, which clips them).

@@ -60,6 +60,25 @@ def test_a2_states_psnr_and_sharpness_and_why_they_disagree(mnist_root):
     assert "squared error" in text, "the page says why the blurry one-step estimate can win on PSNR"
 
 
+def test_a4_mnist_defaults_show_that_a_small_i_start_is_a_big_edit(digit_classifier, mnist_test):
+    """Issue #27 item 3: A4 opened on the picked digit's own label, and all six columns redrew the 3. At the page's
+    defaults (``ui.sections.sdedit.DEFAULTS``: the default test digit, the measured text edit, the family's γ and
+    stride, the default seed) the smallest i_start's edit reads as the prompt's digit and the largest as the
+    original, and every column as one of the two."""
+    from lib.media.presets import mnist_test_digit
+    from lib.techniques.sdedit import sdedit_strip
+    from ui.part_a import DEFAULT_DIGIT
+    from ui.sections.sdedit import COURSE, DEFAULTS
+
+    run = model_store.load_run(model_store.shipped_path("class"))
+    den, d, prompt = MnistDDPM(run.model, run.config), FAMILY_DEFAULTS["mnist"], DEFAULTS["mnist"].text_edit
+    edits = sdedit_strip(den, mnist_test_digit(mnist_test, DEFAULT_DIGIT, 0), cond=den.encode_prompt(prompt),
+                         scale=d.guidance, i_starts=COURSE.i_starts, stride=d.stride, seed=DEFAULT_SEED)
+    read = read_digits(digit_classifier, edits).tolist()
+    assert read[0] == int(prompt) != DEFAULT_DIGIT and read[-1] == DEFAULT_DIGIT, read
+    assert set(read) == {int(prompt), DEFAULT_DIGIT}, read
+
+
 def hybrid_readings(classifier, far: int, near: int, kernel: int, sigma: float, scale: float, stride: int,
                     n: int = 32) -> tuple[float, float, float]:
     """Sample ``n`` hybrids (one batch, the pages' default seed) and return the fractions the classifier reads as

@@ -148,7 +148,7 @@ def test_time_flow_shows_formulas_path_results_and_samples(flow_shipped):
     estimates = [f["data"][0]["source"] for f in animation(at)["frames"]]
     assert estimates[:-1] != states[:-1]  # x̂₁ = x_t + (1 − t) v̂ runs ahead of x_t …
     assert at.radio(key="time_flow_show").options[1].startswith("x̂₁")
-    at = run(at.number_input(key="time_flow_seed").set_value(3))
+    at = run(at.text_input(key="time_flow_seed").set_value("3"))
     seed3 = image_with_caption(at, "40 samples · 5 Euler steps, seed 3")
     assert seed3 != grid5
 
@@ -331,7 +331,7 @@ def test_pure_noise_shows_loss_floor_outputs_and_the_centroid(flow_shipped, digi
     assert shown(r"the farthest ([0-9.]+)\)", text) == pytest.approx(distances.max(), rel=0.02)
     real = ((digits[1].as_float() - centroid) ** 2).mean().item()
     assert f"a real test digit lies **{real:.4f}** from it" in text
-    at = run(at.number_input(key="pure_noise_seed").set_value(5))
+    at = run(at.text_input(key="pure_noise_seed").set_value("5"))
     distances5, text = lesson_numbers(5)
     assert not torch.allclose(distances5, distances)
     assert shown(r"Each output lies \*\*([0-9.]+)\*\* from x̄", text) == pytest.approx(distances5.mean(), rel=0.02)

@@ -9,6 +9,7 @@ that bad input gives an st.error instead of a traceback.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -94,14 +95,25 @@ TWO_DIGITS = "“38” names two digits (3 and 8); the MNIST model draws one dig
 def assert_prompt_rule(at: AppTest, key: str, field: str = "") -> None:
     """The one prompt rule of every part-A page: a prompt naming no digit or several is an error in plain sentences
     (prefixed with the field's name where a page has two prompts) and no result; the empty prompt is the
-    unconditional one, never an error."""
+    unconditional one, never an error, and the page says so in the one message every page uses."""
     at.text_input(key=key).set_value("banana").run()
     assert not at.exception and errors(at) == field + NO_DIGIT and not image_urls(at)
     at.text_input(key=key).set_value("38").run()
     assert not at.exception and errors(at) == field + TWO_DIGITS and not image_urls(at)
     at.text_input(key=key).set_value("").run()
+    assert_the_empty_prompt_is_unconditional(at, field.removesuffix(": ") or None)
+
+
+def assert_the_empty_prompt_is_unconditional(at: AppTest, field: str | None = None) -> None:
+    """Issue #27 item 4: the empty prompt gives results and the one message (``empty_prompt_note``), and no caption
+    quotes it as a bare '' (A7 said "should read as ''")."""
+    from lib.media.text import empty_prompt_note
+
     assert not at.exception and not at.error, errors(at)
     assert image_urls(at)
+    assert empty_prompt_note(field) in [i.value for i in at.info]
+    shown = [c for img in at.image for c in img.captions] + [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert not [text for text in shown if "''" in text]
 
 
 # --- A3 first: it also checks the progress bar / cache interplay ------------------------------------------------------
@@ -109,6 +121,9 @@ def assert_prompt_rule(at: AppTest, key: str, field: str = "") -> None:
 def test_a3_sampling_and_cfg():
     at = run_page("guidance.py")
     assert_page_basics(at, r"\varepsilon_u + \gamma")
+    # sections are named by the registry's numbers, as in the sidebar and the headings (never "A2")
+    text = " ".join(m.value for m in at.markdown)
+    assert "as in 1.3 – 1.4)" in text and not re.search(r"\b[AB]\d\b", text)
     assert [m.value for m in at.markdown if m.value.startswith("**γ")] == [f"**γ = {g}**" for g in (0, 1, 3, 5, 7)]
     first = image_urls(at)
     assert len(first) == 5
@@ -180,8 +195,9 @@ def test_a0_stock_pipeline():
     assert not at.error and len(image_urls(at)) == 1 and image_urls(at)[0] not in first
     at.text_area(key="stock_prompts_mnist").set_value("seven\nbanana").run()
     assert errors(at) == NO_DIGIT and not image_urls(at)
-    at.text_area(key="stock_prompts_mnist").set_value("  \n").run()
-    assert "at least one prompt" in errors(at)
+    at.text_area(key="stock_prompts_mnist").set_value("  \n").run()  # no prompt at all: one unconditional row
+    assert_the_empty_prompt_is_unconditional(at)
+    assert "Rows: the empty prompt (unconditional)" in captions(at)
 
 
 def test_a1_forward_process():
@@ -219,9 +235,11 @@ def test_a2_iterative_denoising():
     names = [c for img in at.image for c in img.captions]
     assert names[0].startswith("original") and names[-1].startswith("iterative") and "dB" in names[-1]
     first = image_urls(at)
-    # the one-step call and 20 iterative steps from i_start = 10 of 30, one image, γ = 1: one pass each
+    # the one-step call and 20 iterative steps from i_start = 10 of 30, one image, no CFG: one pass each; the page has
+    # no γ, so its cost line names none
     assert cost_line(at).startswith("21 UNet calls · 21 rows (1 image per call: the one-step estimate's call and "
-                                    "20 iterative steps, one CFG pass at this γ)")
+                                    "20 iterative steps; the conditional estimate alone, no classifier-free guidance)")
+    assert "γ" not in cost_line(at)
     at.slider(key="iterative_istart_mnist").set_value(20).run()
     assert "= **99**" in captions(at) and image_urls(at)[1] != first[1]
     assert cost_line(at).startswith("11 UNet calls · 11 rows")
@@ -298,7 +316,7 @@ def test_a5_inpainting():
     assert at.metric[0].value == "0.000" and image_urls(at) != first
     at.slider(key="inpainting_samples").set_value(2).run()
     assert not at.exception
-    at.number_input(key="inpainting_seed").set_value(7).run()
+    at.text_input(key="inpainting_seed").input("7").run()
     assert not at.exception and at.metric[0].value == "0.000"
     at.radio(key="inpainting_mask_mnist").set_value("paint it").run()
     assert not at.exception and "Paint the region" in " ".join(i.value for i in at.info)
@@ -321,20 +339,44 @@ def test_a5_keeps_digit_prompt_and_mask_when_the_input_source_changes():
     assert kept == (5, "8", "left half")
 
 
-def test_a4_prompt_follows_the_digit_until_the_user_types_one():
+def test_a4_opens_on_the_measured_edit_and_keeps_a_typed_prompt():
+    """Issue #27 item 3: A4's prompt followed the picked digit, so every column redrew the 3. On MNIST it opens on the
+    text edit measured to show the lesson (tests/test_lessons.py), whatever the image, until the user types one."""
+    from ui.sections.sdedit import DEFAULTS
+
+    edit = DEFAULTS["mnist"].text_edit
     at = run_page("sdedit.py")
+    assert at.text_input(key="sdedit_prompt").value == edit != str(at.selectbox(key="sdedit_digit").value)
+    assert f"towards the prompt {edit!r}" in " ".join(m.value for m in at.markdown)
     at.multiselect(key="sdedit_istarts").set_value([20]).run()
     at.selectbox(key="sdedit_digit").set_value(8).run()
-    assert at.text_input(key="sdedit_prompt").value == "8"  # follows the picked digit
+    assert at.text_input(key="sdedit_prompt").value == edit  # the edit's target, not the picked digit's label
     at.radio(key="sdedit_source_mnist").set_value("Draw").run()
-    assert at.text_input(key="sdedit_prompt").value == ""  # a drawing has no label: unconditional
+    assert at.text_input(key="sdedit_prompt").value == edit
     at.radio(key="sdedit_source_mnist").set_value("MNIST test digit").run()
-    assert at.selectbox(key="sdedit_digit").value == 8 and at.text_input(key="sdedit_prompt").value == "8"
     at.text_input(key="sdedit_prompt").set_value("seven").run()  # the user's own prompt is kept from now on
     at.selectbox(key="sdedit_digit").set_value(2).run()
     at.radio(key="sdedit_source_mnist").set_value("Upload").run()
     at.radio(key="sdedit_source_mnist").set_value("MNIST test digit").run()
     assert at.text_input(key="sdedit_prompt").value == "seven" and at.selectbox(key="sdedit_digit").value == 2
+
+
+def test_a4_settings_survive_a_visit_to_another_page():
+    """Issue #27 item 9: a seed of 42 and an added i_start were back at their defaults after a visit to another page
+    (Streamlit drops the state of a widget that a run does not draw, unless it persists for the session)."""
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
+    at.switch_page("app_pages/sdedit.py").run()
+    at.text_input(key="sdedit_seed").input("42")
+    at.multiselect(key="sdedit_istarts").set_value([2, 20])
+    at.slider(key="sdedit_stride_mnist").set_value(50)
+    at.slider(key="sdedit_scale_mnist").set_value(3.0).run()
+    at.switch_page("app_pages/forward.py").run()
+    assert not at.exception
+    at.switch_page("app_pages/sdedit.py").run()
+    assert not at.exception
+    assert at.text_input(key="sdedit_seed").value == "42"
+    assert at.multiselect(key="sdedit_istarts").value == [2, 20]
+    assert at.slider(key="sdedit_stride_mnist").value == 50 and at.slider(key="sdedit_scale_mnist").value == 3.0
 
 
 def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
@@ -357,9 +399,25 @@ def test_any_whole_number_is_a_seed_and_is_used_as_typed():
     at.multiselect(key="guidance_scales").set_value([5.0])
     at.slider(key="guidance_stride_mnist").set_value(100).run()
     first = image_urls(at)
-    at.number_input(key="guidance_seed").set_value(-5).run()
-    assert at.number_input(key="guidance_seed").value == -5 and "seed -5" in captions(at)
+    at.text_input(key="guidance_seed").input("-5").run()
+    assert at.text_input(key="guidance_seed").value == "-5" and "seed -5" in captions(at)
     assert image_urls(at) != first
+
+
+def test_a_seed_that_is_not_a_whole_number_is_refused_and_the_page_says_which_it_uses():
+    """1.5 is never read as 1: the page keeps the last valid seed and says so; a 20-digit seed is used exactly."""
+    at = run_page("guidance.py")
+    at.multiselect(key="guidance_scales").set_value([5.0])
+    at.slider(key="guidance_stride_mnist").set_value(100).run()
+    at.text_input(key="guidance_seed").input("3").run()
+    three = image_urls(at)
+    at.text_input(key="guidance_seed").input("1.5").run()
+    assert [e.value for e in at.error] == ["Seed: 1.5 is not a whole number. The page uses 3 meanwhile."]
+    assert "seed 3," in captions(at) and image_urls(at) == three and at.text_input(key="guidance_seed").value == "1.5"
+    at.text_input(key="guidance_seed").input("12345678901234567890").run()
+    assert not at.error and "seed 12345678901234567890," in captions(at)
+    at.text_input(key="guidance_seed").input("18446744073709551616").run()  # 2**64: beyond torch's seeds
+    assert "is outside the allowed range" in at.error[0].value
 
 
 def test_a4_upload_formats_come_from_one_list_and_a_refused_file_clears_the_result():
@@ -482,7 +540,7 @@ def test_a7_factorized_decompositions_on_mnist():
     assert image_urls(at)[:2] == [near, far]  # the end: the 2-band low-pass G_σ shown before
     picker.set_value("3-band triple hybrid").run()
     assert not at.exception and not at.error
-    assert [t.key for t in at.text_input] == ["hybrids_low3", "hybrids_mid3", "hybrids_high3"]
+    assert [t.key for t in at.text_input if t.key != "hybrids_seed"] == ["hybrids_low3", "hybrids_mid3", "hybrids_high3"]
     assert at.slider(key="hybrids_step_back").max == at.slider(key="hybrids_sigmas_mnist").value[1]  # σ2, the low band's
     assert cost_line(at).startswith("6 UNet calls · 144 rows (4 samples × 3 prompts per call × 2 for CFG)")
     assert "Triple hybrids need the larger IF model" in " ".join(i.value for i in at.info)

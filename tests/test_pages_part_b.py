@@ -111,6 +111,13 @@ def image_with_caption(at: AppTest, fragment: str, exact: bool = False) -> str:
     return urls[0]
 
 
+def image_with_caption_text(at: AppTest, fragment: str) -> str:
+    """The whole caption of the one image whose caption contains ``fragment``."""
+    found = [c for img in at.get("image") for c in img.captions if fragment in c]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def figures(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
@@ -162,7 +169,7 @@ def test_home_lists_unfinished_runs(shipped, digits):
     assert at.header[-1].value == "Unfinished training runs"
     links = [link.proto for link in at.get("page_link")]
     assert re.fullmatch(r"\*\*B3 class-conditioned DDPM\*\* · step 1 of 6, saved \d+ s ago · D = 4, p_uncond = 0\.1, "
-                        r"batch 16, lr 0\.001, seed 0, grid stride 50, 2 short epochs of 3 batches", links[-1].label)
+                        r"batch 16, lr 0\.001, seed 0, stride of the per-epoch grids 50, 2 short epochs of 3 batches", links[-1].label)
     assert links[-1].page.endswith("class_ddpm")
 
 
@@ -205,7 +212,7 @@ def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits)
     assert image_with_caption(at, "clean x · noisy z") != after_sigma
 
     grid_before = image_with_caption(at, "σ = 0.5", exact=True)
-    run(at.number_input(key="single_step_noise_seed").set_value(5))
+    run(at.text_input(key="single_step_noise_seed").input("5"))
     assert image_with_caption(at, "σ = 0.5", exact=True) != grid_before
     assert figures(at)[1]["data"][0]["y"] != sweep["data"][0]["y"]
 
@@ -260,7 +267,7 @@ def single_step_short_run_controls(at: AppTest, steps: int = 3) -> AppTest:
     at.slider(key="b_denoiser_epochs").set_value(1)
     at.select_slider(key="b_denoiser_batch").set_value(32)
     run(at.checkbox(key="b_denoiser_short").check())
-    return run(at.number_input(key="b_denoiser_steps").set_value(steps))
+    return run(at.text_input(key="b_denoiser_steps").input(str(steps)))
 
 
 def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, digits):
@@ -311,14 +318,14 @@ def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, mo
     assert at.select_slider(key="b_denoiser_hidden").value == 8
     assert at.select_slider(key="b_denoiser_lr").value == 3e-4
     assert at.select_slider(key="b_denoiser_batch").value == 32
-    assert at.number_input(key="b_denoiser_seed").value == 7
+    assert at.text_input(key="b_denoiser_seed").value == "7"
     assert at.slider(key="b_denoiser_sigma").value == pytest.approx(0.3)
-    assert at.checkbox(key="b_denoiser_short").value and at.number_input(key="b_denoiser_steps").value == 4
+    assert at.checkbox(key="b_denoiser_short").value and at.text_input(key="b_denoiser_steps").value == "4"
     assert at.button(key="single_step_train").label == "Continue training from step 5"
     assert "An unfinished run of other settings" not in texts(at.info)  # it is the current one now
 
     # the loaded settings are ordinary settings: changing one puts the unfinished run on offer again
-    at = run(at.number_input(key="b_denoiser_seed").set_value(8))
+    at = run(at.text_input(key="b_denoiser_seed").input("8"))
     assert at.button(key="single_step_train").label == "Train"
     assert "An unfinished run of other settings: step 5 of 12, saved" in texts(at.info)
 
@@ -412,22 +419,38 @@ def test_cpu_estimates_follow_the_number_of_steps(nothing_shipped):
 @pytest.mark.parametrize("page,kind,full_epoch", [(B1, "denoiser", 4), (B2, "time", 8), (B3, "class", 8)])
 def test_a_short_run_is_never_longer_than_the_full_one(nothing_shipped, page, kind, full_epoch):
     """On a small training set (1,024 digits here, 5,000 offline) a full epoch may be fewer batches than a short
-    run's default: the short run is cut to the full epoch, and the widget cannot go beyond it."""
+    run's default: the short run is cut to the full epoch, and a number beyond it is refused."""
     at = open_page(page)
-    steps = at.number_input(key=f"b_{kind}_steps")
     assert at.checkbox(key=f"b_{kind}_short").value
-    assert steps.value <= full_epoch and steps.proto.max == full_epoch
+    assert int(at.text_input(key=f"b_{kind}_steps").value) <= full_epoch
+    at = run(at.text_input(key=f"b_{kind}_steps").input(str(full_epoch + 1)))
+    assert f"is outside the allowed range (1 to {full_epoch})" in texts(at.error)
 
 
 def test_batches_per_epoch_beyond_a_full_epoch_say_what_is_used(shipped):
     """A larger batch makes a full epoch shorter than the batches asked for: the page says what it uses."""
     at = single_step_short_run_controls(open_page(B1), steps=4)  # batch 32: a full epoch of 1,024 digits is 32 batches
-    assert at.number_input(key="b_denoiser_steps").proto.max == 32
     at = run(at.select_slider(key="b_denoiser_batch").set_value(512))  # now a full epoch is 2 batches
-    steps = at.number_input(key="b_denoiser_steps")
-    assert (steps.value, steps.proto.max) == (2, 2)
+    assert at.text_input(key="b_denoiser_steps").value == "2" and not at.error
     assert "Batches per epoch lowered from 4 to 2: a full epoch of batch 512 is 2 batches." in texts(at.caption)
     assert "2 optimiser steps of 512 digits" in texts(at.caption)
+
+
+def test_batches_per_epoch_beyond_a_full_epoch_are_refused_and_train_waits(shipped):
+    """A number typed above a full epoch stays on screen with the reason and the number used; Train is disabled
+    until it is fixed (it never trains on a number other than the one shown)."""
+    at = single_step_short_run_controls(open_page(B1), steps=4)  # batch 32: a full epoch of 1,024 digits is 32 batches
+    assert not at.button(key="single_step_train").disabled
+    at = run(at.text_input(key="b_denoiser_steps").input("100000"))
+    assert [e.value for e in at.error] == ["Batches per epoch: 100000 is outside the allowed range (1 to 32). The page "
+                                           "uses 4 meanwhile, and **Train** waits until it is fixed."]
+    assert at.button(key="single_step_train").disabled and at.text_input(key="b_denoiser_steps").value == "100000"
+    at = run(at.text_input(key="b_denoiser_seed").input("0.5"))
+    assert len(at.error) == 2 and at.button(key="single_step_train").disabled
+    at = run(at.text_input(key="b_denoiser_steps").input("5"))
+    at = run(at.text_input(key="b_denoiser_seed").input("1"))
+    assert not at.error and not at.button(key="single_step_train").disabled
+    assert "5 optimiser steps of 32 digits" in texts(at.caption)
 
 
 def test_b1_picks_any_of_the_ten_test_digits(shipped, digits):
@@ -444,9 +467,9 @@ def test_b1_picks_any_of_the_ten_test_digits(shipped, digits):
 @pytest.mark.parametrize("page,keys", [(B1, ("single_step_noise_seed",)), (B2, ("time_ddpm_seed",)), (B3, ("class_ddpm_seed",))])
 def test_sampling_seeds_start_at_part_as_default_and_training_seeds_at_0(shipped, page, keys):
     at = open_page(page)
-    assert [at.number_input(key=k).value for k in keys] == [DEFAULT_SEED] * len(keys) == [180]
+    assert [at.text_input(key=k).value for k in keys] == [str(DEFAULT_SEED)] * len(keys) == ["180"]
     kind = {B1: "denoiser", B2: "time", B3: "class"}[page]
-    assert at.number_input(key=f"b_{kind}_seed").value == 0  # the training seed is part of the shipped config
+    assert at.text_input(key=f"b_{kind}_seed").value == "0"  # the training seed is part of the shipped config
 
 
 # --- B2 -----------------------------------------------------------------------------------------------------------
@@ -477,7 +500,7 @@ def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shi
     first = animation(at)["frames"][0]["data"][0]["source"]
     run(at.radio(key="time_ddpm_show").set_value(at.radio(key="time_ddpm_show").options[1]))
     assert animation(at)["frames"][0]["data"][0]["source"] != first
-    run(at.number_input(key="time_ddpm_seed").set_value(3))
+    run(at.text_input(key="time_ddpm_seed").input("3"))
     assert animation(at)["frames"][-1]["data"][0]["source"] != first
 
 
@@ -519,7 +542,11 @@ def test_b3_grid_guidance_digit_and_stride(shipped):
     assert image_with_caption(at, "after epoch 1") != last
 
 
-def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped):
+def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped, monkeypatch):
+    file_names = []  # what the page's downloads are called (st.download_button itself still runs)
+    download_button = st.download_button
+    monkeypatch.setattr(st, "download_button", lambda *a, **kw: file_names.append(kw.get("file_name"))
+                        or download_button(*a, **kw))
     at = open_page(B3)
     spec = image_with_caption(at, f"The spec's weights · stride {GRID_STRIDE}, seed {DEFAULT_SEED}")
     ema = image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED}")
@@ -529,11 +556,29 @@ def test_b3_compares_the_spec_weights_with_their_ema_on_the_same_noise(shipped):
     frames = [f["data"][0]["source"] for f in animation(at)["frames"]]
     # … and becomes the EMA's grid when the page samples with the EMA; the trajectory follows
     assert at.radio(key="class_ddpm_weights").value == "spec"
+    assert "seed 180 · the spec's weights" in image_with_caption_text(at, "Rows: digits 0–9")
     run(at.radio(key="class_ddpm_weights").set_value("ema"))
     assert image_with_caption(at, "Rows: digits 0–9") == ema
+    # the choice is named in the caption, the steps' caption and the downloads' file names
+    assert "seed 180 · the EMA of the weights" in image_with_caption_text(at, "Rows: digits 0–9")
+    assert "30 denoising steps with the EMA of the weights" in texts(at.caption)
+    latest = file_names[-2:]  # this run's grid and GIF
+    assert latest[0].startswith("b3_digits_ema_weights_g5_") and latest[1].startswith("b3_digit7_ema_weights_g5_"), latest
     assert [f["data"][0]["source"] for f in animation(at)["frames"]] != frames
-    run(at.number_input(key="class_ddpm_ema_seed").set_value(DEFAULT_SEED + 1))
+    run(at.text_input(key="class_ddpm_ema_seed").input(str(DEFAULT_SEED + 1)))
     assert image_with_caption(at, f"Their EMA · stride {GRID_STRIDE}, seed {DEFAULT_SEED + 1}") != ema
+
+
+def test_b2_names_every_stride_alike(shipped):
+    """One idea, one word: the sampler's stride is "Stride", the per-epoch grids' one the "stride of the per-epoch
+    grids" — in its control, the snapshots' captions and a run's settings — never a "sampler" or "grid" stride."""
+    at = open_page(B2)
+    labels = {w.label for w in [*at.slider, *at.select_slider] if "stride" in w.label.lower()}
+    assert labels == {"Stride", "Stride of the per-epoch grids"}, labels
+    shown = " ".join(e.value for e in [*at.caption, *at.markdown, *at.info]) + " ".join(
+        c for img in at.get("image") for c in img.captions)
+    assert not re.search(r"(sampler|sampling|grid) stride", shown, re.IGNORECASE)
+    assert re.search(r"after epoch \d+ \(stride \d+\)", shown)
 
 
 def test_b2_compares_the_spec_weights_with_their_ema(shipped):

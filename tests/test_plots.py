@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from lib.media.plots import (
-    TrajectoryRecorder, animation_figure, default_window, log_ticks, loss_figure, moving_average, schedule_figure,
-    sweep_figure,
+    MIN_TICKS_INSIDE, TrajectoryRecorder, animation_figure, default_window, log_ticks, loss_figure, moving_average,
+    schedule_figure, sweep_figure,
 )
+from lib.media.report import loss_curve_svg
 from lib.ddpm.schedules import linear_schedule
 
 
@@ -72,6 +73,32 @@ def test_log_ticks_cover_the_range_with_1_2_5_steps_and_plain_labels():
     assert labels == ["0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.5"]
     assert np.allclose(values, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5])
     assert log_ticks(0.02, 0.02) == ([0.02], ["0.02"])
+
+
+# a short run's loss (B2 at D 8, 2 epochs of 3 batches of 32 stays between 0.31 and 0.45): no 1, 2 or 5 × 10^k inside
+SHORT_RUN_LOSSES = [0.452, 0.418, 0.391, 0.377, 0.342, 0.318]
+
+
+@pytest.mark.parametrize("losses", [SHORT_RUN_LOSSES, [0.93, 0.95, 0.97, 1.02], [0.9512, 0.9514, 0.9519],
+                                    [3.3, 5.2, 9.9], [0.0084, 0.05, 0.31]])
+def test_a_log_loss_axis_labels_three_values_inside_any_range(losses):
+    """Issue #27 item 7: the log axis of a short run's loss had no label at all (its 1-2-5 ticks all fell outside the
+    data). Whatever the range, at least three labelled ticks lie inside it, each label the number it stands at."""
+    axis = loss_figure(losses, log_y=True).layout.yaxis
+    inside = [(v, t) for v, t in zip(axis.tickvals, axis.ticktext) if min(losses) <= v <= max(losses)]
+    assert axis.tickmode == "array" and len(inside) >= MIN_TICKS_INSIDE, list(zip(axis.tickvals, axis.ticktext))
+    assert all(float(t) == pytest.approx(v) for v, t in zip(axis.tickvals, axis.ticktext))
+    assert len(set(axis.ticktext)) == len(axis.ticktext)
+    assert axis.tickvals[0] <= min(losses) and axis.tickvals[-1] >= max(losses)  # one tick beyond each end
+
+
+def test_a_narrow_range_ticks_evenly_at_a_round_step():
+    assert log_ticks(0.318, 0.452) == ([0.3, 0.35, 0.4, 0.45, 0.5], ["0.30", "0.35", "0.40", "0.45", "0.50"])
+
+
+def test_the_reports_loss_curve_labels_a_short_runs_range_too():
+    svg = loss_curve_svg(SHORT_RUN_LOSSES)
+    assert all(f">{label}<" in svg for label in ("0.35", "0.40", "0.45"))
 
 
 def test_schedule_figure_shows_beta_alphabar_and_snr_of_the_schedule():

@@ -23,9 +23,11 @@ from lib.media import report
 
 from lib.train import model_store
 from lib.media.costs import Cost
-from lib.media.report import Deliverable, gif_figure, loss_curve_svg, png_figure, svg_figure
+from lib.media.report import gif_figure, loss_curve_svg, png_figure, svg_figure
 from lib.media.images import gif_bytes
+from lib.media.text import quoted_prompt
 from ui import whole_assignment
+from ui.sections import sdedit
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app_pages" / "whole_assignment.py")
@@ -96,6 +98,21 @@ def test_loss_curve_is_a_log_scale_polyline_of_binned_means():
     assert ">0.01<" in svg and ">1<" in svg  # decade labels
     long = loss_curve_svg(list(np.linspace(1, 0.01, 9380)), max_points=400)
     assert len(re.search(r'points="([^"]+)"', long).group(1).split()) <= 401 and len(long) < 12_000
+
+
+def test_loss_curve_text_is_as_large_as_the_reports_captions_and_its_lines_apart():
+    """The report's loss charts were drawn in 11-px text: now as large as a figure caption (85 % of 16 px), the axis
+    title on a line of its own below the step labels, and the y labels inside the picture."""
+    caption_px = 16 * int(re.search(r"figcaption \{ font-size: (\d+)%", report.STYLE).group(1)) / 100
+    svg = loss_curve_svg(list(np.linspace(0.45, 0.31, 12_345)), steps_per_epoch=1_000)
+    assert float(re.search(r'<svg[^>]* font-size="([\d.]+)"', svg).group(1)) >= caption_px
+    height = float(re.search(r'<svg[^>]* height="([\d.]+)"', svg).group(1))
+    rows = {text: float(y) for y, text in re.findall(r'<text x="[\d.]+" y="([\d.]+)"[^>]*>([^<]+)</text>', svg)}
+    assert rows["step 12,345"] == rows["step 1"]
+    title = next(y for text, y in rows.items() if text.startswith("loss (log scale)"))
+    assert title - rows["step 1"] >= caption_px and title <= height  # a line below the step labels, inside the SVG
+    labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="end">([\d.]+)</text>', svg)
+    assert labels and all(float(x) >= 0.6 * caption_px * len(text) for x, text in labels)  # y labels not cut off
 
 
 def test_cost_text_says_when_a_section_came_from_the_cache():
@@ -213,7 +230,8 @@ def test_the_whole_assignment_on_mnist_one_bar_one_download_and_the_cache_shared
     assert html.count("<svg") == 3  # the loss curves of B1, B2, B3
     for settings in ("<th>seed</th><td>180</td>", "<th>guidance γ</th><td>5.0</td>", "<th>stride</th><td>10</td>",
                      "<th>i_start</th><td>1, 3, 5, 7, 10, 20</td>", "<th>epochs shown</th><td>5, 20</td>",
-                     "<th>epochs shown</th><td>1, 5</td>", "<th>prompt</th><td>&#x27;8&#x27;</td>"):
+                     "<th>epochs shown</th><td>1, 5</td>",
+                     f"<th>prompt</th><td>{escape(quoted_prompt(sdedit.DEFAULTS['mnist'].text_edit))}</td>"):
         assert settings in html, settings
     assert not re.search(r"https?://|<script", html)
     assert [b.label for b in at.get("download_button")] == ["Download the report (HTML)"]

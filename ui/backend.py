@@ -25,16 +25,19 @@ from lib.train.cache import config_key
 from lib.backends.if_configs import IF_VARIANTS
 from lib.backends.if_memory import host_memory_bytes, plan_memory
 from lib.media.images import png_bytes
+from lib.media.text import empty_prompt_note, is_empty_prompt
 from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
 from lib.ddpm.sampling import PromptError
 from lib.ddpm.sampling import Denoiser
 from ui.common import device_label, mnist_ddpm
+from ui.inputs import Entry, whole_number_input
 
 MNIST_CHOICE = "Built-in MNIST DDPM (default, CPU)"
 IF_CHOICE = "DeepFloyd IF"
 SERVER_CHOICE = "Model server"  # offered when DIFFUSION_LAB_SERVER_URL is set (lib.model_server)
 BACKENDS = (MNIST_CHOICE, IF_CHOICE)
 DEFAULT_SEED = 180  # the course's starter seeds torch and CUDA with 180
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts (a signed or unsigned 64-bit number)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,7 +298,8 @@ def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> boo
     """True if the backend can condition on ``prompt``, else an st.error saying why (and nothing is sampled).
 
     One rule on every page: the empty prompt is the unconditional one (the model's null condition, which CFG's ε_u
-    uses anyway), never an error. ``field`` names the prompt ("Prompt 2") where a page has more than one.
+    uses anyway), never an error, and the page says so in one message (``lib.media.text.empty_prompt_note``).
+    ``field`` names the prompt ("Prompt 2") where a page has more than one.
     """
     try:
         if backend.is_if:  # a new prompt loads T5-XXL once to embed it (then it is cached on disk)
@@ -308,26 +312,29 @@ def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> boo
     except Exception as err:  # IF: the text encoder could not be fetched or run
         problem = f"The text encoder could not embed “{prompt[:60]}”: {err}"
     else:
+        if is_empty_prompt(prompt):
+            st.info(empty_prompt_note(field))
         return True
     st.error(problem if field is None else f"{field}: {problem}")
     return False
 
 
-def seed_control(key: str = "seed") -> int:
-    """Any whole number the browser can hold exactly is a seed, negative ones too (``torch.Generator.manual_seed``
-    takes them all), so the seed used is always the one shown: a bounded input would keep the previous seed for an
-    out-of-range entry."""
-    return int(st.number_input("Seed", value=DEFAULT_SEED, step=1, key=key,
-                               help="Any whole number. The same seed gives the same noise, so results are reproducible "
-                                    "and comparable."))
+def seed_control(key: str = "seed", *, feeds: str | None = None, container=st) -> Entry:
+    """The one seed field of every page: any whole number ``torch.Generator.manual_seed`` takes (``SEED_RANGE``),
+    negative ones too, typed as text and read exactly (``ui.inputs``: 1.5 is refused, never read as 1; a 20-digit seed
+    stays itself). Kept for the session (``persist_state``): a page switch and back finds the same seed. ``feeds``: the
+    button the seed feeds, which the caller disables while the entry is invalid."""
+    return whole_number_input("Seed", DEFAULT_SEED, key=key, minimum=SEED_RANGE[0], maximum=SEED_RANGE[1],
+                              feeds=feeds, container=container,
+                              help="The same seed gives the same noise, so results are reproducible and comparable.")
 
 
 def stride_slider(num_timesteps: int, default: int, key: str, *, maximum: int = 100, container=st) -> int:
     """The one stride control, for any DDPM sampler over T = ``num_timesteps`` (parts A and B): stride s visits
-    t = T − 1, T − 1 − s, …, then the clean image — about T / s denoising steps."""
+    t = T − 1, T − 1 − s, …, then the clean image — about T / s denoising steps. Kept for the session, like the seed."""
     T = num_timesteps
     return int(container.slider(
-        "Stride", 1, min(T - 1, maximum), default, key=key,
+        "Stride", 1, min(T - 1, maximum), default, key=key, persist_state="session",
         help=f"T = {T}: stride s visits about T / s timesteps (stride 1 is the full chain, slow on a CPU).",
     ))
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from lib.media.costs import Cost
 from lib.media.images import grid
+from lib.media.text import EMPTY_PROMPT_RULE
 from ui import layout
 from ui.backend import Backend, StepProgress, active_backend, seed_control, stride_control
 from ui.common import counted
@@ -20,7 +21,7 @@ CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
 TOOLBAR_RISE_PX = 43  # st_canvas' toolbar pops up 2.65rem (42.4 px) above the canvas on hover (its stylesheet)
 DEFAULT_DIGIT = 3  # the test digit the part-A pages open on
 SAMPLES_DEFAULT = 4  # the generation pages' "Samples" slider (``samples_stride_seed``) and the report's sample rows
-EMPTY_PROMPT_HELP = "An empty prompt is the unconditional one: the model's estimate without any prompt."
+EMPTY_PROMPT_HELP = EMPTY_PROMPT_RULE[0].upper() + EMPTY_PROMPT_RULE[1:] + "."  # the prompt fields' tooltip
 
 
 def page_setup(slug: str, formula: str | list[str], explanation: str) -> Backend:
@@ -280,10 +281,11 @@ def prompt_input(label: str, default: str, key: str, family: str, help: str | No
     return container.text_input(label, key=key, help=help, on_change=remember)
 
 
-def edit_prompt_input(backend: Backend, picked: Picked | None, slug: str, help: str) -> str:
-    """The prompt of an edit of ``picked`` (``prompt_input`` under the key ``<slug>_prompt``): it follows the picked
-    test digit on MNIST (``FamilyDefaults.edit_prompt``) until the user types in it."""
-    default = backend.defaults.edit_prompt(None if picked is None else picked.digit)
+def edit_prompt_input(backend: Backend, picked: Picked | None, slug: str, help: str, default: str | None = None) -> str:
+    """The prompt of an edit of ``picked`` (``prompt_input`` under the key ``<slug>_prompt``): ``default`` if given,
+    else it follows the picked test digit on MNIST (``FamilyDefaults.edit_prompt``), until the user types in it."""
+    if default is None:
+        default = backend.defaults.edit_prompt(None if picked is None else picked.digit)
     return prompt_input("Prompt", default, f"{slug}_prompt", backend.family, help=f"{help} {EMPTY_PROMPT_HELP}")
 
 
@@ -301,5 +303,5 @@ def samples_stride_seed(backend: Backend, prefix: str) -> tuple[int, int, int]:
     with c2:
         stride = stride_control(backend, key=f"{prefix}_stride")
     with c3:
-        seed = seed_control(f"{prefix}_seed")
+        seed = seed_control(f"{prefix}_seed").value
     return num_samples, stride, seed

@@ -19,6 +19,7 @@ from lib.media.costs import Cost, CountingDenoiser
 from lib.backends.remote import RemoteUnavailable
 from lib.media.report import Deliverable, loss_curve_svg, png_figure, svg_figure
 from ui.backend import DEFAULT_SEED, Backend, FamilyDefaults, StepProgress
+from ui.training.settings import GRID_STRIDE_WORDS
 from ui.common import mnist
 from ui.sections import DEFAULT_EDITION
 from ui.part_a import Picked
@@ -150,7 +151,7 @@ def epochs_section(heading: Heading, run, wanted: tuple[int, int], what: str) ->
                for e in shown]
     settings = {**run_settings(run), "epochs shown": ", ".join(map(str, shown))}
     if model != "denoiser":
-        settings["sampler stride of the stored grids"] = run.config.sample_stride
+        settings[GRID_STRIDE_WORDS] = run.config.sample_stride
     note = "" if shown == wanted else f"This run stored no epochs {wanted[0]} and {wanted[1]}: its first and last."
     return heading.made(settings, figures, " ".join(filter(None, [what, note])))
 

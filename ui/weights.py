@@ -16,6 +16,12 @@ from ui.common import counted, ddpm_of, run_key
 from ui.training.results import GRID_STRIDE, grid_of, mnist_stride_control
 
 WEIGHTS = {"spec": "The spec's weights", "ema": "Their EMA"}
+SAMPLED_WITH = {"spec": "the spec's weights", "ema": "the EMA of the weights"}  # in a caption: "… · <this>"
+
+
+def weights_tag(weights: str) -> str:
+    """"ema_weights": which weights made a picture, in its download's file name."""
+    return f"{weights}_weights"
 NO_EMA = ("This run keeps no average of its weights: it was trained before runs kept one. A run trained now keeps "
           "both, as the shipped models do.")
 
@@ -58,7 +64,7 @@ def ema_comparison(run: TrainedRun, *, key: str) -> None:
     with c1:
         stride = mnist_stride_control(f"{key}_ema", GRID_STRIDE)
     with c2:
-        seed = seed_control(f"{key}_ema_seed")
+        seed = seed_control(f"{key}_ema_seed").value
     den = {weights: ddpm_of(run, weights) for weights in WEIGHTS}
     steps = len(den["spec"].timesteps(stride)) - 1
     what = f"4 samples of every digit (γ = {GUIDANCE_SCALE:g})" if den["spec"].conditional else "40 samples"
@@ -71,4 +77,4 @@ def ema_comparison(run: TrainedRun, *, key: str) -> None:
     for column, (weights, picture) in zip(columns, pictures.items()):
         layout.image(picture, f"{WEIGHTS[weights]} · stride {stride}, seed {seed}", column)
         column.download_button("Download PNG", png_bytes(picture), mime="image/png", key=f"{key}_{weights}_png",
-                               file_name=f"{run.config.model}_{weights}_weights_s{stride}_seed{seed}.png")
+                               file_name=f"{run.config.model}_{weights_tag(weights)}_s{stride}_seed{seed}.png")

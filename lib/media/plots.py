@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from lib.media.images import grid, png_bytes
 from lib.ddpm.schedules import Schedule
 
+MIN_TICKS_INSIDE = 3  # a log axis labels at least this many values inside its data, however narrow the range
 WHOLE_TICKS_BELOW = 10  # an axis of fewer whole numbers than this gets one tick each (plotly would tick halves)
 RAW_COLOR = "rgba(59, 91, 219, 0.25)"
 SMOOTH_COLOR = "#3b5bdb"
@@ -42,14 +43,36 @@ def default_window(num_steps: int) -> int:
 
 
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    """Ticks for a log axis from ``lo`` to ``hi``: 1, 2 and 5 × 10^k, labelled as the numbers they are ("0.02", not
-    plotly's bare minor digit "2"), one tick beyond the data at each end."""
+    """Ticks for a log axis over data from ``lo`` to ``hi``, labelled as the numbers they are ("0.02", not plotly's bare
+    minor digit "2"), with at least ``MIN_TICKS_INSIDE`` of them inside the data's range whatever its width, and one
+    beyond it at each end.
+
+    A range over a few factors of 10 gets 1, 2 and 5 × 10^k. A short run's loss may stay within a factor of 2 (0.31 to
+    0.45, say), between two of those values, where they would leave the axis unlabelled: it gets evenly spaced ticks
+    instead, at the largest step s = 1, 2 or 5 × 10^k that puts ``MIN_TICKS_INSIDE`` of its multiples inside (over so
+    narrow a range a log axis is nearly linear), labelled with the decimals s needs."""
+    if not 0 < lo <= hi:
+        raise ValueError(f"log ticks need 0 < lo <= hi, got {lo}, {hi}")
+    if lo == hi:  # one value (a run of one step): its own tick
+        return [lo], [f"{lo:.6g}"]
     k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    values = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5)]
+    values = _enclosing([m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5)], lo, hi)
+    if sum(lo <= v <= hi for v in values) >= MIN_TICKS_INSIDE:
+        return values, [f"{v:.6g}" for v in values]
+    k = math.floor(math.log10(hi - lo))
+    steps = [m * 10.0**e for e in range(k, k - 3, -1) for m in (5, 2, 1)]  # largest first; (hi − lo) / 10 is among
+    step = next(s for s in steps if math.floor(hi / s) - math.ceil(lo / s) + 1 >= MIN_TICKS_INSIDE)
+    decimals = max(0, -math.floor(math.log10(step)))
+    multiples = [round(i * step, decimals) for i in range(math.floor(lo / step), math.ceil(hi / step) + 1)]
+    values = _enclosing(multiples, lo, hi)
+    return values, [f"{v:.{decimals}f}" for v in values]
+
+
+def _enclosing(values: list[float], lo: float, hi: float) -> list[float]:
+    """The ascending ``values`` inside [lo, hi] and the nearest one beyond each end."""
     below = [v for v in values if v <= lo][-1:]
     above = [v for v in values if v >= hi][:1]
-    values = list(dict.fromkeys(below + [v for v in values if lo < v < hi] + above))
-    return values, [f"{v:.6g}" for v in values]
+    return list(dict.fromkeys(below + [v for v in values if lo < v < hi] + above))
 
 
 def whole_number_ticks(fig: go.Figure, xs: Sequence[int]) -> None:
@@ -111,6 +134,9 @@ def loss_figure(
     return fig
 
 
+SCHEDULE_TERMS = "ᾱ_t = ∏ (1 − β_s) for s ≤ t; SNR_t = ᾱ_t / (1 − ᾱ_t), on a log scale."
+
+
 COMPARISON_COLORS = (SMOOTH_COLOR, MARK_COLOR)
 
 
@@ -139,17 +165,18 @@ def loss_comparison_figure(curves: dict[str, Sequence[float]], *, log_y: bool = 
 
 
 def schedule_figure(schedule: Schedule, height: int = 300) -> go.Figure:
-    """β_t, ᾱ_t and the signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) (log scale) against t, side by side."""
+    """β_t, ᾱ_t and the signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) (log scale) against t, side by side. The titles are the
+    bare symbols, so three fit side by side on a phone; what they mean is ``SCHEDULE_TERMS``, for the caption. The top
+    margin holds the chart toolbar above the titles, not over them."""
     t = np.arange(schedule.num_timesteps)
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("β<sub>t</sub>", "ᾱ<sub>t</sub> = ∏ (1 − β<sub>s</sub>)",
-                                                        "SNR = ᾱ<sub>t</sub> / (1 − ᾱ<sub>t</sub>)"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("β<sub>t</sub>", "ᾱ<sub>t</sub>", "SNR<sub>t</sub>"))
     curves = (schedule.betas, schedule.alphas_cumprod, schedule.snr())
     for col, (name, y) in enumerate(zip(("β_t", "ᾱ_t", "SNR"), curves), start=1):
         fig.add_trace(go.Scatter(x=t, y=y.numpy(), mode="lines", name=name, line=dict(color=SMOOTH_COLOR)),
                       row=1, col=col)
         fig.update_xaxes(title_text="t", row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=3)
-    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 

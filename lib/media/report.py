@@ -20,6 +20,7 @@ from PIL import Image
 
 from lib.media.costs import Cost
 from lib.media.images import png_bytes
+from lib.media.plots import log_ticks
 
 @dataclass(frozen=True)
 class Figure:
@@ -88,16 +89,23 @@ def binned_means(values: Sequence[float], max_points: int) -> tuple[np.ndarray, 
     return xs, means
 
 
+SVG_TEXT_PX = 14  # the report's figure captions: 85 % (STYLE's figcaption) of the browser's 16 px
+
+
 def loss_curve_svg(losses: Sequence[float], *, steps_per_epoch: int | None = None, width: int = 560,
-                   height: int = 220, max_points: int = 400) -> str:
-    """The training loss against the optimiser step as a small SVG polyline on a log-scale y axis (decade grid lines,
-    labelled), with faint lines at the epoch boundaries: an offline picture of a few kilobytes."""
+                   height: int = 250, max_points: int = 400) -> str:
+    """The training loss against the optimiser step as a small SVG polyline on a log-scale y axis (grid lines at the
+    loss plots' ticks, ``lib.media.plots.log_ticks``, labelled; the axis runs from the first to the last), with faint
+    lines at the epoch boundaries: an offline picture of a few kilobytes. Its text is as large as the report's figure
+    captions (``SVG_TEXT_PX``); the axis title has a line of its own under the step labels."""
     xs, ys = binned_means(losses, max_points)
     ys = np.maximum(ys, 1e-12)
-    left, right, top, bottom = 52, 10, 10, 28
+    left, right, top, bottom = 64, 10, 10, 2 * SVG_TEXT_PX + 20
     w, h = width - left - right, height - top - bottom
-    lo, hi = math.floor(math.log10(ys.min())), math.ceil(math.log10(ys.max()))
-    hi = max(hi, lo + 1)
+    ticks, labels = log_ticks(float(ys.min()), float(ys.max()))
+    lo, hi = math.log10(ticks[0]), math.log10(ticks[-1])
+    if hi == lo:  # one value: half a decade either side of it
+        lo, hi = lo - 0.5, hi + 0.5
     n = max(len(losses), 2)
 
     def px(step: float) -> float:
@@ -107,21 +115,23 @@ def loss_curve_svg(losses: Sequence[float], *, steps_per_epoch: int | None = Non
         return top + h * (hi - math.log10(value)) / (hi - lo)
 
     parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-             'style="max-width: 100%; height: auto" font-family="sans-serif" font-size="11">',
+             'style="max-width: 100%; height: auto" font-family="sans-serif" '
+             f'font-size="{SVG_TEXT_PX}">',
              f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="#fff" stroke="#999"/>']
-    for decade in range(lo, hi + 1):
-        y = py(10.0 ** decade)
+    for tick, label in zip(ticks, labels):
+        y = py(tick)
         parts.append(f'<line x1="{left}" x2="{left + w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{10.0 ** decade:g}</text>')
+                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
     if steps_per_epoch:
         for boundary in range(steps_per_epoch, len(losses), steps_per_epoch):
             x = px(boundary)
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + h}" stroke="#eee"/>')
     points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
     parts.append(f'<polyline fill="none" stroke="#1f4e9c" stroke-width="1.5" points="{points}"/>')
-    parts.append(f'<text x="{left}" y="{height - 8}">step 1</text>'
-                 f'<text x="{left + w}" y="{height - 8}" text-anchor="end">step {len(losses):,}</text>'
-                 f'<text x="{left + w / 2:.0f}" y="{height - 8}" text-anchor="middle">loss (log scale) against '
+    steps_y = top + h + SVG_TEXT_PX + 4
+    parts.append(f'<text x="{left}" y="{steps_y}">step 1</text>'
+                 f'<text x="{left + w}" y="{steps_y}" text-anchor="end">step {len(losses):,}</text>'
+                 f'<text x="{left + w / 2:.0f}" y="{height - 6}" text-anchor="middle">loss (log scale) against '
                  f'optimiser step{"; faint lines: epochs" if steps_per_epoch else ""}</text></svg>')
     return "".join(parts)
 

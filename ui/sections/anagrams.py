@@ -15,6 +15,7 @@ from lib.techniques.anagrams import AnagramStep, anagram_predictor
 from lib.media.images import grid
 from lib.media.report import gif_figure, png_figure
 from lib.techniques.views import FAILURE_VIEWS, VIEWS
+from lib.media.text import quoted_prompt
 from ui.part_a import SAMPLES_DEFAULT, show
 from ui.report_kit import Context, Heading, Piece
 
@@ -108,7 +109,7 @@ def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weig
     for i, (viewed, est, back) in enumerate(zip(step.viewed, step.estimates, step.unviewed)):
         cols = st.columns(4)
         show(viewed, container=cols[0], target_px=110, caption=f"v{i + 1}(x_t): x_t under {views[i]}")
-        show(est / 3, container=cols[1], target_px=110, caption=f"ε̂{i + 1}: CFG estimate for {prompts[i]!r}")
+        show(est / 3, container=cols[1], target_px=110, caption=f"ε̂{i + 1}: CFG estimate for {quoted_prompt(prompts[i])}")
         show(back / 3, container=cols[2], target_px=110, caption=f"v{i + 1}⁻¹(ε̂{i + 1}): mapped back")
         cols[3].markdown(f"× w{i + 1} = {weights[i]:.2f}")
     cols = st.columns(4)
@@ -127,9 +128,10 @@ def _anagram(c: Context, heading: Heading, example: Example):
     (result, _), cost = anagrams(c.backend.key, r, c.den, c.progress)
     viewed = VIEWS[r.view].apply(result)
     figures = [png_figure(grid(torch.cat([result, viewed]), r.num_samples, upscale=c.upscale()),
-                          f"top: as generated → {r.prompt1!r}; bottom: {r.view} → {r.prompt2!r}"),
+                          f"top: as generated → {quoted_prompt(r.prompt1)}; bottom: {r.view} → "
+                          f"{quoted_prompt(r.prompt2)}"),
                gif_figure(morph_gif(c.backend.key, r, result), f"as generated ↔ {r.view}")]
-    settings = {"prompt 1": repr(r.prompt1), "prompt 2": repr(r.prompt2), "view": r.view, "weight w": r.weight,
+    settings = {"prompt 1": quoted_prompt(r.prompt1), "prompt 2": quoted_prompt(r.prompt2), "view": r.view, "weight w": r.weight,
                 "guidance γ": r.scale, "samples": r.num_samples, "stride": r.stride, "seed": r.seed}
     return [heading.made(settings, figures)], cost
 

@@ -13,6 +13,7 @@ from lib.techniques.filters import lowpass
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.ddpm.sampling import one_step_denoise, randn
+from lib.media.text import quoted_prompt
 from ui.report_kit import Context, Heading, Piece, one
 
 
@@ -79,7 +80,7 @@ def _report(c: Context):
                            "" if T == 1000 else f"T = {T}: the same fractions of T as the course's 250 / 500 / 750.",
                            title=f"{FORWARD.title} at {ts_text}")
     rows = torch.cat([noisy[1:], blurred[1:], one_step])
-    settings = {**base, "blur kernel": d.blur_kernel, "blur σ": d.blur_sigma, "prompt": repr(prompt),
+    settings = {**base, "blur kernel": d.blur_kernel, "blur σ": d.blur_sigma, "prompt": quoted_prompt(prompt),
                 "guidance": "none (one conditional UNet call per t)"}
     denoised = BLUR_VS_ONE_STEP.made(settings, [png_figure(grid(rows, 3, upscale=c.upscale()),
                                                            "rows: noisy x_t · Gaussian blur · one-step x̂₀; columns: "

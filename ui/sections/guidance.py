@@ -11,6 +11,7 @@ from lib.media.costs import counts_cost
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.ddpm.sampling import sample
+from lib.media.text import quoted_prompt
 from ui.report_kit import Context, Heading, Piece
 
 
@@ -53,7 +54,7 @@ GUIDED = Heading("guidance", "1.6", "Classifier-free guidance")
 def _report(c: Context):
     d, scales, n = c.d, tuple(sorted(DEFAULTS.scales)), DEFAULTS.samples
     result, cost = guidance_sweep(c.backend.key, d.prompt, scales, n, c.stride, c.seed, c.den, c.progress)
-    base = {"prompt": repr(d.prompt), "samples": n, "stride": c.stride, "seed": c.seed}
+    base = {"prompt": quoted_prompt(d.prompt), "samples": n, "stride": c.stride, "seed": c.seed}
     plain = PLAIN.made({**base, "guidance": "none (γ = 1)"},
                        [png_figure(grid(result[scales.index(1.0)], n, upscale=c.upscale()), "γ = 1")])
     sweep = png_figure(grid(result.flatten(0, 1), n, upscale=c.upscale()),

@@ -17,6 +17,7 @@ from lib.techniques.filters import three_band, two_band
 from lib.media.images import grid
 from lib.media.plots import band_response_figure
 from lib.media.report import png_figure
+from lib.media.text import quoted_prompt, reads_as
 from ui.part_a import SAMPLES_DEFAULT, show
 from ui.report_kit import Context, Heading, Piece
 
@@ -158,7 +159,7 @@ def show_step_back(backend, result: torch.Tensor, kernel: int, sigma_far: float,
     low-pass σ (only prompt 1's band left); it starts at the far end, where only prompt 1 should read."""
     s = st.slider("Step back: blur σ", 0.0, float(sigma_far), float(sigma_far), step=0.1, key="hybrids_step_back",
                   help="0 is the image up close; the end is the strongest low-pass of the decomposition.")
-    st.markdown(f"**From far**: should read as {far_prompt!r}" if s == sigma_far else f"**Blurred by σ = {s:.1f}**")
+    st.markdown(f"**From far**: {reads_as(far_prompt)}" if s == sigma_far else f"**Blurred by σ = {s:.1f}**")
     show(lowpass(result, kernel, s), ncols=len(result), target_px=backend.defaults.display_px,
          caption="What a distant eye resolves: the images above blurred, shown enlarged (or step back from the "
                  "screen and look at the top row).")
@@ -195,10 +196,10 @@ def _hybrid(c: Context, heading: Heading, prompts: tuple[str, str]):
                 stride=c.stride, seed=c.seed)
     result, cost = factorized(c.backend.key, r, c.den, c.progress)
     far = lowpass(result, kernel, sigma)
-    figures = [png_figure(grid(result, n, upscale=c.upscale()), f"up close: should read as {prompts[1]!r}"),
+    figures = [png_figure(grid(result, n, upscale=c.upscale()), f"up close: {reads_as(prompts[1])}"),
                png_figure(grid(far, n, upscale=c.upscale()), f"blurred by σ = {sigma:g} (from far): "
-                                                             f"should read as {prompts[0]!r}")]
-    settings = {"far (low frequencies)": repr(prompts[0]), "near (high frequencies)": repr(prompts[1]),
+                                                             f"{reads_as(prompts[0])}")]
+    settings = {"far (low frequencies)": quoted_prompt(prompts[0]), "near (high frequencies)": quoted_prompt(prompts[1]),
                 "Gaussian kernel": kernel, "σ": sigma, "guidance γ": d.guidance, "samples": n,
                 "stride": c.stride, "seed": c.seed}
     return [heading.made(settings, figures)], cost

@@ -13,6 +13,7 @@ from lib.techniques.inpainting import inpaint
 from lib.media.images import grid
 from lib.techniques.repaint import call_timesteps, feathered, resampling_path
 from lib.media.report import png_figure
+from lib.media.text import quoted_prompt
 from ui.part_a import preset_masks
 from ui.report_kit import Context, Heading, Piece
 
@@ -62,7 +63,7 @@ def _report(c: Context):
                                           c.den, c.progress)
     x = c.picked.tensor()
     picture = grid(torch.cat([x, masked_view(x, m), result]), p.samples + 2, upscale=c.upscale())
-    settings = {"image": c.picked.caption, "mask": mask_name, "prompt": repr(prompt), "guidance γ": d.guidance,
+    settings = {"image": c.picked.caption, "mask": mask_name, "prompt": quoted_prompt(prompt), "guidance γ": d.guidance,
                 "samples": p.samples, "stride": c.stride, "jump_length j": p.jump_length,
                 "jump_n_sample r": p.jump_n_sample, "seed": c.seed}
     return [INPAINTING.made(settings, [png_figure(picture, "original · region to regenerate · inpaintings")])], cost

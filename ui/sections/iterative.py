@@ -14,6 +14,7 @@ from lib.media.images import gradient_energy, grid, psnr
 from lib.media.plots import TrajectoryRecorder
 from lib.media.report import png_figure
 from lib.ddpm.sampling import cfg_predictor, denoise, noise_to, one_step_denoise
+from lib.media.text import quoted_prompt
 from ui.report_kit import Context, Heading, Piece
 
 
@@ -24,6 +25,8 @@ class Defaults:
 
 
 DEFAULTS = Defaults()
+# 1.3 – 1.4 denoise with the conditional estimate alone (the course's iterative_denoise); guidance comes with 1.5 – 1.6
+NO_CFG = "the conditional estimate alone, no classifier-free guidance"
 
 
 def clamped_i_start(num_timesteps_in_chain: int, i_start: int = DEFAULTS.i_start) -> int:
@@ -51,7 +54,7 @@ def compare(backend_key: str, image, prompt: str, i_start: int, stride: int, eve
         if _on_step is not None:
             _on_step(i, t_prev, x, x0_hat)
 
-    # the course's iterative_denoise of 1.4: the conditional estimate alone (γ = 1); CFG comes in on page A3
+    # the course's iterative_denoise of 1.4: the conditional estimate alone (NO_CFG); CFG comes in with 1.5 – 1.6
     final = denoise(x_t, ts, cfg_predictor(_den, cond, _den.null_condition(), 1.0), _den.schedule, gen,
                     variance_type=_den.variance_type, i_start=i_start, on_step=on_step)
     images = torch.cat([x0, x_t, lowpass(x_t, kernel, sigma), one, final]).clamp(-1, 1).float().cpu()  # as displayed
@@ -99,9 +102,9 @@ def _report(c: Context):
     figures = [png_figure(frame, label) for frame, label in zip(frames, labels)]
     figures.append(png_figure(grid(images, 5, upscale=c.upscale()),
                               "original · noisy · Gaussian blur · one-step x̂₀ · iterative"))
-    settings = {"image": c.picked.caption, "prompt": repr(prompt), "i_start": f"{i_start} (t = {ts[i_start]})",
+    settings = {"image": c.picked.caption, "prompt": quoted_prompt(prompt), "i_start": f"{i_start} (t = {ts[i_start]})",
                 "stride": c.stride, "every": f"{DEFAULTS.every}th step",
-                "blur": f"kernel {d.blur_kernel}, σ {d.blur_sigma:g}", "guidance": "γ = 1 (the conditional estimate)",
+                "blur": f"kernel {d.blur_kernel}, σ {d.blur_sigma:g}", "guidance": NO_CFG,
                 "seed": c.seed}
     text = "Each frame: x_t (left) and that step's x̂₀ (right); last: the final result beside one-step and blur."
     return [ITERATIVE.made(settings, figures, text)], cost

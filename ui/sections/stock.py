@@ -35,8 +35,9 @@ DEFAULTS = {
 
 
 def prompt_lines(text: str) -> tuple[str, ...]:
-    """The non-empty lines of a prompts text area."""
-    return tuple(p.strip() for p in text.splitlines() if p.strip())
+    """The prompts of a text area, one per line; blank lines only separate them. An empty area is the one empty
+    prompt, which is the unconditional one, as on every page (``lib.media.text.EMPTY_PROMPT_RULE``)."""
+    return tuple(p.strip() for p in text.splitlines() if p.strip()) or ("",)
 
 
 def ordered_columns(family: str, chosen) -> tuple[int, ...]:

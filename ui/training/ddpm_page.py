@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.media.plots import schedule_figure
+from lib.media.plots import SCHEDULE_TERMS, schedule_figure
 from lib.ddpm.schedules import linear_schedule
 from lib.train.training import TrainedRun
 from ui.training.page import run_sections
@@ -18,7 +18,7 @@ def ddpm_sections(model_id: str, *, key: str, schedule_caption, snapshot_caption
         st.header("1 · The noise schedule")
         st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
                         key=f"{key}_schedule")
-        st.caption(schedule_caption(shown))
+        st.caption(f"{schedule_caption(shown)} {SCHEDULE_TERMS}")
 
     label = "time-conditioned" if model_id == "time" else "class-conditioned"
     return run_sections(model_id, key=key, what=f"{label} DDPM", intro=schedule, snapshot_caption=snapshot_caption)

@@ -23,8 +23,9 @@ from ui.training.results import SNAPSHOT_COLUMNS, run_duration
 POLL_SECONDS = 1.0
 
 
-def training_panel(config: TrainConfig, *, key: str, log_y: bool = False) -> Job | None:
-    """The Train button for ``config`` and, once a job exists for it, its live progress, loss curve and snapshot."""
+def training_panel(config: TrainConfig, *, key: str, log_y: bool = False, ready: bool = True) -> Job | None:
+    """The Train button for ``config`` and, once a job exists for it, its live progress, loss curve and snapshot.
+    ``ready``: every setting on screen is valid (``ui.training.settings.config_controls``); else the button waits."""
     jobs = common.training_jobs()
     job = jobs.get(config)
     stored = common.trained(config) is not None
@@ -37,7 +38,8 @@ def training_panel(config: TrainConfig, *, key: str, log_y: bool = False) -> Job
     else:
         label = "Train again" if job is not None and job.status in ("failed", "cancelled") else "Train"
         help_text = "Starts a background run; it keeps going if you open another page."
-    if st.button(label, key=f"{key}_train", type="primary", disabled=busy or stored, help=help_text):
+    if st.button(label, key=f"{key}_train", type="primary", disabled=busy or stored or not ready,
+                 help=help_text):
         jobs.start(config)
         st.rerun()  # redraw the page with the job running (and this button disabled)
     if stored and job is None:

@@ -29,8 +29,8 @@ def run_sections(name: str, *, key: str, what: str, intro: Callable[[TrainConfig
         st.warning(train_set.note)
     intro_area = st.container()
     st.header("2 · Training")
-    config = config_controls(name, train_set)
-    training_panel(config, key=key, log_y=st.session_state.get(f"{key}_log", True))
+    config, valid = config_controls(name, train_set)
+    training_panel(config, key=key, log_y=st.session_state.get(f"{key}_log", True), ready=valid)
     run, note = run_to_show(name, config)
     with intro_area:
         intro(run.config if run is not None else config)

@@ -97,7 +97,7 @@ def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
         return
     epoch = st.select_slider("Epoch", epochs, epochs[-1], key=f"{key}_epoch") if len(epochs) > 1 else epochs[0]
     picture = grid_of(run.snapshots[epoch], run.config.model)
-    layout.image(picture, f"{caption} after epoch {epoch} (sampler stride {run.config.sample_stride})")
+    layout.image(picture, f"{caption} after epoch {epoch} (stride {run.config.sample_stride})")
     st.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
                        mime="image/png", key=f"{key}_snapshot_png")
 

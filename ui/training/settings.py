@@ -20,6 +20,8 @@ from lib.train.data import Digits
 from lib.train.precision import default_device, resolve
 from lib.media.text import spoken_duration
 from lib.train.training import CLASS_CONDITIONED, DDPMS, FLOWS, SPEC, TrainConfig, estimated_seconds
+from lib.media.text import whole_number
+from ui.inputs import Entry, last_valid, whole_number_input
 
 MAX_EPOCHS = {"denoiser": 10, "time": 30, "class": 30, "pure_noise": 10, "flow_time": 20, "flow_class": 20}
 MAX_UNFINISHED_SHOWN = 3
@@ -28,6 +30,8 @@ LR_OPTIONS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 BATCH_OPTIONS = (32, 64, 128, 256, 512)
 SAMPLE_STRIDES = (1, 2, 5, 10, 20, 30)
 KEEP = dict(persist_state="session")  # the training widgets keep their values for the whole session
+GRID_STRIDE_WORDS = "stride of the per-epoch grids"  # the one name of TrainConfig.sample_stride, wherever it is shown
+TRAIN = "Train"  # the button the settings feed (ui.training.live), named where an invalid entry holds it back
 
 
 def _with(options: tuple, value) -> tuple:
@@ -80,9 +84,9 @@ def _batch_widget(col, d: TrainConfig, key: str) -> int:
     return col.select_slider("Batch size", _with(BATCH_OPTIONS, d.batch_size), d.batch_size, key=key, **KEEP)
 
 
-def _seed_widget(col, d: TrainConfig, key: str) -> int:
-    return int(col.number_input("Training seed", 0, 2**31 - 1, d.seed, key=key, **KEEP,
-                                help="Seeds the initial weights, the shuffles and the training noise (0 to 2³¹ − 1)."))
+def _seed_widget(col, d: TrainConfig, key: str) -> Entry:
+    return whole_number_input("Training seed", d.seed, key=key, minimum=0, maximum=2**31 - 1, feeds=TRAIN,
+                              container=col, help="Seeds the initial weights, the shuffles and the training noise.")
 
 
 def _sigma_widget(col, d: TrainConfig, key: str) -> float:
@@ -90,7 +94,7 @@ def _sigma_widget(col, d: TrainConfig, key: str) -> float:
 
 
 def _sample_stride_widget(col, d: TrainConfig, key: str) -> int:
-    return col.select_slider("Stride of the per-epoch sample grids", _with(SAMPLE_STRIDES, d.sample_stride),
+    return col.select_slider(GRID_STRIDE_WORDS.capitalize(), _with(SAMPLE_STRIDES, d.sample_stride),
                              d.sample_stride, key=key, **KEEP,
                              help="1 = the spec's full sampler after every snapshot epoch (300 DDPM steps; 50 or 300 "
                                   "Euler steps for the flows), slow on a CPU; stride s takes about 1/s of the steps.")
@@ -104,7 +108,7 @@ SETTINGS = (
     Setting("batch_size", lambda c: f"batch {c.batch_size}", _batch_widget, key="batch", column=1, detailed=True),
     Setting("lr", _lr_in_words, _lr_widget, column=1, detailed=True),
     Setting("seed", lambda c: f"seed {c.seed}", _seed_widget, column=2, detailed=True),
-    Setting("sample_stride", lambda c: f"grid stride {c.sample_stride}", _sample_stride_widget, column=2,
+    Setting("sample_stride", lambda c: f"{GRID_STRIDE_WORDS} {c.sample_stride}", _sample_stride_widget, column=2,
             models=DDPMS + FLOWS, detailed=True),
     Setting("epochs", _epochs_in_words, _epochs_widget, column=0),
 )
@@ -120,45 +124,59 @@ def default_config(run: str, train_set: Digits) -> TrainConfig:
     return run_defaults.default_config(run, len(train_set), train_set.source, on_gpu=torch.cuda.is_available())
 
 
-def config_controls(run: str, train_set: Digits) -> TrainConfig:
+def config_controls(run: str, train_set: Digits) -> tuple[TrainConfig, bool]:
     """The training settings of the shipped run ``run`` (a key of ``model_store.SHIPPED_RUNS``; its model's widgets)
-    as widgets (kept for the whole session), returned as a ``TrainConfig``.
+    as widgets (kept for the whole session), returned as a ``TrainConfig``, and whether every entry on screen is valid
+    (else the config holds the last valid ones and **Train** waits).
 
     The widgets start from the shipped model's settings, or from an unfinished run's once its **Load its settings**
     button was pressed (``_unfinished_runs``)."""
     d = st.session_state.get(f"b_{run}_loaded") or default_config(run, train_set)
     columns = st.columns(3)
     values = {s.field: s.widget(columns[s.column], d, s.widget_key(run)) for s in settings_of(d.model) if s.widget}
+    entries = [v for v in values.values() if isinstance(v, Entry)]
     steps = _short_run_control(run, d, values["batch_size"], len(train_set))
-    config = replace(d, steps_per_epoch=steps, **values)
+    if steps is not None:
+        entries.append(steps)
+    values.update({field: v.value for field, v in values.items() if isinstance(v, Entry)})
+    config = replace(d, steps_per_epoch=None if steps is None else steps.value, **values)
     total = config.epoch_length(len(train_set)) * config.epochs
     st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
     if default_device().type == "cpu":
         _cpu_estimate(config, len(train_set))
     _unfinished_runs(run, config, len(train_set))
-    return config
+    return config, all(e.valid for e in entries)
 
 
-def _short_run_control(run: str, d: TrainConfig, batch: int, num_digits: int) -> int | None:
+def _short_run_control(run: str, d: TrainConfig, batch: int, num_digits: int) -> Entry | None:
     """The **Short run** switch and its batches per epoch (None: full epochs), bounded by a full epoch at ``batch``.
 
-    A larger batch shortens the full epoch under a number already chosen: the number is lowered to it, and the page
-    says so (a bound widget would otherwise change it without a word)."""
+    A larger batch shortens the full epoch under a number already accepted: the number is lowered to it, and the page
+    says so. A number typed above a full epoch is refused instead (``ui.inputs``), and **Train** waits."""
     k = f"b_{run}"
     short = st.checkbox("Short run: train only a few batches per epoch", d.steps_per_epoch is not None,
                         key=f"{k}_short", **KEEP)
     if not short:
         return None
     full = replace(d, batch_size=batch).full_epoch_length(num_digits)
-    chosen = st.session_state.get(f"{k}_steps")
-    if chosen is not None and chosen > full:
+    chosen = last_valid(f"{k}_steps")
+    if chosen is not None and chosen > full and _entered(f"{k}_steps") == chosen:
         st.session_state[f"{k}_steps"] = full
-    steps = int(st.number_input("Batches per epoch", 1, full, min(d.steps_per_epoch or run_defaults.SHORT_STEPS[d.model], full),
-                                key=f"{k}_steps", help=f"At most a full epoch: {full:,} batches of {batch}.", **KEEP))
-    if chosen is not None and chosen > full:
+    steps = whole_number_input("Batches per epoch", min(d.steps_per_epoch or run_defaults.SHORT_STEPS[d.model], full),
+                               key=f"{k}_steps", minimum=1, maximum=full, feeds=TRAIN,
+                               help=f"At most a full epoch: {full:,} batches of {batch}.")
+    if chosen is not None and chosen > full and steps.value == full:
         st.caption(f"Batches per epoch lowered from {chosen:,} to {full:,}: a full epoch of batch {batch} is "
                    f"{full:,} batches.")
     return steps
+
+
+def _entered(key: str) -> int | None:
+    """The whole number in a field's state (text typed, or a number a loader stored), None if it holds none."""
+    try:
+        return whole_number(str(st.session_state[key]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
@@ -213,6 +231,6 @@ def _load_settings(run: str, config: TrainConfig) -> None:
 
 def settings_text(config: TrainConfig, detailed: bool = False) -> str:
     """A run's settings in words (``SETTINGS``): width, the model's own setting (σ or p_uncond) and epochs; ``detailed``
-    adds the batch size, learning rate (and whether it is held constant), seed and (DDPMs, flows) the sampler stride of
-    the per-epoch grids."""
+    adds the batch size, learning rate (and whether it is held constant), seed and (DDPMs, flows) the stride of the
+    per-epoch grids."""
     return ", ".join(s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
