@@ -175,7 +175,7 @@ def test_time_flow_without_a_shipped_model_trains_from_the_page(nothing_shipped,
     at.select_slider(key="b_flow_time_batch").set_value(32)
     at.select_slider(key="b_flow_time_sample_stride").set_value(10)
     run(at.checkbox(key="b_flow_time_short").check())
-    at = run(at.number_input(key="b_flow_time_steps").set_value(3))
+    at = run(at.text_input(key="b_flow_time_steps").set_value("3"))
     run(at.button(key="time_flow_train").click())
     config = TrainConfig.spec("flow_time", hidden=8, epochs=1, batch_size=32, steps_per_epoch=3, sample_stride=10,
                               dataset=digits[0].source)
@@ -379,7 +379,7 @@ def test_constant_lr_a_stopped_run_continues_from_the_page(nothing_shipped, monk
     at.select_slider(key=f"{prefix}_batch").set_value(32)
     at.select_slider(key=f"{prefix}_sample_stride").set_value(30)
     at = run(at.checkbox(key=f"{prefix}_short").check())
-    at = run(at.number_input(key=f"{prefix}_steps").set_value(4))
+    at = run(at.text_input(key=f"{prefix}_steps").set_value("4"))
     button = at.button(key="constant_lr_train")
     assert button.label == "Continue training from step 2" and not button.disabled
     run(button.click())

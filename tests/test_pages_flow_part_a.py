@@ -71,7 +71,10 @@ def fresh_caches():
 
 
 def opened(slug: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app_pages" / f"{slug}.py"), default_timeout=TIMEOUT).run()
+    """The page opened from Home in the flow edition, as a student follows a link: its links to other pages resolve."""
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
+    at.session_state["edition"] = "flow"
+    at = at.switch_page(f"app_pages/{slug}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
