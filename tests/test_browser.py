@@ -275,11 +275,11 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
 PROJECTORS = ({"width": 1280, "height": 720}, {"width": 1920, "height": 1080})  # the lecture halls' two resolutions
 # What a projector shows of a page: how far the document and the main area (Streamlit scrolls inside it) reach beyond
 # their width, and every image and chart as a box in the main area's coordinates (so boxes above and below the
-# fold compare).
+# fold compare); what a closed expander holds is not shown.
 LAYOUT_JS = """() => {
     const main = document.querySelector('[data-testid=stMain]');
     const boxes = [...main.querySelectorAll('[data-testid=stImage] img, [data-testid=stPlotlyChart]')]
-        .filter(e => e.offsetParent !== null && e.getBoundingClientRect().width > 0)
+        .filter(e => e.checkVisibility() && !e.closest('details:not([open])') && e.getBoundingClientRect().width > 0)
         .map(e => { const r = e.getBoundingClientRect();
                     return {what: e.tagName === 'IMG' ? 'image ' + e.naturalWidth + ' px'
                                                       : 'chart ' + (e.innerText || '').slice(0, 30),
