@@ -66,7 +66,6 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
                  f"anagram_seed{seed}.png", "Download (top: as generated, bottom: viewed)")
 
     st.subheader("The combining rule at one step")
-    st.caption("Noise estimates are drawn as ε/3, so ±3 standard deviations span black to white.")
     i = st.slider("Step i", 0, steps - 1, steps // 2, key="anagrams_step",
                   help="Pick a step of the sampling loop to see how its noise estimate ε is made.") if steps > 1 else 0
     combining_rule(steps_taken[i], [prompt1, prompt2], ["identity", view], [weight, 1.0 - weight])
