@@ -33,12 +33,18 @@ class Example:
 class Defaults:
     example: Example  # what the page opens on
     second: Example  # the report's "plus 2 more"
+    # measured with the tests' digit classifier (bench/RESULTS.md, "A6 views on MNIST"): views with which this
+    # model finds almost no anagram (the failure comparison then sets the example's view beside the broken one), and
+    # views that work for only some pairs of prompts
+    views_that_fail: tuple[str, ...] = ()
+    views_for_some_pairs: tuple[str, ...] = ()
     weight: float = 0.5  # w of prompt 1
 
 
 DEFAULTS = {
     "mnist": Defaults(example=Example(prompt1="6", prompt2="9", view="rotate 180°"),
-                      second=Example(prompt1="2", prompt2="5", view="mirror left–right")),
+                      second=Example(prompt1="2", prompt2="5", view="mirror left–right"),
+                      views_that_fail=("pixel permutation",), views_for_some_pairs=("skew", "jigsaw (patch permutation)")),
     "if": Defaults(example=Example(prompt1="an oil painting of an old man",
                                    prompt2="an oil painting of people around a campfire", view="flip upside down"),
                    second=Example(prompt1="an oil painting of a snowy mountain village",
@@ -100,6 +106,36 @@ def morph_gif(backend_key: str, r: Request, _images: torch.Tensor) -> bytes:
 
 
 VIEW_NAMES = [name for name in VIEWS if name != "identity"]
+
+
+def view_help(family: str, patches: int) -> str:
+    """The view selector's help: what each view does, and which of them fail on this family's model (measured)."""
+    d = DEFAULTS[family]
+    measured = ([f"{' and '.join(d.views_that_fail)} finds almost no anagram (no digit survives it)"]
+                if d.views_that_fail else []) + ([f"{' and '.join(d.views_for_some_pairs)} work for only some pairs of digits"]
+                            if d.views_for_some_pairs else [])
+    return ("How to look at the image to see prompt 2. The course flips it upside down. Every view here is an exact "
+            "permutation of the pixels (or −I): skew shears the rows with wrap-around, the jigsaw swaps "
+            f"{patches}×{patches} patches, the inner circle turns a centred disc by 90°, the pixel permutation "
+            "scrambles every pixel." + (f" Measured on this model: {'; '.join(measured)}." if measured else ""))
+
+
+def failing_view_note(family: str, view: str) -> str | None:
+    """What the page says when ``view`` finds no anagram on this family's model (measured), else None."""
+    d = DEFAULTS[family]
+    if view in d.views_that_fail:
+        return (f"Measured on this model: {view} finds almost no anagram, whatever the prompts (no digit survives "
+                f"it); {d.example.view} does.")
+    return None
+
+
+def comparison_view(family: str, view: str) -> str:
+    """The working view the failure comparison samples beside a view that breaks: the page's view where it works on
+    this model, else the example's (a view that fails here would set noise beside noise)."""
+    d = DEFAULTS[family]
+    return d.example.view if view in d.views_that_fail else view
+
+
 COMBINING_PX = 120  # every panel of the combining rule's picture
 DIFFERENCE_QUANTILE = 0.99  # the signed panels' one scale: this quantile of |difference| is full colour
 
