@@ -488,6 +488,13 @@ def test_a7_factorized_decompositions_on_mnist():
     assert at.slider(key="hybrids_step_back").max == at.slider(key="hybrids_sigmas_mnist").value[1]  # σ2, the low band's
     assert cost_line(at).startswith("6 UNet calls · 144 rows (4 samples × 3 prompts per call × 2 for CFG)")
     assert "Triple hybrids need the larger IF model" in " ".join(i.value for i in at.info)
+    # issue 27 item 5: the triple side by side at its three viewing sizes, the middle band included, widest up close,
+    # and no caption promising a reading that MNIST does not give
+    captions = [c for img in at.image for c in img.captions]
+    assert [c for c in captions if c.split(":")[0] in ("far, small", "middle", "near, large")] == [
+        "far, small: asked for '0'", "middle: asked for '5'", "near, large: asked for '1'"]
+    assert "no setting reads at all three" in " ".join(m.value for m in at.markdown)
+    assert not [c for c in captions + [m.value for m in at.markdown] if "should read" in c]
     assert any(r"G_{\sigma_2}" in x.value for x in at.latex)
 
 
