@@ -160,7 +160,8 @@ class ModelServer:
     @api.post("/models/{name}/predict")
     async def predict(self, name: str, request: Request) -> Response:
         self._authorize(request)
-        den, info = self._model(name), self.info[name]
+        self._model(name)  # 404 for a model this server does not have
+        info = self.info[name]
         tensors, _ = await self._message(request)
         b = tensors["x"].shape[0] if "x" in tensors and tensors["x"].dim() == 4 else 0
         if not 1 <= b <= MAX_ROWS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,39 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_RAW = Path(os.environ.get("DIFFUSION_LAB_MNIST_RAW") or ROOT.parent / "shared" / "data" / "MNIST" / "raw")
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# The time budget of a test run: tests marked ``slow`` run after all the others and start only while the run is inside
+# it. CI (CI=true) gets CI_BUDGET_S, so that CI stays within its 20 minutes on a 2-core machine; elsewhere there is no
+# budget. DIFFUSION_LAB_TEST_BUDGET_S sets one (seconds; 0 = none).
+BUDGET_ENV = "DIFFUSION_LAB_TEST_BUDGET_S"
+CI_BUDGET_S = 14 * 60
+_run = {"start": time.monotonic(), "over_budget": 0}
+
+
+def test_budget_s() -> float | None:
+    """The run's budget in seconds, or None for none."""
+    value = os.environ.get(BUDGET_ENV)
+    if value is not None:
+        return float(value) or None
+    return CI_BUDGET_S if os.environ.get("CI", "").lower() in ("1", "true") else None
+
+
+def pytest_sessionstart(session):
+    _run["start"] = time.monotonic()
+
+
+def pytest_runtest_setup(item):
+    budget = test_budget_s()
+    if budget is not None and item.get_closest_marker("slow") and time.monotonic() - _run["start"] > budget:
+        _run["over_budget"] += 1
+        pytest.skip(f"slow, and the run's time budget ({budget:.0f} s, {BUDGET_ENV}) is spent")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _run["over_budget"]:
+        terminalreporter.write_line(
+            f"{_run['over_budget']} slow tests did not start: the run's time budget ({test_budget_s():.0f} s) was spent. "
+            f"Run them with {BUDGET_ENV}=0 python3 -m pytest -m slow.", yellow=True)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +114,9 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
+    """GPU tests skip without CUDA; slow tests run last (a stable sort: each group keeps its order), so that a time
+    budget is spent on them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
     if os.environ.get("CUDA_VISIBLE_DEVICES") == "" or not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the device machine)")
         for item in items:

@@ -24,6 +24,9 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api")
 
 PAGES = discover_pages()
+# Within CI's time budget every run walks these pages (one of each kind: a part-A technique, a training page, the report);
+# the walk of the others is marked slow (tests/conftest.py: it runs while the budget lasts).
+WALKED_ALWAYS = ("forward", "class_ddpm", "whole_assignment")
 SHOTS = ROOT / "screenshots"
 RUN_TIMEOUT_MS = 240_000  # one script run of a page on a busy 2-core CPU (first visit loads MNIST and the model)
 RESULT = '[data-testid="stImage"], [data-testid="stPlotlyChart"]'
@@ -209,6 +212,7 @@ CUT_FORMULAS_JS = """() => [...document.querySelectorAll('[data-testid=stMain] .
     .map(k => k.innerText.slice(0, 40))"""
 
 
+@pytest.mark.slow
 def test_phone(browser, app_url):
     """A 390 × 844 phone: nothing cut off at the right edge (text, contents links, formulas), and choosing a page in
     the sidebar closes the sidebar, which covers the whole page there."""
@@ -237,6 +241,7 @@ def test_phone(browser, app_url):
         context.close()
 
 
+@pytest.mark.slow
 def test_presentation_mode_enlarges_images_on_every_page(page):
     """The sidebar's presentation switch shows the results about twice as large (fewer side by side; sharp:
     nearest-neighbour scaling) and the text larger, and it stays on when another page is opened."""
@@ -328,7 +333,8 @@ def test_presentation_mode_fits_the_projector(projector_page, app_page):
 RUNS_ON_ITS_BUTTON = {"whole_assignment"}  # the report waits for its Run button: on IF it is minutes of GPU
 
 
-@pytest.mark.parametrize("app_page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("app_page", [pytest.param(p, marks=() if p.name in WALKED_ALWAYS else pytest.mark.slow)
+                                      for p in PAGES], ids=[p.name for p in PAGES])
 def test_page_runs_and_reacts(page, app_page):
     open_page(page, app_page.url_path)
     assert page.url.rstrip("/").endswith("/" + app_page.url_path)
@@ -396,6 +402,7 @@ def wait_for_images(page, at_least: int = 0, at_most: int | None = None) -> None
     wait_for_app(page)
 
 
+@pytest.mark.slow
 def test_sdedit_on_a_drawing(page):
     target = _page_named("sdedit")
     open_page(page, target.url_path)
@@ -412,6 +419,7 @@ def test_sdedit_on_a_drawing(page):
     screenshot(page, f"{target.name}-drawing")
 
 
+@pytest.mark.slow
 def test_inpainting_with_a_painted_mask(page):
     target = _page_named("inpainting")
     open_page(page, target.url_path)
@@ -440,6 +448,7 @@ def if_app_url(tmp_path_factory):
         yield server.url
 
 
+@pytest.mark.slow
 def test_stock_pipeline_and_stage2_on_deepfloyd_if(browser, if_app_url):
     """A0 on IF as an instructor would use it: pick IF in the sidebar, one prompt, the stage-1 grid, then stage 2."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=if_app_url)
@@ -475,6 +484,7 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_sampling_through_the_model_server_and_the_front_ends_memory(browser, tmp_path):
     """The app as a Streamlit Cloud front end would run it: every UNet call on a model server (Ray Serve, started here
     on the loopback address). A3 samples through it in the browser; the Streamlit process's resident memory stays

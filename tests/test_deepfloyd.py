@@ -14,10 +14,8 @@ from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
 from lib.backends.deepfloyd import add_variance, pipeline_sample, upscale
 from lib.ddpm.diffusion import step_log_variance
 from lib.backends.if_configs import IF_VARIANTS, T5_REPO, if_stage1_scheduler
-from lib.backends.if_hub import (
-    NO_NETWORK, NO_TOKEN, check_if_requirements, hub_error_message, license_message, no_gpu_message, rejected_message,
-    source,
-)
+from lib.backends.hub import NO_TOKEN, license_message, rejected_message
+from lib.backends.if_hub import NO_NETWORK, check_if_requirements, hub_error_message, no_gpu_message, source
 from lib.backends.prompt_cache import PromptEmbeddingCache
 from lib.ddpm.sampling import sample
 from lib.ddpm.schedules import strided_timesteps
@@ -242,3 +240,28 @@ def test_fp16_cuda_prediction_matches_fp32_cpu(tiny):
     out = sample(gpu, gpu.encode_prompt("a dog"), scale=7.0, stride=100, num_samples=2,
                  generator=torch.Generator("cuda").manual_seed(0))
     assert out.shape == (2, 3, 64, 64) and torch.isfinite(out).all()
+
+
+def test_every_backend_words_its_hub_problems_alike(tmp_path):
+    """lib.backends.hub is the one wording: the same sentence for each backend's missing snapshot and missing network,
+    each naming its own repository, file, pinned revision and folder variable."""
+    from lib.backends import if_hub
+    from lib.backends.pixnerd import encoder, hub as pixnerd_hub
+    from lib.backends.pixnerd.config import REVISION as PIXNERD_REVISION
+
+    assert pixnerd_hub.snapshot_missing_message(tmp_path) == (
+        f"DIFFUSION_LAB_PIXNERD_DIR is set, but {tmp_path}/MCG-NJU/PixNerd-XXL-P16-T2I/model.ckpt does not exist: "
+        f"download it with `hf download MCG-NJU/PixNerd-XXL-P16-T2I model.ckpt --revision {PIXNERD_REVISION} "
+        f"--local-dir {tmp_path}/MCG-NJU/PixNerd-XXL-P16-T2I`")
+    assert encoder.snapshot_missing_message(tmp_path).endswith(
+        f"Qwen/Qwen3-1.7B/config.json does not exist: download it with `hf download Qwen/Qwen3-1.7B --revision "
+        f"{encoder.REVISION} --local-dir {tmp_path}/Qwen/Qwen3-1.7B`")
+    assert if_hub.snapshot_missing_message(tmp_path, "DeepFloyd/IF-I-L-v1.0").startswith("DIFFUSION_LAB_IF_DIR is set")
+    tails = {m.split(" and ", 1)[1].split(" not in the local cache")[0]: m.split(", or point ")[1]
+             for m in (if_hub.NO_NETWORK, pixnerd_hub.NO_NETWORK, encoder.NO_NETWORK)}
+    assert tails == {"the DeepFloyd IF weights are": "DIFFUSION_LAB_IF_DIR at a folder of pre-downloaded snapshots "
+                                                     "(see the README)",
+                     "PixNerd's checkpoint (MCG-NJU/PixNerd-XXL-P16-T2I, model.ckpt) is":
+                         "DIFFUSION_LAB_PIXNERD_DIR at a folder of pre-downloaded snapshots (see the README)",
+                     "the prompt encoder Qwen/Qwen3-1.7B is": "DIFFUSION_LAB_PIXNERD_DIR at a folder of "
+                                                             "pre-downloaded snapshots (see the README)"}

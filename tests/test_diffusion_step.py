@@ -16,8 +16,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
+from lib.guidance import classifier_free_guidance
 from lib.ddpm.diffusion import (
-    classifier_free_guidance,
     ddpm_step,
     estimate_x0,
     forward_noise,

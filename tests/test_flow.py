@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lib.ddpm.diffusion import classifier_free_guidance
+from lib.guidance import classifier_free_guidance
 from lib.flow import (cfg_predictor, euler, euler_times, guided_velocities, interpolate, one_step_estimate, sample,
                       scale_from_course_w, velocity_target)
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from lib.train import ema, model_store
 from lib.train.cache import config_key
 from lib.train.data import Digits
-from lib.ddpm.diffusion import classifier_free_guidance
+from lib.guidance import classifier_free_guidance
 from lib.flow import euler_times
 from lib.flow.mnist import MnistFlow, class_grid, grid_steps, sample_grid, step_size, unconditional_grid
 from lib.media.images import to_uint8

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.backends.if_hub import NO_TOKEN, license_message, rejected_message
+from lib.backends.hub import NO_TOKEN, license_message, rejected_message
 from lib.backends.pixnerd.checkpoint import UnsafeCheckpoint
 from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, TINY
 from lib.backends.pixnerd.hub import (

@@ -23,40 +23,23 @@ from typing import Callable
 
 import torch
 
+from lib.backends import hub
+from lib.backends.hub import NO_TOKEN, no_network_message
 from lib.backends.if_configs import IF_VARIANTS, STAGE2, T5_REPO
 from lib.backends.if_memory import gib, host_memory_bytes, plan_memory, requirement, too_small_message
 
 DIR_ENV = "DIFFUSION_LAB_IF_DIR"
 DEVICE_ENV = "DIFFUSION_LAB_IF_DEVICE"  # "cpu" runs IF without a GPU: for tests and tiny models, minutes per step at real size
 
-NO_TOKEN = (
-    "No Hugging Face token: set HF_TOKEN or add it to .streamlit/secrets.toml (HF_TOKEN = \"hf_…\"); "
-    "create a read token at https://huggingface.co/settings/tokens"
-)
-NO_NETWORK = (
-    "The Hugging Face hub (huggingface.co) is unreachable — no network, or HF_HUB_OFFLINE is set — and the DeepFloyd "
-    "IF weights are not in the local cache: connect this machine to the internet once so they can be downloaded, or "
-    f"point {DIR_ENV} at a folder of pre-downloaded snapshots"
-)
+NO_NETWORK = no_network_message("the DeepFloyd IF weights are", DIR_ENV)
 
 
 def no_gpu_message(variant: str) -> str:
     return f"{requirement(variant)}; this machine has none — the app stays on the built-in MNIST model"
 
 
-def license_message(repo: str) -> str:
-    return (f"The token has no access to the gated model {repo}: accept the license at https://huggingface.co/{repo} "
-            "while logged in as the token's owner, then reload")
-
-
-def rejected_message(repo: str) -> str:
-    return (f"The hub refused {repo} (invalid or expired token, or no such repository) — create a new read token at "
-            "https://huggingface.co/settings/tokens and set HF_TOKEN")
-
-
 def snapshot_missing_message(folder: Path, repo: str) -> str:
-    return (f"{DIR_ENV} is set, but {folder / repo} holds no snapshot of {repo} (no model_index.json): download it "
-            f"with `hf download {repo} --local-dir {folder / repo}` (see the README)")
+    return hub.snapshot_missing_message(DIR_ENV, folder, repo, "model_index.json")
 
 
 class IFUnavailable(Exception):
@@ -85,14 +68,11 @@ class Source:
         try:
             return loader(self.location(repo), **kwargs)
         except torch.cuda.OutOfMemoryError as err:
-            raise IFUnavailable(f"Not enough free GPU memory to load {repo}: another program uses the GPU "
-                                f"({torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB free)") from err
+            raise IFUnavailable(hub.out_of_memory_message(repo)) from err
         except Exception as err:  # noqa: BLE001 — the loading boundary: every failure becomes a message for the user
-            problem = hub_error_message(err, repo) if self.folder is None else (
-                f"Could not load {repo} from {self.folder / repo}: {type(err).__name__}: {str(err)[:300]}")
-            if self.token is None and self.folder is None and problem == license_message(repo):
-                problem = NO_TOKEN  # anonymous requests to a gated repo fail the same way: the token comes first
-            raise IFUnavailable(_scrub(problem, self.token)) from None
+            if self.folder is not None:
+                raise IFUnavailable(hub.folder_failure_message(repo, self.folder / repo, err)) from None
+            raise IFUnavailable(hub.download_problem(err, repo, self.token, NO_NETWORK)) from None
 
 
 def source(token: str | None = None, folder: str | Path | None = None) -> Source:
@@ -110,41 +90,9 @@ def if_device() -> torch.device:
     return torch.device(os.environ.get(DEVICE_ENV) or "cuda")
 
 
-def _scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "hf_***") if token else text
-
-
-def _causes(err: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    while err is not None and err not in seen:
-        seen.append(err)
-        err = err.__cause__ or err.__context__
-    return seen
-
-
-_NETWORK_ERRORS = {"ConnectionError", "ConnectError", "ConnectTimeout", "TimeoutException", "TransportError",
-                   "NetworkError", "Timeout", "LocalEntryNotFoundError", "OfflineModeIsEnabled", "gaierror"}
-
-
 def hub_error_message(err: BaseException, repo: str) -> str:
-    """What a hub/loading failure means for the user: license, network, rejected token, or the error itself."""
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
-    chain = _causes(err)
-    if any(isinstance(e, GatedRepoError) for e in chain):
-        return license_message(repo)
-    if any(_NETWORK_ERRORS & {c.__name__ for c in type(e).__mro__} for e in chain):
-        return NO_NETWORK
-    if any(isinstance(e, RepositoryNotFoundError) for e in chain):
-        return rejected_message(repo)
-    text = " ".join(str(e) for e in chain).lower()
-    if "gated" in text or "restricted" in text or " 403" in text:
-        return license_message(repo)
-    if "401" in text:
-        return rejected_message(repo)
-    if "connect" in text or "offline" in text or "internet" in text:
-        return NO_NETWORK
-    return f"Could not load {repo}: {type(err).__name__}: {str(err)[:300]}"
+    """``lib.backends.hub.hub_error_message`` in IF's words."""
+    return hub.hub_error_message(err, repo, NO_NETWORK)
 
 
 def _cached(repo: str) -> bool:
@@ -165,7 +113,7 @@ def _probe_hub(repo: str, token: str | None) -> str | None:
         return None
     except Exception as err:  # any failure to reach or authorise is reported, never raised
         problem = hub_error_message(err, repo)
-        return None if problem == NO_NETWORK and _cached(repo) else _scrub(problem, token)
+        return None if problem == NO_NETWORK and _cached(repo) else hub.scrub(problem, token)
 
 
 def gpu_problem(variant: str, device: torch.device) -> str | None:

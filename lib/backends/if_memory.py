@@ -25,9 +25,9 @@ from __future__ import annotations
 import functools
 import math
 import os
-import threading
 from dataclasses import dataclass
 
+from lib.backends.hub import LAZY_IMPORT
 from lib.backends.if_configs import IF_VARIANTS, PUBLISHED_PARAMS, STAGE1_CONFIGS, T5_XXL_CONFIG
 
 GIB = 2**30
@@ -35,15 +35,12 @@ CUDA_CONTEXT = int(0.6 * GIB)
 UNET_WORK = int(1.5 * GIB)
 T5_WORK = int(0.5 * GIB)
 HOST_RESERVE = 3 * GIB  # the app's own process (torch, Streamlit, the MNIST models) besides a T5 kept in RAM
-# diffusers and transformers import their classes lazily, and that is not thread-safe: two sessions whose first page
-# run counts IF's parameters at the same moment can get "cannot import name 'UNet2DConditionModel'"
-_LAZY_IMPORT = threading.Lock()
 
 def unet_params(config: dict) -> int:
     """Parameter count of a ``UNet2DConditionModel(**config)``, built on the meta device."""
     import torch
 
-    with _LAZY_IMPORT:
+    with LAZY_IMPORT:
         from diffusers import UNet2DConditionModel
     with torch.device("meta"):
         unet = UNet2DConditionModel(**config)
@@ -54,7 +51,7 @@ def t5_bytes(config: dict, on_gpu: bool) -> int:
     """Weight bytes of T5EncoderModel(config): fp16 with the fp32 ``wo`` layers on the GPU, bf16 on the CPU."""
     import torch
 
-    with _LAZY_IMPORT:
+    with LAZY_IMPORT:
         from transformers import T5Config, T5EncoderModel
     with torch.device("meta"):
         model = T5EncoderModel(T5Config(**config))

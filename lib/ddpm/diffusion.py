@@ -104,8 +104,3 @@ def ddpm_step(
         return mean, x0
     log_var = step_log_variance(t, t_prev, schedule, variance_type, predicted_variance)
     return mean + torch.exp(0.5 * log_var).to(x_t.dtype) * noise, x0
-
-
-def classifier_free_guidance(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -> torch.Tensor:
-    """ε = ε_u + γ (ε_c − ε_u): γ = 0 is unconditional, γ = 1 conditional, γ > 1 extrapolates past the prompt."""
-    return eps_uncond + scale * (eps_cond - eps_uncond)

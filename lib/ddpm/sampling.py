@@ -11,8 +11,9 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
-from lib.ddpm.diffusion import VarianceType, classifier_free_guidance, ddpm_step, estimate_x0, forward_noise
+from lib.ddpm.diffusion import VarianceType, ddpm_step, estimate_x0, forward_noise
 from lib.ddpm.schedules import Schedule
+from lib.guidance import classifier_free_guidance, guidance_batch
 
 # predict(x_t, t) -> (ε̂, predicted variance v or None); a closure over the denoiser, prompts and guidance scale.
 Predictor = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor | None]]
@@ -73,21 +74,16 @@ def guided_predictions(
     ε_i = ε_u,i + γ (ε_c,i − ε_u,i) with the conditional pass's variance (spec 1.6). A condition may have one row
     (shared by the batch) or one row per image.
     """
-    b, n = inputs[0].shape[0], len(inputs)
-    cond_rows = torch.cat([c.expand(b, *c.shape[1:]) for c in conds])
-    uncond_rows = uncond.expand(b * n, *uncond.shape[1:])
+    x, cond_rows, uncond_rows = guidance_batch(inputs, conds, uncond)
     # γ = 1 is the conditional pass alone and γ = 0 the unconditional one (half the work), except that a learned
     # variance always comes from the conditional pass, so γ = 0 then still needs both.
     if scale == 1.0 or (scale == 0.0 and denoiser.variance_type != "learned_range"):
-        guided, var = denoiser.predict(torch.cat(list(inputs)), t, cond_rows if scale == 1.0 else uncond_rows)
+        guided, var = denoiser.predict(x, t, cond_rows if scale == 1.0 else uncond_rows)
     else:
-        eps, var = denoiser.predict(torch.cat(list(inputs) * 2), t, torch.cat([cond_rows, uncond_rows]))
-        guided = classifier_free_guidance(eps[: n * b], eps[n * b :], scale)
-    out = []
-    for i in range(n):
-        rows = slice(i * b, (i + 1) * b)
-        out.append((guided[rows], None if var is None else var[rows]))
-    return out
+        eps, var = denoiser.predict(torch.cat([x, x]), t, torch.cat([cond_rows, uncond_rows]))
+        guided = classifier_free_guidance(eps[: len(x)], eps[len(x):], scale)
+    b = inputs[0].shape[0]
+    return [(eps, None if var is None else var[i * b:(i + 1) * b]) for i, eps in enumerate(guided.split(b))]
 
 
 def cfg_predictor(denoiser: Denoiser, cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> Predictor:

@@ -6,7 +6,7 @@ technique changes is how v is predicted — plain, with classifier-free guidance
 hybrid's two bands — so each is a ``Predict`` closure over the same loop, as ``lib.ddpm.sampling``'s ``Predictor`` is for
 the DDPM loop; what it imposes after a step (inpainting's known pixels at the new t) is an ``after_step`` hook.
 
-Classifier-free guidance keeps its one home, ``lib.ddpm.diffusion.classifier_free_guidance``: v = v_u + γ (v_c − v_u).
+Classifier-free guidance keeps its one home, ``lib.guidance.classifier_free_guidance``: v = v_u + γ (v_c − v_u).
 Part B's γ = 5 is that form as is. Part A's course form v_c + w (v_c − v_u) is the same with γ = w + 1
 (``scale_from_course_w``: the course's w = 7 is γ = 8).
 """
@@ -18,9 +18,9 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
-from lib.ddpm.diffusion import classifier_free_guidance
 from lib.flow.path import one_step_estimate
 from lib.ddpm.sampling import randn
+from lib.guidance import classifier_free_guidance, guidance_batch
 
 # predict(x_t, t) -> v̂ (dx/dt at t): a closure over the model, the prompts and the guidance
 Predict = Callable[[torch.Tensor, float], torch.Tensor]
@@ -111,15 +111,13 @@ def guided_velocities(
     The batch is [x_1 … x_n | x_1 … x_n] with conditions [c_1 … c_n | ∅ … ∅], and each result is
     v_i = v_u,i + γ (v_c,i − v_u,i). γ = 1 is the conditional call alone and γ = 0 the unconditional one (half the
     work). A condition has one row (shared by the batch) or one row per image."""
-    b, n = inputs[0].shape[0], len(inputs)
-    cond_rows = torch.cat([c.expand(b, *c.shape[1:]) for c in conds])
-    uncond_rows = uncond.expand(b * n, *uncond.shape[1:])
+    x, cond_rows, uncond_rows = guidance_batch(inputs, conds, uncond)
     if scale in (0.0, 1.0):
-        guided = model.velocity(torch.cat(list(inputs)), t, cond_rows if scale == 1.0 else uncond_rows)
+        guided = model.velocity(x, t, cond_rows if scale == 1.0 else uncond_rows)
     else:
-        v = model.velocity(torch.cat(list(inputs) * 2), t, torch.cat([cond_rows, uncond_rows]))
-        guided = classifier_free_guidance(v[: n * b], v[n * b :], scale)
-    return list(guided.split(b))
+        v = model.velocity(torch.cat([x, x]), t, torch.cat([cond_rows, uncond_rows]))
+        guided = classifier_free_guidance(v[: len(x)], v[len(x):], scale)
+    return list(guided.split(inputs[0].shape[0]))
 
 
 def cfg_predictor(model: VelocityModel, cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> Predict:

@@ -2,13 +2,19 @@
 kept region is at the same noise level as the generated one; the final step keeps x_orig itself (m = 1: new content).
 With resampling (``lib.techniques.repaint``) the loop runs down ``jump_length`` steps and jumps back up by re-noising,
 x_t = √(ᾱ_t/ᾱ_t') x_t' + √(1 − ᾱ_t/ᾱ_t') z, ``jump_n_sample`` times. The same combination is applied to the predicted
-variance v when the model has one (DeepFloyd IF)."""
+variance v when the model has one (DeepFloyd IF).
+
+The flow form (not part of the flow edition, which dropped inpainting; its natural analogue): after each Euler step to
+t', x ← m·x + (1 − m)·((1 − t')·ε + t'·x_orig) with the run's own ε (``known_pixels_after_step``), so the kept region
+lies on the straight path the run started on, and at t' = 1 it is x_orig itself."""
 
 from __future__ import annotations
 
 import torch
 
 from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, noise_to, randn
+from lib.flow.euler import AfterStep
+from lib.flow.path import interpolate
 from lib.techniques.repaint import descents, jump_back, resampling_path
 
 def repaint_update(original: torch.Tensor, mask: torch.Tensor, schedule, generator: torch.Generator, final_t: int):
@@ -17,6 +23,15 @@ def repaint_update(original: torch.Tensor, mask: torch.Tensor, schedule, generat
     def after_step(x: torch.Tensor, t_prev: int) -> torch.Tensor:
         known = original if t_prev == final_t else noise_to(original, t_prev, schedule, generator)
         return mask * x + (1 - mask) * known
+
+    return after_step
+
+
+def known_pixels_after_step(original: torch.Tensor, mask: torch.Tensor, eps: torch.Tensor) -> AfterStep:
+    """The flow inpainting ``after_step``: x ← m·x + (1 − m)·((1 − t')·ε + t'·x_orig), new content where m = 1."""
+
+    def after_step(x: torch.Tensor, t_next: float) -> torch.Tensor:
+        return mask * x + (1 - mask) * interpolate(original, eps, t_next)
 
     return after_step
 

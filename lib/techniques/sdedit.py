@@ -1,5 +1,9 @@
 """SDEdit (1.7): x = forward(x_orig, t[i_start]), then the one ``denoise`` loop from i_start with CFG.
-``sdedit_strip`` runs several i_starts as one batch along the shared tail of the timestep list."""
+``sdedit_strip`` runs several i_starts as one batch along the shared tail of the timestep list.
+
+The flow edition's image-to-image editing (3.1, 3.2) is the same idea on the straight path: x_start = (1 − t_s)·ε + t_s·x₁,
+then the one Euler loop from t_s to 1 with CFG (``flow_edit``); a larger t_s keeps more of the image (the DDPM's larger
+i_start does too)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ from typing import Sequence
 import torch
 
 from lib.ddpm.diffusion import ddpm_step
-from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, guided_predictions, noise_to, randn
+from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, noise_to, randn
+from lib.flow import VelocityModel, euler
+from lib.flow.euler import cfg_predictor as cfg_velocity
+from lib.flow.path import interpolate
 
 def sdedit(
     denoiser: Denoiser,
@@ -74,3 +81,12 @@ def sdedit_strip(
             if on_step is not None:
                 on_step(i, ts[i + 1], x, x0)
     return x
+
+
+def flow_edit(model: VelocityModel, image: torch.Tensor, eps: torch.Tensor, *, cond: torch.Tensor,
+              scale: float, t_starts: Sequence[float], h: float) -> torch.Tensor:
+    """The edit of ``image`` ((1, C, H, W), in the model's value range) from every start time in ``t_starts``, all
+    from the same noise ``eps`` (the course edits with noise(180) throughout): (len(t_starts), C, H, W). Each start
+    runs its own ⌈(1 − t_s)/h⌉ Euler steps (their time grids differ, so the runs are not batched together)."""
+    predict = cfg_velocity(model, cond, model.null_condition(), scale)
+    return torch.cat([euler(interpolate(image, eps, t_s), t_s, h, predict) for t_s in t_starts])

@@ -44,7 +44,7 @@ from typing import Callable
 import torch
 
 from lib.backends import prompt_cache
-from lib.backends.if_hub import NO_NETWORK as IF_NO_NETWORK, _scrub, hub_error_message
+from lib.backends import hub
 from lib.backends.prompt_cache import PromptEmbeddingCache
 
 REPO = "Qwen/Qwen3-1.7B"
@@ -54,16 +54,11 @@ DIR_ENV = "DIFFUSION_LAB_PIXNERD_DIR"
 DTYPES = (torch.float32, torch.bfloat16)  # fp16 is not offered: Qwen3 was trained in bf16 and overflows in fp16
 EMBEDDINGS_SUBDIR = "qwen3-1.7b"  # its own folder under lib.backends.prompt_cache.EMBEDDINGS_DIR, apart from IF's T5 entries
 
-NO_NETWORK = (
-    f"The Hugging Face hub (huggingface.co) is unreachable — no network, or HF_HUB_OFFLINE is set — and the prompt "
-    f"encoder {REPO} is not in the local cache: connect this machine to the internet once so it can be downloaded, "
-    f"or point {DIR_ENV} at a folder of pre-downloaded snapshots (see the README)"
-)
+NO_NETWORK = hub.no_network_message(f"the prompt encoder {REPO} is", DIR_ENV)
 
 
 def snapshot_missing_message(folder: Path) -> str:
-    return (f"{DIR_ENV} is set, but {folder / REPO} holds no snapshot of {REPO} (no config.json): download it with "
-            f"`hf download {REPO} --revision {REVISION} --local-dir {folder / REPO}` (see the README)")
+    return hub.snapshot_missing_message(DIR_ENV, folder, REPO, "config.json", revision=REVISION)
 
 
 class QwenUnavailable(Exception):
@@ -90,15 +85,11 @@ class QwenSource:
         try:
             return loader(location, **kwargs)
         except torch.cuda.OutOfMemoryError as err:
-            raise QwenUnavailable(f"Not enough free GPU memory to load {REPO}: another program uses the GPU "
-                                  f"({torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB free)") from err
+            raise QwenUnavailable(hub.out_of_memory_message(REPO)) from err
         except Exception as err:  # noqa: BLE001 — the loading boundary: every failure becomes a message for the user
             if self.folder is not None:
-                problem = f"Could not load {REPO} from {location}: {type(err).__name__}: {str(err)[:300]}"
-            else:
-                problem = hub_error_message(err, REPO)
-                problem = NO_NETWORK if problem == IF_NO_NETWORK else problem
-            raise QwenUnavailable(_scrub(problem, self.token)) from None
+                raise QwenUnavailable(hub.folder_failure_message(REPO, location, err)) from None
+            raise QwenUnavailable(hub.download_problem(err, REPO, self.token, NO_NETWORK)) from None
 
 
 def qwen_source(token: str | None = None, folder: str | Path | None = None) -> QwenSource:

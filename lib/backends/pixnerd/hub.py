@@ -25,24 +25,20 @@ from pathlib import Path
 
 import torch
 
-from lib.backends.if_hub import NO_TOKEN, _scrub, hub_error_message, license_message
-from lib.backends.if_hub import NO_NETWORK as IF_NO_NETWORK
+from lib.backends import hub
 from lib.backends.pixnerd.checkpoint import CheckpointError, ema_state_dict
 from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, XXL, PixNerdConfig
+from lib.backends.pixnerd.memory import device_problem
 from lib.backends.pixnerd.model import PixNerdTransformer, build_pixnerd
 
 DIR_ENV = "DIFFUSION_LAB_PIXNERD_DIR"
 
-NO_NETWORK = (
-    "The Hugging Face hub (huggingface.co) is unreachable — no network, or HF_HUB_OFFLINE is set — and PixNerd's "
-    f"checkpoint ({REPO}, {CHECKPOINT_FILE}) is not in the local cache: connect this machine to the internet once so "
-    f"it can be downloaded, or point {DIR_ENV} at a folder of pre-downloaded snapshots"
-)
+NO_NETWORK = hub.no_network_message(f"PixNerd's checkpoint ({REPO}, {CHECKPOINT_FILE}) is", DIR_ENV)
 
 
 def snapshot_missing_message(folder: Path) -> str:
-    return (f"{DIR_ENV} is set, but {folder / REPO / CHECKPOINT_FILE} does not exist: download it with "
-            f"`hf download {REPO} {CHECKPOINT_FILE} --revision {REVISION} --local-dir {folder / REPO}`")
+    return hub.snapshot_missing_message(DIR_ENV, folder, REPO, CHECKPOINT_FILE, file=CHECKPOINT_FILE,
+                                        revision=REVISION)
 
 
 class PixNerdUnavailable(Exception):
@@ -68,16 +64,7 @@ class CheckpointSource:
         try:
             return Path(hf_hub_download(REPO, CHECKPOINT_FILE, revision=REVISION, token=self.token))
         except Exception as err:  # noqa: BLE001 — the download boundary: every failure becomes a message for the user
-            raise PixNerdUnavailable(_scrub(self._hub_problem(err), self.token)) from None
-
-    def _hub_problem(self, err: BaseException) -> str:
-        """lib.backends.if_hub's reading of a hub failure (gated, unreachable, rejected token), in PixNerd's words."""
-        problem = hub_error_message(err, REPO)
-        if problem == IF_NO_NETWORK:
-            return NO_NETWORK
-        if problem == license_message(REPO) and self.token is None:
-            return NO_TOKEN  # anonymous requests to a gated repository fail this way: the token comes first
-        return problem
+            raise PixNerdUnavailable(hub.download_problem(err, REPO, self.token, NO_NETWORK)) from None
 
 
 def source(token: str | None = None, folder: str | Path | None = None) -> CheckpointSource:
@@ -94,9 +81,12 @@ def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype
     """The denoiser of ``config`` (the released XXL by default) with the checkpoint's EMA weights, strictly loaded, on
     ``device`` in ``dtype`` (the course: float32), in eval mode without gradients.
 
-    Raises ``PixNerdUnavailable`` (missing snapshot, offline, gated, unsafe or damaged file, weights of another
-    configuration, GPU too full); the checkpoint's own error is its ``__cause__``.
+    Raises ``PixNerdUnavailable`` (no GPU or one too small for the released size — checked before anything is
+    downloaded —, missing snapshot, offline, gated, unsafe or damaged file, weights of another configuration, GPU too
+    full); the checkpoint's own error is its ``__cause__``.
     """
+    if config == XXL and (problem := device_problem(device, dtype)):
+        raise PixNerdUnavailable(problem)
     src = src or source()
     path = src.checkpoint_path()
     try:
@@ -108,8 +98,7 @@ def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype
         placed = {key: value.to(device=device, dtype=dtype) for key, value in state.items()}
         model.load_state_dict(placed, strict=True, assign=True)
     except torch.cuda.OutOfMemoryError as err:
-        raise PixNerdUnavailable(f"Not enough free GPU memory to load PixNerd: another program uses the GPU "
-                                 f"({torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB free)") from err
+        raise PixNerdUnavailable(hub.out_of_memory_message(REPO)) from err
     except RuntimeError as err:
         problem = " ".join(str(err).split())[:400]  # one line: PyTorch lists the keys on tab-indented lines
         raise PixNerdUnavailable(f"{path} does not hold the weights of this PixNerd configuration: {problem}") from err
