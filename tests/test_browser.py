@@ -294,6 +294,17 @@ LAYOUT_JS = """() => {
 }"""
 
 
+def test_a6_combining_picture_draws_every_panel_at_one_size(page):
+    """Issue 27 item 6: the six panels of A6's combining rule are one picture size, and the browser must draw them so
+    (Streamlit 1.67 stretched an image without a width to its wrapper, which a long caption widens: 130 to 260 px)."""
+    open_page(page, _page_named("anagrams").url_path)
+    widths = page.evaluate("[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage]')]"
+                           ".filter(e => /the input for|estimate|where the prompts differ/.test(e.innerText))"
+                           ".map(e => e.querySelector('img').getBoundingClientRect().width)")
+    assert len(widths) == 6 and max(widths) - min(widths) < 1, widths
+    screenshot(page, "a6_combining_rule")
+
+
 def overlapping(boxes: list[dict], tolerance: float = 1.0) -> list[tuple[str, str]]:
     """The pairs of boxes that share more than ``tolerance`` px in both directions."""
     return [(a["what"], b["what"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]

@@ -85,8 +85,7 @@ def columns(n: int) -> list:
 
 def image(picture: np.ndarray, caption: str | None = None, container=st) -> None:
     """``container.image`` at the picture's own size, or ``PRESENTATION_SCALE`` times it in presentation mode (never
-    wider than the column: ``BASE_CSS`` caps it at its container's width)."""
-    if presentation():
-        container.image(picture, caption=caption, width=int(picture.shape[1]) * PRESENTATION_SCALE)
-    else:
-        container.image(picture, caption=caption)
+    wider than the column: ``BASE_CSS`` caps it at its container's width). The width is always given: without it
+    Streamlit stretches the <img> to its wrapper, which a caption longer than the picture widens."""
+    scale = PRESENTATION_SCALE if presentation() else 1
+    container.image(picture, caption=caption, width=int(picture.shape[1]) * scale)
