@@ -11,7 +11,8 @@ from lib.techniques.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_p
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
-from ui.sections.anagrams import DEFAULTS, VIEW_NAMES, Request, anagrams, combining_rule, morph_gif
+from ui.sections.anagrams import (DEFAULTS, VIEW_NAMES, Request, anagrams, combining_rule, comparison_view,
+                                  failing_view_note, morph_gif, view_help)
 
 backend = page_setup(
     "anagrams",
@@ -35,14 +36,12 @@ prompt2 = prompt_input("Prompt 2 (after the view)", d.example.prompt2, "anagrams
 c3, c4, c5 = st.columns(3)
 st.session_state.setdefault(f"anagrams_view_{backend.family}", d.example.view)
 view = c3.selectbox("View v", VIEW_NAMES, key=f"anagrams_view_{backend.family}",
-                    help="How to look at the image to see prompt 2. The course flips it upside down. Every view "
-                         "here is an exact permutation of the pixels (or −I): skew shears the rows with wrap-around, "
-                         f"the jigsaw swaps {patches_per_side(backend.size)}×{patches_per_side(backend.size)} "
-                         "patches, the inner circle turns a centred disc by 90°, the pixel permutation scrambles "
-                         "every pixel. The small MNIST model rarely finds a digit that survives the last two.")
+                    help=view_help(backend.family, patches_per_side(backend.size)))
 weight = c4.slider("Weight w of prompt 1", 0.0, 1.0, d.weight, step=0.05, key="anagrams_weight")
 scale = c5.slider("Guidance scale γ", 0.0, 10.0, backend.defaults.guidance, step=0.5, key=f"anagrams_scale_{backend.family}")
 num_samples, stride, seed = samples_stride_seed(backend, "anagrams")
+if note := failing_view_note(backend.family, view):
+    st.warning(note)
 
 if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2"):
     steps = len(backend.denoiser.timesteps(stride)) - 1
@@ -67,7 +66,6 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
                  f"anagram_seed{seed}.png", "Download (top: as generated, bottom: viewed)")
 
     st.subheader("The combining rule at one step")
-    st.caption("Noise estimates are drawn as ε/3, so ±3 standard deviations span black to white.")
     i = st.slider("Step i", 0, steps - 1, steps // 2, key="anagrams_step",
                   help="Pick a step of the sampling loop to see how its noise estimate ε is made.") if steps > 1 else 0
     combining_rule(steps_taken[i], [prompt1, prompt2], ["identity", view], [weight, 1.0 - weight])
@@ -79,17 +77,27 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
 
     st.subheader("Views that break")
     failure = st.selectbox("A view that is not a permutation", list(FAILURE_VIEWS), key="anagrams_failure")
+    working = comparison_view(backend.family, view)
     shape = (1, *backend.denoiser.image_shape)
     st.info(f"{FAILURE_VIEWS[failure].breaks} Measured on N(0, I) noise: Var v(z) = "
-            f"{noise_variance(FAILURE_VIEWS[failure], shape):.2f}, against {noise_variance(VIEWS[view], shape):.2f} "
-            f"for {view}.")
-    if st.toggle(f"Sample the anagram with {failure} beside the working one", key="anagrams_broken",
-                 help="A second sampling run with the same prompts, seed and weight."):
+            f"{noise_variance(FAILURE_VIEWS[failure], shape):.2f}, against {noise_variance(VIEWS[working], shape):.2f} "
+            f"for {working}.")
+    if working != view:
+        st.caption(f"{view.capitalize()} does not work on this model (above): the comparison sets {working}, a view "
+                   f"that does, beside {failure}.")
+    if st.toggle(f"Sample the anagram with {failure} beside one with {working}", key="anagrams_broken",
+                 help="Sampling runs with the same prompts, seed and weight."):
         progress = StepProgress(steps, f"Sampling with {failure}:")
         (broken, _), _ = anagrams(backend.key, replace(r, view=failure), backend.denoiser, progress)
         progress.done()
+        works = result
+        if working != view:
+            progress = StepProgress(steps, f"Sampling with {working}:")
+            (works, _), _ = anagrams(backend.key, replace(r, view=working), backend.denoiser, progress)
+            progress.done()
         c1, c2 = st.columns(2)
-        show(torch.cat([result, viewed]), ncols=num_samples, container=c1, target_px=90,
-             caption=f"works: {view} (top as generated, bottom viewed)")
-        show(torch.cat([broken, FAILURE_VIEWS[failure].apply(broken)]), ncols=num_samples, container=c2,
-             target_px=90, caption=f"breaks: {failure} (same prompts and seed)")
+        for container, name, images, viewed_images in (
+                (c1, f"works: {working}", works, VIEWS[working].apply(works)),
+                (c2, f"breaks: {failure}", broken, FAILURE_VIEWS[failure].apply(broken))):
+            show(torch.cat([images, viewed_images]), ncols=num_samples, container=container, target_px=90,
+                 caption=f"{name} · top as generated (asked: {prompt1!r}), bottom viewed (asked: {prompt2!r})")

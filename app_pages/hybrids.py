@@ -3,12 +3,13 @@
 import streamlit as st
 
 from lib.media.images import grid
-from lib.media.text import reads_as
+from lib.media.text import quoted_prompt
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
 from ui.sections.hybrids import (CHOICES, COLOUR, DEFAULTS, MOTION, THREE, TRIPLE_NOTE, TWO, Request, decomposition,
-                                 factorized, filter_params, prompt_defaults, show_bands, show_parts, show_step_back)
+                                 factorized, filter_params, prompt_defaults, show_bands, show_parts, show_step_back,
+                                 show_viewing_sizes)
 
 backend = page_setup(
     "hybrids",
@@ -51,12 +52,16 @@ if all(prompt_ok(backend, p, field=f"Prompt {i + 1}") for i, p in enumerate(prom
                 seed=seed)
     result, cost = factorized(backend.key, r, backend.denoiser, progress)
     progress.done()
-    st.markdown(f"**Up close**: {reads_as(prompts[-1])}" if choice in (TWO, THREE) else "**The result**")
+    st.markdown(f"**Up close**: asked for {quoted_prompt(prompts[-1])}" if choice in (TWO, THREE) else "**The result**")
     show(result, ncols=num_samples, target_px=backend.defaults.display_px)
     cost_caption(cost, f"{counted(num_samples, 'sample')} × {len(prompts)} prompts per call"
                        f"{with_cfg(cost, cost.calls * num_samples * len(prompts))}", progress)
     if choice in (TWO, THREE):
         show_step_back(backend, result, params[0], params[-1], prompts[0])
+        st.markdown("**At the sizes where each reading appears** (a small picture keeps only what a distant eye "
+                    "resolves)" + (": on MNIST no setting reads at all three" if choice == THREE and
+                                   backend.family == "mnist" else ""))
+        show_viewing_sizes(backend, result, prompts)
     with st.expander("Each prompt's part" if choice in (COLOUR, MOTION) else f"Prompt {len(prompts)}'s part: the "
                      "high-pass"):
         show_parts(result, choice, dec, params)

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from browser_util import CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, discover_pages
+from ui.layout import PRESENTATION_KEY
 from ui.sections import DEFAULT_EDITION, EDITIONS, PARTS, in_part
 
 pytestmark = [
@@ -381,6 +382,70 @@ def test_presentation_mode_enlarges_images_on_every_page(page):
     switch.click()
     wait_for_app(page)
     assert page.evaluate(font_js) == pytest.approx(base_font) and "presentation" not in page.url
+
+
+PROJECTORS = ({"width": 1280, "height": 720}, {"width": 1920, "height": 1080})  # the lecture halls' two resolutions
+# What a projector shows of a page: how far the document and the main area (Streamlit scrolls inside it) reach beyond
+# their width, and every image and chart as a box in the main area's coordinates (so boxes above and below the
+# fold compare); what a closed expander holds is not shown.
+LAYOUT_JS = """() => {
+    const main = document.querySelector('[data-testid=stMain]');
+    const boxes = [...main.querySelectorAll('[data-testid=stImage] img, [data-testid=stPlotlyChart]')]
+        .filter(e => e.checkVisibility() && !e.closest('details:not([open])') && e.getBoundingClientRect().width > 0)
+        .map(e => { const r = e.getBoundingClientRect();
+                    return {what: e.tagName === 'IMG' ? 'image ' + e.naturalWidth + ' px'
+                                                      : 'chart ' + (e.innerText || '').slice(0, 30),
+                            left: r.left, right: r.right, top: r.top + main.scrollTop, bottom: r.bottom + main.scrollTop}; });
+    return {document_overflow: document.documentElement.scrollWidth - window.innerWidth,
+            main_overflow: main.scrollWidth - main.clientWidth, boxes};
+}"""
+
+
+def test_a6_combining_picture_draws_every_panel_at_one_size(page):
+    """Issue 27 item 6: the six panels of A6's combining rule are one picture size, and the browser must draw them so
+    (Streamlit 1.67 stretched an image without a width to its wrapper, which a long caption widens: 130 to 260 px)."""
+    open_page(page, _page_named("anagrams").url_path)
+    widths = page.evaluate("[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage]')]"
+                           ".filter(e => /the input for|estimate|where the prompts differ/.test(e.innerText))"
+                           ".map(e => e.querySelector('img').getBoundingClientRect().width)")
+    assert len(widths) == 6 and max(widths) - min(widths) < 1, widths
+    screenshot(page, "a6_combining_rule")
+
+
+def overlapping(boxes: list[dict], tolerance: float = 1.0) -> list[tuple[str, str]]:
+    """The pairs of boxes that share more than ``tolerance`` px in both directions."""
+    return [(a["what"], b["what"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if min(a["right"], b["right"]) - max(a["left"], b["left"]) > tolerance
+            and min(a["bottom"], b["bottom"]) - max(a["top"], b["top"]) > tolerance]
+
+
+@pytest.fixture(scope="module")
+def projector_page(browser, app_url):
+    """One tab for every page's projector check: the page changes, the browser and the app stay."""
+    context = browser.new_context(viewport=PROJECTORS[0], base_url=app_url)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()
+
+
+@pytest.mark.parametrize("app_page", PAGES, ids=[p.name for p in PAGES])
+def test_presentation_mode_fits_the_projector(projector_page, app_page):
+    """Issue 27 item 1: in presentation mode at 1280 × 720 and 1920 × 1080 nothing runs off the page sideways and no
+    two images or charts overlap (an image enlarged for the projector ran under its neighbour's column, or off the
+    right edge with half its samples). A window resize does not rerun the script, so one load serves both sizes."""
+    pg = projector_page
+    pg.set_viewport_size(PROJECTORS[0])
+    open_page(pg, f"{app_page.url_path}?{PRESENTATION_KEY}=true")
+    assert pg.locator(EXCEPTION).count() == 0, pg.locator(EXCEPTION).first.inner_text()[:2000]
+    for size in PROJECTORS:
+        pg.set_viewport_size(size)
+        pg.wait_for_timeout(300)  # let columns and charts re-layout
+        shown = pg.evaluate(LAYOUT_JS)
+        where = f"{app_page.name} at {size['width']}×{size['height']}"
+        assert shown["document_overflow"] <= 1 and shown["main_overflow"] <= 1, f"{where}: {shown}"
+        assert overlapping(shown["boxes"]) == [], where
+        screenshot(pg, f"{app_page.name}-presentation-{size['width']}")
 
 
 RUNS_ON_ITS_BUTTON = {"whole_assignment"}  # the report waits for its Run button: on IF it is minutes of GPU

@@ -17,13 +17,16 @@ PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the
 
 # Always on. Phones: a formula wider than the screen scrolls sideways instead of being cut off, and the labels of the
 # contents and of the sidebar's page list wrap instead of ending in an ellipsis. Images: shown upscaled, a 28-px digit
-# stays sharp blocks, not a blur. Text fields: "Press Enter to apply" stands under the field, not over the end of a long
-# seed or prompt being typed.
+# stays sharp blocks, not a blur; and never wider than their column. Streamlit documents that a width in pixels is
+# capped at the container's, but (1.67) it caps the <img> at its own wrapper, which takes the full width: a strip
+# enlarged for a projector ran off the page or under the next column's. Text fields: "Press Enter to apply" stands
+# under the field, not over the end of a long seed or prompt being typed.
 BASE_CSS = """
 .katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 2px; }
 [data-testid="stPageLink"] p, [data-testid="stPageLink-NavLink"] span, [data-testid="stSidebarNav"] .stMarkdownEllipsis,
 [data-testid="stSidebarNav"] .stMarkdownEllipsis p { white-space: normal; overflow: visible; text-overflow: clip; }
 [data-testid="stImage"] img, [data-testid="stImageContainer"] img { image-rendering: pixelated; }
+[data-testid="stImageContainer"] { max-width: 100%; }
 [data-testid="stTextInput"] [data-testid="InputInstructions"] { top: 2px; bottom: auto; }
 """
 PRESENTATION_CSS = f"html {{ font-size: {PRESENTATION_FONT}; }}"
@@ -84,7 +87,8 @@ def columns(n: int) -> list:
 
 def image(picture: np.ndarray, caption: str | None = None, container=st) -> None:
     """``container.image`` at the picture's own size, or ``PRESENTATION_SCALE`` times it in presentation mode (never
-    wider than the column: Streamlit caps an image at its container's width). The width is always given: without it
-    Streamlit stretches a picture to a caption wider than itself, so a row's images differ in size with their captions."""
+    wider than the column: ``BASE_CSS`` caps it at its container's width). The width is always given: without it
+    Streamlit stretches the <img> to its wrapper, which a caption longer than the picture widens, so a row's images
+    would differ in size with their captions."""
     scale = PRESENTATION_SCALE if presentation() else 1
     container.image(picture, caption=caption, width=int(picture.shape[1]) * scale)

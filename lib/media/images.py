@@ -51,6 +51,19 @@ def grid(images: torch.Tensor, ncols: int, value_range: tuple[float, float] = (-
     return out
 
 
+SIGNED_POSITIVE = (1.0, 0.45, 0.0)  # orange: +scale
+SIGNED_NEGATIVE = (0.0, 0.55, 1.0)  # blue: −scale
+
+
+def signed_picture(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Signed (N, C, H, W) values (a noise estimate, a difference) → (N, 3, H, W) colours in [−1, 1] for ``grid``:
+    v = clamp(mean over C of x / scale, −1, 1) drawn as v·orange where v > 0 and |v|·blue where v < 0, so 0 is black
+    and both signs show on one scale (grey levels would put 0 at mid-grey, where no shape reads)."""
+    v = (x.detach().float().cpu().mean(1, keepdim=True) / scale).clamp(-1, 1)
+    positive, negative = (torch.tensor(c).view(1, 3, 1, 1) for c in (SIGNED_POSITIVE, SIGNED_NEGATIVE))
+    return (v.clamp(min=0) * positive + (-v).clamp(min=0) * negative) * 2 - 1
+
+
 def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")

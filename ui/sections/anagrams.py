@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -12,7 +13,7 @@ from lib.techniques.anagram_gif import anagram_gif
 from lib.media.costs import counts_cost
 from lib.ddpm.sampling import sample_with
 from lib.techniques.anagrams import AnagramStep, anagram_predictor
-from lib.media.images import grid
+from lib.media.images import grid, signed_picture
 from lib.media.report import gif_figure, png_figure
 from lib.techniques.views import FAILURE_VIEWS, VIEWS
 from lib.media.text import quoted_prompt
@@ -33,12 +34,18 @@ class Example:
 class Defaults:
     example: Example  # what the page opens on
     second: Example  # the report's "plus 2 more"
+    # measured with the tests' digit classifier (bench/RESULTS.md, "A6 views on MNIST"): views with which this
+    # model finds almost no anagram (the failure comparison then sets the example's view beside the broken one), and
+    # views that work for only some pairs of prompts
+    views_that_fail: tuple[str, ...] = ()
+    views_for_some_pairs: tuple[str, ...] = ()
     weight: float = 0.5  # w of prompt 1
 
 
 DEFAULTS = {
     "mnist": Defaults(example=Example(prompt1="6", prompt2="9", view="rotate 180°"),
-                      second=Example(prompt1="2", prompt2="5", view="mirror left–right")),
+                      second=Example(prompt1="2", prompt2="5", view="mirror left–right"),
+                      views_that_fail=("pixel permutation",), views_for_some_pairs=("skew", "jigsaw (patch permutation)")),
     "if": Defaults(example=Example(prompt1="an oil painting of an old man",
                                    prompt2="an oil painting of people around a campfire", view="flip upside down"),
                    second=Example(prompt1="an oil painting of a snowy mountain village",
@@ -102,19 +109,62 @@ def morph_gif(backend_key: str, r: Request, _images: torch.Tensor) -> bytes:
 VIEW_NAMES = [name for name in VIEWS if name != "identity"]
 
 
-def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weights: list[float]) -> None:
-    """The one picture that explains the method: per view i, v_i(x_t) → CFG ε̂_i for p_i → v_i⁻¹(ε̂_i), then their
-    weighted mean ε, the estimate the sampler used at this step (noise estimates drawn as ε/3, so ±3σ spans the
-    grey range)."""
-    for i, (viewed, est, back) in enumerate(zip(step.viewed, step.estimates, step.unviewed)):
-        cols = st.columns(4)
-        show(viewed, container=cols[0], target_px=110, caption=f"v{i + 1}(x_t): x_t under {views[i]}")
-        show(est / 3, container=cols[1], target_px=110, caption=f"ε̂{i + 1}: CFG estimate for {quoted_prompt(prompts[i])}")
-        show(back / 3, container=cols[2], target_px=110, caption=f"v{i + 1}⁻¹(ε̂{i + 1}): mapped back")
-        cols[3].markdown(f"× w{i + 1} = {weights[i]:.2f}")
-    cols = st.columns(4)
-    show(step.x, container=cols[0], target_px=110, caption=f"x_t at t = {step.t}")
-    show(step.eps / 3, container=cols[2], target_px=110, caption="ε = Σ w_i v_i⁻¹(ε̂_i): the step's estimate")
+def view_help(family: str, patches: int) -> str:
+    """The view selector's help: what each view does, and which of them fail on this family's model (measured)."""
+    d = DEFAULTS[family]
+    measured = ([f"{' and '.join(d.views_that_fail)} finds almost no anagram (no digit survives it)"]
+                if d.views_that_fail else []) + ([f"{' and '.join(d.views_for_some_pairs)} work for only some pairs of digits"]
+                            if d.views_for_some_pairs else [])
+    return ("How to look at the image to see prompt 2. The course flips it upside down. Every view here is an exact "
+            "permutation of the pixels (or −I): skew shears the rows with wrap-around, the jigsaw swaps "
+            f"{patches}×{patches} patches, the inner circle turns a centred disc by 90°, the pixel permutation "
+            "scrambles every pixel." + (f" Measured on this model: {'; '.join(measured)}." if measured else ""))
+
+
+def failing_view_note(family: str, view: str) -> str | None:
+    """What the page says when ``view`` finds no anagram on this family's model (measured), else None."""
+    d = DEFAULTS[family]
+    if view in d.views_that_fail:
+        return (f"Measured on this model: {view} finds almost no anagram, whatever the prompts (no digit survives "
+                f"it); {d.example.view} does.")
+    return None
+
+
+def comparison_view(family: str, view: str) -> str:
+    """The working view the failure comparison samples beside a view that breaks: the page's view where it works on
+    this model, else the example's (a view that fails here would set noise beside noise)."""
+    d = DEFAULTS[family]
+    return d.example.view if view in d.views_that_fail else view
+
+
+COMBINING_PX = 120  # every panel of the combining rule's picture
+DIFFERENCE_QUANTILE = 0.99  # the signed panels' one scale: this quantile of |difference| is full colour
+
+
+def combining_rule(step: AnagramStep, prompts: list[str], views: list[str], weights: list[float]) -> list[np.ndarray]:
+    """The one picture that explains the method, for the page's two views (the identity and v): what the model sees
+    for each prompt (x_t, v(x_t)), each estimate in the image's own frame (ε̂₁, v⁻¹(ε̂₂)), their weighted mean ε — the
+    estimate the sampler used at this step — and their difference, every panel at one size. The noise panels share
+    one signed scale (``signed_picture``) set by the difference: the estimates are mostly the same noise, and only
+    where they differ does a digit show. Returns the six pictures drawn."""
+    (_, viewed), (first, back) = step.viewed, step.unviewed
+    difference = first - back
+    scale = max(float(difference.abs().flatten().quantile(DIFFERENCE_QUANTILE)), 1e-6)
+    panels = [(step.x, False, f"x_t at t = {step.t}: the input for {quoted_prompt(prompts[0])}"),
+              (viewed, False, f"v(x_t): x_t under {views[1]}, the input for {quoted_prompt(prompts[1])}"),
+              (step.eps, True, f"ε = {weights[0]:.2f} ε̂₁ + {weights[1]:.2f} v⁻¹(ε̂₂): the step's estimate"),
+              (first, True, f"ε̂₁: the estimate for {quoted_prompt(prompts[0])}"),
+              (back, True, f"v⁻¹(ε̂₂): the estimate for {quoted_prompt(prompts[1])}, mapped back"),
+              (difference, True, "ε̂₁ − v⁻¹(ε̂₂): where the prompts differ")]
+    pictures = []
+    for start in (0, 3):
+        for column, (image, signed, caption) in zip(st.columns(3), panels[start:start + 3]):
+            pictures.append(show(signed_picture(image, scale) if signed else image, container=column,
+                                 target_px=COMBINING_PX, caption=caption))
+    st.caption(f"Noise panels on one signed scale: orange +, blue −, full colour at ±{scale:.2f}. The two estimates "
+               "look like the same noise; their difference draws both digits — blue where prompt 1 asks for more "
+               "ink than prompt 2, orange where prompt 2 does — and ε carries both.")
+    return pictures
 
 
 # --- the report --------------------------------------------------------------------------------------------------------

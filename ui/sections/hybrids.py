@@ -17,7 +17,7 @@ from lib.techniques.filters import three_band, two_band
 from lib.media.images import grid
 from lib.media.plots import band_response_figure
 from lib.media.report import png_figure
-from lib.media.text import quoted_prompt, reads_as
+from lib.media.text import quoted_prompt
 from ui.part_a import SAMPLES_DEFAULT, show
 from ui.report_kit import Context, Heading, Piece
 
@@ -159,10 +159,29 @@ def show_step_back(backend, result: torch.Tensor, kernel: int, sigma_far: float,
     low-pass σ (only prompt 1's band left); it starts at the far end, where only prompt 1 should read."""
     s = st.slider("Step back: blur σ", 0.0, float(sigma_far), float(sigma_far), step=0.1, key="hybrids_step_back",
                   help="0 is the image up close; the end is the strongest low-pass of the decomposition.")
-    st.markdown(f"**From far**: {reads_as(far_prompt)}" if s == sigma_far else f"**Blurred by σ = {s:.1f}**")
+    st.markdown(f"**From far**: asked for {quoted_prompt(far_prompt)}" if s == sigma_far else f"**Blurred by σ = {s:.1f}**")
     show(lowpass(result, kernel, s), ncols=len(result), target_px=backend.defaults.display_px,
          caption="What a distant eye resolves: the images above blurred, shown enlarged (or step back from the "
                  "screen and look at the top row).")
+
+
+def viewing_sizes(size: int, display_px: int, bands: int) -> list[int]:
+    """The widths (px per image) at which each band's reading appears, far to near: a small picture keeps only the
+    low frequencies an eye resolves, a large one shows the detail. Far is the image at its own size (1 px a pixel),
+    near the page's result size, and a triple's middle band in between (geometric mean)."""
+    near = max(display_px, 4 * size)
+    return [size, near] if bands == 2 else [size, round((size * near) ** 0.5), near]
+
+
+def show_viewing_sizes(backend, result: torch.Tensor, prompts: tuple[str, ...]) -> list:
+    """The same hybrids side by side at the viewing sizes of ``viewing_sizes`` — the far view small, the near view
+    large, a triple's middle in between — each captioned with the prompt that band was asked for. Returns the
+    pictures drawn."""
+    widths = viewing_sizes(backend.size, backend.defaults.display_px, len(prompts))
+    names = ["far, small", "near, large"] if len(prompts) == 2 else ["far, small", "middle", "near, large"]
+    columns = st.columns([w * len(result) for w in widths])
+    return [show(result, ncols=len(result), container=column, target_px=w, caption=f"{name}: asked for {p!r}")
+            for column, w, name, p in zip(columns, widths, names, prompts)]
 
 
 def prompt_defaults(family: str, choice: str) -> tuple[str, ...]:
@@ -196,9 +215,9 @@ def _hybrid(c: Context, heading: Heading, prompts: tuple[str, str]):
                 stride=c.stride, seed=c.seed)
     result, cost = factorized(c.backend.key, r, c.den, c.progress)
     far = lowpass(result, kernel, sigma)
-    figures = [png_figure(grid(result, n, upscale=c.upscale()), f"up close: {reads_as(prompts[1])}"),
+    figures = [png_figure(grid(result, n, upscale=c.upscale()), f"up close: asked for {quoted_prompt(prompts[1])}"),
                png_figure(grid(far, n, upscale=c.upscale()), f"blurred by σ = {sigma:g} (from far): "
-                                                             f"{reads_as(prompts[0])}")]
+                                                             f"asked for {quoted_prompt(prompts[0])}")]
     settings = {"far (low frequencies)": quoted_prompt(prompts[0]), "near (high frequencies)": quoted_prompt(prompts[1]),
                 "Gaussian kernel": kernel, "σ": sigma, "guidance γ": d.guidance, "samples": n,
                 "stride": c.stride, "seed": c.seed}
