@@ -100,4 +100,4 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
                 (c1, f"works: {working}", works, VIEWS[working].apply(works)),
                 (c2, f"breaks: {failure}", broken, FAILURE_VIEWS[failure].apply(broken))):
             show(torch.cat([images, viewed_images]), ncols=num_samples, container=container, target_px=90,
-                 caption=f"{name} · top as generated (asked: {prompt1!r}), bottom viewed (asked: {prompt2!r})")
+                 caption=f"{name} · top as generated (asked: {quoted_prompt(prompt1)}), bottom viewed (asked: {quoted_prompt(prompt2)})")

@@ -180,7 +180,7 @@ def show_viewing_sizes(backend, result: torch.Tensor, prompts: tuple[str, ...]) 
     widths = viewing_sizes(backend.size, backend.defaults.display_px, len(prompts))
     names = ["far, small", "near, large"] if len(prompts) == 2 else ["far, small", "middle", "near, large"]
     columns = st.columns([w * len(result) for w in widths])
-    return [show(result, ncols=len(result), container=column, target_px=w, caption=f"{name}: asked for {p!r}")
+    return [show(result, ncols=len(result), container=column, target_px=w, caption=f"{name}: asked for {quoted_prompt(p)}")
             for column, w, name, p in zip(columns, widths, names, prompts)]
 
 
