@@ -264,7 +264,8 @@ class TrainingCoordinator:
         stopped = job.status in ACTIVE and not self._live_watchers(job)
         if stopped:
             job.stop = True
-            if job.status == "queued":  # still in Ray's queue: take it off (``_follow`` records the cancellation)
+            if job.status == "queued":  # still in Ray's queue: off it (``_follow`` then clears the journal)
+                job.status = "cancelled"
                 ray.cancel(job.ref)
         return {"stopped": stopped, "state": self._state(job)}
 
