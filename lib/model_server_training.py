@@ -13,7 +13,8 @@
   (``model_store.stored_file``: shipped or trained earlier, its digest verified) as done, never retraining it.
 * **Each job a Ray task** (``_train_job``) asking for ``job_cpus`` CPUs and a ``job_gpus`` share of a GPU (0.25: four
   runs per GPU; 0 on a CPU cluster). Ray holds the task until the cluster has room; meanwhile the job is *queued* and
-  its position is the number of jobs submitted before it that are still queued. The task runs the app's own training
+  its position is the number of jobs submitted before it that are still queued (Ray does not promise first-come
+  order among waiting tasks of one shape, so a job may start before an older one: the position is how many could). The task runs the app's own training
   (``lib.train.runs.run_training``: same seed, same numbers as a local run) and stores the run in the server's store.
 * **Progress**: the task reports to the coordinator at most every ``REPORT_SECONDS`` (and at every new grid): the
   losses since its last report, new grids, the other ``Progress`` fields. The answer tells it whether to stop, which it
