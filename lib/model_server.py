@@ -10,6 +10,7 @@ call:
     POST /models/{m}/encode          prompts (JSON)  →  one condition per prompt
     POST /models/{m}/pipeline        the stock IFPipeline of A0 (JSON: prompt, steps, seed, γ)  →  images
     POST /models/{m}/upscale         stage II: 64 px images, embeddings, seed, steps  →  256 px images
+    …    /training …                 part-B training jobs on the Ray cluster (lib.model_server_training)
 
 Tensors travel as safetensors bytes (lib.backends.wire; never pickle), in the dtype the model computes in (IF on a GPU:
 fp16). Cross-session batching: ``@serve.batch`` collects the
@@ -43,6 +44,7 @@ from ray import serve
 
 from lib import PROJECT_ROOT
 from lib.backends.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
+from lib.model_server_training import DEFAULT_JOB_GPUS, TrainingService, TrainingSettings
 
 TOKEN_ENV = "DIFFUSION_LAB_SERVER_TOKEN"
 MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.backends.wire's 256 MB)
@@ -99,7 +101,7 @@ class ModelServer:
     """One replica holds every model (``num_replicas`` and ``ray_actor_options={"num_gpus": 1}`` scale it out)."""
 
     def __init__(self, models: list[str], max_batch_size: int = 16, batch_wait_timeout_s: float = 0.005,
-                 shipped_dir: str | None = None):
+                 shipped_dir: str | None = None, training: dict | None = None):
         self.models = load_models(models, shipped_dir)
         self.info = {name: describe(name, den) for name, den in self.models.items()}
         self.token = os.environ.get(TOKEN_ENV) or None
@@ -111,6 +113,7 @@ class ModelServer:
         self.batch_sizes: Counter = Counter()  # requests per UNet call → how many such calls
         self.stage2 = None
         self.lock = threading.Lock()  # stage II is loaded once, by the first upscale request
+        self.training = TrainingService(training)  # ``training``: lib.model_server_training.TrainingSettings' fields
 
     # --- checks ------------------------------------------------------------------------------------------------------
 
@@ -271,6 +274,34 @@ class ModelServer:
         return Response(pack({"images": big}), media_type=CONTENT_TYPE)
 
 
+    # --- part-B training on the cluster (lib.model_server_training) ------------------------------------------------
+
+    @api.get("/training")
+    async def training_overview(self, request: Request) -> dict:
+        self._authorize(request)
+        return await self.training.overview()
+
+    @api.post("/training/jobs")
+    async def training_submit(self, request: Request) -> Response:
+        self._authorize(request)
+        return await self.training.submit(request)
+
+    @api.get("/training/jobs/{key}")
+    async def training_state(self, key: str, request: Request) -> Response:
+        self._authorize(request)
+        return await self.training.state(key, request)
+
+    @api.post("/training/jobs/{key}/cancel")
+    async def training_cancel(self, key: str, request: Request) -> Response:
+        self._authorize(request)
+        return await self.training.cancel(key, request)
+
+    @api.get("/training/jobs/{key}/result")
+    async def training_result(self, key: str, request: Request) -> Response:
+        self._authorize(request)
+        return await self.training.result(key)
+
+
 def _watch(pid: int, stop: threading.Event) -> None:
     while not stop.wait(1.0):
         try:
@@ -281,11 +312,13 @@ def _watch(pid: int, stop: threading.Event) -> None:
 
 def build_app(args: dict):
     """The Serve application from a config's ``args`` (``serve run deploy/serve_config.yaml``): ``models`` (a list or
-    a comma-separated string), ``max_batch_size``, ``batch_wait_timeout_s``, ``shipped_dir``."""
+    a comma-separated string), ``max_batch_size``, ``batch_wait_timeout_s``, ``shipped_dir``, ``training`` (a mapping
+    of lib.model_server_training.TrainingSettings' fields: job_gpus, job_cpus, save_every_s, watcher_lease_s)."""
     models = args.get("models", "mnist-class,mnist-time")
     models = models.split(",") if isinstance(models, str) else list(models)
     return ModelServer.bind(models, int(args.get("max_batch_size", 16)),
-                            float(args.get("batch_wait_timeout_s", 0.005)), args.get("shipped_dir"))
+                            float(args.get("batch_wait_timeout_s", 0.005)), args.get("shipped_dir"),
+                            args.get("training"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -298,6 +331,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
     p.add_argument("--shipped-dir", default=None, help="folder of the MNIST models (default data/models)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use (default: all)")
+    p.add_argument("--job-gpus", type=float, default=None, help="share of a GPU per training job (default: "
+                                                                f"{DEFAULT_JOB_GPUS:g} where the cluster has GPUs, else 0)")
+    p.add_argument("--job-cpus", type=float, default=None,
+                   help=f"CPUs per training job (default {TrainingSettings.job_cpus:g})")
+    p.add_argument("--save-every", type=float, default=None, help="seconds between a training job's saved states "
+                                                                  f"(default {TrainingSettings.save_every_s:g})")
+    p.add_argument("--watcher-lease", type=float, default=None,
+                   help=f"seconds a training job's watcher counts without polling "
+                        f"(default {TrainingSettings.watcher_lease_s:g})")
     p.add_argument("--exit-with", type=int, default=None, metavar="PID",
                    help="stop when process PID ends (tests: no server outlives the run that started it)")
     args = p.parse_args(argv)
@@ -315,7 +357,9 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(target=_watch, args=(args.exit_with, stop), daemon=True).start()
     try:
         serve.run(build_app({"models": args.models, "max_batch_size": args.max_batch_size,
-                             "batch_wait_timeout_s": args.batch_wait_ms / 1000, "shipped_dir": args.shipped_dir}),
+                             "batch_wait_timeout_s": args.batch_wait_ms / 1000, "shipped_dir": args.shipped_dir,
+                             "training": {"job_gpus": args.job_gpus, "job_cpus": args.job_cpus,
+                                          "save_every_s": args.save_every, "watcher_lease_s": args.watcher_lease}}),
                   route_prefix="/", blocking=False)
         print(f"model server ready on http://{args.host}:{args.port} with {args.models}", flush=True)
         stop.wait()

@@ -40,7 +40,7 @@ class ModelServerProcess:
     PORT_TRIES = 3  # a free port can be taken before the server binds it (Ray's own processes pick random ports too)
 
     def __init__(self, models: str, log_path: Path, env: dict[str, str] | None = None, port: int | None = None,
-                 max_batch_size: int = 16, shipped_dir: Path | None = None):
+                 max_batch_size: int = 16, shipped_dir: Path | None = None, args: tuple[str, ...] = ()):
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self._fixed_port = port is not None
@@ -49,7 +49,8 @@ class ModelServerProcess:
                         **(env or {}))
         self._env = full_env
         self._args = ["--models", models, "--num-cpus", "2", "--max-batch-size", str(max_batch_size),
-                      "--exit-with", str(os.getpid()), *(["--shipped-dir", str(shipped_dir)] if shipped_dir else [])]
+                      "--exit-with", str(os.getpid()), *(["--shipped-dir", str(shipped_dir)] if shipped_dir else []),
+                      *args]  # ``args``: more of lib.model_server's flags
         self._start(port or free_port())
 
     def _start(self, port: int) -> None:

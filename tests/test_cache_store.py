@@ -366,3 +366,31 @@ def test_store_evicts_least_recently_used_runs(store_dirs, monkeypatch):
     assert sorted(cache_dir.iterdir()) == sorted([first, third])
     assert sum(p.stat().st_size for p in cache_dir.iterdir()) <= 2.5 * size
     assert model_store.lookup(tiny_result(seed=1).config) is None  # evicted: to be retrained
+
+
+def test_stored_file_is_the_file_lookup_loads(store_dirs):
+    """What the model server sends for a configuration: the shipped file that names it, else its verified cache
+    entry; a damaged cache entry is deleted (the run is trained again), as for ``lookup``."""
+    result = tiny_result()
+    assert model_store.stored_file(result.config) is None
+    cached = model_store.store(result, {"cached": True})
+    assert model_store.stored_file(result.config) == cached
+    shipped = model_store.save_run(result, model_store.shipped_path("class"), {"shipped": True})
+    assert model_store.stored_file(result.config) == shipped
+    assert model_store.lookup(result.config).info == {"shipped": True}
+    shipped.write_bytes(b"garbage")
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    cached.write_bytes(bytes(data))
+    assert model_store.stored_file(result.config) is None
+    assert not cached.exists() and shipped.exists()
+
+
+def test_store_file_keeps_a_received_run_as_its_cache_entry(store_dirs, tmp_path):
+    """A run file received whole (from the model server) lands where ``store`` would have written it, byte for byte,
+    and loads as the run."""
+    result = tiny_result()
+    data = model_store.save_run(result, tmp_path / "received.safetensors", {"seconds": 1.5}).read_bytes()
+    path = model_store.store_file(result.config, data)
+    assert path == model_store.cache_path(result.config) and path.read_bytes() == data
+    assert_same_run(model_store.lookup(result.config), result)

@@ -183,7 +183,7 @@ def server_settings() -> tuple[str | None, str | None]:
 
 
 @st.cache_data(ttl=15, show_spinner=False)
-def _server_health(url: str, _token: str | None) -> dict | str:
+def server_health(url: str, _token: str | None) -> dict | str:
     """The server's /health, or the one-line reason it cannot be used; re-checked every 15 s."""
     from lib.backends.remote import RemoteUnavailable, ServerClient
 
@@ -206,7 +206,7 @@ def _server_backend() -> Backend | None:
     from lib.backends.remote import RemoteUnavailable
 
     url, token = server_settings()
-    health = _server_health(url, token)
+    health = server_health(url, token)
     if isinstance(health, str):
         st.sidebar.error(f"{health}. The pages use the built-in MNIST model meanwhile.")
         return None

@@ -170,30 +170,57 @@ def shipped_config(name: str) -> TrainConfig | None:
         return None
 
 
-def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedRun | None:
-    """The trained model for ``config``: shipped if it matches, else the cache entry; None if it must be trained.
+def stored_paths(config: TrainConfig) -> list[Path]:
+    """The files that may hold a finished run of ``config``, in the order they are tried: the shipped runs whose header
+    names ``config``, then its cache entry (listed whether it exists or not)."""
+    shipped = [shipped_path(name) for name in shipped_names(config.model) if shipped_config(name) == config]
+    return [*shipped, cache_path(config)]
 
-    A corrupt cache entry is deleted (so the caller retrains and rewrites it) rather than loaded. A corrupt shipped file
-    is left alone (it belongs to the release) and the configuration is looked up in the cache instead.
-    """
-    for name in shipped_names(config.model):
-        if shipped_config(name) == config:
-            try:
-                return load_run(shipped_path(name), device)
-            except cache.CorruptEntry:
-                pass
-    path = cache_path(config)
-    try:
-        return load_run(path, device)
-    except FileNotFoundError:
-        return None
-    except cache.CorruptEntry:
-        path.unlink(missing_ok=True)
-        return None
+
+def _first_stored(config: TrainConfig, read):
+    """``(path, read(path))`` for the first of ``stored_paths(config)`` that ``read`` accepts; None if there is none.
+
+    A corrupt cache entry is deleted (so the caller retrains and rewrites it). A corrupt shipped file is left alone (it
+    belongs to the release) and the next file is tried."""
+    for path in stored_paths(config):
+        try:
+            return path, read(path)
+        except FileNotFoundError:
+            continue
+        except cache.CorruptEntry:
+            if path == cache_path(config):
+                path.unlink(missing_ok=True)
+    return None
+
+
+def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedRun | None:
+    """The trained model for ``config``: shipped if it matches, else the cache entry; None if it must be trained."""
+    found = _first_stored(config, lambda path: load_run(path, device))
+    return found[1] if found else None
+
+
+def stored_file(config: TrainConfig) -> Path | None:
+    """The verified file (``cache.load_entry``'s digest check) that ``lookup`` would load for ``config``, for the model
+    server to send as it is; None if it must be trained."""
+    found = _first_stored(config, cache.load_entry)
+    return found[0] if found else None
 
 
 def store(result: TrainedRun, info: dict) -> Path:
     """Save a finished run in the cache and keep the cache under its size cap (least recently used go first)."""
-    path = save_run(result, cache_path(result.config), info)
+    return _kept_under_cap(save_run(result, cache_path(result.config), info))
+
+
+def store_file(config: TrainConfig, data: bytes) -> Path:
+    """A whole run file received from elsewhere (the model server's, already checked against its digest) as the cache
+    entry of ``config``, written atomically; the cache is kept under its size cap. ``load_run`` verifies it on reading."""
+    path = cache_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with cache.atomic_file(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return _kept_under_cap(path)
+
+
+def _kept_under_cap(path: Path) -> Path:
     cache.evict(CACHE_DIR, CACHE_MAX_BYTES, keep=(path,))
     return path

@@ -22,7 +22,7 @@ from lib.media.images import to_uint8
 from lib.backends.mnist_model import ddpm_snapshot
 from lib.train.precision import default_device, infer
 from lib.ddpm.schedules import chain_timesteps
-from lib.train.training import FLOWS, Progress, SnapshotFn, TrainConfig, TrainedRun, train
+from lib.train.training import FLOWS, SAVE_EVERY_SECONDS, Progress, SnapshotFn, TrainConfig, TrainedRun, train
 
 SNAPSHOT_DIGITS = 8  # test digits (classes 0…7) shown denoised after each epoch of the single-step denoiser
 PURE_NOISE_SAMPLES = 40  # fresh noise images the pure-noise denoiser maps to digits after each snapshot epoch
@@ -78,16 +78,17 @@ def run_training(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     precision: str | None = None,
+    save_every: float = SAVE_EVERY_SECONDS,
 ) -> TrainedRun:
     """Train ``config`` on ``train_set``, resumably: a run stopped part-way (cancelled, or its process killed)
-    continues from its last saved state (``lib.train.resume``, kept at ``model_store.resume_path``) when started again.
-    ``precision`` as for ``train`` (default: the app's)."""
+    continues from its last saved state (``lib.train.resume``, kept at ``model_store.resume_path``, written every
+    ``save_every`` seconds and when cancelled) when started again. ``precision`` as for ``train`` (default: the app's)."""
     if config.dataset != train_set.source:
         raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
     device = device or default_device()
     return train(config, train_set.as_float(device), train_set.labels, snapshot_fn=snapshot_fn(config, test_set),
                  device=device, on_progress=on_progress, should_stop=should_stop, precision=precision,
-                 resume=model_store.resume_path(config))
+                 resume=model_store.resume_path(config), save_every=save_every)
 
 
 def run_info(run: TrainedRun, train_set: Digits, device: torch.device) -> dict:
@@ -107,6 +108,12 @@ class Job:
     trained: TrainedRun | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+
+    def stop(self) -> bool:
+        """Cancel the run (it saves its state after its current step). True: it stops, for every session of this
+        process watching it (a model server's job, ``lib.backends.remote_training.RemoteJob``, may go on for others)."""
+        self.cancel.set()
+        return True
 
 
 class TrainingJobs:

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from lib.backends.remote_training import ACTIVE
 from lib.train import model_store
 from lib.media.images import gif_bytes, grid, png_bytes
 from lib.backends.mnist_model import SAMPLING_STRIDE
@@ -16,6 +17,7 @@ from lib.media.text import spoken_duration
 from lib.train.training import CLASS_CONDITIONED, TrainConfig, TrainedRun
 from ui import common, layout
 from ui.backend import FAMILY_DEFAULTS, stride_slider
+from ui.training.place import session_jobs
 from ui.training.settings import settings_text
 
 # B1: rows clean / noisy / denoised; B2 and the time flow: 4 rows of 10 samples; B3 and the class flow: one row of 4 per
@@ -35,8 +37,8 @@ def run_to_show(name: str, config: TrainConfig) -> tuple[TrainedRun | None, str]
     Your finished job for these settings, else a stored run of exactly these settings (shipped or cached), else the
     shipped run; None when there is none of them.
     """
-    job = common.training_jobs().get(config)
-    if job is not None and job.status == "done":
+    job = session_jobs().get(config)
+    if job is not None and job.status == "done" and job.trained is not None:
         return job.trained, "Showing **your training run**, not the shipped model."
     run = common.trained(config)
     if run is not None:
@@ -44,7 +46,7 @@ def run_to_show(name: str, config: TrainConfig) -> tuple[TrainedRun | None, str]
         return run, f"Showing the **{where}** model for these settings."
     run = common.shipped(name)
     if run is not None:
-        if job is not None and job.status == "running":
+        if job is not None and job.status in ACTIVE:
             return run, "Showing the **shipped** model until your training run finishes."
         return run, "Showing the **shipped** model: the settings above are not trained yet — the button above trains them."
     return None, ""
