@@ -83,3 +83,22 @@ def test_one_stated_requirement_and_the_docstring_agrees():
     for precision in ("fp32", "bf16"):
         alone, both = requirement(precision).split("≥ ")[1].split(" GiB")[0], requirement(precision).split("(")[1]
         assert f"{precision}: alone ≥ {alone} GiB, with the encoder ≥ {both.split(' GiB')[0]} GiB" in memory.__doc__
+
+
+def test_loading_on_a_missing_or_unsupported_device_says_so_before_any_download(tmp_path):
+    """This CPU-only machine has no CUDA GPU: asked for one, load_pixnerd stops with the requirement before it looks
+    for the checkpoint (the snapshot folder here is empty, so reaching it would raise another message)."""
+    import pytest
+    import torch
+
+    from lib.backends.pixnerd.hub import CheckpointSource, PixNerdUnavailable, load_pixnerd
+    from lib.backends.pixnerd.memory import device_problem
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the no-GPU message cannot be shown here")
+    assert device_problem("cuda", torch.bfloat16) == f"{requirement('bf16')}; this machine has none"
+    assert device_problem("cpu") is None
+    assert device_problem("cpu", torch.float16) == "PixNerd runs in float32 or bfloat16, not torch.float16"
+    with pytest.raises(PixNerdUnavailable, match="needs a CUDA GPU") as err:
+        load_pixnerd(CheckpointSource(folder=tmp_path), "cuda")
+    assert str(err.value) == f"{requirement('fp32')}; this machine has none"

@@ -11,7 +11,9 @@ from lib.train import model_store
 from lib.train.cache import config_key
 from lib.train.data import Digits, load_mnist
 from lib.backends.mnist_model import MnistDDPM
+from lib.flow.mnist import MnistFlow
 from lib.train.precision import default_device
+from lib.train.digit_classifier import Quality, cached_digit_classifier, real_digits_quality
 from lib.train.runs import TrainingJobs
 from lib.train.training import TrainedRun
 
@@ -71,6 +73,17 @@ def _as_denoiser(key: str, _run: TrainedRun, weights: str) -> MnistDDPM:
     return MnistDDPM(_run.network(weights), _run.config)
 
 
+def flow_of(run: TrainedRun, weights: str = "spec") -> MnistFlow:
+    """A trained flow run (``flow_time``, ``flow_class``) with the spec's weights or their EMA as a ``VelocityModel``:
+    one instance per loaded network, shared by every session."""
+    return _as_velocity_model(run_key(run, weights), run, weights)
+
+
+@st.cache_resource
+def _as_velocity_model(key: str, _run: TrainedRun, weights: str) -> MnistFlow:
+    return MnistFlow(_run.network(weights), _run.config)
+
+
 def counted(n: int, noun: str) -> str:
     """"1 denoising step", "30 denoising steps": a count with its noun in the right number."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
@@ -80,3 +93,12 @@ def device_label() -> str:
     if torch.cuda.is_available():
         return f"CUDA · {torch.cuda.get_device_name()}"
     return f"CPU · {torch.get_num_threads()} threads"
+
+
+@st.cache_resource(show_spinner="Training the digit classifier that judges the samples (once; then it is cached)…")
+def digit_judge() -> tuple[torch.nn.Module, Quality]:
+    """The app's digit classifier (``lib.train.digit_classifier``), trained once on the training digits and kept in the
+    model cache, and how it reads the real test digits (the ceiling for any model's samples)."""
+    train_set, test_set = mnist()
+    classifier = cached_digit_classifier(train_set, model_store.CACHE_DIR)
+    return classifier, real_digits_quality(classifier, test_set)

@@ -70,7 +70,8 @@ def strided_timesteps(num_timesteps: int, stride: int, start: int | None = None)
 
 def chain_timesteps(num_timesteps: int, stride: int) -> list[int]:
     """The part-B sampler's list: ``[T−1, T−1−stride, …]`` then −1, the clean image (the spec's chain ends with the
-    step from t = 0 to x_0); stride 1 is the spec's full T-step chain."""
-    if not 1 <= stride < num_timesteps:
-        raise ValueError(f"stride must be between 1 and {num_timesteps - 1}")
+    step from t = 0 to x_0); stride 1 is the spec's full T-step chain, and stride T the one step from T−1 straight to
+    the clean image. ⌈T / stride⌉ steps in all."""
+    if not 1 <= stride <= num_timesteps:
+        raise ValueError(f"stride must be between 1 and {num_timesteps}")
     return list(range(num_timesteps - 1, -1, -stride)) + [-1]

@@ -73,3 +73,20 @@ def counts_cost(func):
         return func(*bound.args, **bound.kwargs), den.cost
 
     return wrapper
+
+
+class CountingVelocityModel:
+    """A flow model (``lib.flow.VelocityModel``) whose ``velocity`` calls are added to ``counter``'s cost, so that one
+    cost covers a piece of work that runs a DDPM and a flow model; every other attribute passes through."""
+
+    def __init__(self, model, counter: CountingDenoiser):
+        self._model, self._counter = model, counter
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def velocity(self, x_t, t, cond):
+        start = time.perf_counter()
+        out = self._model.velocity(x_t, t, cond)
+        self._counter._add(1, x_t.shape[0], time.perf_counter() - start)
+        return out

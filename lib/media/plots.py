@@ -148,6 +148,45 @@ def sweep_figure(sigmas: Sequence[float], errors: Sequence[float], train_sigma: 
     return fig
 
 
+OBJECTIVE_COLORS = ("#3b5bdb", "#e8590c")  # the DDPM, the flow model
+
+
+def nfe_quality_figure(curves: dict[str, tuple[Sequence[int], Sequence[float], Sequence[float]]],
+                       real: tuple[float, float], height: int = 360) -> go.Figure:
+    """Sample quality against the number of network evaluations (log axis), one colour per objective: the share read
+    as the asked digit (solid) and the share read confidently (dotted), from ``curves`` = {name: (NFE, agrees,
+    confident)}; the same two shares of real test digits (``real``: agrees, confident) as grey lines."""
+    fig = go.Figure()
+    for (name, (nfe, agrees, confident)), color in zip(curves.items(), OBJECTIVE_COLORS):
+        fig.add_trace(go.Scatter(x=list(nfe), y=[100 * a for a in agrees], mode="lines+markers",
+                                 name=f"{name}: read as the asked digit", line=dict(color=color, width=2.5)))
+        fig.add_trace(go.Scatter(x=list(nfe), y=[100 * c for c in confident], mode="lines+markers",
+                                 name=f"{name}: read confidently", line=dict(color=color, dash="dot")))
+    for value, what, dash in ((real[0], "read correctly", "dash"), (real[1], "read confidently", "dot")):
+        fig.add_hline(y=100 * value, line=dict(color="grey", dash=dash), annotation_text=f"real test digits {what}",
+                      annotation_position="bottom right")
+    ticks = sorted({int(k) for nfe, _, _ in curves.values() for k in nfe})
+    fig.update_xaxes(type="log", tickmode="array", tickvals=ticks, title_text="network evaluations (NFE, log scale)")
+    fig.update_yaxes(range=[0, 102], title_text="% of samples")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def path_distance_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], height: int = 300) -> go.Figure:
+    """Each objective's distance from its current state to its final sample, relative to where it started, against the
+    share of the evaluations spent (``curves`` = {name: (fractions, distances)}), beside the straight path walked at
+    constant speed, 1 − fraction (dashed)."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0], mode="lines", name="straight line at constant speed",
+                               line=dict(color="grey", dash="dash")))
+    for (name, (fractions, distances)), color in zip(curves.items(), OBJECTIVE_COLORS):
+        fig.add_trace(go.Scatter(x=list(fractions), y=list(distances), mode="lines+markers", name=name,
+                                 line=dict(color=color), marker=dict(size=4)))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.3),
+                      xaxis_title="share of the network evaluations spent",
+                      yaxis_title="‖x − x<sub>final</sub>‖ / ‖x<sub>start</sub> − x<sub>final</sub>‖")
+    return fig
+
+
 def _data_uri(picture: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")
 

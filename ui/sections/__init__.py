@@ -84,6 +84,9 @@ SECTIONS = (
             trains="time", editions=("ddpm",)),
     Section("class_ddpm", "B", "B3", "Class-conditioned DDPM", "Adding the digit and classifier-free guidance",
             heading="Class-conditioned DDPM with classifier-free guidance", trains="class", editions=("ddpm",)),
+    Section("ddpm_vs_flow", "B", "B+", "DDPM vs flow matching",
+            "Beyond the assignment: both objectives on the same UNet, data and noise — quality per network evaluation, "
+            "and one digit's two paths", heading="DDPM and flow matching side by side"),
     Section("whole_assignment", "report", "A + B", "The whole assignment",
             "Every deliverable in one run: one progress bar, one HTML report",
             heading="The whole assignment in one run"),

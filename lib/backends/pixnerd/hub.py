@@ -28,6 +28,7 @@ import torch
 from lib.backends import hub
 from lib.backends.pixnerd.checkpoint import CheckpointError, ema_state_dict
 from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, XXL, PixNerdConfig
+from lib.backends.pixnerd.memory import device_problem
 from lib.backends.pixnerd.model import PixNerdTransformer, build_pixnerd
 
 DIR_ENV = "DIFFUSION_LAB_PIXNERD_DIR"
@@ -80,9 +81,12 @@ def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype
     """The denoiser of ``config`` (the released XXL by default) with the checkpoint's EMA weights, strictly loaded, on
     ``device`` in ``dtype`` (the course: float32), in eval mode without gradients.
 
-    Raises ``PixNerdUnavailable`` (missing snapshot, offline, gated, unsafe or damaged file, weights of another
-    configuration, GPU too full); the checkpoint's own error is its ``__cause__``.
+    Raises ``PixNerdUnavailable`` (no GPU or one too small for the released size — checked before anything is
+    downloaded —, missing snapshot, offline, gated, unsafe or damaged file, weights of another configuration, GPU too
+    full); the checkpoint's own error is its ``__cause__``.
     """
+    if config == XXL and (problem := device_problem(device, dtype)):
+        raise PixNerdUnavailable(problem)
     src = src or source()
     path = src.checkpoint_path()
     try:
@@ -94,8 +98,7 @@ def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype
         placed = {key: value.to(device=device, dtype=dtype) for key, value in state.items()}
         model.load_state_dict(placed, strict=True, assign=True)
     except torch.cuda.OutOfMemoryError as err:
-        raise PixNerdUnavailable(f"Not enough free GPU memory to load PixNerd: another program uses the GPU "
-                                 f"({torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB free)") from err
+        raise PixNerdUnavailable(hub.out_of_memory_message(REPO)) from err
     except RuntimeError as err:
         problem = " ".join(str(err).split())[:400]  # one line: PyTorch lists the keys on tab-indented lines
         raise PixNerdUnavailable(f"{path} does not hold the weights of this PixNerd configuration: {problem}") from err

@@ -46,6 +46,7 @@ from lib.backends.if_memory import CUDA_CONTEXT, GIB, gib
 from lib.backends.pixnerd.config import IMAGE_SIZE, XXL, PixNerdConfig
 
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2}
+PRECISION_OF = {torch.float32: "fp32", torch.bfloat16: "bf16"}  # the dtypes PixNerd runs in (fp16 overflows Qwen3)
 CFG_ROWS = 2  # one CFG step: the conditional and the unconditional row in one call
 WORK_MARGIN = 1.5  # allocator rounding, kernel scratch, smaller tensors: the CPU measured up to + 23 %
 ENCODER_WORK = 256 * 2**20  # a few 128-token prompts through Qwen3-1.7B: MBs of activations, plus cuBLAS's workspace
@@ -154,3 +155,18 @@ def requirement(precision: str = "fp32") -> str:
     alone, both = (math.ceil(min_gpu_bytes(precision, encoder=e) / GIB * 10) / 10 for e in (False, True))
     return (f"PixNerd-XXL in {precision} needs a CUDA GPU with ≥ {alone:g} GiB of memory ({both:g} GiB to keep the "
             "Qwen3-1.7B prompt encoder on the GPU too)")
+
+
+def device_problem(device: torch.device | str, dtype: torch.dtype = torch.float32) -> str | None:
+    """None if the XXL denoiser in ``dtype`` fits ``device`` (any CPU does: its RAM is not planned here), else what
+    stands in the way — asked before anything is downloaded."""
+    device = torch.device(device)
+    if dtype not in PRECISION_OF:
+        return f"PixNerd runs in {' or '.join(str(d).removeprefix('torch.') for d in PRECISION_OF)}, not {dtype}"
+    if device.type != "cuda":
+        return None
+    precision = PRECISION_OF[dtype]
+    if not torch.cuda.is_available():
+        return f"{requirement(precision)}; this machine has none"
+    plan = plan_memory(torch.cuda.get_device_properties(device).total_memory, precision)
+    return None if plan.fits else plan.describe()[0]
