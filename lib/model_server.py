@@ -14,10 +14,11 @@ call:
 Tensors travel as safetensors bytes (lib.backends.wire; never pickle), in the dtype the model computes in (IF on a GPU:
 fp16). Cross-session batching (``Batcher``): a ``predict`` that finds the UNet idle and nobody else queued runs at once —
 a lone session never waits for company —; requests that arrive while the UNet is busy queue, and the next call takes
-them all (at most ``max_batch_size``), grouped by model: one UNet call per model on all their rows — rows at different
+them all (at most ``max_batch_size``; with two or more queued it first waits up to ``batch_wait_timeout_s`` for more),
+grouped by model: one UNet call per model on all their rows — rows at different
 timesteps, with their own conditions —, the outputs split back. The UNet runs in a worker thread, so requests keep
 arriving (and form the next batch) meanwhile. Each answer says in its ``Server-Timing`` header where its time went
-(receive, queue, unet, send; ms) and in ``X-Batch-Requests`` how many requests shared its UNet call.
+(receive, check, queue, unet, send; ms) and in ``X-Batch-Requests`` how many requests shared its UNet call.
 
 Every endpoint but /health needs ``Authorization: Bearer <token>`` when the server has a token
 (``DIFFUSION_LAB_SERVER_TOKEN`` in its environment, never in a config file). A bad request — unknown model, wrong
