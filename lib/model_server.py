@@ -13,10 +13,13 @@ call:
     …    /training …                 part-B training jobs on the Ray cluster (lib.model_server_training)
 
 Tensors travel as safetensors bytes (lib.backends.wire; never pickle), in the dtype the model computes in (IF on a GPU:
-fp16). Cross-session batching: ``@serve.batch`` collects the
-``predict`` requests that arrive within ``batch_wait_timeout_s`` (at most ``max_batch_size``), groups them by model and
-runs one UNet call per model on all their rows — rows at different timesteps, with their own conditions — then splits
-the outputs back. The UNet runs in a worker thread, so requests keep arriving (and form the next batch) meanwhile.
+fp16). Cross-session batching (``Batcher``): a ``predict`` that finds the UNet idle and nobody else queued runs at once —
+a lone session never waits for company —; requests that arrive while the UNet is busy queue, and the next call takes
+them all (at most ``max_batch_size``; with two or more queued it first waits up to ``batch_wait_timeout_s`` for more),
+grouped by model: one UNet call per model on all their rows — rows at different
+timesteps, with their own conditions —, the outputs split back. The UNet runs in a worker thread, so requests keep
+arriving (and form the next batch) meanwhile. Each answer says in its ``Server-Timing`` header where its time went
+(receive, check, queue, unet, send; ms) and in ``X-Batch-Requests`` how many requests shared its UNet call.
 
 Every endpoint but /health needs ``Authorization: Bearer <token>`` when the server has a token
 (``DIFFUSION_LAB_SERVER_TOKEN`` in its environment, never in a config file). A bad request — unknown model, wrong
@@ -35,8 +38,10 @@ import os
 import signal
 import sys
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from pathlib import Path
+from typing import Awaitable, Callable, NamedTuple
 
 import torch
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -94,6 +99,86 @@ def _predict(den, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
     return eps.float().cpu(), None if v is None else v.float().cpu()
 
 
+class Batched(NamedTuple):
+    """One request's share of a batched call: its result, the seconds it queued for the call, the seconds the call
+    took, and how many requests the call served."""
+
+    result: object
+    queued_s: float
+    call_s: float
+    requests: int
+
+
+class Batcher:
+    """Requests → batched calls of ``run`` (a list of requests → the list of their results), without holding a lone one.
+
+    A request that arrives while no call is running and finds the queue otherwise empty is run at once: a lone session
+    pays no batching wait. Requests that arrive during a call queue up, and the next call takes them all (at most
+    ``max_batch_size``). A call about to start with company (two or more queued) first waits for more, until the
+    oldest has queued ``wait_s`` or the batch is full — sessions in step land in one call, none queues longer than
+    ``wait_s`` plus the call before it. Calls run one at a time, in arrival order; an error reaches every request of
+    its call. (Serve's ``@serve.batch`` always waits its timeout for a batch of one; hence this.)
+    """
+
+    def __init__(self, run: Callable[[list], Awaitable[list]], max_batch_size: int, wait_s: float):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1 (1 turns batching off), not {max_batch_size}")
+        self.run, self.max_batch_size, self.wait_s = run, max_batch_size, wait_s
+        self.waits = 0  # calls that waited for company before they started (a lone request never does)
+        self.queue: deque[tuple[object, asyncio.Future, float]] = deque()  # (request, its future, arrival time)
+        self.arrival: asyncio.Event | None = None  # created on the replica's event loop, with the worker
+        self.worker: asyncio.Task | None = None
+
+    async def submit(self, request) -> Batched:
+        loop = asyncio.get_running_loop()
+        if self.worker is None:
+            self.arrival = asyncio.Event()
+            self.worker = loop.create_task(self._work())
+        future = loop.create_future()
+        self.queue.append((request, future, time.perf_counter()))
+        self.arrival.set()
+        return await future
+
+    async def _work(self) -> None:
+        while True:
+            await self.arrival.wait()
+            self.arrival.clear()
+            while self.queue:
+                if 1 < len(self.queue) < self.max_batch_size:
+                    await self._fill()
+                batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.max_batch_size))]
+                batch = [item for item in batch if not item[1].done()]  # a client that hung up needs no answer
+                if not batch:
+                    continue
+                start = time.perf_counter()
+                try:
+                    results = await self.run([request for request, _, _ in batch])
+                except Exception as err:  # noqa: BLE001 — every request of the call gets the call's error
+                    for _, future, _ in batch:
+                        if not future.done():
+                            future.set_exception(err)
+                    continue
+                call_s = time.perf_counter() - start
+                for (_, future, arrived), result in zip(batch, results):
+                    if not future.done():
+                        future.set_result(Batched(result, start - arrived, call_s, len(batch)))
+
+    async def _fill(self) -> None:
+        self.waits += 1
+        deadline = self.queue[0][2] + self.wait_s
+        while len(self.queue) < self.max_batch_size and (left := deadline - time.perf_counter()) > 0:
+            self.arrival.clear()
+            try:
+                await asyncio.wait_for(self.arrival.wait(), left)
+            except asyncio.TimeoutError:
+                return
+
+
+def server_timing(**parts_s: float) -> str:
+    """The ``Server-Timing`` header (W3C) of seconds per part: ``receive;dur=0.21, queue;dur=0.02, …`` in ms."""
+    return ", ".join(f"{name};dur={s * 1000:.3f}" for name, s in parts_s.items())
+
+
 # Everything the deployment uses is defined above it: Serve captures the class when it is decorated.
 @serve.deployment(max_ongoing_requests=256, graceful_shutdown_timeout_s=5)
 @serve.ingress(api)
@@ -106,8 +191,7 @@ class ModelServer:
         self.info = {name: describe(name, den) for name, den in self.models.items()}
         self.token = os.environ.get(TOKEN_ENV) or None
         self.max_bytes = int(float(os.environ.get(MAX_BYTES_ENV) or MAX_MESSAGE_BYTES / 2**20) * 2**20)
-        self.predict_rows.set_max_batch_size(max_batch_size)
-        self.predict_rows.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self.batcher = Batcher(self.predict_rows, max_batch_size, batch_wait_timeout_s)
         self.config = {"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s}
         self.counters = Counter()
         self.batch_sizes: Counter = Counter()  # requests per UNet call → how many such calls
@@ -153,7 +237,8 @@ class ModelServer:
     @api.get("/health")
     async def health(self) -> dict:
         return {"status": "ok", "models": self.info, "config": self.config, "auth": self.token is not None,
-                "counters": dict(self.counters), "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+                "counters": dict(self.counters), "batch_waits": self.batcher.waits,
+                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
 
     @api.get("/models/{name}/schedule")
     async def schedule(self, name: str, request: Request) -> Response:
@@ -162,10 +247,12 @@ class ModelServer:
 
     @api.post("/models/{name}/predict")
     async def predict(self, name: str, request: Request) -> Response:
+        start = time.perf_counter()
         self._authorize(request)
         self._model(name)  # 404 for a model this server does not have
         info = self.info[name]
         tensors, _ = await self._message(request)
+        received = time.perf_counter()
         b = tensors["x"].shape[0] if "x" in tensors and tensors["x"].dim() == 4 else 0
         if not 1 <= b <= MAX_ROWS:
             raise HTTPException(400, f"tensor 'x' must be (B, {', '.join(map(str, info['image_shape']))}) with "
@@ -176,14 +263,21 @@ class ModelServer:
         cond = self._tensor(tensors, "cond", (b, *info["condition_shape"]), floats)
         if t.min() < 0 or t.max() >= info["num_timesteps"]:
             raise HTTPException(400, f"timesteps must lie in [0, {info['num_timesteps'] - 1}]")
-        eps, v = await self.predict_rows((name, x, t, cond))
+        checked = time.perf_counter()
+        batched = await self.batcher.submit((name, x, t, cond))
+        eps, v = batched.result
+        computed = time.perf_counter()
         out = {"eps": eps} if v is None else {"eps": eps, "v": v}
         wire = getattr(torch, info["wire_dtype"])
-        return Response(pack({k: o.to(wire) for k, o in out.items()}), media_type=CONTENT_TYPE)
+        body = pack({k: o.to(wire) for k, o in out.items()})
+        timing = server_timing(receive=received - start, check=checked - received, queue=batched.queued_s,
+                               unet=batched.call_s, send=time.perf_counter() - computed)
+        return Response(body, media_type=CONTENT_TYPE,
+                        headers={"Server-Timing": timing, "X-Batch-Requests": str(batched.requests)})
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def predict_rows(self, requests: list[tuple]) -> list[tuple]:
-        """Concurrent predict requests → one UNet call per model on all their rows → each request's own rows."""
+        """Predict requests (``Batcher``'s batch) → one UNet call per model on all their rows → each request's own
+        rows."""
         results: list = [None] * len(requests)
         by_model: dict[str, list[int]] = {}
         for i, (name, *_rest) in enumerate(requests):
@@ -328,7 +422,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", default="mnist-class,mnist-time", help="comma-separated: mnist-class, mnist-time, "
                                                                        "IF-I-XL, IF-I-L, IF-I-M")
     p.add_argument("--max-batch-size", type=int, default=16, help="predict requests merged into one UNet call (1: off)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0,
+                   help="how long a batch that has company waits to fill (a lone request never waits)")
     p.add_argument("--shipped-dir", default=None, help="folder of the MNIST models (default data/models)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--job-gpus", type=float, default=None, help="share of a GPU per training job (default: "

@@ -120,6 +120,25 @@ def test_remote_tiny_if_gives_the_local_images(client, snapshots, tmp_path):
     assert torch.allclose(stock, pipeline_sample(local, "a photo of a dog", steps=3, generator=gen(4)), atol=1e-4)
 
 
+def test_a_lone_session_is_never_held_for_company_and_each_answer_says_where_its_time_went(client):
+    """Serve's @serve.batch held every request for its batch wait; the server's Batcher runs a lone one at once."""
+    local = local_mnist("class")
+    den = client.denoiser("mnist-class")
+    x = torch.randn(8, 1, 28, 28, generator=gen(3))
+    t, cond = torch.full((8,), 150), torch.nn.functional.one_hot(torch.arange(8) % 10, 10).float()
+    before = client.health()
+    for _ in range(5):  # one session, one request at a time: as the pages call
+        r = client.request("POST", "/models/mnist-class/predict", data=pack({"x": x, "t": t, "cond": cond}))
+        assert r.headers["x-batch-requests"] == "1"
+        parts = [item.split(";dur=")[0].strip() for item in r.headers["server-timing"].split(",")]
+        assert parts == ["receive", "check", "queue", "unet", "send"]
+    after = client.health()
+    assert after["batch_waits"] == before["batch_waits"]  # none of the five calls waited to fill
+    assert after["batch_sizes"]["1"] == before["batch_sizes"].get("1", 0) + 5
+    eps, _ = den.predict(x, t, cond)
+    assert torch.allclose(eps, local.predict(x, t, cond)[0], atol=1e-5)
+
+
 def test_sixteen_sessions_at_once_are_batched_and_each_gets_its_own_images(client):
     local = local_mnist("class")
     n = 16
@@ -138,7 +157,8 @@ def test_sixteen_sessions_at_once_are_batched_and_each_gets_its_own_images(clien
         except Exception as err:  # noqa: BLE001 — reported below
             errors.append(err)
 
-    before = client.health()["counters"].get("requests", 0)
+    health = client.health()
+    before, waits_before = health["counters"].get("requests", 0), health["batch_waits"]
     threads = [threading.Thread(target=session, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
@@ -150,6 +170,7 @@ def test_sixteen_sessions_at_once_are_batched_and_each_gets_its_own_images(clien
     health = client.health()
     assert health["counters"]["requests"] - before == n * len(local.timesteps(30)) - n  # one request per step, none lost
     assert max(int(k) for k in health["batch_sizes"]) > 1, health["batch_sizes"]
+    assert health["batch_waits"] > waits_before  # with company queued, calls waited for the rest to arrive
 
 
 def test_bad_requests_get_4xx_with_a_message_and_the_server_keeps_serving(client, server):
