@@ -44,11 +44,11 @@ if note := failing_view_note(backend.family, view):
     st.warning(note)
 
 if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2"):
-    steps = len(backend.denoiser.timesteps(stride)) - 1
+    steps = len(backend.model.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling anagrams:")
     r = Request(prompt1=prompt1, prompt2=prompt2, view=view, weight=weight, scale=scale, num_samples=num_samples,
                 stride=stride, seed=seed)
-    (result, steps_taken), cost = anagrams(backend.key, r, backend.denoiser, progress)
+    (result, steps_taken), cost = anagrams(backend.cache_id, r, backend.model, progress)
     progress.done()
     cost_caption(cost, f"{counted(num_samples, 'sample')} × 2 views per call"
                        f"{with_cfg(cost, cost.calls * num_samples * 2)}", progress)
@@ -71,14 +71,14 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
     combining_rule(steps_taken[i], [prompt1, prompt2], ["identity", view], [weight, 1.0 - weight])
 
     st.subheader("The anagram in motion")
-    gif = morph_gif(backend.key, r, result)
+    gif = morph_gif(backend.cache_id, r, result)
     st.image(gif, caption=f"as generated ↔ {view}")
     st.download_button("Download GIF", gif, file_name=f"anagram_seed{seed}.gif", mime="image/gif", key="anagrams_gif")
 
     st.subheader("Views that break")
     failure = st.selectbox("A view that is not a permutation", list(FAILURE_VIEWS), key="anagrams_failure")
     working = comparison_view(backend.family, view)
-    shape = (1, *backend.denoiser.image_shape)
+    shape = (1, *backend.model.image_shape)
     st.info(f"{FAILURE_VIEWS[failure].breaks} Measured on N(0, I) noise: Var v(z) = "
             f"{noise_variance(FAILURE_VIEWS[failure], shape):.2f}, against {noise_variance(VIEWS[working], shape):.2f} "
             f"for {working}.")
@@ -88,12 +88,12 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
     if st.toggle(f"Sample the anagram with {failure} beside one with {working}", key="anagrams_broken",
                  help="Sampling runs with the same prompts, seed and weight."):
         progress = StepProgress(steps, f"Sampling with {failure}:")
-        (broken, _), _ = anagrams(backend.key, replace(r, view=failure), backend.denoiser, progress)
+        (broken, _), _ = anagrams(backend.cache_id, replace(r, view=failure), backend.model, progress)
         progress.done()
         works = result
         if working != view:
             progress = StepProgress(steps, f"Sampling with {working}:")
-            (works, _), _ = anagrams(backend.key, replace(r, view=working), backend.denoiser, progress)
+            (works, _), _ = anagrams(backend.cache_id, replace(r, view=working), backend.model, progress)
             progress.done()
         c1, c2 = st.columns(2)
         for container, name, images, viewed_images in (

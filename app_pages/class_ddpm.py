@@ -5,7 +5,7 @@ import streamlit as st
 from lib.media.images import png_bytes
 from ui import layout
 from ui.backend import StepProgress, seed_control
-from ui.common import counted, ddpm_of, run_key
+from ui.common import counted, ddpm_of, run_cache_id
 from ui.sections.class_ddpm import DEFAULTS, digit_trajectory
 from ui.layout import section_header
 from ui.sidebar import render_sidebar
@@ -57,7 +57,7 @@ st.subheader("All ten digits")
 grid_stride = mnist_stride_control("class_ddpm_grid", GRID_STRIDE)
 steps_caption(grid_stride, "40 digits")
 progress = StepProgress(len(den.timesteps(grid_stride)) - 1, "Sampling 40 digits…")
-picture = grid_picture(run_key(run, weights), grid_stride, seed, scale, den, progress)
+picture = grid_picture(run_cache_id(run, weights), grid_stride, seed, scale, den, progress)
 progress.done()
 layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed} · "
                       f"{SAMPLED_WITH[weights]}")
@@ -73,5 +73,5 @@ every = d3.slider("Frame every k steps", 1, 10, DEFAULTS.every, key="class_ddpm_
 with d4:
     stride = mnist_stride_control("class_ddpm")
 steps_caption(stride, f"{num} digits")
-recorder = digit_trajectory(run_key(run, weights), digit, num, scale, stride, every, seed, den)
+recorder = digit_trajectory(run_cache_id(run, weights), digit, num, scale, stride, every, seed, den)
 trajectory_view(recorder, key="class_ddpm", filename=f"b3_digit{digit}_{weights_tag(weights)}_g{scale:g}_s{stride}_seed{seed}.gif")

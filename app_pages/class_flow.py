@@ -7,7 +7,7 @@ from lib.flow.mnist import GUIDANCE_SCALE
 from lib.media.images import png_bytes
 from ui import layout
 from ui.backend import seed_control
-from ui.common import counted, flow_of, run_key
+from ui.common import counted, flow_of, run_cache_id
 from ui.layout import section_header
 from ui.sections import time_flow
 from ui.sections.class_flow import DEFAULTS, digit_trajectory
@@ -55,7 +55,7 @@ def steps_caption(batch: str) -> None:
 
 st.subheader("All ten digits")
 steps_caption("40 digits")
-picture = draw_grid(model, run_key(run, weights), steps, seed, scale)
+picture = draw_grid(model, run_cache_id(run, weights), steps, seed, scale)
 layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, {counted(steps, 'Euler step')}, seed {seed}")
 st.download_button("Download PNG", png_bytes(picture), file_name=f"flow_class_g{scale:g}_{steps}steps_seed{seed}.png",
                    mime="image/png", key="class_flow_grid_png")
@@ -66,6 +66,6 @@ digit = d1.selectbox("Digit", range(10), DEFAULTS.digit, key="class_flow_digit")
 num = d2.slider("Samples", 1, 8, DEFAULTS.samples, key="class_flow_samples")
 frames = frames_control("class_flow_frames", DEFAULTS.frames, container=d3)
 steps_caption(f"{num} digits")
-recorder = digit_trajectory(run_key(run, weights), digit, num, scale, steps, frame_every(steps, frames), seed, model)
+recorder = digit_trajectory(run_cache_id(run, weights), digit, num, scale, steps, frame_every(steps, frames), seed, model)
 trajectory_view(recorder, key="class_flow", filename=f"flow_class_digit{digit}_g{scale:g}_{steps}steps_seed{seed}.gif",
                 names=FLOW_FRAMES)

@@ -77,7 +77,7 @@ steps = euler_steps_control("constant_lr_steps", class_flow.DEFAULTS.steps, clas
 with c2:
     seed = seed_control("constant_lr_seed").value
 runs = {"with ExponentialLR": scheduled, f"constant lr {constant.config.lr:g}": constant}
-samples = {name: draw_samples(common.flow_of(run), common.run_key(run), steps, seed) for name, run in runs.items()}
+samples = {name: draw_samples(common.flow_of(run), common.run_cache_id(run), steps, seed) for name, run in runs.items()}
 for column, (name, run) in zip(layout.columns(2), runs.items()):
     layout.image(grid_of(samples[name], run.config.model),
                  f"{name} · digits 0–9, 4 each · γ = {GUIDANCE_SCALE:g}, {steps} Euler steps, seed {seed}", column)
@@ -85,7 +85,7 @@ classifier, real = common.digit_judge()
 read = {name: grid_quality(samples[name], classifier) for name in runs}
 numbers = pd.DataFrame({
     "mean training loss, last epoch": [last_epoch_loss(run) for run in runs.values()],
-    f"loss on {DEFAULTS.held_out_digits:,} test digits": [test_loss(common.run_key(r), r, test_set) for r in runs.values()],
+    f"loss on {DEFAULTS.held_out_digits:,} test digits": [test_loss(common.run_cache_id(r), r, test_set) for r in runs.values()],
     "grid read as asked": [read[name].agrees for name in runs],
     "grid read confidently": [read[name].confident for name in runs]}, index=list(runs))
 st.table(numbers.style.format("{:.4f}", subset=numbers.columns[:2]).format("{:.0%}", subset=numbers.columns[2:]))

@@ -8,7 +8,7 @@ from lib.media.images import grid
 from lib.media.plots import nfe_quality_figure, path_distance_figure
 from ui import common, layout
 from ui.backend import StepProgress, seed_control
-from ui.common import counted, run_key
+from ui.common import counted, run_cache_id
 from ui.layout import section_header
 from ui.sections.ddpm_vs_flow import (DEFAULTS, NAMES, compared_runs, contender_of, frame_indices, halfway_frame,
                                       judge_text,
@@ -75,7 +75,7 @@ elif st.button("Measure", key="ddpm_vs_flow_measure", type="primary", disabled=n
     classifier, real = common.digit_judge()
     st.caption(judge_text(real, len(train_set)))
     progress = StepProgress(calls * len(contenders), "Sampling…")
-    points = {c.name: measured(run_key(present[model]), f"judge-{id(classifier)}", per_digit, nfe_counts, seed, c,
+    points = {c.name: measured(run_cache_id(present[model]), f"judge-{id(classifier)}", per_digit, nfe_counts, seed, c,
                                classifier, lambda i, t, x, e, name=c.name: progress.advance(name))
               for model, c in contenders.items()}
     progress.done()
@@ -103,7 +103,7 @@ st.header("3 · One digit, two paths")
 d1, d2 = st.columns(2)
 digit = d1.selectbox("Digit", range(10), DEFAULTS.digit, key="ddpm_vs_flow_digit")
 nfe = d2.select_slider("Network evaluations", NFE_COUNTS, DEFAULTS.path_nfe, key="ddpm_vs_flow_path_nfe")
-paths = {c.name: path(run_key(present[model]), digit, nfe, seed, c) for model, c in contenders.items()}
+paths = {c.name: path(run_cache_id(present[model]), digit, nfe, seed, c) for model, c in contenders.items()}
 layout.image(strip(paths, DEFAULTS.strip_frames),
              "Rows: " + ", ".join(paths) + f" · frames after 0, 10, …, 100 % of the {nfe} evaluations "
              f"(steps {', '.join(map(str, frame_indices(nfe, DEFAULTS.strip_frames)))}), from the same noise")

@@ -41,7 +41,7 @@ for field, prompt in (("Prompt 1", prompt1), ("Prompt 2", prompt2)):
         st.error(f"{field}: {err}")
         st.stop()
 
-images = anagrams(backend.key, prompt1, prompt2, view, w, DEFAULTS.h, num, seed, backend)
+images = anagrams(backend.cache_id, prompt1, prompt2, view, w, DEFAULTS.h, num, seed, backend)
 viewed = VIEWS[view].apply(images)
 show(images, value_range=value_range, target_px=130, caption=f"as generated: {prompt1!r}")
 show(viewed, value_range=value_range, target_px=130, caption=f"under the view “{view}”: {prompt2!r}")

@@ -44,7 +44,7 @@ except PromptError as err:
     st.error(str(err))
     st.stop()
 
-edited = edits(backend.key, picked.array, DEFAULTS.t_starts, prompt, w, DEFAULTS.h, seed, backend)
+edited = edits(backend.cache_id, picked.array, DEFAULTS.t_starts, prompt, w, DEFAULTS.h, seed, backend)
 steps = sum(len(euler_times(t_s, DEFAULTS.h)) - 1 for t_s in DEFAULTS.t_starts)
 show(backend.image(picked.array), value_range=value_range, target_px=120, caption=f"input ({picked.caption})")
 show(edited, value_range=value_range, target_px=110,

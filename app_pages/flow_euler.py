@@ -35,7 +35,7 @@ if picked is None:
     st.stop()
 
 prompt = backend.defaults.edit_prompt(picked.digit)
-run = euler_run(backend.key, picked.array, t_start, h, DEFAULTS.every, prompt, seed, backend)
+run = euler_run(backend.cache_id, picked.array, t_start, h, DEFAULTS.every, prompt, seed, backend)
 st.subheader(f"{counted(run.steps, 'Euler step')} from t = {t_start:g}")
 show(run.states, value_range=value_range, target_px=110,
      caption=" · ".join(f"t = {t:.2f}" for t in run.times) + f" (the start, every {DEFAULTS.every}th update, the end)")

@@ -40,7 +40,7 @@ for field, prompt in (("Prompt 1", far), ("Prompt 2", near)):
         st.error(f"{field}: {err}")
         st.stop()
 
-images = hybrids(backend.key, far, near, kernel, sigma, w, DEFAULTS.h, num, seed, backend)
+images = hybrids(backend.cache_id, far, near, kernel, sigma, w, DEFAULTS.h, num, seed, backend)
 show(images, value_range=value_range, target_px=140, caption=f"up close: {near!r}")
 show(images, value_range=value_range, target_px=28, caption="from far (actual size)")
 show(lowpass(images, kernel, sigma), value_range=value_range, target_px=140,

@@ -42,8 +42,8 @@ except PromptError as err:
     st.stop()
 
 steps = len(euler_times(0.0, DEFAULTS.h)) - 1
-plain = samples(backend.key, prompt, num, DEFAULTS.h, 0.0, seed, backend)
-guided = samples(backend.key, prompt, num, DEFAULTS.h, w, seed, backend)
+plain = samples(backend.cache_id, prompt, num, DEFAULTS.h, 0.0, seed, backend)
+guided = samples(backend.cache_id, prompt, num, DEFAULTS.h, w, seed, backend)
 what = f"the prompt {prompt!r}" if prompt else "the empty prompt (unconditional)"
 st.subheader("1.6 · From noise, without guidance")
 show(plain, value_range=value_range, target_px=120, caption=f"{what} · w = 0 · {counted(steps, 'Euler step')}")

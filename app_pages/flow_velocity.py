@@ -31,7 +31,7 @@ if picked is None:
     st.stop()
 
 prompt = backend.defaults.edit_prompt(picked.digit)
-noisy, d = diagnostics(backend.key, picked.array, DEFAULTS.times, prompt, seed, backend)
+noisy, d = diagnostics(backend.cache_id, picked.array, DEFAULTS.times, prompt, seed, backend)
 limit = symmetric_limit(d.predicted_update, d.true_update)
 zmax = d.error_map.max().item()
 n = len(DEFAULTS.times)

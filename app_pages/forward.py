@@ -42,7 +42,7 @@ if picked is not None:
     x0 = picked.tensor()
     course_ts = course_timesteps(T)  # the course's 250 / 500 / 750 for T = 1000
     noisy, blurred = noised_rows(backend, picked.array, t, kernel, sigma, seed)
-    abar = backend.denoiser.schedule.abar(t)
+    abar = backend.model.schedule.abar(t)
     st.subheader(f"At t = {t}")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("ᾱ_t", f"{abar:.4f}")
@@ -54,13 +54,13 @@ if picked is not None:
     show(noisy[:1], container=cols[1], caption=f"noisy x_{t}")
     show(blurred[:1], container=cols[2], caption=f"Gaussian blur (kernel {kernel}, σ {sigma:g})")
 
-    fig = schedule_figure(backend.denoiser.schedule, height=280)
+    fig = schedule_figure(backend.model.schedule, height=280)
     fig.add_vline(x=t, line=dict(color=MARK_COLOR, dash="dash"), row="all", col="all")
     st.plotly_chart(fig)
 
     st.subheader("The course's row: " + ", ".join(f"t = {s}" for s in course_ts))
     prompt = backend.defaults.edit_prompt(picked.digit)
-    one_step, _ = one_step_row(backend.key, picked.array, course_ts, prompt, seed, backend.denoiser)
+    one_step, _ = one_step_row(backend.cache_id, picked.array, course_ts, prompt, seed, backend.model)
     st.caption("Top: x_t; middle: its Gaussian blur (1.2); bottom: the UNet's one-step estimate x̂₀ for the prompt "
                f"{quoted_prompt(prompt)} (1.3, from the same x_t). " + (
         "(T = 1000, as in the course.)" if T == 1000 else f"(Here T = {T}, so these are the same fractions of T as "

@@ -40,9 +40,9 @@ if not scales:
     st.error("Pick at least one guidance scale.")
 elif prompt_ok(backend, prompt):
     scales = tuple(sorted(scales))
-    steps = len(backend.denoiser.timesteps(stride)) - 1
+    steps = len(backend.model.timesteps(stride)) - 1
     progress = StepProgress(steps * len(scales), f"Sampling {len(scales)} × {num_samples} images:")
-    result, cost = guidance_sweep(backend.key, prompt, scales, num_samples, stride, seed, backend.denoiser, progress)
+    result, cost = guidance_sweep(backend.cache_id, prompt, scales, num_samples, stride, seed, backend.model, progress)
     progress.done()
     st.caption(f"{counted(steps, 'denoising step')} (stride {stride}), seed {seed}, prompt: {quoted_prompt(prompt)}.")
     cost_caption(cost, f"{counted(num_samples, 'sample')} per call, one γ after another, × 2 for CFG except at "

@@ -46,11 +46,11 @@ with st.expander("The bands: what each prompt controls"):
     show_bands(backend, choice, dec)
 
 if all(prompt_ok(backend, p, field=f"Prompt {i + 1}") for i, p in enumerate(prompts)):
-    steps = len(backend.denoiser.timesteps(stride)) - 1
+    steps = len(backend.model.timesteps(stride)) - 1
     progress = StepProgress(steps, "Sampling:")
     r = Request(choice=choice, params=params, prompts=prompts, scale=scale, num_samples=num_samples, stride=stride,
                 seed=seed)
-    result, cost = factorized(backend.key, r, backend.denoiser, progress)
+    result, cost = factorized(backend.cache_id, r, backend.model, progress)
     progress.done()
     st.markdown(f"**Up close**: asked for {quoted_prompt(prompts[-1])}" if choice in (TWO, THREE) else "**The result**")
     show(result, ncols=num_samples, target_px=backend.defaults.display_px)

@@ -57,13 +57,13 @@ with right:
                         help="Blend over this many pixels on each side of the mask's edge; 0 = a hard mask.")
 
 if picked is not None and mask is not None and prompt_ok(backend, prompt):
-    timesteps = backend.denoiser.timesteps(stride)
+    timesteps = backend.model.timesteps(stride)
     steps = len(timesteps) - 1
     schedule_calls = call_timesteps(timesteps, resampling_path(steps, jump_length, jump_n_sample))
     progress = StepProgress(len(schedule_calls), "Inpainting:")
     x, m = picked.tensor(), feathered(torch.from_numpy(mask), feather)
-    result, cost = inpaint_samples(backend.key, picked.array, m.numpy(), prompt, scale, num_samples, stride, seed,
-                                   jump_length, jump_n_sample, backend.denoiser, progress)
+    result, cost = inpaint_samples(backend.cache_id, picked.array, m.numpy(), prompt, scale, num_samples, stride, seed,
+                                   jump_length, jump_n_sample, backend.model, progress)
     progress.done()
     masked = masked_view(x, m)
     c1, c2 = st.columns([1, 2])

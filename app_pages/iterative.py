@@ -32,7 +32,7 @@ with right:
     c1, c2 = st.columns(2)
     with c1:
         stride = stride_control(backend, key="iterative_stride")
-    ts = backend.denoiser.timesteps(stride)
+    ts = backend.model.timesteps(stride)
     i_start = c2.slider("i_start (where the loop starts)", 0, len(ts) - 2, clamped_i_start(len(ts)),
                         key=clamped_key(f"iterative_istart_{backend.family}", len(ts) - 2),
                         help="Index into the strided timesteps: the image is noised to t = timesteps[i_start]. "
@@ -48,8 +48,8 @@ with right:
 
 if picked is not None and prompt_ok(backend, prompt):
     progress = StepProgress(len(ts) - 1 - i_start, "Denoising:")
-    (images, frames, labels, curve), cost = compare(backend.key, picked.array, prompt, i_start, stride, every, kernel,
-                                                    sigma, seed, backend.denoiser, progress)
+    (images, frames, labels, curve), cost = compare(backend.cache_id, picked.array, prompt, i_start, stride, every, kernel,
+                                                    sigma, seed, backend.model, progress)
     progress.done()
     x0 = images[:1]
     names = ["original", f"noisy (t = {ts[i_start]})", "Gaussian blur", "one-step x̂₀", "iterative"]

@@ -49,7 +49,7 @@ c1, c2 = st.columns([1, 3])
 with c1:
     seed = seed_control("pure_noise_seed").value
 num = c2.slider("Noise images", 2, 20, DEFAULTS.samples, key="pure_noise_samples")
-found = centroid_lesson(common.run_key(run), num, seed, run.model, centroid)
+found = centroid_lesson(common.run_cache_id(run), num, seed, run.model, centroid)
 left, middle, right = st.columns([1, 4, 1])
 layout.image(grid(centroid.unsqueeze(0), 1, (0.0, 1.0), upscale=5), "x̄: the mean of the training digits", left)
 layout.image(grid(found.outputs, min(num, 10), (0.0, 1.0), upscale=3), f"D(ε) for {num} fresh noise images", middle)

@@ -44,7 +44,7 @@ with right:
     with c3:
         seed = seed_control("sdedit_seed").value
 
-ts = backend.denoiser.timesteps(stride)
+ts = backend.model.timesteps(stride)
 valid = sorted(i for i in i_starts if i <= len(ts) - 2)
 skipped = sorted(set(i_starts) - set(valid))
 if skipped:
@@ -55,8 +55,8 @@ if not valid:
 elif picked is not None and prompt_ok(backend, prompt):
     steps_each = [len(ts) - 1 - i for i in valid]
     progress = StepProgress(steps_each[0], "SDEdit (all i_starts in one batch):")
-    result, cost = sdedit_sweep(backend.key, picked.array, prompt, scale, tuple(valid), stride, seed,
-                                backend.denoiser, progress)
+    result, cost = sdedit_sweep(backend.cache_id, picked.array, prompt, scale, tuple(valid), stride, seed,
+                                backend.model, progress)
     progress.done()
     st.markdown(strip_statement(ts, valid, stride))
     cols = layout.columns(len(valid) + 1)

@@ -8,7 +8,7 @@ from lib.media.plots import sweep_figure
 from lib.train.runs import denoiser_probe
 from ui import edition, layout
 from ui.backend import seed_control
-from ui.common import mnist, run_key
+from ui.common import mnist, run_cache_id
 from ui.sections.single_step import DEFAULTS, denoise_with, noising_columns, ood_sweep
 from ui.layout import section_header
 from ui.sidebar import render_sidebar
@@ -77,7 +77,7 @@ st.subheader("Out-of-distribution σ sweep")
 st.markdown(f"The model trained at σ = {run.config.sigma:g} applied to the digits above at every σ of the spec "
             "(noise seed from section 1). A well-trained model cleans up noise up to about its training σ; far "
             "above it, it leaves noise behind or invents strokes — compare the rows and the error curve.")
-noisy_rows, out_rows, errors, sweep_png = ood_sweep(run_key(run), seed, sigmas, run, test_set)
+noisy_rows, out_rows, errors, sweep_png = ood_sweep(run_cache_id(run), seed, sigmas, run, test_set)
 head = st.columns([1, 4, 4])
 head[1].markdown("**noisy z**")
 head[2].markdown("**denoised D(z)**")

@@ -58,7 +58,7 @@ elif all(prompt_ok(backend, p) for p in prompts):
         st.subheader("Stage 2: 64 → 256 px")
         st.markdown("IF's second stage is a separate diffusion model that upsamples ×4, conditioned on the same "
                     "prompt; it runs on the images of the column with the most steps.")
-        den = backend.denoiser
+        den = backend.model
         remote = hasattr(den, "upscale")  # a model server holds its own stage 2
         src, device = if_source(), str(den.device)
         problem = None if remote else stage2_problem(backend.variant, device, source_key(src), src)
@@ -69,7 +69,7 @@ elif all(prompt_ok(backend, p) for p in prompts):
 
             try:
                 pipe = None if remote else stage2(backend.variant, device, source_key(src), src)
-                big = upscaled(backend.key, prompts, columns[-1], seed, result[-1], den, pipe)
+                big = upscaled(backend.cache_id, prompts, columns[-1], seed, result[-1], den, pipe)
             except IFUnavailable as err:
                 st.error(str(err))
             else:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui.backend import seed_control
-from ui.common import counted, ddpm_of, run_key
+from ui.common import counted, ddpm_of, run_cache_id
 from ui.layout import section_header
 from ui.sections.time_ddpm import DEFAULTS, trajectory
 from ui.sidebar import render_sidebar
@@ -52,5 +52,5 @@ st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} with {SAMPL
            "spec's full 300-step DDPM).")
 
 
-recorder = trajectory(run_key(run, weights), num, stride, every, seed, den)
+recorder = trajectory(run_cache_id(run, weights), num, stride, every, seed, den)
 trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_{weights_tag(weights)}_stride{stride}_seed{seed}.gif")

@@ -6,7 +6,7 @@ import streamlit as st
 from lib.media.images import png_bytes
 from ui import layout
 from ui.backend import seed_control
-from ui.common import counted, flow_of, run_key
+from ui.common import counted, flow_of, run_cache_id
 from ui.layout import section_header
 from ui.sections.time_flow import DEFAULTS, trajectory
 from ui.sidebar import render_sidebar
@@ -43,7 +43,7 @@ with c2:
 model = flow_of(run, weights)
 st.caption(f"{counted(steps, 'Euler step')} of h = 1/{steps} from t = 0 to 1, each one UNet call for the batch "
            f"(the spec's {DEFAULTS.steps}). The same seed gives the same starting noise at every step count.")
-picture = draw_grid(model, run_key(run, weights), steps, seed)
+picture = draw_grid(model, run_cache_id(run, weights), steps, seed)
 layout.image(picture, f"40 samples · {counted(steps, 'Euler step')}, seed {seed}")
 st.download_button("Download PNG", png_bytes(picture), file_name=f"flow_time_{steps}steps_seed{seed}.png",
                    mime="image/png", key="time_flow_grid_png")
@@ -53,5 +53,5 @@ d1, d2 = st.columns(2)
 num = d1.slider("Samples", 1, 8, DEFAULTS.samples, key="time_flow_samples",
                 help="The first samples of the grid above: the same starting noise.")
 frames = frames_control("time_flow_frames", DEFAULTS.frames, container=d2)
-recorder = trajectory(run_key(run, weights), num, steps, frame_every(steps, frames), seed, model)
+recorder = trajectory(run_cache_id(run, weights), num, steps, frame_every(steps, frames), seed, model)
 trajectory_view(recorder, key="time_flow", filename=f"flow_time_{steps}steps_seed{seed}.gif", names=FLOW_FRAMES)

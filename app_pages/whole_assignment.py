@@ -29,9 +29,9 @@ st.caption(" ".join(filter(None, [f"Edition: **{EDITIONS[chosen].name}** — its
                                   "the sidebar).", EDITIONS[chosen].part_a])))
 reports = st.session_state.setdefault("reports", {})  # (edition, backend key) -> the last such report in this session
 if st.button("Run the whole assignment", type="primary", key="whole_assignment_run", disabled=not seed_entry.valid):
-    reports[chosen, backend.key] = whole_assignment.build(backend, own, seed_entry.value, chosen)
+    reports[chosen, backend.cache_id] = whole_assignment.build(backend, own, seed_entry.value, chosen)
 
-result = reports.get((chosen, backend.key))
+result = reports.get((chosen, backend.cache_id))
 if result is None:
     st.info("Press **Run the whole assignment**: one progress bar follows every deliverable.")
 else:

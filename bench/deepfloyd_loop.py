@@ -5,7 +5,7 @@ The UNet is built with random weights from the real IF-I-XL configuration (4.30 
 Prompt embeddings are tests.tiny_if's deterministic (77, 4096) stand-ins for T5.
 
 Per step of the course's strided chain (stride 30 from 990: 990, 960, …, 30 → 0; 33 steps) with CFG γ = 7, batch 1:
-  project   ``lib.ddpm.sampling.sample`` on an ``lib.backends.deepfloyd.IFDenoiser`` (what the part-A pages run): each step one
+  project   ``lib.ddpm.sampling.sample`` on an ``lib.backends.deepfloyd.IFNoiseModel`` (what the part-A pages run): each step one
             batched UNet call on [x | x] with [cond | ∅], the CFG mix, the learned-range DDPM step in fp32
   forward   the bare UNet forward on the same batch-2 input at the same timesteps, back to back (the lower bound)
   pipeline  diffusers' ``IFPipeline(prompt_embeds=…, negative_prompt_embeds=…, timesteps=[990 … 0])`` on the same
@@ -29,21 +29,21 @@ from common import built, median, parser, report, setup, sync, timed
 
 import torch  # noqa: E402
 
-from lib.backends.deepfloyd import IFDenoiser, stock_pipeline  # noqa: E402
+from lib.backends.deepfloyd import IFNoiseModel, stock_pipeline  # noqa: E402
 from lib.backends.if_configs import STAGE1_CONFIGS, if_stage1_scheduler  # noqa: E402
 from lib.ddpm.sampling import sample  # noqa: E402
-from tests.tiny_if import fake_t5_embeddings, tiny_if_denoiser  # noqa: E402
+from tests.tiny_if import fake_t5_embeddings, tiny_if_noise_model  # noqa: E402
 
 OVERHEAD_TARGET = 0.05
 STRIDE, SCALE = 30, 7.0
 
 
-def real_size_denoiser(variant: str, name: str, device: torch.device) -> IFDenoiser:
+def real_size_denoiser(variant: str, name: str, device: torch.device) -> IFNoiseModel:
     """The IF-I UNet at real size with random weights, fp16 on ``device``, wrapped like ``lib.backends.if_loading.load_if``."""
     from diffusers import UNet2DConditionModel
 
     unet = built(lambda: UNet2DConditionModel(**STAGE1_CONFIGS[variant]), torch.float16, device)
-    return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name=name,
+    return IFNoiseModel(unet, if_stage1_scheduler(), fake_t5_embeddings, name=name,
                       pipeline=stock_pipeline(unet, if_stage1_scheduler()))
 
 
@@ -71,9 +71,9 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 3)
 
     if args.config == "tiny":
-        den = tiny_if_denoiser()
+        den = tiny_if_noise_model()
         if device.type == "cuda":  # placed before it is wrapped, as the loader does: predict reads the UNet's dtype
-            den = IFDenoiser(den.unet.to(device, torch.float16), if_stage1_scheduler(), fake_t5_embeddings,
+            den = IFNoiseModel(den.unet.to(device, torch.float16), if_stage1_scheduler(), fake_t5_embeddings,
                              name=den.name, pipeline=den.pipeline)
         label = "tiny random IF (tests.tiny_if.tiny_if_denoiser)"
     else:

@@ -1,7 +1,7 @@
 """DeepFloyd IF at real size on the CPU, random weights: proves shapes, dtypes and the batched calls at the real width.
 
 The IF-I-XL UNet (4.30 B parameters, ``lib.backends.if_memory.STAGE1_CONFIGS``) is built with random weights in bf16 (≈ 8.0 GiB
-of RAM) and wrapped in ``lib.backends.deepfloyd.IFDenoiser`` exactly as the loader wraps the hub's UNet. Two strided steps
+of RAM) and wrapped in ``lib.backends.deepfloyd.IFNoiseModel`` exactly as the loader wraps the hub's UNet. Two strided steps
 (stride 30 from t = 990) of the project's own loop run for each of
   cfg       classifier-free guidance, γ = 7: one UNet call on [x | x] with [cond | ∅]        (2 rows per call)
   anagram   two views (identity, upside down), two prompts, CFG: one call                   (4 rows per call)
@@ -25,7 +25,7 @@ from common import built, parser, setup
 
 import torch  # noqa: E402
 
-from lib.backends.deepfloyd import IFDenoiser  # noqa: E402
+from lib.backends.deepfloyd import IFNoiseModel  # noqa: E402
 from lib.ddpm.sampling import sample_with  # noqa: E402
 from lib.techniques.anagrams import anagram_predictor  # noqa: E402
 from lib.techniques.hybrids import hybrid_predictor  # noqa: E402
@@ -55,7 +55,7 @@ def build_unet(variant: str):
     from diffusers import UNet2DConditionModel
 
     unet = built(lambda: UNet2DConditionModel(**STAGE1_CONFIGS[variant]), torch.bfloat16)
-    return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name=f"random-weight {variant}")
+    return IFNoiseModel(unet, if_stage1_scheduler(), fake_t5_embeddings, name=f"random-weight {variant}")
 
 
 def main() -> None:

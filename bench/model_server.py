@@ -2,7 +2,7 @@
 with cross-session batching on (max_batch_size 16) and off (1), against the same sessions on a local model.
 
 Each session runs the B3 page's loop — ``lib.ddpm.sampling.sample`` with CFG γ = 5 at stride 10 (30 steps, 4 images: one
-call of 8 rows per step) — in its own thread, through ``lib.backends.remote.RemoteDenoiser`` (project) or on one shared local
+call of 8 rows per step) — in its own thread, through ``lib.backends.remote.RemoteNoiseModel`` (project) or on one shared local
 ``MnistDDPM`` (baseline: what one Streamlit process does today). The server is ``python -m lib.model_server`` started
 here on a free loopback port, one run per batching setting, with the shipped class model.
   rows/s      UNet rows computed per second of wall time, all sessions together
@@ -48,9 +48,9 @@ class Timed:
         return out
 
 
-def run_sessions(make_denoiser, n: int, stride: int, samples: int) -> tuple[float, float]:
+def run_sessions(make_noise_model, n: int, stride: int, samples: int) -> tuple[float, float]:
     """(rows/s, median s/step) of ``n`` sessions sampling at once."""
-    dens = [Timed(make_denoiser()) for _ in range(n)]
+    dens = [Timed(make_noise_model()) for _ in range(n)]
     conds = [d.encode_prompt(str(i % 10)) for i, d in enumerate(dens)]
     start_line = threading.Barrier(n + 1)
 
@@ -92,10 +92,10 @@ def main() -> None:
                 server.wait_ready()
                 client = ServerClient(server.url, TOKEN)
                 info = client.health()["models"]["mnist-class"]
-                run_sessions(lambda: client.denoiser("mnist-class", info), 1, 100, 1)  # warm-up
+                run_sessions(lambda: client.noise_model("mnist-class", info), 1, 100, 1)  # warm-up
                 for n in counts:
                     label = f"server b{batch}"
-                    results[(label, n)] = run_sessions(lambda: ServerClient(server.url, TOKEN).denoiser(
+                    results[(label, n)] = run_sessions(lambda: ServerClient(server.url, TOKEN).noise_model(
                         "mnist-class", info), n, args.stride, args.samples)
                     print(f"{label:9s} {n:2d} sessions: {results[(label, n)][0]:8.1f} rows/s, "
                           f"{results[(label, n)][1] * 1000:7.1f} ms/step", flush=True)

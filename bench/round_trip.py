@@ -8,7 +8,7 @@ shared) falls on all of them alike and their ratios hold even when the absolute 
   serve echo      the same echo as a Ray Serve deployment, one replica, behind Serve's HTTP proxy
   predict         POST /models/mnist-class/predict of lib.model_server (the shipped class model) in the same cluster,
                   pre-packed body
-  app client      the same call through the app's own client (RemoteDenoiser.predict: packing, retries, unpacking)
+  app client      the same call through the app's own client (RemoteNoiseModel.predict: packing, retries, unpacking)
   unet local      the same 8-row UNet call in this process (MnistDDPM.predict; torch's default threads, as
                   the replica has, unless --threads)
 The server's own Server-Timing header splits a predict into its parts (reading and unpacking the body, checking it,
@@ -251,7 +251,7 @@ def measure(config: str, bare_url: str, echo_url: str, url: str, body: bytes, me
     the machine falls on all of them alike; then the medians, the server's parts and the ratios."""
     headers = {"Content-Type": CONTENT_TYPE, "Authorization": f"Bearer {TOKEN}"}
     session = requests.Session()  # one pooled keep-alive connection per host, as the app's client holds
-    den = RecordingClient(url, TOKEN).denoiser("mnist-class")
+    den = RecordingClient(url, TOKEN).noise_model("mnist-class")
     predict_timing: list[dict] = []
 
     def post(target: str) -> requests.Response:

@@ -1,7 +1,7 @@
 """The model server: the app's denoisers behind HTTP on Ray Serve, every session's UNet calls batched together.
 
 The teaching loop stays in the app (lib.ddpm.sampling, lib.techniques: students still see every step and formula, and the noise
-is drawn there); the server is a pure function answering what the ``Denoiser`` interface needs, one request per UNet
+is drawn there); the server is a pure function answering what the ``NoiseModel`` interface needs, one request per UNet
 call:
 
     GET  /health                     the models it holds and what each is; its batching counters

@@ -176,7 +176,7 @@ def test_shipped_model_loaded_once_per_process_across_sessions(tmp_path, monkeyp
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(model_store, "load_run", counting_load)
-    caches = (ui.common.shipped, ui.common._as_denoiser, ui.common.trained, ui.common.mnist)
+    caches = (ui.common.shipped, ui.common._as_noise_model, ui.common.trained, ui.common.mnist)
     for cached in caches:
         cached.clear()
     def session(_):

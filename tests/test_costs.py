@@ -9,20 +9,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.media.costs import Cost, CountingDenoiser, counts_cost
+from lib.media.costs import Cost, CountingNoiseModel, counts_cost
 from lib.techniques.sdedit import sdedit, sdedit_strip
 from lib.ddpm.sampling import sample
-from tests.test_edits import make_denoiser, ring
-from tests.tiny_if import tiny_if_denoiser
+from tests.test_edits import make_noise_model, ring
+from tests.tiny_if import tiny_if_noise_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-MNIST = make_denoiser()
+MNIST = make_noise_model()
 
 
 @pytest.fixture(scope="module")
 def tiny_if():
-    return tiny_if_denoiser(seed=0)
+    return tiny_if_noise_model(seed=0)
 
 
 def photo() -> torch.Tensor:
@@ -34,7 +34,7 @@ def photo() -> torch.Tensor:
 
 @pytest.mark.parametrize("scale, per_sample", [(3.0, 2), (1.0, 1)])
 def test_sampling_costs_steps_calls_and_samples_times_cfg_rows(scale, per_sample):
-    den = CountingDenoiser(MNIST)
+    den = CountingNoiseModel(MNIST)
     steps = len(MNIST.timesteps(50)) - 1  # 6
     sample(den, MNIST.encode_prompt("7"), scale=scale, stride=50, num_samples=3,
            generator=torch.Generator().manual_seed(0))
@@ -58,7 +58,7 @@ def test_stock_pipeline_cost_is_its_unet_calls(tiny_if):
     seen: list[int] = []
     hook = tiny_if.unet.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
     try:
-        den = CountingDenoiser(tiny_if)
+        den = CountingNoiseModel(tiny_if)
         den.stock_sample("a rocket ship", steps=2, seed=0, scale=7.0)
     finally:
         hook.remove()
@@ -70,7 +70,7 @@ def test_sdedit_strip_is_the_per_i_start_runs_in_one_batch(backend, stride, i_st
     base = MNIST if backend == "mnist" else tiny_if
     image = ring() if backend == "mnist" else photo()
     cond, scale, seed = base.encode_prompt("3" if backend == "mnist" else "a high quality photo"), 5.0, 7
-    den = CountingDenoiser(base)
+    den = CountingNoiseModel(base)
     strip = sdedit_strip(den, image, cond=cond, scale=scale, i_starts=i_starts, stride=stride, seed=seed)
     singles = torch.cat([sdedit(base, image, cond=cond, scale=scale, i_start=i, stride=stride,
                                 generator=torch.Generator().manual_seed(seed)) for i in i_starts])

@@ -13,7 +13,7 @@ from lib.ddpm.schedules import chain_timesteps
 from lib.flow.ddpm_vs_flow import (NFE_COUNTS, DdpmContender, FlowContender, Measured, Trajectory, ddpm_timesteps,
                                    digit_labels, fewest_evaluations, quality_curve, seeded_noise, trajectory)
 from lib.flow.mnist import MnistFlow
-from lib.media.costs import CountingDenoiser
+from lib.media.costs import CountingNoiseModel
 from lib.train import cache
 from lib.train.digit_classifier import (CONFIDENT, Quality, cached_digit_classifier, quality, real_digits_quality,
                                         to_classifier_range)
@@ -46,8 +46,8 @@ class CountingFlow:
         return self._model.velocity(x_t, t, cond)
 
 
-class FirstInput(CountingDenoiser):
-    """A counting Denoiser that also keeps the first call's input x_t."""
+class FirstInput(CountingNoiseModel):
+    """A counting NoiseModel that also keeps the first call's input x_t."""
 
     first_input = None
 

@@ -1,4 +1,4 @@
-"""DeepFloyd IF as a Denoiser, on a toy-sized IF with random weights (no GPU, token or download needed): the loop
+"""DeepFloyd IF as a NoiseModel, on a toy-sized IF with random weights (no GPU, token or download needed): the loop
 against diffusers' scheduler, the stock pipelines, the prompt cache, and what hub failures tell the user (with the
 real offline hub client: nothing is mocked). Loading from snapshots: test_if_loading.py."""
 
@@ -19,7 +19,7 @@ from lib.backends.if_hub import NO_NETWORK, check_if_requirements, hub_error_mes
 from lib.backends.prompt_cache import PromptEmbeddingCache
 from lib.ddpm.sampling import sample
 from lib.ddpm.schedules import strided_timesteps
-from tests.tiny_if import fake_t5_embeddings, tiny_if_denoiser, tiny_unet
+from tests.tiny_if import fake_t5_embeddings, tiny_if_noise_model, tiny_unet
 
 TOKEN = "hf_TestTokenThatMustNeverLeak123"
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def tiny():
-    return tiny_if_denoiser(seed=0)
+    return tiny_if_noise_model(seed=0)
 
 
 def test_tiny_if_is_a_denoiser_with_the_course_timesteps(tiny):
@@ -225,10 +225,10 @@ def test_load_if_from_the_hub_offline_says_so_without_the_token(offline_hub):
 def test_fp16_cuda_prediction_matches_fp32_cpu(tiny):
     """The UNet is placed in fp16 on the GPU before it is wrapped, as the loader does; the sampling state stays
     float32 and ``predict`` casts to the UNet's dtype for the forward pass."""
-    from lib.backends.deepfloyd import IFDenoiser
+    from lib.backends.deepfloyd import IFNoiseModel
 
-    unet = tiny_if_denoiser(seed=0).unet.to("cuda", torch.float16)
-    gpu = IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny IF on CUDA")
+    unet = tiny_if_noise_model(seed=0).unet.to("cuda", torch.float16)
+    gpu = IFNoiseModel(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny IF on CUDA")
     assert gpu.unet_dtype == torch.float16 and gpu.device.type == "cuda"
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     c = tiny.encode_prompt("a dog").expand(2, -1, -1)

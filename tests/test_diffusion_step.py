@@ -319,7 +319,7 @@ def test_denoise_after_step_sees_every_new_timestep():
 # classifier-free guidance in one batch
 
 
-class FakeDenoiser:
+class FakeNoiseModel:
     """A deterministic denoiser whose ε̂ and v depend on (x, t, cond) row by row, and which records its calls."""
 
     name = "fake"
@@ -361,7 +361,7 @@ def separate_cfg(den, x, cond, uncond, t, scale):
 @pytest.mark.parametrize("variance_type", ["learned_range", "fixed_large"])
 @pytest.mark.parametrize("scale", [0.0, 1.0, 0.5, 7.0])
 def test_guided_predictions_batched_equals_separate_calls(variance_type, scale):
-    den = FakeDenoiser(variance_type)
+    den = FakeNoiseModel(variance_type)
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(2, 3, 8, 8, generator=g) for _ in range(3)]
     conds = [den.encode_prompt("a"), den.encode_prompt("a cat"), torch.tensor([[0.5, -1.0], [2.0, 0.0]])]  # last: per row
@@ -385,7 +385,7 @@ def test_guided_predictions_batched_equals_separate_calls(variance_type, scale):
 @pytest.mark.parametrize("scale", [0.0, 1.0])
 def test_guidance_shortcut_equals_full_formula(variance_type, scale):
     """γ ∈ {0, 1} may skip half the batch; the result must be what the batched two-pass formula gives at that γ."""
-    den = FakeDenoiser(variance_type)
+    den = FakeNoiseModel(variance_type)
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     cond, uncond = den.encode_prompt("a dog"), den.null_condition()
     eps, v = guided_predictions(den, [x], [cond], uncond, 50, scale)[0]
@@ -400,7 +400,7 @@ def test_guidance_shortcut_equals_full_formula(variance_type, scale):
 
 def test_sample_with_cfg_equals_diffusers_loop():
     """``sample`` end to end: x_T from the generator, CFG predictions, the denoiser's timesteps, diffusers' update."""
-    den = FakeDenoiser("learned_range", schedule_from_diffusers(if_scheduler("learned_range")))
+    den = FakeNoiseModel("learned_range", schedule_from_diffusers(if_scheduler("learned_range")))
     den.timesteps = lambda stride: strided_timesteps(1000, stride) + [-1]
     cond, uncond = den.encode_prompt("a rocket"), den.null_condition()
     got = sample(den, cond, scale=7.0, stride=100, num_samples=2, generator=torch.Generator().manual_seed(3))

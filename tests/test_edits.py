@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.media.costs import CountingDenoiser
+from lib.media.costs import CountingNoiseModel
 from lib.ddpm.sampling import sample_with
 from lib.techniques.anagrams import anagram_predictor
 from lib.techniques.hybrids import hybrid_predictor
@@ -26,14 +26,14 @@ STRIDE = 50  # 7 timesteps: 299, 249, …, 49, −1
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def make_denoiser(seed: int = 0) -> MnistDDPM:
+def make_noise_model(seed: int = 0) -> MnistDDPM:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model("class", 8)
     return MnistDDPM(model, TrainConfig.spec("class", hidden=8), "cpu")
 
 
-DEN = make_denoiser()
+DEN = make_noise_model()
 
 
 def ring(n: int = 1) -> torch.Tensor:
@@ -97,7 +97,7 @@ def test_hybrid_with_identical_prompts_equals_plain_cfg():
 
 
 def test_guided_predictions_batches_everything_into_one_call_and_matches_separate_calls():
-    counting = CountingDenoiser(DEN)
+    counting = CountingNoiseModel(DEN)
     x1, x2 = torch.randn(3, 1, 28, 28, generator=gen(6)), torch.randn(3, 1, 28, 28, generator=gen(7))
     c1, c2, u = DEN.encode_prompt("2"), DEN.encode_prompt("9"), DEN.null_condition()
     both = guided_predictions(counting, [x1, x2], [c1, c2], u, 120, 4.0)
@@ -109,7 +109,7 @@ def test_guided_predictions_batches_everything_into_one_call_and_matches_separat
     eps_c, _ = DEN.predict(x1, 120, c1.expand(3, -1))
     eps_u, _ = DEN.predict(x1, 120, u.expand(3, -1))
     assert torch.allclose(one, eps_u + 4.0 * (eps_c - eps_u), atol=1e-5)
-    counting = CountingDenoiser(DEN)
+    counting = CountingNoiseModel(DEN)
     guided_predictions(counting, [x1, x2], [c1, c2], u, 120, 1.0)  # γ = 1: the conditional pass alone
     assert (counting.cost.calls, counting.cost.rows) == (1, 6)
 
@@ -180,7 +180,7 @@ def test_inpainting_with_resampling_calls_the_model_as_the_schedule_says_and_kee
 
     image, mask = ring(), torch.zeros(1, 1, 28, 28)
     mask[..., :14, :] = 1.0
-    seen, counting = [], CountingDenoiser(DEN)
+    seen, counting = [], CountingNoiseModel(DEN)
     out = inpaint(counting, image, mask, cond=DEN.encode_prompt("3"), scale=5.0, stride=STRIDE, generator=gen(4),
                   jump_length=2, jump_n_sample=3, on_step=lambda i, t, x, x0: seen.append(t))
     n = len(DEN.timesteps(STRIDE)) - 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.media.costs import CountingDenoiser
+from lib.media.costs import CountingNoiseModel
 from lib.ddpm.sampling import sample_with
 from lib.techniques.hybrids import factorized_predictor, hybrid_predictor
 from lib.techniques.filters import (Decomposition, colour_grey, frequency_response, highpass, lowpass, motion_residual,
@@ -94,7 +94,7 @@ def test_two_band_factorization_is_the_old_hybrid_tensor():
 
 
 def test_three_prompts_run_in_one_call_per_step():
-    counting = CountingDenoiser(DEN)
+    counting = CountingNoiseModel(DEN)
     conds = [DEN.encode_prompt(d) for d in "047"]
     x = sample_with(counting, factorized_predictor(counting, conds, three_band(15, 1.0, 2.5), 5.0), num_samples=2,
                     stride=STRIDE, generator=gen(7))

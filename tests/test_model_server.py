@@ -76,14 +76,14 @@ def test_health_describes_the_models(client):
 
 def test_remote_mnist_models_give_the_local_images(client):
     for kind in ("class", "time"):
-        local, remote = local_mnist(kind), client.denoiser(f"mnist-{kind}")
+        local, remote = local_mnist(kind), client.noise_model(f"mnist-{kind}")
         assert torch.equal(remote.schedule.betas, local.schedule.betas)
         assert remote.timesteps(10) == local.timesteps(10)
         prompt = "7" if kind == "class" else ""
         a = sample(remote, remote.encode_prompt(prompt), scale=5.0, stride=30, num_samples=3, generator=gen(1))
         b = sample(local, local.encode_prompt(prompt), scale=5.0, stride=30, num_samples=3, generator=gen(1))
         assert torch.allclose(a, b, atol=1e-5), (kind, (a - b).abs().max())
-    local, remote = local_mnist("class"), client.denoiser("mnist-class")
+    local, remote = local_mnist("class"), client.noise_model("mnist-class")
     for den in (local, remote):  # the part-A edits: an anagram, a hybrid, inpainting, SDEdit
         three, eight = den.encode_prompt("3"), den.encode_prompt("8")
         views = [VIEWS["identity"], VIEWS["flip upside down"]]
@@ -108,7 +108,7 @@ def test_remote_tiny_if_gives_the_local_images(client, snapshots, tmp_path):
     from lib.backends.if_loading import load_if
 
     local = load_if("IF-I-XL", source(folder=snapshots), "cpu", embeddings_dir=tmp_path)
-    remote = client.denoiser("IF-I-XL")
+    remote = client.noise_model("IF-I-XL")
     assert remote.timesteps(30) == local.timesteps(30) and remote.variance_type == "learned_range"
     assert torch.allclose(remote.schedule.alphas_cumprod, local.schedule.alphas_cumprod)
     c_remote, c_local = remote.encode_prompt("a photo of a dog"), local.encode_prompt("a photo of a dog")
@@ -123,7 +123,7 @@ def test_remote_tiny_if_gives_the_local_images(client, snapshots, tmp_path):
 def test_a_lone_session_is_never_held_for_company_and_each_answer_says_where_its_time_went(client):
     """Serve's @serve.batch held every request for its batch wait; the server's Batcher runs a lone one at once."""
     local = local_mnist("class")
-    den = client.denoiser("mnist-class")
+    den = client.noise_model("mnist-class")
     x = torch.randn(8, 1, 28, 28, generator=gen(3))
     t, cond = torch.full((8,), 150), torch.nn.functional.one_hot(torch.arange(8) % 10, 10).float()
     before = client.health()
@@ -150,7 +150,7 @@ def test_sixteen_sessions_at_once_are_batched_and_each_gets_its_own_images(clien
 
     def session(i):
         try:
-            den = ServerClient(client.url, TOKEN).denoiser("mnist-class")
+            den = ServerClient(client.url, TOKEN).noise_model("mnist-class")
             cond = den.encode_prompt(str(i % 10))
             start.wait()
             got[i] = sample(den, cond, scale=5.0, stride=30, num_samples=2, generator=gen(i))
@@ -196,16 +196,16 @@ def test_bad_requests_get_4xx_with_a_message_and_the_server_keeps_serving(client
     for what, (r, status, text) in cases.items():
         assert r.status_code == status and text in r.json()["detail"], (what, r.status_code, r.text[:300])
     with pytest.raises(PromptError, match="names no digit"):
-        client.denoiser("mnist-class").encode_prompt("a cat")
+        client.noise_model("mnist-class").encode_prompt("a cat")
     with pytest.raises(RemoteUnavailable, match="refused the access token"):
-        ServerClient(server.url, "wrong").denoiser("mnist-class")
+        ServerClient(server.url, "wrong").noise_model("mnist-class")
     assert post(pack(good)).status_code == 200  # still serving
 
 
 def test_a_killed_server_gives_one_line_and_the_next_request_after_its_restart_works(tmp_path):
     first = ModelServerProcess("mnist-class", tmp_path / "server.log").wait_ready()
     port = first.port
-    den = ServerClient(first.url, TOKEN, retries=2, backoff=0.1).denoiser("mnist-class")
+    den = ServerClient(first.url, TOKEN, retries=2, backoff=0.1).noise_model("mnist-class")
     cond = den.encode_prompt("4")
     steps: list[int] = []
 

@@ -612,7 +612,7 @@ def test_ddpm_of_wraps_the_weights_it_is_asked_for(shipped):
     run_ = model_store.load_run(shipped / "class.safetensors")
     assert ui.common.ddpm_of(run_, "spec").model is run_.model
     assert ui.common.ddpm_of(run_, "ema").model is run_.ema
-    assert ui.common.run_key(run_, "spec") != ui.common.run_key(run_, "ema")
+    assert ui.common.run_cache_id(run_, "spec") != ui.common.run_cache_id(run_, "ema")
 
 
 @pytest.mark.parametrize("page,key", [(B2, "time_ddpm"), (B3, "class_ddpm")])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lib.backends.deepfloyd import IFDenoiser, stock_pipeline
+from lib.backends.deepfloyd import IFNoiseModel, stock_pipeline
 from lib.backends.if_configs import IF_VARIANTS, STAGE2, T5_DIM, if_stage1_scheduler
 from lib.backends.prompt_cache import MAX_TOKENS
 
@@ -55,12 +55,12 @@ def tiny_unet(encoder_hid_dim: int = T5_DIM, *, stage2: bool = False, sample_siz
     ).eval()
 
 
-def tiny_if_denoiser(seed: int = 0) -> IFDenoiser:
+def tiny_if_noise_model(seed: int = 0) -> IFNoiseModel:
     """A random tiny stage I with the fake (1, 77, 4096) embeddings and the stock pipeline, on the CPU."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = tiny_unet()
-    return IFDenoiser(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny random IF (tests)",
+    return IFNoiseModel(unet, if_stage1_scheduler(), fake_t5_embeddings, name="tiny random IF (tests)",
                       pipeline=stock_pipeline(unet, if_stage1_scheduler()))
 
 

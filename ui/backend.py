@@ -1,6 +1,6 @@
 """The part-A backend choice (sidebar) and the controls every part-A page shares.
 
-Part A runs on whichever ``Denoiser`` the sidebar selects: the built-in MNIST DDPM (default; trained in part B, runs on
+Part A runs on whichever ``NoiseModel`` the sidebar selects: the built-in MNIST DDPM (default; trained in part B, runs on
 a CPU in seconds) or DeepFloyd IF stage 1 (needs a GPU, a Hugging Face token and the accepted licence). The choice lives
 in ``st.session_state`` so it follows the user from page to page.
 """
@@ -28,7 +28,7 @@ from lib.media.images import png_bytes
 from lib.media.text import empty_prompt_note, is_empty_prompt
 from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
 from lib.ddpm.sampling import PromptError
-from lib.ddpm.sampling import Denoiser
+from lib.ddpm.sampling import NoiseModel
 from ui.common import device_label, mnist_ddpm
 from ui.inputs import Entry, whole_number_input
 
@@ -75,9 +75,9 @@ FAMILY_DEFAULTS = {
 class Backend:
     """The active denoiser plus what pages need to know about it."""
 
-    denoiser: Denoiser
+    model: NoiseModel
     family: str  # "mnist" | "if": which defaults apply (``FAMILY_DEFAULTS``, ``ui.sections.<slug>.DEFAULTS``)
-    key: str  # identifies the weights: the hashable stand-in for the denoiser in st.cache_data keys
+    cache_id: str  # identifies the weights: the hashable stand-in for the denoiser in st.cache_data keys
     variant: str | None = None  # IF-I-XL / IF-I-L / IF-I-M
 
     @property
@@ -90,15 +90,15 @@ class Backend:
 
     @property
     def num_timesteps(self) -> int:
-        return self.denoiser.schedule.num_timesteps
+        return self.model.schedule.num_timesteps
 
     @property
     def size(self) -> int:
-        return self.denoiser.image_shape[-1]
+        return self.model.image_shape[-1]
 
     @property
     def channels(self) -> int:
-        return self.denoiser.image_shape[0]
+        return self.model.image_shape[0]
 
 
 def _setting(name: str) -> str | None:
@@ -131,7 +131,7 @@ def _if_problems(variant: str, device: str, key: str, _src: if_hub.Source) -> li
 # max_entries=1: switching variants frees the previous UNet instead of keeping both on the GPU
 @st.cache_resource(max_entries=1, show_spinner="Loading DeepFloyd IF stage 1 (first time from the hub: a download of "
                                                "several GB)…")
-def _if_denoiser(variant: str, device: str, key: str, _src: if_hub.Source):
+def _if_noise_model(variant: str, device: str, key: str, _src: if_hub.Source):
     from lib.backends.if_loading import load_if
 
     return load_if(variant, _src, torch.device(device))
@@ -155,12 +155,12 @@ def backend_failures_as_messages():
         st.stop()
 
 
-class GuardedDenoiser:
+class GuardedNoiseModel:
     """The active denoiser with every method call (predict, encode_prompt, stock_sample, …) inside
     ``backend_failures_as_messages``; attributes pass through unchanged, so ``hasattr`` still tells backends apart."""
 
-    def __init__(self, denoiser: Denoiser):
-        self._den = denoiser
+    def __init__(self, model: NoiseModel):
+        self._den = model
 
     def __getattr__(self, name):
         attr = getattr(self._den, name)
@@ -194,11 +194,11 @@ def server_health(url: str, _token: str | None) -> dict | str:
 
 
 @st.cache_resource(show_spinner="Connecting to the model server…")
-def _remote_denoiser(url: str, model: str, token_digest: str, _token: str | None, _info: dict):
+def _remote_noise_model(url: str, model: str, token_digest: str, _token: str | None, _info: dict):
     """One client per (server, model, token): the digest keys a changed token to a new client, never the token."""
     from lib.backends.remote import ServerClient
 
-    return ServerClient(url, _token).denoiser(model, _info)
+    return ServerClient(url, _token).noise_model(model, _info)
 
 
 def _server_backend() -> Backend | None:
@@ -216,7 +216,7 @@ def _server_backend() -> Backend | None:
     model = st.sidebar.selectbox("Server model", tuple(models), key="server_model", persist_state="session",
                                  help="The models the server holds; the sidebar caption below names the one in use.")
     try:
-        den = _remote_denoiser(url, model, hashlib.sha256((token or "").encode()).hexdigest()[:16], token, models[model])
+        den = _remote_noise_model(url, model, hashlib.sha256((token or "").encode()).hexdigest()[:16], token, models[model])
     except RemoteUnavailable as err:
         st.sidebar.error(f"{err}. The pages use the built-in MNIST model meanwhile.")
         return None
@@ -243,7 +243,7 @@ def _if_backend(variant: str) -> Backend | None:
     problems = _if_problems(variant, device, key, src)
     if not problems:
         try:
-            den = _if_denoiser(variant, device, key, src)
+            den = _if_noise_model(variant, device, key, src)
         except if_hub.IFUnavailable as err:
             problems = [str(err)]
         else:
@@ -275,9 +275,9 @@ def active_backend() -> Backend:
         backend = _if_backend(variant)
     if backend is None:
         backend = _mnist_backend()
-    where = "the model server" if choice == SERVER_CHOICE and backend.key.startswith("server-") else device_label()
+    where = "the model server" if choice == SERVER_CHOICE and backend.cache_id.startswith("server-") else device_label()
     sb.caption(f"Active: **{backend.denoiser.name}** · {where}")
-    return dataclasses.replace(backend, denoiser=GuardedDenoiser(backend.denoiser))
+    return dataclasses.replace(backend, model=GuardedNoiseModel(backend.model))
 
 
 def memory_plan_note(variant: str, device: str) -> None:
@@ -304,9 +304,9 @@ def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> boo
     try:
         if backend.is_if:  # a new prompt loads T5-XXL once to embed it (then it is cached on disk)
             with st.spinner(f"Embedding “{prompt[:40]}” with T5…"):
-                backend.denoiser.encode_prompt(prompt)
+                backend.model.encode_prompt(prompt)
         else:
-            backend.denoiser.encode_prompt(prompt)
+            backend.model.encode_prompt(prompt)
     except PromptError as err:
         problem = str(err)
     except Exception as err:  # IF: the text encoder could not be fetched or run

@@ -53,37 +53,37 @@ def shipped(model_kind: str) -> TrainedRun | None:
 
 
 def mnist_ddpm(model_kind: str = "class") -> MnistDDPM | None:
-    """The shipped DDPM of ``model_kind`` as a ``Denoiser`` (one instance per process)."""
+    """The shipped DDPM of ``model_kind`` as a ``NoiseModel`` (one instance per process)."""
     run = shipped(model_kind)
     return None if run is None else ddpm_of(run)
 
 
-def run_key(run: TrainedRun, weights: str = "spec") -> str:
+def run_cache_id(run: TrainedRun, weights: str = "spec") -> str:
     """A hashable stand-in for a run's weights in cache keys (its configuration, which weights — the spec's or their
     EMA — and the loaded instance).
 
     The cache-key rule for functions cached on a model (``st.cache_data`` / ``st.cache_resource``): the model itself
     goes in an underscore-prefixed argument, which Streamlit does not hash (``_run``, ``_den``), and a key string
-    that names the weights goes beside it (this one for part-B runs, ``Backend.key`` — the pages' ``backend_key``
-    argument — for part A's denoisers), so that other weights never hit the same entry."""
+    that names the weights goes beside it (this one for part-B runs, ``Backend.cache_id`` — the pages' ``cache_id``
+    argument — for part A's noise models), so that other weights never hit the same entry."""
     return f"{run.config.model}-{config_key(run.config.as_dict())}-{weights}-{id(run.network(weights))}"
 
 
 def ddpm_of(run: TrainedRun, weights: str = "spec") -> MnistDDPM:
-    """A trained DDPM run with the spec's weights or their EMA as a ``Denoiser``: one instance per loaded network,
+    """A trained DDPM run with the spec's weights or their EMA as a ``NoiseModel``: one instance per loaded network,
     shared by every session."""
-    return _as_denoiser(run_key(run, weights), run, weights)
+    return _as_noise_model(run_cache_id(run, weights), run, weights)
 
 
 @st.cache_resource
-def _as_denoiser(key: str, _run: TrainedRun, weights: str) -> MnistDDPM:
+def _as_noise_model(key: str, _run: TrainedRun, weights: str) -> MnistDDPM:
     return MnistDDPM(_run.network(weights), _run.config)
 
 
 def flow_of(run: TrainedRun, weights: str = "spec") -> MnistFlow:
     """A trained flow run (``flow_time``, ``flow_class``) with the spec's weights or their EMA as a ``VelocityModel``:
     one instance per loaded network, shared by every session."""
-    return _as_velocity_model(run_key(run, weights), run, weights)
+    return _as_velocity_model(run_cache_id(run, weights), run, weights)
 
 
 @st.cache_resource

@@ -40,7 +40,7 @@ class FlowBackend:
     (``ui.part_a.pick_image``) reads of a backend: an MNIST model takes test digits, uploads and drawings."""
 
     model: MnistFlow
-    key: str  # identifies the weights in st.cache_data keys (``ui.common.run_key``)
+    cache_id: str  # identifies the weights in st.cache_data keys (``ui.common.run_cache_id``)
     origin: str  # which run, in words
     family = "mnist"
     is_if = False
@@ -106,7 +106,7 @@ def active_flow_backend() -> FlowBackend:
     model = common.flow_of(run, weights)
     st.sidebar.caption(f"Active: **{model.name}**, {origin}, {'EMA' if weights == 'ema' else 'last'} weights · "
                        f"{common.device_label()}")
-    return FlowBackend(model, common.run_key(run, weights), origin)
+    return FlowBackend(model, common.run_cache_id(run, weights), origin)
 
 
 def flow_page_setup(slug: str, formula: str | list[str], explanation: str) -> FlowBackend:

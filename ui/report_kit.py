@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lib.media.costs import Cost, CountingDenoiser
+from lib.media.costs import Cost, CountingNoiseModel
 from lib.backends.remote import RemoteUnavailable
 from lib.media.report import Deliverable, loss_curve_svg, png_figure, svg_figure
 from ui.backend import DEFAULT_SEED, Backend, FamilyDefaults, StepProgress
@@ -62,7 +62,7 @@ class Context:
     input image, the pages' default seed and stride, and the user's own images (1.7.1), if any."""
 
     backend: Backend
-    den: CountingDenoiser
+    den: CountingNoiseModel
     progress: ReportProgress
     picked: Picked
     own: list[Picked]
@@ -76,7 +76,7 @@ class Context:
     @property
     def counted(self) -> Backend:
         """The backend with this run's counting denoiser: what a section's computations are given."""
-        return dataclasses.replace(self.backend, denoiser=self.den)
+        return dataclasses.replace(self.backend, model=self.den)
 
     @property
     def stride(self) -> int:

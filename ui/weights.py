@@ -12,7 +12,7 @@ from lib.backends.mnist_model import GUIDANCE_SCALE, MnistDDPM, sample_grid
 from lib.train.training import TrainedRun
 from ui import layout
 from ui.backend import StepProgress, seed_control
-from ui.common import counted, ddpm_of, run_key
+from ui.common import counted, ddpm_of, run_cache_id
 from ui.training.results import GRID_STRIDE, grid_of, mnist_stride_control
 
 WEIGHTS = {"spec": "The spec's weights", "ema": "Their EMA"}
@@ -70,7 +70,7 @@ def ema_comparison(run: TrainedRun, *, key: str) -> None:
     what = f"4 samples of every digit (γ = {GUIDANCE_SCALE:g})" if den["spec"].conditional else "40 samples"
     st.caption(f"{what} per grid · stride {stride}: {counted(2 * steps, 'denoising step')} for the two.")
     progress = StepProgress(2 * steps, "Sampling with both weights…")
-    pictures = {weights: grid_picture(run_key(run, weights), stride, seed, GUIDANCE_SCALE, den[weights], progress)
+    pictures = {weights: grid_picture(run_cache_id(run, weights), stride, seed, GUIDANCE_SCALE, den[weights], progress)
                 for weights in WEIGHTS}
     progress.done()
     columns = layout.columns(2)

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from lib.media import report
-from lib.media.costs import CountingDenoiser
+from lib.media.costs import CountingNoiseModel
 from lib.media.report import Deliverable
 from ui import layout
 from ui.backend import DEFAULT_SEED, Backend
@@ -37,7 +37,7 @@ class Report:
     sections: list[Deliverable]
     about: dict[str, object]
     html: str
-    backend_key: str
+    cache_id: str
     calls: int
     seconds: float
 
@@ -73,16 +73,16 @@ def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT
           edition: str = DEFAULT_EDITION) -> Report:
     """Run the edition's pieces in the assignment's order under one progress bar; returns the deliverables and the
     HTML. With the default seed every piece is the one its page shows when opened (and shares its cache entry)."""
-    raw = getattr(backend.denoiser, "_den", backend.denoiser)  # unguarded: a failure is this section's, not the page's
+    raw = getattr(backend.model, "_den", backend.model)  # unguarded: a failure is this section's, not the page's
     start = time.perf_counter()
-    c = Context(backend, CountingDenoiser(raw), None, default_image(backend), list(own or []), seed, edition)
+    c = Context(backend, CountingNoiseModel(raw), None, default_image(backend), list(own or []), seed, edition)
     todo = pieces(edition)
     units = [_units(p, c) for p in todo]
     c.progress = ReportProgress(sum(units))
     sections, calls = [], 0
     for piece, share in zip(todo, units):
         c.progress.begin(piece.label, share)
-        c.den = CountingDenoiser(raw)
+        c.den = CountingNoiseModel(raw)
         t0 = time.perf_counter()
         try:
             made, cost = piece.make(c)
@@ -109,7 +109,7 @@ def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT
         "defaults": f"every page's default settings: seed {c.seed}, stride {c.stride}, γ {c.d.guidance:g}",
     }
     html = report.report_html(title(edition), about, sections)
-    return Report(sections, about, html, backend.key, calls, total)
+    return Report(sections, about, html, backend.cache_id, calls, total)
 
 
 def show(result: Report) -> None:

@@ -1,7 +1,7 @@
-"""DeepFloyd IF (stage I, 64×64 RGB, T5-XXL text conditioning) behind the ``Denoiser`` interface of lib.ddpm.sampling.
+"""DeepFloyd IF (stage I, 64×64 RGB, T5-XXL text conditioning) behind the ``NoiseModel`` interface of lib.ddpm.sampling.
 
 Everything part A computes — one-step denoising, the strided loop, CFG, SDEdit, inpainting, anagrams, hybrids — runs
-through lib.ddpm.sampling / lib.techniques on an ``IFDenoiser`` exactly as it runs on the MNIST DDPM. This module only adds what
+through lib.ddpm.sampling / lib.techniques on an ``IFNoiseModel`` exactly as it runs on the MNIST DDPM. This module only adds what
 is specific to IF:
 
 * the UNet outputs 6 channels: ε̂ = out[:, :3] and the variance interpolation value v = out[:, 3:] ∈ [−1, 1], with
@@ -25,8 +25,8 @@ from lib.ddpm.sampling import randn
 from lib.ddpm.schedules import Schedule, schedule_from_diffusers, strided_timesteps
 
 
-class IFDenoiser:
-    """A stage-I IF UNet + its scheduler + an embedding function, as a ``Denoiser``.
+class IFNoiseModel:
+    """A stage-I IF UNet + its scheduler + an embedding function, as a ``NoiseModel``.
 
     The sampling state stays float32 (``dtype``); ``predict`` casts to the UNet's dtype (fp16 on CUDA) for the one
     forward pass and back, so the DDPM arithmetic of lib.ddpm.diffusion is done in full precision.
@@ -151,14 +151,14 @@ def upscale(stage2_pipe, image64: torch.Tensor, prompt_embeds: torch.Tensor, neg
     return out.float().clamp(-1, 1)
 
 
-def pipeline_sample(denoiser: IFDenoiser, prompt: str, *, steps: int, generator: torch.Generator,
+def pipeline_sample(model: IFNoiseModel, prompt: str, *, steps: int, generator: torch.Generator,
                     scale: float = 7.0, num_samples: int = 1) -> torch.Tensor:
     """Part 0: the stock diffusers ``IFPipeline`` (its own timesteps for ``steps`` and its dynamic thresholding) with the
     cached embeddings; (num_samples, 3, 64, 64) in [−1, 1]. Safe to call from several sessions at once."""
-    if denoiser.pipeline is None:
-        raise ValueError(f"{denoiser.name} has no stock pipeline")
-    cond = denoiser.encode_prompt(prompt).expand(num_samples, -1, -1)
-    uncond = denoiser.null_condition().expand(num_samples, -1, -1)
-    out = per_call_copy(denoiser.pipeline)(prompt_embeds=cond, negative_prompt_embeds=uncond, num_inference_steps=steps,
+    if model.pipeline is None:
+        raise ValueError(f"{model.name} has no stock pipeline")
+    cond = model.encode_prompt(prompt).expand(num_samples, -1, -1)
+    uncond = model.null_condition().expand(num_samples, -1, -1)
+    out = per_call_copy(model.pipeline)(prompt_embeds=cond, negative_prompt_embeds=uncond, num_inference_steps=steps,
                             guidance_scale=scale, generator=generator, output_type="pt").images
     return out.float().clamp(-1, 1)

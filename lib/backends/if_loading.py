@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lib.backends.deepfloyd import WITHOUT_EXTRAS, IFDenoiser, stock_pipeline
+from lib.backends.deepfloyd import WITHOUT_EXTRAS, IFNoiseModel, stock_pipeline
 from lib.backends.if_configs import IF_VARIANTS, STAGE2, T5_REPO
 from lib.backends.if_hub import IFUnavailable, Source, gpu_problem, if_device, source, stage2_memory_problem
 from lib.backends.if_memory import host_memory_bytes, plan_memory
@@ -99,8 +99,8 @@ class T5Encoder:
 
 
 def load_if(variant: str = "IF-I-XL", src: Source | None = None, device: torch.device | str | None = None,
-            embeddings_dir: str | Path | None = None) -> IFDenoiser:
-    """Stage I of ``variant`` from ``src`` (default: the settings' source) as an ``IFDenoiser`` on ``device`` (default:
+            embeddings_dir: str | Path | None = None) -> IFNoiseModel:
+    """Stage I of ``variant`` from ``src`` (default: the settings' source) as an ``IFNoiseModel`` on ``device`` (default:
     the GPU), with the stock ``IFPipeline`` for A0 and prompts embedded by T5 on demand, cached in ``embeddings_dir``
     (default ``lib.backends.prompt_cache.EMBEDDINGS_DIR``).
 
@@ -120,7 +120,7 @@ def load_if(variant: str = "IF-I-XL", src: Source | None = None, device: torch.d
     pipe = stock_pipeline(unet, scheduler)
     t5_device, keep = t5_placement(variant, device)
     cache = PromptEmbeddingCache(embeddings_dir or prompt_cache.EMBEDDINGS_DIR, T5Encoder(src, t5_device, keep))
-    return IFDenoiser(unet, scheduler, cache.get_many, name=f"DeepFloyd {variant}", pipeline=pipe)
+    return IFNoiseModel(unet, scheduler, cache.get_many, name=f"DeepFloyd {variant}", pipeline=pipe)
 
 
 def load_stage2(variant: str = "IF-I-XL", src: Source | None = None, device: torch.device | str | None = None):

@@ -1,4 +1,4 @@
-"""The built-in backend: a part-B MNIST DDPM behind the same ``Denoiser`` interface as DeepFloyd IF.
+"""The built-in backend: a part-B MNIST DDPM behind the same ``NoiseModel`` interface as DeepFloyd IF.
 
 A "prompt" is a digit: "7", "seven" and "a handwritten 7" all mean class 7; the null prompt is the all-zero class
 vector the model saw with probability p_uncond during training. Pixels are in [−1, 1]; the sampler uses the spec's
@@ -64,7 +64,7 @@ class DigitConditions:
 
 
 class MnistDDPM(DigitConditions):
-    """A trained time- or class-conditioned part-B UNet as a ``Denoiser``."""
+    """A trained time- or class-conditioned part-B UNet as a ``NoiseModel``."""
 
     image_shape = (1, 28, 28)
     variance_type: VarianceType = "fixed_large"
@@ -91,28 +91,28 @@ class MnistDDPM(DigitConditions):
         return chain_timesteps(self.config.num_timesteps, stride)
 
 
-def class_grid(denoiser: MnistDDPM, per_class: int, scale: float, stride: int, seed: int, on_step=None) -> torch.Tensor:
+def class_grid(model: MnistDDPM, per_class: int, scale: float, stride: int, seed: int, on_step=None) -> torch.Tensor:
     """``per_class`` CFG samples of every digit in one batch, ordered 0,0,…,1,1,…: (10·per_class, 1, 28, 28) in [−1, 1]."""
-    gen = torch.Generator(device=denoiser.device).manual_seed(seed)
-    labels = torch.arange(10, device=denoiser.device).repeat_interleave(per_class)
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    labels = torch.arange(10, device=model.device).repeat_interleave(per_class)
     cond = F.one_hot(labels, 10).float()  # one condition row per image
-    return sample(denoiser, cond, scale=scale, stride=stride, num_samples=len(labels), generator=gen, on_step=on_step)
+    return sample(model, cond, scale=scale, stride=stride, num_samples=len(labels), generator=gen, on_step=on_step)
 
 
-def unconditional_grid(denoiser: MnistDDPM, n: int, stride: int, seed: int, on_step=None) -> torch.Tensor:
+def unconditional_grid(model: MnistDDPM, n: int, stride: int, seed: int, on_step=None) -> torch.Tensor:
     """``n`` samples without a class (the time-conditioned model, or the class model's unconditional half)."""
-    gen = torch.Generator(device=denoiser.device).manual_seed(seed)
-    return sample(denoiser, denoiser.null_condition(), scale=0.0 if denoiser.conditional else 1.0, stride=stride,
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    return sample(model, model.null_condition(), scale=0.0 if model.conditional else 1.0, stride=stride,
                   num_samples=n, generator=gen, on_step=on_step)
 
 
-def sample_grid(denoiser: MnistDDPM, stride: int, seed: int = 0, scale: float = GUIDANCE_SCALE, on_step=None) -> torch.Tensor:
+def sample_grid(model: MnistDDPM, stride: int, seed: int = 0, scale: float = GUIDANCE_SCALE, on_step=None) -> torch.Tensor:
     """A DDPM's grid of 40: 4 CFG samples of each digit (class model, guidance ``scale``) or 40 samples (time model),
     (40, 28, 28) uint8."""
-    if denoiser.conditional:
-        x = class_grid(denoiser, 4, scale, stride, seed, on_step=on_step)
+    if model.conditional:
+        x = class_grid(model, 4, scale, stride, seed, on_step=on_step)
     else:
-        x = unconditional_grid(denoiser, 40, stride, seed, on_step=on_step)
+        x = unconditional_grid(model, 40, stride, seed, on_step=on_step)
     return to_uint8(x, (-1.0, 1.0))[:, 0]
 
 

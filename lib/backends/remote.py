@@ -1,6 +1,6 @@
-"""The app's side of the model server (lib.model_server): a ``Denoiser`` whose UNet calls are HTTP requests.
+"""The app's side of the model server (lib.model_server): a ``NoiseModel`` whose UNet calls are HTTP requests.
 
-``ServerClient(url, token)`` talks to one server; ``client.denoiser(model)`` is a ``RemoteDenoiser`` that the app's
+``ServerClient(url, token)`` talks to one server; ``client.noise_model(model)`` is a ``RemoteNoiseModel`` that the app's
 loops drive exactly like a local model — the loop, the noise and every formula stay in the app, each ``predict`` is
 one request. A server is a pure function of its inputs, so a remote model gives the local model's images for the same
 seed (tensors travel in the dtype the model computes in: fp16 for IF on a GPU, where the UNet rounds to it anyway).
@@ -82,11 +82,11 @@ class ServerClient:
     def health(self) -> dict:
         return self.request("GET", "/health").json()
 
-    def denoiser(self, model: str, info: dict | None = None) -> "RemoteDenoiser":
+    def model(self, model: str, info: dict | None = None) -> "RemoteNoiseModel":
         info = info or self.health()["models"].get(model)
         if info is None:
             raise RemoteUnavailable(f"The model server at {self.url} has no model {model!r}")
-        return RemoteDenoiser(self, model, info)
+        return RemoteNoiseModel(self, model, info)
 
 
 def _detail(r: requests.Response) -> str:
@@ -96,8 +96,8 @@ def _detail(r: requests.Response) -> str:
         return r.text[:300]
 
 
-class RemoteDenoiser:
-    """A model on the server as a ``Denoiser``: ``predict`` is one POST; prompts are encoded by the server once and
+class RemoteNoiseModel:
+    """A model on the server as a ``NoiseModel``: ``predict`` is one POST; prompts are encoded by the server once and
     kept here; the schedule and the timestep convention are the model's own."""
 
     device = torch.device("cpu")

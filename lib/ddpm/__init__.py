@@ -1,2 +1,2 @@
 """The DDPM mathematics: the noise schedules, the forward process and the DDPM step, and the one sampling loop over any
-``Denoiser``."""
+``NoiseModel``."""

@@ -1,6 +1,6 @@
 """Sampling loops, generic over a *denoiser*: any model that predicts ε̂ (and optionally a variance) for (x_t, t, cond).
 
-Both backends — the built-in MNIST DDPM and DeepFloyd IF — implement ``Denoiser``; every page of part A and part B
+Both backends — the built-in MNIST DDPM and DeepFloyd IF — implement ``NoiseModel``; every page of part A and part B
 runs the same ``denoise`` loop on either. Randomness comes only from the ``torch.Generator`` a caller passes, so the same
 seed gives the same image whatever else the process is doing.
 """
@@ -23,10 +23,10 @@ StepCallback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
 class PromptError(ValueError):
     """A prompt a model cannot turn into a condition (shown to the user as is): what ``encode_prompt`` raises, for a
-    ``Denoiser`` and for the flow edition's ``lib.flow.VelocityModel`` alike."""
+    ``NoiseModel`` and for the flow edition's ``lib.flow.VelocityModel`` alike."""
 
 
-class Denoiser(Protocol):
+class NoiseModel(Protocol):
     """What the sampling loops need from a model."""
 
     name: str
@@ -61,7 +61,7 @@ def randn(shape: Sequence[int], generator: torch.Generator, like: torch.Tensor |
 
 
 def guided_predictions(
-    denoiser: Denoiser,
+    model: NoiseModel,
     inputs: Sequence[torch.Tensor],
     conds: Sequence[torch.Tensor],
     uncond: torch.Tensor,
@@ -77,20 +77,20 @@ def guided_predictions(
     x, cond_rows, uncond_rows = guidance_batch(inputs, conds, uncond)
     # γ = 1 is the conditional pass alone and γ = 0 the unconditional one (half the work), except that a learned
     # variance always comes from the conditional pass, so γ = 0 then still needs both.
-    if scale == 1.0 or (scale == 0.0 and denoiser.variance_type != "learned_range"):
-        guided, var = denoiser.predict(x, t, cond_rows if scale == 1.0 else uncond_rows)
+    if scale == 1.0 or (scale == 0.0 and model.variance_type != "learned_range"):
+        guided, var = model.predict(x, t, cond_rows if scale == 1.0 else uncond_rows)
     else:
-        eps, var = denoiser.predict(torch.cat([x, x]), t, torch.cat([cond_rows, uncond_rows]))
+        eps, var = model.predict(torch.cat([x, x]), t, torch.cat([cond_rows, uncond_rows]))
         guided = classifier_free_guidance(eps[: len(x)], eps[len(x):], scale)
     b = inputs[0].shape[0]
     return [(eps, None if var is None else var[i * b:(i + 1) * b]) for i, eps in enumerate(guided.split(b))]
 
 
-def cfg_predictor(denoiser: Denoiser, cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> Predictor:
+def cfg_predictor(model: NoiseModel, cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> Predictor:
     """The plain CFG predictor: one prompt, one view."""
 
     def predict(x: torch.Tensor, t: int):
-        return guided_predictions(denoiser, [x], [cond], uncond, t, scale)[0]
+        return guided_predictions(model, [x], [cond], uncond, t, scale)[0]
 
     return predict
 
@@ -131,15 +131,15 @@ def denoise(
     return x
 
 
-def one_step_denoise(denoiser: Denoiser, x_t: torch.Tensor, t: int, cond: torch.Tensor) -> torch.Tensor:
+def one_step_denoise(model: NoiseModel, x_t: torch.Tensor, t: int, cond: torch.Tensor) -> torch.Tensor:
     """Spec 1.3: x̂0 from a single ε̂ at timestep t (no guidance, as in the course)."""
     with torch.no_grad():
-        eps, _ = denoiser.predict(x_t, t, cond.expand(x_t.shape[0], *cond.shape[1:]))
-    return estimate_x0(x_t, eps, t, denoiser.schedule)
+        eps, _ = model.predict(x_t, t, cond.expand(x_t.shape[0], *cond.shape[1:]))
+    return estimate_x0(x_t, eps, t, model.schedule)
 
 
 def sample(
-    denoiser: Denoiser,
+    model: NoiseModel,
     cond: torch.Tensor,
     *,
     scale: float,
@@ -149,10 +149,10 @@ def sample(
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
     """Spec 1.5/1.6 and B2: pure noise x_T ~ N(0, I) denoised with CFG along the denoiser's strided timesteps."""
-    ts = denoiser.timesteps(stride)
-    x = randn((num_samples, *denoiser.image_shape), generator, device=denoiser.device, dtype=denoiser.dtype)
-    predict = cfg_predictor(denoiser, cond, denoiser.null_condition(), scale)
-    return denoise(x, ts, predict, denoiser.schedule, generator, variance_type=denoiser.variance_type, on_step=on_step)
+    ts = model.timesteps(stride)
+    x = randn((num_samples, *model.image_shape), generator, device=model.device, dtype=model.dtype)
+    predict = cfg_predictor(model, cond, model.null_condition(), scale)
+    return denoise(x, ts, predict, model.schedule, generator, variance_type=model.variance_type, on_step=on_step)
 
 
 def noise_to(x0: torch.Tensor, t: int, schedule: Schedule, generator: torch.Generator) -> torch.Tensor:
@@ -160,17 +160,17 @@ def noise_to(x0: torch.Tensor, t: int, schedule: Schedule, generator: torch.Gene
     return forward_noise(x0, t, schedule, randn(x0.shape, generator, like=x0))
 
 
-def denoise_on(denoiser: Denoiser, x, timesteps, predict: Predictor, generator: torch.Generator, i_start: int = 0,
+def denoise_on(model: NoiseModel, x, timesteps, predict: Predictor, generator: torch.Generator, i_start: int = 0,
                after_step=None, on_step: StepCallback | None = None) -> torch.Tensor:
     """``denoise`` with the denoiser's own schedule and variance type: the one loop every technique runs."""
-    return denoise(x, timesteps, predict, denoiser.schedule, generator, variance_type=denoiser.variance_type,
+    return denoise(x, timesteps, predict, model.schedule, generator, variance_type=model.variance_type,
                    i_start=i_start, after_step=after_step, on_step=on_step)
 
 
 def sample_with(
-    denoiser: Denoiser, predict: Predictor, *, num_samples: int, stride: int, generator: torch.Generator,
+    model: NoiseModel, predict: Predictor, *, num_samples: int, stride: int, generator: torch.Generator,
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
     """Run ``predict`` (plain CFG, an anagram, a hybrid, …) from pure noise along the denoiser's strided timesteps."""
-    x = randn((num_samples, *denoiser.image_shape), generator, device=denoiser.device, dtype=denoiser.dtype)
-    return denoise_on(denoiser, x, denoiser.timesteps(stride), predict, generator, on_step=on_step)
+    x = randn((num_samples, *model.image_shape), generator, device=model.device, dtype=model.dtype)
+    return denoise_on(model, x, model.timesteps(stride), predict, generator, on_step=on_step)

@@ -77,7 +77,7 @@ class DdpmContender:
     den: MnistDDPM
     scale: float = DDPM_GUIDANCE_SCALE
     name = "DDPM"
-    value_range = (-1.0, 1.0)  # the Denoiser contract's pixels
+    value_range = (-1.0, 1.0)  # the NoiseModel contract's pixels
 
     @property
     def device(self) -> torch.device:

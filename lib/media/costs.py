@@ -2,7 +2,7 @@
 
 The cost model a student should learn: a loop of K steps makes K calls; classifier-free guidance doubles the rows of
 each call (conditional + unconditional half), two views double them again, RePaint resampling multiplies the calls.
-``CountingDenoiser`` wraps any ``Denoiser`` and counts its ``predict`` calls; ``counts_cost`` makes a cached sampling
+``CountingNoiseModel`` wraps any ``NoiseModel`` and counts its ``predict`` calls; ``counts_cost`` makes a cached sampling
 function return ``(result, Cost)``, so the cost is part of the cached value and a cache hit can still say what
 computing it cost.
 """
@@ -28,12 +28,12 @@ class Cost:
         return 1000 * self.seconds / max(self.calls, 1)
 
 
-class CountingDenoiser:
-    """A Denoiser whose ``predict`` calls are counted (one call, ``x_t.shape[0]`` rows, its wall time); every other
+class CountingNoiseModel:
+    """A NoiseModel whose ``predict`` calls are counted (one call, ``x_t.shape[0]`` rows, its wall time); every other
     attribute passes through, so ``hasattr`` still tells backends apart."""
 
-    def __init__(self, denoiser):
-        self._den = denoiser
+    def __init__(self, model):
+        self._den = model
         self.cost = Cost()
 
     def __getattr__(self, name):
@@ -61,14 +61,14 @@ class CountingDenoiser:
 
 
 def counts_cost(func):
-    """Decorator (under ``st.cache_data``): call ``func`` with its ``_den`` argument wrapped in a ``CountingDenoiser``
+    """Decorator (under ``st.cache_data``): call ``func`` with its ``_den`` argument wrapped in a ``CountingNoiseModel``
     and return ``(func's result, Cost)``."""
     signature = inspect.signature(func)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
-        den = CountingDenoiser(bound.arguments["_den"])
+        den = CountingNoiseModel(bound.arguments["_den"])
         bound.arguments["_den"] = den
         return func(*bound.args, **bound.kwargs), den.cost
 
@@ -79,7 +79,7 @@ class CountingVelocityModel:
     """A flow model (``lib.flow.VelocityModel``) whose ``velocity`` calls are added to ``counter``'s cost, so that one
     cost covers a piece of work that runs a DDPM and a flow model; every other attribute passes through."""
 
-    def __init__(self, model, counter: CountingDenoiser):
+    def __init__(self, model, counter: CountingNoiseModel):
         self._model, self._counter = model, counter
 
     def __getattr__(self, name):

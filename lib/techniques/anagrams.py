@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from lib.ddpm.sampling import Denoiser, Predictor, guided_predictions
+from lib.ddpm.sampling import NoiseModel, Predictor, guided_predictions
 from lib.flow.euler import Predict, VelocityModel, guided_velocities
 from lib.techniques.views import View
 
@@ -29,16 +29,16 @@ class AnagramStep:
 
 
 def anagram_predictor(
-    denoiser: Denoiser, conds: Sequence[torch.Tensor], views: Sequence[View], weights: Sequence[float], scale: float,
+    model: NoiseModel, conds: Sequence[torch.Tensor], views: Sequence[View], weights: Sequence[float], scale: float,
     record: Callable[[AnagramStep], None] | None = None,
 ) -> Predictor:
     """ε = Σ_i w_i v_i⁻¹(ε_i) with ε_i the CFG estimate of view i of x_t under prompt i (one batched call); ``record``,
     if given, receives every step's ``AnagramStep``."""
-    uncond = denoiser.null_condition()
+    uncond = model.null_condition()
 
     def predict(x: torch.Tensor, t: int):
         viewed = [v.apply(x) for v in views]
-        preds = guided_predictions(denoiser, viewed, list(conds), uncond, t, scale)
+        preds = guided_predictions(model, viewed, list(conds), uncond, t, scale)
         unviewed = [v.inverse(e) for v, (e, _) in zip(views, preds)]
         eps = weighted_sum(weights, unviewed)
         if record:

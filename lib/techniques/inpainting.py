@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, noise_to, randn
+from lib.ddpm.sampling import NoiseModel, StepCallback, cfg_predictor, denoise_on, noise_to, randn
 from lib.flow.euler import AfterStep
 from lib.flow.path import interpolate
 from lib.techniques.repaint import descents, jump_back, resampling_path
@@ -37,7 +37,7 @@ def known_pixels_after_step(original: torch.Tensor, mask: torch.Tensor, eps: tor
 
 
 def inpaint(
-    denoiser: Denoiser,
+    model: NoiseModel,
     image: torch.Tensor,
     mask: torch.Tensor,
     *,
@@ -53,15 +53,15 @@ def inpaint(
     """Fill the region where ``mask`` = 1 (broadcastable to ``image``; soft values blend) with new content that fits
     the rest. ``jump_n_sample`` > 1 adds RePaint's resampling (``lib.techniques.repaint``): each run of steps down is followed by
     a jump back ``jump_length`` steps, so the model sees the kept region again; 1 is the plain RePaint loop."""
-    ts = denoiser.timesteps(stride)
-    x = randn(image.shape, generator, like=image) if i_start == 0 else noise_to(image, ts[i_start], denoiser.schedule,
+    ts = model.timesteps(stride)
+    x = randn(image.shape, generator, like=image) if i_start == 0 else noise_to(image, ts[i_start], model.schedule,
                                                                                   generator)
-    predict = cfg_predictor(denoiser, cond, denoiser.null_condition(), scale)
-    after = repaint_update(image, mask.to(image), denoiser.schedule, generator, ts[-1])
+    predict = cfg_predictor(model, cond, model.null_condition(), scale)
+    after = repaint_update(image, mask.to(image), model.schedule, generator, ts[-1])
     path = [i_start + p for p in resampling_path(len(ts) - 1 - i_start, jump_length, jump_n_sample)]
     runs = descents(path)
     for n, (first, last) in enumerate(runs):
-        x = denoise_on(denoiser, x, ts[: last + 1], predict, generator, first, after_step=after, on_step=on_step)
+        x = denoise_on(model, x, ts[: last + 1], predict, generator, first, after_step=after, on_step=on_step)
         if n + 1 < len(runs):
-            x = jump_back(x, ts[last], ts[runs[n + 1][0]], denoiser.schedule, generator)
+            x = jump_back(x, ts[last], ts[runs[n + 1][0]], model.schedule, generator)
     return x

@@ -12,13 +12,13 @@ from typing import Sequence
 import torch
 
 from lib.ddpm.diffusion import ddpm_step
-from lib.ddpm.sampling import Denoiser, StepCallback, cfg_predictor, denoise_on, noise_to, randn
+from lib.ddpm.sampling import NoiseModel, StepCallback, cfg_predictor, denoise_on, noise_to, randn
 from lib.flow import VelocityModel, euler
 from lib.flow.euler import cfg_predictor as cfg_velocity
 from lib.flow.path import interpolate
 
 def sdedit(
-    denoiser: Denoiser,
+    model: NoiseModel,
     image: torch.Tensor,
     *,
     cond: torch.Tensor,
@@ -29,15 +29,15 @@ def sdedit(
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
     """Project ``image`` ((B, C, H, W) in [−1, 1]) onto the image manifold: noise it to timesteps[i_start], denoise."""
-    ts = _sdedit_timesteps(denoiser, stride, [i_start])
-    x = noise_to(image, ts[i_start], denoiser.schedule, generator)
-    predict = cfg_predictor(denoiser, cond, denoiser.null_condition(), scale)
-    return denoise_on(denoiser, x, ts, predict, generator, i_start, on_step=on_step)
+    ts = _sdedit_timesteps(model, stride, [i_start])
+    x = noise_to(image, ts[i_start], model.schedule, generator)
+    predict = cfg_predictor(model, cond, model.null_condition(), scale)
+    return denoise_on(model, x, ts, predict, generator, i_start, on_step=on_step)
 
 
-def _sdedit_timesteps(denoiser: Denoiser, stride: int, i_starts: Sequence[int]) -> list[int]:
+def _sdedit_timesteps(model: NoiseModel, stride: int, i_starts: Sequence[int]) -> list[int]:
     """The strided timesteps, after checking that every i_start leaves at least one step to run."""
-    ts = denoiser.timesteps(stride)
+    ts = model.timesteps(stride)
     for i_start in i_starts:
         if not 0 <= i_start < len(ts) - 1:
             raise ValueError(f"i_start must lie in 0 … {len(ts) - 2} for stride {stride}")
@@ -45,7 +45,7 @@ def _sdedit_timesteps(denoiser: Denoiser, stride: int, i_starts: Sequence[int]) 
 
 
 def sdedit_strip(
-    denoiser: Denoiser,
+    model: NoiseModel,
     image: torch.Tensor,
     *,
     cond: torch.Tensor,
@@ -65,18 +65,18 @@ def sdedit_strip(
     """
     if list(i_starts) != sorted(i_starts) or not i_starts:
         raise ValueError(f"i_starts must be a non-empty ascending list, got {list(i_starts)}")
-    ts = _sdedit_timesteps(denoiser, stride, i_starts)
-    gens = [torch.Generator(device=denoiser.device).manual_seed(seed) for _ in i_starts]
-    predict = cfg_predictor(denoiser, cond, denoiser.null_condition(), scale)
+    ts = _sdedit_timesteps(model, stride, i_starts)
+    gens = [torch.Generator(device=model.device).manual_seed(seed) for _ in i_starts]
+    predict = cfg_predictor(model, cond, model.null_condition(), scale)
     x, joined = image[:0], 0
     with torch.no_grad():
         for i in range(i_starts[0], len(ts) - 1):
             while joined < len(i_starts) and i_starts[joined] == i:
-                x = torch.cat([x, noise_to(image, ts[i], denoiser.schedule, gens[joined])])
+                x = torch.cat([x, noise_to(image, ts[i], model.schedule, gens[joined])])
                 joined += 1
             eps, var = predict(x, ts[i])
             noise = torch.cat([randn(image.shape, g, like=image) for g in gens[:joined]])
-            x, x0 = ddpm_step(x, eps, ts[i], ts[i + 1], denoiser.schedule, variance_type=denoiser.variance_type,
+            x, x0 = ddpm_step(x, eps, ts[i], ts[i + 1], model.schedule, variance_type=model.variance_type,
                               predicted_variance=var, noise=noise)
             if on_step is not None:
                 on_step(i, ts[i + 1], x, x0)

@@ -88,7 +88,7 @@ def first_sample(step: AnagramStep) -> AnagramStep:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 @counts_cost
-def anagrams(backend_key: str, r: Request, _den, _on_step=None) -> tuple[torch.Tensor, list[AnagramStep]]:
+def anagrams(cache_id: str, r: Request, _den, _on_step=None) -> tuple[torch.Tensor, list[AnagramStep]]:
     """(N, C, H, W) anagrams and every step's combining rule (first image); both views and both CFG halves go through
     the model in one batched call per step."""
     conds = [_den.encode_prompt(r.prompt1), _den.encode_prompt(r.prompt2)]
@@ -101,7 +101,7 @@ def anagrams(backend_key: str, r: Request, _den, _on_step=None) -> tuple[torch.T
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def morph_gif(backend_key: str, r: Request, _images: torch.Tensor) -> bytes:
+def morph_gif(cache_id: str, r: Request, _images: torch.Tensor) -> bytes:
     """The GIF turning the anagrams (keyed like ``anagrams``) into their view and back, about 112 px an image."""
     return anagram_gif(_images, VIEWS[r.view], ncols=r.num_samples, upscale=max(1, 112 // _images.shape[-1]))
 
@@ -175,12 +175,12 @@ SECOND = Heading("anagrams.2", "1.8", "Visual anagram, another pair")
 
 def _anagram(c: Context, heading: Heading, example: Example):
     r = request(example, c.d.guidance, c.stride, c.seed)
-    (result, _), cost = anagrams(c.backend.key, r, c.den, c.progress)
+    (result, _), cost = anagrams(c.backend.cache_id, r, c.den, c.progress)
     viewed = VIEWS[r.view].apply(result)
     figures = [png_figure(grid(torch.cat([result, viewed]), r.num_samples, upscale=c.upscale()),
                           f"top: as generated → {quoted_prompt(r.prompt1)}; bottom: {r.view} → "
                           f"{quoted_prompt(r.prompt2)}"),
-               gif_figure(morph_gif(c.backend.key, r, result), f"as generated ↔ {r.view}")]
+               gif_figure(morph_gif(c.backend.cache_id, r, result), f"as generated ↔ {r.view}")]
     settings = {"prompt 1": quoted_prompt(r.prompt1), "prompt 2": quoted_prompt(r.prompt2), "view": r.view, "weight w": r.weight,
                 "guidance γ": r.scale, "samples": r.num_samples, "stride": r.stride, "seed": r.seed}
     return [heading.made(settings, figures)], cost

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.media.costs import CountingDenoiser
+from lib.media.costs import CountingNoiseModel
 from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
 from lib.media.plots import TrajectoryRecorder
 from lib.media.report import gif_figure
 from lib.ddpm.sampling import sample
-from ui.common import ddpm_of, run_key
+from ui.common import ddpm_of, run_cache_id
 from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
 from ui.training.results import frames_gif
 
@@ -62,10 +62,10 @@ def _report(c: Context):
 
 def _report_gif(c: Context):
     run = shown_run("class")
-    den = CountingDenoiser(ddpm_of(run))
+    den = CountingNoiseModel(ddpm_of(run))
     c.den = den  # this piece's model calls are the B3 model's
     g = DEFAULTS
-    recorder = digit_trajectory(run_key(run), g.digit, g.samples, g.scale, SAMPLING_STRIDE, g.every, c.seed, den,
+    recorder = digit_trajectory(run_cache_id(run), g.digit, g.samples, g.scale, SAMPLING_STRIDE, g.every, c.seed, den,
                                 c.progress)
     settings = {"digit": g.digit, "samples": g.samples, "guidance γ": g.scale, "stride": SAMPLING_STRIDE,
                 "frame every": f"{g.every} step", "seed": c.seed}

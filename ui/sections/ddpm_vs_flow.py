@@ -13,13 +13,13 @@ import torch
 from lib.backends.mnist_model import SAMPLING_STRIDE
 from lib.flow.ddpm_vs_flow import (NFE_COUNTS, TARGET_AGREEMENT, Contender, DdpmContender, FlowContender, Measured,
                                    Trajectory, fewest_evaluations, quality_curve, trajectory)
-from lib.media.costs import CountingDenoiser, CountingVelocityModel
+from lib.media.costs import CountingNoiseModel, CountingVelocityModel
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.train.digit_classifier import CONFIDENT, JUDGE_DIGITS, JUDGE_EPOCHS, Quality
 from lib.train.training import TrainConfig, TrainedRun
 from ui import common
-from ui.common import counted, ddpm_of, flow_of, run_key
+from ui.common import counted, ddpm_of, flow_of, run_cache_id
 from ui.report_kit import Context, Heading, Piece, one
 from ui.sections import training_section
 from ui.training.results import run_to_show
@@ -147,12 +147,12 @@ def _report_paths(c: Context):
     runs = {model: run for model, (run, _) in compared_runs().items()}
     if all(run is None for run in runs.values()):
         raise LookupError("no trained class-conditioned DDPM or flow model: " + missing_text(runs))
-    counter = c.den = CountingDenoiser(ddpm_of(runs["class"])) if runs["class"] else c.den
+    counter = c.den = CountingNoiseModel(ddpm_of(runs["class"])) if runs["class"] else c.den
     paths = {}
     for run in filter(None, runs.values()):
         contender = (DdpmContender(counter) if run.config.model == "class"
                      else FlowContender(CountingVelocityModel(flow_of(run), counter)))
-        paths[contender.name] = path(run_key(run), g.digit, g.path_nfe, c.seed, contender)
+        paths[contender.name] = path(run_cache_id(run), g.digit, g.path_nfe, c.seed, contender)
     settings = {"digit": g.digit, "network evaluations": g.path_nfe, "seed": c.seed}
     figure = png_figure(strip(paths, g.strip_frames), "rows: " + ", ".join(paths) + "; from the same noise (left) to "
                         "the digit (right), evenly spaced in evaluations")

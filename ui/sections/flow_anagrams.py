@@ -35,9 +35,9 @@ DEFAULTS = Defaults()
 
 
 @st.cache_data(show_spinner="Sampling anagrams…", max_entries=32)
-def anagrams(backend_key: str, prompt1: str, prompt2: str, view: str, w: float, h: float, num: int, seed: int,
+def anagrams(cache_id: str, prompt1: str, prompt2: str, view: str, w: float, h: float, num: int, seed: int,
              _backend: FlowBackend) -> torch.Tensor:
-    """``num`` anagrams from x_0 ~ N(0, I) of a generator seeded with ``seed``, with the weights ``backend_key``
+    """``num`` anagrams from x_0 ~ N(0, I) of a generator seeded with ``seed``, with the weights ``cache_id``
     names; (num, C, H, W) in the model's pixel range, upright (prompt 1's reading)."""
     model = _backend.model
     generator = torch.Generator().manual_seed(seed)

@@ -54,10 +54,10 @@ class Denoised:
 
 
 @st.cache_data(show_spinner="Denoising…", max_entries=64)
-def denoised(backend_key: str, image: np.ndarray, times: tuple[float, ...], prompt: str, seed: int,
+def denoised(cache_id: str, image: np.ndarray, times: tuple[float, ...], prompt: str, seed: int,
              sigmas: tuple[float, ...], _backend: FlowBackend) -> Denoised:
     """§1.1 – 1.3 at each of ``times``: one batched model call for the one-step estimates, conditioned on ``prompt``
-    without guidance (the weights ``backend_key`` names)."""
+    without guidance (the weights ``cache_id`` names)."""
     model = _backend.model
     x1, _, noisy = noisy_inputs(_backend, image, times, seed)
     sweeps = tuple(best_blur(noisy[i:i + 1], t, x1, sigmas) if t > 0 else None for i, t in enumerate(times))

@@ -28,10 +28,10 @@ DEFAULTS = Defaults()
 
 
 @st.cache_data(show_spinner="Editing…", max_entries=32)
-def edits(backend_key: str, image: np.ndarray, t_starts: tuple[float, ...], prompt: str, w: float, h: float, seed: int,
+def edits(cache_id: str, image: np.ndarray, t_starts: tuple[float, ...], prompt: str, w: float, h: float, seed: int,
           _backend: FlowBackend) -> torch.Tensor:
     """The edit from every start time (one ε ~ N(0, I) from ``seed`` for all), guided by ``prompt`` with w in the
-    course's form, by the weights ``backend_key`` names; (len(t_starts), C, H, W) in the model's pixel range."""
+    course's form, by the weights ``cache_id`` names; (len(t_starts), C, H, W) in the model's pixel range."""
     model = _backend.model
     x1 = _backend.image(image).to(model.device)
     eps = randn(x1.shape, torch.Generator().manual_seed(seed), like=x1)

@@ -46,10 +46,10 @@ class EulerRun:
 
 
 @st.cache_data(show_spinner="Integrating…", max_entries=32)
-def euler_run(backend_key: str, image: np.ndarray, t_start: float, h: float, every: int, prompt: str, seed: int,
+def euler_run(cache_id: str, image: np.ndarray, t_start: float, h: float, every: int, prompt: str, seed: int,
               _backend: FlowBackend) -> EulerRun:
     """Euler from x_{t_start} to 1 with step h, conditioned on ``prompt`` without guidance (the weights
-    ``backend_key`` names); the one-step estimate is the first step's own x̂₁."""
+    ``cache_id`` names); the one-step estimate is the first step's own x̂₁."""
     model = _backend.model
     x1, _, noisy = flow_denoising.noisy_inputs(_backend, image, (t_start,), seed)
     cond = model.encode_prompt(prompt)

@@ -30,10 +30,10 @@ DEFAULTS = Defaults()
 
 
 @st.cache_data(show_spinner="Sampling hybrids…", max_entries=32)
-def hybrids(backend_key: str, far: str, near: str, kernel: int, sigma: float, w: float, h: float, num: int, seed: int,
+def hybrids(cache_id: str, far: str, near: str, kernel: int, sigma: float, w: float, h: float, num: int, seed: int,
             _backend: FlowBackend) -> torch.Tensor:
     """``num`` hybrids from x_0 ~ N(0, I) of a generator seeded with ``seed``, low frequencies from ``far`` and high
-    from ``near`` (a Gaussian of ``kernel`` taps and ``sigma``), with the weights ``backend_key`` names; (num, C, H, W)
+    from ``near`` (a Gaussian of ``kernel`` taps and ``sigma``), with the weights ``cache_id`` names; (num, C, H, W)
     in the model's pixel range."""
     model = _backend.model
     x0 = randn((num, *model.image_shape), torch.Generator().manual_seed(seed), device=model.device, dtype=model.dtype)

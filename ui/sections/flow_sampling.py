@@ -24,10 +24,10 @@ DEFAULTS = Defaults()
 
 
 @st.cache_data(show_spinner="Sampling…", max_entries=32)
-def samples(backend_key: str, prompt: str, num: int, h: float, w: float, seed: int,
+def samples(cache_id: str, prompt: str, num: int, h: float, w: float, seed: int,
             _backend: FlowBackend) -> torch.Tensor:
     """``num`` images integrated from x_0 ~ N(0, I) of a generator seeded with ``seed`` — the same noises for every w —
-    with guidance w in the course's form (w = 0: the conditional velocity alone), by the weights ``backend_key`` names;
+    with guidance w in the course's form (w = 0: the conditional velocity alone), by the weights ``cache_id`` names;
     (num, C, H, W) in the model's pixel range."""
     model = _backend.model
     generator = torch.Generator(device=model.device).manual_seed(seed)

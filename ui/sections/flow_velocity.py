@@ -25,10 +25,10 @@ DEFAULTS = Defaults()
 
 
 @st.cache_data(show_spinner="Predicting velocities…", max_entries=32)
-def diagnostics(backend_key: str, image: np.ndarray, times: tuple[float, ...], prompt: str, seed: int,
+def diagnostics(cache_id: str, image: np.ndarray, times: tuple[float, ...], prompt: str, seed: int,
                 _backend: FlowBackend) -> tuple[torch.Tensor, VelocityDiagnostics]:
     """x_t at each of ``times`` and its diagnostics: one batched model call conditioned on ``prompt`` without guidance
-    (the weights ``backend_key`` names)."""
+    (the weights ``cache_id`` names)."""
     model = _backend.model
     x1, eps, noisy = flow_denoising.noisy_inputs(_backend, image, times, seed)
     t = torch.tensor(times)

@@ -36,7 +36,7 @@ def _noised(image: np.ndarray, ts: tuple[int, ...], seed: int, schedule) -> torc
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def noisy_and_blurred(backend_key: str, image, ts: tuple[int, ...], kernel: int, sigma: float, seed: int, _den):
+def noisy_and_blurred(cache_id: str, image, ts: tuple[int, ...], kernel: int, sigma: float, seed: int, _den):
     """x_t for each t (one ε ~ N(0, I) from ``seed``, shared by all t) and its Gaussian blur; both
     (len(ts), C, H, W)."""
     noisy = _noised(image, ts, seed, _den.schedule)
@@ -45,7 +45,7 @@ def noisy_and_blurred(backend_key: str, image, ts: tuple[int, ...], kernel: int,
 
 @st.cache_data(show_spinner=False, max_entries=32)
 @counts_cost
-def one_step_row(backend_key: str, image, ts: tuple[int, ...], prompt: str, seed: int, _den) -> torch.Tensor:
+def one_step_row(cache_id: str, image, ts: tuple[int, ...], prompt: str, seed: int, _den) -> torch.Tensor:
     """Spec 1.3: the one-step estimate x̂₀ of each x_t of ``noisy_and_blurred`` (the same ε from ``seed``), one UNet
     call per t, conditioned on ``prompt`` without guidance; (len(ts), C, H, W) in [−1, 1]."""
     noisy = _noised(image, ts, seed, _den.schedule).to(_den.device, _den.dtype)
@@ -57,8 +57,8 @@ def one_step_row(backend_key: str, image, ts: tuple[int, ...], prompt: str, seed
 def noised_rows(backend, image, t: int, kernel: int, sigma: float, seed: int):
     """x_t and its blur at the page's t followed by the course's three timesteps: one ``noisy_and_blurred`` entry,
     which the report shares when t is the page's default (``default_t``)."""
-    return noisy_and_blurred(backend.key, image, (t, *course_timesteps(backend.num_timesteps)), kernel, sigma, seed,
-                             backend.denoiser)
+    return noisy_and_blurred(backend.cache_id, image, (t, *course_timesteps(backend.num_timesteps)), kernel, sigma, seed,
+                             backend.model)
 
 
 # --- the report --------------------------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def _report(c: Context):
     course_ts = course_timesteps(T)
     noisy, blurred = noised_rows(c.counted, image, default_t(T), d.blur_kernel, d.blur_sigma, c.seed)
     prompt = d.edit_prompt(c.picked.digit)
-    one_step, cost = one_step_row(c.backend.key, image, course_ts, prompt, c.seed, c.den)
+    one_step, cost = one_step_row(c.backend.cache_id, image, course_ts, prompt, c.seed, c.den)
     ts_text = ", ".join(f"t = {t}" for t in course_ts)
     base = {"image": c.picked.caption, "timesteps": ts_text, "noise seed": c.seed}
     forward = FORWARD.made(base, [png_figure(grid(torch.cat([c.picked.tensor(), noisy[1:]]), 4, upscale=c.upscale()),

@@ -27,7 +27,7 @@ DEFAULTS = Defaults()
 
 @st.cache_data(show_spinner=False, max_entries=32)
 @counts_cost
-def guidance_sweep(backend_key: str, prompt: str, scales: tuple[float, ...], num_samples: int, stride: int, seed: int,
+def guidance_sweep(cache_id: str, prompt: str, scales: tuple[float, ...], num_samples: int, stride: int, seed: int,
                    _den, _on_step=None) -> torch.Tensor:
     """(len(scales), N, C, H, W) samples; the generator is re-seeded per scale so every γ starts from the same x_T."""
     cond = _den.encode_prompt(prompt)
@@ -53,7 +53,7 @@ GUIDED = Heading("guidance", "1.6", "Classifier-free guidance")
 
 def _report(c: Context):
     d, scales, n = c.d, tuple(sorted(DEFAULTS.scales)), DEFAULTS.samples
-    result, cost = guidance_sweep(c.backend.key, d.prompt, scales, n, c.stride, c.seed, c.den, c.progress)
+    result, cost = guidance_sweep(c.backend.cache_id, d.prompt, scales, n, c.stride, c.seed, c.den, c.progress)
     base = {"prompt": quoted_prompt(d.prompt), "samples": n, "stride": c.stride, "seed": c.seed}
     plain = PLAIN.made({**base, "guidance": "none (γ = 1)"},
                        [png_figure(grid(result[scales.index(1.0)], n, upscale=c.upscale()), "γ = 1")])

@@ -69,7 +69,7 @@ def decomposition(choice: str, params: tuple) -> Decomposition:
 
 @st.cache_data(show_spinner=False, max_entries=32)  # the step-back slider and the expanders rerun the page
 @counts_cost
-def factorized(backend_key: str, r: Request, _den, _on_step=None) -> torch.Tensor:
+def factorized(cache_id: str, r: Request, _den, _on_step=None) -> torch.Tensor:
     """(N, C, H, W) images with ε = Σ_i f_i(ε_i); all prompts (and both CFG halves) in one batched call per step."""
     predict = factorized_predictor(_den, [_den.encode_prompt(p) for p in r.prompts], decomposition(r.choice, r.params),
                                    r.scale)
@@ -213,7 +213,7 @@ def _hybrid(c: Context, heading: Heading, prompts: tuple[str, str]):
     n, kernel, sigma = SAMPLES_DEFAULT, d.kernel, d.sigma
     r = Request(choice=TWO, params=(kernel, sigma), prompts=tuple(prompts), scale=d.guidance, num_samples=n,
                 stride=c.stride, seed=c.seed)
-    result, cost = factorized(c.backend.key, r, c.den, c.progress)
+    result, cost = factorized(c.backend.cache_id, r, c.den, c.progress)
     far = lowpass(result, kernel, sigma)
     figures = [png_figure(grid(result, n, upscale=c.upscale()), f"up close: asked for {quoted_prompt(prompts[1])}"),
                png_figure(grid(far, n, upscale=c.upscale()), f"blurred by σ = {sigma:g} (from far): "

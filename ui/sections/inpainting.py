@@ -31,7 +31,7 @@ DEFAULTS = Defaults()
 
 @st.cache_data(show_spinner=False, max_entries=32)
 @counts_cost
-def inpaint_samples(backend_key: str, image, mask, prompt: str, scale: float, num_samples: int, stride: int,
+def inpaint_samples(cache_id: str, image, mask, prompt: str, scale: float, num_samples: int, stride: int,
                     seed: int, jump_length: int, jump_n_sample: int, _den, _on_step=None) -> torch.Tensor:
     """``num_samples`` inpaintings of the same image and (soft) mask, in one batch: (N, C, H, W)."""
     x = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype).expand(num_samples, -1, -1, -1)
@@ -58,7 +58,7 @@ def _report(c: Context):
     p = DEFAULTS
     m = feathered(mask, p.feather)
     prompt = d.edit_prompt(c.picked.digit)
-    result, cost = inpaint_samples(c.backend.key, c.picked.array, m.numpy(), prompt, d.guidance,
+    result, cost = inpaint_samples(c.backend.cache_id, c.picked.array, m.numpy(), prompt, d.guidance,
                                           p.samples, c.stride, c.seed, p.jump_length, p.jump_n_sample,
                                           c.den, c.progress)
     x = c.picked.tensor()

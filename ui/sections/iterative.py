@@ -36,7 +36,7 @@ def clamped_i_start(num_timesteps_in_chain: int, i_start: int = DEFAULTS.i_start
 
 @st.cache_data(show_spinner=False, max_entries=32)
 @counts_cost
-def compare(backend_key: str, image, prompt: str, i_start: int, stride: int, every: int, kernel: int, sigma: float,
+def compare(cache_id: str, image, prompt: str, i_start: int, stride: int, every: int, kernel: int, sigma: float,
             seed: int, _den, _on_step=None):
     """x_t, its blur, the one-step x̂0, the iterative result, the trajectory frames and the PSNR of x̂0 per step."""
     x0 = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype)
@@ -97,7 +97,7 @@ def _report(c: Context):
     d, ts = c.d, c.den.timesteps(c.stride)
     i_start = clamped_i_start(len(ts))
     prompt = d.edit_prompt(c.picked.digit)
-    (images, frames, labels, _), cost = compare(c.backend.key, c.picked.array, prompt, i_start, c.stride,
+    (images, frames, labels, _), cost = compare(c.backend.cache_id, c.picked.array, prompt, i_start, c.stride,
                                                 DEFAULTS.every, d.blur_kernel, d.blur_sigma, c.seed, c.den, c.progress)
     figures = [png_figure(frame, label) for frame, label in zip(frames, labels)]
     figures.append(png_figure(grid(images, 5, upscale=c.upscale()),

@@ -43,7 +43,7 @@ COURSE = DEFAULTS["if"]  # what does not depend on the family (the i_start colum
 
 @st.cache_data(show_spinner=False, max_entries=32)
 @counts_cost
-def sdedit_sweep(backend_key: str, image, prompt: str, scale: float, i_starts: tuple[int, ...], stride: int,
+def sdedit_sweep(cache_id: str, image, prompt: str, scale: float, i_starts: tuple[int, ...], stride: int,
                  seed: int, _den, _on_step=None) -> torch.Tensor:
     """One SDEdit per i_start (ascending), each from the same seed, all in one batched run: (len(i_starts), C, H, W)."""
     x = torch.from_numpy(image).unsqueeze(0).to(_den.device, _den.dtype)
@@ -76,7 +76,7 @@ TEXT_EDIT = Heading("sdedit.text", "1.7.3", "Text-conditioned image-to-image tra
 def _sdedit(c: Context, heading: Heading, picked: Picked, prompt: str, text: str = ""):
     ts = c.den.timesteps(c.stride)
     valid = tuple(i for i in COURSE.i_starts if i <= len(ts) - 2)
-    result, cost = sdedit_sweep(c.backend.key, picked.array, prompt, c.d.guidance, valid, c.stride, c.seed,
+    result, cost = sdedit_sweep(c.backend.cache_id, picked.array, prompt, c.d.guidance, valid, c.stride, c.seed,
                                        c.den, c.progress)
     settings = {"image": picked.caption, "prompt": quoted_prompt(prompt), "i_start": ", ".join(map(str, valid)),
                 "from t": ", ".join(str(ts[i]) for i in valid), "guidance γ": c.d.guidance, "stride": c.stride,

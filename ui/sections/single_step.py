@@ -13,7 +13,7 @@ from lib.media.images import grid
 from lib.train.precision import infer
 from lib.media.report import png_figure
 from lib.train.runs import SNAPSHOT_DIGITS, denoiser_probe
-from ui.common import mnist, run_key
+from ui.common import mnist, run_cache_id
 from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
 
 
@@ -78,7 +78,7 @@ def _report(c: Context):
                     "The same test digits and the same ε at growing σ.")
     epochs = epochs_section(EPOCHS, run, (1, 5), "Rows: clean, noisy (σ = "
                                                       f"{run.config.sigma:g}), denoised.")
-    _, _, errors, sweep = ood_sweep(run_key(run), c.seed, sigmas, run, test_set)
+    _, _, errors, sweep = ood_sweep(run_cache_id(run), c.seed, sigmas, run, test_set)
     sweep_section = SWEEP.made({"trained at σ": run.config.sigma, "noise seed": c.seed,
                                          "MSE per σ": ", ".join(f"{s:g}: {e:.4f}"
                                                                 for s, e in zip(sigmas, errors))},

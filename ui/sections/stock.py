@@ -47,7 +47,7 @@ def ordered_columns(family: str, chosen) -> tuple[int, ...]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 @counts_cost
-def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, ...], seed: int, _den,
+def mnist_grid(cache_id: str, prompts: tuple[str, ...], strides: tuple[int, ...], seed: int, _den,
                _on_step=None) -> torch.Tensor:
     """(len(strides), len(prompts), C, H, W): for each stride, all prompts in one batch from the same seed."""
     cond = torch.cat([_den.encode_prompt(p) for p in prompts])  # one condition row per image
@@ -61,7 +61,7 @@ def mnist_grid(backend_key: str, prompts: tuple[str, ...], strides: tuple[int, .
 
 @st.cache_data(show_spinner=False, max_entries=16)
 @counts_cost
-def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], seed: int, _den,
+def if_grid(cache_id: str, prompts: tuple[str, ...], steps: tuple[int, ...], seed: int, _den,
             _on_step=None) -> torch.Tensor:
     """(len(steps), len(prompts), 3, 64, 64) from the stock IFPipeline, re-seeded for every image; ``_on_step`` is a
     progress bar advanced once per pipeline call (the pipeline runs its own loop)."""
@@ -78,11 +78,11 @@ def if_grid(backend_key: str, prompts: tuple[str, ...], steps: tuple[int, ...], 
 
 def stock_grid(backend, prompts: tuple[str, ...], columns: tuple[int, ...], seed: int, progress):
     """The grid of either family (``mnist_grid`` or ``if_grid``) and its cost; with column labels."""
-    den = backend.denoiser
+    den = backend.model
     if backend.is_if:
-        result, cost = if_grid(backend.key, prompts, columns, seed, den, progress)
+        result, cost = if_grid(backend.cache_id, prompts, columns, seed, den, progress)
         return result, cost, [f"{n} steps" for n in columns]
-    result, cost = mnist_grid(backend.key, prompts, columns, seed, den, progress)
+    result, cost = mnist_grid(backend.cache_id, prompts, columns, seed, den, progress)
     return result, cost, [f"stride {s} · {len(den.timesteps(s)) - 1} steps" for s in columns]
 
 
@@ -95,7 +95,7 @@ def units(backend, prompts: tuple[str, ...], columns: tuple[int, ...]) -> int:
     """Progress units of one grid: pipeline calls (IF) or sampler steps (MNIST)."""
     if backend.is_if:
         return len(columns) * len(prompts)
-    return sum(len(backend.denoiser.timesteps(s)) - 1 for s in columns)
+    return sum(len(backend.model.timesteps(s)) - 1 for s in columns)
 
 
 # --- stage 2 (IF): 64 → 256 px -------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def stage2(variant: str, device: str, key: str, _src):
 
 
 @st.cache_data(show_spinner="Upscaling with stage 2…", max_entries=8)
-def upscaled(backend_key: str, prompts: tuple[str, ...], steps: int, seed: int, _images: torch.Tensor, _den,
+def upscaled(cache_id: str, prompts: tuple[str, ...], steps: int, seed: int, _images: torch.Tensor, _den,
              _pipe) -> torch.Tensor:
     """Stage 2 on ``_images`` — the stage-1 results for (prompts, steps, seed), which is what keys the cache. A model
     server runs its own stage 2 (``_pipe`` is None)."""

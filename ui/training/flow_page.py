@@ -79,14 +79,14 @@ def flow_samples(key: str, steps: int, seed: int, scale: float, _model: MnistFlo
     return sample_grid(_model, 1.0 / steps, seed, scale, on_step=_progress)
 
 
-def draw_samples(model: MnistFlow, run_key: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE) -> torch.Tensor:
+def draw_samples(model: MnistFlow, run_cache_id: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE) -> torch.Tensor:
     """``flow_samples`` under a progress bar (two UNet passes a step with guidance, batched)."""
     progress = StepProgress(steps, "Sampling 40 digits…")
-    images = flow_samples(run_key, steps, seed, scale, model, progress)
+    images = flow_samples(run_cache_id, steps, seed, scale, model, progress)
     progress.done()
     return images
 
 
-def draw_grid(model: MnistFlow, run_key: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE) -> np.ndarray:
+def draw_grid(model: MnistFlow, run_cache_id: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE) -> np.ndarray:
     """``draw_samples`` as the picture the pages show (``grid_of``)."""
-    return grid_of(draw_samples(model, run_key, steps, seed, scale), model.config.model)
+    return grid_of(draw_samples(model, run_cache_id, steps, seed, scale), model.config.model)
