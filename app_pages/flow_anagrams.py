@@ -3,11 +3,10 @@
 import streamlit as st
 import torch
 
-from lib.ddpm.sampling import PromptError
 from lib.media.images import grid
 from lib.techniques.views import VIEWS
-from ui.backend import download_png, seed_control
-from ui.flow_backend import flow_page_setup
+from ui.backend import download_png, prompt_ok, seed_control
+from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
 from ui.sections.flow_anagrams import DEFAULTS, FLOW_VIEWS, anagrams
 
@@ -31,15 +30,11 @@ prompt2 = prompt_input("Prompt 2 (under the view)", DEFAULTS.prompt2, "flow_anag
 view = c3.selectbox("View", FLOW_VIEWS, FLOW_VIEWS.index(DEFAULTS.view), key="flow_anagrams_view")
 d1, d2, d3 = st.columns(3)
 num = d1.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_anagrams_samples")
-w = d2.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_anagrams_w", help="v_c + w (v_c − v_u) per view.")
+w = guidance_w_slider(DEFAULTS.w, "flow_anagrams_w", container=d2, help="v_c + w (v_c − v_u) per view.")
 with d3:
     seed = seed_control("flow_anagrams_seed").value
-for field, prompt in (("Prompt 1", prompt1), ("Prompt 2", prompt2)):
-    try:
-        backend.model.encode_prompt(prompt)
-    except PromptError as err:
-        st.error(f"{field}: {err}")
-        st.stop()
+if not (prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2")):
+    st.stop()
 
 images = anagrams(backend.cache_id, prompt1, prompt2, view, w, DEFAULTS.h, num, seed, backend)
 viewed = VIEWS[view].apply(images)

@@ -3,12 +3,11 @@
 import streamlit as st
 import torch
 
-from lib.ddpm.sampling import PromptError
 from lib.flow.euler import euler_times
 from lib.media.images import grid
-from ui.backend import download_png, seed_control
+from ui.backend import download_png, prompt_ok, seed_control
 from ui.common import counted
-from ui.flow_backend import flow_page_setup
+from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import edit_prompt_input, pick_image, show
 from ui.sections.flow_editing import DEFAULTS, edits
 
@@ -32,16 +31,12 @@ with right:
     prompt = edit_prompt_input(backend, picked, "flow_editing",
                                "3.1: the input's own digit; 3.2: type another digit to steer the edit towards it.")
     c1, c2 = st.columns(2)
-    w = c1.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_editing_w",
-                  help="v_c + w (v_c − v_u); 0 = no guidance.")
+    w = guidance_w_slider(DEFAULTS.w, "flow_editing_w", container=c1, help="v_c + w (v_c − v_u); 0 = no guidance.")
     with c2:
         seed = seed_control("flow_editing_seed").value
 if picked is None:
     st.stop()
-try:
-    backend.model.encode_prompt(prompt)
-except PromptError as err:
-    st.error(str(err))
+if not prompt_ok(backend, prompt):
     st.stop()
 
 edited = edits(backend.cache_id, picked.array, DEFAULTS.t_starts, prompt, w, DEFAULTS.h, seed, backend)

@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from lib.ddpm.sampling import PromptError
 from lib.media.images import grid
 from lib.techniques.filters import lowpass
 from lib.techniques.hybrids import lowpass_scaled_to
-from ui.backend import download_png, seed_control
-from ui.flow_backend import flow_page_setup
+from ui.backend import download_png, prompt_ok, seed_control
+from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
 from ui.sections.flow_hybrids import DEFAULTS, hybrids
 
@@ -32,13 +31,9 @@ near = prompt_input("Prompt 2 (up close)", DEFAULTS.near, "flow_hybrids_near", b
 num = c3.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_hybrids_samples")
 with c4:
     seed = seed_control("flow_hybrids_seed").value
-w = st.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_hybrids_w", help="v_c + w (v_c − v_u) per prompt.")
-for field, prompt in (("Prompt 1", far), ("Prompt 2", near)):
-    try:
-        backend.model.encode_prompt(prompt)
-    except PromptError as err:
-        st.error(f"{field}: {err}")
-        st.stop()
+w = guidance_w_slider(DEFAULTS.w, "flow_hybrids_w", container=st, help="v_c + w (v_c − v_u) per prompt.")
+if not (prompt_ok(backend, far, field="Prompt 1") and prompt_ok(backend, near, field="Prompt 2")):
+    st.stop()
 
 images = hybrids(backend.cache_id, far, near, kernel, sigma, w, DEFAULTS.h, num, seed, backend)
 show(images, value_range=value_range, target_px=140, caption=f"up close: {near!r}")

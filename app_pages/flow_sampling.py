@@ -3,12 +3,11 @@
 import streamlit as st
 import torch
 
-from lib.ddpm.sampling import PromptError
 from lib.flow.euler import euler_times, scale_from_course_w
 from lib.media.images import grid
-from ui.backend import download_png, seed_control
+from ui.backend import download_png, prompt_ok, seed_control
 from ui.common import counted
-from ui.flow_backend import flow_page_setup
+from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
 from ui.sections.flow_sampling import DEFAULTS, samples
 
@@ -30,15 +29,11 @@ c1, c2, c3, c4 = st.columns(4)
 prompt = prompt_input("Prompt (a digit)", backend.defaults.prompt, "flow_sampling_prompt", backend.family,
                       help=f"A digit 0–9 or its name. {EMPTY_PROMPT_HELP}", container=c1)
 num = c2.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_sampling_samples")
-w = c3.slider("Guidance w", 0.0, 10.0, DEFAULTS.w, 0.5, key="flow_sampling_w",
-              help=f"0 = no guidance. The default {DEFAULTS.w:g} is this model's own (part B's γ = "
+w = guidance_w_slider(DEFAULTS.w, "flow_sampling_w", container=c3, help=f"0 = no guidance. The default {DEFAULTS.w:g} is this model's own (part B's γ = "
                    f"{scale_from_course_w(DEFAULTS.w):g}); the course's w = 7 is PixNerd's.")
 with c4:
     seed = seed_control("flow_sampling_seed").value
-try:
-    backend.model.encode_prompt(prompt)
-except PromptError as err:
-    st.error(str(err))
+if not prompt_ok(backend, prompt):
     st.stop()
 
 steps = len(euler_times(0.0, DEFAULTS.h)) - 1

@@ -158,20 +158,12 @@ class Child:
             pass
 
 
-def _watch(pid: int, stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            stop.set()
-
-
 def host(port: int, batch_wait_s: float, exit_with: int) -> None:
     """A Ray cluster with Serve on ``port``: the echo at /echo and lib.model_server at /, until SIGTERM."""
     import ray
     from ray import serve
 
-    from lib.model_server import build_app
+    from lib.model_server import build_app, watch_parent
 
     path = os.pathsep.join([str(ROOT), str(ROOT / "bench")])
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
@@ -179,7 +171,7 @@ def host(port: int, batch_wait_s: float, exit_with: int) -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    threading.Thread(target=_watch, args=(exit_with, stop), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(exit_with, stop), daemon=True).start()
     try:
         serve.run(serve.deployment(serve.ingress(echo_api)(ServeEcho)).bind(), name="echo", route_prefix="/echo",
                   blocking=False)

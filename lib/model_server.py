@@ -396,7 +396,9 @@ class ModelServer:
         return await self.training.result(key)
 
 
-def _watch(pid: int, stop: threading.Event) -> None:
+def watch_parent(pid: int, stop: threading.Event) -> None:
+    """Set ``stop`` once process ``pid`` is gone (polled each second): a server started by a test or a benchmark
+    exits with whoever started it, even when that one is killed."""
     while not stop.wait(1.0):
         try:
             os.kill(pid, 0)
@@ -449,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if args.exit_with:
-        threading.Thread(target=_watch, args=(args.exit_with, stop), daemon=True).start()
+        threading.Thread(target=watch_parent, args=(args.exit_with, stop), daemon=True).start()
     try:
         serve.run(build_app({"models": args.models, "max_batch_size": args.max_batch_size,
                              "batch_wait_timeout_s": args.batch_wait_ms / 1000, "shipped_dir": args.shipped_dir,

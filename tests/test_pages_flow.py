@@ -26,8 +26,8 @@ from lib.train.centroids import mean_image
 from lib.train.digit_classifier import quality
 from lib.train.training import (FLOW_CONSTANT_LR, FLOW_SAMPLER_STEPS, TrainConfig, epoch_learning_rates,
                                 held_out_loss)
-from tests.test_pages_part_b import (animation, app, digits, figures, image_with_caption, open_page,  # noqa: F401
-                                     run, texts, values)
+from tests.test_pages_part_b import (animation, app, digits, figures, image_with_caption, nothing_shipped,  # noqa: F401
+                                     open_page, run, texts, values)
 from ui.backend import DEFAULT_SEED
 from ui.sections import class_flow, constant_lr, pure_noise, time_flow
 from ui.sections.constant_lr import mean_rates, scheduled_counterpart
@@ -57,12 +57,6 @@ def tiny_flow_shipped(tmp_path_factory, digits) -> Path:
 def flow_shipped(app, tiny_flow_shipped, monkeypatch) -> Path:
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tiny_flow_shipped)
     return tiny_flow_shipped
-
-
-@pytest.fixture()
-def nothing_shipped(app, tmp_path, monkeypatch) -> Path:
-    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "no_models")
-    return tmp_path / "no_models"
 
 
 def frame_pixels(frame: dict) -> np.ndarray:

@@ -71,13 +71,25 @@ FAMILY_DEFAULTS = {
 }
 
 
+class ImageShape:
+    """What the pages read of a backend's images: their side and channels (its model's ``image_shape`` (C, H, W))."""
+
+    @property
+    def size(self) -> int:
+        return self.model.image_shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.model.image_shape[0]
+
+
 @dataclass(frozen=True)
-class Backend:
+class Backend(ImageShape):
     """The active denoiser plus what pages need to know about it."""
 
     model: NoiseModel
     family: str  # "mnist" | "if": which defaults apply (``FAMILY_DEFAULTS``, ``ui.sections.<slug>.DEFAULTS``)
-    cache_id: str  # identifies the weights: the hashable stand-in for the denoiser in st.cache_data keys
+    cache_id: str  # identifies the weights: the hashable stand-in for the model in st.cache_data keys
     variant: str | None = None  # IF-I-XL / IF-I-L / IF-I-M
 
     @property
@@ -92,13 +104,6 @@ class Backend:
     def num_timesteps(self) -> int:
         return self.model.schedule.num_timesteps
 
-    @property
-    def size(self) -> int:
-        return self.model.image_shape[-1]
-
-    @property
-    def channels(self) -> int:
-        return self.model.image_shape[0]
 
 
 def _setting(name: str) -> str | None:
@@ -295,7 +300,8 @@ def memory_plan_note(variant: str, device: str) -> None:
 # --- shared controls -------------------------------------------------------------------------------------------------
 
 def prompt_ok(backend: Backend, prompt: str, *, field: str | None = None) -> bool:
-    """True if the backend can condition on ``prompt``, else an st.error saying why (and nothing is sampled).
+    """True if the backend (a ``Backend`` or the flow edition's ``FlowBackend``) can condition on ``prompt``, else an
+    st.error saying why (and nothing is sampled).
 
     One rule on every page: the empty prompt is the unconditional one (the model's null condition, which CFG's ε_u
     uses anyway), never an error, and the page says so in one message (``lib.media.text.empty_prompt_note``).

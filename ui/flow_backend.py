@@ -23,7 +23,7 @@ from lib.media.images import rescaled
 from lib.train import model_store
 from lib.train.training import TrainedRun
 from ui import common, layout
-from ui.backend import FAMILY_DEFAULTS, FamilyDefaults
+from ui.backend import FAMILY_DEFAULTS, FamilyDefaults, ImageShape
 from ui.sections import training_section
 
 MODEL = "flow_class"  # the part-B model these pages run on
@@ -35,7 +35,7 @@ PIXNERD = "PixNerd-XXL-P16-T2I"
 
 
 @dataclass(frozen=True)
-class FlowBackend:
+class FlowBackend(ImageShape):
     """The active velocity model and what the pages need to know about it. It offers what the input-image picker
     (``ui.part_a.pick_image``) reads of a backend: an MNIST model takes test digits, uploads and drawings."""
 
@@ -48,14 +48,6 @@ class FlowBackend:
     @property
     def defaults(self) -> FamilyDefaults:
         return FAMILY_DEFAULTS[self.family]
-
-    @property
-    def size(self) -> int:
-        return self.model.image_shape[-1]
-
-    @property
-    def channels(self) -> int:
-        return self.model.image_shape[0]
 
     def image(self, array) -> torch.Tensor:
         """A picked image (C, H, W) in [−1, 1] as x₁ (1, C, H, W) in the model's pixel range."""
@@ -113,3 +105,9 @@ def flow_page_setup(slug: str, formula: str | list[str], explanation: str) -> Fl
     """A flow part-A page's heading, formula and explanation (``layout.section_header``) and its backend."""
     layout.section_header(slug, formula, explanation)
     return active_flow_backend()
+
+
+def guidance_w_slider(default: float, key: str, help: str, container=st) -> float:
+    """The course's guidance weight w of v_c + w (v_c − v_u) (0: the conditional velocity alone), on every page that
+    guides."""
+    return container.slider("Guidance w", 0.0, 10.0, default, 0.5, key=key, help=help)
