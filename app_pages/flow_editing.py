@@ -8,7 +8,7 @@ from lib.media.images import grid
 from ui.backend import download_png, prompt_ok, seed_control
 from ui.common import counted
 from ui.flow_backend import flow_page_setup, guidance_w_slider
-from ui.part_a import edit_prompt_input, pick_image, show
+from ui.part_a import edit_prompt_input, image_and_controls, show
 from ui.sections.flow_editing import DEFAULTS, edits
 
 backend = flow_page_setup(
@@ -24,9 +24,7 @@ backend = flow_page_setup(
 )
 value_range = backend.model.value_range
 
-left, right = st.columns([2, 3])
-with left:
-    picked = pick_image(backend, "flow_editing")
+picked, right = image_and_controls(backend, "flow_editing")
 with right:
     prompt = edit_prompt_input(backend, picked, "flow_editing",
                                "3.1: the input's own digit; 3.2: type another digit to steer the edit towards it.")

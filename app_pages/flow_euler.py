@@ -7,7 +7,7 @@ from lib.media.images import grid
 from ui.backend import download_png, seed_control
 from ui.common import counted
 from ui.flow_backend import flow_page_setup
-from ui.part_a import pick_image, show
+from ui.part_a import image_and_controls, show
 from ui.sections.flow_euler import DEFAULTS, ESTIMATES, euler_run
 
 backend = flow_page_setup(
@@ -21,9 +21,7 @@ backend = flow_page_setup(
 )
 value_range = backend.model.value_range
 
-left, right = st.columns([2, 3])
-with left:
-    picked = pick_image(backend, "flow_euler")
+picked, right = image_and_controls(backend, "flow_euler")
 with right:
     c1, c2, c3 = st.columns(3)
     t_start = c1.slider("Start time t", *DEFAULTS.t_range, DEFAULTS.t_start, 0.05, key="flow_euler_t",

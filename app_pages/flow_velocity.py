@@ -7,7 +7,7 @@ from lib.flow.denoising import symmetric_limit
 from lib.media.plots import error_maps_figure
 from ui.backend import seed_control
 from ui.flow_backend import flow_page_setup
-from ui.part_a import pick_image, show
+from ui.part_a import image_and_controls, show
 from ui.sections.flow_velocity import DEFAULTS, diagnostics
 
 backend = flow_page_setup(
@@ -21,9 +21,7 @@ backend = flow_page_setup(
     "every t**, so the panels compare directly. The error is computed before any display scaling.",
 )
 
-left, right = st.columns([2, 3])
-with left:
-    picked = pick_image(backend, "flow_velocity")
+picked, right = image_and_controls(backend, "flow_velocity")
 with right:
     seed = seed_control("flow_velocity_seed").value
     st.caption("The same ε as on the 1.1 – 1.3 page (same seed), so these are the x_t shown there.")

@@ -7,7 +7,7 @@ from lib.media.plots import animation_figure, estimate_psnr_figure
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import clamped_key, cost_caption, edit_prompt_input, page_setup, pick_image, show
+from ui.part_a import clamped_key, cost_caption, edit_prompt_input, image_and_controls, page_setup, show
 from ui.sections.iterative import DEFAULTS, NO_CFG, WHY_PSNR_PREFERS_BLUR, clamped_i_start, compare, edges, scores_line
 
 backend = page_setup(
@@ -25,9 +25,7 @@ backend = page_setup(
 )
 
 
-left, right = st.columns([2, 3])
-with left:
-    picked = pick_image(backend, "iterative")
+picked, right = image_and_controls(backend, "iterative")
 with right:
     c1, c2 = st.columns(2)
     with c1:

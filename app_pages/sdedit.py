@@ -6,7 +6,7 @@ import torch
 from lib.media.images import grid
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
-from ui.part_a import DEFAULT_DIGIT, cost_caption, edit_prompt_input, page_setup, pick_image, show, with_cfg
+from ui.part_a import DEFAULT_DIGIT, cost_caption, edit_prompt_input, image_and_controls, page_setup, show, with_cfg
 from ui.sections.sdedit import COURSE, DEFAULTS, noise_level, sdedit_sweep, strip_statement
 
 backend = page_setup(
@@ -25,9 +25,7 @@ backend = page_setup(
 )
 d = DEFAULTS[backend.family]
 
-left, right = st.columns([2, 3])
-with left:
-    picked = pick_image(backend, "sdedit")
+picked, right = image_and_controls(backend, "sdedit")
 with right:
     prompt = edit_prompt_input(backend, picked, "sdedit", "IF: \"a high quality photo\" projects onto photos; any "
                                                           "other text steers the edit. MNIST: a digit; the picked "

@@ -27,7 +27,7 @@ from lib.train.digit_classifier import quality
 from lib.train.training import (FLOW_CONSTANT_LR, FLOW_SAMPLER_STEPS, TrainConfig, epoch_learning_rates,
                                 held_out_loss)
 from tests.test_pages_part_b import (animation, app, digits, figures, image_with_caption, nothing_shipped,  # noqa: F401
-                                     open_page, run, texts, values)
+                                     open_page, run, stopped_after_two_steps, texts, values)
 from ui.backend import DEFAULT_SEED
 from ui.sections import class_flow, constant_lr, pure_noise, time_flow
 from ui.sections.constant_lr import mean_rates, scheduled_counterpart
@@ -357,14 +357,7 @@ def test_constant_lr_a_stopped_run_continues_from_the_page(nothing_shipped, monk
     and ends exactly where a run that never stopped ends — its learning rate held all along."""
     config = model_store.shipped_run_config("flow_class_constant_lr", hidden=8, epochs=1, batch_size=32,
                                             steps_per_epoch=4, sample_stride=30, dataset=digits[0].source)
-    cpu = torch.device("cpu")
-    whole = run_training(config, *digits, cpu)
-    steps = []
-    with pytest.raises(InterruptedError):
-        run_training(config, *digits, cpu, on_progress=lambda p: steps.append(p.step),
-                     should_stop=lambda: len(steps) >= 2)
-    jobs = TrainingJobs(lambda: digits, device=cpu)
-    monkeypatch.setattr(ui.common, "training_jobs", lambda: jobs)
+    whole, jobs = stopped_after_two_steps(config, digits, monkeypatch)
 
     at = open_page(CONSTANT_LR)
     prefix = "b_flow_class_constant_lr"

@@ -270,10 +270,9 @@ def single_step_short_run_controls(at: AppTest, steps: int = 3) -> AppTest:
     return run(at.text_input(key="b_denoiser_steps").input(str(steps)))
 
 
-def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, digits):
-    """A run that stopped part-way (cancelled, or the app restarted) is offered as "Continue training from step N" and
-    ends exactly where a run that never stopped ends."""
-    config = TrainConfig.spec("denoiser", hidden=8, epochs=1, batch_size=32, steps_per_epoch=4)
+def stopped_after_two_steps(config, digits, monkeypatch) -> tuple:
+    """The run of ``config`` trained without a stop, and the pages' training jobs (on the CPU), whose disk now holds
+    the same run stopped after 2 steps: what "Continue training from step 2" resumes."""
     cpu = torch.device("cpu")
     whole = run_training(config, *digits, cpu)
     steps = []
@@ -282,6 +281,14 @@ def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, 
                      should_stop=lambda: len(steps) >= 2)
     jobs = TrainingJobs(lambda: digits, device=cpu)
     monkeypatch.setattr(ui.common, "training_jobs", lambda: jobs)
+    return whole, jobs
+
+
+def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, digits):
+    """A run that stopped part-way (cancelled, or the app restarted) is offered as "Continue training from step N" and
+    ends exactly where a run that never stopped ends."""
+    config = TrainConfig.spec("denoiser", hidden=8, epochs=1, batch_size=32, steps_per_epoch=4)
+    whole, jobs = stopped_after_two_steps(config, digits, monkeypatch)
 
     at = single_step_short_run_controls(open_page(B1), steps=4)
     button = at.button(key="single_step_train")

@@ -168,6 +168,15 @@ def uploaded_images(backend: Backend, key: str) -> list[Picked]:
     return [p for p in (_uploaded(backend, f) for f in files or []) if p is not None]
 
 
+def image_and_controls(backend: Backend, key: str):
+    """The input-image picker (``pick_image``) in a left column; returns what was picked and the right column, where
+    the page puts its controls."""
+    left, right = st.columns([2, 3])
+    with left:
+        picked = pick_image(backend, key)
+    return picked, right
+
+
 def pick_image(backend: Backend, key: str, *, default_digit: int = DEFAULT_DIGIT) -> Picked | None:
     """Choose the input image: a bundled photo (IF) or an MNIST test digit, an upload, or a drawing.
 
