@@ -59,7 +59,7 @@ elif picked is not None and prompt_ok(backend, prompt):
     st.markdown(strip_statement(ts, valid, stride))
     cols = layout.columns(len(valid) + 1)
     for col, i, k, image in zip(cols, valid, steps_each, result):
-        caption = f"i_start = {i}: runs {k} of {len(ts) - 1} steps from t = {ts[i]} (noise {noise_level(backend.denoiser, ts[i]):.2f})"
+        caption = f"i_start = {i}: runs {k} of {len(ts) - 1} steps from t = {ts[i]} (noise {noise_level(backend.model, ts[i]):.2f})"
         show(image, container=col, caption=caption, target_px=110)
     show(picked.tensor(), container=cols[-1], caption=f"original ({picked.caption})", target_px=110)
     download_png(grid(torch.cat([result, picked.tensor()]), len(valid) + 1, upscale=max(1, 128 // backend.size)),

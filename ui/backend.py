@@ -281,7 +281,7 @@ def active_backend() -> Backend:
     if backend is None:
         backend = _mnist_backend()
     where = "the model server" if choice == SERVER_CHOICE and backend.cache_id.startswith("server-") else device_label()
-    sb.caption(f"Active: **{backend.denoiser.name}** · {where}")
+    sb.caption(f"Active: **{backend.model.name}** · {where}")
     return dataclasses.replace(backend, model=GuardedNoiseModel(backend.model))
 
 
