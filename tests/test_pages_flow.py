@@ -26,8 +26,9 @@ from lib.train.centroids import mean_image
 from lib.train.digit_classifier import quality
 from lib.train.training import (FLOW_CONSTANT_LR, FLOW_SAMPLER_STEPS, TrainConfig, epoch_learning_rates,
                                 held_out_loss)
-from tests.test_pages_part_b import (animation, app, digits, figures, image_with_caption, nothing_shipped,  # noqa: F401
-                                     open_page, run, stopped_after_two_steps, texts, values)
+from tests.test_pages_part_b import (animation, app, continue_to_the_end, digits, figures,  # noqa: F401
+                                     image_with_caption, nothing_shipped, open_page, run, stopped_after_two_steps,
+                                     texts, values)
 from ui.backend import DEFAULT_SEED
 from ui.sections import class_flow, constant_lr, pure_noise, time_flow
 from ui.sections.constant_lr import mean_rates, scheduled_counterpart
@@ -367,14 +368,7 @@ def test_constant_lr_a_stopped_run_continues_from_the_page(nothing_shipped, monk
     at.select_slider(key=f"{prefix}_sample_stride").set_value(30)
     at = run(at.checkbox(key=f"{prefix}_short").check())
     at = run(at.text_input(key=f"{prefix}_steps").set_value("4"))
-    button = at.button(key="constant_lr_train")
-    assert button.label == "Continue training from step 2" and not button.disabled
-    run(button.click())
-    job = jobs.get(config)
-    job.thread.join(120)
-    assert job.status == "done", job.error
-    assert job.progress.resumed_at == [2] and job.trained.info["resumed_at_steps"] == [2]
-    assert job.trained.losses == pytest.approx(whole.losses, rel=1e-6)
+    continue_to_the_end(at, "constant_lr_train", jobs, config, whole)
     at = run(at)
     assert "Training finished: 4 steps" in texts(at.success)
     # the run without the scheduler is there now; the page asks for the scheduled run it is compared with

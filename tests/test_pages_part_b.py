@@ -284,6 +284,18 @@ def stopped_after_two_steps(config, digits, monkeypatch) -> tuple:
     return whole, jobs
 
 
+def continue_to_the_end(at: AppTest, train_key: str, jobs, config, whole) -> None:
+    """Press "Continue training from step 2" and check the run ends where the run that never stopped ended."""
+    button = at.button(key=train_key)
+    assert button.label == "Continue training from step 2" and not button.disabled
+    run(button.click())
+    job = jobs.get(config)
+    job.thread.join(120)
+    assert job.status == "done", job.error
+    assert job.progress.resumed_at == [2] and job.trained.info["resumed_at_steps"] == [2]
+    assert job.trained.losses == pytest.approx(whole.losses, rel=1e-6)  # stored as fp32: equal to fp32's precision
+
+
 def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, digits):
     """A run that stopped part-way (cancelled, or the app restarted) is offered as "Continue training from step N" and
     ends exactly where a run that never stopped ends."""
@@ -291,14 +303,7 @@ def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, 
     whole, jobs = stopped_after_two_steps(config, digits, monkeypatch)
 
     at = single_step_short_run_controls(open_page(B1), steps=4)
-    button = at.button(key="single_step_train")
-    assert button.label == "Continue training from step 2" and not button.disabled
-    run(button.click())
-    job = jobs.get(config)
-    job.thread.join(60)
-    assert job.status == "done", job.error
-    assert job.progress.resumed_at == [2] and job.trained.info["resumed_at_steps"] == [2]
-    assert job.trained.losses == pytest.approx(whole.losses, rel=1e-6)  # stored as fp32: equal to fp32's precision
+    continue_to_the_end(at, "single_step_train", jobs, config, whole)
     assert not model_store.resume_path(config).exists()
     at = run(at)
     assert "in 2 sittings · D = 8, σ = 0.5, 1 short epoch of 4 batches." in texts(at.caption)
