@@ -8,7 +8,7 @@ from lib.media.images import grid
 from ui.backend import download_png, seed_control
 from ui.flow_backend import flow_page_setup
 from ui.part_a import pick_image, show
-from ui.sections.flow_denoising import DEFAULTS, denoised
+from ui.sections.flow_denoising import DEFAULTS, at_time, denoised
 
 backend = flow_page_setup(
     "flow_denoising",
@@ -39,7 +39,8 @@ if picked is None:
 
 prompt = backend.defaults.edit_prompt(picked.digit)
 x1 = backend.image(picked.array)
-at_t = denoised(backend.cache_id, picked.array, (t,), prompt, seed, DEFAULTS.sigmas, backend)
+course = denoised(backend.cache_id, picked.array, DEFAULTS.course_times, prompt, seed, DEFAULTS.sigmas, backend)
+at_t = at_time(course, t, backend.cache_id, picked.array, prompt, seed, backend)
 sweep = at_t.sweeps[0]
 st.subheader(f"At t = {t:g}")
 m1, m2, m3 = st.columns(3)
@@ -55,7 +56,6 @@ if sweep is None:
     st.info("At t = 0, x_t is pure noise: dividing by t is undefined and there is nothing of the image to blur. "
             "The one-step estimate still works — it is the model's guess from noise alone.")
 
-course = denoised(backend.cache_id, picked.array, DEFAULTS.course_times, prompt, seed, DEFAULTS.sigmas, backend)
 times_text = ", ".join(f"t = {s:g}" for s in course.times)
 st.subheader(f"The course's three times: {times_text}")
 rows = torch.cat([course.noisy, torch.cat([s.best for s in course.sweeps]), course.one_step])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import importlib
 from html import escape
 import io
 import re
@@ -27,7 +28,7 @@ from lib.media.report import gif_figure, loss_curve_svg, png_figure, svg_figure
 from lib.media.images import gif_bytes
 from lib.media.text import quoted_prompt
 from ui import whole_assignment
-from ui.sections import sdedit
+from ui.sections import flow_editing, in_part, sdedit
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app_pages" / "whole_assignment.py")
@@ -310,3 +311,124 @@ def test_the_whole_assignment_on_a_tiny_deepfloyd_if(app, monkeypatch, tmp_path)
     assert "<th>mask</th><td>course rectangle (rows 2–19, columns 24–41)</td>" in result.html
     assert "<th>prompt</th><td>&#x27;a rocket ship&#x27;</td>" in result.html
     st.cache_resource.clear()  # drop the tiny IF
+
+
+# --- the flow edition ---------------------------------------------------------------------------------------------------
+
+FLOW_SLUGS = [s.slug for part in ("A", "B") for s in in_part(part, "flow") if "ddpm" not in s.editions]
+FLOW_PIECES = [p for slug in FLOW_SLUGS for p in importlib.import_module(f"ui.sections.{slug}").REPORT]
+FLOW_TINY = dict(hidden=4, batch_size=16, steps_per_epoch=1)
+
+
+def test_every_flow_section_has_its_report_part_in_the_flow_report_only():
+    flow_keys = [h.key for piece in whole_assignment.pieces("flow") for h in piece.headings]
+    own = [h.key for piece in FLOW_PIECES for h in piece.headings]
+    for slug in FLOW_SLUGS:
+        assert importlib.import_module(f"ui.sections.{slug}").REPORT, slug
+    assert all(key.split(".")[0] in FLOW_SLUGS for key in own) and len(set(own)) == len(own)
+    assert set(own) <= set(flow_keys) and not set(own) & set(KEYS)  # in the flow edition's report, never the DDPM's
+
+
+def test_without_flow_models_each_flow_section_names_the_missing_file(monkeypatch, tmp_path, isolated_cache):
+    """Nothing shipped, nothing cached: every flow piece fails with the file its page would ask for, as a sentence the
+    report prints in its sections (``failure_text``)."""
+    from lib.media.costs import CountingNoiseModel
+    from ui.report_kit import Context, failure_text
+
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    c = Context(None, CountingNoiseModel(None), None, None, [], edition="flow")
+    wanted = {"pure_noise": "pure_noise", "time_flow": "flow_time", "class_flow": "flow_class",
+              "constant_lr": "flow_class"}  # constant_lr compares with the scheduled run first
+    for piece in FLOW_PIECES:
+        slug = piece.headings[0].key.split(".")[0]
+        with pytest.raises(LookupError) as caught:
+            piece.make(c)
+        message = failure_text(caught.value)
+        assert message.startswith("Not made: no "), message
+        assert f"data/models/{wanted.get(slug, 'flow_class')}.safetensors" in message, (slug, message)
+        if slug.startswith("flow_"):
+            assert "no run of it is in the model cache" in message
+
+
+@pytest.fixture(scope="module")
+def tiny_flow_shipped(tiny_shipped, tmp_path_factory, mnist_root):
+    """The DDPM edition's tiny runs (part A's MNIST backend, B1) and a tiny run of each flow run, storing the epochs
+    the flow edition's checklist asks for (B1.2.3: 1 and 5; B2: 1, 5 and 10)."""
+    import shutil
+
+    from lib.train.data import Digits, load_mnist
+    from lib.train.runs import run_training
+
+    train, test = load_mnist(True, mnist_root), load_mnist(False, mnist_root)
+    train = Digits(train.images[:512], train.labels[:512], train.source, train.note)
+    folder = tmp_path_factory.mktemp("shipped_flow")
+    for path in tiny_shipped.glob("*.safetensors"):
+        shutil.copy(path, folder / path.name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name in ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr"):
+            epochs = dict(epochs=5, snapshot_epochs=(1, 5)) if name == "pure_noise" else \
+                dict(epochs=10, snapshot_epochs=(1, 5, 10), sample_stride=50)
+            config = model_store.shipped_run_config(name, **FLOW_TINY, **epochs)
+            run = run_training(config, train, test, device=torch.device("cpu"))
+            model_store.save_run(run, folder / f"{name}.safetensors", {**run.info, "device": "cpu (test)",
+                                                                       "data": train.note})
+    finally:
+        torch.set_num_threads(threads)
+    return folder
+
+
+@pytest.mark.slow
+def test_the_flow_report_covers_part_a_and_b_and_shares_the_pages_cache(tiny_flow_shipped, monkeypatch):
+    """The flow edition's report on tiny runs: every flow section made with the flow edition's numbers, and each flow
+    page opened with its defaults afterwards finds the report's results (adds no entry to a section computation the
+    report filled)."""
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tiny_flow_shipped)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["edition"] = "flow"
+    at.run()
+    assert not at.exception, at.exception
+    result = run_report(at)
+    flow_keys = [h.key for piece in whole_assignment.pieces("flow") for h in piece.headings]
+    assert [s.key for s in result.sections] == flow_keys
+    problems = {s.key: s.problem for s in result.sections if s.problem}
+    assert list(problems) == ["sdedit.own"], problems
+    made = {s.key: s for s in result.sections}
+    html = result.html
+    assert html.startswith("<!DOCTYPE html>") and "Flow matching (2025–26)" in html
+    for key in ("flow_denoising.noisy", "flow_velocity", "flow_euler", "flow_sampling.plain", "flow_sampling",
+                "flow_editing", "flow_editing.text", "flow_anagrams", "flow_hybrids", "class_flow.gif",
+                "constant_lr"):
+        assert re.fullmatch(r"[1-9][\d,]* UNet calls now, [\d.]+ s", made[key].cost), (key, made[key].cost)
+    # the flow edition's numbers: its times, its steps, its epochs
+    for setting in ("<th>t</th><td>0.25, 0.5, 0.75</td>", "<th>t_start</th><td>0.5</td>",
+                    "<th>t_s</th><td>0.02, 0.04, 0.06, 0.1, 0.14, 0.25, 0.5</td>",
+                    "<th>h</th><td>0.02 (50 Euler steps)</td>", "<th>guidance w</th><td>4.0</td>",
+                    "<th>epochs shown</th><td>1, 5, 10</td>", "<th>epochs shown</th><td>1, 5</td>",
+                    f"<th>prompt</th><td>{escape(quoted_prompt(flow_editing.DEFAULTS.text_edit))}</td>"):
+        assert setting in html, setting
+    euler = made["flow_euler"]
+    mse = dict(item.split(": ") for item in euler.settings["MSE"].split("; "))
+    assert len(mse) == 3 and f"Here the {min(mse, key=lambda name: float(mse[name]))} wins on MSE" in euler.text
+    sampling = next(s for s in result.sections if s.key == "flow_sampling")
+    assert sampling.settings["guidance w"] == 4.0 and "γ = 5" in sampling.text
+    lesson = made["pure_noise.centroid"]
+    assert float(lesson.settings["loss floor E‖x − x̄‖² per pixel"]) > 0
+    assert html.count("<svg") == 6  # the loss curves of B1, B1.2.3, B2.2, B2.5 and both runs of B2.6
+    assert sum(mime == "image/gif" for mime, *_ in pictures(html)) == 3  # two anagram morphs (1.8) and B2.6's digit
+
+    # the pages of the flow sections, opened with their defaults, find the report's results
+    for slug in FLOW_SLUGS:
+        before = cache_entries()
+        other = AppTest.from_file(str(PAGES / f"{slug}.py"), default_timeout=TIMEOUT)
+        other.session_state["edition"] = "flow"
+        other.run()
+        assert not other.exception and not other.error, (slug, other.exception, other.error)
+        after = cache_entries()
+        grown = {name: after[name] - n for name, n in before.items() if after[name] != n}
+        assert not [name for name in grown if name.startswith("ui.sections.")], (slug, grown)

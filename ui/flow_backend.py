@@ -42,6 +42,7 @@ class FlowBackend(ImageShape):
     model: MnistFlow
     cache_id: str  # identifies the weights in st.cache_data keys (``ui.common.run_cache_id``)
     origin: str  # which run, in words
+    weights: str = "ema"  # the run's weights it uses: "ema" (their average) or "spec" (the last step's)
     family = "mnist"
     is_if = False
 
@@ -66,12 +67,14 @@ def class_flow_run() -> tuple[TrainedRun | None, str]:
     return None, ""
 
 
+MISSING = (f"data/models/{MODEL}.safetensors is not shipped (making it needs a GPU run of scripts/train_models.py) "
+           "and no run of it is in the model cache")  # what is missing when there is no class flow model
+
+
 def missing_model() -> None:
     """Say that no class-conditioned flow model exists yet and where to train one; stop the page."""
-    st.info("These pages run on the class-conditioned MNIST flow model of part B, and there is none yet: "
-            f"data/models/{MODEL}.safetensors is not shipped (making it needs a GPU run of scripts/train_models.py) "
-            "and no run of it is in the model cache. Train one on its part-B page — a short run takes minutes — and "
-            "come back: the pages pick it up.")
+    st.info(f"These pages run on the class-conditioned MNIST flow model of part B, and there is none yet: {MISSING}. "
+            "Train one on its part-B page — a short run takes minutes — and come back: the pages pick it up.")
     section = training_section(MODEL)
     if section is not None:
         st.page_link(section.page, label=f"Train it: {section.label}", icon="➡️")
@@ -87,18 +90,26 @@ def pixnerd_note() -> None:
         st.sidebar.caption(f"This GPU fits {PIXNERD}; these pages run on the MNIST flow model.")
 
 
-def active_flow_backend() -> FlowBackend:
-    """The class flow model with its EMA weights (where kept), named in the sidebar; stops the page if there is none."""
-    st.sidebar.subheader("Flow model")
+def flow_backend() -> FlowBackend | None:
+    """The class flow model (``class_flow_run``) on its EMA weights where the run kept them, else its last ones; None
+    if there is none. What the pages and the whole-assignment report run on."""
     run, origin = class_flow_run()
-    pixnerd_note()
     if run is None:
-        missing_model()
+        return None
     weights = "ema" if run.ema is not None else "spec"
-    model = common.flow_of(run, weights)
-    st.sidebar.caption(f"Active: **{model.name}**, {origin}, {'EMA' if weights == 'ema' else 'last'} weights · "
-                       f"{common.device_label()}")
-    return FlowBackend(model, common.run_cache_id(run, weights), origin)
+    return FlowBackend(common.flow_of(run, weights), common.run_cache_id(run, weights), origin, weights)
+
+
+def active_flow_backend() -> FlowBackend:
+    """``flow_backend``, named in the sidebar; stops the page if there is none."""
+    st.sidebar.subheader("Flow model")
+    backend = flow_backend()
+    pixnerd_note()
+    if backend is None:
+        missing_model()
+    st.sidebar.caption(f"Active: **{backend.model.name}**, {backend.origin}, "
+                       f"{'EMA' if backend.weights == 'ema' else 'last'} weights · {common.device_label()}")
+    return backend
 
 
 def flow_page_setup(slug: str, formula: str | list[str], explanation: str) -> FlowBackend:

@@ -15,13 +15,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lib.media.costs import Cost, CountingNoiseModel
+from lib.media.costs import Cost, CountingNoiseModel, CountingVelocityModel
 from lib.backends.remote import RemoteUnavailable
 from lib.media.report import Deliverable, loss_curve_svg, png_figure, svg_figure
+from lib.train.training import DDPMS, FLOWS, TrainConfig
 from ui.backend import DEFAULT_SEED, Backend, FamilyDefaults, StepProgress
 from ui.training.settings import GRID_STRIDE_WORDS
 from ui.common import mnist
-from ui.sections import DEFAULT_EDITION
+from ui.flow_backend import MISSING, MODEL as FLOW_MODEL, FlowBackend, flow_backend
+from ui.sections import DEFAULT_EDITION, training_section
 from ui.part_a import Picked
 from ui.training.results import grid_of, run_to_show
 from ui.training.settings import default_config
@@ -86,7 +88,12 @@ class Context:
         return len(self.den.timesteps(self.stride)) - 1
 
     def upscale(self) -> int:
-        return max(1, 128 // self.backend.size)
+        return upscale_for(self.backend.size)
+
+
+def upscale_for(size: int) -> int:
+    """How many times a report's picture enlarges images of ``size`` px: to about 128 px."""
+    return max(1, 128 // size)
 
 
 @dataclass(frozen=True)
@@ -119,14 +126,24 @@ class Piece:
 
 # --- part B: what the pages show of a trained run ---------------------------------------------------------------------
 
-def shown_run(model_id: str):
-    """The run a part-B page shows with its widgets at their defaults (the shipped model, unless this process trained
-    those very settings); a LookupError when there is none."""
-    run, note = run_to_show(model_id, default_config(model_id, mnist()[0]))
+def shown_run(model_id: str, config: TrainConfig | None = None):
+    """The run a part-B page shows with its widgets at their defaults — or at ``config`` (the shipped model, unless
+    this process trained those very settings); a LookupError when there is none."""
+    run, note = run_to_show(model_id, config or default_config(model_id, mnist()[0]))
     if run is None:
         raise LookupError(f"no trained {model_id} model: data/models/{model_id}.safetensors is missing — train it on its page "
                           "or with scripts/train_models.py")
     return run
+
+
+def shown_flow_backend(c: Context) -> FlowBackend:
+    """What the flow edition's part-A pages run on (``ui.flow_backend.flow_backend``: the same weights and cache id),
+    its velocity calls counted in this piece's cost; a LookupError naming what is missing when there is none."""
+    backend = flow_backend()
+    if backend is None:
+        raise LookupError(f"no class-conditioned flow model: {MISSING} — train one on the page "
+                          f"{training_section(FLOW_MODEL).label}")
+    return dataclasses.replace(backend, model=CountingVelocityModel(backend.model, c.den))
 
 
 def run_settings(run) -> dict[str, object]:
@@ -143,17 +160,23 @@ def loss_section(heading: Heading, run) -> Deliverable:
                         [svg_figure(svg, "training loss")])
 
 
-def epochs_section(heading: Heading, run, wanted: tuple[int, int], what: str) -> Deliverable:
+def epochs_section(heading: Heading, run, wanted: tuple[int, ...], what: str) -> Deliverable:
     """The run's stored per-epoch pictures at the ``wanted`` epochs (else its first and last), nothing retrained."""
     shown = wanted if all(e in run.snapshots for e in wanted) else (min(run.snapshots), max(run.snapshots))
     model = run.config.model
     figures = [png_figure(grid_of(run.snapshots[e], model), f"after epoch {e}")
                for e in shown]
     settings = {**run_settings(run), "epochs shown": ", ".join(map(str, shown))}
-    if model != "denoiser":
+    if model in DDPMS or model in FLOWS:  # the samplers' grids (the denoisers' are one pass)
         settings[GRID_STRIDE_WORDS] = run.config.sample_stride
-    note = "" if shown == wanted else f"This run stored no epochs {wanted[0]} and {wanted[1]}: its first and last."
+    note = "" if shown == wanted else f"This run stored no epochs {spoken_list(wanted)}: its first and last."
     return heading.made(settings, figures, " ".join(filter(None, [what, note])))
+
+
+def spoken_list(items) -> str:
+    """"1, 5 and 10"."""
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def one(_: Context) -> int:

@@ -14,7 +14,12 @@ import torch
 from lib.ddpm.sampling import randn
 from lib.flow.euler import scale_from_course_w
 from lib.techniques.sdedit import flow_edit
+from lib.media.images import grid
+from lib.media.report import png_figure
+from lib.media.text import quoted_prompt
 from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
+from ui.part_a import default_image
+from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +27,7 @@ class Defaults:
     t_starts: tuple[float, ...] = (0.02, 0.04, 0.06, 0.10, 0.14, 0.25, 0.50)  # the course's seven
     h: float = STEP
     w: float = GUIDANCE_W
+    text_edit: str = "2"  # 3.2: the report's edit of the test digit towards another prompt
 
 
 DEFAULTS = Defaults()
@@ -39,4 +45,27 @@ def edits(cache_id: str, image: np.ndarray, t_starts: tuple[float, ...], prompt:
                      h=h).float().cpu()
 
 
-REPORT = ()  # the flow edition's part of the whole-assignment report comes with the report's edition choice
+# --- the report --------------------------------------------------------------------------------------------------------
+
+EDIT = Heading("flow_editing", "3.1", "Image-to-image editing from seven start times")
+TEXT_EDIT = Heading("flow_editing.text", "3.2", "Text-guided editing")
+
+
+def _report(c: Context):
+    flow = shown_flow_backend(c)
+    picked = default_image(flow)
+    g, x1 = DEFAULTS, flow.image(picked.array)
+    made = []
+    for heading, prompt, text in ((EDIT, flow.defaults.edit_prompt(picked.digit), "A larger t_s keeps more of the "
+                                   "input."),
+                                  (TEXT_EDIT, g.text_edit, f"The same edits steered towards {quoted_prompt(g.text_edit)}.")):
+        edited = edits(flow.cache_id, picked.array, g.t_starts, prompt, g.w, g.h, c.seed, flow)
+        picture = grid(torch.cat([x1, edited]), 1 + len(edited), flow.model.value_range, upscale=upscale_for(flow.size))
+        settings = {"image": picked.caption, "prompt": quoted_prompt(prompt), "t_s": ", ".join(f"{t:g}" for t in g.t_starts),
+                    "guidance w": g.w, "h": g.h, "noise seed": c.seed}
+        made.append(heading.made(settings, [png_figure(picture, "input · t_s = " + ", ".join(f"{t:g}" for t in
+                                                                                             g.t_starts))], text))
+    return made, None
+
+
+REPORT = (Piece((EDIT, TEXT_EDIT), "3.1 – 3.2 · image-to-image editing", one, _report),)

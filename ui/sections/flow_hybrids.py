@@ -13,7 +13,13 @@ from lib.ddpm.sampling import randn
 from lib.flow.euler import euler, scale_from_course_w
 from lib.techniques.filters import two_band
 from lib.techniques.hybrids import factorized_velocity
+from lib.media.images import grid
+from lib.media.report import png_figure
+from lib.media.text import quoted_prompt
+from lib.techniques.filters import lowpass
+from lib.techniques.hybrids import lowpass_scaled_to
 from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
+from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,4 +48,25 @@ def hybrids(cache_id: str, far: str, near: str, kernel: int, sigma: float, w: fl
     return euler(x0, 0.0, h, predict).float().cpu()
 
 
-REPORT = ()  # the flow edition's part of the whole-assignment report comes with the report's edition choice
+# --- the report --------------------------------------------------------------------------------------------------------
+
+HYBRIDS = Heading("flow_hybrids", "3.4", "Hybrid images")
+
+
+def _report(c: Context):
+    flow = shown_flow_backend(c)
+    g = DEFAULTS
+    kernel, sigma = lowpass_scaled_to(flow.size, g.sigma_at_512)
+    images = hybrids(flow.cache_id, g.far, g.near, kernel, sigma, g.w, g.h, g.samples, c.seed, flow)
+    lo_hi, up = flow.model.value_range, upscale_for(flow.size)
+    settings = {"prompt 1 (from far)": quoted_prompt(g.far), "prompt 2 (up close)": quoted_prompt(g.near),
+                "low-pass": f"Gaussian σ = {sigma:.3g} px, {kernel} taps (σ {g.sigma_at_512:g} at 512 px, scaled)",
+                "guidance w": g.w, "h": g.h, "samples": g.samples, "seed": c.seed}
+    figures = [png_figure(grid(images, g.samples, lo_hi, upscale=up), f"up close: {quoted_prompt(g.near)}"),
+               png_figure(grid(images, g.samples, lo_hi), "from far (actual size)"),
+               png_figure(grid(lowpass(images, kernel, sigma), g.samples, lo_hi, upscale=up),
+                          f"their low frequencies alone (what the far view sees): {quoted_prompt(g.far)}")]
+    return [HYBRIDS.made(settings, figures)], None
+
+
+REPORT = (Piece((HYBRIDS,), "3.4 · hybrid images", one, _report),)

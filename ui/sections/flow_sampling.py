@@ -9,8 +9,13 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.flow.euler import sample, scale_from_course_w
+from lib.flow.euler import euler_times, sample, scale_from_course_w
+from lib.media.images import grid
+from lib.media.report import png_figure
+from lib.media.text import quoted_prompt
+from ui.common import counted
 from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
+from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,4 +40,26 @@ def samples(cache_id: str, prompt: str, num: int, h: float, w: float, seed: int,
                   generator=generator, h=h).float().cpu()
 
 
-REPORT = ()  # the flow edition's part of the whole-assignment report comes with the report's edition choice
+# --- the report --------------------------------------------------------------------------------------------------------
+
+PLAIN = Heading("flow_sampling.plain", "1.6", "Generating from noise")
+GUIDED = Heading("flow_sampling", "2.1", "Classifier-free guidance from the same noises")
+
+
+def _report(c: Context):
+    flow = shown_flow_backend(c)
+    g, prompt = DEFAULTS, flow.defaults.prompt
+    steps = len(euler_times(0.0, g.h)) - 1
+    settings = {"prompt": quoted_prompt(prompt), "samples": g.samples, "h": f"{g.h:g} ({counted(steps, 'Euler step')})",
+                "seed": c.seed}
+    made = []
+    for heading, w in ((PLAIN, 0.0), (GUIDED, g.w)):
+        images = samples(flow.cache_id, prompt, g.samples, g.h, w, c.seed, flow)
+        picture = grid(images, g.samples, flow.model.value_range, upscale=upscale_for(flow.size))
+        made.append(heading.made({**settings, "guidance w": w}, [png_figure(picture, f"w = {w:g}")]))
+    made[1].text = (f"v_c + w (v_c − v_u) with this model's w = {g.w:g} (part B's γ = {scale_from_course_w(g.w):g}), "
+                    "from the noises of 1.6.")
+    return made, None
+
+
+REPORT = (Piece((PLAIN, GUIDED), "1.6, 2.1 · sampling and CFG", one, _report),)

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
+from lib.media.images import grid
+from lib.media.report import png_figure
 from lib.train.centroids import per_image_mse
 from lib.train.precision import infer
 from lib.train.runs import pure_noise_probe
+from ui.common import mean_training_image, mnist, run_cache_id
+from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,4 +62,32 @@ def real_digit_mse(_test_images: torch.Tensor, _centroid: torch.Tensor) -> float
     return per_image_mse(_test_images, _centroid).mean().item()
 
 
-REPORT = ()  # the flow edition's part of the whole-assignment report comes with the report's edition choice
+# --- the report --------------------------------------------------------------------------------------------------------
+
+LOSS = Heading("pure_noise.loss", "B1.2.3", "Training loss of the pure-noise denoiser")
+EPOCHS = Heading("pure_noise.epochs", "B1.2.3", "Outputs for pure noise after epochs 1 and 5")
+CENTROID = Heading("pure_noise.centroid", "B1.2.3", "The lesson: the outputs are the centroid")
+
+
+def _report(c: Context):
+    run, (train_set, test_set) = shown_run("pure_noise"), mnist()
+    centroid = mean_training_image()
+    found = centroid_lesson(run_cache_id(run), DEFAULTS.samples, c.seed, run.model, centroid)
+    distance, scale = found.output_mse.mean().item(), real_digit_mse(test_set.as_float(), centroid)
+    floor = loss_floor(train_set.as_float(), centroid)
+    settings = {"noise images": DEFAULTS.samples, "noise seed": c.seed,
+                "mean (D(ε) − x̄)² per pixel": f"{distance:.4f}", "mean (x − x̄)² of a real test digit": f"{scale:.4f}",
+                "spread of the outputs (per-pixel std)": f"{found.spread:.4f}",
+                "loss floor E‖x − x̄‖² per pixel": f"{floor:.4f}"}
+    figures = [png_figure(grid(centroid.unsqueeze(0), 1, (0.0, 1.0), upscale=5), "x̄: the mean of the training digits"),
+               png_figure(grid(found.outputs, DEFAULTS.samples, (0.0, 1.0), upscale=3),
+                          f"D(ε) for {DEFAULTS.samples} fresh noise images")]
+    closer = (f"The outputs lie {scale / distance:.0f} times closer to x̄ than real digits do"
+              if 0 < distance < scale else "This run's outputs are not yet closer to x̄ than real digits are")
+    lesson = CENTROID.made(settings, figures, f"{closer}: the input says nothing about the digit, so under MSE the "
+                                              "best output is the mean training digit whatever the noise.")
+    return [loss_section(LOSS, run), epochs_section(EPOCHS, run, (1, 5), "D(ε) for 40 fixed noise images."),
+            lesson], None
+
+
+REPORT = (Piece((LOSS, EPOCHS, CENTROID), "B1.2.3 · denoising pure noise", one, _report),)

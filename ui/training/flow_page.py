@@ -49,12 +49,16 @@ def flow_sections(name: str, *, key: str, what: str, path_times: Sequence[float]
                         side_by_side=True)
 
 
+def opening_steps(spec_steps: int, slow_cpu_steps: int | None = None) -> int:
+    """The Euler steps a page opens on (and the report samples with): the spec's ``spec_steps``, or ``slow_cpu_steps``
+    where sampling is slow (``FAST_SAMPLING``: no GPU, no bf16 units)."""
+    return spec_steps if FAST_SAMPLING or slow_cpu_steps is None else slow_cpu_steps
+
+
 def euler_steps_control(key: str, spec_steps: int, slow_cpu_steps: int | None = None, container=st) -> int:
-    """The number of Euler steps (h = 1 / steps) from ``EULER_STEPS``; it opens on the spec's ``spec_steps``, or
-    ``slow_cpu_steps`` where sampling is slow (``FAST_SAMPLING``: no GPU, no bf16 units)."""
-    default = spec_steps if FAST_SAMPLING or slow_cpu_steps is None else slow_cpu_steps
+    """The number of Euler steps (h = 1 / steps) from ``EULER_STEPS``; it opens on ``opening_steps``."""
     return int(container.select_slider(
-        "Euler steps", EULER_STEPS, default, key=key,
+        "Euler steps", EULER_STEPS, opening_steps(spec_steps, slow_cpu_steps), key=key,
         help=f"Steps of h = 1 / steps from t = 0 to 1; the spec samples with {spec_steps}. Each step is one UNet "
              "call (two with guidance, batched)."))
 
