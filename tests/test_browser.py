@@ -17,7 +17,7 @@ import pytest
 
 from browser_util import CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, discover_pages
 from ui.layout import PRESENTATION_KEY
-from ui.sections import DEFAULT_EDITION, EDITIONS, PARTS, in_part
+from ui.sections import BY_SLUG, DEFAULT_EDITION, EDITIONS, PARTS, in_part
 
 pytestmark = [
     pytest.mark.browser,
@@ -221,6 +221,52 @@ def test_a_link_with_the_flow_edition_lists_its_pages_and_keeps_it(page):
     wait_for_app(page)
     assert sidebar_pages(page) == edition_pages(DEFAULT_EDITION)
     assert page.locator(EXCEPTION).count() == 0
+
+
+def save_tiny_flow_run(cache: Path) -> None:
+    """A random-init class-conditioned flow model (D = 4) as a finished run in the model cache ``cache``: what the flow
+    edition's part-A pages run on when none is shipped (``ui.flow_backend``)."""
+    import torch
+
+    from lib.train import model_store
+    from lib.train.training import TrainConfig, TrainedRun
+    from lib.train.unets import build_model
+
+    config = TrainConfig.spec("flow_class", hidden=4, epochs=1)
+    torch.manual_seed(0)
+    run = TrainedRun(config, build_model("flow_class", config.hidden).eval(), [1.0], {}, {"seconds": 0.0})
+    model_store.save_run(run, cache / model_store.cache_path(config).name, {"device": "cpu (test)"})
+
+
+def walk_to(page, slug: str) -> None:
+    """Follow the sidebar's link to the section ``slug`` and wait for its run."""
+    page.locator(f'[data-testid="stSidebarNav"] a[href$="/{slug}"]').click()
+    page.wait_for_function(f"location.pathname.endsWith('/{slug}')")
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
+    wait_for_app(page)
+
+
+def test_the_flow_edition_walks_from_a_part_a_page_to_a_part_b_page(browser, tmp_path):
+    """From ``/?edition=flow`` through the sidebar to a flow part-A page (1.1 – 1.3, on a tiny flow model in the
+    cache) and a flow part-B page (B 2.4 – 2.6): each shows its edition's title and pictures, no exception, and the
+    URL keeps the edition."""
+    save_tiny_flow_run(tmp_path / "cache")
+    with running_app(tmp_path) as server:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server.url)
+        try:
+            pg = context.new_page()
+            pg.set_default_timeout(60_000)
+            open_page(pg, "?edition=flow")
+            for slug in ("flow_denoising", "class_flow"):
+                walk_to(pg, slug)
+                assert url_path(pg.url) == slug and url_edition(pg.url) == "flow"
+                assert pg.locator("h1").first.inner_text().startswith(BY_SLUG[slug].number + " · ")
+                assert_healthy(pg, slug)
+                if slug == "flow_denoising":  # its three MSEs: the page ran on the flow model
+                    assert pg.locator('[data-testid="stMetric"]').count() == 3
+                screenshot(pg, f"edition-flow-{slug}")
+        finally:
+            context.close()
 
 
 def test_sidebar_uses_the_assignments_numbering(browser, tmp_path):

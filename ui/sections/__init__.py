@@ -23,7 +23,7 @@ class Edition:
     course: str  # Home's card: what "my course uses" means for this edition
     noise_path: str  # LaTeX: the edition's path between a clean image and noise, which its part B starts from
     noise_path_caption: str  # what ``noise_path`` means, in plain words
-    part_a: str = ""  # where the app's part A is not yet this edition's own: says which part A it is instead
+    part_a: str = ""  # where the app's part A is not only this edition's own: says which part A it shows
 
 
 EDITIONS = {e.key: e for e in (
@@ -35,8 +35,9 @@ EDITIONS = {e.key: e for e in (
             "Part B trains flow-matching UNets (velocity prediction, Euler sampling, t = 0 noise → 1 image) on MNIST.",
             r"x_t = (1 - t)\,x_0 + t\,x_1,\qquad x_0 \sim \mathcal{N}(0, I)",
             "Part B's flow matching starts from this straight path: t = 0 is pure noise x₀, t = 1 the clean digit x₁.",
-            part_a="Part A here is the DeepFloyd IF part A that the 2025 course still taught (DDPM timesteps, "
-                   "t = 0 clean); the Fall 2026 part A, on a flow model, is not in the app yet."),
+            part_a="Part A here is twofold: the DeepFloyd IF part A that the 2025 course still taught (DDPM "
+                   "timesteps, t = 0 clean), then the Fall 2026 part A on the class-conditioned MNIST flow model of "
+                   "part B (t = 0 noise), standing in for the edition's PixNerd-XXL-P16-T2I."),
 )}
 DEFAULT_EDITION = "ddpm"
 
