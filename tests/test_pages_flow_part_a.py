@@ -70,11 +70,20 @@ def fresh_caches():
     st.cache_resource.clear()
 
 
-def opened(slug: str) -> AppTest:
+FLOW_DENOISING = "app_pages/flow_denoising.py"
+FLOW_VELOCITY = "app_pages/flow_velocity.py"
+FLOW_EULER = "app_pages/flow_euler.py"
+FLOW_SAMPLING = "app_pages/flow_sampling.py"
+FLOW_EDITING = "app_pages/flow_editing.py"
+FLOW_ANAGRAMS = "app_pages/flow_anagrams.py"
+FLOW_HYBRIDS = "app_pages/flow_hybrids.py"
+
+
+def opened(page: str) -> AppTest:
     """The page opened from Home in the flow edition, as a student follows a link: its links to other pages resolve."""
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
     at.session_state["edition"] = "flow"
-    at = at.switch_page(f"app_pages/{slug}.py").run()
+    at = at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -103,7 +112,7 @@ def default_input(model: MnistFlow, mnist_test):
 
 def test_without_a_flow_model_the_pages_say_where_to_train_one(monkeypatch, tmp_path):
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
-    at = opened("flow_denoising")
+    at = opened(FLOW_DENOISING)
     assert not at.error and not at.metric
     assert any("no run of it is in the model cache" in i.value for i in at.info)
 
@@ -111,13 +120,13 @@ def test_without_a_flow_model_the_pages_say_where_to_train_one(monkeypatch, tmp_
 def test_a_cached_run_is_used_when_none_is_shipped(monkeypatch, tmp_path, tiny_run):
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
     model_store.save_run(tiny_run, model_store.cache_path(CONFIG), {"device": "cpu (test)"})
-    at = opened("flow_denoising")
+    at = opened(FLOW_DENOISING)
     assert any("your run from the cache (1 epoch, D = 4), EMA weights" in c.value for c in at.sidebar.caption)
     assert at.metric
 
 
 def test_denoising_page_shows_the_path_the_blur_and_the_one_step_estimate(shipped, mnist_test):
-    at = opened("flow_denoising")
+    at = opened(FLOW_DENOISING)
     assert any("the shipped run, EMA weights" in c.value for c in at.sidebar.caption)
     assert any("needs a CUDA GPU" in c.value for c in at.sidebar.caption) != torch.cuda.is_available()
     x1, eps = default_input(shipped, mnist_test)
@@ -147,14 +156,14 @@ def test_denoising_page_shows_the_path_the_blur_and_the_one_step_estimate(shippe
 
 
 def test_denoising_page_conditions_on_an_uploads_empty_prompt(shipped):
-    at = opened("flow_denoising")
+    at = opened(FLOW_DENOISING)
     at.radio(key="flow_denoising_source_mnist").set_value("Upload").run()
     assert not at.exception and any("Upload an image" in i.value for i in at.info)
     assert not at.metric and not at.dataframe  # nothing computed without an image
 
 
 def test_velocity_page_shows_both_updates_on_one_scale_and_the_error_maps(shipped, mnist_test):
-    at = opened("flow_velocity")
+    at = opened(FLOW_VELOCITY)
     x1, eps = default_input(shipped, mnist_test)
     times = (0.25, 0.5, 0.75)
     errors, updates = [], []
@@ -176,7 +185,7 @@ def test_velocity_page_shows_both_updates_on_one_scale_and_the_error_maps(shippe
 
 
 def test_euler_page_integrates_from_half_way_and_compares_by_mse_and_sharpness(shipped, mnist_test):
-    at = opened("flow_euler")
+    at = opened(FLOW_EULER)
     x1, eps = default_input(shipped, mnist_test)
     x_t = interpolate(x1, eps, 0.5)
     cond = shipped.class_condition(DEFAULT_DIGIT)
@@ -221,7 +230,7 @@ def pictures(monkeypatch) -> list:
 
 
 def test_sampling_page_draws_from_the_same_noises_without_and_with_guidance(shipped, pictures):
-    at = opened("flow_sampling")
+    at = opened(FLOW_SAMPLING)
     generator = lambda: torch.Generator().manual_seed(DEFAULT_SEED)  # noqa: E731
     seven = shipped.class_condition(7)
     plain = sample(shipped, seven, scale=1.0, num_samples=5, generator=generator(), h=0.02)
@@ -242,7 +251,7 @@ def test_sampling_page_draws_from_the_same_noises_without_and_with_guidance(ship
 
 
 def test_editing_page_edits_from_the_seven_start_times_with_one_noise(shipped, mnist_test, pictures):
-    at = opened("flow_editing")
+    at = opened(FLOW_EDITING)
     x1, eps = default_input(shipped, mnist_test)
     starts = (0.02, 0.04, 0.06, 0.10, 0.14, 0.25, 0.50)
     expected = flow_edit(shipped, x1, eps, cond=shipped.class_condition(DEFAULT_DIGIT), scale=5.0, t_starts=starts,
@@ -259,7 +268,7 @@ def test_editing_page_edits_from_the_seven_start_times_with_one_noise(shipped, m
 
 
 def test_anagram_page_averages_the_upright_and_the_rotated_velocity(shipped, pictures):
-    at = opened("flow_anagrams")
+    at = opened(FLOW_ANAGRAMS)
     x0 = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(DEFAULT_SEED))
     six, nine, null = shipped.class_condition(6), shipped.class_condition(9), shipped.null_condition()
 
@@ -279,7 +288,7 @@ def test_anagram_page_averages_the_upright_and_the_rotated_velocity(shipped, pic
 
 
 def test_hybrid_page_takes_the_low_band_of_one_prompt_and_the_high_band_of_the_other(shipped, pictures):
-    at = opened("flow_hybrids")
+    at = opened(FLOW_HYBRIDS)
     x0 = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(DEFAULT_SEED))
     zero, five, null = shipped.class_condition(0), shipped.class_condition(5), shipped.null_condition()
     kernel, sigma = 2 * round(16.5 * 28 / 64) + 1, 16 * 28 / 512  # the course's lowpass at 28 px: 15 taps, σ 0.875
