@@ -382,16 +382,21 @@ def test_a4_settings_survive_a_visit_to_another_page():
 
 
 def test_which_one_is_bounded_by_the_test_images_of_that_digit(mnist_test):
-    """No index wraps around: the input ends at the digit's last test image, and a switch to a digit with fewer images
-    moves the index to that digit's last one and says so."""
+    """No index wraps around: an index past the digit's last test image gets the app's own message (the field's
+    label, the allowed range and the index used meanwhile, as every whole-number field says it — issue 27 item 10:
+    the browser's number field kept the refused entry on screen in silence), and a switch to a digit with fewer
+    images moves the index to that digit's last one and says so."""
     counts = torch.bincount(mnist_test.labels).tolist()
     at = run_page("forward.py")
-    assert at.number_input(key="forward_index").max == counts[3] - 1
-    at.number_input(key="forward_index").set_value(counts[3] - 1).run()
-    assert f"original x₀ (test digit 3 #{counts[3] - 1})" in at.image[0].captions
+    index = at.text_input(key="forward_index")
+    index.set_value(str(counts[3])).run()  # one past the last 3
+    assert (f"Which one (index among that digit's test images): {counts[3]} is outside the allowed range "
+            f"(0 to {counts[3] - 1:,}). The page uses 0 meanwhile.") in errors(at)
+    assert "original x₀ (test digit 3 #0)" in at.image[0].captions
+    at.text_input(key="forward_index").set_value(str(counts[3] - 1)).run()
+    assert not at.error and f"original x₀ (test digit 3 #{counts[3] - 1})" in at.image[0].captions
     at.selectbox(key="forward_digit").set_value(5).run()
-    assert not at.exception and at.number_input(key="forward_index").max == counts[5] - 1
-    assert at.number_input(key="forward_index").value == counts[5] - 1
+    assert not at.exception and not at.error and at.text_input(key="forward_index").value == str(counts[5] - 1)
     assert f"There are {counts[5]:,} test images of a 5, so this shows the last one, #{counts[5] - 1}." in infos(at)
     assert f"original x₀ (test digit 5 #{counts[5] - 1})" in at.image[0].captions
 
