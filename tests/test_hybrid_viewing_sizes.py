@@ -30,7 +30,7 @@ def test_seen_small_averages_each_2_sigma_block_into_one_pixel():
 def test_the_views_grow_from_far_to_near_and_far_is_the_result_seen_small():
     x = noise()
     views = viewing_pictures(x, (2.0, 1.0), 170)  # a triple: σ2 first (far), then σ1 (middle)
-    assert [w for w, _ in views] == [7, 14, 170]
+    assert [w for w, _ in views] == [14, 28, 170]  # the small ones at 2 screen px a pixel
     assert torch.equal(views[0][1], seen_small(x, 2.0)) and torch.equal(views[1][1], seen_small(x, 1.0))
     assert views[-1][1] is x
     assert viewing_pictures(noise(1, 64), (2.0,), 220)[-1][0] == 256  # near: at least 4 screen px a pixel
@@ -40,6 +40,6 @@ def test_the_pictures_drawn_are_the_small_images_at_their_own_size_and_the_resul
     backend = SimpleNamespace(size=28, defaults=SimpleNamespace(display_px=170))
     x = noise()
     far, near = show_viewing_sizes(backend, x, ("0", "5"), (2.0,))
-    assert (far == grid(seen_small(x, 2.0), 2, upscale=1)).all()  # 1 screen px a pixel: nothing enlarged
+    assert (far == grid(seen_small(x, 2.0), 2, upscale=2)).all()  # whole blocks of 2 × 2 screen px: no detail added
     upscale = 170 // 28
     assert (near[::upscale, ::upscale] == grid(x, 2)).all()  # near: the result's own pixels, enlarged

@@ -167,13 +167,16 @@ def show_step_back(backend, result: torch.Tensor, kernel: int, sigma_far: float,
                  "screen and look at the top row).")
 
 
+SMALL_ZOOM = 2  # screen px per pixel of a small view: at 1 a 7-px digit is a speck; 2 adds no detail (whole blocks)
+
+
 def viewing_pictures(result: torch.Tensor, sigmas: tuple[float, ...], near_px: int) -> list[tuple[int, torch.Tensor]]:
     """The hybrids as each band's viewer sees them, far to near: for each low-pass σ (far first: a triple's σ2, then
     σ1) the images ``seen_small`` — genuinely small, 2σ times further away, so the band above it is gone rather
     than drawn — and last the images themselves, to be drawn large. Returns (width in px per image at which to draw
-    it, images) pairs; the small ones at 1 screen pixel a pixel, the near one at about ``near_px``."""
+    it, images) pairs; the small ones at ``SMALL_ZOOM`` screen pixels a pixel, the near one at about ``near_px``."""
     small = [seen_small(result, s) for s in sigmas]
-    return [(x.shape[-1], x) for x in small] + [(max(near_px, 4 * result.shape[-1]), result)]
+    return [(SMALL_ZOOM * x.shape[-1], x) for x in small] + [(max(near_px, 4 * result.shape[-1]), result)]
 
 
 def show_viewing_sizes(backend, result: torch.Tensor, prompts: tuple[str, ...], sigmas: tuple[float, ...]) -> list:
@@ -182,7 +185,7 @@ def show_viewing_sizes(backend, result: torch.Tensor, prompts: tuple[str, ...], 
     caption promises no reading: whether one appears is measured, ``MNIST_SETTINGS``). Returns the pictures drawn."""
     views = viewing_pictures(result, sigmas, backend.defaults.display_px)
     names = ["far", "near"] if len(prompts) == 2 else ["far", "middle", "near"]
-    columns = st.columns([max(w, 28) * len(result) for w, _ in views])
+    columns = st.columns([max(w * len(result), 160) for w, _ in views])  # room for a small view's caption
     return [show(x, ncols=len(result), container=column, target_px=w,
                  caption=f"{name}, {x.shape[-1]} px wide: prompt {quoted_prompt(p)}")
             for column, (w, x), name, p in zip(columns, views, names, prompts)]
