@@ -3,7 +3,7 @@
 import streamlit as st
 
 from lib.media.images import grid
-from lib.techniques.filters import lowpass
+from lib.techniques.filters import lowpass, seen_small
 from lib.techniques.hybrids import lowpass_scaled_to
 from ui.backend import download_png, prompt_ok, seed_control
 from ui.flow_backend import flow_page_setup, guidance_w_slider
@@ -37,7 +37,9 @@ if not (prompt_ok(backend, far, field="Prompt 1") and prompt_ok(backend, near, f
 
 images = hybrids(backend.cache_id, far, near, kernel, sigma, w, DEFAULTS.h, num, seed, backend)
 show(images, value_range=value_range, target_px=140, caption=f"up close: {near!r}")
-show(images, value_range=value_range, target_px=28, caption="from far (actual size)")
+far_view = seen_small(images, sigma)
+show(far_view, value_range=value_range, target_px=far_view.shape[-1],
+     caption=f"from far: {far_view.shape[-1]} px wide (each 2σ × 2σ block averaged, as from 2σ times further away)")
 show(lowpass(images, kernel, sigma), value_range=value_range, target_px=140,
      caption=f"their low frequencies alone (what the far view sees): {far!r}")
 st.caption(f"Low-pass: a Gaussian of σ = {sigma:.3g} px and {kernel} taps — the course's σ = 16 and 265 taps at 512 px, "

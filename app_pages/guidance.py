@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.media.images import grid
+from lib.media.plots import margins
 from lib.media.text import quoted_prompt
 from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
@@ -54,7 +55,7 @@ elif prompt_ok(backend, prompt):
         show(images, ncols=ncols, container=col, target_px=90)
     if num_samples > 1:
         fig = go.Figure(go.Scatter(x=list(scales), y=diversity(result), mode="lines+markers"))
-        fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="guidance scale γ",
+        fig.update_layout(height=260, margin=margins(text_above=True), xaxis_title="guidance scale γ",
                           yaxis_title="pixel std across samples", title="Diversity of the samples")
         st.plotly_chart(fig)
     picture = grid(result.flatten(0, 1), num_samples, upscale=2)

@@ -9,7 +9,7 @@ from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
 from ui.sections.hybrids import (CHOICES, COLOUR, DEFAULTS, MOTION, THREE, TRIPLE_NOTE, TWO, Request, decomposition,
                                  factorized, filter_params, prompt_defaults, show_bands, show_parts, show_step_back,
-                                 show_viewing_sizes)
+                                 show_mnist_verdict, show_viewing_sizes, VIEWING_SIZES_TEXT)
 
 backend = page_setup(
     "hybrids",
@@ -58,10 +58,10 @@ if all(prompt_ok(backend, p, field=f"Prompt {i + 1}") for i, p in enumerate(prom
                        f"{with_cfg(cost, cost.calls * num_samples * len(prompts))}", progress)
     if choice in (TWO, THREE):
         show_step_back(backend, result, params[0], params[-1], prompts[0])
-        st.markdown("**At the sizes where each reading appears** (a small picture keeps only what a distant eye "
-                    "resolves)" + (": on MNIST no setting reads at all three" if choice == THREE and
-                                   backend.family == "mnist" else ""))
-        show_viewing_sizes(backend, result, prompts)
+        st.markdown(VIEWING_SIZES_TEXT)
+        show_viewing_sizes(backend, result, prompts, tuple(reversed(params[1:])))
+        if backend.family == "mnist":
+            show_mnist_verdict(choice, params)
     with st.expander("Each prompt's part" if choice in (COLOUR, MOTION) else f"Prompt {len(prompts)}'s part: the "
                      "high-pass"):
         show_parts(result, choice, dec, params)

@@ -8,7 +8,7 @@ from ui import layout
 from ui.backend import StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
 from ui.part_a import cost_caption, page_setup, show, with_cfg
 from ui.sections.stock import (DEFAULTS, grid_picture, ordered_columns, prompt_lines, stage2, stage2_problem,
-                               stock_grid, units, upscaled)
+                               steps_lesson, stock_grid, units, upscaled)
 
 backend = page_setup(
     "stock",
@@ -16,7 +16,8 @@ backend = page_setup(
     r" \rightarrow \dots \rightarrow x_0, \qquad \text{steps} = |\{t_0 > t_1 > \dots > t_K\}| - 1",
     "A diffusion model turns pure noise into an image by repeatedly predicting the noise in it and removing a bit. "
     "The **number of inference steps** is how many of those denoising steps it takes: few steps skip large parts of "
-    "the noise schedule and give rough, unfinished images; more steps give complete ones. Each row is a prompt, each "
+    "the noise schedule, more steps follow it closely (what that does to the images is said under the grid). Each "
+    "row is a prompt, each "
     "column a step count, all from the same seed. On DeepFloyd IF this is diffusers' stock `IFPipeline` (stage 1 at "
     "64 px, then optionally stage 2 to 256 px); on the built-in MNIST model it is the same idea with the app's own "
     "loop, where fewer steps means a larger stride through the T = 300 timesteps.",
@@ -49,6 +50,7 @@ elif all(prompt_ok(backend, p) for p in prompts):
                 f"{len(prompts)} prompts per call{with_cfg(cost, cost.calls * len(prompts))}")
     st.caption(f"Guidance scale γ = {backend.defaults.guidance:g} · seed {seed}. Rows: " + " · ".join(map(quoted_prompt, prompts)))
     cost_caption(cost, rows_why, progress)
+    st.markdown(steps_lesson(backend, columns))
     for col, label, images in zip(layout.columns(len(columns)), labels, result):
         col.markdown(f"**{label}**")
         show(images, ncols=1, container=col, target_px=140)

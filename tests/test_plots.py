@@ -144,3 +144,27 @@ def test_trajectory_recorder_keeps_every_kth_step_and_the_last():
     assert rec.x_frames[0][3, 3, 0] == 85 and rec.x0_frames[0][3, 3, 0] == 170
     with pytest.raises(ValueError):
         TrajectoryRecorder(5, 0, 1)
+
+
+STREAMLIT_TOOLBAR_PX = 48  # the chart toolbar's height over a figure's top edge, measured in Chromium at 390 × 844
+
+
+def test_no_chart_puts_a_title_where_the_toolbar_sits():
+    """Issue 27 item 10: on a phone the chart toolbar covered the loss charts' titles (40 px top margin while the
+    schedule chart had 60). One rule for every chart with text above its plot (``margins``): the top margin clears the
+    toolbar. A chart with nothing above its plot keeps a thin margin."""
+    from lib.media.plots import (band_response_figure, error_maps_figure, estimate_psnr_figure,
+                                 loss_comparison_figure, resampling_figure)
+
+    titled = {
+        "loss": loss_figure([0.5, 0.4, 0.3]),
+        "comparison": loss_comparison_figure({"a": [0.5, 0.4], "b": [0.6, 0.3]}),
+        "schedule": schedule_figure(linear_schedule(300, 1e-4, 0.02)),
+        "psnr": estimate_psnr_figure([(1, 200, 10.0), (2, 100, 12.0)], {"one-step": 11.0}),
+        "sweep": sweep_figure([0.0, 0.5], [0.01, 0.02], 0.5),
+        "errors": error_maps_figure([np.zeros((4, 4)), np.ones((4, 4))], ["a", "b"], 1.0),
+        "bands": band_response_figure([0.0, 0.5], [[1.0, 0.0], [0.0, 1.0]], ["low", "high"]),
+    }
+    for name, fig in titled.items():
+        assert fig.layout.margin.t >= STREAMLIT_TOOLBAR_PX, (name, fig.layout.margin.t)
+    assert resampling_figure([3, 2, 1]).layout.margin.t < STREAMLIT_TOOLBAR_PX  # nothing above its plot

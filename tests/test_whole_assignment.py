@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 from lib.media import report
 
 from lib.train import model_store
-from lib.media.costs import Cost
+from lib.media.costs import Cost, CountingNoiseModel
 from lib.media.report import gif_figure, loss_curve_svg, png_figure, svg_figure
 from lib.media.images import gif_bytes
 from lib.media.text import quoted_prompt
@@ -114,6 +114,36 @@ def test_loss_curve_text_is_as_large_as_the_reports_captions_and_its_lines_apart
     assert title - rows["step 1"] >= caption_px and title <= height  # a line below the step labels, inside the SVG
     labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="end">([\d.]+)</text>', svg)
     assert labels and all(float(x) >= 0.6 * caption_px * len(text) for x, text in labels)  # y labels not cut off
+
+
+@pytest.mark.skipif(not model_store.shipped_path("class").exists(), reason="shipped class model missing")
+def test_the_reports_forward_heading_names_the_timesteps_of_its_images(mnist_root, monkeypatch):
+    """Issue 27 item 10: the report's 1.1 heading read "t = 250, 500, 750" over images at t = 75 / 150 / 225 (T = 300).
+    The timesteps its title names must be the ones its picture shows: x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε recomputed at
+    exactly those t, with the report's seed, gives the picture pixel for pixel."""
+    from lib.ddpm.diffusion import forward_noise
+    from lib.ddpm.sampling import randn
+    from lib.media.images import grid
+    from lib.train.cache import config_key
+    from ui.backend import Backend
+    from ui.common import mnist_ddpm
+    from ui.part_a import default_image
+    from ui.report_kit import Context, ReportProgress
+    from ui.sections import forward
+
+    monkeypatch.setenv("DIFFUSION_LAB_MNIST_ROOT", str(mnist_root))
+    den = mnist_ddpm("class")
+    backend = Backend(den, "mnist", f"mnist-{config_key(den.config.as_dict())}-test")
+    c = Context(backend, CountingNoiseModel(den), ReportProgress(1), default_image(backend), [])
+    made = forward._report(c)[0][0]
+    title = made.title
+    ts = [int(t) for t in re.findall(r"t = (\d+)", title)]
+    assert made.number == "1.1" and len(ts) == 3 and ts != [250, 500, 750], title
+    x0 = torch.from_numpy(c.picked.array).unsqueeze(0)
+    eps = randn(x0.shape, torch.Generator().manual_seed(c.seed), like=x0)
+    expected = grid(torch.cat([x0, *(forward_noise(x0, t, den.schedule, eps) for t in ts)]), 4, upscale=c.upscale())
+    shown = np.asarray(Image.open(io.BytesIO(made.figures[0].data)).convert("RGB"))
+    assert shown.shape == expected.shape and (shown == expected).all()
 
 
 def test_cost_text_says_when_a_section_came_from_the_cache():

@@ -16,6 +16,7 @@ from lib.media.text import EMPTY_PROMPT_RULE
 from ui import layout
 from ui.backend import Backend, StepProgress, active_backend, seed_control, stride_control
 from ui.common import counted
+from ui.inputs import last_valid, whole_number_input
 
 CANVAS_PX = 280  # on-screen size of the drawing canvases (10× an MNIST digit)
 TOOLBAR_RISE_PX = 43  # st_canvas' toolbar pops up 2.65rem (42.4 px) above the canvas on hover (its stylesheet)
@@ -107,17 +108,20 @@ def _flatten_drawing(rgba: np.ndarray, background: tuple[int, int, int]) -> Imag
 
 
 def _test_image_index(container, test_digits, digit: int, key: str) -> int:
-    """Which of the digit's test images: the input ends at its last one (an index never wraps around to another image);
-    an index kept from a digit with more images becomes the last one, and the page says so."""
+    """Which of the digit's test images, typed as a whole number (``ui.inputs``: an entry out of range is said under
+    the field, with the index used meanwhile); an index never wraps around to another image. A valid index kept from
+    a digit with more images becomes the last one, and the page says so."""
     from lib.media.presets import digit_positions
 
     count = len(digit_positions(test_digits, digit))
-    if st.session_state.get(key, 0) > count - 1:
-        st.session_state[key] = count - 1
+    kept = last_valid(key)
+    if kept is not None and kept > count - 1 and st.session_state.get(key) == str(kept):
+        st.session_state[key] = str(count - 1)
         st.info(f"There are {count:,} test images of a {digit}, so this shows the last one, #{count - 1}.")
-    return int(container.number_input("Which one (index among that digit's test images)", 0, count - 1, key=key,
-                                      persist_state="session",
-                                      help=f"0 to {count - 1}: the test set has {count:,} images of a {digit}."))
+    entry = whole_number_input("Which one (index among that digit's test images)", 0, key=key, minimum=0,
+                               maximum=count - 1, help=f"The test set has {count:,} images of a {digit}.",
+                               container=container)
+    return min(entry.value, count - 1)
 
 
 def sample_photo(backend: Backend, name: str) -> Picked:

@@ -22,6 +22,14 @@ WHOLE_TICKS_BELOW = 10  # an axis of fewer whole numbers than this gets one tick
 RAW_COLOR = "rgba(59, 91, 219, 0.25)"
 SMOOTH_COLOR = "#3b5bdb"
 MARK_COLOR = "#e8590c"
+TOOLBAR_CLEARANCE = 60  # px of top margin above any text over a chart: Streamlit's chart toolbar (≈ 40 px on a phone)
+#                         sits over the top of the figure and would cover a title drawn any higher
+
+
+def margins(*, text_above: bool) -> dict:
+    """The one margin rule of every chart: 10 px on the sides and below; on top ``TOOLBAR_CLEARANCE`` when a title,
+    subplot titles, an annotation or a legend stands above the plot (so the toolbar never covers it), else 10 px."""
+    return dict(l=10, r=10, t=TOOLBAR_CLEARANCE if text_above else 10, b=10)
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
@@ -91,7 +99,7 @@ def estimate_psnr_figure(curve: Sequence[tuple[int, int, float]], references: di
                                name="x̂₀ of the iterative loop", text=[f"t' = {c[1]}" for c in curve]))
     for (name, value), dash in zip(references.items(), ("dash", "dot", "dashdot")):
         fig.add_hline(y=value, line=dict(dash=dash), annotation_text=name)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step i",
+    fig.update_layout(height=height, margin=margins(text_above=True), xaxis_title="step i",
                       yaxis_title="PSNR vs the original (dB)", title="How close the estimate gets, step by step")
     whole_number_ticks(fig, steps)
     return fig
@@ -122,7 +130,7 @@ def loss_figure(
              line=dict(color="rgba(0,0,0,0.18)", dash="dot", width=1))
         for end in (range(steps_per_epoch, len(losses) + 1, steps_per_epoch) if steps_per_epoch else ())
     ]
-    fig.update_layout(shapes=epoch_lines, title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x",
+    fig.update_layout(shapes=epoch_lines, title=title, height=height, margin=margins(text_above=True), hovermode="x",
                       legend=dict(orientation="h", y=-0.2), xaxis_title="optimiser step",
                       yaxis_title="MSE loss" + (" (log scale)" if log_y else ""))
     fig.update_yaxes(type="log" if log_y else "linear")
@@ -153,7 +161,7 @@ def loss_comparison_figure(curves: dict[str, Sequence[float]], *, log_y: bool = 
                                  line=dict(color=color, width=1), showlegend=False))
         fig.add_trace(go.Scatter(x=steps, y=moving_average(losses, window), mode="lines",
                                  name=f"{name} (moving average of {window})", line=dict(color=color, width=2.5)))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), hovermode="x",
+    fig.update_layout(title=title, height=height, margin=margins(text_above=True), hovermode="x",
                       legend=dict(orientation="h", y=-0.2), xaxis_title="optimiser step",
                       yaxis_title="MSE loss" + (" (log scale)" if log_y else ""))
     fig.update_yaxes(type="log" if log_y else "linear")
@@ -176,7 +184,7 @@ def schedule_figure(schedule: Schedule, height: int = 300) -> go.Figure:
                       row=1, col=col)
         fig.update_xaxes(title_text="t", row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=3)
-    fig.update_layout(height=height, showlegend=False, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(height=height, showlegend=False, margin=margins(text_above=True))
     return fig
 
 
@@ -186,7 +194,7 @@ def resampling_figure(call_timesteps: Sequence[int], height: int = 260) -> go.Fi
     calls = np.arange(1, len(call_timesteps) + 1)
     fig = go.Figure(go.Scatter(x=calls, y=list(call_timesteps), mode="lines+markers", name="t",
                                line=dict(color=SMOOTH_COLOR), marker=dict(size=4)))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="model call",
+    fig.update_layout(height=height, margin=margins(text_above=False), xaxis_title="model call",
                       yaxis_title="timestep t", showlegend=False)
     return fig
 
@@ -197,7 +205,7 @@ def sweep_figure(sigmas: Sequence[float], errors: Sequence[float], train_sigma: 
                                line=dict(color=SMOOTH_COLOR)))
     fig.add_vline(x=train_sigma, line=dict(color=MARK_COLOR, dash="dash"),
                   annotation_text=f"trained at σ = {train_sigma:g}", annotation_position="top left")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="σ of the test noise",
+    fig.update_layout(height=height, margin=margins(text_above=True), xaxis_title="σ of the test noise",
                       yaxis_title="MSE ‖D(x + σε) − x‖² per pixel")
     return fig
 
@@ -222,7 +230,7 @@ def nfe_quality_figure(curves: dict[str, tuple[Sequence[int], Sequence[float], S
     ticks = sorted({int(k) for nfe, _, _ in curves.values() for k in nfe})
     fig.update_xaxes(type="log", tickmode="array", tickvals=ticks, title_text="network evaluations (NFE, log scale)")
     fig.update_yaxes(range=[0, 102], title_text="% of samples")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=height, margin=margins(text_above=False), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -235,7 +243,7 @@ def path_distance_figure(curves: dict[str, tuple[Sequence[float], Sequence[float
     for (name, (fractions, distances)), color in zip(curves.items(), OBJECTIVE_COLORS):
         fig.add_trace(go.Scatter(x=list(fractions), y=list(distances), mode="lines+markers", name=name,
                                  line=dict(color=color), marker=dict(size=4)))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.3),
+    fig.update_layout(height=height, margin=margins(text_above=False), legend=dict(orientation="h", y=-0.3),
                       xaxis_title="share of the network evaluations spent",
                       yaxis_title="‖x − x<sub>final</sub>‖ / ‖x<sub>start</sub> − x<sub>final</sub>‖")
     return fig
@@ -322,7 +330,7 @@ def band_response_figure(freqs: Sequence[float], responses: Sequence[Sequence[fl
     fig = go.Figure([go.Scatter(x=list(freqs), y=[float(r) for r in resp], mode="lines", name=label,
                                 line=dict(color=BAND_COLORS[i % len(BAND_COLORS)]))
                      for i, (resp, label) in enumerate(zip(responses, labels))])
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="frequency (cycles per pixel)",
+    fig.update_layout(height=height, margin=margins(text_above=True), xaxis_title="frequency (cycles per pixel)",
                       yaxis_title="response", legend=dict(orientation="h", y=1.12))
     return fig
 
@@ -336,6 +344,6 @@ def error_maps_figure(maps: Sequence[np.ndarray], titles: Sequence[str], zmax: f
         fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)  # square pixels
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+    fig.update_layout(height=height, margin=margins(text_above=True),
                       coloraxis=dict(cmin=0.0, cmax=zmax, colorscale="Inferno", colorbar=dict(title="E<sub>t</sub>")))
     return fig

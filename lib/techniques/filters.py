@@ -27,6 +27,15 @@ def lowpass(x: torch.Tensor, kernel_size: int = 33, sigma: float = 2.0) -> torch
     return gaussian_blur(x, [k, k], [float(sigma), float(sigma)])
 
 
+def seen_small(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) → (N, C, h, w) with h = max(4, round(H / 2σ)): each block of 2σ × 2σ pixels averaged into one
+    (area resampling), as a picture 2σ times further away reaches the eye. It keeps about what G_σ keeps: at the small
+    picture's Nyquist frequency 1 / 4σ cycles per original pixel the Gaussian's response e^(−2π²σ²f²) is e^(−π²/8)
+    ≈ 0.29, so the detail finer than the low-pass band is averaged away instead of drawn."""
+    h, w = (max(4, round(side / (2 * sigma))) for side in x.shape[-2:])
+    return F.interpolate(x.float(), size=(h, w), mode="area")
+
+
 def highpass(x: torch.Tensor, kernel_size: int = 33, sigma: float = 2.0) -> torch.Tensor:
     """identity − lowpass: the detail a Gaussian blur removes."""
     return x - lowpass(x, kernel_size, sigma)

@@ -34,6 +34,22 @@ DEFAULTS = {
 }
 
 
+def steps_lesson(backend, columns: tuple[int, ...]) -> str:
+    """What more steps change, worded from measurement. DeepFloyd IF's few-step images are rough and unfinished (the
+    course's grid). The MNIST model's are not: the app's digit judge reads every default prompt as asked at every
+    stride offered, 150 (2 steps) down to 1 (299), at seeds 180, 1 and 2 (walk of issue 27) — so the page must not
+    promise rough digits there; it names the fewest steps shown instead."""
+    if backend.is_if:
+        return ("**What to look for**: the columns with few steps are rough and unfinished (blotches, missing detail); "
+                "more steps complete them.")
+    fewest = max(columns)
+    steps = len(backend.model.timesteps(fewest)) - 1
+    return (f"**What to look for**: on this small 28-px model even stride {fewest} ({steps} steps) already gives "
+            "finished digits (the app's digit judge reads every default prompt as asked at every stride offered); "
+            "more steps change the strokes' detail and shape, not whether the digit is done. Rough, unfinished "
+            "few-step images are what the large DeepFloyd IF model shows.")
+
+
 def prompt_lines(text: str) -> tuple[str, ...]:
     """The prompts of a text area, one per line; blank lines only separate them. An empty area is the one empty
     prompt, which is the unconditional one, as on every page (``lib.media.text.EMPTY_PROMPT_RULE``)."""
