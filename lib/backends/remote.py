@@ -82,7 +82,7 @@ class ServerClient:
     def health(self) -> dict:
         return self.request("GET", "/health").json()
 
-    def model(self, model: str, info: dict | None = None) -> "RemoteNoiseModel":
+    def noise_model(self, model: str, info: dict | None = None) -> "RemoteNoiseModel":
         info = info or self.health()["models"].get(model)
         if info is None:
             raise RemoteUnavailable(f"The model server at {self.url} has no model {model!r}")
