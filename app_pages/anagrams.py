@@ -1,18 +1,16 @@
 """A6 · Visual anagrams (spec 1.8): one image, two prompts, two views."""
 
-from dataclasses import replace
-
 import streamlit as st
 import torch
 
 from lib.media.images import grid
 from lib.media.text import quoted_prompt, reads_as
-from lib.techniques.views import FAILURE_VIEWS, VIEWS, noise_variance, patches_per_side
+from lib.techniques.views import VIEWS, patches_per_side
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
-from ui.sections.anagrams import (DEFAULTS, VIEW_NAMES, Request, anagrams, combining_rule, comparison_view,
-                                  failing_view_note, morph_gif, view_help)
+from ui.sections.anagrams import (DEFAULTS, VIEW_NAMES, Request, anagrams, combining_rule, failing_view_note,
+                                  morph_gif, view_help, views_that_break)
 
 backend = page_setup(
     "anagrams",
@@ -75,29 +73,4 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
     st.image(gif, caption=f"as generated ↔ {view}")
     st.download_button("Download GIF", gif, file_name=f"anagram_seed{seed}.gif", mime="image/gif", key="anagrams_gif")
 
-    st.subheader("Views that break")
-    failure = st.selectbox("A view that is not a permutation", list(FAILURE_VIEWS), key="anagrams_failure")
-    working = comparison_view(backend.family, view)
-    shape = (1, *backend.model.image_shape)
-    st.info(f"{FAILURE_VIEWS[failure].breaks} Measured on N(0, I) noise: Var v(z) = "
-            f"{noise_variance(FAILURE_VIEWS[failure], shape):.2f}, against {noise_variance(VIEWS[working], shape):.2f} "
-            f"for {working}.")
-    if working != view:
-        st.caption(f"{view.capitalize()} does not work on this model (above): the comparison sets {working}, a view "
-                   f"that does, beside {failure}.")
-    if st.toggle(f"Sample the anagram with {failure} beside one with {working}", key="anagrams_broken",
-                 help="Sampling runs with the same prompts, seed and weight."):
-        progress = StepProgress(steps, f"Sampling with {failure}:")
-        (broken, _), _ = anagrams(backend.cache_id, replace(r, view=failure), backend.model, progress)
-        progress.done()
-        works = result
-        if working != view:
-            progress = StepProgress(steps, f"Sampling with {working}:")
-            (works, _), _ = anagrams(backend.cache_id, replace(r, view=working), backend.model, progress)
-            progress.done()
-        c1, c2 = st.columns(2)
-        for container, name, images, viewed_images in (
-                (c1, f"works: {working}", works, VIEWS[working].apply(works)),
-                (c2, f"breaks: {failure}", broken, FAILURE_VIEWS[failure].apply(broken))):
-            show(torch.cat([images, viewed_images]), ncols=num_samples, container=container, target_px=90,
-                 caption=f"{name} · top as generated (asked: {quoted_prompt(prompt1)}), bottom viewed (asked: {quoted_prompt(prompt2)})")
+    views_that_break(backend, r, result, steps)

@@ -10,12 +10,10 @@ from ui import common, layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, run_cache_id
 from ui.layout import section_header
-from ui.sections.ddpm_vs_flow import (DEFAULTS, NAMES, compared_runs, contender_of, frame_indices, halfway_frame,
-                                      judge_text,
-                                      measured, missing_text, path, path_summary, quality_summary, samples_picture,
-                                      strip, training_section)
+from ui.sections.ddpm_vs_flow import (DEFAULTS, contender_of, frame_indices, halfway_frame, judge_text, measured,
+                                      path, path_summary, quality_summary, quality_table, samples_picture, strip,
+                                      the_two_models)
 from ui.sidebar import render_sidebar
-from ui.training.results import provenance_caption
 
 section_header(
     "ddpm_vs_flow",
@@ -39,26 +37,14 @@ if train_set.source != "mnist":
     st.warning(train_set.note)
 
 st.header("1 · The two models")
-runs = compared_runs()
-for column, (model, (run, note)) in zip(st.columns(len(runs)), runs.items()):
-    with column:
-        st.subheader(NAMES[model][0].upper() + NAMES[model][1:])
-        if run is None:
-            st.warning(missing_text({model: None}))
-            section = training_section(model)
-            if section is not None:
-                st.page_link(section.page, label=f"Train it: {section.label}", icon="➡️")
-        else:
-            provenance_caption(run, note)
-present = {run.config.model: run for run, _ in runs.values() if run is not None}
+present = the_two_models()
 if not present:
     st.stop()
 contenders = {model: contender_of(run) for model, run in present.items()}
 st.caption("The same seed gives both models the same starting noise ε. Each spec keeps its own pixel range — the "
            "DDPM's digits in [−1, 1], the flow model's in [0, 1] — so the same ε sits differently against them; every "
            "picture here shows both on one grey scale, [−1, 1].")
-seed_entry = seed_control("ddpm_vs_flow_seed", feeds="Measure")
-seed = seed_entry.value
+seed = (seed_entry := seed_control("ddpm_vs_flow_seed", feeds="Measure")).value
 
 st.header("2 · Quality against network evaluations")
 c1, c2 = st.columns(2)
@@ -83,11 +69,7 @@ elif st.button("Measure", key="ddpm_vs_flow_measure", type="primary", disabled=n
                                                [p.quality.confident for p in ps]) for name, ps in points.items()},
                                        (real.agrees, real.confident)), key="ddpm_vs_flow_quality")
     st.markdown(quality_summary(points, DEFAULTS.target))
-    st.dataframe({"NFE": list(nfe_counts),
-                  **{f"{name}: {what}": [f"{getattr(p.quality, field):.0%}" for p in ps]
-                     for name, ps in points.items()
-                     for field, what in (("agrees", "as asked"), ("confident", "confident"))}},
-                 hide_index=True)
+    st.dataframe(quality_table(points, nfe_counts), hide_index=True)
     shown = st.select_slider("The samples judged at", nfe_counts, nfe_counts[len(nfe_counts) // 2],
                              format_func=lambda k: counted(k, "evaluation"), key="ddpm_vs_flow_samples_nfe")
     for column, (name, ps) in zip(layout.columns(len(points)), points.items()):

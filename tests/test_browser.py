@@ -144,7 +144,7 @@ def edition_pages(key: str) -> list[str]:
 
 def change_main_control(page) -> str:
     """Move the page's first slider one step (right, or left when it is at its maximum), or else step up its first
-    number input; returns what changed."""
+    number input, or else its first text input's number; returns what changed."""
     main = page.locator('[data-testid="stMain"]')
     slider = main.locator('[data-testid="stSlider"] input[type="range"]')  # the thumb's (visually hidden) input
     if slider.count():
@@ -167,7 +167,17 @@ def change_main_control(page) -> str:
         after = box.input_value()
         assert after != before, f"the number input did not change ({before})"
         return f"number {before} → {after}"
-    pytest.fail("the page has neither a slider nor a number input")
+    text = main.locator('[data-testid="stTextInput"] input')  # a whole number typed as text (ui.inputs): the seed
+    if text.count():
+        box = text.first
+        before = box.input_value()
+        box.fill(str(int(before) + 1) if before.isdigit() else "1")
+        box.press("Enter")
+        wait_for_app(page)
+        after = box.input_value()
+        assert after != before, f"the text input did not change ({before})"
+        return f"text {before} → {after}"
+    pytest.fail("the page has neither a slider, a number input nor a text input")
 
 
 def test_every_page_is_discovered():
@@ -318,12 +328,12 @@ def test_phone(browser, app_url):
     try:
         pg = context.new_page()
         pg.set_default_timeout(60_000)
-        for url_path in ("", _page_named("iterative").url_path):
-            open_page(pg, url_path)
-            assert pg.evaluate(OVERFLOW_JS) == [], url_path
-            assert pg.evaluate(CUT_LABELS_JS) == [], url_path
-            assert pg.evaluate(CUT_FORMULAS_JS) == [], url_path
-            screenshot(pg, f"phone-{url_path or 'Home'}")
+        for path in ("", _page_named("iterative").url_path):
+            open_page(pg, path)
+            assert pg.evaluate(OVERFLOW_JS) == [], path
+            assert pg.evaluate(CUT_LABELS_JS) == [], path
+            assert pg.evaluate(CUT_FORMULAS_JS) == [], path
+            screenshot(pg, f"phone-{path or 'Home'}")
         sidebar = pg.locator('[data-testid="stSidebar"]')
         pg.locator('[data-testid="stExpandSidebarButton"]').tap()
         pg.wait_for_function("document.querySelector('[data-testid=stSidebar]').dataset.collapsed === 'false'")

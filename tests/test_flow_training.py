@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.train import ema, model_store
+from lib.train import ema, model_store, precision
 from lib.train.cache import config_key
 from lib.train.data import Digits
 from lib.guidance import classifier_free_guidance
@@ -238,7 +238,8 @@ def trained_flow(kind, seed=0):
     return MnistFlow(model.eval(), TrainConfig.spec(kind, hidden=8))
 
 
-def test_the_adapter_is_the_network_with_prompts_as_digits():
+def test_the_adapter_is_the_network_with_prompts_as_digits(monkeypatch):
+    monkeypatch.setenv(precision.ENV_VAR, "fp32")  # the network's own arithmetic, wherever bf16 would be chosen
     flow = trained_flow("flow_class")
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     cond = flow.encode_prompt("a handwritten seven").expand(3, -1)
@@ -256,8 +257,9 @@ def test_the_adapter_is_the_network_with_prompts_as_digits():
         MnistFlow(build_model("class", 4), TrainConfig.spec("class", hidden=4))
 
 
-def test_the_class_grid_is_guided_euler_from_seeded_noise():
+def test_the_class_grid_is_guided_euler_from_seeded_noise(monkeypatch):
     """Reference: x ~ N(0, I) from the seed, then x ← x + h (v_u + 5 (v_c − v_u)) along the time grid."""
+    monkeypatch.setenv(precision.ENV_VAR, "fp32")  # the reference below runs the network in fp32
     flow = trained_flow("flow_class")
     h = 0.25
     got = class_grid(flow, per_class=2, scale=5.0, h=h, seed=4)

@@ -3,7 +3,7 @@ turns it upside down); the noise estimates of both views are averaged at every s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import streamlit as st
@@ -15,8 +15,9 @@ from lib.ddpm.sampling import sample_with
 from lib.techniques.anagrams import AnagramStep, anagram_predictor
 from lib.media.images import grid, signed_picture
 from lib.media.report import gif_figure, png_figure
-from lib.techniques.views import FAILURE_VIEWS, VIEWS
+from lib.techniques.views import FAILURE_VIEWS, VIEWS, noise_variance
 from lib.media.text import quoted_prompt
+from ui.backend import Backend, StepProgress
 from ui.part_a import SAMPLES_DEFAULT, show
 from ui.report_kit import Context, Heading, Piece
 
@@ -191,3 +192,35 @@ REPORT = (
     Piece((SECOND,), "1.8 · another anagram", Context.steps,
           lambda c: _anagram(c, SECOND, DEFAULTS[c.backend.family].second)),
 )
+
+
+def views_that_break(backend: Backend, r: Request, result: torch.Tensor, steps: int) -> None:
+    """The page's last part: a view that is not a permutation (its noise variance against a working view's, measured),
+    and on request the anagram sampled with it beside one with a view that works here (``comparison_view``)."""
+    st.subheader("Views that break")
+    failure = st.selectbox("A view that is not a permutation", list(FAILURE_VIEWS), key="anagrams_failure")
+    working = comparison_view(backend.family, r.view)
+    shape = (1, *backend.model.image_shape)
+    st.info(f"{FAILURE_VIEWS[failure].breaks} Measured on N(0, I) noise: Var v(z) = "
+            f"{noise_variance(FAILURE_VIEWS[failure], shape):.2f}, against {noise_variance(VIEWS[working], shape):.2f} "
+            f"for {working}.")
+    if working != r.view:
+        st.caption(f"{r.view.capitalize()} does not work on this model (above): the comparison sets {working}, a view "
+                   f"that does, beside {failure}.")
+    if st.toggle(f"Sample the anagram with {failure} beside one with {working}", key="anagrams_broken",
+                 help="Sampling runs with the same prompts, seed and weight."):
+        progress = StepProgress(steps, f"Sampling with {failure}:")
+        (broken, _), _ = anagrams(backend.cache_id, replace(r, view=failure), backend.model, progress)
+        progress.done()
+        works = result
+        if working != r.view:
+            progress = StepProgress(steps, f"Sampling with {working}:")
+            (works, _), _ = anagrams(backend.cache_id, replace(r, view=working), backend.model, progress)
+            progress.done()
+        c1, c2 = st.columns(2)
+        for container, name, images, viewed_images in (
+                (c1, f"works: {working}", works, VIEWS[working].apply(works)),
+                (c2, f"breaks: {failure}", broken, FAILURE_VIEWS[failure].apply(broken))):
+            show(torch.cat([images, viewed_images]), ncols=r.num_samples, container=container, target_px=90,
+                 caption=f"{name} · top as generated (asked: {quoted_prompt(r.prompt1)}), bottom viewed "
+                         f"(asked: {quoted_prompt(r.prompt2)})")

@@ -22,7 +22,7 @@ from ui import common
 from ui.common import counted, ddpm_of, flow_of, run_cache_id
 from ui.report_kit import Context, Heading, Piece, one
 from ui.sections import training_section
-from ui.training.results import run_to_show
+from ui.training.results import provenance_caption, run_to_show
 from ui.training.settings import default_config
 
 COMPARED = ("class", "flow_class")  # the models compared: the class-conditioned DDPM and flow model
@@ -58,22 +58,39 @@ def compared_runs() -> dict[str, tuple[TrainedRun | None, str]]:
     return runs
 
 
+def the_two_models() -> dict[str, TrainedRun]:
+    """Section 1 of the page: each model's provenance, or what is missing and where to train it; returns the runs
+    present, by model."""
+    runs = compared_runs()
+    for column, (model, (run, note)) in zip(st.columns(len(runs)), runs.items()):
+        with column:
+            st.subheader(NAMES[model][0].upper() + NAMES[model][1:])
+            if run is None:
+                st.warning(missing_text({model: None}))
+                section = training_section(model)
+                if section is not None:
+                    st.page_link(section.page, label=f"Train it: {section.label}", icon="➡️")
+            else:
+                provenance_caption(run, note)
+    return {run.config.model: run for run, _ in runs.values() if run is not None}
+
+
 def contender_of(run: TrainedRun) -> Contender:
     """A compared run as the comparison drives it: the DDPM's ancestral sampler or the flow model's Euler loop."""
     return DdpmContender(ddpm_of(run)) if run.config.model == "class" else FlowContender(flow_of(run))
 
 
 @st.cache_data(show_spinner=False)
-def measured(key: str, judge_key: str, per_digit: int, nfe_counts: tuple[int, ...], seed: int, _contender: Contender,
+def measured(cache_id: str, judge_id: str, per_digit: int, nfe_counts: tuple[int, ...], seed: int, _contender: Contender,
              _classifier, _on_step=None) -> list[Measured]:
-    """The quality curve of the run ``key`` names (``lib.flow.ddpm_vs_flow.quality_curve``), judged by the classifier
-    ``judge_key`` names."""
+    """The quality curve of the run ``cache_id`` names (``lib.flow.ddpm_vs_flow.quality_curve``), judged by the classifier
+    ``judge_id`` names."""
     return quality_curve(_contender, _classifier, per_digit, nfe_counts, seed, _on_step)
 
 
 @st.cache_data(show_spinner="Sampling one digit…")
-def path(key: str, digit: int, nfe: int, seed: int, _contender: Contender) -> Trajectory:
-    """One digit's path in ``nfe`` steps by the run ``key`` names (``lib.flow.ddpm_vs_flow.trajectory``)."""
+def path(cache_id: str, digit: int, nfe: int, seed: int, _contender: Contender) -> Trajectory:
+    """One digit's path in ``nfe`` steps by the run ``cache_id`` names (``lib.flow.ddpm_vs_flow.trajectory``)."""
     return trajectory(_contender, digit, nfe, seed)
 
 
@@ -117,6 +134,13 @@ def judge_text(real: Quality, num_train: int) -> str:
             f"*Read as asked*: its most likely digit is the one requested; "
             f"*confident*: some digit gets probability ≥ {CONFIDENT:g}. On real test digits it reads "
             f"{real.agrees:.1%} correctly and {real.confident:.1%} confidently — the ceiling for any model.")
+
+
+def quality_table(points: dict[str, list[Measured]], nfe_counts: tuple[int, ...]) -> dict[str, list]:
+    """The measured shares as a table: one row per NFE, per model the share read as asked and the confident one."""
+    return {"NFE": list(nfe_counts),
+            **{f"{name}: {what}": [f"{getattr(p.quality, field):.0%}" for p in ps]
+               for name, ps in points.items() for field, what in (("agrees", "as asked"), ("confident", "confident"))}}
 
 
 def quality_summary(points: dict[str, list[Measured]], target: float) -> str:
