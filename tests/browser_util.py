@@ -17,6 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+# True once the app has been idle for %d ms without a break: no script run under way (Streamlit's root element carries
+# ``data-test-script-state``), no element left stale from the previous run, no skeleton; reset ``window.__idleSince``
+# before each wait.
+IDLE_JS = """() => {
+    const state = document.querySelector('[data-testid=stApp]')?.dataset.testScriptState;
+    const busy = state !== 'notRunning' || document.querySelector('[data-testid=stSkeleton], [data-stale=true]') !== null;
+    const now = performance.now();
+    if (busy) { window.__idleSince = null; return false; }
+    window.__idleSince = window.__idleSince ?? now;
+    return now - window.__idleSince > %d;
+}"""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from browser_util import CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, discover_pages
+from browser_util import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, ROOT, StreamlitServer, discover_pages
 from ui.layout import PRESENTATION_KEY
 from ui.sections import BY_SLUG, DEFAULT_EDITION, EDITIONS, PARTS, in_part
 
@@ -77,16 +77,6 @@ def page(browser, app_url):
     pg.set_default_timeout(60_000)
     yield pg
     context.close()
-
-
-IDLE_JS = """() => {
-    const state = document.querySelector('[data-testid=stApp]')?.dataset.testScriptState;
-    const busy = state !== 'notRunning' || document.querySelector('[data-testid=stSkeleton], [data-stale=true]') !== null;
-    const now = performance.now();
-    if (busy) { window.__idleSince = null; return false; }
-    window.__idleSince = window.__idleSince ?? now;
-    return now - window.__idleSince > %d;
-}"""
 
 
 def wait_for_app(page, settle_ms: int = 750) -> None:

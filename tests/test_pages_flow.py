@@ -27,8 +27,8 @@ from lib.train.digit_classifier import quality
 from lib.train.training import (FLOW_CONSTANT_LR, FLOW_SAMPLER_STEPS, TrainConfig, epoch_learning_rates,
                                 held_out_loss)
 from tests.test_pages_part_b import (animation, app, continue_to_the_end, digits, figures,  # noqa: F401
-                                     image_with_caption, nothing_shipped, open_page, run, stopped_after_two_steps,
-                                     texts, values)
+                                     image_with_caption, nothing_shipped, open_page, run, short_run_controls,
+                                     stopped_after_two_steps, texts, values)
 from ui.backend import DEFAULT_SEED
 from ui.sections import class_flow, constant_lr, pure_noise, time_flow
 from ui.sections.constant_lr import mean_rates, scheduled_counterpart
@@ -165,12 +165,7 @@ def test_time_flow_without_a_shipped_model_trains_from_the_page(nothing_shipped,
     assert len([img for img in at.get("image") if img.captions[0].startswith("t = ")]) == 5  # section 1 still shows
     if not torch.cuda.is_available():  # the CPU's short run: as many digits as the DDPM edition's B2 short run
         assert at.checkbox(key="b_flow_time_short").value
-    at.select_slider(key="b_flow_time_hidden").set_value(8)
-    at.slider(key="b_flow_time_epochs").set_value(1)
-    at.select_slider(key="b_flow_time_batch").set_value(32)
-    at.select_slider(key="b_flow_time_sample_stride").set_value(10)
-    run(at.checkbox(key="b_flow_time_short").check())
-    at = run(at.text_input(key="b_flow_time_steps").set_value("3"))
+    at = short_run_controls(at, "flow_time", sample_stride=10)
     run(at.button(key="time_flow_train").click())
     config = TrainConfig.spec("flow_time", hidden=8, epochs=1, batch_size=32, steps_per_epoch=3, sample_stride=10,
                               dataset=digits[0].source)

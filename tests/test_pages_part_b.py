@@ -261,13 +261,22 @@ def test_b1_without_a_shipped_model_trains_from_the_page(nothing_shipped, monkey
     assert model_store.cache_path(job.config).exists()  # stored in the (isolated) cache for later sessions
 
 
+def short_run_controls(at: AppTest, shipped_run: str, steps: int = 3, sample_stride: int | None = None) -> AppTest:
+    """Set the training controls of ``shipped_run``'s page to D = 8, 1 epoch, batch 32, a short run of ``steps``
+    steps (and, for the samplers, per-epoch grids of stride ``sample_stride``)."""
+    k = f"b_{shipped_run}"
+    at.select_slider(key=f"{k}_hidden").set_value(8)
+    at.slider(key=f"{k}_epochs").set_value(1)
+    at.select_slider(key=f"{k}_batch").set_value(32)
+    if sample_stride is not None:
+        at.select_slider(key=f"{k}_sample_stride").set_value(sample_stride)
+    run(at.checkbox(key=f"{k}_short").check())
+    return run(at.text_input(key=f"{k}_steps").input(str(steps)))
+
+
 def single_step_short_run_controls(at: AppTest, steps: int = 3) -> AppTest:
-    """Set B1's controls to D = 8, 1 epoch, batch 32, a short run of ``steps`` steps."""
-    at.select_slider(key="b_denoiser_hidden").set_value(8)
-    at.slider(key="b_denoiser_epochs").set_value(1)
-    at.select_slider(key="b_denoiser_batch").set_value(32)
-    run(at.checkbox(key="b_denoiser_short").check())
-    return run(at.text_input(key="b_denoiser_steps").input(str(steps)))
+    """B1's short run: D = 8, 1 epoch, batch 32, ``steps`` steps."""
+    return short_run_controls(at, "denoiser", steps)
 
 
 def stopped_after_two_steps(config, digits, monkeypatch) -> tuple:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -343,24 +344,32 @@ def pages_on(server, monkeypatch, tmp_path, mnist_train, mnist_test):
     st.cache_resource.clear()
 
 
-def b1_trained_on(place: str, until, steps: int = 3):
-    """B1 with the short-run controls (D = 8, 1 epoch, batch 32, ``steps`` steps), Train pressed with ``place``
-    chosen; ``until(at)`` is called on each redraw until it returns True. Returns the AppTest."""
+def trained_on(place: str, until, page: str = "app_pages/single_step.py", shipped_run: str = "denoiser",
+               sample_stride: int | None = None):
+    """``page`` with the short-run controls of ``shipped_run`` (D = 8, 1 epoch, batch 32, 3 steps; grids of stride
+    ``sample_stride``), Train pressed with ``place`` chosen; ``until(at)`` is called on each redraw until it returns
+    True. Returns the AppTest."""
     from streamlit.testing.v1 import AppTest
 
-    from test_pages_part_b import ROOT, B1, run, single_step_short_run_controls
+    from test_pages_part_b import ROOT, run, short_run_controls
     from ui.training.place import PLACE_KEY
 
-    at = run(AppTest.from_file(str(ROOT / B1), default_timeout=120))
+    at = run(AppTest.from_file(str(ROOT / page), default_timeout=120))
     run(at.radio(key=PLACE_KEY).set_value(place))
-    single_step_short_run_controls(at, steps=steps)
-    run(at.button(key="single_step_train").click())
+    short_run_controls(at, shipped_run, sample_stride=sample_stride)
+    run(at.button(key=f"{Path(page).stem}_train").click())  # the section's slug names its Train button
     deadline = time.monotonic() + 240
     while not until(at):
         assert time.monotonic() < deadline, [e.value for e in (*at.error, *at.warning, *at.success)]
         time.sleep(0.5)
         run(at)
     return at
+
+
+def finished(at) -> bool:
+    from test_pages_part_b import texts
+
+    return "Training finished: 3 steps" in texts(at.success)
 
 
 @pytest.mark.slow
@@ -379,17 +388,42 @@ def test_b1_trains_through_the_server_queued_then_live_and_shows_the_page_of_a_l
         seen.extend(bars)
         if "Queued on the model server: yours starts next." in bars and blocker.watchers:
             assert blocker.stop() is True  # the cluster frees up: the page's run starts
-        return "Training finished: 3 steps" in texts(at.success)
+        return finished(at)
 
-    remote = b1_trained_on(SERVER, queued_then_done)
+    remote = trained_on(SERVER, queued_then_done)
     assert "Queued on the model server: yours starts next." in seen
     assert "Showing **your training run**, not the shipped model. Trained on CPU (1 thread)" in texts(remote.caption)
 
     config = TrainConfig.spec("denoiser", hidden=8, epochs=1, batch_size=32, steps_per_epoch=3)
     model_store.cache_path(config).unlink()  # the run the page fetched, so that "here" trains it again
     st.cache_resource.clear()
-    local = b1_trained_on(HERE, lambda at: "Training finished: 3 steps" in texts(at.success))
+    local = trained_on(HERE, finished)
     (remote_loss, remote_sweep), (local_loss, local_sweep) = figures(remote), figures(local)
     assert list(values(remote_loss["data"][0]["y"])) == list(values(local_loss["data"][0]["y"]))
     assert list(values(remote_sweep["data"][0]["y"])) == list(values(local_sweep["data"][0]["y"]))
     assert image_urls(remote) and image_urls(remote) == image_urls(local)  # the same PNG bytes: the same weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page,shipped_run", [("app_pages/time_ddpm.py", "time"), ("app_pages/class_ddpm.py", "class"),
+                                              ("app_pages/time_flow.py", "flow_time")])
+def test_b2_b3_and_the_time_conditioned_flow_train_through_the_server_and_show_the_page_of_a_local_run(
+        server, store, pages_on, page, shipped_run):
+    import streamlit as st
+
+    from test_pages_part_b import figures, image_urls, texts
+    from ui.training.place import HERE, SERVER
+
+    config = TrainConfig.spec(shipped_run, hidden=8, epochs=1, batch_size=32, steps_per_epoch=3, sample_stride=10)
+    remote = trained_on(SERVER, finished, page, shipped_run, sample_stride=10)
+    fetched = model_store.cache_path(config)
+    assert fetched.read_bytes() == (store / fetched.name).read_bytes()  # trained there, and fetched whole
+    assert "Showing **your training run**, not the shipped model. Trained on CPU (1 thread)" in texts(remote.caption)
+
+    fetched.unlink()  # so that "here" trains it again
+    st.cache_resource.clear()
+    local = trained_on(HERE, finished, page, shipped_run, sample_stride=10)
+    assert fetched.exists()
+    # the same figures (loss curve, schedule or path, samples' values) and the same PNG bytes: the same weights
+    assert [f["data"] for f in figures(remote)] == [f["data"] for f in figures(local)]
+    assert image_urls(remote) and image_urls(remote) == image_urls(local)
