@@ -7,11 +7,11 @@ from lib.flow.euler import euler_times
 from lib.media.images import grid
 from ui.backend import download_png, prompt_ok, seed_control
 from ui.common import counted
-from ui.flow_backend import flow_page_setup, guidance_w_slider
-from ui.part_a import edit_prompt_input, image_and_controls, show
+from ui.flow_backend import flow_image_page, guidance_w_slider
+from ui.part_a import edit_prompt_input, show
 from ui.sections.flow_editing import DEFAULTS, edits
 
-backend = flow_page_setup(
+backend, picked, right = flow_image_page(
     "flow_editing",
     [r"x_{t_s} = (1 - t_s)\,\varepsilon + t_s\,x_1,\qquad \text{then } x_{t+h} = x_t + h\,v_\text{cfg}(x_t, t, c)"
      r"\ \text{ from } t_s \text{ to } 1",
@@ -24,7 +24,6 @@ backend = flow_page_setup(
 )
 value_range = backend.model.value_range
 
-picked, right = image_and_controls(backend, "flow_editing")
 with right:
     prompt = edit_prompt_input(backend, picked, "flow_editing",
                                "3.1: the input's own digit; 3.2: type another digit to steer the edit towards it.")

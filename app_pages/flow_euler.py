@@ -6,11 +6,11 @@ import streamlit as st
 from lib.media.images import grid
 from ui.backend import download_png, seed_control
 from ui.common import counted
-from ui.flow_backend import flow_page_setup
-from ui.part_a import image_and_controls, show
+from ui.flow_backend import flow_image_page
+from ui.part_a import show
 from ui.sections.flow_euler import DEFAULTS, ESTIMATES, euler_run
 
-backend = flow_page_setup(
+backend, picked, right = flow_image_page(
     "flow_euler",
     [r"x_{t+h} = x_t + h\,v_\theta(x_t, t, c),\qquad t = t_\text{start},\ t_\text{start} + h,\ \dots,\ 1"
      r"\quad(\text{the last step shortened to end at } 1)"],
@@ -21,7 +21,6 @@ backend = flow_page_setup(
 )
 value_range = backend.model.value_range
 
-picked, right = image_and_controls(backend, "flow_euler")
 with right:
     c1, c2, c3 = st.columns(3)
     t_start = c1.slider("Start time t", *DEFAULTS.t_range, DEFAULTS.t_start, 0.05, key="flow_euler_t",

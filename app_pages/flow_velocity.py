@@ -6,11 +6,11 @@ import torch
 from lib.flow.denoising import symmetric_limit
 from lib.media.plots import error_maps_figure
 from ui.backend import seed_control
-from ui.flow_backend import flow_page_setup
-from ui.part_a import image_and_controls, show
+from ui.flow_backend import flow_image_page
+from ui.part_a import show
 from ui.sections.flow_velocity import DEFAULTS, diagnostics
 
-backend = flow_page_setup(
+backend, picked, right = flow_image_page(
     "flow_velocity",
     [r"\text{predicted update } (1 - t)\,\hat v,\qquad \text{true update } (1 - t)\,v_\text{gt} = x_1 - x_t,"
      r"\qquad v_\text{gt} = x_1 - \varepsilon",
@@ -21,7 +21,6 @@ backend = flow_page_setup(
     "every t**, so the panels compare directly. The error is computed before any display scaling.",
 )
 
-picked, right = image_and_controls(backend, "flow_velocity")
 with right:
     seed = seed_control("flow_velocity_seed").value
     st.caption("The same ε as on the 1.1 – 1.3 page (same seed), so these are the x_t shown there.")

@@ -24,6 +24,7 @@ from lib.train import model_store
 from lib.train.training import TrainedRun
 from ui import common, layout
 from ui.backend import FAMILY_DEFAULTS, FamilyDefaults, ImageShape
+from ui.part_a import image_and_controls
 from ui.sections import training_section
 
 MODEL = "flow_class"  # the part-B model these pages run on
@@ -116,6 +117,15 @@ def flow_page_setup(slug: str, formula: str | list[str], explanation: str) -> Fl
     """A flow part-A page's heading, formula and explanation (``layout.section_header``) and its backend."""
     layout.section_header(slug, formula, explanation)
     return active_flow_backend()
+
+
+def flow_image_page(slug: str, formula: str | list[str], explanation: str):
+    """``flow_page_setup`` for a page that starts from one picked image: also the image picker on the left
+    (``ui.part_a.image_and_controls``). Returns the backend, what was picked (None: nothing usable yet) and the right
+    column for the page's controls."""
+    backend = flow_page_setup(slug, formula, explanation)
+    picked, right = image_and_controls(backend, slug)
+    return backend, picked, right
 
 
 def guidance_w_slider(default: float, key: str, help: str, container=st) -> float:

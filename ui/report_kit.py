@@ -24,7 +24,7 @@ from ui.training.settings import GRID_STRIDE_WORDS
 from ui.common import mnist
 from ui.flow_backend import MISSING, MODEL as FLOW_MODEL, FlowBackend, flow_backend
 from ui.sections import DEFAULT_EDITION, training_section
-from ui.part_a import Picked
+from ui.part_a import Picked, default_image
 from ui.training.results import grid_of, run_to_show
 from ui.training.settings import default_config
 
@@ -146,6 +146,14 @@ def shown_flow_backend(c: Context) -> FlowBackend:
     return dataclasses.replace(backend, model=CountingVelocityModel(backend.model, c.den))
 
 
+def shown_flow_input(c: Context) -> tuple[FlowBackend, Picked, str]:
+    """``shown_flow_backend``, the image its pages start from (``ui.part_a.default_image``) and that image's own-digit
+    prompt: what the flow part-A report pieces edit, so their results are the pages' defaults (and share their cache)."""
+    flow = shown_flow_backend(c)
+    picked = default_image(flow)
+    return flow, picked, flow.defaults.edit_prompt(picked.digit)
+
+
 def run_settings(run) -> dict[str, object]:
     c = run.config
     return {"model": f"D = {c.hidden}, {c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}, training seed {c.seed}",
@@ -171,6 +179,14 @@ def epochs_section(heading: Heading, run, wanted: tuple[int, ...], what: str) ->
         settings[GRID_STRIDE_WORDS] = run.config.sample_stride
     note = "" if shown == wanted else f"This run stored no epochs {spoken_list(wanted)}: its first and last."
     return heading.made(settings, figures, " ".join(filter(None, [what, note])))
+
+
+def class_model_sections(loss: Heading, epochs: Heading, run, wanted: tuple[int, ...], scale: float
+                         ) -> list[Deliverable]:
+    """A class-conditioned model's loss curve and its stored samples (4 of every digit, guided with γ = ``scale``)
+    after the ``wanted`` epochs: B3's, and the flow edition's B2.5/B2.6."""
+    return [loss_section(loss, run),
+            epochs_section(epochs, run, wanted, f"4 samples of every digit (γ = {scale:g}), one row per digit.")]
 
 
 def spoken_list(items) -> str:

@@ -14,7 +14,7 @@ from lib.media.plots import TrajectoryRecorder
 from lib.media.report import gif_figure
 from lib.ddpm.sampling import sample
 from ui.common import ddpm_of, run_cache_id
-from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run
+from ui.report_kit import Context, Heading, Piece, class_model_sections, one, shown_run, spoken_list
 from ui.training.results import frames_gif
 
 
@@ -50,14 +50,14 @@ def digit_trajectory(key: str, digit: int, num: int, scale: float, stride: int, 
 # --- the report --------------------------------------------------------------------------------------------------------
 
 LOSS = Heading("class_ddpm.loss", "B3", "Training loss of the class-conditioned DDPM")
-EPOCHS = Heading("class_ddpm.epochs", "B3", "Class-conditioned samples after epochs 5 and 20")
+SHOWN_EPOCHS = (5, 20)  # the deliverable's epochs
+EPOCHS = Heading("class_ddpm.epochs", "B3",
+                 f"Class-conditioned samples after epochs {spoken_list(SHOWN_EPOCHS)}")
 GIF = Heading("class_ddpm.gif", "B3", "A digit being denoised (GIF)")
 
 
 def _report(c: Context):
-    run = shown_run("class")
-    return [loss_section(LOSS, run),
-            epochs_section(EPOCHS, run, (5, 20), "4 samples of every digit (γ = 5), one row per digit.")], None
+    return class_model_sections(LOSS, EPOCHS, shown_run("class"), SHOWN_EPOCHS, GUIDANCE_SCALE), None
 
 
 def _report_gif(c: Context):

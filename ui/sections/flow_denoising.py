@@ -19,8 +19,7 @@ from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.flow_backend import FlowBackend
-from ui.part_a import default_image
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, one, shown_flow_input, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,9 +96,7 @@ ONE_STEP = Heading("flow_denoising.one_step", "1.3", "One-step denoising")
 
 
 def _report(c: Context):
-    flow = shown_flow_backend(c)
-    picked = default_image(flow)
-    prompt = flow.defaults.edit_prompt(picked.digit)
+    flow, picked, prompt = shown_flow_input(c)
     g = DEFAULTS
     course = denoised(flow.cache_id, picked.array, g.course_times, prompt, c.seed, g.sigmas, flow)
     x1, lo_hi, n = flow.image(picked.array), flow.model.value_range, len(course.times)

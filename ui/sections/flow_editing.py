@@ -18,8 +18,7 @@ from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
-from ui.part_a import default_image
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, one, shown_flow_input, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,11 +51,10 @@ TEXT_EDIT = Heading("flow_editing.text", "3.2", "Text-guided editing")
 
 
 def _report(c: Context):
-    flow = shown_flow_backend(c)
-    picked = default_image(flow)
+    flow, picked, own_prompt = shown_flow_input(c)
     g, x1 = DEFAULTS, flow.image(picked.array)
     made = []
-    for heading, prompt, text in ((EDIT, flow.defaults.edit_prompt(picked.digit), "A larger t_s keeps more of the "
+    for heading, prompt, text in ((EDIT, own_prompt, "A larger t_s keeps more of the "
                                    "input."),
                                   (TEXT_EDIT, g.text_edit, f"The same edits steered towards {quoted_prompt(g.text_edit)}.")):
         edited = edits(flow.cache_id, picked.array, g.t_starts, prompt, g.w, g.h, c.seed, flow)

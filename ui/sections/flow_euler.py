@@ -19,8 +19,7 @@ from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.common import counted
 from ui.flow_backend import STEP, FlowBackend
-from ui.part_a import default_image
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, one, shown_flow_input, upscale_for
 from ui.sections import flow_denoising
 
 
@@ -84,9 +83,7 @@ EULER = Heading("flow_euler", "1.5", "Euler sampling from t = 0.5, against the o
 
 
 def _report(c: Context):
-    flow = shown_flow_backend(c)
-    picked = default_image(flow)
-    prompt = flow.defaults.edit_prompt(picked.digit)
+    flow, picked, prompt = shown_flow_input(c)
     g = DEFAULTS
     run = euler_run(flow.cache_id, picked.array, g.t_start, g.h, g.every, prompt, c.seed, flow)
     lo_hi, up = flow.model.value_range, upscale_for(flow.size)

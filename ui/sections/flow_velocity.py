@@ -16,8 +16,7 @@ from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.flow_backend import FlowBackend
-from ui.part_a import default_image
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, one, shown_flow_input, upscale_for
 from ui.sections import flow_denoising
 
 
@@ -48,9 +47,7 @@ VELOCITY = Heading("flow_velocity", "1.4", "Visualizing velocity: predicted and 
 
 
 def _report(c: Context):
-    flow = shown_flow_backend(c)
-    picked = default_image(flow)
-    prompt = flow.defaults.edit_prompt(picked.digit)
+    flow, picked, prompt = shown_flow_input(c)
     noisy, d = diagnostics(flow.cache_id, picked.array, DEFAULTS.times, prompt, c.seed, flow)
     n, lo_hi, up = len(DEFAULTS.times), flow.model.value_range, upscale_for(flow.size)
     limit, zmax = symmetric_limit(d.predicted_update, d.true_update), d.error_map.max().item()
