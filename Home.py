@@ -17,7 +17,7 @@ from ui import edition, layout
 from ui.backend import IF_CHOICE, MNIST_CHOICE
 from ui.common import mnist, shipped
 from ui.sidebar import if_requirements, render_sidebar
-from ui.sections import EDITIONS, PARTS, SECTIONS, Section, in_part
+from ui.sections import EDITIONS, PARTS, SECTIONS, Section, part_groups
 from ui.training.settings import unfinished_text
 
 ROOT = Path(__file__).resolve().parent
@@ -51,15 +51,16 @@ def home() -> None:
     )
     edition.cards()
     chosen = EDITIONS[edition.current()]
-    st.latex(chosen.noise_path)
+    layout.show_formula(chosen.noise_path)
     st.caption(chosen.noise_path_caption)
     st.header("Contents")
-    for (part, name), column in zip(PARTS.items(), st.columns(2) + [st.container()]):
+    for part, column in zip(PARTS, st.columns(2) + [st.container()]):
         with column:
-            st.subheader(name)
-            if part == "A" and chosen.part_a:
-                st.caption(chosen.part_a)
-            toc(in_part(part, chosen.key))
+            for i, (name, sections) in enumerate(part_groups(part, chosen.key).items()):
+                st.subheader(name)
+                if part == "A" and i == 0 and chosen.part_a:
+                    st.caption(chosen.part_a)
+                toc(sections)
     backend_status()
     train_set = data_status()
     shipped_models(chosen.key)

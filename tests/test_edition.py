@@ -13,11 +13,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from test_pages_part_b import ROOT, app, digits, shipped, tiny_shipped
+from test_pages_part_b import ROOT, app, digits, formulas, shipped, tiny_shipped
 from ui import edition as edition_ui
 from ui import whole_assignment
 from ui.sidebar import if_requirements
-from ui.sections import BY_SLUG, DEFAULT_EDITION, EDITIONS, PARTS, SECTIONS, Section, in_part
+from ui.sections import (BY_SLUG, DEFAULT_EDITION, EDITIONS, FLOW_PART_A, IF_PART_A, PARTS, SECTIONS, Section, in_part,
+                         part_groups)
 
 FIXTURES = (app, digits, shipped, tiny_shipped)  # pytest finds fixtures by their names in this module
 HOME = str(ROOT / "Home.py")
@@ -50,7 +51,19 @@ def test_the_page_list_shows_an_editions_sections_and_hides_the_others(key):
     assert shown == edition_sections(key)
     assert all(key in s.editions for s in shown) and all(key not in s.editions for s in hidden)
     assert sorted(s.slug for s in shown + hidden) == sorted(BY_SLUG)  # every page stays reachable by its URL
-    assert list(groups) == [PARTS[part] for part in PARTS if in_part(part, key)]  # no empty part heading
+    assert all(groups.values())  # no empty heading
+    for group in groups.values():  # no heading lists a section number twice
+        numbers = [s.number for s in group]
+        assert len(set(numbers)) == len(numbers), numbers
+
+
+def test_the_flow_edition_lists_its_two_part_as_under_their_own_headings():
+    assert list(part_groups("A", "ddpm")) == [PARTS["A"]]
+    groups = part_groups("A", "flow")
+    assert list(groups) == [f"Part A · {IF_PART_A}", f"Part A · {FLOW_PART_A}"]
+    assert [s.slug for s in groups[f"Part A · {IF_PART_A}"]] == [s.slug for s in in_part("A", "ddpm")]
+    assert all(s.slug.startswith("flow_") for s in groups[f"Part A · {FLOW_PART_A}"])
+    assert list(part_groups("B", "flow")) == [PARTS["B"]]
 
 
 def test_the_page_list_of_a_registry_with_a_section_of_one_edition():
@@ -103,9 +116,9 @@ def assert_home_of(at: AppTest, key: str) -> None:
     assert_follows(at, key)
     assert contents(at) == [s.slug for s in edition_sections(key)]
     chosen = EDITIONS[key]
-    formulas = [latex.value for latex in at.latex]
-    assert chosen.noise_path in formulas[0]
-    assert not [f for f in formulas for other in EDITIONS.values() if other.key != key and other.noise_path in f]
+    shown = formulas(at)
+    assert chosen.noise_path in shown[0]
+    assert not [f for f in shown for other in EDITIONS.values() if other.key != key and other.noise_path in f]
     captions = [c.value for c in at.caption]
     assert chosen.noise_path_caption in captions
     assert (chosen.part_a in captions) == bool(chosen.part_a)  # the flow edition says which part A it shows

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.sections import BY_SLUG, DEFAULT_EDITION, EDITIONS, PARTS, SECTIONS, Section
+from ui.sections import BY_SLUG, DEFAULT_EDITION, EDITIONS, PARTS, SECTIONS, Section, part_groups
 
 KEY = "edition"  # the URL's query parameter and the session-state key of the session's edition
 SELECTOR_KEY = "edition_selector"  # the sidebar's widget
@@ -48,11 +48,11 @@ def choose(key: str) -> None:
 
 def page_groups(edition: str, sections: tuple[Section, ...] = SECTIONS) -> tuple[dict[str, list[Section]],
                                                                                    list[Section]]:
-    """The sidebar's page list for an edition: {a part's name (``PARTS``): the sections of that part the edition
-    teaches, in order} for the parts that have any, and the other sections — registered but hidden, so that a link to
+    """The sidebar's page list for an edition: {a heading (``part_groups``: a part's name, or a version of it): the
+    sections under it that the edition teaches, in order} for the parts that have any, and the other sections — registered but hidden, so that a link to
     one still opens it (and implies its edition)."""
-    shown = {name: [s for s in sections if s.part == part and edition in s.editions] for part, name in PARTS.items()}
-    return {name: group for name, group in shown.items() if group}, [s for s in sections if edition not in s.editions]
+    shown = {name: group for part in PARTS for name, group in part_groups(part, edition, sections).items()}
+    return shown, [s for s in sections if edition not in s.editions]
 
 
 def page_edition(section: Section | None, edition: str) -> str:

@@ -54,6 +54,7 @@ class Section:
     heading: str = ""  # the page's title after the number, where it says more than ``title``
     trains: str = ""  # part B: the shipped run its page trains (``model_store.SHIPPED_RUNS``: mostly the model's name)
     editions: tuple[str, ...] = tuple(EDITIONS)  # the editions (keys of EDITIONS) that teach this section
+    version: str = ""  # of its part, where one edition teaches two: "DeepFloyd IF (2025)" (``part_groups``)
 
     @property
     def page(self) -> str:
@@ -72,37 +73,46 @@ class Section:
 
 
 PARTS = {"A": "Part A · a pretrained model", "B": "Part B · MNIST from scratch", "report": "The whole assignment"}
+# The flow edition teaches both versions of part A: the one its 2025 course kept and its Fall 2026 one.
+IF_PART_A = "DeepFloyd IF (2025)"
+FLOW_PART_A = "flow model (Fall 2026)"
 
 SECTIONS = (
     Section("stock", "A", "0", "Stock pipeline", "Sampling from the stock pipeline at several step counts",
-            heading="Sampling with the stock pipeline"),
+            heading="Sampling with the stock pipeline", version=IF_PART_A),
     Section("forward", "A", "1.1 – 1.2", "Forward process", "The forward process and classical (blur) denoising",
-            heading="Forward process and classical denoising"),
+            heading="Forward process and classical denoising", version=IF_PART_A),
     Section("iterative", "A", "1.3 – 1.4", "Iterative denoising",
-            "One-step vs iterative denoising along strided timesteps", heading="One-step vs iterative denoising"),
+            "One-step vs iterative denoising along strided timesteps", heading="One-step vs iterative denoising",
+            version=IF_PART_A),
     Section("guidance", "A", "1.5 – 1.6", "Sampling and CFG", "Sampling from pure noise; classifier-free guidance",
-            heading="Sampling from noise and classifier-free guidance"),
+            heading="Sampling from noise and classifier-free guidance", version=IF_PART_A),
     Section("sdedit", "A", "1.7, 1.7.1, 1.7.3", "Image-to-image",
-            "SDEdit on photos, web images, sketches and with prompts", heading="Image-to-image (SDEdit)"),
-    Section("inpainting", "A", "1.7.2", "Inpainting", "Inpainting (RePaint)"),
-    Section("anagrams", "A", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views"),
-    Section("hybrids", "A", "1.9", "Hybrid images", "Hybrid images: low frequencies of one prompt, high of another"),
+            "SDEdit on photos, web images, sketches and with prompts", heading="Image-to-image (SDEdit)",
+            version=IF_PART_A),
+    Section("inpainting", "A", "1.7.2", "Inpainting", "Inpainting (RePaint)", version=IF_PART_A),
+    Section("anagrams", "A", "1.8", "Visual anagrams", "Visual anagrams: one image, two prompts, two views",
+            version=IF_PART_A),
+    Section("hybrids", "A", "1.9", "Hybrid images", "Hybrid images: low frequencies of one prompt, high of another",
+            version=IF_PART_A),
     Section("flow_denoising", "A", "1.1 – 1.3", "Noisy inputs and one-step denoising",
             "The straight path from noise to image; classical (blur) and one-step denoising",
-            heading="Noisy inputs, classical and one-step denoising", editions=("flow",)),
+            heading="Noisy inputs, classical and one-step denoising", editions=("flow",), version=FLOW_PART_A),
     Section("flow_velocity", "A", "1.4", "Visualizing velocity",
-            "The model's update against the true one, and where they differ", editions=("flow",)),
+            "The model's update against the true one, and where they differ", editions=("flow",), version=FLOW_PART_A),
     Section("flow_euler", "A", "1.5", "Euler sampling",
-            "Euler steps from t = 0.5, against the one-step estimate and the blur", editions=("flow",)),
+            "Euler steps from t = 0.5, against the one-step estimate and the blur", editions=("flow",),
+            version=FLOW_PART_A),
     Section("flow_sampling", "A", "1.6, 2.1", "Sampling and CFG", "Generating from noise; classifier-free guidance",
-            heading="Generating from noise and classifier-free guidance", editions=("flow",)),
+            heading="Generating from noise and classifier-free guidance", editions=("flow",), version=FLOW_PART_A),
     Section("flow_editing", "A", "3.1 – 3.2", "Image-to-image editing",
             "Editing from seven start times: photos, web images, drawings, and with another prompt",
-            heading="Image-to-image and text-guided editing", editions=("flow",)),
+            heading="Image-to-image and text-guided editing", editions=("flow",), version=FLOW_PART_A),
     Section("flow_anagrams", "A", "3.3", "Visual anagrams", "One image, two prompts: as it is and rotated 180°",
-            editions=("flow",)),
+            editions=("flow",), version=FLOW_PART_A),
     Section("flow_hybrids", "A", "3.4", "Hybrid images",
-            "Hybrid images: the velocity's low frequencies from one prompt, its high from another", editions=("flow",)),
+            "Hybrid images: the velocity's low frequencies from one prompt, its high from another", editions=("flow",),
+            version=FLOW_PART_A),
     Section("single_step", "B", "B1", "Single-step denoiser",
             "A UNet that denoises at one σ; training and the σ sweep", heading="Single-step denoising UNet",
             trains="denoiser"),
@@ -137,6 +147,18 @@ BY_SLUG = {s.slug: s for s in SECTIONS}
 def in_part(part: str, edition: str = DEFAULT_EDITION) -> list[Section]:
     """The sections of one part that an edition teaches, in the assignment's order."""
     return [s for s in SECTIONS if s.part == part and edition in s.editions]
+
+
+def part_groups(part: str, edition: str = DEFAULT_EDITION, sections: tuple[Section, ...] = SECTIONS
+                ) -> dict[str, list[Section]]:
+    """An edition's sections of one part under their headings, in order: one heading, ``PARTS[part]``, or one per
+    version where the edition teaches two versions of the part ("Part A · DeepFloyd IF (2025)"), so that no heading
+    lists the same section number twice. Empty for a part the edition lacks."""
+    shown = [s for s in sections if s.part == part and edition in s.editions]
+    versions = list(dict.fromkeys(s.version for s in shown))
+    if len(versions) <= 1:
+        return {PARTS[part]: shown} if shown else {}
+    return {f"Part {part} · {v}": [s for s in shown if s.version == v] for v in versions}
 
 
 def training_section(model: str) -> Section | None:
