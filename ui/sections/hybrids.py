@@ -186,9 +186,12 @@ def show_viewing_sizes(backend, result: torch.Tensor, prompts: tuple[str, ...], 
     views = viewing_pictures(result, sigmas, backend.defaults.display_px)
     names = ["far", "near"] if len(prompts) == 2 else ["far", "middle", "near"]
     columns = st.columns([max(w * len(result), 160) for w, _ in views])  # room for a small view's caption
-    return [show(x, ncols=len(result), container=column, target_px=w,
-                 caption=f"{name}, {x.shape[-1]} px wide: prompt {quoted_prompt(p)}")
-            for column, (w, x), name, p in zip(columns, views, names, prompts)]
+    drawn = []
+    for column, (w, x), name, p in zip(columns, views, names, prompts):
+        drawn.append(show(x, ncols=len(result), container=column, target_px=w))
+        # the column's caption, not the image's: an image caption wraps at the width of a small view's strip
+        column.caption(f"{name}, {x.shape[-1]} px wide: prompt {quoted_prompt(p)}")
+    return drawn
 
 
 VIEWING_SIZES_TEXT = ("**As each viewer sees them**: far, the hybrids 2σ times smaller (every 2σ × 2σ block of pixels "
