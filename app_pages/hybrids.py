@@ -4,6 +4,7 @@ import streamlit as st
 
 from lib.media.images import grid
 from lib.media.text import quoted_prompt
+from ui import layout
 from ui.backend import StepProgress, download_png, prompt_ok
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
@@ -31,7 +32,7 @@ choice = st.selectbox("Decomposition", options, key=f"hybrids_decomposition_{bac
                       help="Which linear filters split the image between the prompts (they always add up to the "
                            "identity). Colour vs greyscale and motion blur need 3-channel images: DeepFloyd IF."
                            if backend.channels == 1 else "Which linear filters split the image between the prompts.")
-st.latex(CHOICES[choice].formula)
+layout.show_formula(CHOICES[choice].formula)
 if choice == THREE and backend.family == "mnist":
     st.info(TRIPLE_NOTE)
 columns = st.columns(len(CHOICES[choice].prompts))

@@ -26,7 +26,7 @@ from lib.train.centroids import mean_image
 from lib.train.digit_classifier import quality
 from lib.train.training import (FLOW_CONSTANT_LR, FLOW_SAMPLER_STEPS, TrainConfig, epoch_learning_rates,
                                 held_out_loss)
-from tests.test_pages_part_b import (animation, app, continue_to_the_end, digits, figures,  # noqa: F401
+from tests.test_pages_part_b import (animation, app, continue_to_the_end, digits, figures, formulas,  # noqa: F401
                                      image_with_caption, nothing_shipped, open_page, run, short_run_controls,
                                      stopped_after_two_steps, texts, values)
 from ui.backend import DEFAULT_SEED
@@ -97,9 +97,9 @@ def test_the_path_figure_runs_from_the_noise_to_the_digit(digits):
 
 def test_time_flow_shows_formulas_path_results_and_samples(flow_shipped):
     at = open_page(TIME_FLOW)
-    formulas = " ".join(latex.value for latex in at.latex)
-    assert r"x_t = (1 - t)\,x_0 + t\,x_1" in formulas and r"(x_1 - x_0) - u_\theta(x_t, t)" in formulas
-    assert r"\odot \mathrm{fc}_1(t)" in formulas and r"x_{t+h} = x_t + h\,u_\theta(x_t, t)" in formulas
+    shown = " ".join(formulas(at))
+    assert r"x_t = (1 - t)\,x_0 + t\,x_1" in shown and r"(x_1 - x_0) - u_\theta(x_t, t)" in shown
+    assert r"\odot \mathrm{fc}_1(t)" in shown and r"x_{t+h} = x_t + h\,u_\theta(x_t, t)" in shown
     assert "t = 0 is pure noise, t = 1 the image" in texts(at.markdown)
     captions = [c for img in at.get("image") for c in img.captions]
     assert [c for c in captions if c.startswith("t = ")] == [f"t = {t:g}" for t in time_flow.DEFAULTS.path_times]
@@ -205,9 +205,9 @@ def last_frame_matches(at: AppTest, expected: torch.Tensor) -> bool:
 
 def test_class_flow_guidance_digit_and_steps(flow_shipped):
     at = open_page(CLASS_FLOW)
-    formulas = " ".join(latex.value for latex in at.latex)
-    assert r"c_1(\mathbf{c}) \odot \text{unflatten} + t_1(t)" in formulas and "p_\\text{uncond} = 0.1" in formulas
-    assert r"u_\theta(x_t, t, \varnothing) + \gamma\,\big(" in formulas
+    shown = " ".join(formulas(at))
+    assert r"c_1(\mathbf{c}) \odot \text{unflatten} + t_1(t)" in shown and "p_\\text{uncond} = 0.1" in shown
+    assert r"u_\theta(x_t, t, \varnothing) + \gamma\,\big(" in shown
     assert " s · D = 4, p_uncond = 0.1, 2 short epochs of 2 batches." in texts(at.caption)
     captions = [c for img in at.get("image") for c in img.captions]
     assert [c for c in captions if "after epoch" in c] == [
@@ -245,7 +245,7 @@ def test_constant_lr_compares_both_runs_by_numbers_computed_here(flow_shipped, d
     """Both loss curves on one chart, both grids from the same noise, and the numbers: the last epoch's mean training
     loss, the held-out loss and the app's digit judge's reading, each recomputed here."""
     at = open_page(CONSTANT_LR)
-    assert "geometric mean" in texts(at.markdown) and r"0.1^{(E-1)/(2E)}" in at.latex[1].value
+    assert "geometric mean" in texts(at.markdown) and r"0.1^{(E-1)/(2E)}" in formulas(at)[1]
     constant = model_store.load_run(flow_shipped / "flow_class_constant_lr.safetensors")
     scheduled = model_store.load_run(flow_shipped / "flow_class.safetensors")
     assert constant.config.constant_lr and constant.config.lr == FLOW_CONSTANT_LR and not scheduled.config.constant_lr
@@ -293,7 +293,7 @@ PURE_NOISE = "app_pages/pure_noise.py"
 
 def test_pure_noise_shows_loss_floor_outputs_and_the_centroid(flow_shipped, digits):
     at = open_page(PURE_NOISE)
-    assert r"D_\theta(\varepsilon) - x" in at.latex[0].value and r"\bar x = \mathbb{E}[x]" in at.latex[1].value
+    assert r"D_\theta(\varepsilon) - x" in formulas(at)[0] and r"\bar x = \mathbb{E}[x]" in formulas(at)[1]
     stored = model_store.load_run(flow_shipped / "pure_noise.safetensors")
     (loss,) = figures(at)
     assert np.allclose(values(loss["data"][0]["y"]), stored.losses)

@@ -17,6 +17,7 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
+from test_pages_part_b import formulas
 from ui.sections import anagrams as anagrams_section
 from ui.sections import hybrids as hybrids_section
 
@@ -84,7 +85,7 @@ def errors(at: AppTest) -> str:
 
 def assert_page_basics(at: AppTest, formula_piece: str) -> None:
     assert not at.error, errors(at)
-    assert any(formula_piece in l.value for l in at.latex), [l.value for l in at.latex]
+    assert any(formula_piece in f for f in formulas(at)), formulas(at)
     assert image_urls(at), "no result images"
     assert len(at.download_button) >= 1
     assert "MNIST" in " ".join(c.value for c in at.sidebar.caption)
@@ -466,7 +467,7 @@ PART_A_PAGES = ["stock.py", "forward.py", "iterative.py",
 def test_part_a_pages_use_one_name_per_concept():
     """One label per control and one symbol per quantity on every part-A page: ε (LaTeX \\varepsilon, as in the
     markdown, never \\epsilon's ϵ), v_σ for the noise a DDPM step adds, 'Guidance scale γ' and 'Blur kernel size'."""
-    formulas, labels = [], set()
+    shown, labels = [], set()
     for page in PART_A_PAGES:
         at = AppTest.from_file(str(PAGES / page), default_timeout=TIMEOUT)
         for key in ("stock_columns_mnist", "guidance_scales", "sdedit_istarts"):
@@ -475,10 +476,10 @@ def test_part_a_pages_use_one_name_per_concept():
             at.session_state[f"{key}_stride_mnist"] = 100
         at.run()
         assert not at.exception, (page, at.exception)
-        formulas += [l.value for l in at.latex]
+        shown += formulas(at)
         labels |= {w.label for kind in ("slider", "multiselect") for w in at.get(kind)}
-    assert not [f for f in formulas if r"\epsilon" in f.replace(r"\varepsilon", "")]
-    assert sum(r"v_\sigma" in f for f in formulas) == 2 and not [f for f in formulas if r"\sigma z" in f]
+    assert not [f for f in shown if r"\epsilon" in f.replace(r"\varepsilon", "")]
+    assert sum(r"v_\sigma" in f for f in shown) == 2 and not [f for f in shown if r"\sigma z" in f]
     assert {l for l in labels if l.startswith("Guidance")} == {"Guidance scale γ"}
     assert {l for l in labels if l.startswith("Blur kernel")} == {"Blur kernel size"}
 
@@ -558,10 +559,11 @@ def test_a7_factorized_decompositions_on_mnist():
     # issue 27 item 5: the triple side by side as each band's viewer sees it, small (2σ2, then 2σ1 times smaller) to
     # large, and no caption promising a reading that MNIST does not give
     captions = [c for img in at.image for c in img.captions]
-    assert [c for c in captions if c.split(",")[0] in ("far", "middle", "near")] == [
+    assert not [c for c in captions if c.split(",")[0] in ("far", "middle", "near")]  # not under a 14-px-wide strip
+    assert [c.value for c in at.caption if c.value.split(",")[0] in ("far", "middle", "near")] == [
         "far, 7 px wide: prompt '0'", "middle, 14 px wide: prompt '5'", "near, 28 px wide: prompt '1'"]
-    assert not [c for c in captions + [m.value for m in at.markdown] if "should read" in c]
-    assert any(r"G_{\sigma_2}" in x.value for x in at.latex)
+    assert not [c for c in captions + [m.value for m in [*at.markdown, *at.caption]] if "should read" in c]
+    assert any(r"G_{\sigma_2}" in f for f in formulas(at))
 
 
 @pytest.mark.slow

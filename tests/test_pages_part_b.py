@@ -30,6 +30,7 @@ from lib.train.precision import resolve
 from lib.media.text import spoken_duration
 from lib.train.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
 from ui.backend import DEFAULT_SEED
+from ui.layout import FORMULA_MARKDOWN
 from ui.sections import PARTS, SECTIONS, in_part, single_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,12 @@ B2 = "app_pages/time_ddpm.py"
 B3 = "app_pages/class_ddpm.py"
 TINY = dict(hidden=4, epochs=2, batch_size=16, steps_per_epoch=2, snapshot_epochs=(1, 2), sample_stride=50)
 SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
+
+
+def formulas(at) -> list[str]:
+    """The LaTeX of the formulas a page shows (``ui.layout.show_formula``), in order."""
+    head, tail = FORMULA_MARKDOWN.split("{}")
+    return [m.value[len(head):-len(tail)] for m in at.markdown if m.value.startswith(head) and m.value.endswith(tail)]
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +192,7 @@ def test_home_says_which_models_are_missing(nothing_shipped):
 
 def test_b1_shows_noise_grid_results_and_reacts_to_its_controls(shipped, digits):
     at = open_page(B1)
-    assert r"D_\theta(z) - x" in at.latex[0].value
+    assert r"D_\theta(z) - x" in formulas(at)[0]
     captions = [c for img in at.get("image") for c in img.captions]
     assert [c for c in captions if c.startswith("σ = ")] == [f"σ = {s:g}" for s in SIGMAS]
     assert "Showing the **shipped** model" in texts(at.caption)
@@ -499,7 +506,7 @@ def test_sampling_seeds_start_at_part_as_default_and_training_seeds_at_0(shipped
 def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shipped):
     at = open_page(B2)
     assert " s · D = 4, 2 short epochs of 2 batches." in texts(at.caption)
-    assert len(at.latex) == 4 and r"\sqrt{\beta_t}\,z" in at.latex[2].value  # the 4th: the EMA
+    assert len(formulas(at)) == 4 and r"\sqrt{\beta_t}\,z" in formulas(at)[2]  # the 4th: the EMA
     schedule, loss, anim = figures(at)
     assert np.allclose(values(schedule["data"][1]["y"]), linear_schedule(300, 1e-4, 0.02).alphas_cumprod.numpy())
     assert schedule["layout"]["yaxis3"]["type"] == "log" and loss["layout"]["yaxis"]["type"] == "log"
@@ -530,7 +537,7 @@ def test_b2_shows_schedule_samples_and_trajectory_and_reacts_to_its_controls(shi
 
 def test_b3_grid_guidance_digit_and_stride(shipped):
     at = open_page(B3)
-    assert any(r"\gamma\,\big(" in latex.value for latex in at.latex)
+    assert any(r"\gamma\,\big(" in f for f in formulas(at))
     assert len(figures(at)) == 3  # schedule, loss, trajectory
     assert " s · D = 4, p_uncond = 0.1, 2 short epochs of 2 batches." in texts(at.caption)
     assert at.slider(key="class_ddpm_scale").value == 5.0
@@ -604,7 +611,7 @@ def test_b2_names_every_stride_alike(shipped):
 
 def test_b2_compares_the_spec_weights_with_their_ema(shipped):
     at = open_page(B2)
-    assert any(r"\theta_\text{EMA}" in latex.value for latex in at.latex)
+    assert any(r"\theta_\text{EMA}" in f for f in formulas(at))
     stored = model_store.load_run(shipped / "time.safetensors")
     assert f"the two sit **{relative_distance(stored.ema, stored.model):.1%}** apart" in texts(at.markdown)
     spec, ema = (image_with_caption(at, f"{w} · stride {GRID_STRIDE}") for w in ("The spec's weights", "Their EMA"))

@@ -7,6 +7,8 @@ presentation mode that enlarges images and text for a lecture-hall projector.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import streamlit as st
 
@@ -15,7 +17,8 @@ PRESENTATION_SCALE = 2  # images twice as wide: a 28-px digit shown at 84 px bec
 PRESENTATION_FONT = "125%"  # Streamlit sizes text in rem, so the root font size scales all of it
 PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the room
 
-# Always on. Phones: a formula wider than the screen scrolls sideways instead of being cut off, and the labels of the
+# Always on. Formulas (``formula()``): centred, spaced like display math. Phones: a formula still wider than the
+# screen scrolls sideways instead of being cut off, and the labels of the
 # contents and of the sidebar's page list wrap instead of ending in an ellipsis. Images: shown upscaled, a 28-px digit
 # stays sharp blocks, not a blur; and never wider than their column. Streamlit documents that a width in pixels is
 # capped at the container's, but (1.67) it caps the <img> at its own wrapper, which takes the full width: a strip
@@ -23,6 +26,7 @@ PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the
 # under the field, not over the end of a long seed or prompt being typed.
 BASE_CSS = """
 .katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 2px; }
+[class*="st-key-formula_"] p { text-align: center; margin: 0.5em 0; overflow-x: auto; overflow-y: hidden; }
 [data-testid="stPageLink"] p, [data-testid="stPageLink-NavLink"] span, [data-testid="stSidebarNav"] .stMarkdownEllipsis,
 [data-testid="stSidebarNav"] .stMarkdownEllipsis p { white-space: normal; overflow: visible; text-overflow: clip; }
 [data-testid="stImage"] img, [data-testid="stImageContainer"] img { image-rendering: pixelated; }
@@ -69,9 +73,20 @@ def section_header(slug: str, formula: str | list[str], explanation: str) -> Non
     st.set_page_config(page_title=f"{title} · Diffusion Lab", layout="wide")
     st.title(title)
     for line in [formula] if isinstance(formula, str) else formula:
-        st.latex(line)
+        show_formula(line)
     if explanation:
         st.markdown(explanation)
+
+
+FORMULA_MARKDOWN = "$\\displaystyle {}$"  # display-sized inline math (``show_formula``)
+
+
+def show_formula(latex: str, container=st) -> None:
+    """A formula, display-sized and centred, that wraps on a narrow screen: KaTeX breaks inline math after a
+    top-level relation or operator (=, ⟺, +, ∼), display math never — ``st.latex`` left a phone a formula cut at the
+    screen's edge. Its container's key (``formula_…``) is what ``BASE_CSS`` centres."""
+    key = f"formula_{zlib.crc32(latex.encode()):08x}"
+    container.container(key=key).markdown(FORMULA_MARKDOWN.format(latex))
 
 
 def presentation() -> bool:

@@ -45,8 +45,8 @@ def grid_picture(key: str, stride: int, seed: int, scale: float, _den: MnistDDPM
 def ema_comparison(run: TrainedRun, *, key: str) -> None:
     """The run's grid of 40 drawn twice from the same noise — with the spec's weights and with their EMA."""
     st.subheader("The spec's weights vs their moving average")
-    st.latex(r"\theta_\text{EMA} \leftarrow d_k\,\theta_\text{EMA} + (1 - d_k)\,\theta,\qquad "
-             rf"d_k = \min\!\left({EMA_DECAY:g},\ \tfrac{{1 + k}}{{10 + k}}\right)")
+    layout.show_formula(r"\theta_\text{EMA} \leftarrow d_k\,\theta_\text{EMA} + (1 - d_k)\,\theta,\qquad "
+                        rf"d_k = \min\!\left({EMA_DECAY:g},\ \tfrac{{1 + k}}{{10 + k}}\right)")
     st.markdown(
         "The spec samples with the weights of the last optimiser step. Training also kept an exponential moving "
         "average of them (after each step k), which the optimiser never sees: it smooths out the step-to-step noise "
