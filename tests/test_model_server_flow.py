@@ -203,3 +203,61 @@ def test_without_a_flow_run_the_server_says_what_is_missing(tmp_path, monkeypatc
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
     with pytest.raises(ValueError, match=r"no flow_class run to serve: .* holds no finished run of it"):
         load_flow_run("flow_class", torch.device("cpu"))
+
+
+def flow_page_on(page: str, **state):
+    """A flow part-A page opened from Home in the flow edition, with ``state`` preset (the sidebar's choices)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(flow_pages.ROOT / "Home.py"), default_timeout=flow_pages.TIMEOUT)
+    at.session_state["edition"] = "flow"
+    for key, value in state.items():
+        at.session_state[key] = value
+    at = at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown(at) -> tuple:
+    """What a page shows of its results: its metrics and its images' captions."""
+    return [(m.label, m.value) for m in at.metric], flow_pages.image_captions(at)
+
+
+@pytest.fixture()
+def app_on_the_cache(flow_cache, monkeypatch, tmp_path):
+    """The app with nothing shipped and the server's model cache as its own: both find the same run."""
+    import streamlit as st
+
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
+    monkeypatch.setattr(model_store, "CACHE_DIR", flow_cache)
+    monkeypatch.setenv("DIFFUSION_LAB_SERVER_TOKEN", TOKEN)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.mark.slow
+def test_a_flow_page_on_the_server_shows_the_local_results(server, app_on_the_cache, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_LAB_SERVER_URL", server.url)
+    local = flow_page_on(flow_pages.FLOW_DENOISING)
+    remote = flow_page_on(flow_pages.FLOW_DENOISING, flow_backend="Model server")
+    assert not remote.error, [e.value for e in remote.error]
+    captions = " ".join(c.value for c in remote.sidebar.caption)
+    assert ("Active: **MNIST class-conditioned flow model (D = 4) (model server)**, the server's run from its cache "
+            "(1 epoch, D = 4), EMA weights · the model server") in captions
+    assert "your run from the cache (1 epoch, D = 4), EMA weights · CPU" in " ".join(c.value for c in local.sidebar.caption)
+    assert remote.metric and shown(remote) == shown(local)
+
+
+def test_a_flow_page_with_the_server_down_says_so_and_runs_here(app_on_the_cache, monkeypatch):
+    from tests.browser_util import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("DIFFUSION_LAB_SERVER_URL", url)
+    at = flow_page_on(flow_pages.FLOW_DENOISING, flow_backend="Model server")
+    assert any(e.value.startswith(f"The model server at {url} is not reachable") and "this machine's flow model" in
+               e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+    assert any("your run from the cache (1 epoch, D = 4), EMA weights · CPU" in c.value for c in at.sidebar.caption)
+    assert at.metric
