@@ -68,20 +68,21 @@ api = FastAPI(title="Diffusion Lab model server")
 
 def load_models(names: list[str], shipped_dir: str | None = None) -> tuple[dict[str, object], dict[str, dict]]:
     """The models called ``names`` and, for the flow edition's MNIST model, which run it is (``describe``'s extra
-    fields): mnist-class / mnist-time (the shipped part-B DDPMs, from ``shipped_dir``), IF-I-XL / L / M (through
-    lib.backends.if_loading, from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN), mnist-flow-class (``load_flow_run``)
-    and PixNerd-XXL-P16-T2I (``load_pixnerd_velocity``)."""
+    fields): mnist-class / mnist-time (the shipped part-B DDPMs), IF-I-XL / L / M (through lib.backends.if_loading,
+    from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN), mnist-flow-class (``load_flow_run``) and PixNerd-XXL-P16-T2I
+    (``load_pixnerd_velocity``). Shipped runs come from ``shipped_dir`` (default data/models)."""
     from lib.train import model_store
     from lib.backends.if_configs import IF_VARIANTS
     from lib.backends.mnist_model import MnistDDPM
     from lib.train.precision import default_device
 
+    if shipped_dir:  # this process's shipped runs, the DDPMs' and the flow model's (the replica is a process of its own)
+        model_store.SHIPPED_DIR = Path(shipped_dir)
     models: dict[str, object] = {}
     runs: dict[str, dict] = {}
     for name in names:
         if name in MNIST_MODELS:
-            folder = Path(shipped_dir) if shipped_dir else model_store.SHIPPED_DIR
-            run = model_store.load_run(folder / model_store.shipped_path(MNIST_MODELS[name]).name, default_device())
+            run = model_store.load_run(model_store.shipped_path(MNIST_MODELS[name]), default_device())
             models[name] = MnistDDPM(run.model, run.config)
         elif name in IF_VARIANTS:
             from lib.backends.if_loading import load_if
@@ -497,8 +498,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch-size", type=int, default=16, help="predict requests merged into one UNet call (1: off)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0,
                    help="how long a batch that has company waits to fill (a lone request never waits)")
-    p.add_argument("--shipped-dir", default=None, help="folder of the MNIST DDPMs (default data/models; the flow "
-                                                        "model is found as the app finds it)")
+    p.add_argument("--shipped-dir", default=None, help="folder of the shipped MNIST runs (default data/models): the "
+                                                        "DDPMs, and the flow model's first place to look (then the "
+                                                        "model cache, as the app finds it)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--job-gpus", type=float, default=None, help="share of a GPU per training job (default: "
                                                                 f"{DEFAULT_JOB_GPUS:g} where the cluster has GPUs, else 0)")

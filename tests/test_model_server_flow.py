@@ -26,10 +26,7 @@ from lib.train import model_store
 from server_util import TOKEN, ModelServerProcess
 import test_pages_flow_part_a as flow_pages
 
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
-              # the server finds a shipped flow_class first (in data/models: it cannot be pointed elsewhere)
-              pytest.mark.skipif(model_store.shipped_path("flow_class").exists(),
-                                 reason="data/models/flow_class.safetensors is shipped: the server would serve it")]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FLOW = "mnist-flow-class"
 CONFIG = flow_pages.CONFIG
 tiny_run = flow_pages.tiny_run  # the fixture: the tiny run with its EMA apart from its weights
@@ -47,11 +44,12 @@ def flow_cache(tmp_path_factory, tiny_run):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, flow_cache):
     tmp = tmp_path_factory.mktemp("flow-server")
-    proc = ModelServerProcess(f"mnist-class,{FLOW}", tmp / "server.log", env={"DIFFUSION_LAB_CACHE": str(flow_cache)})
-    try:
-        yield proc.wait_ready()
-    finally:
-        proc.stop()
+    shipped = tmp / "shipped"  # the shipped DDPM only: the flow model then comes from the cache, the tiny run
+    shipped.mkdir()
+    (shipped / "class.safetensors").symlink_to(model_store.shipped_path("class"))
+    with ModelServerProcess(f"mnist-class,{FLOW}", tmp / "server.log", env={"DIFFUSION_LAB_CACHE": str(flow_cache)},
+                            shipped_dir=shipped) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +174,9 @@ def test_each_interface_refuses_the_others_model_and_bad_times(client, server):
 
 @pytest.mark.slow
 def test_a_killed_server_gives_one_line(tmp_path, flow_cache):
-    proc = ModelServerProcess(FLOW, tmp_path / "server.log", env={"DIFFUSION_LAB_CACHE": str(flow_cache)})
+    (tmp_path / "nothing shipped").mkdir()
+    proc = ModelServerProcess(FLOW, tmp_path / "server.log", env={"DIFFUSION_LAB_CACHE": str(flow_cache)},
+                              shipped_dir=tmp_path / "nothing shipped")
     try:
         proc.wait_ready()
         model = ServerClient(proc.url, TOKEN, retries=2, backoff=0.1).velocity_model(FLOW)
