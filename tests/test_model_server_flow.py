@@ -175,10 +175,8 @@ def test_each_interface_refuses_the_others_model_and_bad_times(client, server):
 @pytest.mark.slow
 def test_a_killed_server_gives_one_line(tmp_path, flow_cache):
     (tmp_path / "nothing shipped").mkdir()
-    proc = ModelServerProcess(FLOW, tmp_path / "server.log", env={"DIFFUSION_LAB_CACHE": str(flow_cache)},
-                              shipped_dir=tmp_path / "nothing shipped")
-    try:
-        proc.wait_ready()
+    with ModelServerProcess(FLOW, tmp_path / "server.log", env={"DIFFUSION_LAB_CACHE": str(flow_cache)},
+                            shipped_dir=tmp_path / "nothing shipped") as proc:
         model = ServerClient(proc.url, TOKEN, retries=2, backoff=0.1).velocity_model(FLOW)
         cond = model.encode_prompt("4")
         steps: list[int] = []
@@ -193,8 +191,6 @@ def test_a_killed_server_gives_one_line(tmp_path, flow_cache):
         assert str(info.value) == (f"The model server at {proc.url} is not reachable (down, or a wrong address) "
                                    "after 2 tries")
         assert steps == [0, 1, 2]
-    finally:
-        proc.stop()
 
 
 def test_without_a_flow_run_the_server_says_what_is_missing(tmp_path, monkeypatch):
