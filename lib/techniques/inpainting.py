@@ -6,7 +6,8 @@ variance v when the model has one (DeepFloyd IF).
 
 The flow form (not part of the flow edition, which dropped inpainting; its natural analogue): after each Euler step to
 t', x ← m·x + (1 − m)·((1 − t')·ε + t'·x_orig) with the run's own ε (``known_pixels_after_step``), so the kept region
-lies on the straight path the run started on, and at t' = 1 it is x_orig itself; ``flow_inpaint`` runs it from pure noise.
+lies on the straight path the run started on, and at t' = 1 it is x_orig itself; ``flow_inpaint`` runs it from
+pure noise.
 
 A mask (1 = regenerate) must leave something to regenerate and something to keep (``mask_problem``): an empty one
 changes nothing, and one over the whole image keeps nothing — that is plain sampling from noise."""
