@@ -18,6 +18,7 @@ import torch
 
 from lib.ddpm.sampling import NoiseModel, StepCallback, cfg_predictor, denoise_on, noise_to, randn
 from lib.flow.euler import AfterStep, VelocityModel, euler
+from lib.flow.euler import StepCallback as FlowStepCallback
 from lib.flow.euler import cfg_predictor as cfg_velocity
 from lib.flow.path import interpolate
 from lib.techniques.repaint import descents, jump_back, resampling_path
@@ -54,12 +55,12 @@ def known_pixels_after_step(original: torch.Tensor, mask: torch.Tensor, eps: tor
 
 
 def flow_inpaint(model: VelocityModel, image: torch.Tensor, mask: torch.Tensor, eps: torch.Tensor, *,
-                 cond: torch.Tensor, scale: float, h: float) -> torch.Tensor:
+                 cond: torch.Tensor, scale: float, h: float, on_step: FlowStepCallback | None = None) -> torch.Tensor:
     """Fill the region where ``mask`` = 1 of ``image`` ((B, C, H, W) in the model's value range) with new content:
     Euler steps of ``h`` with guidance ``scale`` from x_0 = ``eps`` (t = 0) to t = 1, the known pixels put back on the
     path from ``eps`` after every step (``known_pixels_after_step``); where mask = 0 the result is ``image`` exactly."""
     predict = cfg_velocity(model, cond, model.null_condition(), scale)
-    return euler(eps, 0.0, h, predict, after_step=known_pixels_after_step(image, mask.to(image), eps))
+    return euler(eps, 0.0, h, predict, after_step=known_pixels_after_step(image, mask.to(image), eps), on_step=on_step)
 
 
 def inpaint(
