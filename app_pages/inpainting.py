@@ -8,8 +8,9 @@ from lib.media.plots import resampling_figure
 from lib.techniques.repaint import call_timesteps, feathered, jump_points, resampling_path
 from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
 from ui.common import counted
-from ui.part_a import cost_caption, edit_prompt_input, page_setup, pick_image, pick_mask, show, with_cfg
-from ui.sections.inpainting import DEFAULTS, inpaint_samples, masked_view
+from ui.part_a import (cost_caption, edit_prompt_input, image_mask_and_controls, masked_view, page_setup, show,
+                       with_cfg)
+from ui.sections.inpainting import DEFAULTS, inpaint_samples
 
 backend = page_setup(
     "inpainting",
@@ -31,11 +32,7 @@ backend = page_setup(
     "mask blends the two regions over a few pixels instead of a hard edge.",
 )
 
-
-left, right = st.columns([2, 3])
-with left:
-    picked = pick_image(backend, "inpainting")
-    mask = pick_mask(backend, picked, "inpainting") if picked is not None else None
+picked, mask, right = image_mask_and_controls(backend, "inpainting")
 with right:
     prompt = edit_prompt_input(backend, picked, "inpainting", "What to put in the hole. MNIST: a digit.")
     c1, c2 = st.columns(2)

@@ -13,7 +13,7 @@ from lib.flow.denoising import (COURSE_SIGMAS, amplitude_restored, best_blur, bl
 from lib.techniques.anagrams import anagram_velocity
 from lib.techniques.filters import highpass, lowpass, two_band
 from lib.techniques.hybrids import factorized_velocity, lowpass_scaled_to
-from lib.techniques.inpainting import known_pixels_after_step
+from lib.techniques.inpainting import flow_inpaint, known_pixels_after_step, mask_problem
 from lib.techniques.sdedit import flow_edit
 from lib.techniques.views import VIEWS
 from tests.test_flow import F64, AffineVelocity, gauss
@@ -130,3 +130,23 @@ def test_flow_inpainting_keeps_the_known_pixels_on_the_runs_own_path():
     torch.testing.assert_close(mid[..., :2, :], x[..., :2, :])
     torch.testing.assert_close(mid[..., 2:, :], (0.6 * eps + 0.4 * original)[..., 2:, :])
     torch.testing.assert_close(hook(x, 1.0)[..., 2:, :], original[..., 2:, :])  # exact at the end
+
+
+def test_flow_inpainting_keeps_the_original_outside_the_mask_and_follows_the_field_inside():
+    """With the exact field towards another image x₁, Euler is exact on the straight path (x₁ − x_t = (1 − t)(x₁ − ε)):
+    the hole ends at x₁, and the kept pixels are put back to x_orig itself at t = 1, bit for bit."""
+    original, eps, target = gauss(2, 1, 4, 4, seed=15), gauss(2, 1, 4, 4, seed=16), gauss(1, 1, 4, 4, seed=17)
+    model = TowardsImage(target)
+    mask = torch.zeros(1, 1, 4, 4, dtype=F64)
+    mask[..., :, 1:3] = 1  # regenerate the middle columns
+    result = flow_inpaint(model, original, mask, eps, cond=model.encode_prompt("x"), scale=5.0, h=0.02)
+    assert torch.equal(result[..., :, [0, 3]], original[..., :, [0, 3]])
+    torch.testing.assert_close(result[..., :, 1:3], target.expand(2, -1, -1, -1)[..., :, 1:3])
+
+
+def test_a_mask_must_regenerate_something_and_keep_something():
+    mask = torch.zeros(1, 1, 4, 4)
+    assert "nothing to regenerate" in mask_problem(mask)
+    assert "nothing of it is kept" in mask_problem(mask + 1)
+    mask[..., 0, 0] = 1
+    assert mask_problem(mask) == "" and mask_problem(0.5 * torch.ones(1, 1, 4, 4)) == ""  # a soft mask keeps half

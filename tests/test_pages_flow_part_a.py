@@ -77,6 +77,7 @@ FLOW_SAMPLING = "app_pages/flow_sampling.py"
 FLOW_EDITING = "app_pages/flow_editing.py"
 FLOW_ANAGRAMS = "app_pages/flow_anagrams.py"
 FLOW_HYBRIDS = "app_pages/flow_hybrids.py"
+FLOW_INPAINTING = "app_pages/flow_inpainting.py"
 
 
 def opened(page: str) -> AppTest:
@@ -304,3 +305,104 @@ def test_hybrid_page_takes_the_low_band_of_one_prompt_and_the_high_band_of_the_o
     drawn = dict((caption, picture) for picture, caption in pictures)
     assert np.abs(drawn["up close: '5'"].astype(int) - grid(expected, 4, (0.0, 1.0), upscale=5)).max() <= 1
     assert any("σ = 0.875 px and 15 taps" in c.value for c in at.caption)
+
+
+def reference_inpainting(model: MnistFlow, x1: torch.Tensor, mask: torch.Tensor, prompt_digit: int, num: int):
+    """The flow form of inpainting written out: 50 Euler steps of the course's v_c + 4 (v_c − v_u) from ε of the
+    default seed, and after each the kept pixels put back at (1 − t')·ε + t'·x_orig."""
+    eps = torch.randn((num, 1, 28, 28), generator=torch.Generator().manual_seed(DEFAULT_SEED))
+    cond, null = model.class_condition(prompt_digit).expand(num, -1), model.null_condition().expand(num, -1)
+    x, original = eps, x1.expand(num, -1, -1, -1)
+    for k in range(50):
+        t, t_next = k / 50, min((k + 1) / 50, 1.0)
+        v_c, v_u = model.velocity(x, t, cond), model.velocity(x, t, null)
+        x = x + (t_next - t) * (v_c + 4 * (v_c - v_u))
+        x = mask * x + (1 - mask) * ((1 - t_next) * eps + t_next * original)
+    return x
+
+
+def test_inpainting_page_keeps_the_originals_pixels_outside_the_mask(shipped, mnist_test, pictures):
+    from ui.flow_backend import flow_backend
+    from ui.part_a import preset_masks
+    from ui.sections.flow_inpainting import DEFAULTS, inpaintings
+
+    at = opened(FLOW_INPAINTING)
+    assert at.title[0].value.startswith("3.2+ · ") and "not part of the Fall 2026 assignment" in at.title[0].value
+    assert any("not part of the Fall 2026 assignment" in m.value for m in at.markdown)
+    x1, _ = default_input(shipped, mnist_test)
+    array = mnist_test_digit(mnist_test, DEFAULT_DIGIT, 0)[0].numpy()
+    backend = flow_backend()
+    results = {}
+    for name in ("top half", "left half"):
+        if name != DEFAULTS.mask:
+            pictures.clear()
+            at.radio(key="flow_inpainting_mask_mnist").set_value(name).run()
+            assert not at.exception
+        mask = preset_masks(backend)[name]
+        result, cost = inpaintings(backend.cache_id, array, mask.numpy(), str(DEFAULT_DIGIT), 4.0, 0.02, 4,
+                                   DEFAULT_SEED, backend)  # the page's cache entry
+        kept = (mask == 0).expand_as(result)
+        assert torch.equal(result[kept], x1.expand_as(result)[kept])  # exactly the original, bit for bit
+        assert not torch.equal(result[~kept], x1.expand_as(result)[~kept])
+        torch.testing.assert_close(result, reference_inpainting(shipped, x1, mask, DEFAULT_DIGIT, 4), atol=1e-5,
+                                   rtol=1e-5)
+        drawn = dict((caption, picture) for picture, caption in pictures)
+        assert np.array_equal(drawn[f"4 inpaintings (seed {DEFAULT_SEED})"],
+                              grid(rescaled(result, (0.0, 1.0), (-1.0, 1.0)), 4, upscale=3))
+        masked = drawn["original · mask (white: regenerate) · masked input"]
+        assert np.array_equal(masked, grid(torch.cat([torch.from_numpy(array)[None], 2 * mask - 1,
+                                                      torch.from_numpy(array)[None] * (1 - mask)]), 3, upscale=3))
+        assert metric(at, "Largest change outside the mask") == "0.000"
+        assert cost.calls == 50 and cost.rows == 50 * 4 * 2  # one batched CFG call per Euler step
+        assert any("50 UNet calls · 400 rows (4 samples per call × 2 for CFG)" in c.value for c in at.caption)
+        results[name] = result
+    assert not torch.equal(results["top half"], results["left half"])  # another mask, another result
+
+
+def test_inpainting_page_asks_for_a_mask_that_keeps_something(shipped, monkeypatch):
+    import ui.part_a
+
+    canvas = {"rgba": None}
+    monkeypatch.setattr(ui.part_a, "_canvas", lambda key, **_: canvas["rgba"])  # the browser's strokes, as returned
+    at = opened(FLOW_INPAINTING)
+    at.radio(key="flow_inpainting_mask_mnist").set_value("paint it").run()
+    assert not at.exception and "Paint the region to regenerate" in " ".join(i.value for i in at.info)
+    assert not at.metric  # nothing computed without a mask
+
+    canvas["rgba"] = np.full((280, 280, 4), 255, np.uint8)  # painted all over
+    at.run()
+    assert not at.exception and "covers the whole image" in at.warning[0].value and not at.metric
+
+    canvas["rgba"][:, 140:, 3] = 0  # the right half left unpainted: kept
+    at.run()
+    assert not at.exception and not at.warning
+    assert metric(at, "Largest change outside the mask") == "0.000"
+
+
+def test_inpainting_report_piece_is_marked_as_an_extra(shipped, mnist_test):
+    import io
+
+    from PIL import Image
+
+    from lib.media.costs import CountingNoiseModel
+    from lib.media.report import section_html
+    from ui import whole_assignment
+    from ui.report_kit import Context
+    from ui.sections import flow_inpainting
+
+    assert set(flow_inpainting.REPORT) <= set(whole_assignment.pieces("flow"))
+    assert not set(flow_inpainting.REPORT) & set(whole_assignment.pieces("ddpm"))
+    c = Context(None, CountingNoiseModel(None), None, None, [], edition="flow")
+    (piece,) = flow_inpainting.REPORT
+    (made,), _ = piece.make(c)
+    assert made.number == "3.2+" and "not part of the Fall 2026 assignment" in made.title
+    assert c.den.cost.calls == 50  # its velocity calls counted in the report's cost
+    html = section_html(made)
+    assert "3.2+" in html and "<th>mask</th><td>top half</td>" in html and "<th>guidance w</th><td>4.0</td>" in html
+    picture = np.asarray(Image.open(io.BytesIO(made.figures[0].data)))
+    x1, _ = default_input(shipped, mnist_test)
+    mask = torch.zeros(1, 1, 28, 28)
+    mask[..., :14, :] = 1
+    expected = reference_inpainting(shipped, x1, mask, DEFAULT_DIGIT, 4)
+    tail = grid(rescaled(expected, (0.0, 1.0), (-1.0, 1.0)), 4, upscale=4)  # the four inpaintings after three images
+    assert np.abs(picture[:, -tail.shape[1]:].astype(int) - tail.astype(int)).max() <= 1

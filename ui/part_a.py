@@ -255,12 +255,17 @@ def preset_masks(backend: Backend) -> dict[str, torch.Tensor]:
     }
 
 
-def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
-    """A preset mask or one painted over the image in the browser; (1, 1, S, S) float32 in {0, 1}, or None."""
+def pick_mask(backend: Backend, picked: Picked, key: str, default: str | None = None) -> np.ndarray | None:
+    """A preset mask (``default``, else the first one, until changed) or one painted over the image in the browser;
+    (1, 1, S, S) float32 in {0, 1}, or None after a message when there is none yet or it cannot be inpainted
+    (``lib.techniques.inpainting.mask_problem``: it regenerates nothing, or keeps nothing)."""
     from lib.media import uploads
+    from lib.techniques.inpainting import mask_problem
 
     presets = preset_masks(backend)
-    choice = st.radio("Mask", [*presets, "paint it"], horizontal=True, key=f"{key}_mask_{backend.family}",
+    choices = [*presets, "paint it"]
+    choice = st.radio("Mask", choices, index=choices.index(default) if default in presets else 0, horizontal=True,
+                      key=f"{key}_mask_{backend.family}",
                       persist_state="session")  # kept while another input source hides the mask picker
     if choice != "paint it":
         return presets[choice].numpy()
@@ -272,10 +277,27 @@ def pick_mask(backend: Backend, picked: Picked, key: str) -> np.ndarray | None:
         st.info("Paint the region to regenerate on the image.")
         return None
     mask = uploads.mask_from_canvas(rgba, backend.size).float().numpy()
-    if mask.sum() == 0:
-        st.info("The painted region is too small to cover a pixel; paint more.")
+    problem = mask_problem(mask)
+    if problem:
+        st.warning(problem)
         return None
     return mask
+
+
+def masked_view(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The image (in [−1, 1]) with the region to regenerate painted over: red on a colour image, mid-grey on a digit."""
+    hole = torch.tensor([1.0, -1.0, -1.0] if x.shape[1] == 3 else [0.0]).view(1, -1, 1, 1)
+    return x * (1 - mask) + mask * hole
+
+
+def image_mask_and_controls(backend: Backend, key: str, default_mask: str | None = None):
+    """The inpainting pages' opening: the input image (``pick_image``) and its mask (``pick_mask``) in a left column.
+    Returns what was picked, the mask (None: nothing usable yet) and the right column, for the page's controls."""
+    left, right = st.columns([2, 3])
+    with left:
+        picked = pick_image(backend, key)
+        mask = pick_mask(backend, picked, key, default_mask) if picked is not None else None
+    return picked, mask, right
 
 
 def prompt_input(label: str, default: str, key: str, family: str, help: str | None = None, container=st) -> str:

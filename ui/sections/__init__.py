@@ -108,6 +108,11 @@ SECTIONS = (
     Section("flow_editing", "A", "3.1 – 3.2", "Image-to-image editing",
             "Editing from seven start times: photos, web images, drawings, and with another prompt",
             heading="Image-to-image and text-guided editing", editions=("flow",), version=FLOW_PART_A),
+    Section("flow_inpainting", "A", "3.2+", "Inpainting (extra)",
+            "Not part of the Fall 2026 assignment: the DDPM edition's 1.7.2 in flow form — a masked region "
+            "regenerated, the known pixels put back on their path at every new t",
+            heading="Inpainting in flow form (extra: not part of the Fall 2026 assignment)", editions=("flow",),
+            version=FLOW_PART_A),
     Section("flow_anagrams", "A", "3.3", "Visual anagrams", "One image, two prompts: as it is and rotated 180°",
             editions=("flow",), version=FLOW_PART_A),
     Section("flow_hybrids", "A", "3.4", "Hybrid images",

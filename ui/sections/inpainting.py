@@ -14,7 +14,7 @@ from lib.media.images import grid
 from lib.techniques.repaint import call_timesteps, feathered, resampling_path
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
-from ui.part_a import preset_masks
+from ui.part_a import masked_view, preset_masks
 from ui.report_kit import Context, Heading, Piece
 
 
@@ -39,12 +39,6 @@ def inpaint_samples(cache_id: str, image, mask, prompt: str, scale: float, num_s
     gen = torch.Generator(device=_den.device).manual_seed(seed)
     return inpaint(_den, x, m, cond=_den.encode_prompt(prompt), scale=scale, stride=stride, generator=gen,
                    jump_length=jump_length, jump_n_sample=jump_n_sample, on_step=_on_step).float().cpu()
-
-
-def masked_view(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The image with the region to regenerate painted over: red on a colour image, mid-grey on a digit."""
-    hole = torch.tensor([1.0, -1.0, -1.0] if x.shape[1] == 3 else [0.0]).view(1, -1, 1, 1)
-    return x * (1 - mask) + mask * hole
 
 
 # --- the report --------------------------------------------------------------------------------------------------------
