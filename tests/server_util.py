@@ -128,3 +128,15 @@ class ModelServerProcess:
             time.sleep(0.5)
         self.kill()
         self._log.close()
+
+
+def killed_at(server: ModelServerProcess, step: int):
+    """A sampler's ``on_step`` that kills ``server`` once step ``step`` is done (mid-sampling), and the steps it saw."""
+    steps: list[int] = []
+
+    def on_step(k, *_):
+        steps.append(k)
+        if k == step:
+            server.kill()
+
+    return on_step, steps

@@ -27,7 +27,7 @@ from lib.backends.remote import RemoteUnavailable, ServerClient
 from lib.ddpm.sampling import sample
 from lib.techniques.views import VIEWS
 from lib.backends.wire import pack
-from server_util import TOKEN, ModelServerProcess
+from server_util import TOKEN, ModelServerProcess, killed_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -204,13 +204,7 @@ def test_a_killed_server_gives_one_line_and_the_next_request_after_its_restart_w
     port = first.port
     den = ServerClient(first.url, TOKEN, retries=2, backoff=0.1).noise_model("mnist-class")
     cond = den.encode_prompt("4")
-    steps: list[int] = []
-
-    def on_step(i, t, x, x0):
-        steps.append(i)
-        if i == 3:
-            first.kill()  # mid-sampling
-
+    on_step, steps = killed_at(first, 3)
     try:
         with pytest.raises(RemoteUnavailable) as info:
             sample(den, cond, scale=5.0, stride=30, num_samples=1, generator=gen(), on_step=on_step)

@@ -23,7 +23,7 @@ from lib.flow.mnist import MnistFlow
 from lib.backends.remote import RemoteUnavailable, ServerClient
 from lib.backends.wire import pack
 from lib.train import model_store
-from server_util import TOKEN, ModelServerProcess
+from server_util import TOKEN, ModelServerProcess, killed_at
 import test_pages_flow_part_a as flow_pages
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -179,13 +179,7 @@ def test_a_killed_server_gives_one_line(tmp_path, flow_cache):
                             shipped_dir=tmp_path / "nothing shipped") as proc:
         model = ServerClient(proc.url, TOKEN, retries=2, backoff=0.1).velocity_model(FLOW)
         cond = model.encode_prompt("4")
-        steps: list[int] = []
-
-        def on_step(k, t, x, x1):
-            steps.append(k)
-            if k == 2:
-                proc.kill()  # mid-sampling
-
+        on_step, steps = killed_at(proc, 2)
         with pytest.raises(RemoteUnavailable) as info:
             sample(model, cond, scale=5.0, num_samples=1, generator=gen(), h=0.1, on_step=on_step)
         assert str(info.value) == (f"The model server at {proc.url} is not reachable (down, or a wrong address) "
