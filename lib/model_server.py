@@ -1,13 +1,14 @@
 """The model server: the app's denoisers behind HTTP on Ray Serve, every session's UNet calls batched together.
 
-The teaching loop stays in the app (lib.ddpm.sampling, lib.techniques: students still see every step and formula, and the noise
-is drawn there); the server is a pure function answering what the ``NoiseModel`` interface needs, one request per UNet
-call:
+The teaching loop stays in the app (lib.ddpm.sampling, lib.flow, lib.techniques: students still see every step and formula,
+and the noise is drawn there); the server is a pure function answering what the ``NoiseModel`` interface (the DDPM
+edition) and the ``VelocityModel`` interface (the flow edition) need, one request per network call:
 
     GET  /health                     the models it holds and what each is; its batching counters
     GET  /models/{m}/schedule        β_1 … β_T of model m
-    POST /models/{m}/predict         x_t, per-row t, cond  →  ε̂ (and v)       batched across sessions
-    POST /models/{m}/encode          prompts (JSON)  →  one condition per prompt
+    POST /models/{m}/predict         x_t, per-row t, cond  →  ε̂ (and v)       batched across sessions (noise models)
+    POST /models/{m}/velocity        x_t, per-row t ∈ [0, 1], cond  →  v̂      batched across sessions (velocity models)
+    POST /models/{m}/encode          prompts (JSON)  →  one condition per prompt (PixNerd: Qwen3 here, cached per prompt)
     POST /models/{m}/pipeline        the stock IFPipeline of A0 (JSON: prompt, steps, seed, γ)  →  images
     POST /models/{m}/upscale         stage II: 64 px images, embeddings, seed, steps  →  256 px images
     …    /training …                 part-B training jobs on the Ray cluster (lib.model_server_training)
@@ -16,8 +17,8 @@ Tensors travel as safetensors bytes (lib.backends.wire; never pickle), in the dt
 fp16). Cross-session batching (``Batcher``): a ``predict`` that finds the UNet idle and nobody else queued runs at once —
 a lone session never waits for company —; requests that arrive while the UNet is busy queue, and the next call takes
 them all (at most ``max_batch_size``; with two or more queued it first waits up to ``batch_wait_timeout_s`` for more),
-grouped by model: one UNet call per model on all their rows — rows at different
-timesteps, with their own conditions —, the outputs split back. The UNet runs in a worker thread, so requests keep
+grouped by model: one network call per model on all their rows — rows at different
+timesteps, with their own conditions: every model here takes a per-row t —, the outputs split back. The UNet runs in a worker thread, so requests keep
 arriving (and form the next batch) meanwhile. Each answer says in its ``Server-Timing`` header where its time went
 (receive, check, queue, unet, send; ms) and in ``X-Batch-Requests`` how many requests shared its UNet call.
 
@@ -26,7 +27,11 @@ Every endpoint but /health needs ``Authorization: Bearer <token>`` when the serv
 token, malformed or oversized message, wrong shape or dtype, a prompt the model cannot read — gets a 4xx with a
 one-line message, and the server keeps serving everyone else.
 
-Run:  python -m lib.model_server --models mnist-class,mnist-time,IF-I-XL      (see --help; deploy/ has a Serve config)
+The models: the DDPM edition's mnist-class / mnist-time (the shipped part-B DDPMs) and IF-I-XL / L / M; the flow
+edition's mnist-flow-class (part B's class-conditioned flow model, found as the app finds it:
+``lib.train.model_store.preferred_run``) and PixNerd-XXL-P16-T2I (with its Qwen3-1.7B prompt encoder, on a GPU).
+
+Run:  python -m lib.model_server --models mnist-class,mnist-flow-class,IF-I-XL   (see --help; deploy/ has a Serve config)
 """
 
 
@@ -54,38 +59,82 @@ from lib.model_server_training import DEFAULT_JOB_GPUS, TrainingService, Trainin
 TOKEN_ENV = "DIFFUSION_LAB_SERVER_TOKEN"
 MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.backends.wire's 256 MB)
 MNIST_MODELS = {"mnist-class": "class", "mnist-time": "time"}
+FLOW_MODELS = {"mnist-flow-class": "flow_class"}  # server name → shipped run (lib.train.model_store.SHIPPED_RUNS)
+PIXNERD = "PixNerd-XXL-P16-T2I"
 MAX_ROWS = 64  # rows of one predict request: the largest batch a page sends is 40 (B3 grid) × 2 (CFG) / views
 
 api = FastAPI(title="Diffusion Lab model server")
 
 
-def load_models(names: list[str], shipped_dir: str | None = None) -> dict[str, object]:
-    """The denoisers called ``names``: mnist-class / mnist-time (the shipped part-B DDPMs) and IF-I-XL / L / M (through
-    lib.backends.if_loading, from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN)."""
+def load_models(names: list[str], shipped_dir: str | None = None) -> tuple[dict[str, object], dict[str, dict]]:
+    """The models called ``names`` and, for the flow edition's MNIST model, which run it is (``describe``'s extra
+    fields): mnist-class / mnist-time (the shipped part-B DDPMs), IF-I-XL / L / M (through lib.backends.if_loading,
+    from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN), mnist-flow-class (``load_flow_run``) and PixNerd-XXL-P16-T2I
+    (``load_pixnerd_velocity``). Shipped runs come from ``shipped_dir`` (default data/models)."""
     from lib.train import model_store
     from lib.backends.if_configs import IF_VARIANTS
     from lib.backends.mnist_model import MnistDDPM
     from lib.train.precision import default_device
 
+    if shipped_dir:  # this process's shipped runs, the DDPMs' and the flow model's (the replica is a process of its own)
+        model_store.SHIPPED_DIR = Path(shipped_dir)
     models: dict[str, object] = {}
+    runs: dict[str, dict] = {}
     for name in names:
         if name in MNIST_MODELS:
-            folder = Path(shipped_dir) if shipped_dir else model_store.SHIPPED_DIR
-            run = model_store.load_run(folder / model_store.shipped_path(MNIST_MODELS[name]).name, default_device())
+            run = model_store.load_run(model_store.shipped_path(MNIST_MODELS[name]), default_device())
             models[name] = MnistDDPM(run.model, run.config)
         elif name in IF_VARIANTS:
             from lib.backends.if_loading import load_if
 
             models[name] = load_if(name)
+        elif name in FLOW_MODELS:
+            models[name], runs[name] = load_flow_run(FLOW_MODELS[name], default_device())
+        elif name == PIXNERD:
+            models[name] = load_pixnerd_velocity(default_device())
         else:
-            raise ValueError(f"unknown model {name!r}: choose from {', '.join([*MNIST_MODELS, *IF_VARIANTS])}")
-    return models
+            raise ValueError(f"unknown model {name!r}: choose from "
+                             f"{', '.join([*MNIST_MODELS, *IF_VARIANTS, *FLOW_MODELS, PIXNERD])}")
+    return models, runs
 
 
-def describe(name: str, den) -> dict:
-    """What a client needs to drive the model with the app's own loops."""
+def load_flow_run(run_name: str, device: torch.device):
+    """The flow run the app's part A would use (``model_store.preferred_run``: shipped, else the newest in this
+    machine's model cache) on its sampling weights, and which run it is; ``ValueError`` saying so if there is none."""
+    from lib.flow.mnist import MnistFlow
+    from lib.train import model_store
+
+    found = model_store.preferred_run(run_name, lambda config: model_store.lookup(config, device))
+    if found is None:
+        raise ValueError(f"no {run_name} run to serve: {model_store.shipped_path(run_name)} is not there and the model "
+                         f"cache ({model_store.CACHE_DIR}) holds no finished run of it — train one (part B) first")
+    run, shipped = found
+    weights = run.sampling_weights
+    return MnistFlow(run.network(weights), run.config), {
+        "shipped": shipped, "weights": weights, "epochs": run.config.epochs, "hidden": run.config.hidden}
+
+
+def load_pixnerd_velocity(device: torch.device):
+    """PixNerd-XXL-P16-T2I (``lib.backends.pixnerd.hub.load_pixnerd``: the hub or DIFFUSION_LAB_PIXNERD_DIR; a GPU
+    that fits it) with its Qwen3-1.7B prompt encoder beside it, each prompt's embedding computed once and kept on
+    disk (``qwen_prompt_cache``)."""
+    from lib.backends.pixnerd.encoder import QwenEncoder, qwen_prompt_cache
+    from lib.backends.pixnerd.hub import load_pixnerd
+    from lib.backends.pixnerd.velocity import PixNerdVelocity
+
+    net = load_pixnerd(None, device)
+    return PixNerdVelocity(net, qwen_prompt_cache(QwenEncoder(device=device)).get_many, name=PIXNERD)
+
+
+def describe(name: str, den, run: dict | None = None) -> dict:
+    """What a client needs to drive the model with the app's own loops (``run``: which run a flow model is)."""
+    if hasattr(den, "velocity"):
+        return {"name": den.name, "predicts": "velocity", "kind": "pixnerd" if name == PIXNERD else "mnist",
+                "image_shape": list(den.image_shape), "value_range": list(den.value_range),
+                "condition_shape": list(den.null_condition().shape[1:]), "wire_dtype": "float32", **(run or {})}
     is_if = hasattr(den, "unet")
-    return {"name": den.name, "kind": "if" if is_if else "mnist", "image_shape": list(den.image_shape),
+    return {"name": den.name, "predicts": "eps", "kind": "if" if is_if else "mnist",
+            "image_shape": list(den.image_shape),
             "num_timesteps": den.schedule.num_timesteps, "variance_type": den.variance_type,
             "condition_shape": list(den.null_condition().shape[1:]),
             # tensors travel in the dtype the UNet computes in (IF: fp16 on a GPU), so nothing is rounded on the way
@@ -93,10 +142,14 @@ def describe(name: str, den) -> dict:
             "stock_pipeline": bool(getattr(den, "pipeline", None))}
 
 
-def _predict(den, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
+def _forward(den, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One network call on a batch: a velocity model's {"v"}, a noise model's {"eps"} (and its variance's "v")."""
+    x, t, cond = x.to(den.device), t.to(den.device), cond.to(den.device)
     with torch.no_grad():
-        eps, v = den.predict(x.to(den.device), t.to(den.device), cond.to(den.device))
-    return eps.float().cpu(), None if v is None else v.float().cpu()
+        if hasattr(den, "velocity"):
+            return {"v": den.velocity(x, t, cond).float().cpu()}
+        eps, v = den.predict(x, t, cond)
+    return {"eps": eps.float().cpu()} if v is None else {"eps": eps.float().cpu(), "v": v.float().cpu()}
 
 
 class Batched(NamedTuple):
@@ -187,8 +240,8 @@ class ModelServer:
 
     def __init__(self, models: list[str], max_batch_size: int = 16, batch_wait_timeout_s: float = 0.005,
                  shipped_dir: str | None = None, training: dict | None = None):
-        self.models = load_models(models, shipped_dir)
-        self.info = {name: describe(name, den) for name, den in self.models.items()}
+        self.models, runs = load_models(models, shipped_dir)
+        self.info = {name: describe(name, den, runs.get(name)) for name, den in self.models.items()}
         self.token = os.environ.get(TOKEN_ENV) or None
         self.max_bytes = int(float(os.environ.get(MAX_BYTES_ENV) or MAX_MESSAGE_BYTES / 2**20) * 2**20)
         self.batcher = Batcher(self.predict_rows, max_batch_size, batch_wait_timeout_s)
@@ -208,9 +261,13 @@ class ModelServer:
         if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
             raise HTTPException(401, "missing or wrong access token")
 
-    def _model(self, name: str):
+    def _model(self, name: str, predicts: str | None = None):
+        """Model ``name``; 404 if this server lacks it or it does not predict ``predicts`` ("eps" or "velocity")."""
         if name not in self.models:
             raise HTTPException(404, f"unknown model {name!r}; this server has {', '.join(self.models)}")
+        if predicts is not None and self.info[name]["predicts"] != predicts:
+            kind = "a velocity model (the flow edition)" if predicts == "eps" else "a noise model (the DDPM edition)"
+            raise HTTPException(404, f"{name} is {kind}: it has no {'schedule or ε' if predicts == 'eps' else 'velocity'}")
         return self.models[name]
 
     async def _message(self, request: Request) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -243,13 +300,23 @@ class ModelServer:
     @api.get("/models/{name}/schedule")
     async def schedule(self, name: str, request: Request) -> Response:
         self._authorize(request)
-        return Response(pack({"betas": self._model(name).schedule.betas}), media_type=CONTENT_TYPE)
+        return Response(pack({"betas": self._model(name, "eps").schedule.betas}), media_type=CONTENT_TYPE)
 
     @api.post("/models/{name}/predict")
     async def predict(self, name: str, request: Request) -> Response:
+        """ε̂ (and the variance's v) of a noise model at integer timesteps t ∈ [0, T − 1]."""
+        return await self._batched_call(name, request, "eps")
+
+    @api.post("/models/{name}/velocity")
+    async def velocity(self, name: str, request: Request) -> Response:
+        """v̂ = dx/dt of a velocity model at float times t ∈ [0, 1]."""
+        return await self._batched_call(name, request, "velocity")
+
+    async def _batched_call(self, name: str, request: Request, predicts: str) -> Response:
+        """One request's rows x (B, C, H, W), t (B,), cond (B, …) checked, then answered through the ``Batcher``."""
         start = time.perf_counter()
         self._authorize(request)
-        self._model(name)  # 404 for a model this server does not have
+        self._model(name, predicts)  # 404 for a model this server does not have, or of the other interface
         info = self.info[name]
         tensors, _ = await self._message(request)
         received = time.perf_counter()
@@ -259,25 +326,28 @@ class ModelServer:
                                      f"1 ≤ B ≤ {MAX_ROWS}")
         floats = (torch.float16, torch.bfloat16, torch.float32)
         x = self._tensor(tensors, "x", (b, *info["image_shape"]), floats)
-        t = self._tensor(tensors, "t", (b,), (torch.int64,))
         cond = self._tensor(tensors, "cond", (b, *info["condition_shape"]), floats)
-        if t.min() < 0 or t.max() >= info["num_timesteps"]:
-            raise HTTPException(400, f"timesteps must lie in [0, {info['num_timesteps'] - 1}]")
+        if predicts == "eps":
+            t = self._tensor(tensors, "t", (b,), (torch.int64,))
+            if t.min() < 0 or t.max() >= info["num_timesteps"]:
+                raise HTTPException(400, f"timesteps must lie in [0, {info['num_timesteps'] - 1}]")
+        else:
+            t = self._tensor(tensors, "t", (b,), (torch.float32,))
+            if not bool(((t >= 0) & (t <= 1)).all()):  # also refuses NaN
+                raise HTTPException(400, "times must lie in [0, 1]")
         checked = time.perf_counter()
         batched = await self.batcher.submit((name, x, t, cond))
-        eps, v = batched.result
         computed = time.perf_counter()
-        out = {"eps": eps} if v is None else {"eps": eps, "v": v}
         wire = getattr(torch, info["wire_dtype"])
-        body = pack({k: o.to(wire) for k, o in out.items()})
+        body = pack({k: o.to(wire) for k, o in batched.result.items()})
         timing = server_timing(receive=received - start, check=checked - received, queue=batched.queued_s,
                                unet=batched.call_s, send=time.perf_counter() - computed)
         return Response(body, media_type=CONTENT_TYPE,
                         headers={"Server-Timing": timing, "X-Batch-Requests": str(batched.requests)})
 
-    async def predict_rows(self, requests: list[tuple]) -> list[tuple]:
-        """Predict requests (``Batcher``'s batch) → one UNet call per model on all their rows → each request's own
-        rows."""
+    async def predict_rows(self, requests: list[tuple]) -> list[dict]:
+        """Requests (``Batcher``'s batch: model name, x, t, cond) → one network call per model on all their rows (each
+        row at its own t) → each request's own rows of every output (``_forward``)."""
         results: list = [None] * len(requests)
         by_model: dict[str, list[int]] = {}
         for i, (name, *_rest) in enumerate(requests):
@@ -287,10 +357,11 @@ class ModelServer:
             x = torch.cat([requests[i][1].float() for i in idx])
             t = torch.cat([requests[i][2] for i in idx])
             cond = torch.cat([requests[i][3].float() for i in idx])
-            eps, v = await asyncio.to_thread(_predict, den, x, t, cond)
+            out = await asyncio.to_thread(_forward, den, x, t, cond)
             sizes = [requests[i][1].shape[0] for i in idx]
-            for i, e, var in zip(idx, eps.split(sizes), v.split(sizes) if v is not None else [None] * len(idx)):
-                results[i] = (e, var)
+            parts = {key: value.split(sizes) for key, value in out.items()}
+            for j, i in enumerate(idx):
+                results[i] = {key: rows[j] for key, rows in parts.items()}
             self.counters["unet_calls"] += 1
             self.counters["rows"] += len(x)
             self.counters["requests"] += len(idx)
@@ -422,11 +493,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--models", default="mnist-class,mnist-time", help="comma-separated: mnist-class, mnist-time, "
-                                                                       "IF-I-XL, IF-I-L, IF-I-M")
+                                                                       "IF-I-XL, IF-I-L, IF-I-M, mnist-flow-class, "
+                                                                       f"{PIXNERD}")
     p.add_argument("--max-batch-size", type=int, default=16, help="predict requests merged into one UNet call (1: off)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0,
                    help="how long a batch that has company waits to fill (a lone request never waits)")
-    p.add_argument("--shipped-dir", default=None, help="folder of the MNIST models (default data/models)")
+    p.add_argument("--shipped-dir", default=None, help="folder of the shipped MNIST runs (default data/models): the "
+                                                        "DDPMs, and the flow model's first place to look (then the "
+                                                        "model cache, as the app finds it)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use (default: all)")
     p.add_argument("--job-gpus", type=float, default=None, help="share of a GPU per training job (default: "
                                                                 f"{DEFAULT_JOB_GPUS:g} where the cluster has GPUs, else 0)")

@@ -63,6 +63,17 @@ class ModelServerProcess:
             start_new_session=True,
         )
 
+    def __enter__(self) -> "ModelServerProcess":
+        """``with ModelServerProcess(...) as server``: ready inside, stopped after, however the block ends."""
+        try:
+            return self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def wait_ready(self, timeout: float = 180.0) -> "ModelServerProcess":
         deadline = time.monotonic() + timeout
         tries = 1

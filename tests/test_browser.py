@@ -350,18 +350,17 @@ def test_b3_schedule_titles_stand_apart_and_clear_of_the_toolbar_on_a_phone(brow
 
 
 # Elements of the main area that end right of the window: on a phone nothing may be cut off at the right edge (a
-# formula or a table wider than the screen scrolls inside its own box instead; an SVG's insides are checked through
-# the SVG, which clips them).
+# table wider than the screen scrolls inside its own box instead; a formula wraps, ``CUT_FORMULAS_JS``; an SVG's
+# insides are checked through the SVG, which clips them).
 OVERFLOW_JS = """() => [...document.querySelectorAll('[data-testid=stMain] *')]
-    .filter(e => e.offsetParent !== null && !e.closest('.katex-display, [data-testid=stTable]')
+    .filter(e => e.offsetParent !== null && !e.closest('[class*=st-key-formula_], [data-testid=stTable]')
                  && !(e.ownerSVGElement)
                  && e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > window.innerWidth + 1)
     .map(e => (e.dataset.testid || e.tagName) + ': ' + (e.innerText || '').slice(0, 40))"""
 CUT_LABELS_JS = """() => [...document.querySelectorAll('[data-testid=stPageLink] p, [data-testid=stSidebarNav] p')]
     .filter(p => p.offsetParent !== null && p.scrollWidth > p.clientWidth + 1).map(p => p.innerText)"""
-CUT_FORMULAS_JS = """() => [...document.querySelectorAll('[data-testid=stMain] .katex-display')]
-    .filter(k => k.getBoundingClientRect().right > window.innerWidth + 1
-                 || (k.scrollWidth > k.clientWidth + 1 && getComputedStyle(k).overflowX !== 'auto'))
+CUT_FORMULAS_JS = """() => [...document.querySelectorAll('[data-testid=stMain] [class*=st-key-formula_] p')]
+    .filter(k => k.getBoundingClientRect().right > window.innerWidth + 1 || k.scrollWidth > k.clientWidth + 1)
     .map(k => k.innerText.slice(0, 40))"""
 
 
@@ -374,7 +373,7 @@ def test_phone(browser, app_url):
     try:
         pg = context.new_page()
         pg.set_default_timeout(60_000)
-        for path in ("", _page_named("iterative").url_path):
+        for path in ("", _page_named("forward").url_path, _page_named("iterative").url_path):
             open_page(pg, path)
             assert pg.evaluate(OVERFLOW_JS) == [], path
             assert pg.evaluate(CUT_LABELS_JS) == [], path
@@ -661,6 +660,50 @@ def test_sampling_through_the_model_server_and_the_front_ends_memory(browser, tm
         server.wait_ready()
         with running_app(tmp_path, DIFFUSION_LAB_SERVER_URL=server.url, DIFFUSION_LAB_SERVER_TOKEN=TOKEN) as app:
             sample_through(context, app, server)
+    finally:
+        context.close()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_training_run_on_the_model_server_in_the_browser(browser, tmp_path):
+    """B1 in the browser with a model server configured: the page offers to train on the server (the default), a short
+    run submitted there shows its live progress on the page and ends with the page's usual results; the run was
+    trained and stored by the server (its store holds it), not by the front end."""
+    from server_util import TOKEN, ModelServerProcess
+
+    store = tmp_path / "server-store"
+    server = ModelServerProcess("mnist-class", tmp_path / "model-server.log", env={"DIFFUSION_LAB_CACHE": str(store)})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        server.wait_ready()
+        with running_app(tmp_path, DIFFUSION_LAB_SERVER_URL=server.url, DIFFUSION_LAB_SERVER_TOKEN=TOKEN) as app:
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{app.url}/{_page_named('single_step').url_path}")
+            page.wait_for_selector('[data-testid="stMain"] h1', timeout=RUN_TIMEOUT_MS)
+            wait_for_app(page)
+            place = page.locator(".st-key-train_place")
+            assert place.locator("input[type=radio]").first.is_checked(), "the server is the default place"
+            page.locator(".st-key-b_denoiser_short label").first.click()  # a short run: 2 batches per epoch
+            wait_for_app(page)
+            steps = page.locator(".st-key-b_denoiser_steps input")
+            steps.fill("2")
+            steps.press("Enter")
+            wait_for_app(page)
+            page.locator(".st-key-single_step_train").get_by_role("button", name="Train").first.click()
+            try:
+                page.get_by_text("Training finished:").wait_for(timeout=RUN_TIMEOUT_MS)
+            except sync_api.TimeoutError:
+                screenshot(page, "single_step-training-on-the-model-server-unfinished")
+                raise AssertionError(page.locator('[data-testid="stMain"]').inner_text()[-3000:]) from None
+            wait_for_app(page)
+            assert_healthy(page, "B1 trained on the model server")
+            finished = page.locator('[data-testid="stAlertContentSuccess"]').first.inner_text()
+            assert "Training finished: 10 steps" in finished, finished  # 5 epochs of 2 batches
+            screenshot(page, "single_step-trained-on-the-model-server")
+        stored = [p.name for p in store.rglob("*.safetensors") if not p.name.endswith(".resume.safetensors")]
+        assert stored, f"the server stored no finished run: {sorted(p.name for p in store.rglob('*'))}"
     finally:
         context.close()
         server.stop()

@@ -42,13 +42,10 @@ def snapshots(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, snapshots):
     tmp = tmp_path_factory.mktemp("model-server")
-    proc = ModelServerProcess("mnist-class,mnist-time,IF-I-XL", tmp / "server.log", env={
-        "DIFFUSION_LAB_IF_DIR": str(snapshots), "DIFFUSION_LAB_IF_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
-        "DIFFUSION_LAB_EMBEDDINGS": str(tmp / "embeddings"), "DIFFUSION_LAB_SERVER_MAX_MB": "1"})
-    try:
-        yield proc.wait_ready()
-    finally:
-        proc.stop()
+    with ModelServerProcess("mnist-class,mnist-time,IF-I-XL", tmp / "server.log", env={
+            "DIFFUSION_LAB_IF_DIR": str(snapshots), "DIFFUSION_LAB_IF_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
+            "DIFFUSION_LAB_EMBEDDINGS": str(tmp / "embeddings"), "DIFFUSION_LAB_SERVER_MAX_MB": "1"}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

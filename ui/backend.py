@@ -160,11 +160,11 @@ def backend_failures_as_messages():
         st.stop()
 
 
-class GuardedNoiseModel:
-    """The active denoiser with every method call (predict, encode_prompt, stock_sample, …) inside
+class GuardedModel:
+    """The active model (noise or velocity) with every method call (predict, velocity, encode_prompt, stock_sample, …) inside
     ``backend_failures_as_messages``; attributes pass through unchanged, so ``hasattr`` still tells backends apart."""
 
-    def __init__(self, model: NoiseModel):
+    def __init__(self, model):
         self._den = model
 
     def __getattr__(self, name):
@@ -198,16 +198,23 @@ def server_health(url: str, _token: str | None) -> dict | str:
         return str(err)
 
 
+def remote_model(url: str, model: str, token: str | None, info: dict):
+    """Model ``model`` of the server at ``url`` as a ``RemoteNoiseModel`` or ``RemoteVelocityModel`` (as ``info``, its
+    /health entry, says), one per (server, model, token) in the process; ``RemoteUnavailable`` if it cannot be used."""
+    return _remote_model(url, model, hashlib.sha256((token or "").encode()).hexdigest()[:16], token, info)
+
+
 @st.cache_resource(show_spinner="Connecting to the model server…")
-def _remote_noise_model(url: str, model: str, token_digest: str, _token: str | None, _info: dict):
+def _remote_model(url: str, model: str, token_digest: str, _token: str | None, _info: dict):
     """One client per (server, model, token): the digest keys a changed token to a new client, never the token."""
     from lib.backends.remote import ServerClient
 
-    return ServerClient(url, _token).noise_model(model, _info)
+    client = ServerClient(url, _token)
+    return client.velocity_model(model, _info) if _info["predicts"] == "velocity" else client.noise_model(model, _info)
 
 
 def _server_backend() -> Backend | None:
-    """A model on the model server, or None after saying in the sidebar why not (down, wrong token)."""
+    """A noise model on the model server, or None after saying in the sidebar why not (down, wrong token)."""
     from lib.backends.remote import RemoteUnavailable
 
     url, token = server_settings()
@@ -215,13 +222,17 @@ def _server_backend() -> Backend | None:
     if isinstance(health, str):
         st.sidebar.error(f"{health}. The pages use the built-in MNIST model meanwhile.")
         return None
-    models = health["models"]
+    models = {name: info for name, info in health["models"].items() if info["predicts"] == "eps"}
+    if not models:
+        st.sidebar.error(f"The model server at {url} holds no DDPM edition model (only flow models). The pages use "
+                         "the built-in MNIST model meanwhile.")
+        return None
     if st.session_state.get("server_model", next(iter(models))) not in models:  # the server was redeployed
         st.session_state["server_model"] = next(iter(models))
     model = st.sidebar.selectbox("Server model", tuple(models), key="server_model", persist_state="session",
                                  help="The models the server holds; the sidebar caption below names the one in use.")
     try:
-        den = _remote_noise_model(url, model, hashlib.sha256((token or "").encode()).hexdigest()[:16], token, models[model])
+        den = remote_model(url, model, token, models[model])
     except RemoteUnavailable as err:
         st.sidebar.error(f"{err}. The pages use the built-in MNIST model meanwhile.")
         return None
@@ -282,7 +293,7 @@ def active_backend() -> Backend:
         backend = _mnist_backend()
     where = "the model server" if choice == SERVER_CHOICE and backend.cache_id.startswith("server-") else device_label()
     sb.caption(f"Active: **{backend.model.name}** · {where}")
-    return dataclasses.replace(backend, model=GuardedNoiseModel(backend.model))
+    return dataclasses.replace(backend, model=GuardedModel(backend.model))
 
 
 def memory_plan_note(variant: str, device: str) -> None:

@@ -6,6 +6,10 @@ run of the class flow model in the model cache (trained on its part-B page); els
 train one and stops there. It runs on the EMA of the run's weights where the run kept one: the average over the last
 ≈ 1,000 optimiser steps, which is what an iterative sampler should draw from (``lib.train.ema``).
 
+With ``DIFFUSION_LAB_SERVER_URL`` set, the sidebar also offers the model server (``lib.model_server``): the pages then
+run on the server's ``mnist-flow-class`` — the same choice of run, made on the server's machine — each velocity one
+request, batched there with every other session's; the Euler loop and the noise stay here.
+
 PixNerd-XXL-P16-T2I, the edition's own part-A model, needs a CUDA GPU; the sidebar says what this machine lacks for it
 (``lib.backends.pixnerd.memory.device_problem``).
 """
@@ -18,12 +22,14 @@ import streamlit as st
 import torch
 
 from lib.backends.pixnerd.memory import device_problem
-from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow
+from lib.flow import VelocityModel
+from lib.flow.mnist import GUIDANCE_SCALE
 from lib.media.images import rescaled
 from lib.train import model_store
 from lib.train.training import TrainedRun
 from ui import common, layout
-from ui.backend import FAMILY_DEFAULTS, FamilyDefaults, ImageShape
+from ui.backend import (FAMILY_DEFAULTS, SERVER_CHOICE, FamilyDefaults, GuardedModel, ImageShape, remote_model,
+                        server_health, server_settings)
 from ui.part_a import image_and_controls
 from ui.sections import training_section
 
@@ -33,6 +39,7 @@ STEP = 0.02  # the course's Euler step h: 50 steps from noise
 # w = 4 (the course's w = 7 is PixNerd's)
 GUIDANCE_W = GUIDANCE_SCALE - 1
 PIXNERD = "PixNerd-XXL-P16-T2I"
+LOCAL_CHOICE = "Built-in MNIST flow model (default)"
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class FlowBackend(ImageShape):
     """The active velocity model and what the pages need to know about it. It offers what the input-image picker
     (``ui.part_a.pick_image``) reads of a backend: an MNIST model takes test digits, uploads and drawings."""
 
-    model: MnistFlow
+    model: VelocityModel  # an ``MnistFlow``, or the server's as a ``RemoteVelocityModel``
     cache_id: str  # identifies the weights in st.cache_data keys (``ui.common.run_cache_id``)
     origin: str  # which run, in words
     weights: str = "ema"  # the run's weights it uses: "ema" (their average) or "spec" (the last step's)
@@ -57,15 +64,21 @@ class FlowBackend(ImageShape):
 
 
 def class_flow_run() -> tuple[TrainedRun | None, str]:
-    """The run the pages use (shipped, else the newest cached) and where it comes from; (None, "") if there is none."""
-    run = common.shipped(MODEL)
-    if run is not None:
-        return run, "the shipped run"
-    for config in model_store.finished_runs(MODEL):
-        run = common.trained(config)
-        if run is not None:
-            return run, f"your run from the cache ({common.counted(config.epochs, 'epoch')}, D = {config.hidden})"
-    return None, ""
+    """The run the pages use (``model_store.preferred_run``: shipped, else the newest cached) and where it comes from;
+    (None, "") if there is none."""
+    found = model_store.preferred_run(MODEL, common.trained)
+    if found is None:
+        return None, ""
+    run, shipped = found
+    return run, run_origin(shipped, run.config.epochs, run.config.hidden)
+
+
+def run_origin(shipped: bool, epochs: int, hidden: int, on_server: bool = False) -> str:
+    """Where a run comes from, in words: this app's or the model server's shipped file or model cache."""
+    if shipped:
+        return "the server's shipped run" if on_server else "the shipped run"
+    whose, cache = ("the server's", "its cache") if on_server else ("your", "the cache")
+    return f"{whose} run from {cache} ({common.counted(epochs, 'epoch')}, D = {hidden})"
 
 
 MISSING = (f"data/models/{MODEL}.safetensors is not shipped (making it needs a GPU run of scripts/train_models.py) "
@@ -97,19 +110,57 @@ def flow_backend() -> FlowBackend | None:
     run, origin = class_flow_run()
     if run is None:
         return None
-    weights = "ema" if run.ema is not None else "spec"
+    weights = run.sampling_weights
     return FlowBackend(common.flow_of(run, weights), common.run_cache_id(run, weights), origin, weights)
 
 
+def server_flow_backend() -> FlowBackend | None:
+    """The model server's MNIST flow model (its ``mnist-flow-class``), or None after saying in the sidebar why not
+    (down, wrong token, no flow model there)."""
+    from lib.backends.remote import RemoteUnavailable
+
+    url, token = server_settings()
+    health = server_health(url, token)
+    fallback = "The pages use this machine's flow model meanwhile."
+    if isinstance(health, str):
+        st.sidebar.error(f"{health}. {fallback}")
+        return None
+    name, info = next(((name, info) for name, info in health["models"].items()
+                       if info["predicts"] == "velocity" and info["kind"] == "mnist"), (None, None))
+    if name is None:
+        st.sidebar.error(f"The model server at {url} holds no MNIST flow model (it is started with "
+                         f"--models …,mnist-flow-class). {fallback}")
+        return None
+    try:
+        model = remote_model(url, name, token, info)
+    except RemoteUnavailable as err:
+        st.sidebar.error(f"{err}. {fallback}")
+        return None
+    origin = run_origin(info["shipped"], info["epochs"], info["hidden"], on_server=True)
+    return FlowBackend(GuardedModel(model), f"server-{url}-{name}", origin, info["weights"])
+
+
 def active_flow_backend() -> FlowBackend:
-    """``flow_backend``, named in the sidebar; stops the page if there is none."""
-    st.sidebar.subheader("Flow model")
-    backend = flow_backend()
+    """The flow model chosen in the sidebar — this machine's (``flow_backend``) or, where a model server is set, the
+    server's (``server_flow_backend``), falling back to this machine's —, named there; stops the page if there is
+    none."""
+    sb = st.sidebar
+    sb.subheader("Flow model")
+    backend = None
+    if server_settings()[0]:
+        choice = sb.radio("Flow model", (LOCAL_CHOICE, SERVER_CHOICE), key="flow_backend", persist_state="session",
+                          label_visibility="collapsed",
+                          help="The same Euler loop runs here on either; on the server every velocity is one request.")
+        if choice == SERVER_CHOICE:
+            backend = server_flow_backend()
+    if backend is None:
+        backend = flow_backend()
     pixnerd_note()
     if backend is None:
         missing_model()
-    st.sidebar.caption(f"Active: **{backend.model.name}**, {backend.origin}, "
-                       f"{'EMA' if backend.weights == 'ema' else 'last'} weights · {common.device_label()}")
+    where = "the model server" if backend.cache_id.startswith("server-") else common.device_label()
+    sb.caption(f"Active: **{backend.model.name}**, {backend.origin}, "
+               f"{'EMA' if backend.weights == 'ema' else 'last'} weights · {where}")
     return backend
 
 

@@ -17,15 +17,14 @@ PRESENTATION_SCALE = 2  # images twice as wide: a 28-px digit shown at 84 px bec
 PRESENTATION_FONT = "125%"  # Streamlit sizes text in rem, so the root font size scales all of it
 PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the room
 
-# Always on. Formulas (``formula()``): centred, spaced like display math. Phones: a formula still wider than the
-# screen scrolls sideways instead of being cut off, and the labels of the
+# Always on. Formulas (``show_formula``): centred, spaced like display math, and one still wider than the screen (a
+# long unbreakable stretch) scrolls sideways instead of being cut off. Phones: the labels of the
 # contents and of the sidebar's page list wrap instead of ending in an ellipsis. Images: shown upscaled, a 28-px digit
 # stays sharp blocks, not a blur; and never wider than their column. Streamlit documents that a width in pixels is
 # capped at the container's, but (1.67) it caps the <img> at its own wrapper, which takes the full width: a strip
 # enlarged for a projector ran off the page or under the next column's. Text fields: "Press Enter to apply" stands
 # under the field, not over the end of a long seed or prompt being typed.
 BASE_CSS = """
-.katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 2px; }
 [class*="st-key-formula_"] p { text-align: center; margin: 0.5em 0; overflow-x: auto; overflow-y: hidden; }
 [data-testid="stPageLink"] p, [data-testid="stPageLink-NavLink"] span, [data-testid="stSidebarNav"] .stMarkdownEllipsis,
 [data-testid="stSidebarNav"] .stMarkdownEllipsis p { white-space: normal; overflow: visible; text-overflow: clip; }

@@ -114,6 +114,19 @@ class Heading:
 
 
 @dataclass(frozen=True)
+class EpochsHeading(Heading):
+    """A training section's samples after the deliverable's ``epochs`` (``epochs_section``): made by ``after_epochs``,
+    whose title says which."""
+
+    epochs: tuple[int, ...] = ()
+
+
+def after_epochs(key: str, number: str, what: str, epochs: tuple[int, ...]) -> EpochsHeading:
+    """"Time-conditioned samples after epochs 5 and 20": the heading of ``what`` after the deliverable's epochs."""
+    return EpochsHeading(key, number, f"{what} after epochs {spoken_list(epochs)}", epochs)
+
+
+@dataclass(frozen=True)
 class Piece:
     """One unit of work: the deliverables it makes, its label in the progress bar, its share of the bar, and the
     function that makes them (returning the deliverables and what computing them cost)."""
@@ -168,8 +181,10 @@ def loss_section(heading: Heading, run) -> Deliverable:
                         [svg_figure(svg, "training loss")])
 
 
-def epochs_section(heading: Heading, run, wanted: tuple[int, ...], what: str) -> Deliverable:
-    """The run's stored per-epoch pictures at the ``wanted`` epochs (else its first and last), nothing retrained."""
+def epochs_section(heading: EpochsHeading, run, what: str) -> Deliverable:
+    """The run's stored per-epoch pictures at the heading's epochs (else its first and last), nothing retrained;
+    ``what``: what one picture shows."""
+    wanted = heading.epochs
     shown = wanted if all(e in run.snapshots for e in wanted) else (min(run.snapshots), max(run.snapshots))
     model = run.config.model
     figures = [png_figure(grid_of(run.snapshots[e], model), f"after epoch {e}")
@@ -181,12 +196,20 @@ def epochs_section(heading: Heading, run, wanted: tuple[int, ...], what: str) ->
     return heading.made(settings, figures, " ".join(filter(None, [what, note])))
 
 
-def class_model_sections(loss: Heading, epochs: Heading, run, wanted: tuple[int, ...], scale: float
-                         ) -> list[Deliverable]:
-    """A class-conditioned model's loss curve and its stored samples (4 of every digit, guided with γ = ``scale``)
-    after the ``wanted`` epochs: B3's, and the flow edition's B2.5/B2.6."""
-    return [loss_section(loss, run),
-            epochs_section(epochs, run, wanted, f"4 samples of every digit (γ = {scale:g}), one row per digit.")]
+def training_piece(label: str, model_id: str, loss: Heading, epochs: EpochsHeading, what: str) -> Piece:
+    """The report piece of a sampler's training section (B2, B3, flow B2.2 – 2.6): the shown run's loss curve and its
+    samples after the deliverable's epochs (``what``: what one picture shows)."""
+
+    def make(c: Context):
+        run = shown_run(model_id)
+        return [loss_section(loss, run), epochs_section(epochs, run, what)], None
+
+    return Piece((loss, epochs), label, one, make)
+
+
+def class_grid(scale: float) -> str:
+    """What a class-conditioned run's stored picture shows."""
+    return f"4 samples of every digit (γ = {scale:g}), one row per digit."
 
 
 def spoken_list(items) -> str:

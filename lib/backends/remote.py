@@ -1,8 +1,10 @@
-"""The app's side of the model server (lib.model_server): a ``NoiseModel`` whose UNet calls are HTTP requests.
+"""The app's side of the model server (lib.model_server): a ``NoiseModel`` or a ``VelocityModel`` whose network calls are
+HTTP requests.
 
-``ServerClient(url, token)`` talks to one server; ``client.noise_model(model)`` is a ``RemoteNoiseModel`` that the app's
-loops drive exactly like a local model — the loop, the noise and every formula stay in the app, each ``predict`` is
-one request. A server is a pure function of its inputs, so a remote model gives the local model's images for the same
+``ServerClient(url, token)`` talks to one server; ``client.noise_model(model)`` is a ``RemoteNoiseModel`` (the DDPM
+edition) and ``client.velocity_model(model)`` a ``RemoteVelocityModel`` (the flow edition) that the app's loops drive
+exactly like a local model — the loop, the noise and every formula stay in the app, each ``predict`` is
+one request (``velocity`` likewise). A server is a pure function of its inputs, so a remote model gives the local model's images for the same
 seed (tensors travel in the dtype the model computes in: fp16 for IF on a GPU, where the UNet rounds to it anyway).
 
 Every request has a connect and a read timeout; the calls are idempotent, so connection failures and 5xx answers are
@@ -83,10 +85,20 @@ class ServerClient:
         return self.request("GET", "/health").json()
 
     def noise_model(self, model: str, info: dict | None = None) -> "RemoteNoiseModel":
+        return RemoteNoiseModel(self, model, self._described(model, "eps", info))
+
+    def velocity_model(self, model: str, info: dict | None = None) -> "RemoteVelocityModel":
+        return RemoteVelocityModel(self, model, self._described(model, "velocity", info))
+
+    def _described(self, model: str, predicts: str, info: dict | None) -> dict:
+        """The server's description of ``model`` (``info`` if the caller has it), which must predict ``predicts``."""
         info = info or self.health()["models"].get(model)
         if info is None:
             raise RemoteUnavailable(f"The model server at {self.url} has no model {model!r}")
-        return RemoteNoiseModel(self, model, info)
+        if info["predicts"] != predicts:
+            kind = "a noise model (DDPM edition)" if predicts == "eps" else "a velocity model (flow edition)"
+            raise RemoteUnavailable(f"The model server's {model!r} is not {kind}")
+        return info
 
 
 def _detail(r: requests.Response) -> str:
@@ -96,31 +108,14 @@ def _detail(r: requests.Response) -> str:
         return r.text[:300]
 
 
-class RemoteNoiseModel:
-    """A model on the server as a ``NoiseModel``: ``predict`` is one POST; prompts are encoded by the server once and
-    kept here; the schedule and the timestep convention are the model's own."""
+class RemotePrompts:
+    """Prompts encoded by the server once (``/encode``: MNIST digits, IF's T5, PixNerd's Qwen3) and kept here."""
 
-    device = torch.device("cpu")
-    dtype = torch.float32
+    client: ServerClient
+    model: str
 
-    def __init__(self, client: ServerClient, model: str, info: dict):
-        self.client, self.model, self.info = client, model, info
-        self.kind: str = info["kind"]
-        self.name = f"{info['name']} (model server)"
-        self.image_shape = tuple(info["image_shape"])
-        self.variance_type = info["variance_type"]
-        self.wire_dtype = getattr(torch, info["wire_dtype"])
-        betas = client.tensors("GET", f"/models/{model}/schedule")["betas"]
-        self.schedule = Schedule(betas.double())
+    def __init__(self):
         self._conds: dict[str, torch.Tensor] = {}
-
-    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor):
-        b = x_t.shape[0]
-        rows = torch.as_tensor(t, dtype=torch.int64).expand(b).contiguous()
-        out = self.client.tensors("POST", f"/models/{self.model}/predict", data=pack(
-            {"x": x_t.to(self.wire_dtype), "t": rows, "cond": cond.expand(b, *cond.shape[1:]).to(self.wire_dtype)}))
-        eps = out["eps"].to(x_t.dtype)
-        return eps, out["v"].to(x_t.dtype) if "v" in out else None
 
     def encode_prompts(self, prompts: list[str]) -> list[torch.Tensor]:
         missing = [p for p in dict.fromkeys(prompts) if p not in self._conds]
@@ -134,6 +129,33 @@ class RemoteNoiseModel:
 
     def null_condition(self) -> torch.Tensor:
         return self.encode_prompt("")
+
+
+class RemoteNoiseModel(RemotePrompts):
+    """A model on the server as a ``NoiseModel``: ``predict`` is one POST; prompts are encoded by the server once and
+    kept here; the schedule and the timestep convention are the model's own."""
+
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, client: ServerClient, model: str, info: dict):
+        super().__init__()
+        self.client, self.model, self.info = client, model, info
+        self.kind: str = info["kind"]
+        self.name = f"{info['name']} (model server)"
+        self.image_shape = tuple(info["image_shape"])
+        self.variance_type = info["variance_type"]
+        self.wire_dtype = getattr(torch, info["wire_dtype"])
+        betas = client.tensors("GET", f"/models/{model}/schedule")["betas"]
+        self.schedule = Schedule(betas.double())
+
+    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor):
+        b = x_t.shape[0]
+        rows = torch.as_tensor(t, dtype=torch.int64).expand(b).contiguous()
+        out = self.client.tensors("POST", f"/models/{self.model}/predict", data=pack(
+            {"x": x_t.to(self.wire_dtype), "t": rows, "cond": cond.expand(b, *cond.shape[1:]).to(self.wire_dtype)}))
+        eps = out["eps"].to(x_t.dtype)
+        return eps, out["v"].to(x_t.dtype) if "v" in out else None
 
     def timesteps(self, stride: int) -> list[int]:
         """The model's own convention: part B's chain down to −1, IF's strided list down to 0."""
@@ -150,3 +172,28 @@ class RemoteNoiseModel:
         """A0's stage II on the server."""
         return self.client.tensors("POST", f"/models/{self.model}/upscale", data=pack(
             {"images": images, "cond": cond, "null": null}, {"seed": str(seed), "steps": str(steps)}))["images"]
+
+
+class RemoteVelocityModel(RemotePrompts):
+    """A flow model on the server as a ``VelocityModel``: ``velocity`` is one POST of x_t, a per-row t and one
+    condition row per image; prompts are encoded by the server once and kept here. The noise, the Euler loop and the
+    guidance stay in the app."""
+
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, client: ServerClient, model: str, info: dict):
+        super().__init__()
+        self.client, self.model, self.info = client, model, info
+        self.kind: str = info["kind"]  # "mnist" (part B's class flow model) or "pixnerd"
+        self.name = f"{info['name']} (model server)"
+        self.image_shape = tuple(info["image_shape"])
+        self.value_range = tuple(info["value_range"])
+
+    def velocity(self, x_t: torch.Tensor, t: float | torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """dx/dt (B, C, H, W) at time t (a number, or (B,)) under ``cond`` (one row per image, or one for all)."""
+        b = x_t.shape[0]
+        rows = torch.as_tensor(t, dtype=torch.float32).cpu().expand(b).contiguous()
+        out = self.client.tensors("POST", f"/models/{self.model}/velocity", data=pack(
+            {"x": x_t.float(), "t": rows, "cond": cond.float().expand(b, *cond.shape[1:])}))
+        return out["v"].to(x_t.device, x_t.dtype)

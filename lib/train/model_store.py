@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -197,6 +198,21 @@ def lookup(config: TrainConfig, device: torch.device | str = "cpu") -> TrainedRu
     """The trained model for ``config``: shipped if it matches, else the cache entry; None if it must be trained."""
     found = _first_stored(config, lambda path: load_run(path, device))
     return found[1] if found else None
+
+
+def preferred_run(name: str, load: Callable[[TrainConfig], TrainedRun | None] = lookup
+                  ) -> tuple[TrainedRun, bool] | None:
+    """The run that stands for the shipped run ``name`` and whether it is the shipped one: the shipped file if there is
+    one, else the newest finished run of its model in the cache that loads (``finished_runs``' order); None if there
+    is neither. The flow edition's part A runs on ``flow_class`` this way, in the app and on the model server.
+
+    ``load`` is ``lookup`` or a wrapper of it that keeps loaded runs (the app's ``ui.common.trained``)."""
+    shipped = shipped_config(name)
+    for config in [*([shipped] if shipped is not None else []), *finished_runs(SHIPPED_RUNS[name][0])]:
+        run = load(config)
+        if run is not None:
+            return run, config == shipped
+    return None
 
 
 def stored_file(config: TrainConfig) -> Path | None:

@@ -243,6 +243,12 @@ class TrainedRun:
             return self.ema
         raise ValueError(f"this run has no {weights!r} weights")
 
+    @property
+    def sampling_weights(self) -> str:
+        """The weights an iterative sampler draws from: ``"ema"`` where the run kept their average (over the last
+        ≈ 1,000 optimiser steps, ``lib.train.ema``), else ``"spec"``."""
+        return "ema" if self.ema is not None else "spec"
+
 
 def lr_decay(config: TrainConfig) -> float:
     """ExponentialLR's γ = 0.1^(1/epochs): the learning rate ends the run a tenth of where it started."""

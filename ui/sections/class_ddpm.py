@@ -14,7 +14,7 @@ from lib.media.plots import TrajectoryRecorder
 from lib.media.report import gif_figure
 from lib.ddpm.sampling import sample
 from ui.common import ddpm_of, run_cache_id
-from ui.report_kit import Context, Heading, Piece, class_model_sections, one, shown_run, spoken_list
+from ui.report_kit import Context, Heading, Piece, after_epochs, class_grid, shown_run, training_piece
 from ui.training.results import frames_gif
 
 
@@ -50,14 +50,9 @@ def digit_trajectory(key: str, digit: int, num: int, scale: float, stride: int, 
 # --- the report --------------------------------------------------------------------------------------------------------
 
 LOSS = Heading("class_ddpm.loss", "B3", "Training loss of the class-conditioned DDPM")
-SHOWN_EPOCHS = (5, 20)  # the deliverable's epochs
-EPOCHS = Heading("class_ddpm.epochs", "B3",
-                 f"Class-conditioned samples after epochs {spoken_list(SHOWN_EPOCHS)}")
+EPOCHS = after_epochs("class_ddpm.epochs", "B3", "Class-conditioned samples", (5, 20))
 GIF = Heading("class_ddpm.gif", "B3", "A digit being denoised (GIF)")
 
-
-def _report(c: Context):
-    return class_model_sections(LOSS, EPOCHS, shown_run("class"), SHOWN_EPOCHS, GUIDANCE_SCALE), None
 
 
 def _report_gif(c: Context):
@@ -74,7 +69,7 @@ def _report_gif(c: Context):
 
 
 REPORT = (
-    Piece((LOSS, EPOCHS), "B3 · class-conditioned DDPM", one, _report),
+    training_piece("B3 · class-conditioned DDPM", "class", LOSS, EPOCHS, class_grid(GUIDANCE_SCALE)),
     Piece((GIF,), "B3 · denoising GIF", lambda c: len(ddpm_of(shown_run("class")).timesteps(SAMPLING_STRIDE)) - 1,
           _report_gif),
 )

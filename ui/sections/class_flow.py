@@ -15,7 +15,7 @@ from lib.media.plots import FlowTrajectoryRecorder
 from lib.media.report import gif_figure
 from lib.train.training import FLOW_SAMPLER_STEPS
 from ui.common import flow_of, run_cache_id
-from ui.report_kit import Context, Heading, Piece, class_model_sections, one, shown_run, spoken_list
+from ui.report_kit import Context, Heading, Piece, after_epochs, class_grid, one, shown_run, training_piece
 from ui.training.flow_page import frame_every, opening_steps
 from ui.training.results import frames_gif
 
@@ -50,14 +50,9 @@ def digit_trajectory(key: str, digit: int, num: int, scale: float, steps: int, e
 # --- the report --------------------------------------------------------------------------------------------------------
 
 LOSS = Heading("class_flow.loss", "B2.5", "Training loss of the class-conditioned flow")
-SHOWN_EPOCHS = (1, 5, 10)  # the deliverable's epochs
-EPOCHS = Heading("class_flow.epochs", "B2.6",
-                 f"Class-conditioned flow samples after epochs {spoken_list(SHOWN_EPOCHS)}")
+EPOCHS = after_epochs("class_flow.epochs", "B2.6", "Class-conditioned flow samples", (1, 5, 10))
 GIF = Heading("class_flow.gif", "B2.6", "A digit being generated (GIF)")
 
-
-def _report(c: Context):
-    return class_model_sections(LOSS, EPOCHS, shown_run("flow_class"), SHOWN_EPOCHS, GUIDANCE_SCALE), None
 
 
 def _report_gif(c: Context):
@@ -72,6 +67,6 @@ def _report_gif(c: Context):
 
 
 REPORT = (
-    Piece((LOSS, EPOCHS), "B2.4 – 2.6 · class-conditioned flow", one, _report),
+    training_piece("B2.4 – 2.6 · class-conditioned flow", "flow_class", LOSS, EPOCHS, class_grid(GUIDANCE_SCALE)),
     Piece((GIF,), "B2.6 · generation GIF", one, _report_gif),
 )

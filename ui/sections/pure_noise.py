@@ -15,7 +15,7 @@ from lib.train.centroids import per_image_mse
 from lib.train.precision import infer
 from lib.train.runs import pure_noise_probe
 from ui.common import mean_training_image, mnist, run_cache_id
-from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run, spoken_list
+from ui.report_kit import Context, Heading, Piece, after_epochs, epochs_section, loss_section, one, shown_run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,9 +65,7 @@ def real_digit_mse(_test_images: torch.Tensor, _centroid: torch.Tensor) -> float
 # --- the report --------------------------------------------------------------------------------------------------------
 
 LOSS = Heading("pure_noise.loss", "B1.2.3", "Training loss of the pure-noise denoiser")
-SHOWN_EPOCHS = (1, 5)  # the deliverable's epochs
-EPOCHS = Heading("pure_noise.epochs", "B1.2.3",
-                 f"Outputs for pure noise after epochs {spoken_list(SHOWN_EPOCHS)}")
+EPOCHS = after_epochs("pure_noise.epochs", "B1.2.3", "Outputs for pure noise", (1, 5))
 CENTROID = Heading("pure_noise.centroid", "B1.2.3", "The lesson: the outputs are the centroid")
 
 
@@ -88,7 +86,7 @@ def _report(c: Context):
               if 0 < distance < scale else "This run's outputs are not yet closer to x̄ than real digits are")
     lesson = CENTROID.made(settings, figures, f"{closer}: the input says nothing about the digit, so under MSE the "
                                               "best output is the mean training digit whatever the noise.")
-    return [loss_section(LOSS, run), epochs_section(EPOCHS, run, SHOWN_EPOCHS, "D(ε) for 40 fixed noise images."),
+    return [loss_section(LOSS, run), epochs_section(EPOCHS, run, "D(ε) for 40 fixed noise images."),
             lesson], None
 
 

@@ -14,7 +14,7 @@ from lib.train.precision import infer
 from lib.media.report import png_figure
 from lib.train.runs import SNAPSHOT_DIGITS, denoiser_probe
 from ui.common import mnist, run_cache_id
-from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run, spoken_list
+from ui.report_kit import Context, Heading, Piece, after_epochs, epochs_section, loss_section, one, shown_run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,9 +65,7 @@ def ood_sweep(key: str, seed: int, sigmas: tuple[float, ...], _run, _test_set) -
 
 NOISING = Heading("single_step.noising", "B1", "Noising digits at the spec's σ")
 LOSS = Heading("single_step.loss", "B1", "Training loss of the single-step denoiser")
-SHOWN_EPOCHS = (1, 5)  # the deliverable's epochs
-EPOCHS = Heading("single_step.epochs", "B1",
-                 f"Denoised test digits after epochs {spoken_list(SHOWN_EPOCHS)}")
+EPOCHS = after_epochs("single_step.epochs", "B1", "Denoised test digits", (1, 5))
 SWEEP = Heading("single_step.sweep", "B1", "Out-of-distribution σ sweep")
 
 
@@ -78,7 +76,7 @@ def _report(c: Context):
     noise = NOISING.made({"σ": ", ".join(f"{s:g}" for s in sigmas), "noise seed": c.seed},
                     [png_figure(p, f"σ = {s:g}") for s, p in zip(sigmas, columns)],
                     "The same test digits and the same ε at growing σ.")
-    epochs = epochs_section(EPOCHS, run, SHOWN_EPOCHS, "Rows: clean, noisy (σ = "
+    epochs = epochs_section(EPOCHS, run, "Rows: clean, noisy (σ = "
                                                       f"{run.config.sigma:g}), denoised.")
     _, _, errors, sweep = ood_sweep(run_cache_id(run), c.seed, sigmas, run, test_set)
     sweep_section = SWEEP.made({"trained at σ": run.config.sigma, "noise seed": c.seed,

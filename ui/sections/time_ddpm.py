@@ -9,7 +9,7 @@ import streamlit as st
 
 from lib.backends.mnist_model import unconditional_grid
 from lib.media.plots import TrajectoryRecorder
-from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run, spoken_list
+from ui.report_kit import Heading, after_epochs, training_piece
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,14 +33,7 @@ def trajectory(key: str, num: int, stride: int, every: int, seed: int, _den) -> 
 # --- the report --------------------------------------------------------------------------------------------------------
 
 LOSS = Heading("time_ddpm.loss", "B2", "Training loss of the time-conditioned DDPM")
-SHOWN_EPOCHS = (5, 20)  # the deliverable's epochs
-EPOCHS = Heading("time_ddpm.epochs", "B2",
-                 f"Time-conditioned samples after epochs {spoken_list(SHOWN_EPOCHS)}")
+EPOCHS = after_epochs("time_ddpm.epochs", "B2", "Time-conditioned samples", (5, 20))
 
 
-def _report(c: Context):
-    run = shown_run("time")
-    return [loss_section(LOSS, run), epochs_section(EPOCHS, run, SHOWN_EPOCHS, "40 samples.")], None
-
-
-REPORT = (Piece((LOSS, EPOCHS), "B2 · time-conditioned DDPM", one, _report),)
+REPORT = (training_piece("B2 · time-conditioned DDPM", "time", LOSS, EPOCHS, "40 samples."),)

@@ -10,7 +10,7 @@ import streamlit as st
 from lib.flow.mnist import MnistFlow, unconditional_grid
 from lib.media.plots import FlowTrajectoryRecorder
 from lib.train.training import FLOW_SAMPLER_STEPS
-from ui.report_kit import Context, Heading, Piece, epochs_section, loss_section, one, shown_run, spoken_list
+from ui.report_kit import Heading, after_epochs, training_piece
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,14 +36,7 @@ def trajectory(key: str, num: int, steps: int, every: int, seed: int, _model: Mn
 # --- the report --------------------------------------------------------------------------------------------------------
 
 LOSS = Heading("time_flow.loss", "B2.2", "Training loss of the time-conditioned flow")
-SHOWN_EPOCHS = (1, 5, 10)  # the deliverable's epochs
-EPOCHS = Heading("time_flow.epochs", "B2.3",
-                 f"Time-conditioned flow samples after epochs {spoken_list(SHOWN_EPOCHS)}")
+EPOCHS = after_epochs("time_flow.epochs", "B2.3", "Time-conditioned flow samples", (1, 5, 10))
 
 
-def _report(c: Context):
-    run = shown_run("flow_time")
-    return [loss_section(LOSS, run), epochs_section(EPOCHS, run, SHOWN_EPOCHS, "40 samples.")], None
-
-
-REPORT = (Piece((LOSS, EPOCHS), "B2.1 – 2.3 · time-conditioned flow", one, _report),)
+REPORT = (training_piece("B2.1 – 2.3 · time-conditioned flow", "flow_time", LOSS, EPOCHS, "40 samples."),)

@@ -1,5 +1,5 @@
 """PixNerd behind the flow edition's velocity-model interface (the protocol of lib.flow, matched structurally):
-``name``, ``image_shape``, ``device``, ``dtype``; ``velocity(x_t, t, cond)`` → dx/dt; ``encode_prompt(prompt)`` and
+``name``, ``image_shape``, ``value_range``, ``device``, ``dtype``; ``velocity(x_t, t, cond)`` → dx/dt; ``encode_prompt(prompt)`` and
 ``null_condition()`` → text embeddings.
 
 As the course's ``predict_velocity``: x_t in model units ([-1, 1], RGB, 512 × 512), t ∈ [0, 1] with t = 0 pure noise,
@@ -26,6 +26,7 @@ class PixNerdVelocity:
     """A loaded ``PixNerdTransformer`` plus a prompt encoder, as a velocity model."""
 
     dtype = torch.float32  # of x_t and of the returned velocity; the weights' own is ``model_dtype``
+    value_range = (-1.0, 1.0)  # model units: the images' pixel range
 
     def __init__(self, model: PixNerdTransformer, encode: EncodeFn, *, name: str = "PixNerd-XXL-P16-T2I",
                  image_size: int = IMAGE_SIZE):
