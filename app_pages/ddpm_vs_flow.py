@@ -3,7 +3,7 @@ quality per network evaluation, and one digit's two paths."""
 
 import streamlit as st
 
-from lib.flow.ddpm_vs_flow import NFE_COUNTS
+from lib.flow.ddpm_vs_flow import NFE_COUNTS, DdpmContender, FlowContender
 from lib.media.images import grid
 from lib.media.plots import nfe_quality_figure, path_distance_figure
 from ui import common, layout
@@ -22,8 +22,9 @@ section_header(
      r"\frac{\sqrt{\alpha}\,(1-\bar\alpha_{t'})}{1-\bar\alpha_t}\,x_t + \sqrt{\beta}\,z",
      r"\text{flow, } K \text{ steps: } x_{t+h} = x_t + h\,u_\theta(x_t, t, \mathbf{c}),\quad h = 1/K,\ "
      r"t = 0 \to 1",
-     r"\text{both: the same } \varepsilon \sim \mathcal{N}(0, I) \text{ to start, CFG at } \gamma = 5 "
-     r"\text{ in one batched UNet call per step}"],
+     r"\text{both: the same } \varepsilon \sim \mathcal{N}(0, I) \text{ to start, CFG at each spec's } \gamma = "
+     rf"{DdpmContender.scale:g} \text{{ (DDPM)}},\ {FlowContender.scale:g} \text{{ (flow), in one batched UNet call per "
+     r"step}"],
     "The two objectives of part B side by side, on what they share: the class-conditioned UNet, MNIST, and the very "
     "same starting noise. The DDPM learned to predict the noise ε and samples by ancestral steps that add fresh noise; "
     "the flow model learned the velocity of the straight path from noise to digit and integrates it with Euler steps. "

@@ -16,7 +16,7 @@ from lib.flow.mnist import MnistFlow
 from lib.media.costs import CountingNoiseModel
 from lib.train import cache
 from lib.train.digit_classifier import (CONFIDENT, Quality, cached_digit_classifier, quality, real_digits_quality,
-                                        to_classifier_range)
+                                        to_classifier_range, train_digit_classifier)
 from lib.train.training import TrainConfig
 from lib.train.unets import build_model
 
@@ -180,6 +180,20 @@ def test_real_test_digits_score_high_and_noise_scores_low(digit_classifier, mnis
     noise = torch.randn(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     judged = quality(digit_classifier, noise, digit_labels(100))
     assert judged.agrees < 0.2 and judged.confident < 0.1  # chance is 10 %; measured: 9.7 % and 1.9 %
+
+
+def test_training_the_judge_leaves_the_process_random_state_as_it_was(mnist_train):
+    """Its initial weights come from seed 0 alone, without resetting torch's global RNG (which every session of the app
+    shares): the draws after training are those the RNG would have made anyway."""
+    small = type(mnist_train)(mnist_train.images[:200], mnist_train.labels[:200], mnist_train.source, mnist_train.note)
+    torch.manual_seed(123)
+    expected = torch.rand(5)
+    torch.manual_seed(123)
+    first = train_digit_classifier(small, digits=200)
+    assert torch.equal(torch.rand(5), expected)
+    torch.manual_seed(7)
+    again = train_digit_classifier(small, digits=200)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
 
 
 def test_the_app_trains_its_classifier_once_and_loads_it_after(mnist_train, tmp_path):

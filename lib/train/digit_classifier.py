@@ -24,6 +24,7 @@ from torch import nn
 
 from lib.train import cache
 from lib.train.data import Digits
+from lib.train.training import seeded_init
 
 TRAIN_DIGITS = 20000  # the first this many training digits (all of a smaller set): the tests' quick judge
 EPOCHS = 1
@@ -48,10 +49,9 @@ def build_classifier() -> nn.Sequential:
 
 
 def train_digit_classifier(train_set: Digits, digits: int = TRAIN_DIGITS, epochs: int = EPOCHS) -> nn.Module:
-    """``epochs`` of Adam (lr ``LR``, batches of ``BATCH`` in order) on the first ``digits`` training digits, seeded
-    (torch's global seed 0); returns the network in eval mode."""
-    torch.manual_seed(0)
-    net = build_classifier()
+    """``epochs`` of Adam (lr ``LR``, batches of ``BATCH`` in order) on the first ``digits`` training digits from initial
+    weights of seed 0 (``seeded_init``: the process's global RNG is left as it was); returns the network in eval mode."""
+    net = seeded_init(0, build_classifier)
     opt = torch.optim.Adam(net.parameters(), LR)
     x, y = train_set.as_float()[:digits] * 2 - 1, train_set.labels[:digits]
     for _ in range(epochs):

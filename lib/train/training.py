@@ -439,15 +439,20 @@ def train(
     return TrainedRun(config, model, progress.losses, progress.snapshots, info, ema)
 
 
+def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """``build()`` — a network whose initial weights come from torch's global RNG — with that RNG seeded with ``seed``,
+    under a lock (runs in other threads must not draw from it meanwhile) and restored afterwards, so the weights depend
+    on ``seed`` alone and no other draw of the process is changed."""
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
 def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
     """The seeded random generator, initial model, Adam and (DDPMs, flows) ExponentialLR and weight average of a run
     that starts from scratch."""
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    # The initial weights come from the global RNG: seed it under a lock (runs in other threads must not draw from it
-    # meanwhile) and restore it afterwards, so the run depends on its seed alone.
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = build_model(config.model, config.hidden, config.time_features)
+    model = seeded_init(config.seed, lambda: build_model(config.model, config.hidden, config.time_features))
     model = prepare(model.to(device), precision)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = ema = None

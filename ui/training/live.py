@@ -74,7 +74,8 @@ def _live_view(job: Job | RemoteJob, key: str, log_y: bool, watching: str) -> No
         elif job.status == "done":
             st.error(f"The finished run could not be fetched: {job.error}")
         elif job.status == "cancelled":
-            st.warning(f"Training was cancelled after {p.step:,} of {p.total_steps:,} steps." + _saved_note(job))
+            st.warning(f"Training was cancelled after {p.step:,} of {p.total_steps:,} steps." + _saved_note(job)
+                       if p.step else "Training was cancelled before its first step.")
         else:
             st.error(f"Training failed: {job.error}")
         return
@@ -102,7 +103,16 @@ def _live_view(job: Job | RemoteJob, key: str, log_y: bool, watching: str) -> No
 
 
 def _cancel_button(job: Job | RemoteJob, key: str) -> None:
-    if st.button("Cancel training", key=f"{key}_cancel") and not job.stop():
+    """The Cancel button; what it did is a toast (the view redraws every second): a server's run that others watch
+    goes on for them, and a server that does not answer leaves the run as it was."""
+    if not st.button("Cancel training", key=f"{key}_cancel"):
+        return
+    try:
+        stopped = job.stop()
+    except RemoteUnavailable as err:
+        st.toast(f"The run was not cancelled: {err}.", icon="⚠️")
+        return
+    if not stopped:
         st.toast("Classmates are watching this run too: it goes on for them, and you no longer follow it.")
 
 
