@@ -137,7 +137,8 @@ async def sampling_session(context, seed: int) -> Outcome:
     if error := await no_exception(page):
         out.error = error
         return out
-    await page.get_by_text(f"seed {seed}, prompt").wait_for(timeout=5_000)  # the caption of this seed's result
+    # the caption of this seed's result: the one sure sign (under a heavy load "idle" can come before the rerun starts)
+    await page.get_by_text(f"seed {seed}, prompt").wait_for(timeout=STEP_TIMEOUT_MS)
     out.seconds = time.perf_counter() - start
     async with page.expect_download() as info:
         await page.get_by_role("button", name=DOWNLOAD_LABEL).click()
