@@ -3,9 +3,10 @@ trained on a GPU by scripts/train_gpu.sh: each is the spec's full run, carries i
 size cap, and draws what it was trained to draw, judged by the calibrated classifier of tests/test_shipped_models.py.
 Each test skips while its file is missing.
 
-The quality bars are first guesses, to be set from the judge's numbers of the GPU run (judge.json): CFG at γ = 5
-makes the class model's digits read as asked nearly always (the DDPM's: 100 %), and B 2.6 asks the run without a
-scheduler to match the scheduled one.
+The quality bars sit a few points under what scripts/judge_flow_runs.py measured on the shipped CPU-trained files
+(bench/RESULTS.md, "The flow edition's shipped part-B runs"; each test trains its own judge, and judges differ by a
+few points): flow_class reads as the requested digit 100 % of the time at γ = 5 (issue #24 asks ≥ 95 %), flow_time
+draws 76.5 % confident digits (EMA 77.8 %); B 2.6 asks the run without a scheduler to match the scheduled one.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def test_the_class_flow_models_draw_the_requested_digits(request, name):
     run = shipped(name)
     judge = request.getfixturevalue("calibrated_judge")
     for weights in ("spec", "ema"):
-        assert requested_digit_share(judge, run, weights) >= 0.9, weights
+        assert requested_digit_share(judge, run, weights) >= 0.95, weights
 
 
 def test_without_the_scheduler_the_quality_matches(request):
@@ -80,7 +81,7 @@ def test_the_time_flow_model_draws_digits(request):
     x = unconditional_grid(MnistFlow(run.model, run.config), 200, h=step_size("flow_time", 1), seed=0)
     assert x.shape == (200, 1, 28, 28)
     assert 0.05 < (x > 0.5).float().mean().item() < 0.3, "ink on black, as MNIST (≈ 10–20 % of the pixels)"
-    assert confident_share(judge, x * 2 - 1) >= 0.5
+    assert confident_share(judge, x * 2 - 1) >= 0.7
 
 
 def test_pure_noise_draws_the_mean_digit(mnist_train):
