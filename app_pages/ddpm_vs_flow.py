@@ -10,9 +10,9 @@ from ui import common, layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, run_cache_id
 from ui.layout import section_header
-from ui.sections.ddpm_vs_flow import (DEFAULTS, contender_of, frame_indices, halfway_frame, judge_text, measured,
-                                      path, path_summary, quality_summary, quality_table, samples_picture, strip,
-                                      the_two_models)
+from ui.sections.ddpm_vs_flow import (DEFAULTS, contender_of, frame_indices, halfway_frame, ink_summary, judge_text,
+                                      measured, path, path_summary, quality_summary, quality_table, real_mid_grey,
+                                      samples_picture, strip, the_two_models)
 from ui.sidebar import render_sidebar
 
 section_header(
@@ -70,6 +70,7 @@ elif st.button("Measure", key="ddpm_vs_flow_measure", type="primary", disabled=n
                                                [p.quality.confident for p in ps]) for name, ps in points.items()},
                                        (real.agrees, real.confident)), key="ddpm_vs_flow_quality")
     st.markdown(quality_summary(points, DEFAULTS.target))
+    st.markdown(ink_summary(points, real_mid_grey()))
     st.dataframe(quality_table(points, nfe_counts), hide_index=True)
     shown = st.select_slider("The samples judged at", nfe_counts, nfe_counts[len(nfe_counts) // 2],
                              format_func=lambda k: counted(k, "evaluation"), key="ddpm_vs_flow_samples_nfe")

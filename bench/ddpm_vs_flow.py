@@ -21,12 +21,13 @@ import time
 from common import mnist_root, parser, setup
 
 from lib.backends.mnist_model import MnistDDPM  # noqa: E402
-from lib.flow.ddpm_vs_flow import (NFE_COUNTS, TARGET_AGREEMENT, DdpmContender, FlowContender,  # noqa: E402
-                                   fewest_evaluations, quality_curve)
+from lib.flow.ddpm_vs_flow import (INK_TOLERANCE, NFE_COUNTS, TARGET_AGREEMENT, DdpmContender,  # noqa: E402
+                                   FlowContender, fewest_evaluations, fewest_for_finished_ink, mid_grey_share,
+                                   quality_curve)
 from lib.flow.mnist import MnistFlow  # noqa: E402
 from lib.train.data import load_mnist  # noqa: E402
-from lib.train.digit_classifier import (JUDGE_DIGITS, JUDGE_EPOCHS, real_digits_quality,  # noqa: E402
-                                        train_digit_classifier)
+from lib.train.digit_classifier import (JUDGE_DIGITS, JUDGE_EPOCHS, TEST_DIGITS, real_digits_quality,  # noqa: E402
+                                        to_classifier_range, train_digit_classifier)
 from lib.train.model_store import load_run, shipped_path  # noqa: E402
 
 MODELS = {"class": MnistDDPM, "flow_class": MnistFlow}
@@ -57,7 +58,9 @@ def main() -> None:
     judge = train_digit_classifier(train_digits, digits, epochs)
     real = real_digits_quality(judge, test_digits)
     print(f"judge: the app's digit classifier on {min(digits, len(train_digits)):,} training digits, {epochs} "
-          f"epoch(s); real test digits: {real.agrees:.1%} read correctly, {real.confident:.1%} confidently\n")
+          f"epoch(s); real test digits: {real.agrees:.1%} read correctly, {real.confident:.1%} confidently")
+    real_grey = mid_grey_share(to_classifier_range(test_digits.as_float()[:TEST_DIGITS], (0.0, 1.0)))
+    print(f"real test digits: {real_grey:.1%} of their pixels mid-grey\n")
 
     curves, seconds = {}, {}
     for contender in contenders:
@@ -66,18 +69,23 @@ def main() -> None:
         seconds[contender.name] = time.perf_counter() - start
     names = list(curves)
     print(f"{10 * per_digit} samples per cell (10 digits × {per_digit}), seed {args.seed}; "
-          "share read as the asked digit / share read confidently\n")
+          "share read as the asked digit / share read confidently / mid-grey pixels\n")
     print("| NFE | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for i, nfe in enumerate(NFE_COUNTS):
-        cells = [f"{curves[n][i].quality.agrees:.0%} / {curves[n][i].quality.confident:.0%}" for n in names]
+        cells = [f"{curves[n][i].quality.agrees:.0%} / {curves[n][i].quality.confident:.0%} / "
+                 f"{curves[n][i].mid_grey:.1%}" for n in names]
         print(f"| {nfe} | " + " | ".join(cells) + " |")
     print()
     for name in names:
         fewest = fewest_evaluations(curves[name], TARGET_AGREEMENT)
         reached = (f"reaches ≥ {TARGET_AGREEMENT:.0%} read as asked at {fewest} NFE" if fewest is not None else
                    f"does not reach {TARGET_AGREEMENT:.0%} read as asked within {max(NFE_COUNTS)} NFE")
-        print(f"RESULT {name} {reached}; all {sum(NFE_COUNTS)} NFE sampled in {seconds[name]:.1f} s", flush=True)
+        inked = fewest_for_finished_ink(curves[name], real_grey)
+        ink = (f"its ink is within {INK_TOLERANCE:g}× real digits' mid-grey share at {inked} NFE" if inked is not None
+               else f"its ink is not within {INK_TOLERANCE:g}× real digits' mid-grey share at {max(NFE_COUNTS)} NFE")
+        print(f"RESULT {name} {reached}; {ink}; all {sum(NFE_COUNTS)} NFE sampled in {seconds[name]:.1f} s",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from torch import nn
 
 from lib.backends.mnist_model import MnistDDPM
 from lib.ddpm.schedules import chain_timesteps
-from lib.flow.ddpm_vs_flow import (NFE_COUNTS, DdpmContender, FlowContender, Measured, Trajectory, ddpm_timesteps,
-                                   digit_labels, fewest_evaluations, quality_curve, seeded_noise, trajectory)
+from lib.flow.ddpm_vs_flow import (INK_TOLERANCE, NFE_COUNTS, DdpmContender, FlowContender, Measured, Trajectory,
+                                   ddpm_timesteps, digit_labels, fewest_evaluations, fewest_for_finished_ink,
+                                   mid_grey_share, quality_curve, seeded_noise, trajectory)
 from lib.flow.mnist import MnistFlow
 from lib.media.costs import CountingNoiseModel
 from lib.train import cache
@@ -164,8 +165,21 @@ def test_quality_shares_have_their_closed_form():
 
 
 def test_fewest_evaluations_is_the_first_count_that_reaches_the_target():
-    points = [Measured(k, Quality(1.0, a), torch.zeros(0)) for k, a in ((1, 0.2), (5, 0.85), (10, 0.93), (30, 0.97))]
+    points = [Measured(k, Quality(1.0, a), torch.zeros(0), 0.1) for k, a in ((1, 0.2), (5, 0.85), (10, 0.93), (30, 0.97))]
     assert fewest_evaluations(points, 0.9) == 10 and fewest_evaluations(points, 0.99) is None
+
+
+def test_mid_grey_share_counts_the_pixels_between_background_and_ink():
+    x = torch.tensor([-1.0, -0.81, -0.79, 0.0, 0.5, 0.79, 0.8, 1.0]).reshape(2, 1, 2, 2)
+    assert mid_grey_share(x) == pytest.approx(4 / 8)  # −0.79, 0, 0.5, 0.79; ±0.8 and beyond are background or ink
+    assert mid_grey_share(torch.ones(3, 1, 28, 28)) == 0.0
+
+
+def test_finished_ink_is_the_first_count_within_the_tolerance_of_real_digits():
+    points = [Measured(k, Quality(1.0, 1.0), torch.zeros(0), g) for k, g in ((1, 0.21), (5, 0.118), (30, 0.101))]
+    assert INK_TOLERANCE == 1.25
+    assert fewest_for_finished_ink(points, 0.085) == 30  # 0.101 ≤ 1.25 · 0.085 = 0.106 < 0.118
+    assert fewest_for_finished_ink(points, 0.095) == 5 and fewest_for_finished_ink(points, 0.05) is None
 
 
 def test_to_classifier_range_maps_endpoints():

@@ -14,8 +14,10 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import ui.common
+from lib.flow.ddpm_vs_flow import INK_TOLERANCE, mid_grey_share
 from lib.train import model_store
 from lib.train.data import Digits, load_mnist
+from lib.train.digit_classifier import TEST_DIGITS, to_classifier_range
 from lib.train.runs import run_training
 from lib.train.training import TrainConfig
 from ui.sections.ddpm_vs_flow import DEFAULTS
@@ -155,6 +157,18 @@ def test_measure_plots_the_shares_it_tabulates_and_states(app, monkeypatch, tmp_
         reached = [k for k, y in zip([1, 2, 5], by_name[f"{name}: read as the asked digit"]) if y >= 100 * DEFAULTS.target]
         assert (f"{name} reaches {DEFAULTS.target:.0%} read as asked at **{reached[0]} evaluation" if reached else
                 f"{name} stays below {DEFAULTS.target:.0%} up to 5 evaluations") in summary, summary
+    # the ink: the tabulated mid-grey shares, and the summary names the first count within tolerance of real digits'
+    real_grey = mid_grey_share(to_classifier_range(ui.common.mnist()[1].as_float()[:TEST_DIGITS], (0.0, 1.0)))
+    ink = next(m.value for m in at.markdown if m.value.startswith("**The ink.**"))
+    assert f"{real_grey:.1%} of their pixels are mid-grey" in ink
+    bound, rounding = INK_TOLERANCE * real_grey, 5e-4  # the table shows shares rounded to 0.1 %
+    for name in ("DDPM", "flow matching"):
+        greys = dict(zip([1, 2, 5], (float(g.rstrip("%")) / 100 for g in table[f"{name}: mid-grey pixels"])))
+        named = re.search(rf"{name} at \*\*(\d+) evaluation", ink)
+        first = int(named.group(1)) if named else None
+        assert first is not None or f"{name} not within 5 evaluations" in ink, ink
+        assert all(g > bound - rounding for k, g in greys.items() if first is None or k < first), (greys, ink)
+        assert first is None or greys[first] <= bound + rounding, (greys, ink)
     assert len([img for img in at.get("image") if any("one column per digit" in c for c in img.captions)]) == 2
     # the result stays on the page when another control moves (no second press), from the cache
     at = run(at.selectbox(key="ddpm_vs_flow_digit").set_value(1))

@@ -13,8 +13,11 @@ per-step noise from that generator. Their pixels differ as their specs train the
 model's in [0, 1] — so every image here is mapped to the classifier's [−1, 1] (``to_classifier_range``) before it is
 judged, shown or compared.
 
-Quality is read by ``lib.train.digit_classifier`` (no network download): the share of samples it reads confidently,
-and the share it reads as the digit that was asked for.
+Quality is read two ways. The classifier ``lib.train.digit_classifier`` (no network download): the share of samples it
+reads confidently, and the share it reads as the digit that was asked for — with guidance this saturates within one or
+two evaluations, since a guided one-step estimate is a smooth class average the classifier reads easily. And the ink:
+the share of mid-grey pixels (``mid_grey_share``), which real MNIST digits, nearly black and white, keep at ≈ 8.5 %
+and a sample still blurry or noisy exceeds — where the number of steps still shows.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ from lib.train.digit_classifier import Quality, quality, to_classifier_range
 
 NFE_COUNTS = (1, 2, 5, 10, 30, 50, 100, 300)  # the issue's sweep; each divides the DDPM's T = 300
 TARGET_AGREEMENT = 0.9  # "good enough": 9 samples in 10 read as the digit asked for
+MID_GREY = 0.8  # a pixel x in [−1, 1] with |x| < MID_GREY is neither background nor ink
+# "finished ink": a mid-grey share at most this many times real digits'; 1.25 leaves room for a 20-sample measurement's
+# spread while a sample one step short (DDPM 5 – 10 NFE: 1.35 – 1.4×, bench/RESULTS.md) stays out
+INK_TOLERANCE = 1.25
 IMAGE_SHAPE = (1, 28, 28)
 
 # on_step(k, t', x_t', estimate) after step k (0-based) reaching the model's own time t': both loops' callback
@@ -128,6 +135,11 @@ def digit_labels(per_digit: int, device: torch.device | str = "cpu") -> torch.Te
     return torch.arange(10, device=device).repeat_interleave(per_digit)
 
 
+def mid_grey_share(images: torch.Tensor) -> float:
+    """The share of pixels (over the whole batch) with |x| < ``MID_GREY``, images in [−1, 1]."""
+    return (images.abs() < MID_GREY).float().mean().item()
+
+
 @dataclass(frozen=True)
 class Measured:
     """One point of a quality curve: the samples drawn in ``nfe`` evaluations and how they read."""
@@ -135,6 +147,7 @@ class Measured:
     nfe: int
     quality: Quality
     samples: torch.Tensor  # uint8 (N, 28, 28), in the order of ``digit_labels``
+    mid_grey: float  # ``mid_grey_share`` of the samples
 
 
 def quality_curve(contender: Contender, classifier: nn.Module, per_digit: int, nfe_counts, seed: int,
@@ -146,7 +159,7 @@ def quality_curve(contender: Contender, classifier: nn.Module, per_digit: int, n
     for nfe in nfe_counts:
         noise, generator = seeded_noise(len(labels), seed, contender.device)
         x = to_classifier_range(contender.draw(noise, labels, nfe, generator, on_step), contender.value_range)
-        points.append(Measured(nfe, quality(classifier, x, labels), to_uint8(x)[:, 0]))
+        points.append(Measured(nfe, quality(classifier, x, labels), to_uint8(x)[:, 0], mid_grey_share(x)))
     return points
 
 
@@ -154,6 +167,12 @@ def fewest_evaluations(points: list[Measured], threshold: float = TARGET_AGREEME
     """The smallest NFE among ``points`` whose samples read as the asked digit at least ``threshold`` of the time;
     None if none does."""
     return min((p.nfe for p in points if p.quality.agrees >= threshold), default=None)
+
+
+def fewest_for_finished_ink(points: list[Measured], real_mid_grey: float, tolerance: float = INK_TOLERANCE) -> int | None:
+    """The smallest NFE among ``points`` whose samples' mid-grey share is at most ``tolerance`` × real digits'
+    (``real_mid_grey``); None if none is."""
+    return min((p.nfe for p in points if p.mid_grey <= tolerance * real_mid_grey), default=None)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ import streamlit as st
 import torch
 
 from lib.backends.mnist_model import SAMPLING_STRIDE
-from lib.flow.ddpm_vs_flow import (NFE_COUNTS, TARGET_AGREEMENT, Contender, DdpmContender, FlowContender, Measured,
-                                   Trajectory, fewest_evaluations, quality_curve, trajectory)
+from lib.flow.ddpm_vs_flow import (INK_TOLERANCE, MID_GREY, NFE_COUNTS, TARGET_AGREEMENT, Contender, DdpmContender,
+                                   FlowContender, Measured, Trajectory, fewest_evaluations, fewest_for_finished_ink,
+                                   mid_grey_share, quality_curve, trajectory)
 from lib.media.costs import CountingNoiseModel, CountingVelocityModel
 from lib.media.images import grid
 from lib.media.report import png_figure
-from lib.train.digit_classifier import CONFIDENT, JUDGE_DIGITS, JUDGE_EPOCHS, Quality
+from lib.train.digit_classifier import CONFIDENT, JUDGE_DIGITS, JUDGE_EPOCHS, TEST_DIGITS, Quality, to_classifier_range
 from lib.train.training import TrainConfig, TrainedRun
 from ui import common
 from ui.common import counted, ddpm_of, flow_of, run_cache_id
@@ -137,10 +138,34 @@ def judge_text(real: Quality, num_train: int) -> str:
 
 
 def quality_table(points: dict[str, list[Measured]], nfe_counts: tuple[int, ...]) -> dict[str, list]:
-    """The measured shares as a table: one row per NFE, per model the share read as asked and the confident one."""
-    return {"NFE": list(nfe_counts),
-            **{f"{name}: {what}": [f"{getattr(p.quality, field):.0%}" for p in ps]
-               for name, ps in points.items() for field, what in (("agrees", "as asked"), ("confident", "confident"))}}
+    """The measured shares as a table: one row per NFE, per model the share read as asked, the confident one and the
+    mid-grey pixels' share."""
+    columns = {}
+    for name, ps in points.items():
+        columns[f"{name}: as asked"] = [f"{p.quality.agrees:.0%}" for p in ps]
+        columns[f"{name}: confident"] = [f"{p.quality.confident:.0%}" for p in ps]
+        columns[f"{name}: mid-grey pixels"] = [f"{p.mid_grey:.1%}" for p in ps]
+    return {"NFE": list(nfe_counts), **columns}
+
+
+@st.cache_data(show_spinner=False)
+def real_mid_grey() -> float:
+    """The mid-grey share of the first ``TEST_DIGITS`` real test digits: the ink a finished sample should have."""
+    return mid_grey_share(to_classifier_range(common.mnist()[1].as_float()[:TEST_DIGITS], (0.0, 1.0)))
+
+
+def ink_summary(points: dict[str, list[Measured]], real: float) -> str:
+    """Where each objective's ink is finished (``fewest_for_finished_ink``): the lesson the steps still teach once the
+    classifier's reading has saturated."""
+    largest = max(p.nfe for ps in points.values() for p in ps)
+    parts = []
+    for name, ps in points.items():
+        k = fewest_for_finished_ink(ps, real)
+        parts.append(f"{name} at **{counted(k, 'evaluation')}** ({next(p for p in ps if p.nfe == k).mid_grey:.1%})"
+                     if k is not None else f"{name} not within {counted(largest, 'evaluation')}")
+    return (f"**The ink.** Real digits are nearly black and white: {real:.1%} of their pixels are mid-grey "
+            f"(|x| < {MID_GREY:g} in [−1, 1]). A sample still blurry or noisy has more. Within "
+            f"{INK_TOLERANCE:g}× that share: " + "; ".join(parts) + ".")
 
 
 def quality_summary(points: dict[str, list[Measured]], target: float) -> str:
