@@ -61,8 +61,8 @@ def compensation_text(config: TrainConfig) -> str:
     return (
         f"Over the scheduled run's {config.epochs} epochs the rate falls from {first:.2e} to {last:.2e}. Its "
         f"arithmetic mean is **{arithmetic:.2e}** ({arithmetic / last:.1f} × its last rate), its geometric mean "
-        f"**{geometric:.2e}** ({geometric / last:.1f} × its last). The shipped run without the scheduler uses "
-        f"{FLOW_CONSTANT_LR:g}, the geometric mean rounded; this page's run uses **{config.lr:g}** "
+        f"**{geometric:.2e}** ({geometric / last:.1f} × its last). The app's own run without the scheduler "
+        f"(data/models/flow_class_constant_lr) uses {FLOW_CONSTANT_LR:g}, the geometric mean rounded; this page's run uses **{config.lr:g}** "
         f"({config.lr / last:.1f} × the schedule's last rate, larger late steps that the average of the weights "
         "absorbs). The learning-rate control below tries others: the trade-off is faster early progress against "
         "noisier last weights.")
