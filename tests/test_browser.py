@@ -379,6 +379,10 @@ def test_phone(browser, app_url):
             assert pg.evaluate(CUT_LABELS_JS) == [], path
             assert pg.evaluate(CUT_FORMULAS_JS) == [], path
             screenshot(pg, f"phone-{path or 'Home'}")
+        for name in ("flow_euler", "flow_hybrids", "ddpm_vs_flow"):  # worded formulas wrap too (``breakable``)
+            open_page(pg, f"{name}?edition=flow")  # a section's url path is its slug
+            assert pg.evaluate(CUT_FORMULAS_JS) == [], name
+            screenshot(pg, f"phone-flow-{name}")
         sidebar = pg.locator('[data-testid="stSidebar"]')
         pg.locator('[data-testid="stExpandSidebarButton"]').tap()
         pg.wait_for_function("document.querySelector('[data-testid=stSidebar]').dataset.collapsed === 'false'")

@@ -30,7 +30,7 @@ from lib.train.precision import resolve
 from lib.media.text import spoken_duration
 from lib.train.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
 from ui.backend import DEFAULT_SEED
-from ui.layout import FORMULA_MARKDOWN
+from ui.layout import FORMULA_MARKDOWN, breakable
 from ui.sections import PARTS, SECTIONS, in_part, single_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +43,21 @@ SIGMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 
 
 def formulas(at) -> list[str]:
-    """The LaTeX of the formulas a page shows (``ui.layout.show_formula``), in order."""
+    """The LaTeX of the formulas a page shows (``ui.layout.show_formula``), in order, as the page wrote them (the
+    words of a \\text joined again: ``breakable`` splits them for the line breaks)."""
     head, tail = FORMULA_MARKDOWN.split("{}")
-    return [m.value[len(head):-len(tail)] for m in at.markdown if m.value.startswith(head) and m.value.endswith(tail)]
+    return [m.value[len(head):-len(tail)].replace(r"}\allowbreak\ \text{", " ")
+            for m in at.markdown if m.value.startswith(head) and m.value.endswith(tail)]
+
+
+def test_a_worded_formula_may_break_between_its_words_and_reads_as_written():
+    """``breakable`` lets KaTeX wrap a \\text run between its words (a phone cut them at its edge, issue #27 walk of
+    the flow edition); ``formulas`` reads the page's LaTeX back unchanged."""
+    latex = r"x_{t+h} = x_t + h\,v \quad \text{(the last step shortened)}, \text{ } y"
+    shown = breakable(latex)
+    assert shown.count(r"\allowbreak") == 4 and r"\text{shortened)}" in shown
+    assert shown.replace(r"}\allowbreak\ \text{", " ") == latex
+    assert breakable(r"\text{one}") == r"\text{one}"
 
 
 @pytest.fixture(scope="session")

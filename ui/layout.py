@@ -7,6 +7,7 @@ presentation mode that enlarges images and text for a lecture-hall projector.
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import numpy as np
@@ -80,12 +81,23 @@ def section_header(slug: str, formula: str | list[str], explanation: str) -> Non
 FORMULA_MARKDOWN = "$\\displaystyle {}$"  # display-sized inline math (``show_formula``)
 
 
+TEXT_RUN = re.compile(r"\\text\{([^{}]*)\}")  # a \text{…} without nested braces
+
+
+def breakable(latex: str) -> str:
+    """``latex`` with each space inside a ``\\text{…}`` made a place where KaTeX may break the line: the run split
+    into one ``\\text`` per word, joined by ``\\allowbreak\\ `` (a \\text run is one unbreakable box, which left
+    a phone a worded formula cut at the screen's edge)."""
+    return TEXT_RUN.sub(lambda m: r"\allowbreak\ ".join(rf"\text{{{word}}}" for word in m.group(1).split(" ")), latex)
+
+
 def show_formula(latex: str, container=st) -> None:
     """A formula, display-sized and centred, that wraps on a narrow screen: KaTeX breaks inline math after a
-    top-level relation or operator (=, ⟺, +, ∼), display math never — ``st.latex`` left a phone a formula cut at the
-    screen's edge. Its container's key (``formula_…``) is what ``BASE_CSS`` centres."""
+    top-level relation or operator (=, ⟺, +, ∼) and between the words of a ``\\text`` (``breakable``), display math
+    never — ``st.latex`` left a phone a formula cut at the screen's edge. Its container's key (``formula_…``) is what
+    ``BASE_CSS`` centres."""
     key = f"formula_{zlib.crc32(latex.encode()):08x}"
-    container.container(key=key).markdown(FORMULA_MARKDOWN.format(latex))
+    container.container(key=key).markdown(FORMULA_MARKDOWN.format(breakable(latex)))
 
 
 def presentation() -> bool:
