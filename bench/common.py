@@ -127,3 +127,19 @@ def mnist_root() -> Path:
     if not SHARED_RAW.exists():
         sys.exit(f"canonical MNIST files not found at {SHARED_RAW}")
     return import_raw_files(SHARED_RAW, Path(tempfile.gettempdir()) / "diffusion-lab-bench-mnist")
+
+
+def digit_judge(quick: bool):
+    """The app's digit classifier (``lib.train.digit_classifier``) trained here — on every training digit for two
+    epochs, or 2,000 digits for one with ``--quick`` — with its reading of the real test digits printed (the ceiling
+    for any model's samples); returns it and the test digits."""
+    from lib.train.data import load_mnist
+    from lib.train.digit_classifier import JUDGE_DIGITS, JUDGE_EPOCHS, real_digits_quality, train_digit_classifier
+
+    train_digits, test_digits = (load_mnist(split, root=mnist_root()) for split in (True, False))
+    digits, epochs = (2000, 1) if quick else (JUDGE_DIGITS, JUDGE_EPOCHS)
+    judge = train_digit_classifier(train_digits, digits, epochs)
+    real = real_digits_quality(judge, test_digits)
+    print(f"judge: the app's digit classifier on {min(digits, len(train_digits)):,} training digits, {epochs} "
+          f"epoch(s); real test digits: {real.agrees:.1%} read correctly, {real.confident:.1%} confidently")
+    return judge, test_digits

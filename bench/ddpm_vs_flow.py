@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import time
 
-from common import mnist_root, parser, setup
+from common import digit_judge, parser, setup
 
 from lib.backends.mnist_model import MnistDDPM  # noqa: E402
 from lib.flow.ddpm_vs_flow import (INK_TOLERANCE, NFE_COUNTS, TARGET_AGREEMENT, DdpmContender,  # noqa: E402
                                    FlowContender, fewest_evaluations, fewest_for_finished_ink, mid_grey_share,
                                    quality_curve)
 from lib.flow.mnist import MnistFlow  # noqa: E402
-from lib.train.data import load_mnist  # noqa: E402
-from lib.train.digit_classifier import (JUDGE_DIGITS, JUDGE_EPOCHS, TEST_DIGITS, real_digits_quality,  # noqa: E402
-                                        to_classifier_range, train_digit_classifier)
+from lib.train.digit_classifier import TEST_DIGITS, to_classifier_range  # noqa: E402
 from lib.train.model_store import load_run, shipped_path  # noqa: E402
 
 MODELS = {"class": MnistDDPM, "flow_class": MnistFlow}
@@ -53,12 +51,7 @@ def main() -> None:
         contender_type = DdpmContender if model == "class" else FlowContender
         contenders.append(contender_type(adapter(run.model, run.config, device)))
 
-    train_digits, test_digits = (load_mnist(split, root=mnist_root()) for split in (True, False))
-    digits, epochs = (2000, 1) if args.quick else (JUDGE_DIGITS, JUDGE_EPOCHS)
-    judge = train_digit_classifier(train_digits, digits, epochs)
-    real = real_digits_quality(judge, test_digits)
-    print(f"judge: the app's digit classifier on {min(digits, len(train_digits)):,} training digits, {epochs} "
-          f"epoch(s); real test digits: {real.agrees:.1%} read correctly, {real.confident:.1%} confidently")
+    judge, test_digits = digit_judge(args.quick)
     real_grey = mid_grey_share(to_classifier_range(test_digits.as_float()[:TEST_DIGITS], (0.0, 1.0)))
     print(f"real test digits: {real_grey:.1%} of their pixels mid-grey\n")
 

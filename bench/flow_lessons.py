@@ -21,7 +21,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import mnist_root, parser, setup
+from common import digit_judge, parser, setup
 
 from lib.flow.euler import euler, sample, scale_from_course_w  # noqa: E402
 from lib.flow.mnist import MnistFlow  # noqa: E402
@@ -30,9 +30,7 @@ from lib.techniques.anagrams import anagram_velocity  # noqa: E402
 from lib.techniques.filters import seen_small, two_band  # noqa: E402
 from lib.techniques.hybrids import factorized_velocity, lowpass_scaled_to  # noqa: E402
 from lib.techniques.views import VIEWS  # noqa: E402
-from lib.train.data import load_mnist  # noqa: E402
-from lib.train.digit_classifier import (JUDGE_DIGITS, JUDGE_EPOCHS, probabilities, real_digits_quality,  # noqa: E402
-                                        to_classifier_range, train_digit_classifier, CONFIDENT)
+from lib.train.digit_classifier import CONFIDENT, probabilities, to_classifier_range  # noqa: E402
 from lib.train.model_store import load_run, shipped_path  # noqa: E402
 
 SEED = 180  # the pages' default seed
@@ -118,12 +116,7 @@ def main() -> None:
     run = load_run(path, device)
     flow = MnistFlow(run.network(run.sampling_weights), run.config, device)
     print(f"model: {path.name}, {run.sampling_weights} weights (D = {run.config.hidden}, {len(run.losses):,} steps)")
-    train_digits, test_digits = (load_mnist(split, root=mnist_root()) for split in (True, False))
-    digits, epochs = (2000, 1) if args.quick else (JUDGE_DIGITS, JUDGE_EPOCHS)
-    judge = train_digit_classifier(train_digits, digits, epochs)
-    real = real_digits_quality(judge, test_digits)
-    print(f"judge: {min(digits, len(train_digits)):,} training digits × {epochs} epoch(s); real test digits "
-          f"{real.agrees:.1%} read correctly, {real.confident:.1%} confidently")
+    judge, _ = digit_judge(args.quick)
     for table, arg in ((guidance_table, per_digit), (anagram_table, n), (hybrid_table, n)):
         start = time.perf_counter()
         table(flow, judge, arg)
