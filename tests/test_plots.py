@@ -168,3 +168,15 @@ def test_no_chart_puts_a_title_where_the_toolbar_sits():
     for name, fig in titled.items():
         assert fig.layout.margin.t >= STREAMLIT_TOOLBAR_PX, (name, fig.layout.margin.t)
     assert resampling_figure([3, 2, 1]).layout.margin.t < STREAMLIT_TOOLBAR_PX  # nothing above its plot
+
+
+def test_the_error_maps_colour_scale_holds_no_streamlit_placeholder_colour():
+    """Streamlit's front end replaces #000001 – #0000NN in a figure by theme colours: Inferno's black end (#000004)
+    was drawn violet on 1.4's heat maps. The scale is written in rgb() and still runs from black to Inferno's yellow."""
+    from lib.media.plots import error_maps_figure
+
+    stops = error_maps_figure([np.zeros((4, 4))], ["a"], 1.0).layout.coloraxis.colorscale
+    colours = [colour for _, colour in stops]
+    assert not any(c.lower().startswith("#0000") for c in colours)
+    assert colours[0] == "rgb(0, 0, 4)" and colours[-1] == "rgb(252, 255, 164)"
+    assert [p for p, _ in stops] == sorted(p for p, _ in stops) and stops[0][0] == 0 and stops[-1][0] == 1

@@ -335,6 +335,17 @@ def band_response_figure(freqs: Sequence[float], responses: Sequence[Sequence[fl
     return fig
 
 
+def rgb_colorscale(name: str) -> list[list]:
+    """Plotly's named colour scale ``name`` as [position, "rgb(r, g, b)"] stops. Streamlit's front end rewrites the
+    hex colours #000001 – #0000NN anywhere in a figure into its theme's colours (they are its placeholders, even with
+    ``theme=None``), and Inferno and Magma start at #000004: their black end came out violet, so the smallest errors
+    looked larger than the middling ones. rgb() strings are never placeholders."""
+    from plotly.colors import get_colorscale, hex_to_rgb
+
+    return [[position, "rgb({}, {}, {})".format(*hex_to_rgb(colour)) if colour.startswith("#") else colour]
+            for position, colour in get_colorscale(name)]
+
+
 def error_maps_figure(maps: Sequence[np.ndarray], titles: Sequence[str], zmax: float, height: int = 300) -> go.Figure:
     """Per-pixel error maps (H, W) side by side as linear heat maps on one colour scale [0, ``zmax``] (one colour bar),
     so that the same colour means the same error in every panel; image orientation (row 0 at the top)."""
@@ -345,5 +356,5 @@ def error_maps_figure(maps: Sequence[np.ndarray], titles: Sequence[str], zmax: f
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=height, margin=margins(text_above=True),
-                      coloraxis=dict(cmin=0.0, cmax=zmax, colorscale="Inferno", colorbar=dict(title="E<sub>t</sub>")))
+                      coloraxis=dict(cmin=0.0, cmax=zmax, colorscale=rgb_colorscale("Inferno"), colorbar=dict(title="E<sub>t</sub>")))
     return fig
