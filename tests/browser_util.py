@@ -68,6 +68,17 @@ def save_tiny_shipped_model(folder: Path, hidden: int = 8) -> Path:
     return model_store.save_run(result, Path(folder) / "class.safetensors", {"note": "tiny random test model"})
 
 
+def ends_with_the_tests() -> None:
+    """``preexec_fn`` of a server a test starts: the kernel sends it SIGTERM when the test process dies, however it
+    dies (prctl PR_SET_PDEATHSIG) — a SIGKILLed or crashed test run leaves no server behind. Linux only; elsewhere the
+    fixtures' teardown (and ``conftest``'s SIGTERM handling) is all there is."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -86,7 +97,7 @@ class StreamlitServer:
             [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=ends_with_the_tests,
         )
 
     def wait_healthy(self, timeout: float = 120.0) -> None:

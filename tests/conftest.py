@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def test_budget_s() -> float | None:
 
 def pytest_sessionstart(session):
     _run["start"] = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    """SIGTERM (``timeout``, a CI runner's cancel, kill) ends the run as Ctrl-C does: pytest then tears down the
+    fixtures, and with them every server a test started (Streamlit, the model server and its Ray cluster); by default
+    SIGTERM ended the process at once and left them running."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_runtest_setup(item):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.browser_util import ROOT, free_port
+from tests.browser_util import ROOT, ends_with_the_tests, free_port
 
 TOKEN = "test-server-token-0123456789"
 
@@ -60,7 +60,7 @@ class ModelServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lib.model_server", "--host", "127.0.0.1", "--port", str(port), *self._args],
             cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=ends_with_the_tests,
         )
 
     def __enter__(self) -> "ModelServerProcess":
