@@ -37,8 +37,6 @@ class Defaults:
     w: float = 7.0  # the course's w; on MNIST too it beats the model's w = 4 (16 against 14 of 16 hybrids at σ 2)
 
 
-
-
 DEFAULTS = Defaults()
 MNIST_NO_HYBRID_BELOW = 1.75  # σ: below it the MNIST flow model's "hybrids" read as prompt 1 up close too (measured)
 MNIST_NO_HYBRID = (
