@@ -22,8 +22,9 @@
 * **Watchers and cancel**: a client is named by its ``X-Client-Id``; submitting or polling with ``watch=1`` renews
   its lease of ``watcher_lease_s`` seconds, and a watcher whose lease ran out (its tab closed: no more polls) is
   dropped. A cancel removes the caller; the run stops only if no watcher is left — a queued job is taken off Ray's
-  queue, a running one saves its state after its current step (``lib.train.resume``). A run nobody watches any more
-  is not stopped: it finishes and is stored for whoever asks next.
+  queue, a running one saves its state after its current step (``lib.train.resume``). Whoever asks for a cancelled
+  run before it has stopped keeps it going (continued from its saved state if the task had already obeyed). A run
+  nobody watches any more is not stopped: it finishes and is stored for whoever asks next.
 * **Restarts**: every queued or running job has a journal entry (``<store>/jobs/<key>.json``), removed when it
   finishes, fails or is cancelled. When the server starts, the coordinator submits the journal's jobs again; a run
   saves its state every ``save_every_s`` seconds, so it continues from there and ends bit-for-bit as if never stopped.
@@ -234,6 +235,8 @@ class TrainingCoordinator:
         key = job_key(config)
         job = self.jobs.get(key)
         attached = job is not None and job.status in ACTIVE
+        if attached and job.stop:  # cancelled by its last watcher, not stopped yet: it goes on for this one
+            job.stop = False  # (a task that already obeyed is started again by ``_follow``)
         if job is None or job.status in ("failed", "cancelled") or (job.status == "done" and not self._stored(job)):
             path = model_store.stored_file(config)
             if path is not None:
@@ -309,11 +312,16 @@ class TrainingCoordinator:
         job = self.jobs[key] = ServerJob(key, config_json, self._next_seq())
         journal_dir().mkdir(parents=True, exist_ok=True)
         (journal_dir() / f"{key}.json").write_text(json.dumps({"config": config_json}))
-        s = self.settings
-        job.ref = _train_job.options(num_cpus=s.job_cpus, num_gpus=s.gpus(), name=f"train-{key}").remote(
-            key, config_json, ray.get_runtime_context().current_actor, s.save_every_s, max(1, math.floor(s.job_cpus)))
-        job.follower = asyncio.get_running_loop().create_task(self._follow(job))
+        self._start(job)
         return job
+
+    def _start(self, job: ServerJob) -> None:
+        """Submit ``job``'s task to Ray (it queues there until the cluster has room) and follow it."""
+        s = self.settings
+        job.ref = _train_job.options(num_cpus=s.job_cpus, num_gpus=s.gpus(), name=f"train-{job.key}").remote(
+            job.key, job.config_json, ray.get_runtime_context().current_actor, s.save_every_s,
+            max(1, math.floor(s.job_cpus)))
+        job.follower = asyncio.get_running_loop().create_task(self._follow(job))
 
     async def _follow(self, job: ServerJob) -> None:
         """Wait for the job's task and record how it ended; a finished, failed or cancelled job leaves the journal."""
@@ -328,11 +336,17 @@ class TrainingCoordinator:
             job.status, job.error = "failed", f"the training worker died ({type(err).__name__})"
             return  # journal keeps the job, which the next start resumes from its saved state
         else:
+            if path is None and not job.stop and self._live_watchers(job):
+                # it obeyed a cancel, but someone attached since (``submit`` took the stop back): it continues
+                job.status, job.seq = "queued", self._next_seq()  # from its saved state, at the back of the queue
+                self._start(job)
+                return
             if path is None:
                 job.status = "cancelled"
             else:
                 job.path, job.sha256, job.status = path, file_sha256(Path(path)), "done"
-        (journal_dir() / f"{job.key}.json").unlink(missing_ok=True)
+        if self.jobs.get(job.key) is job:  # not a job submitted again since, whose journal entry this is now
+            (journal_dir() / f"{job.key}.json").unlink(missing_ok=True)
 
     def _watch(self, job: ServerJob, client: str) -> None:
         if job.status in ACTIVE:

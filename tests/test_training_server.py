@@ -245,6 +245,28 @@ def test_cancel_stops_a_run_only_when_no_other_watcher_is_left(server, store):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.6, 1.5])
+def test_a_run_cancelled_by_its_last_watcher_goes_on_for_whoever_asks_before_it_stopped(server, delay, mnist_train,
+                                                                                       mnist_test):
+    """Bob asks for the run ``delay`` s after Alice, its only watcher, cancelled it: before the task has seen the stop
+    (it never does), or after it obeyed and saved its state (it is started again and continues from there), or after
+    it ended (a new job resumes the saved state). Bob never sees it cancelled, and the run ends as if never stopped."""
+    config = tiny(seed=30 + int(delay * 10), epochs=1, steps_per_epoch=400, snapshot_epochs=(1,))
+    alice, bob = client(server), client(server)
+    a = wait_for(alice.start(config), ("running",), until=lambda job: job.progress.step > 0)
+    assert a.stop() is True
+    time.sleep(delay)
+    b = bob.start(config)
+    deadline = time.monotonic() + 240
+    seen = []
+    while b.status != "done":
+        seen.append(b.status)
+        assert b.status != "cancelled" and time.monotonic() < deadline, (seen, b.error)
+        time.sleep(0.1)
+    assert b.progress.losses == local_run(config, mnist_train, mnist_test).losses
+
+
+@pytest.mark.slow
 def test_bad_and_unauthorised_requests_get_4xx_and_change_nothing(server, store):
     url = server[0].url
     auth = {"Authorization": f"Bearer {TOKEN}", CLIENT_HEADER: "client-0123456789"}
