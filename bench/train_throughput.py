@@ -1,8 +1,10 @@
 """Part-B training throughput (images/s): the project's ``lib.train.training.train`` vs the course-style loop.
 
-Workloads (the spec's configurations, ``TrainConfig.spec``):
-  class     class-conditioned UNet, D = 64, batch 128, Adam lr 1e-3 (B2.3 — the same per-step cost as the time model)
-  denoiser  single-step denoiser UNet, D = 128, batch 256, Adam lr 1e-4 (B1.2)
+Workloads (the spec's configurations, ``TrainConfig.spec``; any key of ``SPEC``):
+  class       class-conditioned UNet, D = 64, batch 128, Adam lr 1e-3 (B2.3 — the same per-step cost as the time model)
+  denoiser    single-step denoiser UNet, D = 128, batch 256, Adam lr 1e-4 (B1.2)
+  flow_class  the flow edition's class-conditioned UNet, D = 64, batch 64, Adam lr 1e-2 (B2.5; flow_time: B2.2)
+  pure_noise  the flow edition's B1.2.3: the denoiser's UNet mapping pure noise to digits (its per-step cost)
 
 Project: ``lib.train.training.train`` exactly as the app and scripts/train_models.py call it — MNIST resident on the device
 as one tensor, a randperm per pass, fresh noise / t / class dropout per batch, bf16 autocast on channels_last where the
@@ -29,7 +31,7 @@ import torch.nn.functional as F  # noqa: E402
 from lib.train.data import load_mnist  # noqa: E402
 from lib.ddpm.schedules import linear_schedule  # noqa: E402
 from lib.train.precision import PRECISIONS, resolve  # noqa: E402
-from lib.train.training import TrainConfig, train  # noqa: E402
+from lib.train.training import FLOWS, SPEC, TrainConfig, train  # noqa: E402
 from lib.train.unets import build_model  # noqa: E402
 
 
@@ -76,6 +78,16 @@ def baseline_throughput(config: TrainConfig, root, device, warmup: int, timed: i
             noise = torch.randn_like(x)
             if config.model == "denoiser":
                 loss = F.mse_loss(model(x + config.sigma * noise), x)
+            elif config.model == "pure_noise":
+                loss = F.mse_loss(model(noise), x)
+            elif config.model in FLOWS:  # x_t = (1 − t)·x₀ + t·x₁, x₀ the noise, x₁ the digit; target x₁ − x₀
+                t = torch.rand(x.shape[0], device=device)
+                x_t = (1 - t.view(-1, 1, 1, 1)) * noise + t.view(-1, 1, 1, 1) * x
+                inputs = [x_t, t]
+                if config.model == "flow_class":
+                    keep = (torch.rand(x.shape[0], 1, device=device) >= config.p_uncond).float()
+                    inputs.append(F.one_hot(y, 10).float() * keep)
+                loss = F.mse_loss(model(*inputs), x - noise)
             else:
                 x0 = 2 * x - 1
                 t = torch.randint(0, config.num_timesteps, (x.shape[0],), device=device)
@@ -119,7 +131,7 @@ def loader_only_throughput(root, batch_size: int, batches: int) -> float:
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--models", default="class,denoiser", help="comma-separated: class, time, denoiser")
+    p.add_argument("--models", default="class,denoiser", help=f"comma-separated, of: {', '.join(SPEC)}")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 2; 1 with --quick)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 10; 3 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="measurements of each (median; default 2, 1 with --quick)")

@@ -28,7 +28,7 @@ from lib.train.runs import Job, TrainingJobs, denoiser_probe, run_training
 from lib.ddpm.schedules import linear_schedule
 from lib.train.precision import resolve
 from lib.media.text import spoken_duration
-from lib.train.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig
+from lib.train.training import SPEC_IMAGES_PER_SECOND, Progress, TrainConfig, cpu_arithmetic
 from ui.backend import DEFAULT_SEED
 from ui.layout import FORMULA_MARKDOWN, breakable
 from ui.sections import PARTS, SECTIONS, in_part, single_step
@@ -448,7 +448,7 @@ def test_a_finished_run_states_one_duration(shipped, monkeypatch):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's estimates")
 def test_cpu_estimates_follow_the_number_of_steps(nothing_shipped):
     at = open_page(B1)
-    rate = SPEC_IMAGES_PER_SECOND["denoiser"][resolve("cpu")]
+    rate = SPEC_IMAGES_PER_SECOND["denoiser"][cpu_arithmetic(resolve("cpu"))]
     # 1,024 test digits: the spec's 5 epochs of 4 batches of 256; the page opens on a short run of 4 batches as well
     full = spoken_duration(20 * 256 / rate)
     assert (f"No GPU here: the spec's full training (5 epochs, 20 steps) takes about {full} on this CPU; these "

@@ -303,6 +303,19 @@ def test_estimated_seconds_follow_the_steps_batch_and_width():
     assert estimated_seconds(spec, 1024, "fp32") == pytest.approx(20 * 256 / rate)  # 4 batches × 5 epochs
     half_width = TrainConfig.spec("denoiser", hidden=64, steps_per_epoch=2)
     assert estimated_seconds(half_width, 1024, "fp32") == pytest.approx(10 * 256 / rate / 4)
+    assert estimated_seconds(spec, 1024, "bf16 emulated") == pytest.approx(7 * 20 * 256 / rate)
+
+
+@pytest.mark.parametrize("amx,avx512_bf16,expected", [(True, True, "amx"), (False, True, "avx512_bf16"),
+                                                      (False, False, "bf16 emulated")])
+def test_the_estimate_keys_on_the_cpu_units_that_compute_bf16(monkeypatch, amx, avx512_bf16, expected):
+    """A flow spec run was estimated at 27 min from an AMX Xeon's rate and took 2.5 h on an EPYC's AVX-512 bf16."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert training.cpu_arithmetic("bf16") == expected and training.cpu_arithmetic("fp32") == "fp32"
+    flow = TrainConfig.spec("flow_class")  # 9,380 steps of 64 on full MNIST
+    minutes = estimated_seconds(flow, 60_000, expected) / 60
+    assert minutes == pytest.approx({"amx": 26.6, "avx512_bf16": 59.0, "bf16 emulated": 1297.0}[expected], rel=0.01)
 
 
 def test_parallel_runs_reproduce_their_serial_losses(small_train):

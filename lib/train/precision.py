@@ -31,13 +31,21 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_bf16_units() -> str | None:
+    """The CPU's bf16 hardware: "amx" (Intel's AMX tiles, the fastest), "avx512_bf16" (AVX-512 bf16 dot products, as
+    on recent AMD EPYC), or None (bf16 would be emulated)."""
+    if torch.cpu._is_amx_tile_supported():
+        return "amx"
+    return "avx512_bf16" if torch.cpu._is_avx512_bf16_supported() else None
+
+
 def bf16_is_fast(device: torch.device | str) -> bool:
     """Whether ``device`` computes bf16 convolutions in hardware (so they beat fp32)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == "cpu":
-        return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+        return cpu_bf16_units() is not None
     return False
 
 

@@ -42,7 +42,7 @@ from lib.train import ema as weight_average
 from lib.train.cache import CorruptEntry
 from lib.ddpm.diffusion import q_sample
 from lib.flow.path import interpolate, velocity_target
-from lib.train.precision import autocast, default_device, prepare, resolve
+from lib.train.precision import autocast, cpu_bf16_units, default_device, prepare, resolve
 from lib.train.resume import load_state, save_state
 from lib.ddpm.schedules import linear_schedule
 from lib.train.unets import build_model
@@ -70,13 +70,17 @@ FLOW_SAMPLER_STEPS = {"flow_time": 50, "flow_class": 300}
 # run's steps are as large as the scheduled run's on average — larger than its last epochs' (1.26e-3), whose noise the
 # EMA of the weights averages out instead. The value to ship is chosen by the GPU sweep (scripts/train_gpu.sh).
 FLOW_CONSTANT_LR = 3.5e-3
-# Training throughput on a CPU at the spec's width and batch size (bench/RESULTS.md §1, 2 threads): bf16 on a CPU with
-# bf16 units (AMX), fp32 on an AVX2-only one. The time-conditioned UNet is the class one without its class layers.
-# The flow edition's UNets are these networks (pure_noise: the denoiser's; flow_time, flow_class: the DDPMs').
-SPEC_IMAGES_PER_SECOND = {"denoiser": {"bf16": 85.3, "fp32": 13.0}, "time": {"bf16": 376.0, "fp32": 54.0},
-                          "class": {"bf16": 376.0, "fp32": 54.0}}
+# Training throughput on a CPU at the spec's width and batch size, 2 threads (bench/RESULTS.md §1), by what computes it
+# (``cpu_arithmetic``): bf16 on AMX (a Xeon), bf16 on AVX-512 bf16 units (an AMD EPYC: 2–2.3× slower than AMX), fp32
+# on an AVX2-only CPU. The time-conditioned UNet costs what the class one does; the flow edition's UNets are these
+# networks (pure_noise: the denoiser's; flow_time, flow_class: the DDPMs', at batch 64 as fast per image as at 128 —
+# measured on the EPYC, assumed on the others).
+SPEC_IMAGES_PER_SECOND = {"denoiser": {"amx": 85.3, "avx512_bf16": 49.9, "fp32": 13.0},
+                          "time": {"amx": 376.0, "avx512_bf16": 178.7, "fp32": 54.0},
+                          "class": {"amx": 376.0, "avx512_bf16": 169.6, "fp32": 54.0}}
 SPEC_IMAGES_PER_SECOND.update(pure_noise=SPEC_IMAGES_PER_SECOND["denoiser"], flow_time=SPEC_IMAGES_PER_SECOND["time"],
                               flow_class=SPEC_IMAGES_PER_SECOND["class"])
+BF16_EMULATED_SLOWDOWN = 7.0  # bf16 forced on a CPU without bf16 units: ~7× slower than fp32 (bench/RESULTS.md §1)
 # Fields added to TrainConfig after models were shipped, with the value every earlier configuration had: a
 # configuration's JSON (its cache key) names such a field only when it holds another value, so that every earlier
 # configuration keeps its key and its shipped or cached file.
@@ -283,12 +287,23 @@ def held_out_loss(model: torch.nn.Module, config: TrainConfig, images: torch.Ten
     return total / len(images)
 
 
-def estimated_seconds(config: TrainConfig, num_examples: int, precision: str) -> float:
-    """A CPU's training time for ``config`` from the benchmarked throughput at the spec's width:
-    steps · batch / (images per second) · (D / D_spec)² (a UNet's convolutions cost ∝ D²). Sample grids not included."""
+def cpu_arithmetic(precision: str) -> str:
+    """What computes a CPU training at ``precision`` (a key of ``SPEC_IMAGES_PER_SECOND``'s rows): "fp32", or the
+    CPU's bf16 units ("amx", "avx512_bf16"), or "bf16 emulated" where it has none."""
+    if precision == "fp32":
+        return "fp32"
+    return cpu_bf16_units() or "bf16 emulated"
+
+
+def estimated_seconds(config: TrainConfig, num_examples: int, arithmetic: str) -> float:
+    """A CPU's training time for ``config`` from the benchmarked throughput of its ``arithmetic`` (``cpu_arithmetic``)
+    at the spec's width: steps · batch / (images per second) · (D / D_spec)² (a UNet's convolutions cost ∝ D²).
+    Sample grids not included."""
     steps = config.epoch_length(num_examples) * config.epochs
     width = (config.hidden / SPEC[config.model]["hidden"]) ** 2
-    return steps * config.batch_size / SPEC_IMAGES_PER_SECOND[config.model][precision] * width
+    rates = SPEC_IMAGES_PER_SECOND[config.model]
+    rate = rates["fp32"] / BF16_EMULATED_SLOWDOWN if arithmetic == "bf16 emulated" else rates[arithmetic]
+    return steps * config.batch_size / rate * width
 
 
 def train(

@@ -19,7 +19,8 @@ from lib.train.cache import config_key
 from lib.train.data import Digits
 from lib.train.precision import default_device, resolve
 from lib.media.text import spoken_duration
-from lib.train.training import CLASS_CONDITIONED, DDPMS, FLOWS, SPEC, TrainConfig, estimated_seconds
+from lib.train.training import (CLASS_CONDITIONED, DDPMS, FLOWS, SPEC, TrainConfig, cpu_arithmetic,
+                                estimated_seconds)
 from lib.media.text import whole_number
 from ui.inputs import Entry, last_valid, whole_number_input
 
@@ -31,6 +32,11 @@ BATCH_OPTIONS = (32, 64, 128, 256, 512)
 SAMPLE_STRIDES = (1, 2, 5, 10, 20, 30)
 KEEP = dict(persist_state="session")  # the training widgets keep their values for the whole session
 GRID_STRIDE_WORDS = "stride of the per-epoch grids"  # the one name of TrainConfig.sample_stride, wherever it is shown
+# how the estimate's throughput was measured, for each ``lib.train.training.cpu_arithmetic``
+CPU_ARITHMETIC_WORDS = {"amx": "benchmarked in bf16 on a CPU with AMX units, as this one has",
+                        "avx512_bf16": "benchmarked in bf16 on a CPU with AVX-512 bf16 units, as this one has",
+                        "fp32": "benchmarked in fp32 on a CPU without bf16 units",
+                        "bf16 emulated": "bf16 forced on a CPU without bf16 units: emulated, about 7× slower than fp32"}
 TRAIN = "Train"  # the button the settings feed (ui.training.live), named where an invalid entry holds it back
 
 
@@ -181,14 +187,14 @@ def _entered(key: str) -> int | None:
 
 def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
     """How long the spec's full training and these settings take on this CPU (``lib.train.training.estimated_seconds``)."""
-    precision = resolve("cpu")
+    arithmetic = cpu_arithmetic(resolve("cpu"))
     spec = TrainConfig.spec(config.model, dataset=config.dataset)
     spec_steps, steps = (c.epoch_length(num_digits) * c.epochs for c in (spec, config))
-    how = "with its bf16 units" if precision == "bf16" else "in fp32: it has no bf16 units"
     st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes about "
-               f"{spoken_duration(estimated_seconds(spec, num_digits, precision))} on this CPU; these settings "
-               f"({steps:,} steps) about {spoken_duration(estimated_seconds(config, num_digits, precision))}, "
-               f"plus their sample grids (benchmarked {how}). A GPU takes minutes. Once a run starts, its progress "
+               f"{spoken_duration(estimated_seconds(spec, num_digits, arithmetic))} on this CPU; these settings "
+               f"({steps:,} steps) about {spoken_duration(estimated_seconds(config, num_digits, arithmetic))}, "
+               f"plus their sample grids ({CPU_ARITHMETIC_WORDS[arithmetic]}, 2 threads). A GPU takes minutes. "
+               "Once a run starts, its progress "
                "bar says how long is left. A long run can be done in several sittings: cancelled, or cut off by an "
                "app restart, it continues from where it stopped.")
 
