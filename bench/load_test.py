@@ -53,7 +53,6 @@ DOWNLOAD_LABEL = "Download all (one row per γ)"  # the guidance page's grid
 FINISHED = "Training finished"
 FAILED = '[data-testid="stException"], [data-testid="stAlertContentError"]'  # an exception or an st.error
 TRAIN_PAGE, SAMPLE_PAGE = "single_step", "guidance"
-STEP_TIMEOUT_MS = 600_000  # one wait inside a session; the run as a whole is bounded by --time-limit
 
 
 @dataclasses.dataclass
@@ -103,12 +102,11 @@ async def idle(page, settle_ms: int = 750) -> None:
     except PlaywrightTimeout:
         pass
     await page.evaluate("window.__idleSince = null")
-    await page.wait_for_function(IDLE_JS % settle_ms, timeout=STEP_TIMEOUT_MS, polling=100)
+    await page.wait_for_function(IDLE_JS % settle_ms, polling=100)  # the context's timeout (``new_context``)
 
 
 async def open_page(context, path: str):
     page = await context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT_MS)
     await page.goto(f"/{path}")
     await page.wait_for_selector('[data-testid="stMain"] h1')
     await idle(page)
@@ -138,7 +136,7 @@ async def sampling_session(context, seed: int) -> Outcome:
         out.error = error
         return out
     # the caption of this seed's result: the one sure sign (under a heavy load "idle" can come before the rerun starts)
-    await page.get_by_text(f"seed {seed}, prompt").wait_for(timeout=STEP_TIMEOUT_MS)
+    await page.get_by_text(f"seed {seed}, prompt").wait_for()
     out.seconds = time.perf_counter() - start
     async with page.expect_download() as info:
         await page.get_by_role("button", name=DOWNLOAD_LABEL).click()
@@ -179,6 +177,13 @@ async def drive(app_url: str, lone_seed: int, seeds: list[int], train_every: int
     end's memory (warm, peak, connected), its wall time and the server's /health before and after."""
     from playwright.async_api import async_playwright
 
+    async def new_context():
+        """A student's tab. Any one wait in it may take the whole time limit: under load a training session queues
+        behind the others' runs for the server's training CPU (the page says so) before its own run starts."""
+        context = await browser.new_context(base_url=app_url, accept_downloads=True)
+        context.set_default_timeout(time_limit * 1000)
+        return context
+
     memory = {}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -186,14 +191,14 @@ async def drive(app_url: str, lone_seed: int, seeds: list[int], train_every: int
             lone = []
             for kind, run in (("sample", lambda c: sampling_session(c, lone_seed)),
                               ("train", lambda c: training_session(c, lone_seed, steps))):
-                context = await browser.new_context(base_url=app_url, accept_downloads=True)
+                context = await new_context()
                 lone.append(await bounded(asyncio.wait_for(run(context), time_limit), kind, lone_seed))
                 await context.close()
             print(f"lone sessions: {[(o.kind, o.seconds, o.error) for o in lone]}", flush=True)
             memory["warm"] = rss.now()
             memory["health"] = [server.health()]
             rss.reset()
-            contexts = [await browser.new_context(base_url=app_url, accept_downloads=True) for _ in seeds]
+            contexts = [await new_context() for _ in seeds]
             sessions = [training_session(c, s, steps) if (i + 1) % train_every == 0 else sampling_session(c, s)
                         for i, (c, s) in enumerate(zip(contexts, seeds))]
             kinds = ["train" if (i + 1) % train_every == 0 else "sample" for i in range(len(seeds))]
