@@ -19,8 +19,8 @@ from lib.train.cache import config_key
 from lib.train.data import Digits
 from lib.train.precision import default_device, resolve
 from lib.media.text import spoken_duration
-from lib.train.training import (CLASS_CONDITIONED, DDPMS, FLOWS, SPEC, TrainConfig, cpu_arithmetic,
-                                estimated_seconds)
+from lib.train.training import (BF16_EMULATED_SLOWDOWN, CLASS_CONDITIONED, DDPMS, FLOWS, SPEC, TrainConfig,
+                                cpu_arithmetic, estimated_seconds)
 from lib.media.text import whole_number
 from ui.inputs import Entry, last_valid, whole_number_input
 
@@ -36,7 +36,8 @@ GRID_STRIDE_WORDS = "stride of the per-epoch grids"  # the one name of TrainConf
 CPU_ARITHMETIC_WORDS = {"amx": "benchmarked in bf16 on a CPU with AMX units, as this one has",
                         "avx512_bf16": "benchmarked in bf16 on a CPU with AVX-512 bf16 units, as this one has",
                         "fp32": "benchmarked in fp32 on a CPU without bf16 units",
-                        "bf16 emulated": "bf16 forced on a CPU without bf16 units: emulated, about 7× slower than fp32"}
+                        "bf16 emulated": "bf16 forced on a CPU without bf16 units: emulated, about "
+                                         f"{BF16_EMULATED_SLOWDOWN:g}× slower than fp32"}
 TRAIN = "Train"  # the button the settings feed (ui.training.live), named where an invalid entry holds it back
 
 
