@@ -6,7 +6,8 @@ import torch
 from lib.media.images import grid
 from lib.media.text import quoted_prompt, reads_as
 from lib.techniques.views import VIEWS, patches_per_side
-from ui.backend import StepProgress, download_png, prompt_ok
+from ui.backend import StepProgress, prompt_ok
+from ui.layout import download, download_png
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
 from ui.sections.anagrams import (DEFAULTS, VIEW_NAMES, Request, anagrams, combining_rule, failing_view_note,
@@ -71,6 +72,6 @@ if prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2,
     st.subheader("The anagram in motion")
     gif = morph_gif(backend.cache_id, r, result)
     st.image(gif, caption=f"as generated ↔ {view}")
-    st.download_button("Download GIF", gif, file_name=f"anagram_seed{seed}.gif", mime="image/gif", key="anagrams_gif")
+    download("Download GIF", gif, f"anagram_seed{seed}.gif", "image/gif", key="anagrams_gif")
 
     views_that_break(backend, r, result, steps)

@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from lib.media.images import png_bytes
 from ui import layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, ddpm_of, run_cache_id
@@ -61,9 +60,8 @@ picture = grid_picture(run_cache_id(run, weights), grid_stride, seed, scale, den
 progress.done()
 layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, stride {grid_stride}, seed {seed} · "
                       f"{SAMPLED_WITH[weights]}")
-st.download_button("Download PNG", png_bytes(picture), mime="image/png",
-                   file_name=f"b3_digits_{weights_tag(weights)}_g{scale:g}_s{grid_stride}_seed{seed}.png",
-                   key="class_ddpm_grid_png")
+layout.download_png(picture, f"b3_digits_{weights_tag(weights)}_g{scale:g}_s{grid_stride}_seed{seed}.png",
+                    key="class_ddpm_grid_png")
 
 st.subheader("Watch a digit being denoised")
 d1, d2, d3, d4 = st.columns(4)

@@ -4,7 +4,6 @@ sampling integrates the classifier-free-guided velocity."""
 import streamlit as st
 
 from lib.flow.mnist import GUIDANCE_SCALE
-from lib.media.images import png_bytes
 from ui import layout
 from ui.backend import seed_control
 from ui.common import counted, flow_of, run_cache_id
@@ -57,8 +56,7 @@ st.subheader("All ten digits")
 steps_caption("40 digits")
 picture = draw_grid(model, run_cache_id(run, weights), steps, seed, scale)
 layout.image(picture, f"Rows: digits 0–9, 4 samples each · γ = {scale:g}, {counted(steps, 'Euler step')}, seed {seed}")
-st.download_button("Download PNG", png_bytes(picture), file_name=f"flow_class_g{scale:g}_{steps}steps_seed{seed}.png",
-                   mime="image/png", key="class_flow_grid_png")
+layout.download_png(picture, f"flow_class_g{scale:g}_{steps}steps_seed{seed}.png", key="class_flow_grid_png")
 
 st.subheader("Watch a digit being generated")
 d1, d2, d3 = st.columns(3)

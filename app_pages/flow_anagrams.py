@@ -5,7 +5,8 @@ import torch
 
 from lib.media.images import grid
 from lib.techniques.views import VIEWS
-from ui.backend import download_png, prompt_ok, seed_control
+from ui.backend import prompt_ok, seed_control
+from ui.layout import download_png
 from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
 from ui.sections.flow_anagrams import DEFAULTS, FLOW_VIEWS, anagrams

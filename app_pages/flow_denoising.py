@@ -5,7 +5,8 @@ import streamlit as st
 import torch
 
 from lib.media.images import grid
-from ui.backend import download_png, seed_control
+from ui.backend import seed_control
+from ui.layout import download_png
 from ui.flow_backend import flow_page_setup
 from ui.part_a import pick_image, show
 from ui.sections.flow_denoising import DEFAULTS, at_time, denoised

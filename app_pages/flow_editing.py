@@ -5,7 +5,8 @@ import torch
 
 from lib.flow.euler import euler_times
 from lib.media.images import grid
-from ui.backend import download_png, prompt_ok, seed_control
+from ui.backend import prompt_ok, seed_control
+from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_image_page, guidance_w_slider
 from ui.part_a import edit_prompt_input, show

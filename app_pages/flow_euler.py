@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from lib.media.images import grid
-from ui.backend import download_png, seed_control
+from ui.backend import seed_control
+from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_image_page
 from ui.part_a import show

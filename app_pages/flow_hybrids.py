@@ -4,7 +4,8 @@ import streamlit as st
 
 from lib.media.images import grid
 from lib.techniques.filters import lowpass, seen_small
-from ui.backend import download_png, prompt_ok, seed_control
+from ui.backend import prompt_ok, seed_control
+from ui.layout import download_png
 from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
 from ui.sections.flow_hybrids import DEFAULTS, MNIST_NO_HYBRID, MNIST_NO_HYBRID_BELOW, hybrids, low_pass, sigma_origin

@@ -4,7 +4,8 @@ import streamlit as st
 import torch
 
 from lib.media.images import grid
-from ui.backend import StepProgress, download_png, prompt_ok, seed_control
+from ui.backend import StepProgress, prompt_ok, seed_control
+from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import cost_caption, edit_prompt_input, image_mask_and_controls, show, with_cfg

@@ -5,7 +5,8 @@ import torch
 
 from lib.flow.euler import euler_times, scale_from_course_w
 from lib.media.images import grid
-from ui.backend import download_png, prompt_ok, seed_control
+from ui.backend import prompt_ok, seed_control
+from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show

@@ -6,7 +6,8 @@ import torch
 from lib.media.images import grid, psnr
 from lib.media.plots import MARK_COLOR, schedule_figure
 from lib.media.text import quoted_prompt
-from ui.backend import download_png, seed_control
+from ui.backend import seed_control
+from ui.layout import download_png
 from ui.part_a import page_setup, pick_image, show
 from ui.sections.forward import course_timesteps, default_t, one_step_row, noised_rows
 

@@ -7,7 +7,8 @@ from lib.media.images import grid
 from lib.media.plots import margins
 from lib.media.text import quoted_prompt
 from ui import layout
-from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.backend import StepProgress, prompt_ok, seed_control, stride_control
+from ui.layout import download_png
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, show
 from ui.sections.guidance import DEFAULTS, diversity, guidance_sweep

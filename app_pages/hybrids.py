@@ -5,7 +5,8 @@ import streamlit as st
 from lib.media.images import grid
 from lib.media.text import quoted_prompt
 from ui import layout
-from ui.backend import StepProgress, download_png, prompt_ok
+from ui.backend import StepProgress, prompt_ok
+from ui.layout import download_png
 from ui.common import counted
 from ui.part_a import EMPTY_PROMPT_HELP, cost_caption, page_setup, prompt_input, samples_stride_seed, show, with_cfg
 from ui.sections.hybrids import (CHOICES, COLOUR, DEFAULTS, MOTION, THREE, TRIPLE_NOTE, TWO, Request, decomposition,

@@ -6,7 +6,8 @@ import torch
 from lib.media.images import grid
 from lib.media.plots import resampling_figure
 from lib.techniques.repaint import call_timesteps, feathered, jump_points, resampling_path
-from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.backend import StepProgress, prompt_ok, seed_control, stride_control
+from ui.layout import download_png
 from ui.common import counted
 from ui.part_a import (cost_caption, edit_prompt_input, image_mask_and_controls, masked_view, page_setup, show,
                        with_cfg)

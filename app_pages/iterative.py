@@ -5,7 +5,8 @@ import streamlit as st
 from lib.media.images import grid, psnr
 from lib.media.plots import animation_figure, estimate_psnr_figure
 from ui import layout
-from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.backend import StepProgress, prompt_ok, seed_control, stride_control
+from ui.layout import download_png
 from ui.common import counted
 from ui.part_a import clamped_key, cost_caption, edit_prompt_input, image_and_controls, page_setup, show
 from ui.sections.iterative import DEFAULTS, NO_CFG, WHY_PSNR_PREFERS_BLUR, clamped_i_start, compare, edges, scores_line

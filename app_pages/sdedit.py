@@ -5,7 +5,8 @@ import torch
 
 from lib.media.images import grid
 from ui import layout
-from ui.backend import StepProgress, download_png, prompt_ok, seed_control, stride_control
+from ui.backend import StepProgress, prompt_ok, seed_control, stride_control
+from ui.layout import download_png
 from ui.part_a import DEFAULT_DIGIT, cost_caption, edit_prompt_input, image_and_controls, page_setup, show, with_cfg
 from ui.sections.sdedit import COURSE, DEFAULTS, noise_level, sdedit_sweep, strip_statement
 

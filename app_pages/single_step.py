@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from lib.media.images import grid, png_bytes
+from lib.media.images import grid
 from lib.media.plots import sweep_figure
 from lib.train.runs import denoiser_probe
 from ui import edition, layout
@@ -87,5 +87,4 @@ for s, noisy_row, out_row, err in zip(sigmas, noisy_rows, out_rows, errors):
     layout.image(noisy_row, container=c1)
     layout.image(out_row, container=c2)
 st.plotly_chart(sweep_figure(sigmas, errors, run.config.sigma), key="single_step_sweep")
-st.download_button("Download the sweep (PNG)", png_bytes(sweep_png), file_name="b1_sigma_sweep.png",
-                   mime="image/png", key="single_step_sweep_png")
+layout.download_png(sweep_png, "b1_sigma_sweep.png", "Download the sweep (PNG)", key="single_step_sweep_png")

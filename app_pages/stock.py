@@ -5,7 +5,8 @@ import streamlit as st
 from lib.media.images import grid
 from lib.media.text import quoted_prompt
 from ui import layout
-from ui.backend import StepProgress, download_png, if_source, prompt_ok, seed_control, source_key
+from ui.backend import StepProgress, if_source, prompt_ok, seed_control, source_key
+from ui.layout import download_png
 from ui.part_a import cost_caption, page_setup, show, with_cfg
 from ui.sections.stock import (DEFAULTS, grid_picture, ordered_columns, prompt_lines, stage2, stage2_problem,
                                steps_lesson, stock_grid, units, upscaled)

@@ -3,7 +3,6 @@ path from noise to a digit; sampling integrates it with Euler steps from t = 0 t
 
 import streamlit as st
 
-from lib.media.images import png_bytes
 from ui import layout
 from ui.backend import seed_control
 from ui.common import counted, flow_of, run_cache_id
@@ -45,8 +44,7 @@ st.caption(f"{counted(steps, 'Euler step')} of h = 1/{steps} from t = 0 to 1, ea
            f"(the spec's {DEFAULTS.steps}). The same seed gives the same starting noise at every step count.")
 picture = draw_grid(model, run_cache_id(run, weights), steps, seed)
 layout.image(picture, f"40 samples · {counted(steps, 'Euler step')}, seed {seed}")
-st.download_button("Download PNG", png_bytes(picture), file_name=f"flow_time_{steps}steps_seed{seed}.png",
-                   mime="image/png", key="time_flow_grid_png")
+layout.download_png(picture, f"flow_time_{steps}steps_seed{seed}.png", key="time_flow_grid_png")
 
 st.subheader("Watch samples being integrated")
 d1, d2 = st.columns(2)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui import edition, whole_assignment
 from ui.backend import DEFAULT_SEED, seed_control
+from ui.layout import download
 from ui.sections import EDITIONS
 from ui.part_a import page_setup, uploaded_images
 
@@ -36,7 +37,6 @@ if result is None:
     st.info("Press **Run the whole assignment**: one progress bar follows every deliverable.")
 else:
     st.caption(f"Made {result.about['made']} on {result.about['model']}: {result.about['cost of this run']}.")
-    st.download_button("Download the report (HTML)", result.html,
-                       file_name=whole_assignment.file_name(chosen, backend.family), mime="text/html",
-                       key="whole_assignment_html", on_click="ignore")
+    download("Download the report (HTML)", result.html, whole_assignment.file_name(chosen, backend.family),
+             "text/html", key="whole_assignment_html")
     whole_assignment.show(result)

@@ -289,6 +289,11 @@ def summary(lone: list[Outcome], crowd: list[Outcome], memory: dict, n: int, cla
           f"calls, {rows / max(calls, 1):.2f} per call")
 
 
+
+def print_logs(server: ModelServerProcess, app: StreamlitServer | None) -> None:
+    for name, proc in (("model server", server), ("streamlit", app)):
+        if proc is not None:
+            print(f"--- {name} log ---\n{proc.log()}", file=sys.stderr)
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--sessions", type=int, default=30, help=f"concurrent sessions (1 – {MAX_SESSIONS})")
@@ -329,10 +334,10 @@ def main() -> None:
                                                     ServerClient(server.url, TOKEN), args.time_limit))
             check(lone + crowd, config_of, front_cache, store)
             summary(lone, crowd, memory, args.sessions, args.class_size)
+            if any(o.error for o in lone + crowd):
+                print_logs(server, app)  # what the servers said about the sessions that failed
         except BaseException:
-            for name, proc in (("model server", server), ("streamlit", app)):
-                if proc is not None:
-                    print(f"--- {name} log ---\n{proc.log()}", file=sys.stderr)
+            print_logs(server, app)
             raise
         finally:
             if rss is not None:

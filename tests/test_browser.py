@@ -9,11 +9,14 @@ painted mask feeds inpainting (A5). Screenshots land in screenshots/ (gitignored
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from browser_util import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, ROOT, StreamlitServer, discover_pages
 from ui.layout import PRESENTATION_KEY
@@ -316,6 +319,43 @@ def test_a_row_of_results_shows_its_images_at_one_size(page):
     widths = [round(row.nth(i).bounding_box()["width"]) for i in range(5)]
     screenshot(page, "iterative_row")
     assert len(set(widths)) == 1, widths
+
+
+# Counts the app's script runs from here on: each time its root element's script state turns to "running"
+COUNT_RERUNS_JS = """() => {
+    window.__reruns = 0;
+    const app = document.querySelector('[data-testid=stApp]');
+    new MutationObserver(() => { if (app.dataset.testScriptState === 'running') window.__reruns += 1; })
+        .observe(app, { attributes: true, attributeFilter: ['data-test-script-state'] });
+}"""
+
+
+def tile(picture: np.ndarray, upscale: int, index: int = 0, pad: int = 2) -> np.ndarray:
+    """Tile ``index`` of a one-row ``lib.media.images.grid`` picture of square tiles, at its original size."""
+    size = (picture.shape[0] // upscale) - 2 * pad
+    left = pad + index * (size + pad)
+    return picture[pad * upscale: (pad + size) * upscale: upscale, left * upscale: (left + size) * upscale: upscale]
+
+
+def test_a_download_hands_over_the_images_shown_without_rerunning_the_page(page):
+    """1.1's "Download" gives the images the page shows (its first tile is the original shown above it, pixel for
+    pixel, up to the JPEG Streamlit shows it as) and does not rerun the page: a rerun would redo the page's work for nothing, and it let a crowd of other
+    sessions' runs delete the file before the browser fetched it (``ui.layout.download``)."""
+    open_page(page, _page_named("forward").url_path)
+    page.evaluate(COUNT_RERUNS_JS)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download original / x_").click()
+    downloaded = np.asarray(Image.open(info.value.path()).convert("RGB"))
+    page.wait_for_timeout(1_500)  # a rerun starts within a moment of the click
+    assert page.evaluate("window.__reruns") == 0
+    shown_src = page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.get_attribute("src")
+    shown = np.asarray(Image.open(io.BytesIO(page.request.get(shown_src).body())).convert("RGB"))
+    size = downloaded.shape[0] // 4 - 4  # the grid's upscale 4 and its 2-px padding on both sides
+    assert downloaded.shape[1] == 4 * (3 * size + 8)  # three tiles in a row
+    original = tile(downloaded, 4)
+    difference = np.abs(original.astype(int) - tile(shown, shown.shape[0] // (size + 4)).astype(int))
+    assert difference.max() <= 4  # the same picture: Streamlit serves the shown one as a JPEG (off by 1 here)
+    assert original.std() > 0  # a picture, not a blank
 
 
 # The boxes of a chart's title texts and its toolbar (Plotly's mode bar), for overlaps on a phone

@@ -16,7 +16,6 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -24,7 +23,6 @@ from lib.backends import if_hub
 from lib.train.cache import config_key
 from lib.backends.if_configs import IF_VARIANTS
 from lib.backends.if_memory import host_memory_bytes, plan_memory
-from lib.media.images import png_bytes
 from lib.media.text import empty_prompt_note, is_empty_prompt
 from lib.backends.mnist_model import GUIDANCE_SCALE, SAMPLING_STRIDE
 from lib.ddpm.sampling import PromptError
@@ -389,7 +387,3 @@ class StepProgress:
 
     def done(self) -> None:
         self.slot.empty()
-
-
-def download_png(image: np.ndarray, filename: str, label: str = "Download PNG", key: str | None = None) -> None:
-    st.download_button(label, png_bytes(image), file_name=filename, mime="image/png", key=key)

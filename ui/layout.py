@@ -13,6 +13,8 @@ import zlib
 import numpy as np
 import streamlit as st
 
+from lib.media.images import png_bytes
+
 PRESENTATION_KEY = "presentation"  # the switch's key, and its query parameter in the URL
 PRESENTATION_SCALE = 2  # images twice as wide: a 28-px digit shown at 84 px becomes 168 px
 PRESENTATION_FONT = "125%"  # Streamlit sizes text in rem, so the root font size scales all of it
@@ -118,3 +120,16 @@ def image(picture: np.ndarray, caption: str | None = None, container=st) -> None
     would differ in size with their captions."""
     scale = PRESENTATION_SCALE if presentation() else 1
     container.image(picture, caption=caption, width=int(picture.shape[1]) * scale)
+
+
+def download(label: str, data: bytes | str, file_name: str, mime: str, key: str | None = None, container=st) -> None:
+    """A download button that does not rerun the page (``on_click="ignore"``). A rerun would recompute or refetch what
+    the page shows only to hand over bytes it already has, and it unregisters the file until the new run registers it
+    again: Streamlit (1.67) deletes a download's file after two other sessions' runs end without a reference to it,
+    so under a class's load the browser's request for the file came too late and the download failed."""
+    container.download_button(label, data, file_name=file_name, mime=mime, key=key, on_click="ignore")
+
+
+def download_png(picture: np.ndarray, file_name: str, label: str = "Download PNG", key: str | None = None,
+                 container=st) -> None:
+    download(label, png_bytes(picture), file_name, "image/png", key, container)

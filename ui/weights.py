@@ -7,7 +7,6 @@ import numpy as np
 import streamlit as st
 
 from lib.train.ema import EMA_DECAY, relative_distance
-from lib.media.images import png_bytes
 from lib.backends.mnist_model import GUIDANCE_SCALE, MnistDDPM, sample_grid
 from lib.train.training import TrainedRun
 from ui import layout
@@ -76,5 +75,5 @@ def ema_comparison(run: TrainedRun, *, key: str) -> None:
     columns = layout.columns(2)
     for column, (weights, picture) in zip(columns, pictures.items()):
         layout.image(picture, f"{WEIGHTS[weights]} · stride {stride}, seed {seed}", column)
-        column.download_button("Download PNG", png_bytes(picture), mime="image/png", key=f"{key}_{weights}_png",
-                               file_name=f"{run.config.model}_{weights_tag(weights)}_s{stride}_seed{seed}.png")
+        layout.download_png(picture, f"{run.config.model}_{weights_tag(weights)}_s{stride}_seed{seed}.png",
+                            key=f"{key}_{weights}_png", container=column)

@@ -9,7 +9,7 @@ import torch
 
 from lib.backends.remote_training import ACTIVE
 from lib.train import model_store
-from lib.media.images import gif_bytes, grid, png_bytes
+from lib.media.images import gif_bytes, grid
 from lib.backends.mnist_model import SAMPLING_STRIDE
 from lib.media.plots import TrajectoryRecorder, animation_figure, loss_figure
 from lib.train.precision import bf16_is_fast
@@ -100,8 +100,7 @@ def snapshot_scrubber(run: TrainedRun, *, key: str, caption: str) -> None:
     epoch = st.select_slider("Epoch", epochs, epochs[-1], key=f"{key}_epoch") if len(epochs) > 1 else epochs[0]
     picture = grid_of(run.snapshots[epoch], run.config.model)
     layout.image(picture, f"{caption} after epoch {epoch} (stride {run.config.sample_stride})")
-    st.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
-                       mime="image/png", key=f"{key}_snapshot_png")
+    layout.download_png(picture, f"{run.config.model}_epoch{epoch}.png", key=f"{key}_snapshot_png")
 
 
 def snapshot_row(run: TrainedRun, *, key: str, caption: str) -> None:
@@ -113,8 +112,8 @@ def snapshot_row(run: TrainedRun, *, key: str, caption: str) -> None:
     for column, (epoch, images) in zip(layout.columns(len(run.snapshots)), run.snapshots.items()):
         picture = grid_of(images, run.config.model)
         layout.image(picture, f"{caption} after epoch {epoch}", column)
-        column.download_button("Download PNG", png_bytes(picture), file_name=f"{run.config.model}_epoch{epoch}.png",
-                               mime="image/png", key=f"{key}_snapshot_{epoch}_png")
+        layout.download_png(picture, f"{run.config.model}_epoch{epoch}.png", key=f"{key}_snapshot_{epoch}_png",
+                            container=column)
 
 
 def mnist_stride_control(key: str, default: int = MNIST_STRIDE) -> int:
@@ -146,4 +145,4 @@ def trajectory_view(recorder: TrajectoryRecorder, *, key: str, filename: str, na
     show = st.radio("Show", names, horizontal=True, key=f"{key}_show")
     frames = recorder.x_frames if show == names[0] else recorder.x0_frames
     st.plotly_chart(_animation(frames, recorder.labels), key=f"{key}_anim", width="content")
-    st.download_button("Download GIF", frames_gif(frames), file_name=filename, mime="image/gif", key=f"{key}_gif")
+    layout.download("Download GIF", frames_gif(frames), filename, "image/gif", key=f"{key}_gif")
