@@ -138,6 +138,9 @@ async def sampling_session(context, seed: int) -> Outcome:
     # the caption of this seed's result: the one sure sign (under a heavy load "idle" can come before the rerun starts)
     await page.get_by_text(f"seed {seed}, prompt").wait_for()
     out.seconds = time.perf_counter() - start
+    # the run that drew it goes on to the download button below it: until it has, the button on screen is the last
+    # run's (stale) and hands over the last run's grid
+    await idle(page)
     async with page.expect_download() as info:
         await page.get_by_role("button", name=DOWNLOAD_LABEL).click()
     out.png = Path(await (await info.value).path()).read_bytes()
