@@ -292,11 +292,12 @@ def summary(lone: list[Outcome], crowd: list[Outcome], memory: dict, n: int, cla
           f"calls, {rows / max(calls, 1):.2f} per call")
 
 
-
 def print_logs(server: ModelServerProcess, app: StreamlitServer | None) -> None:
     for name, proc in (("model server", server), ("streamlit", app)):
         if proc is not None:
             print(f"--- {name} log ---\n{proc.log()}", file=sys.stderr)
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--sessions", type=int, default=30, help=f"concurrent sessions (1 – {MAX_SESSIONS})")

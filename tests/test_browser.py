@@ -339,8 +339,8 @@ def tile(picture: np.ndarray, upscale: int, index: int = 0, pad: int = 2) -> np.
 
 def test_a_download_hands_over_the_images_shown_without_rerunning_the_page(page):
     """1.1's "Download" gives the images the page shows (its first tile is the original shown above it, pixel for
-    pixel, up to the JPEG Streamlit shows it as) and does not rerun the page: a rerun would redo the page's work for nothing, and it let a crowd of other
-    sessions' runs delete the file before the browser fetched it (``ui.layout.download``)."""
+    pixel up to the JPEG Streamlit shows that one as) and does not rerun the page (``ui.layout.download``): a rerun
+    would redo the page's work for nothing and leave the file unregistered, for other sessions' runs to delete."""
     open_page(page, _page_named("forward").url_path)
     page.evaluate(COUNT_RERUNS_JS)
     with page.expect_download() as info:

@@ -124,9 +124,9 @@ def image(picture: np.ndarray, caption: str | None = None, container=st) -> None
 
 def download(label: str, data: bytes | str, file_name: str, mime: str, key: str | None = None, container=st) -> None:
     """A download button that does not rerun the page (``on_click="ignore"``). A rerun would recompute or refetch what
-    the page shows only to hand over bytes it already has, and it unregisters the file until the new run registers it
-    again: Streamlit (1.67) deletes a download's file after two other sessions' runs end without a reference to it,
-    so under a class's load the browser's request for the file came too late and the download failed."""
+    the page shows only to hand over bytes it already has, and it unregisters the file until the run registers it
+    again: Streamlit (1.67) deletes an unregistered download at the second clean-up after any session's run, so under a
+    class's load the browser's request for the file could come too late."""
     container.download_button(label, data, file_name=file_name, mime=mime, key=key, on_click="ignore")
 
 
