@@ -2,7 +2,8 @@
 presentation mode that enlarges images and text for a lecture-hall projector.
 
 ``frame()`` runs once per script run, in the router (Home.py) before the page itself. Pages draw their images through
-``image()`` and lay a row of results out with ``columns()``; both adapt to presentation mode.
+``image()`` and lay a row of results out with ``columns()``; both adapt to presentation mode. Every download button
+is ``download()`` (or ``download_png()``): it hands over its bytes without rerunning the page.
 """
 
 from __future__ import annotations
