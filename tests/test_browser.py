@@ -358,6 +358,39 @@ def test_a_download_hands_over_the_images_shown_without_rerunning_the_page(page)
     assert original.std() > 0  # a picture, not a blank
 
 
+# Records, for every download button that turns stale (a run under way has not reached it yet), whether it still
+# takes clicks: its computed pointer-events at that moment
+STALE_DOWNLOADS_JS = """() => {
+    window.__staleDownloads = [];
+    new MutationObserver(records => records.forEach(r => {
+        if (r.target.dataset.stale !== 'true') return;
+        r.target.querySelectorAll('[data-testid=stDownloadButton] button')
+            .forEach(b => window.__staleDownloads.push(getComputedStyle(b).pointerEvents));
+    })).observe(document.querySelector('[data-testid=stMain]'),
+                { attributes: true, attributeFilter: ['data-stale'], subtree: true });
+}"""
+
+
+def test_a_download_button_takes_no_clicks_while_a_run_has_not_redrawn_it(page):
+    """While 2.1 samples for a new seed its "Download all" still shows the previous seed's grid, faded: a click on
+    it would hand over that grid (or a file Streamlit has dropped), so it takes none (``ui.layout.BASE_CSS``) until the
+    run draws the new one, which does."""
+    open_page(page, _page_named("guidance").url_path)
+    page.evaluate(STALE_DOWNLOADS_JS)
+    seed = page.locator('[data-testid="stMain"]').get_by_label("Seed", exact=True)
+    seed.fill("4321")
+    seed.press("Enter")
+    page.get_by_text("seed 4321, prompt").wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_for_app(page)
+    stale = page.evaluate("window.__staleDownloads")
+    assert stale and set(stale) == {"none"}, stale  # seen stale, and then unclickable
+    button = page.get_by_role("button", name="Download all (one row per γ)")
+    assert button.evaluate("b => getComputedStyle(b).pointerEvents") == "auto"
+    with page.expect_download() as info:
+        button.click()
+    assert "seed4321" in info.value.suggested_filename
+
+
 # The boxes of a chart's title texts and its toolbar (Plotly's mode bar), for overlaps on a phone
 CHART_BOXES_JS = """c => {
     const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };

@@ -27,7 +27,9 @@ PRESENTATION_COLUMNS = 2  # results side by side: twice-as-large images need the
 # stays sharp blocks, not a blur; and never wider than their column. Streamlit documents that a width in pixels is
 # capped at the container's, but (1.67) it caps the <img> at its own wrapper, which takes the full width: a strip
 # enlarged for a projector ran off the page or under the next column's. Text fields: "Press Enter to apply" stands
-# under the field, not over the end of a long seed or prompt being typed.
+# under the field, not over the end of a long seed or prompt being typed. Downloads: while a run is under way the
+# buttons it has not reached yet still show the previous run's (faded: Streamlit marks them data-stale); a click on one
+# handed over the previous result, or a file Streamlit had dropped already, so a stale one takes no clicks.
 BASE_CSS = """
 [class*="st-key-formula_"] p { text-align: center; margin: 0.5em 0; overflow-x: auto; overflow-y: hidden; }
 [data-testid="stPageLink"] p, [data-testid="stPageLink-NavLink"] span, [data-testid="stSidebarNav"] .stMarkdownEllipsis,
@@ -35,6 +37,7 @@ BASE_CSS = """
 [data-testid="stImage"] img, [data-testid="stImageContainer"] img { image-rendering: pixelated; }
 [data-testid="stImageContainer"] { max-width: 100%; }
 [data-testid="stTextInput"] [data-testid="InputInstructions"] { top: 2px; bottom: auto; }
+[data-stale="true"] [data-testid="stDownloadButton"] button { pointer-events: none; }
 """
 PRESENTATION_CSS = f"html {{ font-size: {PRESENTATION_FONT}; }}"
 
