@@ -139,7 +139,7 @@ async def sampling_session(context, seed: int) -> Outcome:
     await page.get_by_text(f"seed {seed}, prompt").wait_for()
     out.seconds = time.perf_counter() - start
     # the run that drew it goes on to the download button below it: until it has, the button on screen is the last
-    # run's (stale) and hands over the last run's grid
+    # run's (stale), which takes no clicks (ui.layout.BASE_CSS)
     await idle(page)
     async with page.expect_download() as info:
         await page.get_by_role("button", name=DOWNLOAD_LABEL).click()
