@@ -5,8 +5,9 @@ import streamlit as st
 from ui.backend import seed_control
 from ui.common import counted, ddpm_of, run_cache_id
 from ui.layout import section_header
-from ui.sections.time_ddpm import DEFAULTS, trajectory
+from ui.sections.time_ddpm import DEFAULTS, judge_calls, judge_samples, trajectory
 from ui.sidebar import render_sidebar
+from ui.training.better_unet import comparison, unet_choice
 from ui.training.ddpm_page import ddpm_sections
 from ui.training.results import mnist_stride_control, trajectory_view
 from ui.weights import SAMPLED_WITH, ema_comparison, weights_control, weights_tag
@@ -28,7 +29,7 @@ section_header(
 render_sidebar()
 
 run = ddpm_sections(
-    "time", key="time_ddpm",
+    unet_choice("time", key="time_ddpm"), key="time_ddpm",
     schedule_caption=lambda shown: (
         f"β_t rises linearly from {shown.beta_start:g} to {shown.beta_end:g} over T = {shown.num_timesteps}; "
         "ᾱ_t, the share of the clean signal's variance left in x_t, falls to ≈ 0, so x_T is almost pure noise."),
@@ -54,3 +55,6 @@ st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} with {SAMPL
 
 recorder = trajectory(run_cache_id(run, weights), num, stride, every, seed, den)
 trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_{weights_tag(weights)}_stride{stride}_seed{seed}.gif")
+
+comparison("time", key="time_ddpm", sampler=judge_samples, sampler_calls=judge_calls(),
+           sampler_words=f"stride {DEFAULTS.judge_stride} ({counted(judge_calls(), 'denoising step')} of T = 300)")

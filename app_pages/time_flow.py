@@ -7,8 +7,9 @@ from ui import layout
 from ui.backend import seed_control
 from ui.common import counted, flow_of, run_cache_id
 from ui.layout import section_header
-from ui.sections.time_flow import DEFAULTS, trajectory
+from ui.sections.time_flow import DEFAULTS, judge_samples, trajectory
 from ui.sidebar import render_sidebar
+from ui.training.better_unet import comparison, described, unet_choice
 from ui.training.flow_page import draw_grid, euler_steps_control, flow_sections, frame_every, frames_control
 from ui.training.results import FLOW_FRAMES, trajectory_view
 from ui.weights import weights_control
@@ -30,8 +31,9 @@ section_header(
 )
 render_sidebar()
 
-run = flow_sections("flow_time", key="time_flow", what="time-conditioned flow model", path_times=DEFAULTS.path_times,
-                    snapshot_caption="40 samples")
+name = unet_choice("flow_time", key="time_flow")
+run = flow_sections(name, key="time_flow", what=described(name, "time-conditioned flow model"),
+                    path_times=DEFAULTS.path_times, snapshot_caption="40 samples")
 
 st.header("4 · Sampling with Euler steps")
 weights = weights_control(run, "time_flow")
@@ -53,3 +55,6 @@ num = d1.slider("Samples", 1, 8, DEFAULTS.samples, key="time_flow_samples",
 frames = frames_control("time_flow_frames", DEFAULTS.frames, container=d2)
 recorder = trajectory(run_cache_id(run, weights), num, steps, frame_every(steps, frames), seed, model)
 trajectory_view(recorder, key="time_flow", filename=f"flow_time_{steps}steps_seed{seed}.gif", names=FLOW_FRAMES)
+
+comparison("flow_time", key="time_flow", sampler=judge_samples, sampler_calls=DEFAULTS.steps,
+           sampler_words=f"{counted(DEFAULTS.steps, 'Euler step')} (the spec's)")

@@ -234,6 +234,18 @@ def nfe_quality_figure(curves: dict[str, tuple[Sequence[int], Sequence[float], S
     return fig
 
 
+def digit_shares_figure(shares: dict[str, Sequence[float]], height: int = 300) -> go.Figure:
+    """How often each digit 0–9 is drawn, one group of bars per digit and one bar per source (``shares`` = {name: ten
+    shares summing to 1}, e.g. two models' samples as a classifier reads them and the training set's labels)."""
+    fig = go.Figure([go.Bar(x=list(range(10)), y=[100 * v for v in values], name=name)
+                     for name, values in shares.items()])
+    fig.update_xaxes(tickmode="array", tickvals=list(range(10)), title_text="digit")
+    fig.update_yaxes(title_text="% of the images", rangemode="tozero")
+    fig.update_layout(barmode="group", height=height, margin=margins(text_above=False),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
 def path_distance_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], height: int = 300) -> go.Figure:
     """Each objective's distance from its current state to its final sample, relative to where it started, against the
     share of the evaluations spent (``curves`` = {name: (fractions, distances)}), beside the straight path walked at

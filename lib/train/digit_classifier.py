@@ -89,6 +89,17 @@ def confident_share(classifier: nn.Module, images: torch.Tensor, threshold: floa
     return (probabilities(classifier, images).max(1).values >= threshold).float().mean().item()
 
 
+def digit_shares(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The share of the (N, 1, 28, 28) images (in [−1, 1]) that ``classifier`` reads as each digit 0–9: (10,), sums
+    to 1 — how often an unconditional model draws each digit, to set beside ``label_shares`` of its training set."""
+    return label_shares(read_digits(classifier, images))
+
+
+def label_shares(labels: torch.Tensor) -> torch.Tensor:
+    """The share of each digit 0–9 among ``labels`` (N,): (10,), sums to 1."""
+    return torch.bincount(labels.cpu(), minlength=10).float() / len(labels)
+
+
 @dataclass(frozen=True)
 class Quality:
     """How a batch of class-conditioned images reads: the share read confidently, the share read as the asked digit."""

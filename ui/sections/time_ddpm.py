@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+import torch
 
-from lib.backends.mnist_model import unconditional_grid
+from lib.backends.mnist_model import SAMPLING_STRIDE, unconditional_grid
+from lib.ddpm.schedules import chain_timesteps
 from lib.media.plots import TrajectoryRecorder
+from lib.train.training import TrainConfig, TrainedRun
+from ui.common import ddpm_of
 from ui.report_kit import Heading, after_epochs, training_piece
 
 
@@ -16,6 +20,7 @@ from ui.report_kit import Heading, after_epochs, training_piece
 class Defaults:
     samples: int = 4  # "Watch a sample being denoised"
     every: int = 1  # a frame every k steps
+    judge_stride: int = SAMPLING_STRIDE  # "The spec's UNet against a better one": the pages' sampler, 30 of 300 steps
 
 
 DEFAULTS = Defaults()
@@ -28,6 +33,17 @@ def trajectory(key: str, num: int, stride: int, every: int, seed: int, _den) -> 
     recorder = TrajectoryRecorder(len(_den.timesteps(stride)) - 1, every, ncols=num)
     unconditional_grid(_den, num, stride, seed, on_step=recorder)
     return recorder
+
+
+def judge_calls() -> int:
+    """UNet calls of one model's samples in the comparison: the chain of T at ``DEFAULTS.judge_stride``."""
+    return len(chain_timesteps(TrainConfig.spec("time").num_timesteps, DEFAULTS.judge_stride)) - 1
+
+
+def judge_samples(run: TrainedRun, weights: str, n: int, seed: int, on_step) -> torch.Tensor:
+    """``n`` samples of the time DDPM ``run`` with ``weights`` at stride ``DEFAULTS.judge_stride``, in [−1, 1] as the
+    judge reads them (``ui.training.better_unet.Sampler``)."""
+    return unconditional_grid(ddpm_of(run, weights), n, DEFAULTS.judge_stride, seed, on_step=on_step)
 
 
 # --- the report --------------------------------------------------------------------------------------------------------

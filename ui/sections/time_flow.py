@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+import torch
 
 from lib.flow.mnist import MnistFlow, unconditional_grid
 from lib.media.plots import FlowTrajectoryRecorder
-from lib.train.training import FLOW_SAMPLER_STEPS
+from lib.train.digit_classifier import to_classifier_range
+from lib.train.training import FLOW_SAMPLER_STEPS, TrainedRun
+from ui.common import flow_of
 from ui.report_kit import Heading, after_epochs, training_piece
 
 
@@ -31,6 +34,14 @@ def trajectory(key: str, num: int, steps: int, every: int, seed: int, _model: Mn
     recorder = FlowTrajectoryRecorder(steps, every, ncols=num)
     unconditional_grid(_model, num, 1.0 / steps, seed, on_step=recorder)
     return recorder
+
+
+def judge_samples(run: TrainedRun, weights: str, n: int, seed: int, on_step) -> torch.Tensor:
+    """``n`` samples of the time flow ``run`` with ``weights`` in the spec's Euler steps, in the judge's [−1, 1]
+    (``ui.training.better_unet.Sampler``)."""
+    model = flow_of(run, weights)
+    return to_classifier_range(unconditional_grid(model, n, 1.0 / DEFAULTS.steps, seed, on_step=on_step),
+                               model.value_range)
 
 
 # --- the report --------------------------------------------------------------------------------------------------------

@@ -110,6 +110,8 @@ def _sample_stride_widget(col, d: TrainConfig, key: str) -> int:
 # In the order a run's settings read in words; each widget goes to its column in this order.
 SETTINGS = (
     Setting("hidden", lambda c: f"D = {c.hidden}", _hidden_widget, column=0),
+    Setting("time_features", lambda c: f"t as {c.time_features} Fourier features" if c.time_features else "",
+            models=("time", "flow_time")),  # beyond the spec only: the spec's runs feed the bare t (no words)
     Setting("sigma", lambda c: f"σ = {c.sigma:g}", _sigma_widget, column=2, models=("denoiser",)),
     Setting("p_uncond", lambda c: f"p_uncond = {c.p_uncond:g}", models=CLASS_CONDITIONED),
     Setting("batch_size", lambda c: f"batch {c.batch_size}", _batch_widget, key="batch", column=1, detailed=True),
@@ -203,10 +205,12 @@ def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
 def _unfinished_runs(run: str, current: TrainConfig, num_digits: int) -> None:
     """Unfinished runs of other settings (their state saved in the cache, e.g. by an earlier visit), each with a
     button that loads its settings into the widgets, so that **Continue training** appears for it. Only runs with or
-    without a learning-rate schedule as ``current`` has: B 2.6's page and the class flow page train the same model
-    each way."""
+    without a learning-rate schedule, and with the time embedding, that ``current`` has: B 2.6's page and the class
+    flow page train the same model each way, and a time-only page its spec's and its better recipe (no widget sets
+    either)."""
     runs = [r for r in model_store.unfinished_runs(current.model) if r.config != current
-            and r.config.dataset == current.dataset and r.config.constant_lr == current.constant_lr]
+            and r.config.dataset == current.dataset and r.config.constant_lr == current.constant_lr
+            and r.config.time_features == current.time_features]
     for unfinished in runs[:MAX_UNFINISHED_SHOWN]:
         text, button = st.columns([5, 1], vertical_alignment="center")
         text.info(f"An unfinished run of other settings: {unfinished_text(unfinished, num_digits)}.")
@@ -240,4 +244,5 @@ def settings_text(config: TrainConfig, detailed: bool = False) -> str:
     """A run's settings in words (``SETTINGS``): width, the model's own setting (σ or p_uncond) and epochs; ``detailed``
     adds the batch size, learning rate (and whether it is held constant), seed and (DDPMs, flows) the stride of the
     per-epoch grids."""
-    return ", ".join(s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
+    words = (s.words(config) for s in settings_of(config.model) if detailed or not s.detailed)
+    return ", ".join(w for w in words if w)

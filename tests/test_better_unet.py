@@ -1,0 +1,158 @@
+"""Beyond the spec: "a better time-conditioned UNet" on the time-only pages (B2 and the flow edition's B 2.1 – 2.3) —
+the recipes as declared, the choice of UNet, and the comparison's numbers, recomputed here from the same samples.
+
+The pages run on tiny models (D = 4, a few steps) in a temporary "shipped" folder, with 1,024 real MNIST training
+digits, as tests/test_pages_part_b.py and tests/test_pages_flow.py do. The shipped models' own quality is held by
+tests/test_shipped_flow_models.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lib.backends.mnist_model import MnistDDPM, unconditional_grid
+from lib.train import model_store
+from lib.train.digit_classifier import cached_digit_classifier, confident_share, digit_shares, label_shares
+from lib.train.runs import run_training
+from tests.test_pages_flow import TINY, TINY_GRIDS, reference_euler, tiny_flow_shipped  # noqa: F401
+from tests.test_pages_part_b import (app, digits, figures, nothing_shipped, open_page, run, texts,  # noqa: F401
+                                     tiny_shipped, values)
+from ui.backend import DEFAULT_SEED
+from ui.sections import time_ddpm
+from ui.training.better_unet import SAMPLE_COUNTS, recipe_changes
+
+TIME_FLOW, TIME_DDPM = "app_pages/time_flow.py", "app_pages/time_ddpm.py"
+
+
+def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model_and_sampler():
+    assert model_store.BETTER_RUNS == {"time": "time_beyond_spec", "flow_time": "flow_time_beyond_spec"}
+    for spec_run, better_run in model_store.BETTER_RUNS.items():
+        spec, better = (model_store.shipped_run_config(name) for name in (spec_run, better_run))
+        assert better.model == spec.model and better.keeps_ema() and better.decays_lr()
+        assert (better.hidden, better.time_features, spec.time_features) == (80, 32, 0)
+        assert (better.num_timesteps, better.beta_start, better.beta_end) == (
+            spec.num_timesteps, spec.beta_start, spec.beta_end)
+    flow = [model_store.shipped_run_config(n) for n in ("flow_time", "flow_time_beyond_spec")]
+    assert recipe_changes(*flow) == ["D = 80 (spec: D = 64)", "t as 32 Fourier features (spec: the bare number t)",
+                                     "20 epochs (spec: 10 epochs)", "batch 128 (spec: batch 64)",
+                                     "lr 0.005 (spec: lr 0.01)"]
+    ddpm = [model_store.shipped_run_config(n) for n in ("time", "time_beyond_spec")]
+    assert recipe_changes(*ddpm) == ["D = 80 (spec: D = 64)", "t as 32 Fourier features (spec: the bare number t)",
+                                     "40 epochs (spec: 20 epochs)"]
+
+
+def test_digit_shares_of_real_digits_follow_their_labels(digits, digit_classifier):  # noqa: F811
+    assert label_shares(torch.tensor([0, 0, 1, 9])).tolist() == [0.5, 0.25, 0, 0, 0, 0, 0, 0, 0, 0.25]
+    test = digits[1]
+    shares = digit_shares(digit_classifier, test.as_float() * 2 - 1)
+    assert shares.sum().item() == pytest.approx(1.0)
+    assert (shares - label_shares(test.labels)).abs().max().item() < 0.03  # a ≈ 97 % accurate reader
+
+
+@pytest.fixture(scope="session")
+def with_better_runs(tmp_path_factory, tiny_shipped, tiny_flow_shipped, digits) -> Path:  # noqa: F811
+    """The tiny shipped runs of both editions, and a tiny run of each better recipe (its D cut to 4, its Fourier
+    features kept)."""
+    folder = tmp_path_factory.mktemp("shipped_better")
+    for source in (tiny_shipped, tiny_flow_shipped):
+        for path in source.glob("*.safetensors"):
+            shutil.copy(path, folder / path.name)
+    for name in model_store.BETTER_RUNS.values():
+        model = model_store.SHIPPED_RUNS[name][0]
+        stride = {"sample_stride": TINY_GRIDS[model]} if model in TINY_GRIDS else {"sample_stride": 50}
+        config = model_store.shipped_run_config(name, **TINY, **stride)
+        result = run_training(config, *digits, device=torch.device("cpu"))
+        model_store.save_run(result, folder / f"{name}.safetensors",
+                             {**result.info, "device": "cpu (test)", "data": digits[0].note, "command": f"pytest {name}"})
+    return folder
+
+
+@pytest.fixture()
+def better_shipped(app, with_better_runs, monkeypatch) -> Path:  # noqa: F811
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", with_better_runs)
+    return with_better_runs
+
+
+def judged_numbers(at) -> dict[str, float]:
+    """The comparison's sentence as numbers: both confident shares and both largest gaps to MNIST's proportions."""
+    text = texts(at.markdown)
+    m = re.search(r"The better UNet draws a confident digit in \*\*([\d.]+)%\*\* of its samples, the spec's in "
+                  r"\*\*([\d.]+)%\*\* .*?off by at most \*\*([\d.]+)\*\* points \(the (\d)s\), the spec's by "
+                  r"\*\*([\d.]+)\*\* \(the (\d)s\)", text, re.S)
+    assert m, text
+    return {"better": float(m[1]), "spec": float(m[2]), "better_gap": float(m[3]), "better_digit": int(m[4]),
+            "spec_gap": float(m[5]), "spec_digit": int(m[6])}
+
+
+def check_the_comparison(at, folder: Path, spec_run: str, digits, draw) -> None:  # noqa: F811
+    """Press **Judge** at the fewest samples and check every number against ``draw(run, n, seed)`` (the samples in
+    [−1, 1], computed here) read by the app's judge."""
+    key = {"flow_time": "time_flow", "time": "time_ddpm"}[spec_run]
+    at = run(at.select_slider(key=f"{key}_judge_samples").set_value(SAMPLE_COUNTS[0]))
+    at = run(at.button(key=f"{key}_judge").click())
+    judge = cached_digit_classifier(digits[0], model_store.CACHE_DIR)  # the app's, as it saved it
+    mnist = label_shares(digits[0].labels)
+    expected = {}
+    for which, name in (("spec", spec_run), ("better", model_store.BETTER_RUNS[spec_run])):
+        stored = model_store.load_run(folder / f"{name}.safetensors")
+        x = draw(stored, SAMPLE_COUNTS[0], DEFAULT_SEED)
+        gaps = (digit_shares(judge, x) - mnist).abs() * 100
+        expected[which] = (confident_share(judge, x) * 100, digit_shares(judge, x) * 100, gaps.max().item())
+    shown = judged_numbers(at)
+    for which in ("spec", "better"):
+        confident, shares, gap = expected[which]
+        assert shown[which] == pytest.approx(confident, abs=1.05)  # one of 100 samples at the judge's edge may flip
+        assert shown[f"{which}_gap"] == pytest.approx(gap, abs=1.05)
+    (chart,) = [f for f in figures(at) if f["layout"].get("barmode") == "group"]
+    bars = {trace["name"]: values(trace["y"]) for trace in chart["data"]}
+    assert np.allclose(bars["MNIST's training digits"], mnist.numpy() * 100)
+    assert np.abs(bars["the better UNet"] - expected["better"][1].numpy()).max() <= 1.05
+    assert np.abs(bars["the spec's UNet"] - expected["spec"][1].numpy()).max() <= 1.05
+    assert [c for img in at.get("image") for c in img.captions if "the first 40 samples" in c] == [
+        f"The spec's UNet: the first 40 samples · {shown['spec'] / 100:.0%} of all confident",
+        f"The better UNet: the first 40 samples · {shown['better'] / 100:.0%} of all confident"]
+
+
+def test_the_flow_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better_shipped, digits):  # noqa: F811
+    at = open_page(TIME_FLOW)
+    assert at.radio(key="time_flow_unet").value == "flow_time"  # the spec's run is the default view
+    assert "D = 4, 2 short epochs of 2 batches." in texts(at.caption)
+    at = run(at.radio(key="time_flow_unet").set_value("flow_time_beyond_spec"))
+    assert "D = 4, t as 32 Fourier features, 2 short epochs of 2 batches." in texts(at.caption)
+    stored = model_store.load_run(better_shipped / "flow_time_beyond_spec.safetensors")
+    assert stored.config.time_features == 32 and stored.ema is not None
+    assert np.allclose(values(figures(at)[0]["data"][0]["y"]), stored.losses)  # its loss curve, not the spec run's
+    assert at.header[-1].value == "5 · The spec's UNet against a better one"
+
+    def draw(run_, n, seed):  # the spec's Euler loop written out, 50 steps, on the moving average of the weights
+        return reference_euler(run_.ema, n, 50, seed) * 2 - 1
+
+    check_the_comparison(at, better_shipped, "flow_time", digits, draw)
+
+
+def test_the_ddpm_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better_shipped, digits):  # noqa: F811
+    at = open_page(TIME_DDPM)
+    assert at.radio(key="time_ddpm_unet").value == "time"
+    at = run(at.radio(key="time_ddpm_unet").set_value("time_beyond_spec"))
+    assert "t as 32 Fourier features" in texts(at.caption)
+    stored = model_store.load_run(better_shipped / "time_beyond_spec.safetensors")
+    assert np.allclose(values(figures(at)[1]["data"][0]["y"]), stored.losses)  # after the schedule: its loss curve
+
+    def draw(run_, n, seed):  # the library's sampler (tested against the spec's update elsewhere) at the page's stride
+        return unconditional_grid(MnistDDPM(run_.ema, run_.config), n, time_ddpm.DEFAULTS.judge_stride, seed)
+
+    check_the_comparison(at, better_shipped, "time", digits, draw)
+
+
+def test_without_a_better_run_the_page_says_how_to_get_one(app, tiny_flow_shipped, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tiny_flow_shipped)
+    at = open_page(TIME_FLOW)
+    assert "data/models/flow_time_beyond_spec.safetensors is missing" in texts(at.info)
+    assert "scripts/train_models.py --model flow_time_beyond_spec" in texts(at.info)
+    assert not [b for b in at.button if b.key == "time_flow_judge"]
