@@ -32,7 +32,9 @@ run = ddpm_sections(
     unet_choice("time", key="time_ddpm"), key="time_ddpm",
     schedule_caption=lambda shown: (
         f"β_t rises linearly from {shown.beta_start:g} to {shown.beta_end:g} over T = {shown.num_timesteps}; "
-        "ᾱ_t, the share of the clean signal's variance left in x_t, falls to ≈ 0, so x_T is almost pure noise."),
+        "ᾱ_t, the share of the clean signal's variance left in x_t, falls towards 0 — but x_T still holds "
+        f"√ᾱ_T = {shown.schedule().terminal_signal():.0%} of "
+        "the digit, while sampling starts from pure noise."),
     snapshot_caption="40 samples",
 )
 

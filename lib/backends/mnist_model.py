@@ -16,7 +16,7 @@ from lib.ddpm.diffusion import VarianceType
 from lib.media.images import to_uint8
 from lib.train.precision import for_inference, infer
 from lib.ddpm.sampling import PromptError, sample
-from lib.ddpm.schedules import Schedule, chain_timesteps, linear_schedule
+from lib.ddpm.schedules import Schedule, chain_timesteps
 from lib.train.training import TrainConfig
 
 GUIDANCE_SCALE = 5.0  # the spec's γ for the class-conditioned DDPM (part B3), also part A's on the MNIST model
@@ -75,7 +75,7 @@ class MnistDDPM(DigitConditions):
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = for_inference(model, self.device)
         self.config = config
-        self.schedule: Schedule = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end)
+        self.schedule: Schedule = config.schedule()
         self.conditional = config.model == "class"
         self.name = f"MNIST {'class' if self.conditional else 'time'}-conditioned DDPM (D = {config.hidden})"
 

@@ -34,6 +34,12 @@ class Schedule:
         """ᾱ_t, with the convention ᾱ_{−1} = 1 (the clean image) used by the last DDPM step."""
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
+    def terminal_signal(self) -> float:
+        """√ᾱ_{T−1}: the share of the clean image the last training step's x_t still holds. Sampling starts from pure
+        noise, which holds none: the spec's part-B schedule leaves 22 % (ᾱ = 0.048), a mismatch that skews which
+        digits a time-only DDPM draws (bench/RESULTS.md, "A better time-conditioned UNet")."""
+        return float(self.alphas_cumprod[-1].sqrt())
+
     def snr(self) -> torch.Tensor:
         """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) of x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε."""
         acp = self.alphas_cumprod

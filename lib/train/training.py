@@ -44,7 +44,7 @@ from lib.ddpm.diffusion import q_sample
 from lib.flow.path import interpolate, velocity_target
 from lib.train.precision import autocast, cpu_bf16_units, default_device, prepare, resolve
 from lib.train.resume import load_state, save_state
-from lib.ddpm.schedules import linear_schedule
+from lib.ddpm.schedules import Schedule, linear_schedule
 from lib.train.unets import build_model
 
 # The spec's settings of each model: the one source of the TrainConfig fields that differ between models (the
@@ -146,6 +146,10 @@ class TrainConfig:
     def epoch_length_of_run(self, total_steps: int) -> int:
         """Steps per epoch of a run of ``total_steps`` optimiser steps (all its epochs have as many)."""
         return total_steps // self.epochs
+
+    def schedule(self) -> Schedule:
+        """A DDPM's noise schedule: T = ``num_timesteps`` betas rising linearly from ``beta_start`` to ``beta_end``."""
+        return linear_schedule(self.num_timesteps, self.beta_start, self.beta_end)
 
     def decays_lr(self) -> bool:
         """Whether the run steps ExponentialLR(γ = 0.1^(1/epochs)) after each epoch: the DDPMs and flows, unless
@@ -275,7 +279,7 @@ def held_out_loss(model: torch.nn.Module, config: TrainConfig, images: torch.Ten
     gen = torch.Generator(device=device).manual_seed(seed)
     abar = None
     if config.model in DDPMS:
-        abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod.to(device)
+        abar = config.schedule().alphas_cumprod.to(device)
     was_training = model.training
     model.eval()
     total = 0.0
@@ -340,7 +344,7 @@ def train(
     gen, model, opt, sched, ema = _fresh_run(config, device, precision)
     abar = None  # ᾱ_t of the DDPMs' schedule
     if config.model in DDPMS:
-        abar = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end).alphas_cumprod
+        abar = config.schedule().alphas_cumprod
         abar = abar.to(device=device, dtype=torch.float32)
 
     x_all = train_images.to(device)

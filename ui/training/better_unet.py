@@ -26,8 +26,15 @@ from ui.training.settings import SETTINGS
 SAMPLE_COUNTS = (100, 200, 500, 1000)
 DEFAULT_SAMPLES = 200
 SHOWN = 40  # samples of each model shown as a grid (4 rows of 10)
-# The fields a recipe changes, in the order its changes are listed
-RECIPE_FIELDS = ("hidden", "time_features", "epochs", "batch_size", "lr")
+# The fields a recipe may change, in the order its changes are listed, in words: a training setting's own words
+# (``ui.training.settings.SETTINGS``), and for the two no widget sets, these
+RECIPE_FIELDS = ("hidden", "time_features", "beta_end", "epochs", "batch_size", "lr")
+RECIPE_WORDS: dict[str, Callable[[TrainConfig], str]] = {
+    "time_features": lambda c: f"t as {c.time_features} Fourier features" if c.time_features else "the bare number t",
+    "beta_end": lambda c: (f"β rising to {c.beta_end:g}, so that x_T keeps "
+                           f"{c.schedule().terminal_signal():.0%} of the "
+                           "digit"),
+}
 
 # (run, weights, number of samples, seed, progress) → the run's unconditional samples in the judge's [−1, 1], drawn
 # with those weights by the page's own sampler at its default steps
@@ -49,8 +56,8 @@ def described(name: str, what: str) -> str:
 
 def recipe_changes(spec: TrainConfig, better: TrainConfig) -> list[str]:
     """What the better recipe changes, in words: "D = 80 (spec: D = 64)", … (``RECIPE_FIELDS`` that differ)."""
-    words = {s.field: s.words for s in SETTINGS}
-    return [f"{words[f](better)} (spec: {words[f](spec) or 'the bare number t'})" for f in RECIPE_FIELDS
+    words = {**{s.field: s.words for s in SETTINGS}, **RECIPE_WORDS}
+    return [f"{words[f](better)} (spec: {words[f](spec)})" for f in RECIPE_FIELDS
             if getattr(spec, f) != getattr(better, f)]
 
 

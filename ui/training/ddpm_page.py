@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.media.plots import SCHEDULE_TERMS, schedule_figure
-from lib.ddpm.schedules import linear_schedule
 from lib.train import model_store
 from lib.train.training import TrainedRun
 from ui.training.better_unet import described
@@ -18,7 +17,7 @@ def ddpm_sections(name: str, *, key: str, schedule_caption, snapshot_caption: st
 
     def schedule(shown) -> None:
         st.header("1 · The noise schedule")
-        st.plotly_chart(schedule_figure(linear_schedule(shown.num_timesteps, shown.beta_start, shown.beta_end)),
+        st.plotly_chart(schedule_figure(shown.schedule()),
                         key=f"{key}_schedule")
         st.caption(f"{schedule_caption(shown)} {SCHEDULE_TERMS}")
 

@@ -152,7 +152,7 @@ def config_controls(run: str, train_set: Digits) -> tuple[TrainConfig, bool]:
     total = config.epoch_length(len(train_set)) * config.epochs
     st.caption(f"{total:,} optimiser steps of {config.batch_size} digits ({len(train_set):,} training digits).")
     if default_device().type == "cpu":
-        _cpu_estimate(config, len(train_set))
+        _cpu_estimate(run, config, len(train_set))
     _unfinished_runs(run, config, len(train_set))
     return config, all(e.valid for e in entries)
 
@@ -188,13 +188,15 @@ def _entered(key: str) -> int | None:
         return None
 
 
-def _cpu_estimate(config: TrainConfig, num_digits: int) -> None:
-    """How long the spec's full training and these settings take on this CPU (``lib.train.training.estimated_seconds``)."""
+def _cpu_estimate(run: str, config: TrainConfig, num_digits: int) -> None:
+    """How long the shipped run ``run``'s full training — the spec's, or a recipe's beyond it — and these settings take
+    on this CPU (``lib.train.training.estimated_seconds``)."""
     arithmetic = cpu_arithmetic(resolve("cpu"))
-    spec = TrainConfig.spec(config.model, dataset=config.dataset)
-    spec_steps, steps = (c.epoch_length(num_digits) * c.epochs for c in (spec, config))
-    st.warning(f"No GPU here: the spec's full training ({spec.epochs} epochs, {spec_steps:,} steps) takes about "
-               f"{spoken_duration(estimated_seconds(spec, num_digits, arithmetic))} on this CPU; these settings "
+    full = model_store.shipped_run_config(run, dataset=config.dataset)
+    whose = "this recipe's" if run in model_store.BETTER_RUNS.values() else "the spec's"
+    full_steps, steps = (c.epoch_length(num_digits) * c.epochs for c in (full, config))
+    st.warning(f"No GPU here: {whose} full training ({full.epochs} epochs, {full_steps:,} steps) takes about "
+               f"{spoken_duration(estimated_seconds(full, num_digits, arithmetic))} on this CPU; these settings "
                f"({steps:,} steps) about {spoken_duration(estimated_seconds(config, num_digits, arithmetic))}, "
                f"plus their sample grids ({CPU_ARITHMETIC_WORDS[arithmetic]}, 2 threads). A GPU takes minutes. "
                "Once a run starts, its progress "
