@@ -1,12 +1,13 @@
 """Judge the flow edition's trained part-B runs, and pick the constant learning rate of B 2.6 ("get rid of the
 scheduler") from a sweep, with the calibrated digit classifier of tests/test_shipped_models.py.
 
-For every run found — OUT_MODELS/{pure_noise,flow_time,flow_class,flow_class_constant_lr}.safetensors and the sweep's
+For every run found — OUT_MODELS/<name>.safetensors for each name of ``SHIPPED`` and the sweep's
 SWEEP/*/flow_class_constant_lr.safetensors — it records the final loss (mean of the last 10 % of steps), the time and
 device, and, for the spec's weights and their EMA:
   flow_class (and every constant-lr run): the share of 100 samples per digit (γ = 5, 300 Euler steps) that the judge
       reads as the requested digit, and the share it reads confidently (max probability ≥ 0.9);
-  flow_time: the confident share of 1,000 samples (50 Euler steps);
+  flow_time and flow_time_beyond_spec: the confident share of 1,000 samples (50 Euler steps), and how far the share
+      of each digit the judge reads strays from MNIST's (the largest gap, in percentage points);
   pure_noise: how far its outputs for 1,000 fresh noises are from the mean training digit (MSE), next to the loss's
       optimum under MSE, the digits' variance around that mean.
 With --pick, the constant-lr run with the highest requested-digit share of its spec weights wins (shares within one
@@ -33,9 +34,10 @@ from lib.train import model_store  # noqa: E402
 from lib.train.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
 from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow, class_grid, step_size, unconditional_grid  # noqa: E402
 from lib.train.precision import default_device, infer  # noqa: E402
+from lib.train.digit_classifier import digit_shares, label_shares  # noqa: E402
 from tests.digit_classifier import confident_share, read_digits, train_digit_classifier  # noqa: E402
 
-SHIPPED = ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr")
+SHIPPED = ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr", "flow_time_beyond_spec")
 NO_SCHEDULER = "flow_class_constant_lr"
 
 
@@ -49,7 +51,8 @@ def as_judged(images01: torch.Tensor) -> torch.Tensor:
     return images01.cpu() * 2 - 1
 
 
-def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, args, device) -> dict:
+def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, mnist_shares: torch.Tensor, args,
+              device) -> dict:
     run = model_store.load_run(path, device)
     c = run.config
     row = {"file": str(path), "model": c.model, "lr": c.lr, "constant_lr": c.constant_lr, "seed": c.seed,
@@ -73,6 +76,9 @@ def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, ar
             row[f"{weights}_requested_digit"] = (read_digits(judge, x) == asked).float().mean().item()
         else:
             x = as_judged(unconditional_grid(flow, 10 * args.samples, h, seed=0))
+            gaps = (digit_shares(judge, x) - mnist_shares).abs() * 100
+            row[f"{weights}_digit_shares"] = digit_shares(judge, x).tolist()
+            row[f"{weights}_largest_gap_points"] = gaps.max().item()
         row[f"{weights}_confident"] = confident_share(judge, x)
     return row
 
@@ -115,7 +121,7 @@ def main() -> None:
         paths += sorted(args.sweep.glob(f"*/{NO_SCHEDULER}.safetensors"))
     rows = []
     for path in paths:
-        rows.append(judge_run(path, judge, mean_digit, digits_var, args, device))
+        rows.append(judge_run(path, judge, mean_digit, digits_var, label_shares(train_set.labels), args, device))
         print(json.dumps(rows[-1]), flush=True)
     report = {"judge_confident_on_real_digits": real, "rows": rows}
     candidates = [r for r in rows if r["model"] == "flow_class" and r["constant_lr"]]

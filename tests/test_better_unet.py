@@ -163,3 +163,12 @@ def test_without_a_better_run_the_page_says_how_to_get_one(app, tiny_flow_shippe
     assert "data/models/flow_time_beyond_spec.safetensors is missing" in texts(at.info)
     assert "scripts/train_models.py --model flow_time_beyond_spec" in texts(at.info)
     assert not [b for b in at.button if b.key == "time_flow_judge"]
+
+
+def test_home_lists_a_shipped_better_run_under_its_spec_run(better_shipped):
+    at = open_page("Home.py")  # the DDPM edition: B1, B2 and, once shipped, B2's better UNet, then B3
+    table = at.table[0].value
+    assert list(table.index) == ["B1 single-step denoiser", "B2 time-conditioned DDPM",
+                                 "B2 time-conditioned DDPM · beyond the spec", "B3 class-conditioned DDPM"]
+    assert table["training"].iloc[2].startswith("D = 4, 2 epochs (2 batches each) = 4 steps of 16")
+    assert [c.value for c in at.code][1:3] == ["pytest tiny time", "pytest time_beyond_spec"]
