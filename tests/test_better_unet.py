@@ -19,8 +19,7 @@ import torch
 from lib.backends.mnist_model import MnistDDPM, unconditional_grid
 from lib.train import model_store
 from lib.train.digit_classifier import cached_digit_classifier, confident_share, digit_shares, label_shares
-from lib.train.runs import run_training
-from tests.test_pages_flow import TINY, TINY_GRIDS, reference_euler, tiny_flow_shipped  # noqa: F401
+from tests.test_pages_flow import reference_euler, save_tiny_run, tiny_flow_shipped  # noqa: F401
 from tests.test_pages_part_b import (app, digits, figures, nothing_shipped, open_page, run, texts,  # noqa: F401
                                      tiny_shipped, values)
 from ui.backend import DEFAULT_SEED
@@ -69,12 +68,7 @@ def with_better_runs(tmp_path_factory, tiny_shipped, tiny_flow_shipped, digits) 
         for path in source.glob("*.safetensors"):
             shutil.copy(path, folder / path.name)
     for name in model_store.BETTER_RUNS.values():
-        model = model_store.SHIPPED_RUNS[name][0]
-        stride = {"sample_stride": TINY_GRIDS[model]} if model in TINY_GRIDS else {"sample_stride": 50}
-        config = model_store.shipped_run_config(name, **TINY, **stride)
-        result = run_training(config, *digits, device=torch.device("cpu"))
-        model_store.save_run(result, folder / f"{name}.safetensors",
-                             {**result.info, "device": "cpu (test)", "data": digits[0].note, "command": f"pytest {name}"})
+        save_tiny_run(folder, name, digits)
     return folder
 
 

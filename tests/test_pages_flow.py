@@ -45,13 +45,19 @@ def tiny_flow_shipped(tmp_path_factory, digits) -> Path:
     """A shipped-models folder with a tiny trained run of each of the flow edition's shipped runs."""
     folder = tmp_path_factory.mktemp("shipped_flow")
     for name in ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr"):
-        model = model_store.SHIPPED_RUNS[name][0]
-        stride = {"sample_stride": TINY_GRIDS[model]} if model in TINY_GRIDS else {}
-        config = model_store.shipped_run_config(name, **TINY, **stride)
-        result = run_training(config, *digits, device=torch.device("cpu"))
-        model_store.save_run(result, folder / f"{name}.safetensors",
-                             {**result.info, "device": "cpu (test)", "data": digits[0].note, "command": f"pytest {name}"})
+        save_tiny_run(folder, name, digits)
     return folder
+
+
+def save_tiny_run(folder: Path, name: str, digits) -> None:
+    """Train the shipped run ``name`` cut to ``TINY`` (its grids at ``TINY_GRIDS``) and save it as shipped in
+    ``folder``."""
+    model = model_store.SHIPPED_RUNS[name][0]
+    stride = {"sample_stride": TINY_GRIDS[model]} if model in TINY_GRIDS else {}
+    config = model_store.shipped_run_config(name, **TINY, **stride)
+    result = run_training(config, *digits, device=torch.device("cpu"))
+    model_store.save_run(result, folder / f"{name}.safetensors",
+                         {**result.info, "device": "cpu (test)", "data": digits[0].note, "command": f"pytest {name}"})
 
 
 @pytest.fixture()
