@@ -59,4 +59,5 @@ recorder = trajectory(run_cache_id(run, weights), num, stride, every, seed, den)
 trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_{weights_tag(weights)}_stride{stride}_seed{seed}.gif")
 
 comparison("time", key="time_ddpm", sampler=judge_samples, sampler_calls=judge_calls(),
-           sampler_words=f"stride {DEFAULTS.judge_stride} ({counted(judge_calls(), 'denoising step')} of T = 300)")
+           sampler_words=f"stride {DEFAULTS.judge_stride} ({counted(judge_calls(), 'denoising step')} of T = "
+                         f"{run.config.num_timesteps})")

@@ -34,7 +34,7 @@ from lib.train import model_store  # noqa: E402
 from lib.train.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
 from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow, class_grid, step_size, unconditional_grid  # noqa: E402
 from lib.train.precision import default_device, infer  # noqa: E402
-from lib.train.digit_classifier import digit_shares, label_shares  # noqa: E402
+from lib.train.digit_classifier import digit_shares, label_shares, largest_share_gap  # noqa: E402
 from tests.digit_classifier import confident_share, read_digits, train_digit_classifier  # noqa: E402
 
 SHIPPED = ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr", "flow_time_beyond_spec")
@@ -76,9 +76,9 @@ def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, mn
             row[f"{weights}_requested_digit"] = (read_digits(judge, x) == asked).float().mean().item()
         else:
             x = as_judged(unconditional_grid(flow, 10 * args.samples, h, seed=0))
-            gaps = (digit_shares(judge, x) - mnist_shares).abs() * 100
-            row[f"{weights}_digit_shares"] = digit_shares(judge, x).tolist()
-            row[f"{weights}_largest_gap_points"] = gaps.max().item()
+            shares = digit_shares(judge, x)
+            row[f"{weights}_digit_shares"] = shares.tolist()
+            row[f"{weights}_largest_gap_points"] = largest_share_gap(shares, mnist_shares)[0]
         row[f"{weights}_confident"] = confident_share(judge, x)
     return row
 

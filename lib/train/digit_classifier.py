@@ -100,6 +100,13 @@ def label_shares(labels: torch.Tensor) -> torch.Tensor:
     return torch.bincount(labels.cpu(), minlength=10).float() / len(labels)
 
 
+def largest_share_gap(shares: torch.Tensor, reference: torch.Tensor) -> tuple[float, int]:
+    """How far a digit mix strays from ``reference`` (both (10,) shares): the largest |share − reference| in
+    percentage points, and the digit where it is."""
+    gaps = (shares - reference).abs() * 100
+    return gaps.max().item(), int(gaps.argmax())
+
+
 @dataclass(frozen=True)
 class Quality:
     """How a batch of class-conditioned images reads: the share read confidently, the share read as the asked digit."""

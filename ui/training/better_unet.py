@@ -15,7 +15,8 @@ import torch
 from lib.media.images import grid
 from lib.media.plots import digit_shares_figure
 from lib.train import model_store
-from lib.train.digit_classifier import CONFIDENT, confident_share, digit_shares, label_shares
+from lib.train.digit_classifier import (CONFIDENT, confident_share, digit_shares, label_shares,
+                                       largest_share_gap)
 from lib.train.training import TrainConfig, TrainedRun
 from ui import common, layout
 from ui.backend import StepProgress, seed_control
@@ -31,9 +32,8 @@ SHOWN = 40  # samples of each model shown as a grid (4 rows of 10)
 RECIPE_FIELDS = ("hidden", "time_features", "beta_end", "epochs", "batch_size", "lr")
 RECIPE_WORDS: dict[str, Callable[[TrainConfig], str]] = {
     "time_features": lambda c: f"t as {c.time_features} Fourier features" if c.time_features else "the bare number t",
-    "beta_end": lambda c: (f"β rising to {c.beta_end:g}, so that x_T keeps "
-                           f"{c.schedule().terminal_signal():.0%} of the "
-                           "digit"),
+    "beta_end": lambda c: (f"β rising to {c.beta_end:g}, so that x_T keeps {c.schedule().terminal_signal():.0%} "
+                           "of the digit"),
 }
 
 # (run, weights, number of samples, seed, progress) → the run's unconditional samples in the judge's [−1, 1], drawn
@@ -92,12 +92,6 @@ def judged_weights(run: TrainedRun) -> str:
     return "ema" if run.ema is not None else "spec"
 
 
-def most_off(shares: tuple[float, ...], reference: torch.Tensor) -> tuple[float, int]:
-    """The largest gap, in percentage points, between ``shares`` and the ``reference`` proportions, and its digit."""
-    gaps = (torch.tensor(shares) - reference).abs() * 100
-    return gaps.max().item(), int(gaps.argmax())
-
-
 def comparison(spec_run: str, *, key: str, sampler: Sampler, sampler_calls: int, sampler_words: str) -> None:
     """Section 5 of a time-only page: the spec's shipped run and the better one, the same number of samples from the
     same noise (``sampler``: ``sampler_calls`` UNet calls per model, ``sampler_words`` says which sampler), judged."""
@@ -135,7 +129,8 @@ def comparison(spec_run: str, *, key: str, sampler: Sampler, sampler_calls: int,
     progress.done()
     mnist = label_shares(common.mnist()[0].labels)
     spec, better = readings[spec_run], readings[better_run]
-    (spec_gap, spec_digit), (better_gap, better_digit) = (most_off(r.shares, mnist) for r in (spec, better))
+    (spec_gap, spec_digit), (better_gap, better_digit) = (largest_share_gap(torch.tensor(r.shares), mnist)
+                                                          for r in (spec, better))
     st.markdown(
         f"The better UNet draws a confident digit in **{better.confident:.1%}** of its samples, the spec's in "
         f"**{spec.confident:.1%}** (real test digits: {real.confident:.1%}). Against MNIST's proportions, its digit "
