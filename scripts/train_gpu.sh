@@ -13,7 +13,7 @@
 #   default "1e-3 2e-3 5e-3"), each into data/sweep/lr-<rate>/, then time_beyond_spec and flow_time_beyond_spec (bf16)
 # With 4 lanes: lane 1 flow_class, lr 1e-3, flow_time_beyond_spec; lane 2 the shipped constant-lr run then 2e-3; lane
 # 3 flow_time then 5e-3; lane 4 pure_noise then time_beyond_spec. The spec's shipped runs go first, so a deadline that cuts the sweep leaves them whole: at
-# TRAIN_SECONDS every run still going gets SIGTERM, saves its state and stops. scripts/judge_flow_runs.py then judges
+# TRAIN_SECONDS every run still going gets SIGTERM, saves its state and stops. scripts/judge_runs.py then judges
 # every finished run and copies the best constant-lr one over data/models/flow_class_constant_lr.
 # Into $OUT (default data/flow_gpu; at most 8 files): the six shipped files, train.log (every lane's output, then the
 # judge's) and judge.json. Copy the .safetensors into data/models here; if the picked lr is not
@@ -71,7 +71,7 @@ wait
 cat "$logs"/*.log > "$out/train.log"
 grep -h "^saved \|^### " "$out/train.log"
 
-timeout 180 python3 scripts/judge_flow_runs.py --models data/models --sweep data/sweep --pick \
+timeout 180 python3 scripts/judge_runs.py --models data/models --sweep data/sweep --pick \
   --report "$out/judge.json" --device "$device" "${judge_args[@]}" 2>&1 | tee -a "$out/train.log"
 for name in pure_noise flow_time flow_class flow_class_constant_lr time_beyond_spec flow_time_beyond_spec; do
   [ -f "data/models/$name.safetensors" ] && cp "data/models/$name.safetensors" "$out/"

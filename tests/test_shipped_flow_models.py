@@ -3,7 +3,7 @@ trained on a GPU by scripts/train_gpu.sh: each is the spec's full run, carries i
 size cap, and draws what it was trained to draw, judged by the calibrated classifier of tests/test_shipped_models.py.
 Each test skips while its file is missing.
 
-The quality bars sit a few points under what scripts/judge_flow_runs.py measured on the shipped CPU-trained files
+The quality bars sit a few points under what scripts/judge_runs.py measured on the shipped CPU-trained files
 (bench/RESULTS.md, "The flow edition's shipped part-B runs"; each test trains its own judge, and judges differ by a
 few points): flow_class reads as the requested digit 100 % of the time at γ = 5 (issue #24 asks ≥ 95 %), flow_time
 draws 76.5 % confident digits (EMA 77.8 %); B 2.6 asks the run without a scheduler to match the scheduled one.

@@ -1,20 +1,22 @@
-"""Judge the flow edition's trained part-B runs, and pick the constant learning rate of B 2.6 ("get rid of the
-scheduler") from a sweep, with the calibrated digit classifier of tests/test_shipped_models.py.
+"""Judge the trained part-B runs — the flow edition's, and both editions' time-only models beside their better
+recipes — and pick the constant learning rate of B 2.6 ("get rid of the scheduler") from a sweep, with the calibrated
+digit classifier of tests/test_shipped_models.py.
 
 For every run found — OUT_MODELS/<name>.safetensors for each name of ``SHIPPED`` and the sweep's
 SWEEP/*/flow_class_constant_lr.safetensors — it records the final loss (mean of the last 10 % of steps), the time and
 device, and, for the spec's weights and their EMA:
   flow_class (and every constant-lr run): the share of 100 samples per digit (γ = 5, 300 Euler steps) that the judge
       reads as the requested digit, and the share it reads confidently (max probability ≥ 0.9);
-  flow_time and flow_time_beyond_spec: the confident share of 1,000 samples (50 Euler steps), and how far the share
-      of each digit the judge reads strays from MNIST's (the largest gap, in percentage points);
+  flow_time and flow_time_beyond_spec (50 Euler steps), time and time_beyond_spec (the DDPM page's sampler: stride
+      10, 30 of the 300 steps): the confident share of 1,000 samples, and how far the share of each digit the judge
+      reads strays from MNIST's (the largest gap, in percentage points);
   pure_noise: how far its outputs for 1,000 fresh noises are from the mean training digit (MSE), next to the loss's
       optimum under MSE, the digits' variance around that mean.
 With --pick, the constant-lr run with the highest requested-digit share of its spec weights wins (shares within one
 percentage point count as equal; then the lower final loss wins), and its file becomes
 OUT_MODELS/flow_class_constant_lr.safetensors. Everything is printed and written to --report as JSON.
 
-  python scripts/judge_flow_runs.py --models data/models --sweep data/sweep --pick --report judge.json --device cuda
+  python scripts/judge_runs.py --models data/models --sweep data/sweep --pick --report judge.json --device cuda
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from lib.backends.mnist_model import SAMPLING_STRIDE, MnistDDPM  # noqa: E402
+from lib.backends.mnist_model import unconditional_grid as ddpm_samples  # noqa: E402
 from lib.train import model_store  # noqa: E402
 from lib.train.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
 from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow, class_grid, step_size, unconditional_grid  # noqa: E402
@@ -37,7 +41,8 @@ from lib.train.precision import default_device, infer  # noqa: E402
 from lib.train.digit_classifier import digit_shares, label_shares, largest_share_gap  # noqa: E402
 from tests.digit_classifier import confident_share, read_digits, train_digit_classifier  # noqa: E402
 
-SHIPPED = ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr", "flow_time_beyond_spec")
+SHIPPED = ("pure_noise", "flow_time", "flow_class", "flow_class_constant_lr", "flow_time_beyond_spec", "time",
+           "time_beyond_spec")
 NO_SCHEDULER = "flow_class_constant_lr"
 
 
@@ -68,19 +73,27 @@ def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, mn
             row["mse_to_mean_digit"] = F.mse_loss(out, mean_digit.expand_as(out)).item()
             row["optimum_loss"] = digits_var
             continue
-        flow = MnistFlow(net, c)
-        h = step_size(c.model, args.stride)
         if c.model == "flow_class":
-            x = as_judged(class_grid(flow, args.samples, GUIDANCE_SCALE, h, seed=0))
+            x = as_judged(class_grid(MnistFlow(net, c), args.samples, GUIDANCE_SCALE, step_size(c.model, args.stride),
+                                     seed=0))
             asked = torch.arange(10).repeat_interleave(args.samples)
             row[f"{weights}_requested_digit"] = (read_digits(judge, x) == asked).float().mean().item()
-        else:
-            x = as_judged(unconditional_grid(flow, 10 * args.samples, h, seed=0))
-            shares = digit_shares(judge, x)
-            row[f"{weights}_digit_shares"] = shares.tolist()
-            row[f"{weights}_largest_gap_points"] = largest_share_gap(shares, mnist_shares)[0]
+            row[f"{weights}_confident"] = confident_share(judge, x)
+            continue
+        x = time_only_samples(net, c, 10 * args.samples, args.stride)
+        shares = digit_shares(judge, x)
         row[f"{weights}_confident"] = confident_share(judge, x)
+        row[f"{weights}_digit_shares"] = shares.tolist()
+        row[f"{weights}_largest_gap_points"] = largest_share_gap(shares, mnist_shares)[0]
     return row
+
+
+def time_only_samples(net, config, n: int, stride: int) -> torch.Tensor:
+    """``n`` samples of a time-only model in the judge's [−1, 1], seed 0: a flow's Euler steps (the spec's 50 at stride
+    1), a DDPM's page sampler (stride ``SAMPLING_STRIDE`` over its 300 steps)."""
+    if config.model == "time":
+        return ddpm_samples(MnistDDPM(net, config), n, stride=SAMPLING_STRIDE, seed=0).cpu()
+    return as_judged(unconditional_grid(MnistFlow(net, config), n, step_size(config.model, stride), seed=0))
 
 
 def pick(rows: list[dict]) -> dict:
