@@ -5,7 +5,8 @@ import streamlit as st
 from ui.backend import seed_control
 from ui.common import counted, ddpm_of, run_cache_id
 from ui.layout import section_header
-from ui.sections.time_ddpm import DEFAULTS, judge_calls, judge_samples, trajectory
+from lib.train.judged_samples import DDPM_STRIDE, sampler_calls
+from ui.sections.time_ddpm import DEFAULTS, judge_samples, trajectory
 from ui.sidebar import render_sidebar
 from ui.training.better_unet import comparison, unet_choice
 from ui.training.ddpm_page import ddpm_sections
@@ -58,6 +59,7 @@ st.caption(f"Stride {stride}: {counted(num_steps, 'denoising step')} with {SAMPL
 recorder = trajectory(run_cache_id(run, weights), num, stride, every, seed, den)
 trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_{weights_tag(weights)}_stride{stride}_seed{seed}.gif")
 
-comparison("time", key="time_ddpm", sampler=judge_samples, sampler_calls=judge_calls(),
-           sampler_words=f"stride {DEFAULTS.judge_stride} ({counted(judge_calls(), 'denoising step')} of T = "
+judge_calls = sampler_calls(den)
+comparison("time", key="time_ddpm", sampler=judge_samples, sampler_calls=judge_calls,
+           sampler_words=f"stride {DDPM_STRIDE} ({counted(judge_calls, 'denoising step')} of T = "
                          f"{run.config.num_timesteps})")

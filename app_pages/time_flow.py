@@ -3,6 +3,7 @@ path from noise to a digit; sampling integrates it with Euler steps from t = 0 t
 
 import streamlit as st
 
+from lib.train.judged_samples import FLOW_STEPS
 from ui import layout
 from ui.backend import seed_control
 from ui.common import counted, flow_of, run_cache_id
@@ -56,5 +57,5 @@ frames = frames_control("time_flow_frames", DEFAULTS.frames, container=d2)
 recorder = trajectory(run_cache_id(run, weights), num, steps, frame_every(steps, frames), seed, model)
 trajectory_view(recorder, key="time_flow", filename=f"flow_time_{steps}steps_seed{seed}.gif", names=FLOW_FRAMES)
 
-comparison("flow_time", key="time_flow", sampler=judge_samples, sampler_calls=DEFAULTS.steps,
-           sampler_words=f"{counted(DEFAULTS.steps, 'Euler step')} (the spec's)")
+comparison("flow_time", key="time_flow", sampler=judge_samples, sampler_calls=FLOW_STEPS,
+           sampler_words=f"{counted(FLOW_STEPS, 'Euler step')} (the spec's)")

@@ -7,9 +7,10 @@ SWEEP/*/flow_class_constant_lr.safetensors — it records the final loss (mean o
 device, and, for the spec's weights and their EMA:
   flow_class (and every constant-lr run): the share of 100 samples per digit (γ = 5, 300 Euler steps) that the judge
       reads as the requested digit, and the share it reads confidently (max probability ≥ 0.9);
-  flow_time and flow_time_beyond_spec (50 Euler steps), time and time_beyond_spec (the DDPM page's sampler: stride
-      10, 30 of the 300 steps): the confident share of 1,000 samples, and how far the share of each digit the judge
-      reads strays from MNIST's (the largest gap, in percentage points);
+  flow_time and flow_time_beyond_spec, time and time_beyond_spec: the confident share of 1,000 samples drawn as the
+      pages draw them to be judged (``lib.train.judged_samples``: 50 Euler steps; the DDPM's stride 10, 30 of its 300
+      steps; --stride does not apply), and how far the share of each digit the judge reads strays from MNIST's (the
+      largest gap, in percentage points);
   pure_noise: how far its outputs for 1,000 fresh noises are from the mean training digit (MSE), next to the loss's
       optimum under MSE, the digits' variance around that mean.
 With --pick, the constant-lr run with the highest requested-digit share of its spec weights wins (shares within one
@@ -32,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lib.backends.mnist_model import SAMPLING_STRIDE, MnistDDPM  # noqa: E402
-from lib.backends.mnist_model import unconditional_grid as ddpm_samples  # noqa: E402
+from lib.backends.mnist_model import MnistDDPM  # noqa: E402
 from lib.train import model_store  # noqa: E402
 from lib.train.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
-from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow, class_grid, step_size, unconditional_grid  # noqa: E402
+from lib.flow.mnist import GUIDANCE_SCALE, MnistFlow, class_grid, step_size  # noqa: E402
+from lib.train.judged_samples import judged_samples  # noqa: E402
 from lib.train.precision import default_device, infer  # noqa: E402
 from lib.train.digit_classifier import digit_shares, label_shares, largest_share_gap  # noqa: E402
 from tests.digit_classifier import confident_share, read_digits, train_digit_classifier  # noqa: E402
@@ -80,20 +81,13 @@ def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, mn
             row[f"{weights}_requested_digit"] = (read_digits(judge, x) == asked).float().mean().item()
             row[f"{weights}_confident"] = confident_share(judge, x)
             continue
-        x = time_only_samples(net, c, 10 * args.samples, args.stride)
+        model = MnistDDPM(net, c) if c.model == "time" else MnistFlow(net, c)
+        x = judged_samples(model, 10 * args.samples).cpu()
         shares = digit_shares(judge, x)
         row[f"{weights}_confident"] = confident_share(judge, x)
         row[f"{weights}_digit_shares"] = shares.tolist()
         row[f"{weights}_largest_gap_points"] = largest_share_gap(shares, mnist_shares)[0]
     return row
-
-
-def time_only_samples(net, config, n: int, stride: int) -> torch.Tensor:
-    """``n`` samples of a time-only model in the judge's [−1, 1], seed 0: a flow's Euler steps (the spec's 50 at stride
-    1), a DDPM's page sampler (stride ``SAMPLING_STRIDE`` over its 300 steps)."""
-    if config.model == "time":
-        return ddpm_samples(MnistDDPM(net, config), n, stride=SAMPLING_STRIDE, seed=0).cpu()
-    return as_judged(unconditional_grid(MnistFlow(net, config), n, step_size(config.model, stride), seed=0))
 
 
 def pick(rows: list[dict]) -> dict:

@@ -19,11 +19,11 @@ import torch
 from lib.backends.mnist_model import MnistDDPM, unconditional_grid
 from lib.train import model_store
 from lib.train.digit_classifier import cached_digit_classifier, confident_share, digit_shares, label_shares
+from lib.train.judged_samples import DDPM_STRIDE
 from tests.test_pages_flow import reference_euler, save_tiny_run, tiny_flow_shipped  # noqa: F401
 from tests.test_pages_part_b import (app, digits, figures, nothing_shipped, open_page, run, texts,  # noqa: F401
                                      tiny_shipped, values)
 from ui.backend import DEFAULT_SEED
-from ui.sections import time_ddpm
 from ui.training.better_unet import SAMPLE_COUNTS, recipe_changes
 
 TIME_FLOW, TIME_DDPM = "app_pages/time_flow.py", "app_pages/time_ddpm.py"
@@ -146,7 +146,7 @@ def test_the_ddpm_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better
     assert np.allclose(values(figures(at)[1]["data"][0]["y"]), stored.losses)  # after the schedule: its loss curve
 
     def draw(run_, n, seed):  # the library's sampler (tested against the spec's update elsewhere) at the page's stride
-        return unconditional_grid(MnistDDPM(run_.ema, run_.config), n, time_ddpm.DEFAULTS.judge_stride, seed)
+        return unconditional_grid(MnistDDPM(run_.ema, run_.config), n, DDPM_STRIDE, seed)
 
     check_the_comparison(at, better_shipped, "time", digits, draw)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.backends.mnist_model import MnistDDPM, SAMPLING_STRIDE
-from lib.backends.mnist_model import unconditional_grid as ddpm_samples
-from lib.flow.mnist import MnistFlow, step_size
-from lib.flow.mnist import unconditional_grid as flow_samples
+from lib.backends.mnist_model import MnistDDPM
+from lib.flow.mnist import MnistFlow
 from lib.train import model_store
 from lib.train.digit_classifier import confident_share, digit_shares, label_shares
+from lib.train.judged_samples import judged_samples
 from tests.test_shipped_flow_models import MAX_BYTES, shipped
 from tests.test_shipped_models import calibrated_judge  # noqa: F401 (fixture)
 
@@ -26,11 +25,9 @@ MAX_GAP = 0.04  # the most any digit's share may stray from MNIST's (9–11 %); 
 
 
 def samples(run) -> torch.Tensor:
-    """``SAMPLES`` samples with the EMA, seed 0, in the judge's [−1, 1]: the flow's spec Euler steps (50), the
-    DDPM's page sampler (stride 10: 30 of its 300 steps)."""
-    if run.config.model == "flow_time":
-        return flow_samples(MnistFlow(run.ema, run.config), SAMPLES, h=step_size("flow_time"), seed=0) * 2 - 1
-    return ddpm_samples(MnistDDPM(run.ema, run.config), SAMPLES, stride=SAMPLING_STRIDE, seed=0)
+    """``SAMPLES`` samples with the EMA, seed 0, as the pages draw them to be judged."""
+    model = MnistFlow(run.ema, run.config) if run.config.model == "flow_time" else MnistDDPM(run.ema, run.config)
+    return judged_samples(model, SAMPLES)
 
 
 @pytest.mark.parametrize("name", BETTER)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.backends.mnist_model import SAMPLING_STRIDE, unconditional_grid
-from lib.ddpm.schedules import chain_timesteps
+from lib.backends.mnist_model import unconditional_grid
 from lib.media.plots import TrajectoryRecorder
-from lib.train.training import TrainConfig, TrainedRun
+from lib.train.judged_samples import judged_samples
+from lib.train.training import TrainedRun
 from ui.common import ddpm_of
 from ui.report_kit import Heading, after_epochs, training_piece
 
@@ -20,7 +20,6 @@ from ui.report_kit import Heading, after_epochs, training_piece
 class Defaults:
     samples: int = 4  # "Watch a sample being denoised"
     every: int = 1  # a frame every k steps
-    judge_stride: int = SAMPLING_STRIDE  # "The spec's UNet against a better one": the pages' sampler, 30 of 300 steps
 
 
 DEFAULTS = Defaults()
@@ -35,15 +34,10 @@ def trajectory(key: str, num: int, stride: int, every: int, seed: int, _den) -> 
     return recorder
 
 
-def judge_calls() -> int:
-    """UNet calls of one model's samples in the comparison: the chain of T at ``DEFAULTS.judge_stride``."""
-    return len(chain_timesteps(TrainConfig.spec("time").num_timesteps, DEFAULTS.judge_stride)) - 1
-
-
 def judge_samples(run: TrainedRun, weights: str, n: int, seed: int, on_step) -> torch.Tensor:
-    """``n`` samples of the time DDPM ``run`` with ``weights`` at stride ``DEFAULTS.judge_stride``, in [−1, 1] as the
-    judge reads them (``ui.training.better_unet.Sampler``)."""
-    return unconditional_grid(ddpm_of(run, weights), n, DEFAULTS.judge_stride, seed, on_step=on_step)
+    """``n`` samples of the time DDPM ``run`` with ``weights``, as they are judged (``lib.train.judged_samples``;
+    ``ui.training.better_unet.Sampler``)."""
+    return judged_samples(ddpm_of(run, weights), n, seed, on_step)
 
 
 # --- the report --------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 
 from lib.flow.mnist import MnistFlow, unconditional_grid
 from lib.media.plots import FlowTrajectoryRecorder
-from lib.train.digit_classifier import to_classifier_range
+from lib.train.judged_samples import judged_samples
 from lib.train.training import FLOW_SAMPLER_STEPS, TrainedRun
 from ui.common import flow_of
 from ui.report_kit import Heading, after_epochs, training_piece
@@ -37,11 +37,9 @@ def trajectory(key: str, num: int, steps: int, every: int, seed: int, _model: Mn
 
 
 def judge_samples(run: TrainedRun, weights: str, n: int, seed: int, on_step) -> torch.Tensor:
-    """``n`` samples of the time flow ``run`` with ``weights`` in the spec's Euler steps, in the judge's [−1, 1]
-    (``ui.training.better_unet.Sampler``)."""
-    model = flow_of(run, weights)
-    return to_classifier_range(unconditional_grid(model, n, 1.0 / DEFAULTS.steps, seed, on_step=on_step),
-                               model.value_range)
+    """``n`` samples of the time flow ``run`` with ``weights``, as they are judged (``lib.train.judged_samples``;
+    ``ui.training.better_unet.Sampler``)."""
+    return judged_samples(flow_of(run, weights), n, seed, on_step)
 
 
 # --- the report --------------------------------------------------------------------------------------------------------
