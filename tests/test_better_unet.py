@@ -34,16 +34,20 @@ def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model_and_
     for spec_run, better_run in model_store.BETTER_RUNS.items():
         spec, better = (model_store.shipped_run_config(name) for name in (spec_run, better_run))
         assert better.model == spec.model and better.keeps_ema() and better.decays_lr()
-        assert (better.hidden, better.time_features, spec.time_features) == (80, 32, 0)
+        assert (better.architecture, better.time_features, spec.architecture, spec.time_features) == (
+            "attention", 32, "spec", 0)
+        assert better.hidden == spec.hidden and better.epochs == 15
         assert (better.num_timesteps, better.beta_start) == (spec.num_timesteps, spec.beta_start)
     flow = [model_store.shipped_run_config(n) for n in ("flow_time", "flow_time_beyond_spec")]
-    assert recipe_changes(*flow) == ["D = 80 (spec: D = 64)", "t as 32 Fourier features (spec: the bare number t)",
-                                     "20 epochs (spec: 10 epochs)", "batch 128 (spec: batch 64)",
-                                     "lr 0.005 (spec: lr 0.01)"]
+    attention = "self-attention at 7×7 and t in every block (spec: t in two blocks only, no attention)"
+    assert recipe_changes(*flow) == [attention, "t as 32 Fourier features (spec: the bare number t)",
+                                     "15 epochs (spec: 10 epochs)", "batch 128 (spec: batch 64)",
+                                     "lr 0.002 (spec: lr 0.01)"]
     ddpm = [model_store.shipped_run_config(n) for n in ("time", "time_beyond_spec")]
-    assert recipe_changes(*ddpm) == ["D = 80 (spec: D = 64)", "t as 32 Fourier features (spec: the bare number t)",
+    assert recipe_changes(*ddpm) == [attention, "t as 32 Fourier features (spec: the bare number t)",
                                      "β rising to 0.05, so that x_T keeps 2% of the digit (spec: β rising to 0.02, so "
-                                     "that x_T keeps 22% of the digit)"]
+                                     "that x_T keeps 22% of the digit)", "15 epochs (spec: 20 epochs)",
+                                     "lr 0.002 (spec: lr 0.001)"]
     # √ᾱ_T of the linear schedule, ᾱ_T = Π (1 − β_t), written out here
     for config, kept in ((ddpm[0], 0.2192), (ddpm[1], 0.0219)):
         betas = torch.linspace(config.beta_start, config.beta_end, config.num_timesteps, dtype=torch.float64)
@@ -123,11 +127,12 @@ def test_the_flow_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better
     assert at.radio(key="time_flow_unet").value == "flow_time"  # the spec's run is the default view
     assert "D = 4, 2 short epochs of 2 batches." in texts(at.caption)
     at = run(at.radio(key="time_flow_unet").set_value("flow_time_beyond_spec"))
-    assert "D = 4, t as 32 Fourier features, 2 short epochs of 2 batches." in texts(at.caption)
-    if not torch.cuda.is_available():  # the estimate is of the recipe's own full run: 20 epochs of 8 batches of 128
-        assert "No GPU here: this recipe's full training (20 epochs, 160 steps) takes about" in texts(at.warning)
+    assert ("D = 4, self-attention at 7×7 and t in every block, t as 32 Fourier features, 2 short epochs of 2 "
+            "batches.") in texts(at.caption)
+    if not torch.cuda.is_available():  # the estimate is of the recipe's own full run: 15 epochs of 8 batches of 128
+        assert "No GPU here: this recipe's full training (15 epochs, 120 steps) takes about" in texts(at.warning)
     stored = model_store.load_run(better_shipped / "flow_time_beyond_spec.safetensors")
-    assert stored.config.time_features == 32 and stored.ema is not None
+    assert stored.config.time_features == 32 and stored.config.architecture == "attention" and stored.ema is not None
     assert np.allclose(values(figures(at)[0]["data"][0]["y"]), stored.losses)  # its loss curve, not the spec run's
     assert at.header[-1].value == "5 · The spec's UNet against a better one"
 

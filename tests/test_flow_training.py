@@ -66,13 +66,14 @@ def test_spec_settings():
     assert ft.epoch_length(60000) * ft.epochs == 9380 and pure.epoch_length(60000) * pure.epochs == 1175
 
 
-def test_constant_lr_is_in_the_json_only_when_set():
+def test_fields_added_later_are_in_the_json_only_when_set():
     """A field added after models were shipped must not change any earlier configuration's key."""
-    assert LATER_FIELDS == {"constant_lr": False, "time_features": 0}
+    assert LATER_FIELDS == {"constant_lr": False, "time_features": 0, "architecture": "spec"}
     for kind in ("denoiser", "time", "class", "flow_class"):
         assert not [field for field in LATER_FIELDS if field in TrainConfig.spec(kind).to_json()]
     wide = model_store.shipped_run_config("time_beyond_spec")
-    assert '"time_features": 32' in wide.to_json() and model_store.config_from_json(wide.to_json()) == wide
+    assert '"time_features": 32' in wide.to_json() and '"architecture": "attention"' in wide.to_json()
+    assert model_store.config_from_json(wide.to_json()) == wide
     no_scheduler = model_store.shipped_run_config("flow_class_constant_lr")
     assert no_scheduler.constant_lr and no_scheduler.lr == FLOW_CONSTANT_LR and not no_scheduler.decays_lr()
     assert '"constant_lr": true' in no_scheduler.to_json()

@@ -302,3 +302,55 @@ def test_time_features_widen_only_the_time_blocks_inputs(kind):
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([0.1, 0.9])
     c = torch.eye(10)[:2] if "class" in kind else None
     assert wide(x, t, c).shape == x.shape
+
+
+def test_the_attention_unet_tells_t_to_every_block_and_attends_at_7x7():
+    """Beyond the spec (``AttentionTimeUNet``): seven residual blocks, each told the 4D-wide time embedding through its
+    own FiLM layer, and self-attention over the 49 positions of the two 7×7 maps; any D builds (GroupNorm's groups
+    divide it)."""
+    from lib.train.training import TrainConfig
+    from lib.train.unets import AttentionTimeUNet, FilmResBlock, SelfAttention
+
+    d = 8
+    model = build_model("flow_time", d, time_features=16, architecture="attention")
+    assert isinstance(model, AttentionTimeUNet) and model.t_embed[0].in_features == 32
+    blocks = [m for m in model.modules() if isinstance(m, FilmResBlock)]
+    assert [(b.film.in_features, b.film.out_features) for b in blocks] == [(4 * d, 2 * c) for c in
+                                                                          (d, d, 2 * d, 2 * d, d, d, d)]
+    attentions = [m for m in model.modules() if isinstance(m, SelfAttention)]
+    assert [(a.attention.embed_dim, a.attention.num_heads) for a in attentions] == [(2 * d, 4)] * 2
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([0.0, 0.5, 1.0])
+    assert model(x, t).shape == x.shape and not torch.allclose(model(x, t), model(x, t.flip(0)))
+    for hidden in (1, 3, 4):
+        assert build_model("time", hidden, 32, "attention")(x, t).shape == x.shape
+    for kind in ("denoiser", "class", "pure_noise", "flow_class"):
+        with pytest.raises(ValueError, match="time-only"):
+            build_model(kind, d, architecture="attention")
+    with pytest.raises(ValueError, match="time-only"):
+        TrainConfig.spec("flow_class", architecture="attention").validate()
+    with pytest.raises(ValueError, match="unknown architecture"):
+        TrainConfig.spec("time", architecture="transformer").validate()
+
+
+def test_a_film_block_and_self_attention_compute_their_formulas():
+    """h = skip(x) + conv₂(conv₁(x) · (1 + γ) + β) with (γ, β) = film(e); attention written out per head:
+    x + W_o · concat_h softmax(Q_h K_hᵀ / √d_h) V_h over the H·W positions of the normed map."""
+    from lib.train.unets import FilmResBlock, SelfAttention
+
+    torch.manual_seed(0)
+    block, x, e = FilmResBlock(4, 8, 6).eval(), torch.randn(2, 4, 5, 5), torch.randn(2, 6)
+    gamma, beta = block.film(e).chunk(2, dim=1)
+    expected = block.skip(x) + block.conv2(block.conv1(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None])
+    torch.testing.assert_close(block(x, e), expected)
+
+    attend, x = SelfAttention(8, heads=2).eval(), torch.randn(2, 8, 3, 3)
+    tokens = attend.norm(x).flatten(2).transpose(1, 2)  # (B, 9, 8)
+    w, b = attend.attention.in_proj_weight, attend.attention.in_proj_bias
+    q, k, v = (tokens @ w[i * 8:(i + 1) * 8].T + b[i * 8:(i + 1) * 8] for i in range(3))
+    heads = []
+    for h in range(2):
+        part = slice(4 * h, 4 * h + 4)
+        weights = torch.softmax(q[..., part] @ k[..., part].transpose(1, 2) / 2.0, dim=-1)  # √d_h = √4
+        heads.append(weights @ v[..., part])
+    out = attend.attention.out_proj(torch.cat(heads, dim=-1))  # (B, 9, 8)
+    torch.testing.assert_close(attend(x), x + out.transpose(1, 2).reshape(2, 8, 3, 3))

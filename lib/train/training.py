@@ -45,7 +45,7 @@ from lib.flow.path import interpolate, velocity_target
 from lib.train.precision import autocast, cpu_bf16_units, default_device, prepare, resolve
 from lib.train.resume import load_state, save_state
 from lib.ddpm.schedules import Schedule, linear_schedule
-from lib.train.unets import build_model
+from lib.train.unets import ARCHITECTURES, ATTENTION_KINDS, build_model
 
 # The spec's settings of each model: the one source of the TrainConfig fields that differ between models (the
 # app's widgets, Home and scripts/train_models.py all start from ``TrainConfig.spec``).
@@ -84,7 +84,7 @@ BF16_EMULATED_SLOWDOWN = 7.0  # bf16 forced on a CPU without bf16 units: ~7× sl
 # Fields added to TrainConfig after models were shipped, with the value every earlier configuration had: a
 # configuration's JSON (its cache key) names such a field only when it holds another value, so that every earlier
 # configuration keeps its key and its shipped or cached file.
-LATER_FIELDS = {"constant_lr": False, "time_features": 0}
+LATER_FIELDS = {"constant_lr": False, "time_features": 0, "architecture": "spec"}
 
 _INIT_LOCK = threading.Lock()
 LOSS_SYNC_EVERY = {"cpu": 1, "cuda": 50}  # steps between loss read-backs (each one waits for the device)
@@ -119,6 +119,7 @@ class TrainConfig:
     sample_stride: int = 1  # stride of the per-epoch grids' sampler (flows: Euler steps of stride / num_ts)
     constant_lr: bool = False  # True: no ExponentialLR, ``lr`` held all run (B 2.6); for the models the spec schedules
     time_features: int = 0  # beyond the spec: Fourier features of t for the FCBlocks (``lib.train.unets.fourier_features``)
+    architecture: str = "spec"  # beyond the spec, time-only models: "attention" (``lib.train.unets.AttentionTimeUNet``)
 
     @classmethod
     def spec(cls, model: str, **overrides) -> "TrainConfig":
@@ -180,6 +181,10 @@ class TrainConfig:
             raise ValueError(f"sample_stride must be between 1 and {FLOW_SAMPLER_STEPS[self.model]}")
         if self.time_features and self.model not in DDPMS + FLOWS:
             raise ValueError(f"{self.model} is not told the time: time_features is for the DDPMs and flows")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}")
+        if self.architecture != "spec" and self.model not in ATTENTION_KINDS:
+            raise ValueError(f"the {self.architecture} UNet is for the time-only models {ATTENTION_KINDS}")
         if self.constant_lr and self.model not in DDPMS + FLOWS:
             raise ValueError(f"{self.model} keeps a constant learning rate anyway: constant_lr is for scheduled models")
 
@@ -471,7 +476,8 @@ def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
     """The seeded random generator, initial model, Adam and (DDPMs, flows) ExponentialLR and weight average of a run
     that starts from scratch."""
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    model = seeded_init(config.seed, lambda: build_model(config.model, config.hidden, config.time_features))
+    model = seeded_init(config.seed, lambda: build_model(config.model, config.hidden, config.time_features,
+                                                                    config.architecture))
     model = prepare(model.to(device), precision)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = ema = None

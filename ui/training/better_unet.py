@@ -22,15 +22,16 @@ from ui import common, layout
 from ui.backend import StepProgress, seed_control
 from ui.common import counted, run_cache_id
 from ui.training.results import run_duration
-from ui.training.settings import SETTINGS
+from ui.training.settings import ARCHITECTURE_WORDS, SETTINGS
 
 SAMPLE_COUNTS = (100, 200, 500, 1000)
 DEFAULT_SAMPLES = 200
 SHOWN = 40  # samples of each model shown as a grid (4 rows of 10)
 # The fields a recipe may change, in the order its changes are listed, in words: a training setting's own words
 # (``ui.training.settings.SETTINGS``), and for the two no widget sets, these
-RECIPE_FIELDS = ("hidden", "time_features", "beta_end", "epochs", "batch_size", "lr")
+RECIPE_FIELDS = ("architecture", "hidden", "time_features", "beta_end", "epochs", "batch_size", "lr")
 RECIPE_WORDS: dict[str, Callable[[TrainConfig], str]] = {
+    "architecture": lambda c: ARCHITECTURE_WORDS[c.architecture],
     "time_features": lambda c: f"t as {c.time_features} Fourier features" if c.time_features else "the bare number t",
     "beta_end": lambda c: (f"β rising to {c.beta_end:g}, so that x_T keeps {c.schedule().terminal_signal():.0%} "
                            "of the digit"),
@@ -64,7 +65,7 @@ def recipe_changes(spec: TrainConfig, better: TrainConfig) -> list[str]:
 def recipe_text(spec_run: str) -> str:
     spec, better = (model_store.shipped_run_config(name) for name in (spec_run, model_store.BETTER_RUNS[spec_run]))
     return ("Beyond the spec: " + ", ".join(recipe_changes(spec, better)) + "; it samples with the moving average of "
-            "its weights. Everything else — the UNet's blocks, the objective, the sampler — is the spec's.")
+            "its weights. Everything else — the objective, the sampler, the UNet's levels and widths — is the spec's.")
 
 
 @dataclass(frozen=True)

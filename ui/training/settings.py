@@ -38,6 +38,9 @@ CPU_ARITHMETIC_WORDS = {"amx": "benchmarked in bf16 on a CPU with AMX units, as 
                         "fp32": "benchmarked in fp32 on a CPU without bf16 units",
                         "bf16 emulated": "bf16 forced on a CPU without bf16 units: emulated, about "
                                          f"{BF16_EMULATED_SLOWDOWN:g}× slower than fp32"}
+# lib.train.unets.ARCHITECTURES in words
+ARCHITECTURE_WORDS = {"spec": "t in two blocks only, no attention",
+                      "attention": "self-attention at 7×7 and t in every block"}
 TRAIN = "Train"  # the button the settings feed (ui.training.live), named where an invalid entry holds it back
 
 
@@ -110,8 +113,11 @@ def _sample_stride_widget(col, d: TrainConfig, key: str) -> int:
 # In the order a run's settings read in words; each widget goes to its column in this order.
 SETTINGS = (
     Setting("hidden", lambda c: f"D = {c.hidden}", _hidden_widget, column=0),
+    # beyond the spec only (no words for the spec's bare t at its two places)
+    Setting("architecture", lambda c: ARCHITECTURE_WORDS[c.architecture] if c.architecture != "spec" else "",
+            models=("time", "flow_time")),
     Setting("time_features", lambda c: f"t as {c.time_features} Fourier features" if c.time_features else "",
-            models=("time", "flow_time")),  # beyond the spec only: the spec's runs feed the bare t (no words)
+            models=("time", "flow_time")),
     Setting("sigma", lambda c: f"σ = {c.sigma:g}", _sigma_widget, column=2, models=("denoiser",)),
     Setting("p_uncond", lambda c: f"p_uncond = {c.p_uncond:g}", models=CLASS_CONDITIONED),
     Setting("batch_size", lambda c: f"batch {c.batch_size}", _batch_widget, key="batch", column=1, detailed=True),
@@ -207,12 +213,12 @@ def _cpu_estimate(run: str, config: TrainConfig, num_digits: int) -> None:
 def _unfinished_runs(run: str, current: TrainConfig, num_digits: int) -> None:
     """Unfinished runs of other settings (their state saved in the cache, e.g. by an earlier visit), each with a
     button that loads its settings into the widgets, so that **Continue training** appears for it. Only runs with or
-    without a learning-rate schedule, and with the time embedding, that ``current`` has: B 2.6's page and the class
-    flow page train the same model each way, and a time-only page its spec's and its better recipe (no widget sets
-    either)."""
+    without a learning-rate schedule, and with the UNet and time embedding, that ``current`` has: B 2.6's page and the
+    class flow page train the same model each way, and a time-only page its spec's and its better recipe (no widget
+    sets either)."""
     runs = [r for r in model_store.unfinished_runs(current.model) if r.config != current
             and r.config.dataset == current.dataset and r.config.constant_lr == current.constant_lr
-            and r.config.time_features == current.time_features]
+            and (r.config.time_features, r.config.architecture) == (current.time_features, current.architecture)]
     for unfinished in runs[:MAX_UNFINISHED_SHOWN]:
         text, button = st.columns([5, 1], vertical_alignment="center")
         text.info(f"An unfinished run of other settings: {unfinished_text(unfinished, num_digits)}.")
