@@ -296,14 +296,19 @@ def test_a_grid_reports_its_sampler_steps_and_the_run_reports_its_one_duration(s
     assert result.info["seconds"] == seen[-1][5]
 
 
-def test_estimated_seconds_follow_the_steps_batch_and_width():
-    """steps × batch / (benchmarked images per second at the spec's width) × (D / spec D)²"""
+def test_estimated_seconds_follow_the_steps_batch_width_and_architecture():
+    """steps × batch / (benchmarked images per second at the spec's width) × (D / spec D)² × the architecture's cost"""
     spec = TrainConfig.spec("denoiser")
     rate = training.SPEC_IMAGES_PER_SECOND["denoiser"]["fp32"]
     assert estimated_seconds(spec, 1024, "fp32") == pytest.approx(20 * 256 / rate)  # 4 batches × 5 epochs
     half_width = TrainConfig.spec("denoiser", hidden=64, steps_per_epoch=2)
     assert estimated_seconds(half_width, 1024, "fp32") == pytest.approx(10 * 256 / rate / 4)
     assert estimated_seconds(spec, 1024, "bf16 emulated") == pytest.approx(7 * 20 * 256 / rate)
+    spec_time = TrainConfig.spec("flow_time", batch_size=128)
+    attention = TrainConfig.spec("flow_time", batch_size=128, architecture="attention", time_features=32)
+    assert estimated_seconds(attention, 1024, "amx") == pytest.approx(
+        estimated_seconds(spec_time, 1024, "amx") * training.ARCHITECTURE_COST["attention"])
+    assert training.ARCHITECTURE_COST["attention"] > 1 == training.ARCHITECTURE_COST["spec"]
 
 
 @pytest.mark.parametrize("amx,avx512_bf16,expected", [(True, True, "amx"), (False, True, "avx512_bf16"),

@@ -80,6 +80,9 @@ SPEC_IMAGES_PER_SECOND = {"denoiser": {"amx": 85.3, "avx512_bf16": 49.9, "fp32":
                           "class": {"amx": 376.0, "avx512_bf16": 169.6, "fp32": 54.0}}
 SPEC_IMAGES_PER_SECOND.update(pure_noise=SPEC_IMAGES_PER_SECOND["denoiser"], flow_time=SPEC_IMAGES_PER_SECOND["time"],
                               flow_class=SPEC_IMAGES_PER_SECOND["class"])
+# Training cost per image of each UNet architecture (``lib.train.unets.ARCHITECTURES``) against the spec's at the same D
+# and batch: ``bench/unet_cost.py`` (bench/RESULTS.md; 2.10× and 2.15× for the two time-only models, bf16 on AMX)
+ARCHITECTURE_COST = {"spec": 1.0, "attention": 2.1}
 BF16_EMULATED_SLOWDOWN = 7.0  # bf16 forced on a CPU without bf16 units: ~7× slower than fp32 (bench/RESULTS.md §1)
 # Fields added to TrainConfig after models were shipped, with the value every earlier configuration had: a
 # configuration's JSON (its cache key) names such a field only when it holds another value, so that every earlier
@@ -306,13 +309,13 @@ def cpu_arithmetic(precision: str) -> str:
 
 def estimated_seconds(config: TrainConfig, num_examples: int, arithmetic: str) -> float:
     """A CPU's training time for ``config`` from the benchmarked throughput of its ``arithmetic`` (``cpu_arithmetic``)
-    at the spec's width: steps · batch / (images per second) · (D / D_spec)² (a UNet's convolutions cost ∝ D²).
-    Sample grids not included."""
+    at the spec's width and UNet: steps · batch / (images per second) · (D / D_spec)² (a UNet's convolutions cost
+    ∝ D²) · the architecture's ``ARCHITECTURE_COST``. Sample grids not included."""
     steps = config.epoch_length(num_examples) * config.epochs
     width = (config.hidden / SPEC[config.model]["hidden"]) ** 2
     rates = SPEC_IMAGES_PER_SECOND[config.model]
     rate = rates["fp32"] / BF16_EMULATED_SLOWDOWN if arithmetic == "bf16 emulated" else rates[arithmetic]
-    return steps * config.batch_size / rate * width
+    return steps * config.batch_size / rate * width * ARCHITECTURE_COST[config.architecture]
 
 
 def train(
