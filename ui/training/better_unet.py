@@ -46,8 +46,11 @@ def unet_choice(spec_run: str, key: str) -> str:
     """The shipped run the page trains and shows: ``spec_run`` (the default) or its recipe beyond the spec."""
     better = model_store.BETTER_RUNS[spec_run]
     names = {spec_run: "The spec's UNet", better: "Beyond the spec: a better UNet"}
-    return st.radio("UNet", list(names), format_func=names.get, horizontal=True, key=f"{key}_unet",
-                    persist_state="session", help=recipe_text(spec_run))
+    chosen = st.radio("UNet", list(names), format_func=names.get, horizontal=True, key=f"{key}_unet",
+                      persist_state="session", help=recipe_text(spec_run))
+    if chosen == better:  # the formulas above are the spec's: say at once what the better UNet changes
+        st.caption(recipe_text(spec_run))
+    return chosen
 
 
 def described(name: str, what: str) -> str:
