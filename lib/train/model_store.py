@@ -22,8 +22,7 @@ from lib import PROJECT_ROOT
 from lib.train import cache
 from lib.train.precision import for_inference
 from lib.train.resume import step_in_header
-from lib.train.training import FLOW_CONSTANT_LR, TrainConfig, TrainedRun
-from lib.train.unets import build_model
+from lib.train.training import FLOW_CONSTANT_LR, TrainConfig, TrainedRun, fresh_network
 
 ROOT = PROJECT_ROOT
 SHIPPED_DIR = ROOT / "data" / "models"
@@ -87,7 +86,7 @@ def load_run(path: Path, device: torch.device | str = "cpu") -> TrainedRun:
 
 def _model(config: TrainConfig, state: dict[str, torch.Tensor], device: torch.device | str) -> torch.nn.Module:
     """The UNet of ``config`` with the weights ``state`` (stored in fp16 or fp32), ready for inference on ``device``."""
-    model = build_model(config.model, config.hidden, config.time_features, config.architecture)
+    model = fresh_network(config)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return for_inference(model, device)
 

@@ -475,12 +475,16 @@ def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Mod
         return build()
 
 
+def fresh_network(config: TrainConfig) -> torch.nn.Module:
+    """A randomly initialised UNet of ``config``: its model kind, D, time features and architecture."""
+    return build_model(config.model, config.hidden, config.time_features, config.architecture)
+
+
 def _fresh_run(config: TrainConfig, device: torch.device, precision: str):
     """The seeded random generator, initial model, Adam and (DDPMs, flows) ExponentialLR and weight average of a run
     that starts from scratch."""
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    model = seeded_init(config.seed, lambda: build_model(config.model, config.hidden, config.time_features,
-                                                                    config.architecture))
+    model = seeded_init(config.seed, lambda: fresh_network(config))
     model = prepare(model.to(device), precision)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     sched = ema = None
