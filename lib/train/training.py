@@ -45,7 +45,7 @@ from lib.flow.path import interpolate, velocity_target
 from lib.train.precision import autocast, cpu_bf16_units, default_device, prepare, resolve
 from lib.train.resume import load_state, save_state
 from lib.ddpm.schedules import Schedule, linear_schedule
-from lib.train.unets import ARCHITECTURES, ATTENTION_KINDS, build_model
+from lib.train.unets import build_model, check_architecture
 
 # The spec's settings of each model: the one source of the TrainConfig fields that differ between models (the
 # app's widgets, Home and scripts/train_models.py all start from ``TrainConfig.spec``).
@@ -184,10 +184,7 @@ class TrainConfig:
             raise ValueError(f"sample_stride must be between 1 and {FLOW_SAMPLER_STEPS[self.model]}")
         if self.time_features and self.model not in DDPMS + FLOWS:
             raise ValueError(f"{self.model} is not told the time: time_features is for the DDPMs and flows")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}")
-        if self.architecture != "spec" and self.model not in ATTENTION_KINDS:
-            raise ValueError(f"the {self.architecture} UNet is for the time-only models {ATTENTION_KINDS}")
+        check_architecture(self.model, self.architecture)
         if self.constant_lr and self.model not in DDPMS + FLOWS:
             raise ValueError(f"{self.model} keeps a constant learning rate anyway: constant_lr is for scheduled models")
 

@@ -255,17 +255,22 @@ ARCHITECTURES = ("spec", "attention")
 ATTENTION_KINDS = ("time", "flow_time")
 
 
+def check_architecture(kind: str, architecture: str) -> None:
+    """ValueError unless ``architecture`` is one of ``ARCHITECTURES`` that model ``kind`` can have."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+    if architecture != "spec" and kind not in ATTENTION_KINDS:
+        raise ValueError(f"the {architecture} UNet is for the time-only models {ATTENTION_KINDS}, not {kind!r}")
+
+
 def build_model(kind: str, hidden: int, time_features: int = 0, architecture: str = "spec") -> nn.Module:
     """A fresh UNet of ``kind`` (a key of ``MODEL_CLASSES``) with ``hidden`` = D channels (and, for a time-conditioned
     one, ``time_features`` Fourier features of t; 0 is the spec's bare t); ``architecture`` "attention" is the
     ``AttentionTimeUNet`` of a time-only kind."""
     if kind not in MODEL_CLASSES:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_CLASSES)}")
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+    check_architecture(kind, architecture)
     if architecture == "attention":
-        if kind not in ATTENTION_KINDS:
-            raise ValueError(f"the attention UNet is for the time-only models {ATTENTION_KINDS}, not {kind!r}")
         return AttentionTimeUNet(hidden, time_features=time_features)
     if time_features:
         return MODEL_CLASSES[kind](hidden, time_features=time_features)
