@@ -71,9 +71,11 @@ def test_a_cancelled_run_continues_exactly(data, tmp_path, kind, stop_at):
     with pytest.raises(InterruptedError):
         run(cfg, data, resume=path, on_progress=on_progress, should_stop=should_stop)
     assert resume.saved_step(path) == stop_at
-    continued = run(cfg, data, resume=path)
+    began = []
+    continued = run(cfg, data, resume=path, on_progress=lambda p: began.append(p.stretch_began[0]))
     assert_same_run(whole, continued)
     assert continued.info["resumed_at_steps"] == [stop_at]
+    assert set(began) == {stop_at}, "the pace is measured from where the run continued"
     assert not path.exists(), "a finished run deletes its saved state"
 
 

@@ -261,6 +261,16 @@ def test_seconds_left_extrapolates_the_mean_pace():
     assert Progress(step=40, total_steps=40, seconds=20.0).seconds_left() == 0.0
 
 
+def test_a_resumed_run_extrapolates_the_pace_since_it_continued():
+    """A run stopped at step 100 after 400 s (a busy machine) and continued on one 4× faster: 20 steps in 20 s since."""
+    p = Progress(step=120, total_steps=200, seconds=420.0, stretch_began=(100, 400.0))
+    assert p.training_seconds_left() == 80.0  # the mean pace would say 80 × 420 / 120 = 280 s
+    p.grid_seconds = 10.0  # grid time is left out of both readings
+    assert p.training_seconds_left() == pytest.approx(80.0 * 10 / 20)
+    # before the stretch's first step, the mean pace of the earlier stretches
+    assert Progress(step=100, total_steps=200, seconds=400.0, stretch_began=(100, 400.0)).training_seconds_left() == 400
+
+
 def test_time_left_counts_the_sample_grids_still_to_draw():
     # 40 of 80 steps and 1 of 2 grids done in 100 s, 40 s of them drawing 30 sampler steps: training goes at
     # 60 s / 40 steps (60 s for the 40 left), a grid at 40 s / 30 steps (40 s for the 30 steps of the one left)

@@ -94,6 +94,7 @@ def load_state(path: Path, config_json: str, device: torch.device, precision: st
     # the grids' timing (absent from states saved before it was kept: they time their next grid afresh)
     progress.grid_steps = pos.get("grid_steps", 0)
     progress.grid_seconds, progress.grid_steps_done = pos.get("grid_seconds", 0.0), pos.get("grid_steps_done", 0)
+    progress.stretch_began = (progress.step, progress.training_seconds())
     return tensors["order"].to(device), pos["cursor"]
 
 

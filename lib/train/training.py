@@ -206,13 +206,23 @@ class Progress:
     grid_steps: int = 0  # sampler steps of one grid (all have the same); 0 until the first grid's first step
     grid_seconds: float = 0.0  # the part of ``seconds`` spent drawing grids ...
     grid_steps_done: int = 0  # ... on this many sampler steps
+    stretch_began: tuple[int, float] = (0, 0.0)  # (step, training seconds) where the run last continued
+
+    def training_seconds(self) -> float:
+        """The part of ``seconds`` spent on optimiser steps."""
+        return self.seconds - self.grid_seconds
 
     def training_seconds_left(self) -> float | None:
-        """The optimiser steps left at the mean training pace so far, grid time left out:
-        (seconds − grid_seconds) · (total − step) / step; None before the first step."""
+        """The optimiser steps left at the pace of this stretch of the run (since it last continued: a resumed run may
+        be on another machine, or on one no longer busy), grid time left out:
+        (training seconds − s₀) · (total − step) / (step − step₀) with (step₀, s₀) = ``stretch_began``; until the
+        stretch's first step, at the mean pace of the earlier ones; None before any step."""
         if not self.step or not self.total_steps:
             return None
-        return (self.seconds - self.grid_seconds) * (self.total_steps - self.step) / self.step
+        step0, seconds0 = self.stretch_began
+        if self.step <= step0:
+            step0, seconds0 = 0, 0.0
+        return (self.training_seconds() - seconds0) * (self.total_steps - self.step) / (self.step - step0)
 
     def grids_left(self) -> float:
         """Grids still to draw, the one being drawn counted by the share of its sampler steps left."""
