@@ -130,8 +130,12 @@ def test_the_flow_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better
     assert at.radio(key="time_flow_unet").value == "flow_time"  # the spec's run is the default view
     assert "D = 4, 2 short epochs of 2 batches." in texts(at.caption)
     assert not [c for c in texts(at.caption).split("\n") if c.startswith("Beyond the spec:")]
+    assert not [f for f in at.latex if "Attn" in f.value]
     at = run(at.radio(key="time_flow_unet").set_value("flow_time_beyond_spec"))
     assert "Beyond the spec: self-attention at 7×7 and t in every block (spec: t in two blocks only" in texts(at.caption)
+    # the better UNet's blocks as formulas, with its own 32 Fourier features (ω from 1 to 1000)
+    blocks = [f.value for f in at.latex if any(w in f.value for w in ("Res", "Attn", "omega_k"))]
+    assert len(blocks) == 4 and "_{k=1}^{32}" in blocks[0] and r"\omega_k = 1000^{(k-1)/31}" in blocks[0]
     assert ("D = 4, self-attention at 7×7 and t in every block, t as 32 Fourier features, 2 short epochs of 2 "
             "batches.") in texts(at.caption)
     if not torch.cuda.is_available():  # the estimate is of the recipe's own full run: 40 epochs of 8 batches of 128

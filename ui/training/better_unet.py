@@ -37,6 +37,23 @@ RECIPE_WORDS: dict[str, Callable[[TrainConfig], str]] = {
                            "of the digit"),
 }
 
+
+def architecture_formulas(config: TrainConfig) -> list[str]:
+    """The better UNet's blocks as LaTeX (``lib.train.unets.AttentionTimeUNet``, ``FilmResBlock``, ``SelfAttention``),
+    with ``config``'s count of Fourier features; the section's formulas above them are the spec's UNet's."""
+    k = config.time_features
+    return [
+        rf"e = \mathrm{{FC}}\big([\sin \omega_k t,\ \cos \omega_k t]_{{k=1}}^{{{k}}}\big),\qquad "
+        rf"\omega_k = 1000^{{(k-1)/{k - 1}}}",
+        r"\mathrm{Res}(h, e) = \mathrm{skip}(h) + \mathrm{conv}_2\big(\mathrm{conv}_1(h) \odot (1 + \gamma(e))"
+        r" + \beta(e)\big),\qquad (\gamma, \beta) = W e",
+        r"\mathrm{Attn}(h) = h + W_O\,\mathrm{softmax}\big(QK^\top / \sqrt{d}\big)\,V,\qquad Q, K, V "
+        r"\text{ from } \mathrm{GroupNorm}(h) \text{ at the } 7 \times 7 = 49 \text{ positions}",
+        r"s_3 = \mathrm{Attn}\big(\mathrm{Res}(\mathrm{down}(s_2), e)\big),\qquad m = \mathrm{Attn}\big("
+        r"\mathrm{Res}(s_3 + \mathrm{unflatten}(\mathrm{flatten}(s_3)), e)\big)",
+    ]
+
+
 # (run, weights, number of samples, seed, progress) → the run's unconditional samples in the judge's [−1, 1], drawn
 # with those weights by the page's own sampler at its default steps
 Sampler = Callable[[TrainedRun, str, int, int, StepProgress], torch.Tensor]
@@ -50,6 +67,12 @@ def unet_choice(spec_run: str, key: str) -> str:
                       persist_state="session", help=recipe_text(spec_run))
     if chosen == better:  # the formulas above are the spec's: say at once what the better UNet changes
         st.caption(recipe_text(spec_run))
+        with st.expander("The better UNet's blocks, as formulas"):
+            for formula in architecture_formulas(model_store.shipped_run_config(better)):
+                st.latex(formula)
+            st.caption("Every conv block of the spec's UNet becomes a residual block told t (Res); self-attention "
+                       "(Attn) lets each of the 49 positions of the 7×7 maps see all the others, around the spec's "
+                       "global bottleneck.")
     return chosen
 
 
