@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from lib.backends.pixnerd.config import TINY, XXL
+from lib.backends.pixnerd.config import TINY, XXL, NotPixNerdWeights, PixNerdConfig, config_from_weights
 from lib.backends.pixnerd.model import build_pixnerd, rope_table
 from tests.tiny_pixnerd import golden_file, golden_tensors, golden_weights
 
@@ -85,3 +85,18 @@ def test_the_xxl_configuration_has_the_released_keys_shapes_and_size():
     assert shapes == released["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == released["parameters"] == 1_171_518_019
     assert all(p.is_meta for p in model.parameters())
+
+
+def test_the_configuration_is_read_off_the_weights_shapes(golden):
+    """``config_from_weights``: the released keys' shapes give the XXL, the golden tiny weights the tiny one, and a
+    configuration that differs in every argument from both comes back from its own module's shapes."""
+    released = json.loads(golden_file("xxl_keys.json").read_text())["state_dict"]
+    assert config_from_weights(released) == XXL
+    assert config_from_weights({k: v.shape for k, v in golden_weights(golden).items()}) == TINY
+    other = PixNerdConfig(in_channels=1, patch_size=2, num_groups=2, hidden_size=24, txt_embed_dim=20,
+                          txt_max_length=5, num_text_blocks=1, decoder_hidden_size=8, num_encoder_blocks=3,
+                          num_decoder_blocks=1)
+    shapes = {k: v.shape for k, v in build_pixnerd(other, device="meta").state_dict().items()}
+    assert config_from_weights(shapes) == other
+    with pytest.raises(NotPixNerdWeights, match="no final_layer.linear.weight among the weights"):
+        config_from_weights({k: v for k, v in shapes.items() if not k.startswith("final_layer")})

@@ -18,7 +18,7 @@ import torch
 
 from lib.backends.hub import NO_TOKEN, license_message, rejected_message
 from lib.backends.pixnerd.checkpoint import UnsafeCheckpoint
-from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, TINY
+from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, TINY, XXL
 from lib.backends.pixnerd.hub import (
     DIR_ENV, NO_NETWORK, CheckpointSource, PixNerdUnavailable, load_pixnerd, snapshot_missing_message, source,
 )
@@ -116,17 +116,31 @@ def test_an_unsafe_checkpoint_is_refused_through_the_loader(tmp_path):
     assert isinstance(err.value.__cause__, UnsafeCheckpoint) and not marker.exists()
 
 
+def test_a_snapshot_loads_as_the_configuration_its_weights_describe(tmp_path):
+    """With no configuration asked for, the tiny checkpoint in the snapshot folder loads as the tiny PixNerd (read off
+    its shapes): the golden outputs come back."""
+    golden = golden_tensors()
+    ema = golden_weights(golden)
+    model = load_pixnerd(source(folder=write_snapshot(tmp_path / "models", ema, shifted(ema))), "cpu")
+    assert model.config == TINY
+    x, t, y, ref = (golden[f"case0.{name}"] for name in ("x", "t", "y", "out"))
+    assert (model(x, t, y) - ref).abs().max().item() <= 1e-5
+
+
 def test_weights_of_another_configuration_are_refused(tmp_path):
-    """Strict loading: the tiny checkpoint is not PixNerd-XXL (missing blocks, other shapes)."""
+    """Strict loading: the tiny checkpoint is not PixNerd-XXL (missing blocks, other shapes); weights missing a tensor
+    the configuration is read from are no PixNerd at all."""
     weights = random_tiny_weights()
     root = write_snapshot(tmp_path / "models", weights, shifted(weights))
     with pytest.raises(PixNerdUnavailable, match="does not hold the weights of this PixNerd configuration.*"
                                                  "(Missing key|size mismatch)"):
-        load_pixnerd(source(folder=root), "cpu")
+        load_pixnerd(source(folder=root), "cpu", config=XXL)
     partial = {k: v for k, v in weights.items() if k != "y_pos_embedding"}
     write_lightning_checkpoint(root / REPO / CHECKPOINT_FILE, partial, shifted(partial))
     with pytest.raises(PixNerdUnavailable, match='Missing key\\(s\\) in state_dict: "y_pos_embedding"'):
         load_pixnerd(source(folder=root), "cpu", config=TINY)
+    with pytest.raises(PixNerdUnavailable, match="no y_pos_embedding among the weights: not a PixNerd"):
+        load_pixnerd(source(folder=root), "cpu")
 
 
 class HubAnswers(http.server.BaseHTTPRequestHandler):

@@ -7,6 +7,9 @@ instance of ``../shared/golden/pixnerd`` (tiny.json), whose weights and outputs 
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 REPO = "MCG-NJU/PixNerd-XXL-P16-T2I"
@@ -41,3 +44,36 @@ XXL = PixNerdConfig(in_channels=3, patch_size=16, num_groups=24, hidden_size=153
                     num_decoder_blocks=2)
 TINY = PixNerdConfig(in_channels=3, patch_size=4, num_groups=4, hidden_size=64, txt_embed_dim=32, txt_max_length=8,
                      num_text_blocks=2, decoder_hidden_size=16, num_encoder_blocks=2, num_decoder_blocks=2)
+
+
+class NotPixNerdWeights(ValueError):
+    """Weights whose names and shapes describe no PixNerd text-to-image denoiser."""
+
+
+def config_from_weights(shapes: Mapping[str, Sequence[int]]) -> PixNerdConfig:
+    """The configuration that state-dict ``shapes`` (key → shape, the ``ema_denoiser.`` prefix stripped) describe, as
+    a diffusers snapshot's config.json describes its UNet — the checkpoint holds none. Each argument is read where
+    ``ARCHITECTURE.md`` puts it: y_pos_embedding (1, Nt, H); y_embedder.proj (H, Dy); final_layer.linear (C, Dd);
+    s_embedder.proj (H, C·p²); the heads' q_norm (h) with G = H / h; and the counts of text_refine_blocks and of the
+    encoder (attn) and decoder (param_generator1) blocks. ``NotPixNerdWeights`` names what is missing or inconsistent;
+    the strict load that follows checks every other shape."""
+    def shape(key: str) -> Sequence[int]:
+        if key not in shapes:
+            raise NotPixNerdWeights(f"no {key} among the weights: not a PixNerd text-to-image denoiser")
+        return shapes[key]
+
+    def count(pattern: str) -> int:
+        return len({m.group(1) for key in shapes if (m := re.fullmatch(pattern, key))})
+
+    _, txt_max_length, hidden = shape("y_pos_embedding")
+    in_channels, decoder_hidden = shape("final_layer.linear.weight")
+    patch_size = math.isqrt(shape("s_embedder.proj.weight")[1] // in_channels)
+    head_dim = shape("blocks.0.attn.q_norm.weight")[0]
+    if patch_size ** 2 * in_channels != shape("s_embedder.proj.weight")[1] or hidden % head_dim:
+        raise NotPixNerdWeights(f"s_embedder.proj {list(shapes['s_embedder.proj.weight'])} and q_norm ({head_dim}) do "
+                                f"not fit a PixNerd of width {hidden} on {in_channels} channels")
+    return PixNerdConfig(in_channels=in_channels, patch_size=patch_size, num_groups=hidden // head_dim,
+                         hidden_size=hidden, txt_embed_dim=shape("y_embedder.proj.weight")[1],
+                         txt_max_length=txt_max_length, num_text_blocks=count(r"text_refine_blocks\.(\d+)\..*"),
+                         decoder_hidden_size=decoder_hidden, num_encoder_blocks=count(r"blocks\.(\d+)\.attn\..*"),
+                         num_decoder_blocks=count(r"blocks\.(\d+)\.param_generator1\..*"))

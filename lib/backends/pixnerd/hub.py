@@ -27,7 +27,8 @@ import torch
 
 from lib.backends import hub
 from lib.backends.pixnerd.checkpoint import CheckpointError, ema_state_dict
-from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, REVISION, XXL, PixNerdConfig
+from lib.backends.pixnerd.config import (CHECKPOINT_FILE, REPO, REVISION, XXL, NotPixNerdWeights, PixNerdConfig,
+                                        config_from_weights)
 from lib.backends.pixnerd.memory import device_problem
 from lib.backends.pixnerd.model import PixNerdTransformer, build_pixnerd
 
@@ -77,22 +78,30 @@ def source(token: str | None = None, folder: str | Path | None = None) -> Checkp
 
 
 def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype: torch.dtype = torch.float32,
-                 config: PixNerdConfig = XXL) -> PixNerdTransformer:
-    """The denoiser of ``config`` (the released XXL by default) with the checkpoint's EMA weights, strictly loaded, on
-    ``device`` in ``dtype`` (the course: float32), in eval mode without gradients.
+                 config: PixNerdConfig | None = None) -> PixNerdTransformer:
+    """The denoiser with the checkpoint's EMA weights, strictly loaded, on ``device`` in ``dtype`` (the course:
+    float32), in eval mode without gradients. Its configuration is ``config`` if given, else the one the weights
+    describe (``config_from_weights``: the released XXL for the course's file; a snapshot folder may hold another).
 
     Raises ``PixNerdUnavailable`` (no GPU or one too small for the released size — checked before anything is
-    downloaded —, missing snapshot, offline, gated, unsafe or damaged file, weights of another configuration, GPU too
-    full); the checkpoint's own error is its ``__cause__``.
+    downloaded —, missing snapshot, offline, gated, unsafe or damaged file, weights of another configuration than
+    ``config`` or of none, GPU too full); the checkpoint's own error is its ``__cause__``.
     """
-    if config == XXL and (problem := device_problem(device, dtype)):
-        raise PixNerdUnavailable(problem)
     src = src or source()
+    if (config == XXL or (config is None and src.folder is None)) and (problem := device_problem(device, dtype)):
+        raise PixNerdUnavailable(problem)  # the hub's pinned file is the XXL: asked before it is downloaded
     path = src.checkpoint_path()
     try:
         state = ema_state_dict(path)
     except CheckpointError as err:
         raise PixNerdUnavailable(str(err)) from err
+    if config is None:
+        try:
+            config = config_from_weights({key: value.shape for key, value in state.items()})
+        except NotPixNerdWeights as err:
+            raise PixNerdUnavailable(f"{path}: {err}") from err
+        if config == XXL and (problem := device_problem(device, dtype)):
+            raise PixNerdUnavailable(problem)
     model = build_pixnerd(config, device="meta", dtype=dtype)
     try:
         placed = {key: value.to(device=device, dtype=dtype) for key, value in state.items()}
