@@ -53,6 +53,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from ray import serve
 
 from lib import PROJECT_ROOT
+from lib.backends.pixnerd.config import MODEL_NAME
 from lib.backends.wire import CONTENT_TYPE, MAX_MESSAGE_BYTES, BadMessage, pack, unpack
 from lib.model_server_training import DEFAULT_JOB_GPUS, TrainingService, TrainingSettings
 
@@ -60,7 +61,7 @@ TOKEN_ENV = "DIFFUSION_LAB_SERVER_TOKEN"
 MAX_BYTES_ENV = "DIFFUSION_LAB_SERVER_MAX_MB"  # request size cap in MB (default: lib.backends.wire's 256 MB)
 MNIST_MODELS = {"mnist-class": "class", "mnist-time": "time"}
 FLOW_MODELS = {"mnist-flow-class": "flow_class"}  # server name → shipped run (lib.train.model_store.SHIPPED_RUNS)
-PIXNERD = "PixNerd-XXL-P16-T2I"
+PIXNERD = MODEL_NAME  # the flow edition's part-A model (lib.backends.pixnerd)
 MAX_ROWS = 64  # rows of one predict request: the largest batch a page sends is 40 (B3 grid) × 2 (CFG) / views
 
 api = FastAPI(title="Diffusion Lab model server")
@@ -70,7 +71,7 @@ def load_models(names: list[str], shipped_dir: str | None = None) -> tuple[dict[
     """The models called ``names`` and, for the flow edition's MNIST model, which run it is (``describe``'s extra
     fields): mnist-class / mnist-time (the shipped part-B DDPMs), IF-I-XL / L / M (through lib.backends.if_loading,
     from DIFFUSION_LAB_IF_DIR or the hub with HF_TOKEN), mnist-flow-class (``load_flow_run``) and PixNerd-XXL-P16-T2I
-    (``load_pixnerd_velocity``). Shipped runs come from ``shipped_dir`` (default data/models)."""
+    (``lib.backends.pixnerd.velocity.load_pixnerd_velocity``). Shipped runs come from ``shipped_dir`` (default data/models)."""
     from lib.train import model_store
     from lib.backends.if_configs import IF_VARIANTS
     from lib.backends.mnist_model import MnistDDPM
@@ -91,6 +92,8 @@ def load_models(names: list[str], shipped_dir: str | None = None) -> tuple[dict[
         elif name in FLOW_MODELS:
             models[name], runs[name] = load_flow_run(FLOW_MODELS[name], default_device())
         elif name == PIXNERD:
+            from lib.backends.pixnerd.velocity import load_pixnerd_velocity
+
             models[name] = load_pixnerd_velocity(default_device())
         else:
             raise ValueError(f"unknown model {name!r}: choose from "
@@ -112,18 +115,6 @@ def load_flow_run(run_name: str, device: torch.device):
     weights = run.sampling_weights
     return MnistFlow(run.network(weights), run.config), {
         "shipped": shipped, "weights": weights, "epochs": run.config.epochs, "hidden": run.config.hidden}
-
-
-def load_pixnerd_velocity(device: torch.device):
-    """PixNerd-XXL-P16-T2I (``lib.backends.pixnerd.hub.load_pixnerd``: the hub or DIFFUSION_LAB_PIXNERD_DIR; a GPU
-    that fits it) with its Qwen3-1.7B prompt encoder beside it, each prompt's embedding computed once and kept on
-    disk (``qwen_prompt_cache``)."""
-    from lib.backends.pixnerd.encoder import QwenEncoder, qwen_prompt_cache
-    from lib.backends.pixnerd.hub import load_pixnerd
-    from lib.backends.pixnerd.velocity import PixNerdVelocity
-
-    net = load_pixnerd(None, device)
-    return PixNerdVelocity(net, qwen_prompt_cache(QwenEncoder(device=device)).get_many, name=PIXNERD)
 
 
 def describe(name: str, den, run: dict | None = None) -> dict:

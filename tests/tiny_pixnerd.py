@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, TINY
+from lib.backends.pixnerd.config import CHECKPOINT_FILE, REPO, TINY, XXL, PixNerdConfig
 from lib.backends.pixnerd.model import build_pixnerd
 
 GOLDEN = Path(__file__).parents[1].parent / "shared" / "golden" / "pixnerd"
@@ -121,3 +121,28 @@ def shifted(weights: dict[str, torch.Tensor], by: float = 1.0) -> dict[str, torc
     """Other values under the same keys (the training weights beside the EMA)."""
     return {k: v + by for k, v in weights.items()}
 
+
+
+def app_sized_config() -> PixNerdConfig:
+    """A PixNerd the app can run at the course's 512 × 512 on a CPU in a test: the released patches (16 px) and text
+    length (128 tokens), the tiny Qwen3's width for its prompts (tests/tiny_qwen.py), everything else tiny."""
+    from lib.backends.pixnerd.encoder import MAX_TOKENS
+    from tests.tiny_qwen import TINY as TINY_QWEN
+
+    return PixNerdConfig(in_channels=3, patch_size=XXL.patch_size, num_groups=4, hidden_size=64,
+                         txt_embed_dim=TINY_QWEN["hidden_size"], txt_max_length=MAX_TOKENS, num_text_blocks=1,
+                         decoder_hidden_size=16, num_encoder_blocks=2, num_decoder_blocks=1)
+
+
+def write_app_snapshots(root: Path, seed: int = 0) -> Path:
+    """What DIFFUSION_LAB_PIXNERD_DIR points at, both models at toy size in their real layouts: the ``app_sized_config``
+    PixNerd as a Lightning checkpoint (random weights, every one non-zero: the final layer too) and Qwen3-1.7B
+    (tests/tiny_qwen.py). Returns ``root``."""
+    from tests.tiny_qwen import write_tiny_qwen_snapshot
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        weights = {k: torch.randn_like(v) * 0.2 + (1.0 if "norm" in k else 0.0)  # the norms' gains about 1
+                   for k, v in build_pixnerd(app_sized_config(), device="cpu").state_dict().items()}
+    write_snapshot(root, weights, shifted(weights))
+    return write_tiny_qwen_snapshot(root, seed)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
+from lib.backends.pixnerd.config import MODEL_NAME
 from lib.backends.pixnerd.memory import device_problem
 from lib.flow import VelocityModel
 from lib.flow.mnist import GUIDANCE_SCALE
@@ -38,7 +39,6 @@ STEP = 0.02  # the course's Euler step h: 50 steps from noise
 # w of the course's v_c + w (v_c − v_u): the class flow model's own guidance, part B's γ = 5 in v_u + γ (v_c − v_u), is
 # w = 4 (the course's w = 7 is PixNerd's)
 GUIDANCE_W = GUIDANCE_SCALE - 1
-PIXNERD = "PixNerd-XXL-P16-T2I"
 LOCAL_CHOICE = "Built-in MNIST flow model (default)"
 
 
@@ -99,9 +99,9 @@ def pixnerd_note() -> None:
     """What PixNerd needs, in the sidebar."""
     problem = device_problem(torch.device("cuda"))
     if problem:
-        st.sidebar.caption(f"{PIXNERD} (the edition's own part-A model, 512×512 RGB) is not available here: {problem}.")
+        st.sidebar.caption(f"{MODEL_NAME} (the edition's own part-A model, 512×512 RGB) is not available here: {problem}.")
     else:
-        st.sidebar.caption(f"This GPU fits {PIXNERD}; these pages run on the MNIST flow model.")
+        st.sidebar.caption(f"This GPU fits {MODEL_NAME}; these pages run on the MNIST flow model.")
 
 
 def flow_backend() -> FlowBackend | None:

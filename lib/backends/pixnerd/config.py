@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 REPO = "MCG-NJU/PixNerd-XXL-P16-T2I"
+MODEL_NAME = REPO.split("/")[1]  # what the app, the model server and their messages call it
 REVISION = "9fa8836b553976b88a3b27649ed1628499e02bf9"  # the commit the course pins
 CHECKPOINT_FILE = "model.ckpt"  # a Lightning checkpoint; the course keeps its ema_denoiser.* weights
 IMAGE_SIZE = 512  # the resolution the model generates at, in RGB pixels (no VAE)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from lib.backends.pixnerd.config import IMAGE_SIZE
+from lib.backends.pixnerd.config import IMAGE_SIZE, MODEL_NAME
 from lib.backends.pixnerd.model import PixNerdTransformer
 
 # encode(prompts) -> (len(prompts), txt_max_length, txt_embed_dim)
@@ -28,7 +28,7 @@ class PixNerdVelocity:
     dtype = torch.float32  # of x_t and of the returned velocity; the weights' own is ``model_dtype``
     value_range = (-1.0, 1.0)  # model units: the images' pixel range
 
-    def __init__(self, model: PixNerdTransformer, encode: EncodeFn, *, name: str = "PixNerd-XXL-P16-T2I",
+    def __init__(self, model: PixNerdTransformer, encode: EncodeFn, *, name: str = MODEL_NAME,
                  image_size: int = IMAGE_SIZE):
         self.model = model.eval()
         self.encode = encode
@@ -63,3 +63,14 @@ class PixNerdVelocity:
         if self._null is None:
             self._null = self.encode_prompt("")
         return self._null
+
+
+def load_pixnerd_velocity(device: torch.device | str) -> PixNerdVelocity:
+    """PixNerd (``lib.backends.pixnerd.hub.load_pixnerd``: the hub's PixNerd-XXL-P16-T2I, or the one in
+    DIFFUSION_LAB_PIXNERD_DIR; a GPU that fits it) on ``device``, with its Qwen3-1.7B prompt encoder beside it, each
+    prompt's embedding computed once and kept on disk (``qwen_prompt_cache``). What the model server and the flow
+    pages run."""
+    from lib.backends.pixnerd.encoder import QwenEncoder, qwen_prompt_cache
+    from lib.backends.pixnerd.hub import load_pixnerd
+
+    return PixNerdVelocity(load_pixnerd(None, device), qwen_prompt_cache(QwenEncoder(device=device)).get_many)
