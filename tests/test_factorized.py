@@ -66,6 +66,18 @@ def test_frequency_responses_sum_to_one_at_every_frequency(shape, name):
     assert torch.allclose(sum(responses), torch.ones_like(freqs), atol=1e-9)
 
 
+@pytest.mark.parametrize("shape, taps, sigma", [((2, 1, 28, 28), 33, 2.0), ((1, 3, 64, 64), 15, 3.0),
+                                                ((2, 3, 128, 96), 65, 4.0), ((3, 28, 28), 15, 0.875)])
+def test_the_separable_blur_is_torchvision_s_gaussian_blur(shape, taps, sigma):
+    """Two 1-D passes of g equal one pass of the 2-D kernel g gᵀ with reflect padding (torchvision's reference), the
+    kernel clipped to the image (33 taps on 28 px are 33; 65 on 96 px stay 65) — on any number of leading dims."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    k = min(taps, 2 * (min(shape[-2:]) - 1) - 1)
+    torch.testing.assert_close(lowpass(x, taps, sigma), gaussian_blur(x, [k, k], [sigma, sigma]), atol=2e-6, rtol=0)
+
+
 def test_measured_gaussian_response_follows_the_closed_form():
     """The low band of a wide-kernel Gaussian: exp(−2π²σ²f²), up to the kernel's truncation and the ring average."""
     freqs, (low, high) = frequency_response(two_band(33, 2.0), 64, 1)

@@ -12,19 +12,31 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.functional import gaussian_blur
 
 Filter = Callable[[torch.Tensor], torch.Tensor]
 
 
+def gaussian_taps(kernel_size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """The normalised 1-D Gaussian g(u) ∝ exp(−u² / 2σ²) at u = −(k − 1)/2 … (k − 1)/2 (torchvision's kernel)."""
+    u = torch.arange(kernel_size, dtype=torch.float64) - (kernel_size - 1) / 2
+    g = torch.exp(-u ** 2 / (2 * sigma ** 2))
+    return (g / g.sum()).to(like)
+
+
 def lowpass(x: torch.Tensor, kernel_size: int = 33, sigma: float = 2.0) -> torch.Tensor:
-    """Gaussian blur (torchvision's ``gaussian_blur``, reflect padding). The kernel is clipped to the image so that a
-    33-tap kernel still works on 28×28 digits; an even size is rounded up to the next odd one."""
+    """Gaussian blur with reflect padding — torchvision's ``gaussian_blur`` — computed as two 1-D passes (rows, then
+    columns): the 2-D kernel is the outer product g gᵀ, so the result is the same for 2k instead of k² taps per pixel
+    (the course's 265 taps at 512 px: 130× less work at every guided Euler step of a hybrid). The kernel is clipped to
+    the image so that a 33-tap kernel still works on 28×28 digits; an even size is rounded up to the next odd one."""
     k = int(kernel_size) | 1
     k = min(k, 2 * (min(x.shape[-2:]) - 1) - 1)  # reflect padding needs k // 2 < side
     if k < 3 or sigma <= 0:
         return x
-    return gaussian_blur(x, [k, k], [float(sigma), float(sigma)])
+    c, r = x.shape[-3], k // 2
+    g = gaussian_taps(k, float(sigma), x)
+    padded = F.pad(x.reshape(-1, *x.shape[-3:]), (r, r, r, r), mode="reflect")
+    rows = F.conv2d(padded, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+    return F.conv2d(rows, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c).reshape(x.shape)
 
 
 def seen_small(x: torch.Tensor, sigma: float) -> torch.Tensor:
