@@ -7,7 +7,8 @@ import torch
 from lib.media.images import grid
 from ui.backend import seed_control
 from ui.layout import download_png
-from ui.flow_backend import flow_page_setup
+from ui.flow_backend import edit_prompt_origin, flow_page_setup
+from ui.report_kit import upscale_for
 from ui.part_a import pick_image, show
 from ui.sections.flow_denoising import DEFAULTS, at_time, denoised
 
@@ -63,11 +64,11 @@ rows = torch.cat([course.noisy, torch.cat([s.best for s in course.sweeps]), cour
 show(rows, ncols=len(course.times), value_range=lo_hi, target_px=130,
      caption="Rows: x_t (1.1) · its best blur (1.2) · the one-step estimate (1.3); one ε for every t")
 st.caption(f"The one-step estimate is conditioned on the prompt {prompt!r}"
-           + (" (the digit's label)" if prompt else " (empty: unconditional)") + " without guidance. MSE is "
+           + edit_prompt_origin(backend, prompt) + " without guidance. MSE is "
            f"measured in the model's pixel range [{lo_hi[0]:g}, {lo_hi[1]:g}].")
 table = pd.DataFrame({f"t = {t_k:g}": s.errors for t_k, s in zip(course.times, course.sweeps)},
                      index=[f"blur σ = {sigma:g}" for sigma in DEFAULTS.sigmas])
 table.loc["one-step x̂₁"] = list(course.one_step_mse)
 st.markdown("**MSE against the original**, the lowest of each column highlighted:")
 st.dataframe(table.style.format("{:.4f}").highlight_min(axis=0))
-download_png(grid(rows, len(course.times), lo_hi, upscale=4), f"flow_denoising_seed{seed}.png")
+download_png(grid(rows, len(course.times), lo_hi, upscale=upscale_for(backend.size)), f"flow_denoising_seed{seed}.png")

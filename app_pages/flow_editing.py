@@ -10,6 +10,7 @@ from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_image_page, guidance_w_slider
 from ui.part_a import edit_prompt_input, show
+from ui.report_kit import upscale_for
 from ui.sections.flow_editing import DEFAULTS, edits
 
 backend, picked, right = flow_image_page(
@@ -24,12 +25,15 @@ backend, picked, right = flow_image_page(
     "(3.1, hand-drawn), and with a prompt asking for something else it becomes text-guided editing (3.2).",
 )
 value_range = backend.model.value_range
+d = DEFAULTS[backend.family]
 
 with right:
+    steer = (("the input's own digit", "type another digit") if backend.family == "mnist" else
+             ("the course's prompt", f"type what it should become (the course's: {d.text_edit!r})"))
     prompt = edit_prompt_input(backend, picked, "flow_editing",
-                               "3.1: the input's own digit; 3.2: type another digit to steer the edit towards it.")
+                               f"3.1: {steer[0]}; 3.2: {steer[1]} to steer the edit towards it.")
     c1, c2 = st.columns(2)
-    w = guidance_w_slider(DEFAULTS.w, "flow_editing_w", container=c1, help="v_c + w (v_c − v_u); 0 = no guidance.")
+    w = guidance_w_slider(backend, "flow_editing_w", container=c1, help="v_c + w (v_c − v_u); 0 = no guidance.")
     with c2:
         seed = seed_control("flow_editing_seed").value
 if picked is None:
@@ -37,13 +41,13 @@ if picked is None:
 if not prompt_ok(backend, prompt):
     st.stop()
 
-edited = edits(backend.cache_id, picked.array, DEFAULTS.t_starts, prompt, w, DEFAULTS.h, seed, backend)
-steps = sum(len(euler_times(t_s, DEFAULTS.h)) - 1 for t_s in DEFAULTS.t_starts)
+edited = edits(backend.cache_id, picked.array, d.t_starts, prompt, w, d.h, seed, backend)
+steps = sum(len(euler_times(t_s, d.h)) - 1 for t_s in d.t_starts)
 show(backend.image(picked.array), value_range=value_range, target_px=120, caption=f"input ({picked.caption})")
 show(edited, value_range=value_range, target_px=110,
-     caption=" · ".join(f"t_s = {t_s:g}" for t_s in DEFAULTS.t_starts))
+     caption=" · ".join(f"t_s = {t_s:g}" for t_s in d.t_starts))
 what = f"the prompt {prompt!r}" if prompt else "the empty prompt (unconditional)"
-st.caption(f"Guided by {what}, w = {w:g}, h = {DEFAULTS.h:g}: {counted(steps, 'Euler step')} for the seven edits, "
+st.caption(f"Guided by {what}, w = {w:g}, h = {d.h:g}: {counted(steps, 'Euler step')} for the seven edits, "
            f"all from the same noise (seed {seed}).")
-download_png(grid(torch.cat([backend.image(picked.array), edited]), 1 + len(edited), value_range, upscale=4),
+download_png(grid(torch.cat([backend.image(picked.array), edited]), 1 + len(edited), value_range, upscale=upscale_for(backend.size)),
              f"flow_editing_seed{seed}.png")

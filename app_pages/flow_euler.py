@@ -8,6 +8,7 @@ from ui.backend import seed_control
 from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_image_page
+from ui.report_kit import upscale_for
 from ui.part_a import show
 from ui.sections.flow_euler import DEFAULTS, ESTIMATES, euler_run
 
@@ -56,4 +57,4 @@ st.markdown(
     "sharper.")
 st.caption(f"Conditioned on the prompt {prompt!r} without guidance; MSE and sharpness in the model's pixel range "
            f"[{value_range[0]:g}, {value_range[1]:g}].")
-download_png(grid(run.states, len(run.states), value_range, upscale=4), f"flow_euler_t{t_start:g}_h{h:g}.png")
+download_png(grid(run.states, len(run.states), value_range, upscale=upscale_for(backend.size)), f"flow_euler_t{t_start:g}_h{h:g}.png")

@@ -6,8 +6,9 @@ from lib.media.images import grid
 from lib.techniques.filters import lowpass, seen_small
 from ui.backend import prompt_ok, seed_control
 from ui.layout import download_png
-from ui.flow_backend import flow_page_setup, guidance_w_slider
-from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
+from ui.flow_backend import flow_page_setup, guidance_w_slider, prompt_help
+from ui.part_a import prompt_input, show
+from ui.report_kit import upscale_for
 from ui.sections.flow_hybrids import DEFAULTS, MNIST_NO_HYBRID, MNIST_NO_HYBRID_BELOW, hybrids, low_pass, sigma_origin
 
 backend = flow_page_setup(
@@ -24,16 +25,17 @@ backend = flow_page_setup(
 value_range = backend.model.value_range
 kernel, default_sigma = low_pass(backend.size, backend.family)
 
+d = DEFAULTS[backend.family]
 c1, c2, c3, c4 = st.columns(4)
-far = prompt_input("Prompt 1 (from far)", DEFAULTS.far, "flow_hybrids_far", backend.family,
-                   help=f"A digit 0–9 or its name. {EMPTY_PROMPT_HELP}", container=c1)
-near = prompt_input("Prompt 2 (up close)", DEFAULTS.near, "flow_hybrids_near", backend.family,
-                    help=f"A digit 0–9 or its name. {EMPTY_PROMPT_HELP}", container=c2)
-num = c3.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_hybrids_samples")
+far = prompt_input("Prompt 1 (from far)", d.far, "flow_hybrids_far", backend.family, help=prompt_help(backend),
+                   container=c1)
+near = prompt_input("Prompt 2 (up close)", d.near, "flow_hybrids_near", backend.family, help=prompt_help(backend),
+                    container=c2)
+num = c3.slider("Samples", 1, 8, d.samples, key="flow_hybrids_samples")
 with c4:
     seed = seed_control("flow_hybrids_seed").value
 c5, c6 = st.columns(2)
-w = guidance_w_slider(DEFAULTS.w, "flow_hybrids_w", container=c5, help="v_c + w (v_c − v_u) per prompt.")
+w = guidance_w_slider(backend, "flow_hybrids_w", container=c5, help="v_c + w (v_c − v_u) per prompt.", default=d.w)
 sigma = c6.slider("Low-pass σ (px)", 0.5, max(4.0, default_sigma), default_sigma, 0.125,
                   key=f"flow_hybrids_sigma_{backend.family}",
                   help=f"The Gaussian that splits the two bands: larger σ gives prompt 2 more of the image. Default: "
@@ -43,7 +45,7 @@ if not (prompt_ok(backend, far, field="Prompt 1") and prompt_ok(backend, near, f
 if backend.family == "mnist" and sigma < MNIST_NO_HYBRID_BELOW:
     st.warning(MNIST_NO_HYBRID)
 
-images = hybrids(backend.cache_id, far, near, kernel, sigma, w, DEFAULTS.h, num, seed, backend)
+images = hybrids(backend.cache_id, far, near, kernel, sigma, w, d.h, num, seed, backend)
 show(images, value_range=value_range, target_px=140, caption=f"up close: {near!r}")
 far_view = seen_small(images, sigma)
 show(far_view, value_range=value_range, target_px=far_view.shape[-1],
@@ -51,5 +53,5 @@ show(far_view, value_range=value_range, target_px=far_view.shape[-1],
 show(lowpass(images, kernel, sigma), value_range=value_range, target_px=140,
      caption=f"their low frequencies alone (what the far view sees): {far!r}")
 st.caption(f"Low-pass: a Gaussian of σ = {sigma:.3g} px ({sigma_origin(backend.size, sigma)}) and {kernel} taps (the "
-           f"course's 265 at 512 px, scaled to {backend.size} px). Guidance w = {w:g}, h = {DEFAULTS.h:g}, seed {seed}.")
-download_png(grid(images, num, value_range, upscale=4), f"flow_hybrid_{far}_{near}_seed{seed}.png")
+           f"course's 265 at 512 px, scaled to {backend.size} px). Guidance w = {w:g}, h = {d.h:g}, seed {seed}.")
+download_png(grid(images, num, value_range, upscale=upscale_for(backend.size)), f"flow_hybrid_{far}_{near}_seed{seed}.png")

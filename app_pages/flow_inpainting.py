@@ -9,6 +9,7 @@ from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_page_setup, guidance_w_slider
 from ui.part_a import cost_caption, edit_prompt_input, image_mask_and_controls, show, with_cfg
+from ui.report_kit import upscale_for
 from ui.sections.flow_inpainting import DEFAULTS, euler_steps, inpaintings, strip
 
 backend = flow_page_setup(
@@ -29,9 +30,10 @@ value_range = backend.model.value_range
 
 picked, mask, right = image_mask_and_controls(backend, "flow_inpainting", DEFAULTS.mask)
 with right:
-    prompt = edit_prompt_input(backend, picked, "flow_inpainting", "What to put in the hole: a digit.")
+    prompt = edit_prompt_input(backend, picked, "flow_inpainting", "What to put in the hole" +
+                               (": a digit." if backend.family == "mnist" else "."))
     c1, c2, c3 = st.columns(3)
-    w = guidance_w_slider(DEFAULTS.w, "flow_inpainting_w", container=c1, help="v_c + w (v_c − v_u); 0 = no guidance.")
+    w = guidance_w_slider(backend, "flow_inpainting_w", container=c1, help="v_c + w (v_c − v_u); 0 = no guidance.")
     num = c2.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_inpainting_samples")
     with c3:
         seed = seed_control("flow_inpainting_seed").value
@@ -54,4 +56,4 @@ st.caption(f"Guided by {what}, w = {w:g}: {counted(euler_steps(), 'Euler step')}
 kept = (result - backend.image(picked.array)).abs().mul(torch.from_numpy(mask) == 0).amax().item()
 st.metric("Largest change outside the mask", f"{kept:.3f}",
           help="The last step puts the original back wherever m = 0, so this is exactly 0.")
-download_png(grid(shown, num + 3, upscale=4), f"flow_inpainting_seed{seed}.png")
+download_png(grid(shown, num + 3, upscale=upscale_for(backend.size)), f"flow_inpainting_seed{seed}.png")

@@ -8,8 +8,9 @@ from lib.media.images import grid
 from ui.backend import prompt_ok, seed_control
 from ui.layout import download_png
 from ui.common import counted
-from ui.flow_backend import flow_page_setup, guidance_w_slider
-from ui.part_a import EMPTY_PROMPT_HELP, prompt_input, show
+from ui.flow_backend import flow_page_setup, guidance_w_slider, prompt_help
+from ui.part_a import prompt_input, show
+from ui.report_kit import upscale_for
 from ui.sections.flow_sampling import DEFAULTS, samples
 
 backend = flow_page_setup(
@@ -27,11 +28,13 @@ backend = flow_page_setup(
 value_range = backend.model.value_range
 
 c1, c2, c3, c4 = st.columns(4)
-prompt = prompt_input("Prompt (a digit)", backend.defaults.prompt, "flow_sampling_prompt", backend.family,
-                      help=f"A digit 0–9 or its name. {EMPTY_PROMPT_HELP}", container=c1)
+prompt = prompt_input("Prompt", backend.defaults.prompt, "flow_sampling_prompt", backend.family,
+                      help=prompt_help(backend), container=c1)
 num = c2.slider("Samples", 1, 8, DEFAULTS.samples, key="flow_sampling_samples")
-w = guidance_w_slider(DEFAULTS.w, "flow_sampling_w", container=c3, help=f"0 = no guidance. The default {DEFAULTS.w:g} is this model's own (part B's γ = "
-                   f"{scale_from_course_w(DEFAULTS.w):g}); the course's w = 7 is PixNerd's.")
+own = (f"this model's own (part B's γ = {scale_from_course_w(backend.guidance_w):g})" if backend.family == "mnist"
+       else "the course's")
+w = guidance_w_slider(backend, "flow_sampling_w", container=c3,
+                      help=f"0 = no guidance. The default {backend.guidance_w:g} is {own}.")
 with c4:
     seed = seed_control("flow_sampling_seed").value
 if not prompt_ok(backend, prompt):
@@ -48,4 +51,4 @@ show(guided, value_range=value_range, target_px=120, caption=f"{what} · w = {w:
 st.caption(f"Seed {seed}: one generator draws all {num} starting noises. With guidance every step is one batched call "
            "on the conditional and the unconditional rows" + (" — though with the empty prompt both are the same, so "
                                                               "every w draws the same images." if not prompt else "."))
-download_png(grid(torch.cat([plain, guided]), num, value_range, upscale=4), f"flow_sampling_w{w:g}_seed{seed}.png")
+download_png(grid(torch.cat([plain, guided]), num, value_range, upscale=upscale_for(backend.size)), f"flow_sampling_w{w:g}_seed{seed}.png")

@@ -6,7 +6,7 @@ import torch
 from lib.flow.denoising import symmetric_limit
 from lib.media.plots import error_maps_figure
 from ui.backend import seed_control
-from ui.flow_backend import flow_image_page
+from ui.flow_backend import edit_prompt_origin, flow_image_page
 from ui.part_a import show
 from ui.sections.flow_velocity import DEFAULTS, diagnostics
 
@@ -46,7 +46,7 @@ for column, t, mean in zip(st.columns(n), DEFAULTS.times, means):
     column.metric(f"mean E at t = {t:g}", f"{mean:.4f}")
 best = DEFAULTS.times[min(range(n), key=means.__getitem__)]
 st.markdown(
-    f"Conditioned on the prompt {prompt!r}" + (" (the digit's label)" if prompt else " (empty: unconditional)")
+    f"Conditioned on the prompt {prompt!r}" + edit_prompt_origin(backend, prompt)
     + f", without guidance. The smallest mean error here is at **t = {best:g}**. Two things shrink it as t grows: "
     "the update itself is scaled by 1 − t, and the less noise x_t holds, the less the model has to guess. Where the "
     "heat map glows is where the model's guess of the image differs from this image — often the strokes' edges.")

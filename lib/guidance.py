@@ -19,10 +19,15 @@ def classifier_free_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: fl
     return uncond + scale * (cond - uncond)
 
 
+def condition_rows(cond: torch.Tensor, n: int) -> torch.Tensor:
+    """A condition of one row (a digit's one-hot (1, 10), a prompt's embedding (1, L, D)) as ``n`` rows, a view."""
+    return cond.expand(n, *cond.shape[1:])
+
+
 def guidance_batch(inputs: Sequence[torch.Tensor], conds: Sequence[torch.Tensor],
                    uncond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The inputs stacked, [x_1 … x_n] (each a batch of b rows), their conditions as rows, [c_1 … c_n] (a condition
     of one row is shared by its batch), and as many rows of the null condition ∅."""
     b, n = inputs[0].shape[0], len(inputs)
-    cond_rows = torch.cat([c.expand(b, *c.shape[1:]) for c in conds])
-    return torch.cat(list(inputs)), cond_rows, uncond.expand(b * n, *uncond.shape[1:])
+    cond_rows = torch.cat([condition_rows(c, b) for c in conds])
+    return torch.cat(list(inputs)), cond_rows, condition_rows(uncond, b * n)

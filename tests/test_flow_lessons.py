@@ -40,7 +40,7 @@ def test_hybrids_at_the_mnist_defaults_read_as_prompt_1_from_far_and_prompt_2_up
     """At the measured σ 2 and the course's w 7, 16 of 16 hybrids of 0 / 5 read as 0 seen small and as 5 up close (the
     app's judge; asked: 10 of 16, and 8 both ways). At the course's σ scaled to 28 px (0.875) the low band takes the
     whole digit: none reads as the 5 up close (asked: at most 3), which the page then says (``MNIST_NO_HYBRID``)."""
-    d = flow_hybrids.DEFAULTS
+    d = flow_hybrids.DEFAULTS["mnist"]
     far, near = int(d.far), int(d.near)
 
     def readings(sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,7 +52,7 @@ def test_hybrids_at_the_mnist_defaults_read_as_prompt_1_from_far_and_prompt_2_up
     sigma = flow_hybrids.low_pass(28, "mnist")[1]
     from_far, up_close = readings(sigma)
     assert from_far.sum() >= 10 and up_close.sum() >= 10 and (from_far & up_close).sum() >= 8, (from_far, up_close)
-    course_sigma = lowpass_scaled_to(28, d.sigma_at_512)[1]
+    course_sigma = lowpass_scaled_to(28, flow_hybrids.COURSE_SIGMA_AT_512)[1]
     assert course_sigma < flow_hybrids.MNIST_NO_HYBRID_BELOW <= sigma
     _, up_close_course = readings(course_sigma)
     assert up_close_course.sum() <= 3, up_close_course
@@ -60,8 +60,9 @@ def test_hybrids_at_the_mnist_defaults_read_as_prompt_1_from_far_and_prompt_2_up
 
 def test_the_anagram_default_reads_as_both_digits(backend, digit_classifier):
     """6 upright, 9 rotated 180° at the page's w = 4: 16 of 16 both ways with the app's judge; asked: 12 of 16."""
-    d = flow_anagrams.DEFAULTS
-    x = flow_anagrams.anagrams("judged", d.prompt1, d.prompt2, d.view, d.w, d.h, 16, DEFAULT_SEED, backend)
+    d = flow_anagrams.DEFAULTS["mnist"]
+    x = flow_anagrams.anagrams("judged", d.prompt1, d.prompt2, d.view, backend.guidance_w, d.h, 16, DEFAULT_SEED,
+                               backend)
     both = ((judged(digit_classifier, x) == int(d.prompt1))
             & (judged(digit_classifier, VIEWS[d.view].apply(x)) == int(d.prompt2)))
     assert both.sum() >= 12, both
@@ -71,7 +72,7 @@ def test_guided_samples_read_as_the_asked_digit(backend, digit_classifier):
     """2.1's default guidance (w = 4, part B's γ = 5) draws the asked digit: 8 of 8 for each digit with the app's
     judge (w = 0: 90 %); asked: 9 in 10 over 3 of each digit."""
     d = flow_sampling.DEFAULTS
-    x = torch.cat([flow_sampling.samples("judged", str(digit), 3, d.h, d.w, DEFAULT_SEED, backend)
+    x = torch.cat([flow_sampling.samples("judged", str(digit), 3, d.h, backend.guidance_w, DEFAULT_SEED, backend)
                    for digit in range(10)])
     asked = torch.arange(10).repeat_interleave(3)
     assert (judged(digit_classifier, x) == asked).float().mean() >= 0.9

@@ -9,7 +9,10 @@ remote velocity is the local one; the app's Euler loop with the course's CFG giv
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import streamlit as st
 import torch
 
 from lib.backends import prompt_cache
@@ -22,6 +25,7 @@ from server_util import TOKEN, ModelServerProcess
 from tests.tiny_pixnerd import app_sized_config, write_app_snapshots
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "a high quality photo"  # the course's prompt of 1.3 and 1.6, in the tiny tokenizer's words
 
 
@@ -76,7 +80,7 @@ def test_remote_prompts_and_velocities_are_the_local_ones(client, local):
     for t in (0.3, torch.tensor([0.0, 0.7])):  # one t for the batch, then one per row
         v = remote.velocity(x, t, cond)
         assert torch.allclose(v, local.velocity(x, t, cond), atol=1e-5), t
-    assert (v - remote.velocity(x, t, remote.null_condition())).abs().max() > 1e-3  # the condition reaches the output
+    assert (v - remote.velocity(x, t, remote.null_condition())).abs().max() > 1e-5  # the prompt reaches the output
 
 
 def test_the_apps_euler_loop_with_the_course_s_cfg_gives_the_local_images(client, local):
@@ -84,3 +88,35 @@ def test_the_apps_euler_loop_with_the_course_s_cfg_gives_the_local_images(client
     images = [sample(model, model.encode_prompt(PROMPT), scale=scale_from_course_w(7.0), num_samples=1, h=0.25,
                      generator=torch.Generator().manual_seed(180)) for model in (remote, local)]
     assert torch.allclose(*images, atol=1e-4), (images[0] - images[1]).abs().max()
+
+
+def test_a_flow_page_on_the_server_s_pixnerd_shows_what_pixnerd_here_shows(server, snapshots, tmp_path, monkeypatch):
+    """1.1 – 1.3 with the sidebar's *Model server* (the server holds PixNerd only) and with PixNerd loaded here from the
+    same snapshots: the same course defaults, the same numbers; the *Active:* line says where it runs."""
+    from streamlit.testing.v1 import AppTest
+
+    from lib.backends.pixnerd.hub import DEVICE_ENV
+    from ui.flow_backend import PIXNERD_CHOICE
+
+    monkeypatch.setenv(DIR_ENV, str(snapshots))
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DIFFUSION_LAB_SERVER_URL", server.url)
+    monkeypatch.setenv("DIFFUSION_LAB_SERVER_TOKEN", TOKEN)
+    monkeypatch.setattr(prompt_cache, "EMBEDDINGS_DIR", tmp_path / "embeddings")
+
+    def page_on(choice: str) -> AppTest:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=240)
+        at.session_state["edition"] = "flow"
+        at.session_state["flow_backend"] = choice
+        at = at.switch_page("app_pages/flow_denoising.py").run()
+        assert not at.exception and not at.sidebar.error, [e.value for e in [*at.exception, *at.sidebar.error]]
+        return at
+
+    remote, here = page_on("Model server"), page_on(PIXNERD_CHOICE)
+    assert any(f"Active: **{MODEL_NAME} (model server)**, the server's EMA weights · the model server" in c.value
+               for c in remote.sidebar.caption), [c.value for c in remote.sidebar.caption]
+    numbers = [{m.label: m.value for m in at.metric} for at in (remote, here)]
+    assert numbers[0] == numbers[1] and len(numbers[0]) == 3

@@ -32,6 +32,7 @@ from lib.train.unets import build_model
 import ui.layout
 from ui.backend import DEFAULT_SEED
 from ui.part_a import DEFAULT_DIGIT
+from ui.flow_backend import LOCAL_CHOICE, PIXNERD_CHOICE
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
@@ -129,7 +130,8 @@ def test_a_cached_run_is_used_when_none_is_shipped(monkeypatch, tmp_path, tiny_r
 def test_denoising_page_shows_the_path_the_blur_and_the_one_step_estimate(shipped, mnist_test):
     at = opened(FLOW_DENOISING)
     assert any("the shipped run, EMA weights" in c.value for c in at.sidebar.caption)
-    assert any("needs a CUDA GPU" in c.value for c in at.sidebar.caption) != torch.cuda.is_available()
+    choice = at.sidebar.radio(key="flow_backend")  # PixNerd offered beside it, what it needs said
+    assert choice.value == LOCAL_CHOICE and PIXNERD_CHOICE in choice.options and "needs a CUDA GPU" in choice.help
     x1, eps = default_input(shipped, mnist_test)
 
     def expected(t: float):

@@ -127,6 +127,14 @@ def test_a_snapshot_loads_as_the_configuration_its_weights_describe(tmp_path):
     assert (model(x, t, y) - ref).abs().max().item() <= 1e-5
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU on a machine without one")
+def test_a_gpu_asked_of_a_machine_without_one_is_named_whatever_the_snapshot_holds(tmp_path):
+    weights = random_tiny_weights()
+    root = write_snapshot(tmp_path / "models", weights, shifted(weights))
+    with pytest.raises(PixNerdUnavailable, match="needs a CUDA GPU .*; this machine has none"):
+        load_pixnerd(source(folder=root), "cuda")
+
+
 def test_weights_of_another_configuration_are_refused(tmp_path):
     """Strict loading: the tiny checkpoint is not PixNerd-XXL (missing blocks, other shapes); weights missing a tensor
     the configuration is read from are no PixNerd at all."""

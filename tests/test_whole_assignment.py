@@ -445,7 +445,7 @@ def test_the_flow_report_covers_part_a_and_b_and_shares_the_pages_cache(tiny_flo
                     "<th>t_s</th><td>0.02, 0.04, 0.06, 0.1, 0.14, 0.25, 0.5</td>",
                     "<th>h</th><td>0.02 (50 Euler steps)</td>", "<th>guidance w</th><td>4.0</td>",
                     "<th>epochs shown</th><td>1, 5, 10</td>", "<th>epochs shown</th><td>1, 5</td>",
-                    f"<th>prompt</th><td>{escape(quoted_prompt(flow_editing.DEFAULTS.text_edit))}</td>"):
+                    f"<th>prompt</th><td>{escape(quoted_prompt(flow_editing.DEFAULTS['mnist'].text_edit))}</td>"):
         assert setting in html, setting
     euler = made["flow_euler"]
     mse = dict(item.split(": ") for item in euler.settings["MSE"].split("; "))

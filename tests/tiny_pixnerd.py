@@ -129,9 +129,9 @@ def app_sized_config() -> PixNerdConfig:
     from lib.backends.pixnerd.encoder import MAX_TOKENS
     from tests.tiny_qwen import TINY as TINY_QWEN
 
-    return PixNerdConfig(in_channels=3, patch_size=XXL.patch_size, num_groups=4, hidden_size=64,
+    return PixNerdConfig(in_channels=3, patch_size=XXL.patch_size, num_groups=2, hidden_size=32,
                          txt_embed_dim=TINY_QWEN["hidden_size"], txt_max_length=MAX_TOKENS, num_text_blocks=1,
-                         decoder_hidden_size=16, num_encoder_blocks=2, num_decoder_blocks=1)
+                         decoder_hidden_size=4, num_encoder_blocks=1, num_decoder_blocks=1)
 
 
 def write_app_snapshots(root: Path, seed: int = 0) -> Path:
@@ -142,7 +142,7 @@ def write_app_snapshots(root: Path, seed: int = 0) -> Path:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        weights = {k: torch.randn_like(v) * 0.2 + (1.0 if "norm" in k else 0.0)  # the norms' gains about 1
+        weights = {k: torch.randn_like(v) * 0.05 + (1.0 if "norm" in k else 0.0)  # the norms' gains about 1
                    for k, v in build_pixnerd(app_sized_config(), device="cpu").state_dict().items()}
     write_snapshot(root, weights, shifted(weights))
     return write_tiny_qwen_snapshot(root, seed)

@@ -40,23 +40,25 @@ SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts (
 
 @dataclass(frozen=True, kw_only=True)
 class FamilyDefaults:
-    """What every page starts from that depends on the family of model (the built-in MNIST DDPM, DeepFloyd IF), not
-    on the section: a section's own defaults are in its module (``ui.sections.<slug>.DEFAULTS``). Pages read these,
-    so a new backend of a known family (a model server's MNIST or IF, say) needs no page edit."""
+    """What every page starts from that depends on the family of model (the built-in MNIST models, DeepFloyd IF,
+    PixNerd), not on the section: a section's own defaults are in its module (``ui.sections.<slug>.DEFAULTS``). Pages
+    read these, so a new backend of a known family (a model server's MNIST or IF, say) needs no page edit."""
 
-    guidance: float  # γ: the spec's 5 for part B's DDPM; diffusers' (and the course's) 7 for IF
-    stride: int  # the course's 30 over T = 1000; 10 over T = 300 gives 31 timesteps
-    max_stride: int  # the stride slider's end (MNIST: 100, beyond which a chain has only 2–3 steps)
     prompt: str  # a prompt the model knows
-    blur_kernel: int  # Gaussian blur of the classical-denoising baseline (1.2, 1.4), for the image size
-    blur_sigma: float
     display_px: int  # on-screen width of one result image
     input_source: str  # the first choice of the input-image picker
     free_text: bool  # any text is a prompt (else a digit)
+    # the DDPM edition's families only (a flow model's guidance is ``ui.flow_backend.GUIDANCE_W``, it has no timestep
+    # stride, and its 1.2 sweeps its own σ)
+    guidance: float | None = None  # γ: the spec's 5 for part B's DDPM; diffusers' (and the course's) 7 for IF
+    stride: int | None = None  # the course's 30 over T = 1000; 10 over T = 300 gives 31 timesteps
+    max_stride: int | None = None  # the stride slider's end (MNIST: 100, beyond which a chain has only 2–3 steps)
+    blur_kernel: int | None = None  # Gaussian blur of the classical-denoising baseline (1.2, 1.4), for the image size
+    blur_sigma: float | None = None
 
     def edit_prompt(self, digit: int | None) -> str:
-        """The prompt of an image edit: IF's "a high quality photo"; MNIST: the picked test digit's label, else
-        unconditional."""
+        """The prompt of an image edit: IF's and PixNerd's "a high quality photo"; MNIST: the picked test digit's
+        label, else unconditional."""
         return self.prompt if self.free_text else ("" if digit is None else str(digit))
 
 
@@ -66,6 +68,8 @@ FAMILY_DEFAULTS = {
                             free_text=False),
     "if": FamilyDefaults(guidance=7.0, stride=30, max_stride=999, prompt="a high quality photo", blur_kernel=5,
                          blur_sigma=2.0, display_px=220, input_source="Sample photo", free_text=True),
+    "pixnerd": FamilyDefaults(prompt="a high quality photo", display_px=256, input_source="Sample photo",
+                              free_text=True),
 }
 
 
@@ -104,7 +108,7 @@ class Backend(ImageShape):
 
 
 
-def _setting(name: str) -> str | None:
+def setting(name: str) -> str | None:
     """A setting from the environment, else from .streamlit/secrets.toml (secrets are never shown anywhere)."""
     value = os.environ.get(name)
     if value:
@@ -117,11 +121,12 @@ def _setting(name: str) -> str | None:
 
 def if_source() -> if_hub.Source:
     """Where IF's weights come from: the snapshot folder DIFFUSION_LAB_IF_DIR if set, else the hub with HF_TOKEN."""
-    return if_hub.source(token=_setting("HF_TOKEN"), folder=_setting(if_hub.DIR_ENV))
+    return if_hub.source(token=setting("HF_TOKEN"), folder=setting(if_hub.DIR_ENV))
 
 
-def source_key(src: if_hub.Source) -> str:
-    """What identifies a source in cache keys without the token: the folder, or whether a token is set."""
+def source_key(src) -> str:
+    """What identifies a source of weights (IF's or PixNerd's: a ``folder`` or the hub with a ``token``) in cache keys
+    without the token: the folder, or whether a token is set."""
     return f"dir:{src.folder}" if src.folder is not None else f"hub:{'token' if src.token else 'anonymous'}"
 
 
@@ -182,7 +187,7 @@ def server_settings() -> tuple[str | None, str | None]:
     """(URL, token) of the model server from the environment or .streamlit/secrets.toml; (None, None) if unset."""
     from lib.backends.remote import TOKEN_ENV, URL_ENV
 
-    return _setting(URL_ENV), _setting(TOKEN_ENV)
+    return setting(URL_ENV), setting(TOKEN_ENV)
 
 
 @st.cache_data(ttl=15, show_spinner=False)

@@ -10,8 +10,11 @@ With ``DIFFUSION_LAB_SERVER_URL`` set, the sidebar also offers the model server 
 run on the server's ``mnist-flow-class`` — the same choice of run, made on the server's machine — each velocity one
 request, batched there with every other session's; the Euler loop and the noise stay here.
 
-PixNerd-XXL-P16-T2I, the edition's own part-A model, needs a CUDA GPU; the sidebar says what this machine lacks for it
-(``lib.backends.pixnerd.memory.device_problem``).
+The sidebar also offers **PixNerd-XXL-P16-T2I**, the edition's own part-A model (512 × 512 RGB, text prompts through
+Qwen3-1.7B), on a CUDA GPU that fits it (``lib.backends.pixnerd.memory``) — from the hub (``HF_TOKEN`` optional) or a
+folder of pre-downloaded snapshots (``DIFFUSION_LAB_PIXNERD_DIR``); ``DIFFUSION_LAB_PIXNERD_DEVICE=cpu`` runs it on
+the CPU (tests, tiny snapshots). Where it cannot run, the sidebar says why and the pages use the MNIST flow model;
+a model server that holds it serves it too.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import streamlit as st
 import torch
 
 from lib.backends.pixnerd.config import MODEL_NAME
-from lib.backends.pixnerd.memory import device_problem
+from lib.backends.pixnerd.encoder import MAX_TOKENS
+from lib.backends.pixnerd.memory import card_plan, requirement
 from lib.flow import VelocityModel
 from lib.flow.mnist import GUIDANCE_SCALE
 from lib.media.images import rescaled
@@ -30,16 +34,17 @@ from lib.train import model_store
 from lib.train.training import TrainedRun
 from ui import common, layout
 from ui.backend import (FAMILY_DEFAULTS, SERVER_CHOICE, FamilyDefaults, GuardedModel, ImageShape, remote_model,
-                        server_health, server_settings)
-from ui.part_a import image_and_controls
+                        server_health, server_settings, setting, source_key)
+from ui.part_a import EMPTY_PROMPT_HELP, image_and_controls
 from ui.sections import training_section
 
 MODEL = "flow_class"  # the part-B model these pages run on
 STEP = 0.02  # the course's Euler step h: 50 steps from noise
-# w of the course's v_c + w (v_c − v_u): the class flow model's own guidance, part B's γ = 5 in v_u + γ (v_c − v_u), is
-# w = 4 (the course's w = 7 is PixNerd's)
-GUIDANCE_W = GUIDANCE_SCALE - 1
 LOCAL_CHOICE = "Built-in MNIST flow model (default)"
+PIXNERD_CHOICE = f"{MODEL_NAME} (GPU)"
+# each family's own guidance w in the course's form v_c + w (v_c − v_u): the MNIST flow model's is part B's γ = 5 of
+# v_u + γ (v_c − v_u), w = γ − 1 = 4; PixNerd's the course's w = 7
+GUIDANCE_W = {"mnist": GUIDANCE_SCALE - 1, "pixnerd": 7.0}
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,17 @@ class FlowBackend(ImageShape):
     cache_id: str  # identifies the weights in st.cache_data keys (``ui.common.run_cache_id``)
     origin: str  # which run, in words
     weights: str = "ema"  # the run's weights it uses: "ema" (their average) or "spec" (the last step's)
-    family = "mnist"
+    family: str = "mnist"  # "mnist" | "pixnerd": which defaults apply (``FAMILY_DEFAULTS``, the sections' DEFAULTS)
     is_if = False
 
     @property
     def defaults(self) -> FamilyDefaults:
         return FAMILY_DEFAULTS[self.family]
+
+    @property
+    def guidance_w(self) -> float:
+        """The model's own guidance in the course's form (``GUIDANCE_W``)."""
+        return GUIDANCE_W[self.family]
 
     def image(self, array) -> torch.Tensor:
         """A picked image (C, H, W) in [−1, 1] as x₁ (1, C, H, W) in the model's pixel range."""
@@ -95,13 +105,33 @@ def missing_model() -> None:
     st.stop()
 
 
-def pixnerd_note() -> None:
-    """What PixNerd needs, in the sidebar."""
-    problem = device_problem(torch.device("cuda"))
-    if problem:
-        st.sidebar.caption(f"{MODEL_NAME} (the edition's own part-A model, 512×512 RGB) is not available here: {problem}.")
-    else:
-        st.sidebar.caption(f"This GPU fits {MODEL_NAME}; these pages run on the MNIST flow model.")
+# max_entries=1: one PixNerd (and its encoder) in memory at a time
+@st.cache_resource(max_entries=1, show_spinner=f"Loading {MODEL_NAME} and Qwen3-1.7B (the first time from the hub: "
+                                               "downloads of several GB)…")
+def _pixnerd(device: str, key: str, _token: str | None, _folder: str | None):
+    from lib.backends.pixnerd.velocity import load_pixnerd_velocity
+
+    return load_pixnerd_velocity(device, _token, _folder)
+
+
+def pixnerd_backend() -> FlowBackend | None:
+    """PixNerd with its prompt encoder on ``pixnerd_device`` (its settings read as IF's are: the environment, else
+    .streamlit/secrets.toml), or None after saying in the sidebar why it cannot run here."""
+    from lib.backends.pixnerd.encoder import QwenUnavailable
+    from lib.backends.pixnerd.hub import DIR_ENV, PixNerdUnavailable, pixnerd_device, source
+
+    device, token, folder = str(pixnerd_device()), setting("HF_TOKEN"), setting(DIR_ENV)
+    key = source_key(source(token, folder))
+    try:
+        model = _pixnerd(device, key, token, folder)
+    except (PixNerdUnavailable, QwenUnavailable) as err:
+        st.sidebar.error(f"{MODEL_NAME} is unavailable here, so the pages use the MNIST flow model: {err}")
+        return None
+    plan = card_plan(device)
+    if plan is not None:
+        st.sidebar.caption(" ".join(plan.describe()))
+    origin = f"the EMA weights in {folder}" if folder else "the released EMA weights"
+    return FlowBackend(GuardedModel(model), f"pixnerd-{device}-{key}", origin, "ema", "pixnerd")
 
 
 def flow_backend() -> FlowBackend | None:
@@ -115,8 +145,9 @@ def flow_backend() -> FlowBackend | None:
 
 
 def server_flow_backend() -> FlowBackend | None:
-    """The model server's MNIST flow model (its ``mnist-flow-class``), or None after saying in the sidebar why not
-    (down, wrong token, no flow model there)."""
+    """One of the model server's flow models — its MNIST flow model (``mnist-flow-class``) or PixNerd, chosen in the
+    sidebar where it holds both —, or None after saying in the sidebar why not (down, wrong token, no flow model
+    there)."""
     from lib.backends.remote import RemoteUnavailable
 
     url, token = server_settings()
@@ -125,42 +156,51 @@ def server_flow_backend() -> FlowBackend | None:
     if isinstance(health, str):
         st.sidebar.error(f"{health}. {fallback}")
         return None
-    name, info = next(((name, info) for name, info in health["models"].items()
-                       if info["predicts"] == "velocity" and info["kind"] == "mnist"), (None, None))
-    if name is None:
-        st.sidebar.error(f"The model server at {url} holds no MNIST flow model (it is started with "
-                         f"--models …,mnist-flow-class). {fallback}")
+    models = {name: info for name, info in health["models"].items() if info["predicts"] == "velocity"}
+    if not models:
+        st.sidebar.error(f"The model server at {url} holds no flow model (it is started with --models "
+                         f"…,mnist-flow-class or …,{MODEL_NAME}). {fallback}")
         return None
+    if st.session_state.get("flow_server_model", next(iter(models))) not in models:  # the server was redeployed
+        st.session_state["flow_server_model"] = next(iter(models))
+    name = st.sidebar.selectbox("Server flow model", tuple(models), key="flow_server_model", persist_state="session",
+                                help="The flow models the server holds.") if len(models) > 1 else next(iter(models))
+    info = models[name]
     try:
         model = remote_model(url, name, token, info)
     except RemoteUnavailable as err:
         st.sidebar.error(f"{err}. {fallback}")
         return None
+    if info["kind"] == "pixnerd":
+        return FlowBackend(GuardedModel(model), f"server-{url}-{name}", "the server's EMA weights", "ema", "pixnerd")
     origin = run_origin(info["shipped"], info["epochs"], info["hidden"], on_server=True)
     return FlowBackend(GuardedModel(model), f"server-{url}-{name}", origin, info["weights"])
 
 
 def active_flow_backend() -> FlowBackend:
-    """The flow model chosen in the sidebar — this machine's (``flow_backend``) or, where a model server is set, the
-    server's (``server_flow_backend``), falling back to this machine's —, named there; stops the page if there is
-    none."""
+    """The flow model chosen in the sidebar — this machine's MNIST flow model (``flow_backend``), PixNerd
+    (``pixnerd_backend``) or, where a model server is set, the server's (``server_flow_backend``), falling back to this
+    machine's MNIST flow model —, named there; stops the page if there is none."""
     sb = st.sidebar
     sb.subheader("Flow model")
+    choices = (LOCAL_CHOICE, PIXNERD_CHOICE) + ((SERVER_CHOICE,) if server_settings()[0] else ())
+    if st.session_state.get("flow_backend", LOCAL_CHOICE) not in choices:  # the model server's setting went away
+        st.session_state["flow_backend"] = LOCAL_CHOICE
+    choice = sb.radio("Flow model", choices, key="flow_backend", persist_state="session", label_visibility="collapsed",
+                      help=f"The same Euler loop runs on each. {MODEL_NAME} (the edition's own, 512×512 RGB, text "
+                           f"prompts) needs a CUDA GPU: {requirement()}. On the server every velocity is one request.")
     backend = None
-    if server_settings()[0]:
-        choice = sb.radio("Flow model", (LOCAL_CHOICE, SERVER_CHOICE), key="flow_backend", persist_state="session",
-                          label_visibility="collapsed",
-                          help="The same Euler loop runs here on either; on the server every velocity is one request.")
-        if choice == SERVER_CHOICE:
-            backend = server_flow_backend()
+    if choice == PIXNERD_CHOICE:
+        backend = pixnerd_backend()
+    elif choice == SERVER_CHOICE:
+        backend = server_flow_backend()
     if backend is None:
         backend = flow_backend()
-    pixnerd_note()
     if backend is None:
         missing_model()
     where = "the model server" if backend.cache_id.startswith("server-") else common.device_label()
-    sb.caption(f"Active: **{backend.model.name}**, {backend.origin}, "
-               f"{'EMA' if backend.weights == 'ema' else 'last'} weights · {where}")
+    weights = "" if backend.family == "pixnerd" else f", {'EMA' if backend.weights == 'ema' else 'last'} weights"
+    sb.caption(f"Active: **{backend.model.name}**, {backend.origin}{weights} · {where}")
     return backend
 
 
@@ -179,7 +219,23 @@ def flow_image_page(slug: str, formula: str | list[str], explanation: str):
     return backend, picked, right
 
 
-def guidance_w_slider(default: float, key: str, help: str, container=st) -> float:
+def guidance_w_slider(backend: FlowBackend, key: str, help: str, container=st, default: float | None = None) -> float:
     """The course's guidance weight w of v_c + w (v_c − v_u) (0: the conditional velocity alone), on every page that
-    guides."""
-    return container.slider("Guidance w", 0.0, 10.0, default, 0.5, key=key, help=help)
+    guides: from ``default``, else the model's own (``FlowBackend.guidance_w``); one widget per family, so that each
+    model starts from its own."""
+    start = backend.guidance_w if default is None else default
+    return container.slider("Guidance w", 0.0, 10.0, start, 0.5, key=f"{key}_{backend.family}", help=help)
+
+
+def edit_prompt_origin(backend: FlowBackend, prompt: str) -> str:
+    """Where the prompt of an edit (``FamilyDefaults.edit_prompt``) comes from, in words, for a caption."""
+    if not prompt:
+        return " (empty: unconditional)"
+    return " (the digit's label)" if backend.family == "mnist" else " (the course's)"
+
+
+def prompt_help(backend: FlowBackend) -> str:
+    """What a prompt is for the model, for the prompt fields' help."""
+    what = ("A digit 0–9 or its name." if backend.family == "mnist" else
+            f"Any text: Qwen3-1.7B embeds its first {MAX_TOKENS} tokens.")
+    return f"{what} {EMPTY_PROMPT_HELP}"

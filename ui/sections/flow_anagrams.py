@@ -17,7 +17,7 @@ from lib.techniques.views import VIEWS
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
-from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
+from ui.flow_backend import STEP, FlowBackend
 from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
 
 # the views a flow anagram can use: all of the app's but the identity (the upright reading) and the negation, which
@@ -27,15 +27,17 @@ FLOW_VIEWS = tuple(name for name in VIEWS if name not in ("identity", "negate (M
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
-    prompt1: str = "6"  # as generated
-    prompt2: str = "9"  # under the view
+    prompt1: str  # as generated
+    prompt2: str  # under the view
     view: str = "rotate 180°"  # the course's flip
     samples: int = 4
-    h: float = STEP
-    w: float = GUIDANCE_W
+    h: float = STEP  # guidance: the model's own (``FlowBackend.guidance_w``)
 
 
-DEFAULTS = Defaults()
+DEFAULTS = {  # per family: the MNIST pair measured to work both ways (bench/flow_lessons.py), the course's first pair
+    "mnist": Defaults(prompt1="6", prompt2="9"),
+    "pixnerd": Defaults(prompt1="an oil painting of an old man", prompt2="an oil painting of people around a campfire"),
+}
 
 
 @st.cache_data(show_spinner="Sampling anagrams…", max_entries=32)
@@ -58,12 +60,12 @@ ANAGRAMS = Heading("flow_anagrams", "3.3", "Visual anagrams")
 
 def _report(c: Context):
     flow = shown_flow_backend(c)
-    g = DEFAULTS
-    images = anagrams(flow.cache_id, g.prompt1, g.prompt2, g.view, g.w, g.h, g.samples, c.seed, flow)
+    g, w = DEFAULTS[flow.family], flow.guidance_w
+    images = anagrams(flow.cache_id, g.prompt1, g.prompt2, g.view, w, g.h, g.samples, c.seed, flow)
     picture = grid(torch.cat([images, VIEWS[g.view].apply(images)]), g.samples, flow.model.value_range,
                    upscale=upscale_for(flow.size))
     settings = {"prompt 1 (as it is)": quoted_prompt(g.prompt1), "prompt 2 (under the view)": quoted_prompt(g.prompt2),
-                "view": g.view, "guidance w": g.w, "h": g.h, "samples": g.samples, "seed": c.seed}
+                "view": g.view, "guidance w": w, "h": g.h, "samples": g.samples, "seed": c.seed}
     caption = f"top: as generated, {quoted_prompt(g.prompt1)}; bottom: under the view, {quoted_prompt(g.prompt2)}"
     return [ANAGRAMS.made(settings, [png_figure(picture, caption)])], None
 

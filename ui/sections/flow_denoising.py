@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from lib.ddpm.sampling import randn
 from lib.flow.denoising import COURSE_SIGMAS, BlurSweep, best_blur
 from lib.flow.path import interpolate, one_step_estimate
+from lib.guidance import condition_rows
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
@@ -72,7 +73,7 @@ def denoised(cache_id: str, image: np.ndarray, times: tuple[float, ...], prompt:
     x1, _, noisy = noisy_inputs(_backend, image, times, seed)
     sweeps = tuple(best_blur(noisy[i:i + 1], t, x1, sigmas) if t > 0 else None for i, t in enumerate(times))
     t = torch.tensor(times)
-    cond = model.encode_prompt(prompt).expand(len(times), -1)
+    cond = condition_rows(model.encode_prompt(prompt), len(times))
     with torch.no_grad():
         v = model.velocity(noisy.to(model.device), t, cond).float().cpu()
     one_step = one_step_estimate(noisy, t, v)

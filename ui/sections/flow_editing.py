@@ -17,19 +17,19 @@ from lib.techniques.sdedit import flow_edit
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
-from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
+from ui.flow_backend import STEP, FlowBackend
 from ui.report_kit import Context, Heading, Piece, one, shown_flow_input, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     t_starts: tuple[float, ...] = (0.02, 0.04, 0.06, 0.10, 0.14, 0.25, 0.50)  # the course's seven
-    h: float = STEP
-    w: float = GUIDANCE_W
-    text_edit: str = "2"  # 3.2: the report's edit of the test digit towards another prompt
+    h: float = STEP  # guidance: the model's own (``FlowBackend.guidance_w``)
+    text_edit: str  # 3.2: the edit of the input towards another prompt
 
 
-DEFAULTS = Defaults()
+DEFAULTS = {"mnist": Defaults(text_edit="2"),  # the test digit 3 edited towards a 2
+            "pixnerd": Defaults(text_edit="a photograph of a rocket on a launch pad")}  # the course's example
 
 
 @st.cache_data(show_spinner="Editing…", max_entries=32)
@@ -52,15 +52,15 @@ TEXT_EDIT = Heading("flow_editing.text", "3.2", "Text-guided editing")
 
 def _report(c: Context):
     flow, picked, own_prompt = shown_flow_input(c)
-    g, x1 = DEFAULTS, flow.image(picked.array)
+    g, w, x1 = DEFAULTS[flow.family], flow.guidance_w, flow.image(picked.array)
     made = []
     for heading, prompt, text in ((EDIT, own_prompt, "A larger t_s keeps more of the "
                                    "input."),
                                   (TEXT_EDIT, g.text_edit, f"The same edits steered towards {quoted_prompt(g.text_edit)}.")):
-        edited = edits(flow.cache_id, picked.array, g.t_starts, prompt, g.w, g.h, c.seed, flow)
+        edited = edits(flow.cache_id, picked.array, g.t_starts, prompt, w, g.h, c.seed, flow)
         picture = grid(torch.cat([x1, edited]), 1 + len(edited), flow.model.value_range, upscale=upscale_for(flow.size))
         settings = {"image": picked.caption, "prompt": quoted_prompt(prompt), "t_s": ", ".join(f"{t:g}" for t in g.t_starts),
-                    "guidance w": g.w, "h": g.h, "noise seed": c.seed}
+                    "guidance w": w, "h": g.h, "noise seed": c.seed}
         made.append(heading.made(settings, [png_figure(picture, "input · t_s = " + ", ".join(f"{t:g}" for t in
                                                                                              g.t_starts))], text))
     return made, None

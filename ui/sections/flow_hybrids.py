@@ -25,19 +25,20 @@ from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upsc
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
-    far: str = "0"  # prompt 1: the low frequencies, seen from far
-    near: str = "5"  # prompt 2: the detail, seen up close
+    far: str  # prompt 1: the low frequencies, seen from far
+    near: str  # prompt 2: the detail, seen up close
     samples: int = 4
-    sigma_at_512: float = 16.0  # the course's σ at 512 px, scaled to the image size
-    # σ on the 28-px MNIST flow model, measured with the app's digit judge (bench/RESULTS.md, "Flow edition part A on
-    # MNIST"): the course's σ scaled to 28 px (0.875) leaves the whole digit to prompt 1 (16 of 16 read as prompt 1
-    # up close too); at σ 2 every sample of 0 / 5 reads as 0 from far and 5 up close
-    mnist_sigma: float = 2.0
     h: float = STEP
     w: float = 7.0  # the course's w; on MNIST too it beats the model's w = 4 (16 against 14 of 16 hybrids at σ 2)
 
 
-DEFAULTS = Defaults()
+COURSE_SIGMA_AT_512 = 16.0  # the course's σ at 512 px, scaled to the image size
+# σ on the 28-px MNIST flow model, measured with the app's digit judge (bench/RESULTS.md, "Flow edition part A on MNIST"):
+# the course's σ scaled to 28 px (0.875) leaves the whole digit to prompt 1 (16 of 16 read as prompt 1 up close too);
+# at σ 2 every sample of 0 / 5 reads as 0 from far and 5 up close
+MNIST_SIGMA = 2.0
+DEFAULTS = {"mnist": Defaults(far="0", near="5"),  # measured (bench/flow_lessons.py)
+            "pixnerd": Defaults(far="a lithograph of a skull", near="a lithograph of waterfalls")}  # the course's
 MNIST_NO_HYBRID_BELOW = 1.75  # σ: below it the MNIST flow model's "hybrids" read as prompt 1 up close too (measured)
 MNIST_NO_HYBRID = (
     "**At this σ there is no hybrid on MNIST**: the low band takes the whole digit, so up close the image still reads "
@@ -49,9 +50,9 @@ MNIST_NO_HYBRID = (
 def low_pass(size: int, family: str, sigma: float | None = None) -> tuple[int, float]:
     """(taps, σ) of the hybrids' Gaussian: the course's taps scaled to ``size`` (15 at 28 px); σ as given, else the
     MNIST model's measured σ, else the course's σ scaled to ``size``."""
-    kernel, course_sigma = lowpass_scaled_to(size, DEFAULTS.sigma_at_512)
+    kernel, course_sigma = lowpass_scaled_to(size, COURSE_SIGMA_AT_512)
     if sigma is None:
-        sigma = DEFAULTS.mnist_sigma if family == "mnist" else course_sigma
+        sigma = MNIST_SIGMA if family == "mnist" else course_sigma
     return kernel, sigma
 
 
@@ -70,13 +71,13 @@ def hybrids(cache_id: str, far: str, near: str, kernel: int, sigma: float, w: fl
 
 def sigma_origin(size: int, sigma: float) -> str:
     """Where a σ comes from, in words: the course's scaled to ``size``, the MNIST measurement's, or the student's."""
-    course = lowpass_scaled_to(size, DEFAULTS.sigma_at_512)[1]
+    course = lowpass_scaled_to(size, COURSE_SIGMA_AT_512)[1]
     if sigma == course:
-        return f"the course's σ {DEFAULTS.sigma_at_512:g} at 512 px, scaled to {size} px"
-    if sigma == DEFAULTS.mnist_sigma:
-        return (f"measured for the MNIST model; the course's σ {DEFAULTS.sigma_at_512:g} at 512 px would be "
+        return f"the course's σ {COURSE_SIGMA_AT_512:g} at 512 px, scaled to {size} px"
+    if sigma == MNIST_SIGMA:
+        return (f"measured for the MNIST model; the course's σ {COURSE_SIGMA_AT_512:g} at 512 px would be "
                 f"{course:.3g} here")
-    return f"chosen; the course's σ {DEFAULTS.sigma_at_512:g} at 512 px would be {course:.3g} here"
+    return f"chosen; the course's σ {COURSE_SIGMA_AT_512:g} at 512 px would be {course:.3g} here"
 
 
 # --- the report --------------------------------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ HYBRIDS = Heading("flow_hybrids", "3.4", "Hybrid images")
 
 def _report(c: Context):
     flow = shown_flow_backend(c)
-    g = DEFAULTS
+    g = DEFAULTS[flow.family]
     kernel, sigma = low_pass(flow.size, flow.family)
     images = hybrids(flow.cache_id, g.far, g.near, kernel, sigma, g.w, g.h, g.samples, c.seed, flow)
     lo_hi, up = flow.model.value_range, upscale_for(flow.size)

@@ -19,7 +19,7 @@ from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from lib.techniques.inpainting import flow_inpaint
 from ui.common import counted
-from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
+from ui.flow_backend import STEP, FlowBackend
 from ui.part_a import SAMPLES_DEFAULT, masked_view, preset_masks
 from ui.report_kit import Context, Heading, Piece, shown_flow_input, upscale_for
 from ui.sections import BY_SLUG
@@ -31,8 +31,8 @@ SECTION = BY_SLUG["flow_inpainting"]  # its number says it is an extra: the repo
 class Defaults:
     mask: str = "top half"  # a preset of ``ui.part_a.preset_masks``: the digit's lower half is kept
     samples: int = SAMPLES_DEFAULT
-    h: float = STEP  # the course's Euler step: 50 steps from noise
-    w: float = GUIDANCE_W  # the seed is every page's one default, ``ui.backend.DEFAULT_SEED``
+    h: float = STEP  # the course's Euler step: 50 steps from noise; guidance: the model's own
+    # (``FlowBackend.guidance_w``); the seed is every page's one default, ``ui.backend.DEFAULT_SEED``
 
 
 DEFAULTS = Defaults()
@@ -62,7 +62,8 @@ def strip(backend: FlowBackend, image: np.ndarray, mask: np.ndarray, result: tor
     """What the page and the report show, in [−1, 1]: the original, the mask (white = regenerate), the masked input
     (``ui.part_a.masked_view``) and the inpaintings."""
     x, m = torch.from_numpy(image).unsqueeze(0), torch.from_numpy(mask)
-    return torch.cat([x, 2 * m - 1, masked_view(x, m), rescaled(result, backend.model.value_range, (-1.0, 1.0))])
+    return torch.cat([x, (2 * m - 1).expand_as(x), masked_view(x, m),
+                      rescaled(result, backend.model.value_range, (-1.0, 1.0))])
 
 
 # --- the report --------------------------------------------------------------------------------------------------------
@@ -74,9 +75,10 @@ def _report(c: Context):
     flow, picked, prompt = shown_flow_input(c)
     g = DEFAULTS
     mask = preset_masks(flow)[g.mask].numpy()
-    result, _ = inpaintings(flow.cache_id, picked.array, mask, prompt, g.w, g.h, g.samples, c.seed, flow, c.progress)
+    result, _ = inpaintings(flow.cache_id, picked.array, mask, prompt, flow.guidance_w, g.h, g.samples, c.seed, flow,
+                            c.progress)
     picture = grid(strip(flow, picked.array, mask, result), g.samples + 3, upscale=upscale_for(flow.size))
-    settings = {"image": picked.caption, "mask": g.mask, "prompt": quoted_prompt(prompt), "guidance w": g.w,
+    settings = {"image": picked.caption, "mask": g.mask, "prompt": quoted_prompt(prompt), "guidance w": flow.guidance_w,
                 "h": f"{g.h:g} ({counted(euler_steps(), 'Euler step')})", "samples": g.samples, "noise seed": c.seed}
     text = (f"{SECTION.summary}. After every Euler step to t' the kept pixels are put back at (1 − t')·ε + t'·x_orig, "
             "so they end as the original's own.")

@@ -14,15 +14,14 @@ from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.common import counted
-from ui.flow_backend import GUIDANCE_W, STEP, FlowBackend
+from ui.flow_backend import STEP, FlowBackend
 from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults:
     samples: int = 5  # the course's five samples
-    h: float = STEP  # 50 Euler steps from t = 0
-    w: float = GUIDANCE_W
+    h: float = STEP  # 50 Euler steps from t = 0; guidance: the model's own (``FlowBackend.guidance_w``)
 
 
 DEFAULTS = Defaults()
@@ -53,11 +52,12 @@ def _report(c: Context):
     settings = {"prompt": quoted_prompt(prompt), "samples": g.samples, "h": f"{g.h:g} ({counted(steps, 'Euler step')})",
                 "seed": c.seed}
     made = []
-    for heading, w in ((PLAIN, 0.0), (GUIDED, g.w)):
+    for heading, w in ((PLAIN, 0.0), (GUIDED, flow.guidance_w)):
         images = samples(flow.cache_id, prompt, g.samples, g.h, w, c.seed, flow)
         picture = grid(images, g.samples, flow.model.value_range, upscale=upscale_for(flow.size))
         made.append(heading.made({**settings, "guidance w": w}, [png_figure(picture, f"w = {w:g}")]))
-    made[1].text = (f"v_c + w (v_c − v_u) with this model's w = {g.w:g} (part B's γ = {scale_from_course_w(g.w):g}), "
+    made[1].text = (f"v_c + w (v_c − v_u) with this model's w = {flow.guidance_w:g} (part B's γ = "
+                    f"{scale_from_course_w(flow.guidance_w):g}), "
                     "from the noises of 1.6.")
     return made, None
 

@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 
 from lib.flow.denoising import VelocityDiagnostics, symmetric_limit, velocity_diagnostics
+from lib.guidance import condition_rows
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
@@ -37,7 +38,7 @@ def diagnostics(cache_id: str, image: np.ndarray, times: tuple[float, ...], prom
     x1, eps, noisy = flow_denoising.noisy_inputs(_backend, image, times, seed)
     t = torch.tensor(times)
     with torch.no_grad():
-        v = model.velocity(noisy.to(model.device), t, model.encode_prompt(prompt).expand(len(times), -1))
+        v = model.velocity(noisy.to(model.device), t, condition_rows(model.encode_prompt(prompt), len(times)))
     return noisy, velocity_diagnostics(x1, eps, t, v.float().cpu())
 
 

@@ -33,6 +33,8 @@ from lib.backends.pixnerd.memory import device_problem
 from lib.backends.pixnerd.model import PixNerdTransformer, build_pixnerd
 
 DIR_ENV = "DIFFUSION_LAB_PIXNERD_DIR"
+DEVICE_ENV = "DIFFUSION_LAB_PIXNERD_DEVICE"  # "cpu" runs PixNerd without a GPU: tests and tiny snapshots (the XXL
+# takes minutes per image there: bench/RESULTS.md)
 
 NO_NETWORK = hub.no_network_message(f"PixNerd's checkpoint ({REPO}, {CHECKPOINT_FILE}) is", DIR_ENV)
 
@@ -77,6 +79,20 @@ def source(token: str | None = None, folder: str | Path | None = None) -> Checkp
     return CheckpointSource(token=token or os.environ.get("HF_TOKEN") or None)
 
 
+def pixnerd_device() -> torch.device:
+    """The GPU — the released PixNerd needs one, and a machine without it is told so — unless
+    ``DIFFUSION_LAB_PIXNERD_DEVICE`` names another device."""
+    return torch.device(os.environ.get(DEVICE_ENV) or "cuda")
+
+
+def _device_problem(device: torch.device | str, dtype: torch.dtype, config: PixNerdConfig | None) -> str | None:
+    """What stands between ``device`` and PixNerd of ``config`` (None: not known yet): the XXL's memory plan
+    (``device_problem``); for any configuration, a CUDA device asked of a machine without one."""
+    if config == XXL or (torch.device(device).type == "cuda" and not torch.cuda.is_available()):
+        return device_problem(device, dtype)
+    return None
+
+
 def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype: torch.dtype = torch.float32,
                  config: PixNerdConfig | None = None) -> PixNerdTransformer:
     """The denoiser with the checkpoint's EMA weights, strictly loaded, on ``device`` in ``dtype`` (the course:
@@ -88,7 +104,7 @@ def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype
     ``config`` or of none, GPU too full); the checkpoint's own error is its ``__cause__``.
     """
     src = src or source()
-    if (config == XXL or (config is None and src.folder is None)) and (problem := device_problem(device, dtype)):
+    if problem := _device_problem(device, dtype, config or (XXL if src.folder is None else None)):
         raise PixNerdUnavailable(problem)  # the hub's pinned file is the XXL: asked before it is downloaded
     path = src.checkpoint_path()
     try:
@@ -100,7 +116,7 @@ def load_pixnerd(src: CheckpointSource | None, device: torch.device | str, dtype
             config = config_from_weights({key: value.shape for key, value in state.items()})
         except NotPixNerdWeights as err:
             raise PixNerdUnavailable(f"{path}: {err}") from err
-        if config == XXL and (problem := device_problem(device, dtype)):
+        if problem := _device_problem(device, dtype, config):
             raise PixNerdUnavailable(problem)
     model = build_pixnerd(config, device="meta", dtype=dtype)
     try:

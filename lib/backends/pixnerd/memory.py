@@ -165,8 +165,22 @@ def device_problem(device: torch.device | str, dtype: torch.dtype = torch.float3
         return f"PixNerd runs in {' or '.join(str(d).removeprefix('torch.') for d in PRECISION_OF)}, not {dtype}"
     if device.type != "cuda":
         return None
-    precision = PRECISION_OF[dtype]
-    if not torch.cuda.is_available():
-        return f"{requirement(precision)}; this machine has none"
-    plan = plan_memory(torch.cuda.get_device_properties(device).total_memory, precision)
+    plan = card_plan(device, dtype)
+    if plan is None:
+        return f"{requirement(PRECISION_OF[dtype])}; this machine has none"
     return None if plan.fits else plan.describe()[0]
+
+
+def card_plan(device: torch.device | str, dtype: torch.dtype = torch.float32) -> MemoryPlan | None:
+    """The plan for the CUDA card ``device`` names (None for a CPU, or where no CUDA is)."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return plan_memory(torch.cuda.get_device_properties(device).total_memory, PRECISION_OF[dtype])
+
+
+def encoder_device(device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.device:
+    """Where Qwen3 goes beside a denoiser on ``device``: that GPU where its plan keeps the encoder there, else the
+    CPU."""
+    plan = card_plan(device, dtype)
+    return torch.device(device) if plan is None or plan.encoder_on_gpu else torch.device("cpu")

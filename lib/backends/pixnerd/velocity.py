@@ -11,6 +11,7 @@ encoder (Qwen3-1.7B's last hidden state, padded to 128 tokens: (B, 128, 2048)); 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -65,12 +66,21 @@ class PixNerdVelocity:
         return self._null
 
 
-def load_pixnerd_velocity(device: torch.device | str) -> PixNerdVelocity:
-    """PixNerd (``lib.backends.pixnerd.hub.load_pixnerd``: the hub's PixNerd-XXL-P16-T2I, or the one in
-    DIFFUSION_LAB_PIXNERD_DIR; a GPU that fits it) on ``device``, with its Qwen3-1.7B prompt encoder beside it, each
-    prompt's embedding computed once and kept on disk (``qwen_prompt_cache``). What the model server and the flow
-    pages run."""
-    from lib.backends.pixnerd.encoder import QwenEncoder, qwen_prompt_cache
-    from lib.backends.pixnerd.hub import load_pixnerd
+def load_pixnerd_velocity(device: torch.device | str, token: str | None = None,
+                          folder: str | Path | None = None) -> PixNerdVelocity:
+    """PixNerd (``lib.backends.pixnerd.hub.load_pixnerd``: the hub's PixNerd-XXL-P16-T2I with ``token``, or the one in
+    the snapshot ``folder`` / DIFFUSION_LAB_PIXNERD_DIR; a GPU that fits it) on ``device``, with its Qwen3-1.7B prompt
+    encoder from the same place beside it (on the same GPU where the memory plan keeps it there, else on the
+    CPU), each prompt's embedding computed once and kept on disk
+    (``qwen_prompt_cache``). The encoder is loaded now (by embedding "", the unconditional prompt), so that whatever
+    stands in its way is raised here, as ``QwenUnavailable``, not at a page's first prompt. What the model server
+    and the flow pages run."""
+    from lib.backends.pixnerd.encoder import QwenEncoder, qwen_prompt_cache, qwen_source
+    from lib.backends.pixnerd.hub import load_pixnerd, source
+    from lib.backends.pixnerd.memory import encoder_device
 
-    return PixNerdVelocity(load_pixnerd(None, device), qwen_prompt_cache(QwenEncoder(device=device)).get_many)
+    net = load_pixnerd(source(token, folder), device)
+    encoder = QwenEncoder(qwen_source(token, folder), device=encoder_device(device))
+    model = PixNerdVelocity(net, qwen_prompt_cache(encoder).get_many)
+    model.null_condition()
+    return model
