@@ -3,9 +3,10 @@
 import streamlit as st
 import torch
 
+from lib.flow.euler import euler_times
 from lib.media.images import grid
 from lib.techniques.views import VIEWS
-from ui.backend import prompt_ok, seed_control
+from ui.backend import StepProgress, prompt_ok, seed_control
 from ui.layout import download_png
 from ui.flow_backend import flow_page_setup, guidance_w_slider, prompt_help
 from ui.part_a import prompt_input, show
@@ -39,7 +40,9 @@ with d3:
 if not (prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2")):
     st.stop()
 
-images = anagrams(backend.cache_id, prompt1, prompt2, view, w, d.h, num, seed, backend)
+progress = StepProgress(len(euler_times(0.0, d.h)) - 1, "Sampling anagrams:")
+images = anagrams(backend.cache_id, prompt1, prompt2, view, w, d.h, num, seed, backend, progress)
+progress.done()
 viewed = VIEWS[view].apply(images)
 show(images, value_range=value_range, target_px=130, caption=f"as generated: {prompt1!r}")
 show(viewed, value_range=value_range, target_px=130, caption=f"under the view “{view}”: {prompt2!r}")

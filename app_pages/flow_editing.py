@@ -5,7 +5,7 @@ import torch
 
 from lib.flow.euler import euler_times
 from lib.media.images import grid
-from ui.backend import prompt_ok, seed_control
+from ui.backend import StepProgress, prompt_ok, seed_control
 from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_image_page, guidance_w_slider
@@ -41,8 +41,10 @@ if picked is None:
 if not prompt_ok(backend, prompt):
     st.stop()
 
-edited = edits(backend.cache_id, picked.array, d.t_starts, prompt, w, d.h, seed, backend)
 steps = sum(len(euler_times(t_s, d.h)) - 1 for t_s in d.t_starts)
+progress = StepProgress(steps, "Editing from the seven start times:")
+edited = edits(backend.cache_id, picked.array, d.t_starts, prompt, w, d.h, seed, backend, progress)
+progress.done()
 show(backend.image(picked.array), value_range=value_range, target_px=120, caption=f"input ({picked.caption})")
 show(edited, value_range=value_range, target_px=110,
      caption=" · ".join(f"t_s = {t_s:g}" for t_s in d.t_starts))

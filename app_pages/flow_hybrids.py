@@ -2,9 +2,10 @@
 
 import streamlit as st
 
+from lib.flow.euler import euler_times
 from lib.media.images import grid
 from lib.techniques.filters import lowpass, seen_small
-from ui.backend import prompt_ok, seed_control
+from ui.backend import StepProgress, prompt_ok, seed_control
 from ui.layout import download_png
 from ui.flow_backend import flow_page_setup, guidance_w_slider, prompt_help
 from ui.part_a import prompt_input, show
@@ -45,7 +46,9 @@ if not (prompt_ok(backend, far, field="Prompt 1") and prompt_ok(backend, near, f
 if backend.family == "mnist" and sigma < MNIST_NO_HYBRID_BELOW:
     st.warning(MNIST_NO_HYBRID)
 
-images = hybrids(backend.cache_id, far, near, kernel, sigma, w, d.h, num, seed, backend)
+progress = StepProgress(len(euler_times(0.0, d.h)) - 1, "Sampling hybrids:")
+images = hybrids(backend.cache_id, far, near, kernel, sigma, w, d.h, num, seed, backend, progress)
+progress.done()
 show(images, value_range=value_range, target_px=140, caption=f"up close: {near!r}")
 far_view = seen_small(images, sigma)
 show(far_view, value_range=value_range, target_px=far_view.shape[-1],

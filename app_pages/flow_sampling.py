@@ -5,7 +5,7 @@ import torch
 
 from lib.flow.euler import euler_times, scale_from_course_w
 from lib.media.images import grid
-from ui.backend import prompt_ok, seed_control
+from ui.backend import StepProgress, prompt_ok, seed_control
 from ui.layout import download_png
 from ui.common import counted
 from ui.flow_backend import flow_page_setup, guidance_w_slider, prompt_help
@@ -41,8 +41,10 @@ if not prompt_ok(backend, prompt):
     st.stop()
 
 steps = len(euler_times(0.0, DEFAULTS.h)) - 1
-plain = samples(backend.cache_id, prompt, num, DEFAULTS.h, 0.0, seed, backend)
-guided = samples(backend.cache_id, prompt, num, DEFAULTS.h, w, seed, backend)
+progress = StepProgress(2 * steps, "Sampling, without and with guidance:")
+plain = samples(backend.cache_id, prompt, num, DEFAULTS.h, 0.0, seed, backend, progress)
+guided = samples(backend.cache_id, prompt, num, DEFAULTS.h, w, seed, backend, progress)
+progress.done()
 what = f"the prompt {prompt!r}" if prompt else "the empty prompt (unconditional)"
 st.subheader("1.6 · From noise, without guidance")
 show(plain, value_range=value_range, target_px=120, caption=f"{what} · w = 0 · {counted(steps, 'Euler step')}")

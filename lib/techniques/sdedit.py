@@ -14,7 +14,7 @@ import torch
 from lib.ddpm.diffusion import ddpm_step
 from lib.ddpm.sampling import NoiseModel, StepCallback, cfg_predictor, denoise_on, noise_to, randn
 from lib.flow import VelocityModel, euler
-from lib.flow.euler import cfg_predictor as cfg_velocity
+from lib.flow.euler import StepCallback as FlowStepCallback, cfg_predictor as cfg_velocity
 from lib.flow.path import interpolate
 
 def sdedit(
@@ -84,9 +84,11 @@ def sdedit_strip(
 
 
 def flow_edit(model: VelocityModel, image: torch.Tensor, eps: torch.Tensor, *, cond: torch.Tensor,
-              scale: float, t_starts: Sequence[float], h: float) -> torch.Tensor:
+              scale: float, t_starts: Sequence[float], h: float,
+              on_step: FlowStepCallback | None = None) -> torch.Tensor:
     """The edit of ``image`` ((1, C, H, W), in the model's value range) from every start time in ``t_starts``, all
     from the same noise ``eps`` (the course edits with noise(180) throughout): (len(t_starts), C, H, W). Each start
-    runs its own ⌈(1 − t_s)/h⌉ Euler steps (their time grids differ, so the runs are not batched together)."""
+    runs its own ⌈(1 − t_s)/h⌉ Euler steps (their time grids differ, so the runs are not batched together);
+    ``on_step`` follows every step of every run."""
     predict = cfg_velocity(model, cond, model.null_condition(), scale)
-    return torch.cat([euler(interpolate(image, eps, t_s), t_s, h, predict) for t_s in t_starts])
+    return torch.cat([euler(interpolate(image, eps, t_s), t_s, h, predict, on_step=on_step) for t_s in t_starts])

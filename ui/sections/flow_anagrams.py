@@ -42,15 +42,15 @@ DEFAULTS = {  # per family: the MNIST pair measured to work both ways (bench/flo
 
 @st.cache_data(show_spinner="Sampling anagrams…", max_entries=32)
 def anagrams(cache_id: str, prompt1: str, prompt2: str, view: str, w: float, h: float, num: int, seed: int,
-             _backend: FlowBackend) -> torch.Tensor:
+             _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """``num`` anagrams from x_0 ~ N(0, I) of a generator seeded with ``seed``, with the weights ``cache_id``
-    names; (num, C, H, W) in the model's pixel range, upright (prompt 1's reading)."""
+    names; (num, C, H, W) in the model's pixel range, upright (prompt 1's reading). ``_on_step``: a progress bar."""
     model = _backend.model
     generator = torch.Generator().manual_seed(seed)
     x0 = randn((num, *model.image_shape), generator, device=model.device, dtype=model.dtype)
     predict = anagram_velocity(model, [model.encode_prompt(prompt1), model.encode_prompt(prompt2)],
                                [VIEWS["identity"], VIEWS[view]], (0.5, 0.5), scale_from_course_w(w))
-    return euler(x0, 0.0, h, predict).float().cpu()
+    return euler(x0, 0.0, h, predict, on_step=_on_step).float().cpu()
 
 
 # --- the report --------------------------------------------------------------------------------------------------------

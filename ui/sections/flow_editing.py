@@ -34,14 +34,15 @@ DEFAULTS = {"mnist": Defaults(text_edit="2"),  # the test digit 3 edited towards
 
 @st.cache_data(show_spinner="Editing…", max_entries=32)
 def edits(cache_id: str, image: np.ndarray, t_starts: tuple[float, ...], prompt: str, w: float, h: float, seed: int,
-          _backend: FlowBackend) -> torch.Tensor:
+          _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """The edit from every start time (one ε ~ N(0, I) from ``seed`` for all), guided by ``prompt`` with w in the
-    course's form, by the weights ``cache_id`` names; (len(t_starts), C, H, W) in the model's pixel range."""
+    course's form, by the weights ``cache_id`` names; (len(t_starts), C, H, W) in the model's pixel range.
+    ``_on_step``: a progress bar over every run's steps."""
     model = _backend.model
     x1 = _backend.image(image).to(model.device)
     eps = randn(x1.shape, torch.Generator().manual_seed(seed), like=x1)
     return flow_edit(model, x1, eps, cond=model.encode_prompt(prompt), scale=scale_from_course_w(w), t_starts=t_starts,
-                     h=h).float().cpu()
+                     h=h, on_step=_on_step).float().cpu()
 
 
 # --- the report --------------------------------------------------------------------------------------------------------

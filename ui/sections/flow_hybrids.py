@@ -58,15 +58,15 @@ def low_pass(size: int, family: str, sigma: float | None = None) -> tuple[int, f
 
 @st.cache_data(show_spinner="Sampling hybrids…", max_entries=32)
 def hybrids(cache_id: str, far: str, near: str, kernel: int, sigma: float, w: float, h: float, num: int, seed: int,
-            _backend: FlowBackend) -> torch.Tensor:
+            _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """``num`` hybrids from x_0 ~ N(0, I) of a generator seeded with ``seed``, low frequencies from ``far`` and high
     from ``near`` (a Gaussian of ``kernel`` taps and ``sigma``), with the weights ``cache_id`` names; (num, C, H, W)
-    in the model's pixel range."""
+    in the model's pixel range. ``_on_step``: a progress bar."""
     model = _backend.model
     x0 = randn((num, *model.image_shape), torch.Generator().manual_seed(seed), device=model.device, dtype=model.dtype)
     predict = factorized_velocity(model, [model.encode_prompt(far), model.encode_prompt(near)],
                                   two_band(kernel, sigma), scale_from_course_w(w))
-    return euler(x0, 0.0, h, predict).float().cpu()
+    return euler(x0, 0.0, h, predict, on_step=_on_step).float().cpu()
 
 
 def sigma_origin(size: int, sigma: float) -> str:

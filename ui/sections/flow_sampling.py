@@ -29,14 +29,14 @@ DEFAULTS = Defaults()
 
 @st.cache_data(show_spinner="Sampling…", max_entries=32)
 def samples(cache_id: str, prompt: str, num: int, h: float, w: float, seed: int,
-            _backend: FlowBackend) -> torch.Tensor:
+            _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """``num`` images integrated from x_0 ~ N(0, I) of a generator seeded with ``seed`` — the same noises for every w —
     with guidance w in the course's form (w = 0: the conditional velocity alone), by the weights ``cache_id`` names;
-    (num, C, H, W) in the model's pixel range."""
+    (num, C, H, W) in the model's pixel range. ``_on_step`` follows the Euler steps (a page's progress bar)."""
     model = _backend.model
     generator = torch.Generator(device=model.device).manual_seed(seed)
     return sample(model, model.encode_prompt(prompt), scale=scale_from_course_w(w), num_samples=num,
-                  generator=generator, h=h).float().cpu()
+                  generator=generator, h=h, on_step=_on_step).float().cpu()
 
 
 # --- the report --------------------------------------------------------------------------------------------------------
