@@ -53,4 +53,8 @@ show(guided, value_range=value_range, target_px=120, caption=f"{what} · w = {w:
 st.caption(f"Seed {seed}: one generator draws all {num} starting noises. With guidance every step is one batched call "
            "on the conditional and the unconditional rows" + (" — though with the empty prompt both are the same, so "
                                                               "every w draws the same images." if not prompt else "."))
-download_png(grid(torch.cat([plain, guided]), num, value_range, upscale=upscale_for(backend.size)), f"flow_sampling_w{w:g}_seed{seed}.png")
+if backend.family == "pixnerd" and prompt == backend.defaults.prompt:
+    st.info("1.6 asks for a note on any subject bias: the course's own validation found that this prompt drew "
+            "portraits in all 5 guided samples — it is not a neutral prompt for this checkpoint.")
+download_png(grid(torch.cat([plain, guided]), num, value_range, upscale=upscale_for(backend.size)),
+             f"flow_sampling_w{w:g}_seed{seed}.png")

@@ -49,4 +49,4 @@ st.markdown(
     f"Conditioned on the prompt {prompt!r}" + edit_prompt_origin(backend, prompt)
     + f", without guidance. The smallest mean error here is at **t = {best:g}**. Two things shrink it as t grows: "
     "the update itself is scaled by 1 − t, and the less noise x_t holds, the less the model has to guess. Where the "
-    "heat map glows is where the model's guess of the image differs from this image — often the strokes' edges.")
+    "heat map glows is where the model's guess of the image differs from this image — often along its edges.")

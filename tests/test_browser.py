@@ -715,6 +715,44 @@ def test_stock_pipeline_and_stage2_on_deepfloyd_if(browser, if_app_url):
         context.close()
 
 
+# --- PixNerd through the production loaders -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pixnerd_app_url(tmp_path_factory):
+    """An app whose PixNerd and Qwen3 come from toy-size snapshots in the released layouts (DIFFUSION_LAB_PIXNERD_DIR),
+    run on the CPU (DIFFUSION_LAB_PIXNERD_DEVICE=cpu): the real loading path, no hub."""
+    from tests.tiny_pixnerd import write_app_snapshots
+
+    tmp = tmp_path_factory.mktemp("pixnerd-app")
+    with running_app(tmp, HF_HUB_OFFLINE="1", DIFFUSION_LAB_PIXNERD_DIR=str(write_app_snapshots(tmp / "snapshots")),
+                     DIFFUSION_LAB_PIXNERD_DEVICE="cpu", DIFFUSION_LAB_EMBEDDINGS=str(tmp / "embeddings")) as server:
+        yield server.url
+
+
+@pytest.mark.slow
+def test_visualising_velocity_on_pixnerd(browser, pixnerd_app_url):
+    """1.4 of the flow edition as a student of Fall 2026 would open it: choose PixNerd in the sidebar; the page shows
+    the 512 × 512 sample photo's noisy inputs, both updates and the error maps, named as PixNerd's."""
+    from lib.backends.pixnerd.config import MODEL_NAME
+    from ui.flow_backend import PIXNERD_CHOICE
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=pixnerd_app_url)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_page(page, "flow_velocity?edition=flow")
+        page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text(PIXNERD_CHOICE, exact=True).click()
+        wait_for_app(page)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert sidebar.get_by_text(f"Active: {MODEL_NAME}", exact=False).count() >= 1, sidebar.inner_text()[:2000]
+        wait_for_images(page, at_least=2)
+        assert page.locator(EXCEPTION).count() == 0
+        assert page.get_by_text("the course's", exact=False).count() >= 1  # its prompt, "a high quality photo"
+        screenshot(page, "flow_velocity-pixnerd")
+    finally:
+        context.close()
+
+
 # --- the model-server backend: the front end of a hosted setup --------------------------------------------------------
 
 def rss_bytes(pid: int) -> int:

@@ -101,6 +101,7 @@ def test_the_sampling_page_draws_pixnerd_s_samples_with_the_course_s_defaults(pi
     assert np.array_equal(pictures[f"the prompt {PROMPT!r} · w = 0 · 50 Euler steps"], grid(plain, 1, (-1.0, 1.0)))
     assert np.array_equal(pictures[f"the prompt {PROMPT!r} · w = 7 · the same noises"], grid(guided, 1, (-1.0, 1.0)))
     assert plain.shape == (1, 3, 512, 512) and not torch.equal(plain, guided)
+    assert any("drew portraits in all 5 guided samples" in i.value for i in at.info)  # 1.6's note, the course's finding
 
 
 def test_the_one_step_estimate_is_pixnerd_s_on_the_sample_photo(pixnerd):
