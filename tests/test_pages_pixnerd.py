@@ -20,6 +20,7 @@ import ui.layout
 from lib.backends import prompt_cache
 from lib.backends.pixnerd.config import MODEL_NAME
 from lib.backends.pixnerd.hub import DEVICE_ENV, DIR_ENV
+from lib.backends.pixnerd.memory import requirement
 from lib.backends.pixnerd.velocity import load_pixnerd_velocity
 from lib.ddpm.sampling import randn
 from lib.flow.euler import sample
@@ -110,6 +111,7 @@ def test_the_one_step_estimate_is_pixnerd_s_on_the_sample_photo(pixnerd):
     velocity for the course's prompt without guidance."""
     at = on_pixnerd(FLOW_DENOISING)
     assert at.slider(key="flow_denoising_t").value == 0.5
+    assert any("It runs on the CPU here (DIFFUSION_LAB_PIXNERD_DEVICE=cpu)" in m.value for m in at.sidebar.markdown)
     reference = FlowBackend(pixnerd, "reference", "the same files", family="pixnerd")
     x1 = reference.image(default_image(reference).array)
     eps = randn(x1.shape, torch.Generator().manual_seed(DEFAULT_SEED), like=x1)
@@ -133,6 +135,8 @@ def test_without_a_gpu_the_sidebar_says_why_and_the_pages_stay_on_mnist(pixnerd,
                                   "in fp32 needs a CUDA GPU")
     assert at.text_input(key="flow_sampling_prompt").value == "7" and at.sidebar.radio(key="flow_backend").value == \
         PIXNERD_CHOICE
+    plan = " ".join(m.value for m in at.sidebar.markdown)  # what it would need, in both precisions
+    assert requirement("fp32") in plan and requirement("bf16") in plan
     at.sidebar.radio(key="flow_backend").set_value(LOCAL_CHOICE).run()
     assert not at.sidebar.error and not at.exception
 

@@ -26,6 +26,7 @@ import torch
 
 from lib.backends.pixnerd.config import MODEL_NAME
 from lib.backends.pixnerd.encoder import MAX_TOKENS
+from lib.backends.pixnerd.hub import DEVICE_ENV
 from lib.backends.pixnerd.memory import card_plan, requirement
 from lib.flow import VelocityModel
 from lib.flow.mnist import GUIDANCE_SCALE
@@ -114,6 +115,22 @@ def _pixnerd(device: str, key: str, _token: str | None, _folder: str | None):
     return load_pixnerd_velocity(device, _token, _folder)
 
 
+def memory_note(device: str) -> None:
+    """What PixNerd needs (``lib.backends.pixnerd.memory``), in the sidebar: the plan for this machine's card, or on the
+    CPU what to expect, and what it needs in either precision."""
+    plan = card_plan(device)
+    if plan is not None:
+        title = f"GPU memory plan · {torch.cuda.get_device_name(torch.device(device))}"
+        lines = plan.describe()
+    else:
+        title = f"{MODEL_NAME} on this machine"
+        lines = ([f"It runs on the CPU here ({DEVICE_ENV}={device}): fine for toy snapshots, minutes per image at real "
+                  "size (bench/RESULTS.md)."] if device == "cpu" else [])
+    with st.sidebar.expander(title):
+        st.markdown("\n".join(f"- {line}" for line in [*lines, f"{requirement('fp32')} — the course's precision.",
+                                                          f"{requirement('bf16')}."]))
+
+
 def pixnerd_backend() -> FlowBackend | None:
     """PixNerd with its prompt encoder on ``pixnerd_device`` (its settings read as IF's are: the environment, else
     .streamlit/secrets.toml), or None after saying in the sidebar why it cannot run here."""
@@ -126,10 +143,9 @@ def pixnerd_backend() -> FlowBackend | None:
         model = _pixnerd(device, key, token, folder)
     except (PixNerdUnavailable, QwenUnavailable) as err:
         st.sidebar.error(f"{MODEL_NAME} is unavailable here, so the pages use the MNIST flow model: {err}")
+        memory_note(device)
         return None
-    plan = card_plan(device)
-    if plan is not None:
-        st.sidebar.caption(" ".join(plan.describe()))
+    memory_note(device)
     origin = f"the EMA weights in {folder}" if folder else "the released EMA weights"
     return FlowBackend(GuardedModel(model), f"pixnerd-{device}-{key}", origin, "ema", "pixnerd")
 
