@@ -682,9 +682,15 @@ def if_app_url(tmp_path_factory):
     (DIFFUSION_LAB_IF_DIR), run on the CPU (DIFFUSION_LAB_IF_DEVICE=cpu): the real loading path, no token, no hub."""
     from tests.tiny_if import write_tiny_snapshots
 
-    tmp = tmp_path_factory.mktemp("if-app")
-    with running_app(tmp, HF_HUB_OFFLINE="1", DIFFUSION_LAB_IF_DIR=str(write_tiny_snapshots(tmp / "snapshots")),
-                     DIFFUSION_LAB_IF_DEVICE="cpu", DIFFUSION_LAB_EMBEDDINGS=str(tmp / "embeddings")) as server:
+    yield from app_on_snapshots(tmp_path_factory.mktemp("if-app"), write_tiny_snapshots, "DIFFUSION_LAB_IF_DIR",
+                                "DIFFUSION_LAB_IF_DEVICE")
+
+
+def app_on_snapshots(tmp: Path, write_snapshots, dir_env: str, device_env: str):
+    """An app (its URL, yielded) offline, reading a model's weights from the snapshot folder ``write_snapshots(folder)``
+    writes, named by ``dir_env``, on the CPU by ``device_env``; prompt embeddings kept under ``tmp``."""
+    with running_app(tmp, HF_HUB_OFFLINE="1", **{dir_env: str(write_snapshots(tmp / "snapshots")), device_env: "cpu"},
+                     DIFFUSION_LAB_EMBEDDINGS=str(tmp / "embeddings")) as server:
         yield server.url
 
 
@@ -721,12 +727,10 @@ def test_stock_pipeline_and_stage2_on_deepfloyd_if(browser, if_app_url):
 def pixnerd_app_url(tmp_path_factory):
     """An app whose PixNerd and Qwen3 come from toy-size snapshots in the released layouts (DIFFUSION_LAB_PIXNERD_DIR),
     run on the CPU (DIFFUSION_LAB_PIXNERD_DEVICE=cpu): the real loading path, no hub."""
+    from lib.backends.pixnerd.hub import DEVICE_ENV, DIR_ENV
     from tests.tiny_pixnerd import write_app_snapshots
 
-    tmp = tmp_path_factory.mktemp("pixnerd-app")
-    with running_app(tmp, HF_HUB_OFFLINE="1", DIFFUSION_LAB_PIXNERD_DIR=str(write_app_snapshots(tmp / "snapshots")),
-                     DIFFUSION_LAB_PIXNERD_DEVICE="cpu", DIFFUSION_LAB_EMBEDDINGS=str(tmp / "embeddings")) as server:
-        yield server.url
+    yield from app_on_snapshots(tmp_path_factory.mktemp("pixnerd-app"), write_app_snapshots, DIR_ENV, DEVICE_ENV)
 
 
 @pytest.mark.slow
