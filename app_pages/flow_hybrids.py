@@ -37,7 +37,7 @@ with c4:
     seed = seed_control("flow_hybrids_seed").value
 c5, c6 = st.columns(2)
 w = guidance_w_slider(backend, "flow_hybrids_w", container=c5, help="v_c + w (v_c − v_u) per prompt.", default=d.w)
-sigma = c6.slider("Low-pass σ (px)", 0.5, max(4.0, default_sigma), default_sigma, 0.125,
+sigma = c6.slider("Low-pass σ (px)", 0.5, max(4.0, 2 * default_sigma), default_sigma, 0.125,
                   key=f"flow_hybrids_sigma_{backend.family}",
                   help=f"The Gaussian that splits the two bands: larger σ gives prompt 2 more of the image. Default: "
                        f"{sigma_origin(backend.size, default_sigma)}.")
