@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui import edition, whole_assignment
 from ui.backend import DEFAULT_SEED, seed_control
+from ui.flow_backend import active_flow_backend
 from ui.layout import download
 from ui.sections import EDITIONS
 from ui.part_a import page_setup, uploaded_images
@@ -26,13 +27,15 @@ with st.expander("1.7.1 · your own images (optional)"):
     own = uploaded_images(backend, "whole_assignment_own")
 
 chosen = edition.current()
+flow = active_flow_backend(required=False) if chosen == "flow" else None  # its part A's model, in the sidebar
 st.caption(" ".join(filter(None, [f"Edition: **{EDITIONS[chosen].name}** — its sections only (chosen on Home or in "
                                   "the sidebar).", EDITIONS[chosen].part_a])))
-reports = st.session_state.setdefault("reports", {})  # (edition, backend key) -> the last such report in this session
+reports = st.session_state.setdefault("reports", {})  # (edition, models) -> the last such report in this session
+key = (chosen, backend.cache_id, flow and flow.cache_id)
 if st.button("Run the whole assignment", type="primary", key="whole_assignment_run", disabled=not seed_entry.valid):
-    reports[chosen, backend.cache_id] = whole_assignment.build(backend, own, seed_entry.value, chosen)
+    reports[key] = whole_assignment.build(backend, own, seed_entry.value, chosen, flow)
 
-result = reports.get((chosen, backend.cache_id))
+result = reports.get(key)
 if result is None:
     st.info("Press **Run the whole assignment**: one progress bar follows every deliverable.")
 else:

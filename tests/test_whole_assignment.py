@@ -28,6 +28,7 @@ from lib.media.report import gif_figure, loss_curve_svg, png_figure, svg_figure
 from lib.media.images import gif_bytes
 from lib.media.text import quoted_prompt
 from ui import whole_assignment
+from ui.flow_backend import LOCAL_CHOICE
 from ui.sections import BY_SLUG, Section, flow_editing, in_part, sdedit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,6 +365,27 @@ def test_every_flow_section_has_its_report_part_in_the_flow_report_only():
     assert set(own) <= set(flow_keys) and not set(own) & set(KEYS)  # in the flow edition's report, never the DDPM's
 
 
+def test_the_flow_part_a_runs_on_the_sidebar_s_flow_model(monkeypatch, tmp_path, isolated_cache):
+    """With a flow model chosen in the sidebar (PixNerd, a server's, here a model of its own), the report's flow part A
+    runs on it — even with no MNIST flow model anywhere —, its calls counted; without one, on the MNIST flow model."""
+    from lib.flow.mnist import MnistFlow
+    from lib.media.costs import CountingNoiseModel
+    from lib.train.unets import build_model
+    from ui.flow_backend import FlowBackend
+    from ui.report_kit import Context, shown_flow_backend
+
+    monkeypatch.setattr(model_store, "SHIPPED_DIR", tmp_path / "nothing shipped")
+    config = model_store.shipped_run_config("flow_class", hidden=4)
+    chosen = FlowBackend(MnistFlow(build_model("flow_class", 4).eval(), config), "chosen-model", "the sidebar's")
+    c = Context(None, CountingNoiseModel(None), None, None, [], edition="flow", flow=chosen)
+    shown = shown_flow_backend(c)
+    assert shown.cache_id == "chosen-model" and shown.origin == "the sidebar's"
+    shown.model.velocity(torch.zeros(2, 1, 28, 28), 0.5, shown.model.null_condition())
+    assert c.den.cost.calls == 1 and c.den.cost.rows == 2
+    with pytest.raises(LookupError, match="no class-conditioned flow model"):
+        shown_flow_backend(Context(None, CountingNoiseModel(None), None, None, [], edition="flow"))
+
+
 def test_without_flow_models_each_flow_section_names_the_missing_file(monkeypatch, tmp_path, isolated_cache):
     """Nothing shipped, nothing cached: every flow piece fails with the file its page would ask for, as a sentence the
     report prints in its sections (``failure_text``)."""
@@ -428,7 +450,9 @@ def test_the_flow_report_covers_part_a_and_b_and_shares_the_pages_cache(tiny_flo
     at.session_state["edition"] = "flow"
     at.run()
     assert not at.exception, at.exception
+    assert at.sidebar.radio(key="flow_backend").value == LOCAL_CHOICE  # its part A's model, chosen as on its pages
     result = run_report(at)
+    assert result.about["flow model (part A)"].startswith("MNIST class-conditioned flow model (D = ")
     flow_keys = [h.key for piece in whole_assignment.pieces("flow") for h in piece.headings]
     assert [s.key for s in result.sections] == flow_keys
     problems = {s.key: s.problem for s in result.sections if s.problem}

@@ -193,10 +193,11 @@ def server_flow_backend() -> FlowBackend | None:
     return FlowBackend(GuardedModel(model), f"server-{url}-{name}", origin, info["weights"])
 
 
-def active_flow_backend() -> FlowBackend:
+def active_flow_backend(required: bool = True) -> FlowBackend | None:
     """The flow model chosen in the sidebar — this machine's MNIST flow model (``flow_backend``), PixNerd
     (``pixnerd_backend``) or, where a model server is set, the server's (``server_flow_backend``), falling back to this
-    machine's MNIST flow model —, named there; stops the page if there is none."""
+    machine's MNIST flow model —, named there. If there is none: stops the page after saying where to train one, or
+    returns None where not ``required`` (the whole-assignment report, whose flow sections then say so)."""
     sb = st.sidebar
     sb.subheader("Flow model")
     choices = (LOCAL_CHOICE, PIXNERD_CHOICE) + ((SERVER_CHOICE,) if server_settings()[0] else ())
@@ -213,6 +214,8 @@ def active_flow_backend() -> FlowBackend:
     if backend is None:
         backend = flow_backend()
     if backend is None:
+        if not required:
+            return None
         missing_model()
     where = "the model server" if backend.cache_id.startswith("server-") else common.device_label()
     weights = "" if backend.family == "pixnerd" else f", {'EMA' if backend.weights == 'ema' else 'last'} weights"

@@ -70,6 +70,7 @@ class Context:
     own: list[Picked]
     seed: int = DEFAULT_SEED
     edition: str = DEFAULT_EDITION  # the report's edition: a section whose defaults differ by edition reads it here
+    flow: FlowBackend | None = None  # the flow edition's part-A model chosen in the sidebar (None: the MNIST one)
 
     @property
     def d(self) -> FamilyDefaults:
@@ -150,9 +151,10 @@ def shown_run(model_id: str, config: TrainConfig | None = None):
 
 
 def shown_flow_backend(c: Context) -> FlowBackend:
-    """What the flow edition's part-A pages run on (``ui.flow_backend.flow_backend``: the same weights and cache id),
-    its velocity calls counted in this piece's cost; a LookupError naming what is missing when there is none."""
-    backend = flow_backend()
+    """What the flow edition's part-A pages run on — the sidebar's flow model (``Context.flow``), else the MNIST one
+    (``ui.flow_backend.flow_backend``): the same weights and cache id —, its velocity calls counted in this piece's
+    cost; a LookupError naming what is missing when there is none."""
+    backend = c.flow or flow_backend()
     if backend is None:
         raise LookupError(f"no class-conditioned flow model: {MISSING} — train one on the page "
                           f"{training_section(FLOW_MODEL).label}")
@@ -160,8 +162,9 @@ def shown_flow_backend(c: Context) -> FlowBackend:
 
 
 def shown_flow_input(c: Context) -> tuple[FlowBackend, Picked, str]:
-    """``shown_flow_backend``, the image its pages start from (``ui.part_a.default_image``) and that image's own-digit
-    prompt: what the flow part-A report pieces edit, so their results are the pages' defaults (and share their cache)."""
+    """``shown_flow_backend``, the image its pages start from (``ui.part_a.default_image``) and that image's edit
+    prompt (MNIST: its own digit): what the flow part-A report pieces edit, so their results are the pages' defaults (and
+    share their cache)."""
     flow = shown_flow_backend(c)
     picked = default_image(flow)
     return flow, picked, flow.defaults.edit_prompt(picked.digit)

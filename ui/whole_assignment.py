@@ -27,6 +27,7 @@ from lib.media.report import Deliverable
 from ui import layout
 from ui.backend import DEFAULT_SEED, Backend
 from ui.common import counted, device_label
+from ui.flow_backend import FlowBackend
 from ui.part_a import Picked, default_image
 from ui.report_kit import Context, Piece, ReportProgress, failure_text
 from ui.sections import DEFAULT_EDITION, EDITIONS, PARTS, in_part
@@ -70,12 +71,13 @@ def file_name(edition: str, family: str) -> str:
 
 
 def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT_SEED,
-          edition: str = DEFAULT_EDITION) -> Report:
+          edition: str = DEFAULT_EDITION, flow: FlowBackend | None = None) -> Report:
     """Run the edition's pieces in the assignment's order under one progress bar; returns the deliverables and the
-    HTML. With the default seed every piece is the one its page shows when opened (and shares its cache entry)."""
+    HTML. With the default seed every piece is the one its page shows when opened (and shares its cache entry). The
+    flow edition's part A runs on ``flow`` (the sidebar's flow model; None: the MNIST flow model)."""
     raw = getattr(backend.model, "_den", backend.model)  # unguarded: a failure is this section's, not the page's
     start = time.perf_counter()
-    c = Context(backend, CountingNoiseModel(raw), None, default_image(backend), list(own or []), seed, edition)
+    c = Context(backend, CountingNoiseModel(raw), None, default_image(backend), list(own or []), seed, edition, flow)
     todo = pieces(edition)
     units = [_units(p, c) for p in todo]
     c.progress = ReportProgress(sum(units))
@@ -102,6 +104,7 @@ def build(backend: Backend, own: list[Picked] | None = None, seed: int = DEFAULT
         "edition": EDITIONS[edition].name,
         **({"part A": EDITIONS[edition].part_a} if EDITIONS[edition].part_a else {}),
         "model": f"{raw.name} ({backend.family}" + (f", {backend.variant})" if backend.variant else ")"),
+        **({"flow model (part A)": f"{flow.model.name}, {flow.origin}"} if flow else {}),
         "device": device_label(),
         "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "torch": torch.__version__,

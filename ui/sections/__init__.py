@@ -38,7 +38,7 @@ EDITIONS = {e.key: e for e in (
             part_a="Part A here is twofold: the DeepFloyd IF part A that the 2025 course still taught (DDPM "
                    "timesteps, t = 0 clean), then the Fall 2026 part A (t = 0 noise) on the edition's "
                    "PixNerd-XXL-P16-T2I where a GPU holds it, else on the class-conditioned MNIST flow model of part "
-                   "B (chosen in its pages' sidebar; the whole-assignment report runs it on the MNIST model)."),
+                   "B (chosen in the sidebar, for its pages and the whole-assignment report alike)."),
 )}
 DEFAULT_EDITION = "ddpm"
 
