@@ -68,11 +68,34 @@ def test_the_anagram_default_reads_as_both_digits(backend, digit_classifier):
     assert both.sum() >= 12, both
 
 
-def test_guided_samples_read_as_the_asked_digit(backend, digit_classifier):
-    """2.1's default guidance (w = 4, part B's γ = 5) draws the asked digit: 8 of 8 for each digit with the app's
-    judge (w = 0: 90 %); asked: 9 in 10 over 3 of each digit."""
+def test_guided_samples_read_as_the_asked_digit_more_often_than_unguided_ones(backend, digit_classifier):
+    """2.1's default guidance (w = 4, part B's γ = 5) against none (w = 0) from the same noises, 8 of each digit: the
+    app's judge reads 100 % against 90 % as asked (bench/flow_lessons.py); asked: guided ≥ 90 % and more than
+    unguided."""
     d = flow_sampling.DEFAULTS
-    x = torch.cat([flow_sampling.samples("judged", str(digit), 3, d.h, backend.guidance_w, DEFAULT_SEED, backend)
-                   for digit in range(10)])
-    asked = torch.arange(10).repeat_interleave(3)
-    assert (judged(digit_classifier, x) == asked).float().mean() >= 0.9
+    asked = torch.arange(10).repeat_interleave(8)
+
+    def read_as_asked(w: float) -> float:
+        x = torch.cat([flow_sampling.samples("judged", str(digit), 8, d.h, w, DEFAULT_SEED, backend)
+                       for digit in range(10)])
+        return (judged(digit_classifier, x) == asked).float().mean().item()
+
+    guided, unguided = read_as_asked(backend.guidance_w), read_as_asked(0.0)
+    assert guided >= 0.9 and guided > unguided, (guided, unguided)
+
+
+def test_anagrams_and_hybrids_read_both_ways_at_the_page_defaults_in_3_of_4_seeds(backend, digit_classifier):
+    """One anagram (6 / 9, rotated 180°, w = 4) and one hybrid (0 from far / 5 up close, σ 2, w = 7) for each of the
+    seeds 180 – 183, as the pages draw them with one sample: each reads both ways for at least 3 of the 4 (the app's
+    judge: 4 of 4 for both)."""
+    a, h = flow_anagrams.DEFAULTS["mnist"], flow_hybrids.DEFAULTS["mnist"]
+    kernel, sigma = flow_hybrids.low_pass(28, "mnist")
+    anagram_both = hybrid_both = 0
+    for seed in range(DEFAULT_SEED, DEFAULT_SEED + 4):
+        x = flow_anagrams.anagrams("judged", a.prompt1, a.prompt2, a.view, backend.guidance_w, a.h, 1, seed, backend)
+        anagram_both += bool((judged(digit_classifier, x) == int(a.prompt1))
+                             & (judged(digit_classifier, VIEWS[a.view].apply(x)) == int(a.prompt2)))
+        y = flow_hybrids.hybrids("judged", h.far, h.near, kernel, sigma, h.w, h.h, 1, seed, backend)
+        small = F.interpolate(seen_small(y, sigma), size=(28, 28), mode="bilinear", align_corners=False)
+        hybrid_both += bool((judged(digit_classifier, small) == int(h.far)) & (judged(digit_classifier, y) == int(h.near)))
+    assert anagram_both >= 3 and hybrid_both >= 3, (anagram_both, hybrid_both)
