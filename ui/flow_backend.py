@@ -142,10 +142,11 @@ def pixnerd_backend() -> FlowBackend | None:
     try:
         model = _pixnerd(device, key, token, folder)
     except (PixNerdUnavailable, QwenUnavailable) as err:
+        model = None
         st.sidebar.error(f"{MODEL_NAME} is unavailable here, so the pages use the MNIST flow model: {err}")
-        memory_note(device)
-        return None
     memory_note(device)
+    if model is None:
+        return None
     origin = f"the EMA weights in {folder}" if folder else "the released EMA weights"
     return FlowBackend(GuardedModel(model), f"pixnerd-{device}-{key}", origin, "ema", "pixnerd")
 
