@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from lib.train import model_store  # noqa: E402
 from lib.train.data import import_raw_files, load_mnist, mnist_root  # noqa: E402
 from lib.train.precision import PRECISIONS, default_device  # noqa: E402
-from lib.train.resume import saved_step  # noqa: E402
+from lib.train.resume import TrainedElsewhere, saved_step  # noqa: E402
 from lib.train.runs import run_info, run_training  # noqa: E402
 from lib.media.text import time_left  # noqa: E402
 
@@ -86,6 +86,9 @@ def main() -> None:
         try:
             result = run_training(config, train_set, test_set, device, on_progress=report, should_stop=stop.is_set,
                                   precision=args.precision)
+        except TrainedElsewhere as err:
+            print(f"{name}: not started. {err}", flush=True)
+            sys.exit(1)
         except InterruptedError:
             path = model_store.resume_path(config)
             print(f"{name}: stopped at step {saved_step(path)}; its state is saved in {path}. Run the same command "

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 import ui.common
 from ui.training.results import GRID_STRIDE
-from lib.train import model_store
+from lib.train import model_store, resume
 from lib.train.ema import relative_distance
 from lib.train.data import Digits, load_mnist
 from lib.train.precision import infer
@@ -368,6 +368,37 @@ def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, mo
     at = run(at.text_input(key="b_denoiser_seed").input("8"))
     assert at.button(key="single_step_train").label == "Train"
     assert "An unfinished run of other settings: step 5 of 12, saved" in texts(at.info)
+
+
+def test_b1_a_run_another_trainer_holds_is_not_started_twice(nothing_shipped, monkeypatch, digits):
+    """While another process trains a run (``lib.train.resume.sole_trainer``: here a second lock on the same file,
+    which the operating system refuses as it would another process's), the page says so beside its unfinished state
+    and the settings, once loaded, cannot start a second trainer; once it lets go, **Continue training** is back."""
+    config = TrainConfig.spec("denoiser", hidden=8, epochs=3, batch_size=32, steps_per_epoch=4, lr=3e-4, seed=7,
+                              sigma=0.3, dataset=digits[0].source)
+    steps = []
+    with pytest.raises(InterruptedError):
+        run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: steps.append(p.step),
+                     should_stop=lambda: bool(steps) and steps[-1] >= 5)
+    monkeypatch.setattr(ui.common, "training_jobs", lambda: TrainingJobs(lambda: digits))
+
+    with resume.sole_trainer(model_store.resume_path(config)):
+        assert resume.being_trained(model_store.resume_path(config))
+        with pytest.raises(resume.TrainedElsewhere):
+            run_training(config, *digits, torch.device("cpu"))
+        at = open_page(B1)
+        assert re.search(r"step 5 of 12, saved \d+ s ago \(being trained right now, by another process or session\)",
+                         texts(at.info))
+        (load,) = [b for b in at.button if b.label == "Load its settings"]
+        at = run(load.click())
+        train = at.button(key="single_step_train")
+        assert train.label == "Continue training from step 5" and train.disabled
+        assert resume.TRAINED_ELSEWHERE + " Its last saved state stands at step 5." in texts(at.info)
+
+    assert not resume.being_trained(model_store.resume_path(config))
+    at = run(at)
+    assert not at.button(key="single_step_train").disabled
+    assert resume.TRAINED_ELSEWHERE not in texts(at.info)
 
 
 def test_b1_cancelling_says_the_state_is_saved(nothing_shipped, monkeypatch, digits):

@@ -12,7 +12,7 @@ import sys
 import torch
 
 from lib.train import cache
-from lib.train.resume import saved_step
+from lib.train.resume import TRAINED_ELSEWHERE, being_trained, saved_step
 from tests.conftest import ROOT
 
 # The time-conditioned DDPM in epochs of one step (each one reported), sampled at stride 299 for its grids: seconds.
@@ -64,6 +64,33 @@ def test_a_stopped_run_saves_its_state_and_the_same_command_continues_it(mnist_r
     assert min(reported_steps(lines)) >= first_stop
     assert saved_step(state) > first_stop
     assert "SIGTERM: stopping after the current step" in "\n".join(lines)
+
+
+def test_a_second_trainer_of_a_run_is_refused_and_a_killed_one_leaves_no_lock(mnist_root, tmp_path):
+    """Two scripts (or the script and the app) on one machine do not train one run twice: the second is refused while
+    the first holds the run's lock — here the first is paused mid-run (SIGSTOP), which keeps it — and a trainer
+    killed outright (SIGKILL: nothing of it runs again) holds nothing any more."""
+    env = dict(os.environ, DIFFUSION_LAB_MNIST_ROOT=str(mnist_root), DIFFUSION_LAB_CACHE=str(tmp_path / "cache"),
+               DIFFUSION_LAB_PRECISION="fp32")
+    command = [sys.executable, "scripts/train_models.py", *ARGS, "--out", str(tmp_path / "models")]
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in first.stdout:
+            if ": step " in line:
+                first.send_signal(signal.SIGSTOP)
+                break
+        (lock,) = (tmp_path / "cache").glob("time-*.resume.safetensors.lock")
+        state = lock.with_name(lock.name.removesuffix(".lock"))
+        assert being_trained(state)
+
+        second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"time: not started. {TRAINED_ELSEWHERE}" in second.stdout.splitlines()
+        assert not (tmp_path / "models").exists()
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    assert not being_trained(state)
 
 
 def test_a_flow_run_is_saved_whole_with_its_provenance(mnist_root, tmp_path):

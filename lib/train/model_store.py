@@ -21,7 +21,7 @@ import torch
 from lib import PROJECT_ROOT
 from lib.train import cache
 from lib.train.precision import for_inference
-from lib.train.resume import step_in_header
+from lib.train.resume import being_trained, step_in_header
 from lib.train.training import FLOW_CONSTANT_LR, TrainConfig, TrainedRun, fresh_network
 
 ROOT = PROJECT_ROOT
@@ -109,6 +109,7 @@ class UnfinishedRun:
     config: TrainConfig
     step: int  # the optimiser step its saved state stands at
     saved_at: float  # when that state was written (seconds since the epoch)
+    training_now: bool = False  # a trainer on this machine holds it (``lib.train.resume.sole_trainer``)
 
 
 def unfinished_runs(model_kind: str) -> list[UnfinishedRun]:
@@ -123,7 +124,7 @@ def unfinished_runs(model_kind: str) -> list[UnfinishedRun]:
             continue
         step = step_in_header(meta)
         if step is not None and resume_path(config) == path:
-            found.append(UnfinishedRun(config, step, mtime))
+            found.append(UnfinishedRun(config, step, mtime, being_trained(path)))
     return sorted(found, key=lambda run: run.saved_at, reverse=True)
 
 

@@ -15,16 +15,66 @@ What makes the continuation identical to a run that never stopped (pinned by ``t
 The state is written only where it is consistent: between optimiser steps, with every loss read back and the end of an
 epoch (learning-rate step, snapshot) either fully done or not begun. Files go through ``lib.train.cache.save_entry``
 (atomic, digest-checked), so a run killed mid-write resumes from the previous save; nothing is unpickled.
+
+One process trains a run at a time (``sole_trainer``): the training script and the app (or two apps) on one machine
+share the cache, and a second trainer of the same run would spend the CPU again on bit-identical work. The lock is
+the operating system's (``filelock``: flock, or msvcrt on Windows) on a file beside the state, so a killed trainer
+leaves no stale lock behind.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
 from lib.train import cache
+
+
+TRAINED_ELSEWHERE = ("These settings are being trained right now by another process on this machine (or another "
+                     "session of this app); their model appears once that run ends.")
+
+
+class TrainedElsewhere(RuntimeError):
+    """Another trainer — another process, or another thread of this one — is training this run right now."""
+
+
+def _lock_file(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".lock")
+
+
+@contextmanager
+def sole_trainer(path: Path):
+    """Hold the lock of the run whose state is kept at ``path`` while the block trains it; ``TrainedElsewhere`` at
+    once (no waiting) if another trainer holds it. The lock file goes when the lock is released."""
+    lock = FileLock(_lock_file(path), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TrainedElsewhere(TRAINED_ELSEWHERE) from None
+    try:
+        yield
+    finally:
+        lock.release()
+        with suppress(OSError):  # e.g. Windows, while a prober has it open: an empty file left behind is harmless
+            _lock_file(path).unlink(missing_ok=True)
+
+
+def being_trained(path: Path) -> bool:
+    """Whether a trainer holds the lock of the run whose state is kept at ``path`` (``sole_trainer``). A trainer
+    always has the lock file, so without one nothing is probed (and no file is made)."""
+    if not _lock_file(path).exists():
+        return False
+    lock = FileLock(_lock_file(path), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def save_state(path: Path, config_json: str, device: torch.device, precision: str, progress, order: torch.Tensor,

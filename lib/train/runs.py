@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from lib.train import model_store
+from lib.train import model_store, resume
 from lib.train.data import Digits
 from lib.flow.mnist import flow_snapshot, grid_steps
 from lib.media.images import to_uint8
@@ -82,13 +82,16 @@ def run_training(
 ) -> TrainedRun:
     """Train ``config`` on ``train_set``, resumably: a run stopped part-way (cancelled, or its process killed)
     continues from its last saved state (``lib.train.resume``, kept at ``model_store.resume_path``, written every
-    ``save_every`` seconds and when cancelled) when started again. ``precision`` as for ``train`` (default: the app's)."""
+    ``save_every`` seconds and when cancelled) when started again. ``precision`` as for ``train`` (default: the app's).
+    ``resume.TrainedElsewhere`` when another trainer on this machine is training ``config`` now."""
     if config.dataset != train_set.source:
         raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
     device = device or default_device()
-    return train(config, train_set.as_float(device), train_set.labels, snapshot_fn=snapshot_fn(config, test_set),
-                 device=device, on_progress=on_progress, should_stop=should_stop, precision=precision,
-                 resume=model_store.resume_path(config), save_every=save_every)
+    path = model_store.resume_path(config)
+    with resume.sole_trainer(path):
+        return train(config, train_set.as_float(device), train_set.labels, snapshot_fn=snapshot_fn(config, test_set),
+                     device=device, on_progress=on_progress, should_stop=should_stop, precision=precision,
+                     resume=path, save_every=save_every)
 
 
 def run_info(run: TrainedRun, train_set: Digits, device: torch.device) -> dict:
@@ -165,6 +168,8 @@ class TrainingJobs:
             job.status = "done"
         except InterruptedError:
             job.status = "cancelled"
+        except resume.TrainedElsewhere as err:  # another process won the race to start it: nothing to trace
+            job.error, job.status = str(err), "failed"
         except Exception as err:  # reported to the page; the app keeps running
             job.error = f"{type(err).__name__}: {err}"
             job.status = "failed"

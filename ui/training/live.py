@@ -36,7 +36,12 @@ def training_panel(config: TrainConfig, *, key: str, log_y: bool = False, ready:
     stored = common.trained(config) is not None
     busy = job is not None and job.status in (*ACTIVE, "done")
     remote = on_server(jobs)  # the server keeps a stopped run's state itself and resumes it when it is asked again
-    saved_at = None if busy or stored or remote else resume.saved_step(model_store.resume_path(config))
+    path = model_store.resume_path(config)
+    on_this_machine = not (busy or stored or remote)  # else this process's job, the stored model or the server decides
+    elsewhere = on_this_machine and resume.being_trained(path)  # e.g. by scripts/train_models.py
+    saved_at = resume.saved_step(path) if on_this_machine else None
+    if elsewhere:
+        st.info(resume.TRAINED_ELSEWHERE + (f" Its last saved state stands at step {saved_at:,}." if saved_at else ""))
     if saved_at:
         label, help_text = f"Continue training from step {saved_at:,}", (
             "An earlier run of these settings stopped part-way and saved its state: it goes on from there, exactly as "
@@ -44,7 +49,8 @@ def training_panel(config: TrainConfig, *, key: str, log_y: bool = False, ready:
     else:
         label = "Train again" if job is not None and job.status in ("failed", "cancelled") else "Train"
         help_text = "Starts a background run; it keeps going if you open another page."
-    if st.button(label, key=f"{key}_train", type="primary", disabled=busy or stored or not ready, help=help_text):
+    if st.button(label, key=f"{key}_train", type="primary", disabled=busy or stored or elsewhere or not ready,
+                 help=help_text):
         try:
             jobs.start(config)
         except RemoteUnavailable as err:  # down, refused the token, or refused the configuration: one line

@@ -228,10 +228,11 @@ def _unfinished_runs(run: str, current: TrainConfig, num_digits: int) -> None:
 
 def unfinished_text(run: model_store.UnfinishedRun, num_digits: int) -> str:
     """Where an unfinished run stands and when it was saved (a run going on in another process saves every few
-    minutes), and its settings."""
+    minutes), whether it is being trained right now, and its settings."""
     total = run.config.epoch_length(num_digits) * run.config.epochs
     age = spoken_duration(max(0.0, time.time() - run.saved_at))
-    return f"step {run.step:,} of {total:,}, saved {age} ago · {settings_text(run.config, detailed=True)}"
+    now = " (being trained right now, by another process or session)" if run.training_now else ""
+    return f"step {run.step:,} of {total:,}, saved {age} ago{now} · {settings_text(run.config, detailed=True)}"
 
 
 def _load_settings(run: str, config: TrainConfig) -> None:
