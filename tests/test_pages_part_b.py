@@ -337,9 +337,9 @@ def test_b1_a_stopped_run_continues_from_the_page(nothing_shipped, monkeypatch, 
     assert "in 2 sittings · D = 8, σ = 0.5, 1 short epoch of 4 batches." in texts(at.caption)
 
 
-def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, monkeypatch, digits):
-    """A student who stopped a run in an earlier visit (a new session: the widgets are back at their defaults) is shown
-    the unfinished run and can load its settings, which brings back **Continue training from step N**."""
+def unfinished_denoiser_run(digits, monkeypatch) -> TrainConfig:
+    """A B1 run of settings other than the page's defaults, stopped at step 5 of 12 with its state saved, as an earlier
+    visit leaves it; the page's jobs train on ``digits``."""
     config = TrainConfig.spec("denoiser", hidden=8, epochs=3, batch_size=32, steps_per_epoch=4, lr=3e-4, seed=7,
                               sigma=0.3, dataset=digits[0].source)
     steps = []
@@ -347,6 +347,13 @@ def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, mo
         run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: steps.append(p.step),
                      should_stop=lambda: bool(steps) and steps[-1] >= 5)
     monkeypatch.setattr(ui.common, "training_jobs", lambda: TrainingJobs(lambda: digits))
+    return config
+
+
+def test_b1_offers_to_load_the_settings_of_an_unfinished_run(nothing_shipped, monkeypatch, digits):
+    """A student who stopped a run in an earlier visit (a new session: the widgets are back at their defaults) is shown
+    the unfinished run and can load its settings, which brings back **Continue training from step N**."""
+    unfinished_denoiser_run(digits, monkeypatch)
 
     at = open_page(B1)
     assert at.button(key="single_step_train").label == "Train"
@@ -374,13 +381,7 @@ def test_b1_a_run_another_trainer_holds_is_not_started_twice(nothing_shipped, mo
     """While another process trains a run (``lib.train.resume.sole_trainer``: here a second lock on the same file,
     which the operating system refuses as it would another process's), the page says so beside its unfinished state
     and the settings, once loaded, cannot start a second trainer; once it lets go, **Continue training** is back."""
-    config = TrainConfig.spec("denoiser", hidden=8, epochs=3, batch_size=32, steps_per_epoch=4, lr=3e-4, seed=7,
-                              sigma=0.3, dataset=digits[0].source)
-    steps = []
-    with pytest.raises(InterruptedError):
-        run_training(config, *digits, torch.device("cpu"), on_progress=lambda p: steps.append(p.step),
-                     should_stop=lambda: bool(steps) and steps[-1] >= 5)
-    monkeypatch.setattr(ui.common, "training_jobs", lambda: TrainingJobs(lambda: digits))
+    config = unfinished_denoiser_run(digits, monkeypatch)
 
     with resume.sole_trainer(model_store.resume_path(config)):
         assert resume.being_trained(model_store.resume_path(config))
