@@ -33,9 +33,9 @@ from filelock import FileLock, Timeout
 
 from lib.train import cache
 
-
 TRAINED_ELSEWHERE = ("These settings are being trained right now by another process on this machine (or another "
                      "session of this app); their model appears once that run ends.")
+PROBE_GRACE_SECONDS = 1.0  # how long a trainer waits for the lock before it is refused
 
 
 class TrainedElsewhere(RuntimeError):
@@ -48,11 +48,12 @@ def _lock_file(path: Path) -> Path:
 
 @contextmanager
 def sole_trainer(path: Path):
-    """Hold the lock of the run whose state is kept at ``path`` while the block trains it; ``TrainedElsewhere`` at
-    once (no waiting) if another trainer holds it. The lock file goes when the lock is released."""
+    """Hold the lock of the run whose state is kept at ``path`` while the block trains it; ``TrainedElsewhere`` if
+    another trainer holds it (after ``PROBE_GRACE_SECONDS``, not at once: a page's ``being_trained`` holds it for an
+    instant). The lock file goes when the lock is released."""
     lock = FileLock(_lock_file(path), thread_local=False)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=PROBE_GRACE_SECONDS)
     except Timeout:
         raise TrainedElsewhere(TRAINED_ELSEWHERE) from None
     try:
