@@ -66,7 +66,7 @@ DEFAULT_JOB_GPUS = 0.25  # four runs per GPU: a part-B UNet with its batch takes
 REPORT_SECONDS = 0.5  # a running job reports its progress (and learns whether to stop) at most this often
 DATASETS = ("mnist", FALLBACK_NAME)  # lib.train.data's sources
 # What one request may ask of the server, beyond what TrainConfig.validate checks: (lowest, highest) of each numeric
-# field. Wide enough for every shipped run and the pages' widgets (D ≤ 128, ≤ 40 epochs, batch ≤ 512), narrow enough
+# field. Wide enough for every shipped run and the pages' widgets (D ≤ 128, ≤ 80 epochs, batch ≤ 512), narrow enough
 # that no request holds a GPU share for days.
 BOUNDS = {"hidden": (1, 256), "epochs": (1, 100), "batch_size": (2, 1024), "steps_per_epoch": (1, 10_000),
           "seed": (0, 2**31 - 1), "lr": (1e-8, 1.0), "sigma": (0.0, 10.0), "num_timesteps": (2, 1000),

@@ -36,17 +36,17 @@ def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model_and_
         assert better.model == spec.model and better.keeps_ema() and better.decays_lr()
         assert (better.architecture, better.time_features, spec.architecture, spec.time_features) == (
             "attention", 32, "spec", 0)
-        assert better.hidden == spec.hidden and better.epochs == 40
+        assert better.hidden == spec.hidden and better.epochs == 80
         assert (better.num_timesteps, better.beta_start) == (spec.num_timesteps, spec.beta_start)
     flow = [model_store.shipped_run_config(n) for n in ("flow_time", "flow_time_beyond_spec")]
     attention = "self-attention at 7×7 and t in every block (spec: t in two blocks only, no attention)"
     assert recipe_changes(*flow) == [attention, "t as 32 Fourier features (spec: the bare number t)",
-                                     "40 epochs (spec: 10 epochs)", "batch 128 (spec: batch 64)",
+                                     "80 epochs (spec: 10 epochs)", "batch 128 (spec: batch 64)",
                                      "lr 0.002 (spec: lr 0.01)"]
     ddpm = [model_store.shipped_run_config(n) for n in ("time", "time_beyond_spec")]
     assert recipe_changes(*ddpm) == [attention, "t as 32 Fourier features (spec: the bare number t)",
                                      "β rising to 0.05, so that x_T keeps 2% of the digit (spec: β rising to 0.02, so "
-                                     "that x_T keeps 22% of the digit)", "40 epochs (spec: 20 epochs)",
+                                     "that x_T keeps 22% of the digit)", "80 epochs (spec: 20 epochs)",
                                      "lr 0.002 (spec: lr 0.001)"]
     # √ᾱ_T of the linear schedule, ᾱ_T = Π (1 − β_t), written out here
     for config, kept in ((ddpm[0], 0.2192), (ddpm[1], 0.0219)):
@@ -138,8 +138,8 @@ def test_the_flow_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better
     assert len(blocks) == 4 and "_{k=1}^{32}" in blocks[0] and r"\omega_k = 1000^{(k-1)/31}" in blocks[0]
     assert ("D = 4, self-attention at 7×7 and t in every block, t as 32 Fourier features, 2 short epochs of 2 "
             "batches.") in texts(at.caption)
-    if not torch.cuda.is_available():  # the estimate is of the recipe's own full run: 40 epochs of 8 batches of 128
-        assert "No GPU here: this recipe's full training (40 epochs, 320 steps) takes about" in texts(at.warning)
+    if not torch.cuda.is_available():  # the estimate is of the recipe's own full run: 80 epochs of 8 batches of 128
+        assert "No GPU here: this recipe's full training (80 epochs, 640 steps) takes about" in texts(at.warning)
     stored = model_store.load_run(better_shipped / "flow_time_beyond_spec.safetensors")
     assert stored.config.time_features == 32 and stored.config.architecture == "attention" and stored.ema is not None
     assert np.allclose(values(figures(at)[0]["data"][0]["y"]), stored.losses)  # its loss curve, not the spec run's
