@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from lib.flow.euler import euler_times
+from lib.flow.euler import euler_step_count
 from lib.media.images import grid
 from lib.techniques.views import VIEWS
 from ui.backend import StepProgress, prompt_ok, seed_control
@@ -40,7 +40,7 @@ with d3:
 if not (prompt_ok(backend, prompt1, field="Prompt 1") and prompt_ok(backend, prompt2, field="Prompt 2")):
     st.stop()
 
-progress = StepProgress(len(euler_times(0.0, d.h)) - 1, "Sampling anagrams:")
+progress = StepProgress(euler_step_count(0.0, d.h), "Sampling anagrams:")
 images = anagrams(backend.cache_id, prompt1, prompt2, view, w, d.h, num, seed, backend, progress)
 progress.done()
 viewed = VIEWS[view].apply(images)

@@ -3,7 +3,6 @@
 import streamlit as st
 import torch
 
-from lib.flow.euler import euler_times
 from lib.media.images import grid
 from ui.backend import StepProgress, prompt_ok, seed_control
 from ui.layout import download_png
@@ -11,7 +10,7 @@ from ui.common import counted
 from ui.flow_backend import flow_image_page, guidance_w_slider
 from ui.part_a import edit_prompt_input, show
 from ui.report_kit import upscale_for
-from ui.sections.flow_editing import DEFAULTS, edits
+from ui.sections.flow_editing import DEFAULTS, edit_steps, edits
 
 backend, picked, right = flow_image_page(
     "flow_editing",
@@ -41,7 +40,7 @@ if picked is None:
 if not prompt_ok(backend, prompt):
     st.stop()
 
-steps = sum(len(euler_times(t_s, d.h)) - 1 for t_s in d.t_starts)
+steps = edit_steps(d.t_starts, d.h)
 progress = StepProgress(steps, "Editing from the seven start times:")
 edited = edits(backend.cache_id, picked.array, d.t_starts, prompt, w, d.h, seed, backend, progress)
 progress.done()

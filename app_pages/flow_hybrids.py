@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib.flow.euler import euler_times
+from lib.flow.euler import euler_step_count
 from lib.media.images import grid
 from lib.techniques.filters import lowpass, seen_small
 from ui.backend import StepProgress, prompt_ok, seed_control
@@ -46,7 +46,7 @@ if not (prompt_ok(backend, far, field="Prompt 1") and prompt_ok(backend, near, f
 if backend.family == "mnist" and sigma < MNIST_NO_HYBRID_BELOW:
     st.warning(MNIST_NO_HYBRID)
 
-progress = StepProgress(len(euler_times(0.0, d.h)) - 1, "Sampling hybrids:")
+progress = StepProgress(euler_step_count(0.0, d.h), "Sampling hybrids:")
 images = hybrids(backend.cache_id, far, near, kernel, sigma, w, d.h, num, seed, backend, progress)
 progress.done()
 show(images, value_range=value_range, target_px=140, caption=f"up close: {near!r}")

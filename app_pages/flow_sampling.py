@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from lib.flow.euler import euler_times, scale_from_course_w
+from lib.flow.euler import scale_from_course_w
 from lib.media.images import grid
 from ui.backend import StepProgress, prompt_ok, seed_control
 from ui.layout import download_png
@@ -11,7 +11,7 @@ from ui.common import counted
 from ui.flow_backend import flow_page_setup, guidance_w_slider, prompt_help
 from ui.part_a import prompt_input, show
 from ui.report_kit import upscale_for
-from ui.sections.flow_sampling import DEFAULTS, samples
+from ui.sections.flow_sampling import DEFAULTS, samples, sampling_steps
 
 backend = flow_page_setup(
     "flow_sampling",
@@ -40,7 +40,7 @@ with c4:
 if not prompt_ok(backend, prompt):
     st.stop()
 
-steps = len(euler_times(0.0, DEFAULTS.h)) - 1
+steps = sampling_steps()
 progress = StepProgress(2 * steps, "Sampling, without and with guidance:")
 plain = samples(backend.cache_id, prompt, num, DEFAULTS.h, 0.0, seed, backend, progress)
 guided = samples(backend.cache_id, prompt, num, DEFAULTS.h, w, seed, backend, progress)

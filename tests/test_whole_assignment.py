@@ -205,6 +205,27 @@ def run_report(at: AppTest):
     return the_report(at)
 
 
+@pytest.fixture
+def bar_steps(monkeypatch) -> dict[str, list[int]]:
+    """Each report piece's share of the bar and the steps that moved the bar during it: label → [share, steps]."""
+    from ui.report_kit import ReportProgress
+
+    shares: dict[str, list[int]] = {}
+    begin, advance = ReportProgress.begin, ReportProgress.advance
+
+    def begin_piece(self, label: str, units: int) -> None:
+        shares[label] = [units, 0]
+        begin(self, label, units)
+
+    def advance_step(self, note: str = "") -> None:
+        shares[self.text][1] += 1
+        advance(self, note)
+
+    monkeypatch.setattr(ReportProgress, "begin", begin_piece)
+    monkeypatch.setattr(ReportProgress, "advance", advance_step)
+    return shares
+
+
 def cache_entries() -> collections.Counter:
     """Entries per ``st.cache_data`` function (by its qualified name) in this process (Streamlit's own stats)."""
     from streamlit.runtime.caching.cache_data_api import _data_caches
@@ -439,10 +460,10 @@ def tiny_flow_shipped(tiny_shipped, tmp_path_factory, mnist_root):
 
 
 @pytest.mark.slow
-def test_the_flow_report_covers_part_a_and_b_and_shares_the_pages_cache(tiny_flow_shipped, monkeypatch):
-    """The flow edition's report on tiny runs: every flow section made with the flow edition's numbers, and each flow
-    page opened with its defaults afterwards finds the report's results (adds no entry to a section computation the
-    report filled)."""
+def test_the_flow_report_covers_part_a_and_b_and_shares_the_pages_cache(tiny_flow_shipped, monkeypatch, bar_steps):
+    """The flow edition's report on tiny runs: every flow section made with the flow edition's numbers, its one bar
+    moved by every sampling step, and each flow page opened with its defaults afterwards finds the report's results
+    (adds no entry to a section computation the report filled)."""
     monkeypatch.setattr(model_store, "SHIPPED_DIR", tiny_flow_shipped)
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -453,6 +474,10 @@ def test_the_flow_report_covers_part_a_and_b_and_shares_the_pages_cache(tiny_flo
     assert at.sidebar.radio(key="flow_backend").value == LOCAL_CHOICE  # its part A's model, chosen as on its pages
     result = run_report(at)
     assert result.about["flow model (part A)"].startswith("MNIST class-conditioned flow model (D = ")
+    # nothing came from the cache: a piece that samples moves the bar once per Euler step, exactly across its share
+    uneven = {label: (share, steps) for label, (share, steps) in bar_steps.items() if steps != share}
+    assert {label: was for label, was in uneven.items() if was != (1, 0)} == {}  # (1, 0): a piece without steps
+    assert bar_steps["1.6, 2.1 · sampling and CFG"] == [100, 100]  # 50 steps without guidance, 50 with
     flow_keys = [h.key for piece in whole_assignment.pieces("flow") for h in piece.headings]
     assert [s.key for s in result.sections] == flow_keys
     problems = {s.key: s.problem for s in result.sections if s.problem}

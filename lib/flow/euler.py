@@ -72,6 +72,11 @@ def euler_times(t_start: float, h: float | None = None, steps: int | None = None
     return [min(t_start + k * h, 1.0) for k in range(steps)] + [1.0]
 
 
+def euler_step_count(t_start: float, h: float) -> int:
+    """How many steps ``euler_times(t_start, h)`` takes to reach 1: ⌈(1 − t_start) / h⌉ (what a progress bar counts)."""
+    return len(euler_times(t_start, h)) - 1
+
+
 def euler(
     x_start: torch.Tensor,
     t_start: float,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lib.flow.euler import StepCallback, euler_times, sample
+from lib.flow.euler import StepCallback, euler_step_count, sample
 from lib.media.images import to_uint8
 from lib.backends.mnist_model import DigitConditions
 from lib.train.precision import for_inference, infer
@@ -86,7 +86,7 @@ def sample_grid(model: MnistFlow, h: float, seed: int = 0, scale: float = GUIDAN
 
 def grid_steps(config: TrainConfig) -> int:
     """Euler steps of a run's per-epoch grid: ⌈num_ts / sample_stride⌉."""
-    return len(euler_times(0.0, step_size(config.model, config.sample_stride))) - 1
+    return euler_step_count(0.0, step_size(config.model, config.sample_stride))
 
 
 def flow_snapshot(model: torch.nn.Module, config: TrainConfig, seed: int = 0, scale: float = GUIDANCE_SCALE,

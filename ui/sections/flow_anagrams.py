@@ -11,14 +11,14 @@ import streamlit as st
 import torch
 
 from lib.ddpm.sampling import randn
-from lib.flow.euler import euler, scale_from_course_w
+from lib.flow.euler import euler, euler_step_count, scale_from_course_w
 from lib.techniques.anagrams import anagram_velocity
 from lib.techniques.views import VIEWS
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.flow_backend import STEP, FlowBackend
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, shown_flow_backend, upscale_for
 
 # the views a flow anagram can use: all of the app's but the identity (the upright reading) and the negation, which
 # maps the flow model's pixels in [0, 1] out of their range (it suits the DDPM's [−1, 1])
@@ -40,7 +40,7 @@ DEFAULTS = {  # per family: the MNIST pair measured to work both ways (bench/flo
 }
 
 
-@st.cache_data(show_spinner="Sampling anagrams…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)  # its callers show a progress bar
 def anagrams(cache_id: str, prompt1: str, prompt2: str, view: str, w: float, h: float, num: int, seed: int,
              _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """``num`` anagrams from x_0 ~ N(0, I) of a generator seeded with ``seed``, with the weights ``cache_id``
@@ -61,7 +61,7 @@ ANAGRAMS = Heading("flow_anagrams", "3.3", "Visual anagrams")
 def _report(c: Context):
     flow = shown_flow_backend(c)
     g, w = DEFAULTS[flow.family], flow.guidance_w
-    images = anagrams(flow.cache_id, g.prompt1, g.prompt2, g.view, w, g.h, g.samples, c.seed, flow)
+    images = anagrams(flow.cache_id, g.prompt1, g.prompt2, g.view, w, g.h, g.samples, c.seed, flow, c.progress)
     picture = grid(torch.cat([images, VIEWS[g.view].apply(images)]), g.samples, flow.model.value_range,
                    upscale=upscale_for(flow.size))
     settings = {"prompt 1 (as it is)": quoted_prompt(g.prompt1), "prompt 2 (under the view)": quoted_prompt(g.prompt2),
@@ -70,4 +70,8 @@ def _report(c: Context):
     return [ANAGRAMS.made(settings, [png_figure(picture, caption)])], None
 
 
-REPORT = (Piece((ANAGRAMS,), "3.3 · visual anagrams", one, _report),)
+def _units(c: Context) -> int:
+    return euler_step_count(0.0, DEFAULTS[shown_flow_backend(c).family].h)
+
+
+REPORT = (Piece((ANAGRAMS,), "3.3 · visual anagrams", _units, _report),)

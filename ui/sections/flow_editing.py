@@ -12,13 +12,13 @@ import streamlit as st
 import torch
 
 from lib.ddpm.sampling import randn
-from lib.flow.euler import scale_from_course_w
+from lib.flow.euler import euler_step_count, scale_from_course_w
 from lib.techniques.sdedit import flow_edit
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.flow_backend import STEP, FlowBackend
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_input, upscale_for
+from ui.report_kit import Context, Heading, Piece, shown_flow_backend, shown_flow_input, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +32,7 @@ DEFAULTS = {"mnist": Defaults(text_edit="2"),  # the test digit 3 edited towards
             "pixnerd": Defaults(text_edit="a photograph of a rocket on a launch pad")}  # the course's example
 
 
-@st.cache_data(show_spinner="Editing…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)  # its callers show a progress bar
 def edits(cache_id: str, image: np.ndarray, t_starts: tuple[float, ...], prompt: str, w: float, h: float, seed: int,
           _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """The edit from every start time (one ε ~ N(0, I) from ``seed`` for all), guided by ``prompt`` with w in the
@@ -58,7 +58,7 @@ def _report(c: Context):
     for heading, prompt, text in ((EDIT, own_prompt, "A larger t_s keeps more of the "
                                    "input."),
                                   (TEXT_EDIT, g.text_edit, f"The same edits steered towards {quoted_prompt(g.text_edit)}.")):
-        edited = edits(flow.cache_id, picked.array, g.t_starts, prompt, w, g.h, c.seed, flow)
+        edited = edits(flow.cache_id, picked.array, g.t_starts, prompt, w, g.h, c.seed, flow, c.progress)
         picture = grid(torch.cat([x1, edited]), 1 + len(edited), flow.model.value_range, upscale=upscale_for(flow.size))
         settings = {"image": picked.caption, "prompt": quoted_prompt(prompt), "t_s": ", ".join(f"{t:g}" for t in g.t_starts),
                     "guidance w": w, "h": g.h, "noise seed": c.seed}
@@ -67,4 +67,14 @@ def _report(c: Context):
     return made, None
 
 
-REPORT = (Piece((EDIT, TEXT_EDIT), "3.1 – 3.2 · image-to-image editing", one, _report),)
+def edit_steps(t_starts: tuple[float, ...], h: float) -> int:
+    """The Euler steps of one ``edits`` call: each start time's run from t_s to 1."""
+    return sum(euler_step_count(t_s, h) for t_s in t_starts)
+
+
+def _units(c: Context) -> int:
+    g = DEFAULTS[shown_flow_backend(c).family]
+    return 2 * edit_steps(g.t_starts, g.h)  # 3.1 and 3.2
+
+
+REPORT = (Piece((EDIT, TEXT_EDIT), "3.1 – 3.2 · image-to-image editing", _units, _report),)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.flow.denoising import BlurSweep, best_blur, sharpness
-from lib.flow.euler import cfg_predictor, euler, euler_times
+from lib.flow.euler import cfg_predictor, euler, euler_step_count
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
@@ -59,7 +59,7 @@ def euler_run(cache_id: str, image: np.ndarray, t_start: float, h: float, every:
     x1, _, noisy = flow_denoising.noisy_inputs(_backend, image, (t_start,), seed)
     cond = model.encode_prompt(prompt)
     states, times, first = [noisy], [t_start], []
-    steps = len(euler_times(t_start, h)) - 1
+    steps = euler_step_count(t_start, h)
 
     def keep(k: int, t: float, x: torch.Tensor, estimate: torch.Tensor) -> None:
         if k == 0:

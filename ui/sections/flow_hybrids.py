@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 
 from lib.ddpm.sampling import randn
-from lib.flow.euler import euler, scale_from_course_w
+from lib.flow.euler import euler, euler_step_count, scale_from_course_w
 from lib.techniques.filters import two_band
 from lib.techniques.hybrids import factorized_velocity
 from lib.media.images import grid
@@ -20,7 +20,7 @@ from lib.media.text import quoted_prompt
 from lib.techniques.filters import lowpass
 from lib.techniques.hybrids import lowpass_scaled_to
 from ui.flow_backend import STEP, FlowBackend
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, shown_flow_backend, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +56,7 @@ def low_pass(size: int, family: str, sigma: float | None = None) -> tuple[int, f
     return kernel, sigma
 
 
-@st.cache_data(show_spinner="Sampling hybrids…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)  # its callers show a progress bar
 def hybrids(cache_id: str, far: str, near: str, kernel: int, sigma: float, w: float, h: float, num: int, seed: int,
             _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """``num`` hybrids from x_0 ~ N(0, I) of a generator seeded with ``seed``, low frequencies from ``far`` and high
@@ -89,7 +89,7 @@ def _report(c: Context):
     flow = shown_flow_backend(c)
     g = DEFAULTS[flow.family]
     kernel, sigma = low_pass(flow.size, flow.family)
-    images = hybrids(flow.cache_id, g.far, g.near, kernel, sigma, g.w, g.h, g.samples, c.seed, flow)
+    images = hybrids(flow.cache_id, g.far, g.near, kernel, sigma, g.w, g.h, g.samples, c.seed, flow, c.progress)
     lo_hi, up = flow.model.value_range, upscale_for(flow.size)
     settings = {"prompt 1 (from far)": quoted_prompt(g.far), "prompt 2 (up close)": quoted_prompt(g.near),
                 "low-pass": f"Gaussian σ = {sigma:.3g} px, {kernel} taps ({sigma_origin(flow.size, sigma)})",
@@ -101,4 +101,8 @@ def _report(c: Context):
     return [HYBRIDS.made(settings, figures)], None
 
 
-REPORT = (Piece((HYBRIDS,), "3.4 · hybrid images", one, _report),)
+def _units(c: Context) -> int:
+    return euler_step_count(0.0, DEFAULTS[shown_flow_backend(c).family].h)
+
+
+REPORT = (Piece((HYBRIDS,), "3.4 · hybrid images", _units, _report),)

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 
 from lib.ddpm.sampling import randn
-from lib.flow.euler import euler_times, scale_from_course_w
+from lib.flow.euler import euler_step_count, scale_from_course_w
 from lib.media.costs import Cost, CountingNoiseModel, CountingVelocityModel
 from lib.media.images import grid, rescaled
 from lib.media.report import png_figure
@@ -40,7 +40,7 @@ DEFAULTS = Defaults()
 
 def euler_steps() -> int:
     """The Euler steps of one inpainting run: from t = 0 to 1 by ``DEFAULTS.h``."""
-    return len(euler_times(0.0, DEFAULTS.h)) - 1
+    return euler_step_count(0.0, DEFAULTS.h)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

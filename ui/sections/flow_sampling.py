@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from lib.flow.euler import euler_times, sample, scale_from_course_w
+from lib.flow.euler import euler_step_count, sample, scale_from_course_w
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.common import counted
 from ui.flow_backend import STEP, FlowBackend
-from ui.report_kit import Context, Heading, Piece, one, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, shown_flow_backend, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,7 +27,12 @@ class Defaults:
 DEFAULTS = Defaults()
 
 
-@st.cache_data(show_spinner="Sampling…", max_entries=32)
+def sampling_steps() -> int:
+    """The Euler steps of one sampling run at ``DEFAULTS.h`` (the page and the report run two: w = 0 and guided)."""
+    return euler_step_count(0.0, DEFAULTS.h)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)  # its callers show a progress bar
 def samples(cache_id: str, prompt: str, num: int, h: float, w: float, seed: int,
             _backend: FlowBackend, _on_step=None) -> torch.Tensor:
     """``num`` images integrated from x_0 ~ N(0, I) of a generator seeded with ``seed`` — the same noises for every w —
@@ -48,12 +53,12 @@ GUIDED = Heading("flow_sampling", "2.1", "Classifier-free guidance from the same
 def _report(c: Context):
     flow = shown_flow_backend(c)
     g, prompt = DEFAULTS, flow.defaults.prompt
-    steps = len(euler_times(0.0, g.h)) - 1
+    steps = sampling_steps()
     settings = {"prompt": quoted_prompt(prompt), "samples": g.samples, "h": f"{g.h:g} ({counted(steps, 'Euler step')})",
                 "seed": c.seed}
     made = []
     for heading, w in ((PLAIN, 0.0), (GUIDED, flow.guidance_w)):
-        images = samples(flow.cache_id, prompt, g.samples, g.h, w, c.seed, flow)
+        images = samples(flow.cache_id, prompt, g.samples, g.h, w, c.seed, flow, c.progress)
         picture = grid(images, g.samples, flow.model.value_range, upscale=upscale_for(flow.size))
         made.append(heading.made({**settings, "guidance w": w}, [png_figure(picture, f"w = {w:g}")]))
     made[1].text = (f"v_c + w (v_c − v_u) with this model's w = {flow.guidance_w:g} (part B's γ = "
@@ -62,4 +67,4 @@ def _report(c: Context):
     return made, None
 
 
-REPORT = (Piece((PLAIN, GUIDED), "1.6, 2.1 · sampling and CFG", one, _report),)
+REPORT = (Piece((PLAIN, GUIDED), "1.6, 2.1 · sampling and CFG", lambda c: 2 * sampling_steps(), _report),)
