@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lib.flow.euler import euler_step_count
 from lib.media.costs import Cost, CountingNoiseModel, CountingVelocityModel
 from lib.backends.remote import RemoteUnavailable
 from lib.media.report import Deliverable, loss_curve_svg, png_figure, svg_figure
@@ -159,6 +160,12 @@ def shown_flow_backend(c: Context) -> FlowBackend:
         raise LookupError(f"no class-conditioned flow model: {MISSING} — train one on the page "
                           f"{training_section(FLOW_MODEL).label}")
     return dataclasses.replace(backend, model=CountingVelocityModel(backend.model, c.den))
+
+
+def euler_steps_at(defaults: dict[str, object]) -> Callable[[Context], int]:
+    """A flow piece's share of the bar: the Euler steps from t = 0 at the step h of its section's ``defaults`` (family →
+    defaults) for the family of ``shown_flow_backend``."""
+    return lambda c: euler_step_count(0.0, defaults[shown_flow_backend(c).family].h)
 
 
 def shown_flow_input(c: Context) -> tuple[FlowBackend, Picked, str]:

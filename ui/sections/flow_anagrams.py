@@ -11,14 +11,14 @@ import streamlit as st
 import torch
 
 from lib.ddpm.sampling import randn
-from lib.flow.euler import euler, euler_step_count, scale_from_course_w
+from lib.flow.euler import euler, scale_from_course_w
 from lib.techniques.anagrams import anagram_velocity
 from lib.techniques.views import VIEWS
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
 from ui.flow_backend import STEP, FlowBackend
-from ui.report_kit import Context, Heading, Piece, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, euler_steps_at, shown_flow_backend, upscale_for
 
 # the views a flow anagram can use: all of the app's but the identity (the upright reading) and the negation, which
 # maps the flow model's pixels in [0, 1] out of their range (it suits the DDPM's [−1, 1])
@@ -70,8 +70,4 @@ def _report(c: Context):
     return [ANAGRAMS.made(settings, [png_figure(picture, caption)])], None
 
 
-def _units(c: Context) -> int:
-    return euler_step_count(0.0, DEFAULTS[shown_flow_backend(c).family].h)
-
-
-REPORT = (Piece((ANAGRAMS,), "3.3 · visual anagrams", _units, _report),)
+REPORT = (Piece((ANAGRAMS,), "3.3 · visual anagrams", euler_steps_at(DEFAULTS), _report),)

@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 
 from lib.ddpm.sampling import randn
-from lib.flow.euler import euler, euler_step_count, scale_from_course_w
+from lib.flow.euler import euler, scale_from_course_w
 from lib.techniques.filters import two_band
 from lib.techniques.hybrids import factorized_velocity
 from lib.media.images import grid
@@ -20,7 +20,7 @@ from lib.media.text import quoted_prompt
 from lib.techniques.filters import lowpass
 from lib.techniques.hybrids import lowpass_scaled_to
 from ui.flow_backend import STEP, FlowBackend
-from ui.report_kit import Context, Heading, Piece, shown_flow_backend, upscale_for
+from ui.report_kit import Context, Heading, Piece, euler_steps_at, shown_flow_backend, upscale_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,8 +101,4 @@ def _report(c: Context):
     return [HYBRIDS.made(settings, figures)], None
 
 
-def _units(c: Context) -> int:
-    return euler_step_count(0.0, DEFAULTS[shown_flow_backend(c).family].h)
-
-
-REPORT = (Piece((HYBRIDS,), "3.4 · hybrid images", _units, _report),)
+REPORT = (Piece((HYBRIDS,), "3.4 · hybrid images", euler_steps_at(DEFAULTS), _report),)
