@@ -12,13 +12,11 @@ import torch
 
 from lib.ddpm.sampling import randn
 from lib.flow.euler import euler, scale_from_course_w
-from lib.techniques.filters import two_band
-from lib.techniques.hybrids import factorized_velocity
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.media.text import quoted_prompt
-from lib.techniques.filters import lowpass
-from lib.techniques.hybrids import lowpass_scaled_to
+from lib.techniques.filters import lowpass, two_band
+from lib.techniques.hybrids import factorized_velocity, lowpass_scaled_to
 from ui.flow_backend import STEP, FlowBackend
 from ui.report_kit import Context, Heading, Piece, euler_steps_at, shown_flow_backend, upscale_for
 
