@@ -165,6 +165,8 @@ def test_backend_choice_falls_back_to_mnist_without_if():
     assert "MNIST" in " ".join(c.value for c in at.sidebar.caption)
     assert image_urls(at)
     assert at.session_state["backend"] == "DeepFloyd IF"  # the choice persists (for the other pages)
+    at.sidebar.button(key="if_check_again").click().run()  # checks now, not within RECHECK_SECONDS: still no GPU
+    assert not at.exception and "DeepFloyd IF is unavailable" in " ".join(e.value for e in at.sidebar.error)
 
 
 def captions(at: AppTest) -> str:

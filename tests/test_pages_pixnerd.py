@@ -21,6 +21,7 @@ from lib.backends import prompt_cache
 from lib.backends.pixnerd.config import MODEL_NAME
 from lib.backends.pixnerd.hub import DEVICE_ENV, DIR_ENV
 from lib.backends.pixnerd.memory import requirement
+from lib.backends.pixnerd import velocity
 from lib.backends.pixnerd.velocity import load_pixnerd_velocity
 from lib.ddpm.sampling import randn
 from lib.flow.euler import sample
@@ -139,6 +140,26 @@ def test_without_a_gpu_the_sidebar_says_why_and_the_pages_stay_on_mnist(pixnerd,
     assert requirement("fp32") in plan and requirement("bf16") in plan
     at.sidebar.radio(key="flow_backend").set_value(LOCAL_CHOICE).run()
     assert not at.sidebar.error and not at.exception
+
+
+def test_why_pixnerd_cannot_run_is_remembered_across_reruns_until_check_again(pixnerd, monkeypatch):
+    """Offline, the hub's client retries a download for ≈ 23 s before it gives up: a rerun (any widget) must not try
+    again within ``RECHECK_SECONDS``, and "Check again" tries at once. The loader is the real one, counted."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    monkeypatch.delenv(DEVICE_ENV)  # PixNerd asks for the GPU
+    loads = []
+
+    def counted_load(*args, **kwargs):
+        loads.append(args)
+        return load_pixnerd_velocity(*args, **kwargs)
+
+    monkeypatch.setattr(velocity, "load_pixnerd_velocity", counted_load)
+    at = on_pixnerd(FLOW_SAMPLING)
+    at.run()
+    assert len(loads) == 1 and len(at.sidebar.error) == 1
+    at.sidebar.button(key="pixnerd_check_again").click().run()
+    assert len(loads) == 2 and len(at.sidebar.error) == 1 and not at.exception
 
 
 # every other flow part-A page, with its fewest samples: (page, settings, the course's prompts it starts from)

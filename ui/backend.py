@@ -36,6 +36,10 @@ SERVER_CHOICE = "Model server"  # offered when DIFFUSION_LAB_SERVER_URL is set (
 BACKENDS = (MNIST_CHOICE, IF_CHOICE)
 DEFAULT_SEED = 180  # the course's starter seeds torch and CUDA with 180
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts (a signed or unsigned 64-bit number)
+# How long what stands in a pretrained model's way (no GPU, token, licence, network, …) is remembered, for every session,
+# before it is checked again: offline, the hub's client retries a download for ≈ 23 s before it gives up, and every
+# rerun of every page would wait that long again. "Check again" in the sidebar (``unavailable_note``) checks at once.
+RECHECK_SECONDS = 300
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,9 +134,10 @@ def source_key(src) -> str:
     return f"dir:{src.folder}" if src.folder is not None else f"hub:{'token' if src.token else 'anonymous'}"
 
 
-@st.cache_data(ttl=300, show_spinner="Checking DeepFloyd IF requirements…")
+@st.cache_data(ttl=RECHECK_SECONDS, show_spinner="Checking DeepFloyd IF requirements…")
 def _if_problems(variant: str, device: str, key: str, _src: if_hub.Source) -> list[str]:
-    """What stands between this machine and IF (GPU / token or snapshots / network / licence), re-checked every 5 min."""
+    """What stands between this machine and IF (GPU / token or snapshots / network / licence), re-checked every
+    ``RECHECK_SECONDS``."""
     return if_hub.check_if_requirements(variant, _src, torch.device(device))
 
 
@@ -268,11 +273,20 @@ def _if_backend(variant: str) -> Backend | None:
         else:
             memory_plan_note(variant, device)
             return Backend(den, "if", f"if-{variant}-{device}-{key}", variant)
-    st.sidebar.error(
-        "DeepFloyd IF is unavailable here, so the pages use the built-in MNIST model:\n\n"
-        + "\n".join(f"- {p}" for p in problems)
-    )
+    unavailable_note("DeepFloyd IF is unavailable here, so the pages use the built-in MNIST model:\n\n"
+                     + "\n".join(f"- {p}" for p in problems), _if_problems, "if_check_again")
     return None
+
+
+def unavailable_note(text: str, check, key: str) -> None:
+    """``text`` — why a pretrained model cannot run here — in the sidebar, and a button that clears ``check``, the
+    cached finding, so that the model is tried again now rather than after ``RECHECK_SECONDS`` (the network is back,
+    a token was set)."""
+    st.sidebar.error(text)
+    st.sidebar.button("Check again", key=key, on_click=check.clear,
+                      help=f"What stands in its way is remembered for {RECHECK_SECONDS // 60} minutes, for every "
+                           "session of this app, then checked again; this button checks now (the network is back, a "
+                           "token was set).")
 
 
 def active_backend() -> Backend:

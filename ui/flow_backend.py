@@ -13,8 +13,9 @@ request, batched there with every other session's; the Euler loop and the noise 
 The sidebar also offers **PixNerd-XXL-P16-T2I**, the edition's own part-A model (512 × 512 RGB, text prompts through
 Qwen3-1.7B), on a CUDA GPU that fits it (``lib.backends.pixnerd.memory``) — from the hub (``HF_TOKEN`` optional) or a
 folder of pre-downloaded snapshots (``DIFFUSION_LAB_PIXNERD_DIR``); ``DIFFUSION_LAB_PIXNERD_DEVICE=cpu`` runs it on
-the CPU (tests, tiny snapshots). Where it cannot run, the sidebar says why and the pages use the MNIST flow model;
-a model server that holds it serves it too.
+the CPU (tests, tiny snapshots). Where it cannot run, the sidebar says why (remembered for
+``ui.backend.RECHECK_SECONDS``, or until "Check again") and the pages use the MNIST flow model; a model server that
+holds it serves it too.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from lib.media.images import rescaled
 from lib.train import model_store
 from lib.train.training import TrainedRun
 from ui import common, layout
-from ui.backend import (FAMILY_DEFAULTS, SERVER_CHOICE, FamilyDefaults, GuardedModel, ImageShape, remote_model,
-                        server_health, server_settings, setting, source_key)
+from ui.backend import (FAMILY_DEFAULTS, RECHECK_SECONDS, SERVER_CHOICE, FamilyDefaults, GuardedModel, ImageShape,
+                        remote_model, server_health, server_settings, setting, source_key, unavailable_note)
 from ui.part_a import EMPTY_PROMPT_HELP, image_and_controls
 from ui.sections import training_section
 
@@ -115,6 +116,20 @@ def _pixnerd(device: str, key: str, _token: str | None, _folder: str | None):
     return load_pixnerd_velocity(device, _token, _folder)
 
 
+@st.cache_data(ttl=RECHECK_SECONDS, show_spinner=False)
+def _pixnerd_problem(device: str, key: str, _token: str | None, _folder: str | None) -> str | None:
+    """Why PixNerd cannot run here, found by loading it (``_pixnerd``) and remembered for ``RECHECK_SECONDS``; None
+    once it is loaded."""
+    from lib.backends.pixnerd.encoder import QwenUnavailable
+    from lib.backends.pixnerd.hub import PixNerdUnavailable
+
+    try:
+        _pixnerd(device, key, _token, _folder)
+    except (PixNerdUnavailable, QwenUnavailable) as err:
+        return str(err)
+    return None
+
+
 def memory_note(device: str) -> None:
     """What PixNerd needs (``lib.backends.pixnerd.memory``), in the sidebar: the plan for this machine's card, or on the
     CPU what to expect, and what it needs in either precision."""
@@ -134,19 +149,18 @@ def memory_note(device: str) -> None:
 def pixnerd_backend() -> FlowBackend | None:
     """PixNerd with its prompt encoder on ``pixnerd_device`` (its settings read as IF's are: the environment, else
     .streamlit/secrets.toml), or None after saying in the sidebar why it cannot run here."""
-    from lib.backends.pixnerd.encoder import QwenUnavailable
-    from lib.backends.pixnerd.hub import DIR_ENV, PixNerdUnavailable, pixnerd_device, source
+    from lib.backends.pixnerd.hub import DIR_ENV, pixnerd_device, source
 
     device, token, folder = str(pixnerd_device()), setting("HF_TOKEN"), setting(DIR_ENV)
     key = source_key(source(token, folder))
-    try:
-        model = _pixnerd(device, key, token, folder)
-    except (PixNerdUnavailable, QwenUnavailable) as err:
-        model = None
-        st.sidebar.error(f"{MODEL_NAME} is unavailable here, so the pages use the MNIST flow model: {err}")
+    problem = _pixnerd_problem(device, key, token, folder)
+    if problem is not None:
+        unavailable_note(f"{MODEL_NAME} is unavailable here, so the pages use the MNIST flow model: {problem}",
+                         _pixnerd_problem, "pixnerd_check_again")
     memory_note(device)
-    if model is None:
+    if problem is not None:
         return None
+    model = _pixnerd(device, key, token, folder)  # loaded by _pixnerd_problem
     origin = f"the EMA weights in {folder}" if folder else "the released EMA weights"
     return FlowBackend(GuardedModel(model), f"pixnerd-{device}-{key}", origin, "ema", "pixnerd")
 

@@ -15,7 +15,7 @@ from lib.media.costs import counts_cost
 from lib.media.images import grid
 from lib.media.report import png_figure
 from lib.ddpm.sampling import sample
-from ui.backend import FAMILY_DEFAULTS
+from ui.backend import FAMILY_DEFAULTS, RECHECK_SECONDS
 from ui.report_kit import Context, Heading, Piece
 
 
@@ -116,7 +116,7 @@ def units(backend, prompts: tuple[str, ...], columns: tuple[int, ...]) -> int:
 
 # --- stage 2 (IF): 64 → 256 px -------------------------------------------------------------------------------------------
 
-@st.cache_data(ttl=300, show_spinner="Checking stage 2…")
+@st.cache_data(ttl=RECHECK_SECONDS, show_spinner="Checking stage 2…")
 def stage2_problem(variant: str, device: str, key: str, _src) -> str | None:
     """Why stage 2 cannot run here (licence, snapshot, room on the GPU), checked before anyone asks for it."""
     from lib.backends import if_hub
