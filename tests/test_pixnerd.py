@@ -4,12 +4,14 @@ exactly the checkpoint's keys, shapes and parameter count."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
-from lib.backends.pixnerd.config import TINY, XXL, NotPixNerdWeights, PixNerdConfig, config_from_weights
+from lib.backends.pixnerd.config import (MODEL_NAME, TINY, XXL, NotPixNerdWeights, PixNerdConfig, config_from_weights,
+                                         model_label)
 from lib.backends.pixnerd.model import build_pixnerd, rope_table
 from tests.tiny_pixnerd import golden_file, golden_tensors, golden_weights
 
@@ -100,3 +102,10 @@ def test_the_configuration_is_read_off_the_weights_shapes(golden):
     assert config_from_weights(shapes) == other
     with pytest.raises(NotPixNerdWeights, match="no final_layer.linear.weight among the weights"):
         config_from_weights({k: v for k, v in shapes.items() if not k.startswith("final_layer")})
+
+
+def test_only_the_released_configuration_is_called_by_the_released_name():
+    """A snapshot folder may hold another PixNerd: the app names the XXL only for the XXL's configuration."""
+    assert model_label(XXL) == MODEL_NAME == "PixNerd-XXL-P16-T2I"
+    assert model_label(TINY) == "PixNerd-P4 (width 64, 2 + 2 blocks; not the released XXL)"
+    assert model_label(dataclasses.replace(XXL, num_encoder_blocks=12)) != MODEL_NAME

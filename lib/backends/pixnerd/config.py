@@ -47,6 +47,16 @@ TINY = PixNerdConfig(in_channels=3, patch_size=4, num_groups=4, hidden_size=64, 
                      num_text_blocks=2, decoder_hidden_size=16, num_encoder_blocks=2, num_decoder_blocks=2)
 
 
+def model_label(config: PixNerdConfig) -> str:
+    """What the app and the model server call a PixNerd of ``config``: the released model's name for the XXL, else
+    its shape — a snapshot folder may hold another PixNerd (a smaller release, the tests' tiny one), which is not the
+    XXL and must not be called so."""
+    if config == XXL:
+        return MODEL_NAME
+    return (f"PixNerd-P{config.patch_size} (width {config.hidden_size}, {config.num_encoder_blocks} + "
+            f"{config.num_decoder_blocks} blocks; not the released XXL)")
+
+
 class NotPixNerdWeights(ValueError):
     """Weights whose names and shapes describe no PixNerd text-to-image denoiser."""
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from lib.backends.pixnerd.config import IMAGE_SIZE, MODEL_NAME
+from lib.backends.pixnerd.config import IMAGE_SIZE, model_label
 from lib.backends.pixnerd.model import PixNerdTransformer
 
 # encode(prompts) -> (len(prompts), txt_max_length, txt_embed_dim)
@@ -29,11 +29,11 @@ class PixNerdVelocity:
     dtype = torch.float32  # of x_t and of the returned velocity; the weights' own is ``model_dtype``
     value_range = (-1.0, 1.0)  # model units: the images' pixel range
 
-    def __init__(self, model: PixNerdTransformer, encode: EncodeFn, *, name: str = MODEL_NAME,
+    def __init__(self, model: PixNerdTransformer, encode: EncodeFn, *, name: str | None = None,
                  image_size: int = IMAGE_SIZE):
         self.model = model.eval()
         self.encode = encode
-        self.name = name
+        self.name = name or model_label(model.config)  # the released XXL's name only for the XXL
         self.image_shape = (model.config.in_channels, image_size, image_size)
         weight = model.y_pos_embedding  # read once: every parameter shares its device and dtype
         self.device, self.model_dtype = weight.device, weight.dtype
