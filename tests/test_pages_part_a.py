@@ -169,6 +169,39 @@ def test_backend_choice_falls_back_to_mnist_without_if():
     assert not at.exception and "DeepFloyd IF is unavailable" in " ".join(e.value for e in at.sidebar.error)
 
 
+def test_an_if_load_that_fails_after_its_checks_is_remembered_until_check_again(monkeypatch, tmp_path):
+    """Snapshots that pass every check but whose stage-I weights are damaged (a download cut short): the real loader
+    fails once, the reason stays in the sidebar across reruns without another load (each may take minutes on a real
+    IF), and "Check again" loads at once. The loader is the real one, counted."""
+    from lib.backends import if_loading
+    from lib.backends.if_configs import IF_VARIANTS
+    from tests.tiny_if import write_tiny_snapshots
+
+    snapshots = write_tiny_snapshots(tmp_path / "snapshots")
+    weights = snapshots / IF_VARIANTS["IF-I-XL"] / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DIR", str(snapshots))
+    monkeypatch.setenv("DIFFUSION_LAB_IF_DEVICE", "cpu")
+    loads, real_load = [], if_loading.load_if
+
+    def counted_load(*args, **kwargs):
+        loads.append(args)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(if_loading, "load_if", counted_load)
+    st.cache_data.clear()  # forget the verdicts of the other tests
+    at = AppTest.from_file(str(PAGES / "guidance.py"), default_timeout=TIMEOUT)
+    at.session_state["backend"] = "DeepFloyd IF"
+    at.run()
+    error = " ".join(e.value for e in at.sidebar.error)
+    assert len(loads) == 1 and f"Could not load {IF_VARIANTS['IF-I-XL']} from {weights.parents[1]}" in error
+    assert not at.exception and image_urls(at)  # the page runs on the MNIST model meanwhile
+    at.run()
+    assert len(loads) == 1 and " ".join(e.value for e in at.sidebar.error) == error
+    at.sidebar.button(key="if_check_again").click().run()
+    assert len(loads) == 2 and not at.exception and " ".join(e.value for e in at.sidebar.error) == error
+
+
 def captions(at: AppTest) -> str:
     return " ".join(c.value for c in at.caption)
 

@@ -136,9 +136,16 @@ def source_key(src) -> str:
 
 @st.cache_data(ttl=RECHECK_SECONDS, show_spinner="Checking DeepFloyd IF requirements…")
 def _if_problems(variant: str, device: str, key: str, _src: if_hub.Source) -> list[str]:
-    """What stands between this machine and IF (GPU / token or snapshots / network / licence), re-checked every
-    ``RECHECK_SECONDS``."""
-    return if_hub.check_if_requirements(variant, _src, torch.device(device))
+    """What stands between this machine and IF — GPU / token or snapshots / network / licence, then loading it
+    (``_if_noise_model``) — found once and remembered for ``RECHECK_SECONDS``, for every session: a load that fails
+    after the checks pass (a download cut short, a damaged file) is not tried again at every rerun."""
+    problems = if_hub.check_if_requirements(variant, _src, torch.device(device))
+    if not problems:
+        try:
+            _if_noise_model(variant, device, key, _src)
+        except if_hub.IFUnavailable as err:
+            problems = [str(err)]
+    return problems
 
 
 # max_entries=1: switching variants frees the previous UNet instead of keeping both on the GPU
@@ -267,7 +274,7 @@ def _if_backend(variant: str) -> Backend | None:
     problems = _if_problems(variant, device, key, src)
     if not problems:
         try:
-            den = _if_noise_model(variant, device, key, src)
+            den = _if_noise_model(variant, device, key, src)  # loaded by _if_problems, unless another variant since
         except if_hub.IFUnavailable as err:
             problems = [str(err)]
         else:
