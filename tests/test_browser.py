@@ -737,8 +737,7 @@ def pixnerd_app_url(tmp_path_factory):
 def test_visualising_velocity_on_pixnerd(browser, pixnerd_app_url):
     """1.4 of the flow edition as a student of Fall 2026 would open it: choose PixNerd in the sidebar; the page shows
     the 512 × 512 sample photo's noisy inputs, both updates and the error maps, named as PixNerd's."""
-    from lib.backends.pixnerd.config import model_label
-    from tests.tiny_pixnerd import app_sized_config
+    from tests.tiny_pixnerd import app_sized_label
     from ui.flow_backend import PIXNERD_CHOICE
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=pixnerd_app_url)
@@ -749,7 +748,8 @@ def test_visualising_velocity_on_pixnerd(browser, pixnerd_app_url):
         page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text(PIXNERD_CHOICE, exact=True).click()
         wait_for_app(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
-        assert sidebar.get_by_text(f"Active: {model_label(app_sized_config())}", exact=False).count() >= 1, sidebar.inner_text()[:2000]
+        active = sidebar.get_by_text(f"Active: {app_sized_label()}", exact=False)
+        assert active.count() >= 1, sidebar.inner_text()[:2000]
         wait_for_images(page, at_least=2)
         assert page.locator(EXCEPTION).count() == 0
         assert page.get_by_text("the course's", exact=False).count() >= 1  # its prompt, "a high quality photo"

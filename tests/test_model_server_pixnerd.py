@@ -16,13 +16,13 @@ import streamlit as st
 import torch
 
 from lib.backends import prompt_cache
-from lib.backends.pixnerd.config import MODEL_NAME, model_label
+from lib.backends.pixnerd.config import MODEL_NAME
 from lib.backends.pixnerd.hub import DIR_ENV
 from lib.backends.pixnerd.velocity import load_pixnerd_velocity
 from lib.backends.remote import ServerClient
 from lib.flow.euler import sample, scale_from_course_w
 from server_util import TOKEN, ModelServerProcess
-from tests.tiny_pixnerd import app_sized_config, write_app_snapshots
+from tests.tiny_pixnerd import app_sized_config, app_sized_label, write_app_snapshots
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def local(snapshots, tmp_path_factory):
 def test_health_describes_pixnerd_as_the_pages_need_it(client):
     config = app_sized_config()
     assert client.health()["models"][MODEL_NAME] == {
-        "name": model_label(config), "predicts": "velocity", "kind": "pixnerd", "image_shape": [3, 512, 512],
+        "name": app_sized_label(), "predicts": "velocity", "kind": "pixnerd", "image_shape": [3, 512, 512],
         "value_range": [-1.0, 1.0], "condition_shape": [config.txt_max_length, config.txt_embed_dim],
         "wire_dtype": "float32"}
 
@@ -116,7 +116,7 @@ def test_a_flow_page_on_the_server_s_pixnerd_shows_what_pixnerd_here_shows(serve
         return at
 
     remote, here = page_on("Model server"), page_on(PIXNERD_CHOICE)
-    assert any(f"Active: **{model_label(app_sized_config())} (model server)**, the server's EMA weights · the model server" in c.value
-               for c in remote.sidebar.caption), [c.value for c in remote.sidebar.caption]
+    active = f"Active: **{app_sized_label()} (model server)**, the server's EMA weights · the model server"
+    assert any(active in c.value for c in remote.sidebar.caption), [c.value for c in remote.sidebar.caption]
     numbers = [{m.label: m.value for m in at.metric} for at in (remote, here)]
     assert numbers[0] == numbers[1] and len(numbers[0]) == 3

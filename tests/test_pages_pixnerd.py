@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 import ui.layout
 from lib.backends import prompt_cache
-from lib.backends.pixnerd.config import MODEL_NAME, model_label
+from lib.backends.pixnerd.config import MODEL_NAME
 from lib.backends.pixnerd.hub import DEVICE_ENV, DIR_ENV
 from lib.backends.pixnerd.memory import requirement
 from lib.backends.pixnerd import velocity
@@ -28,7 +28,7 @@ from lib.flow.euler import sample
 from lib.flow.path import interpolate, one_step_estimate
 from lib.media.images import grid
 from lib.train import model_store
-from tests.tiny_pixnerd import app_sized_config, write_app_snapshots
+from tests.tiny_pixnerd import app_sized_label, write_app_snapshots
 from ui.backend import DEFAULT_SEED
 from ui.flow_backend import LOCAL_CHOICE, PIXNERD_CHOICE, FlowBackend
 from ui.part_a import default_image
@@ -92,8 +92,8 @@ def on_pixnerd(page: str, **settings) -> AppTest:
 
 def test_the_sampling_page_draws_pixnerd_s_samples_with_the_course_s_defaults(pixnerd, snapshots, pictures):
     at = on_pixnerd(FLOW_SAMPLING, flow_sampling_samples=1)
-    label = model_label(app_sized_config())  # a toy snapshot, not called the released XXL
-    assert any(c.value.startswith(f"Active: **{label}**, the EMA weights in {snapshots}") for c in at.sidebar.caption)
+    active = f"Active: **{app_sized_label()}**, the EMA weights in {snapshots}"  # a toy snapshot: not called the XXL
+    assert any(c.value.startswith(active) for c in at.sidebar.caption)
     assert not at.sidebar.error
     assert at.text_input(key="flow_sampling_prompt").value == PROMPT
     assert at.slider(key="flow_sampling_w_pixnerd").value == 7.0  # the course's w, not the MNIST model's 4
@@ -181,7 +181,7 @@ PAGES = {
 def test_every_flow_page_runs_on_pixnerd_from_the_course_s_prompts(pixnerd, page, pictures):
     settings, prompts = PAGES[page]
     at = on_pixnerd(page, **settings)
-    assert not at.sidebar.error and any(model_label(app_sized_config()) in c.value for c in at.sidebar.caption)
+    assert not at.sidebar.error and any(app_sized_label() in c.value for c in at.sidebar.caption)
     assert {key: at.text_input(key=key).value for key in prompts} == prompts
     assert all(s.value == 7.0 for s in at.slider if s.key and s.key.endswith("_w_pixnerd"))
     assert any(picture.shape[0] >= 512 for picture in pictures.values())  # 512 × 512 RGB results, not digits

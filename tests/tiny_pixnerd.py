@@ -134,6 +134,13 @@ def app_sized_config() -> PixNerdConfig:
                          decoder_hidden_size=4, num_encoder_blocks=1, num_decoder_blocks=1)
 
 
+def app_sized_label() -> str:
+    """What the app calls the ``app_sized_config`` PixNerd (``model_label``: its shape, not the released name)."""
+    from lib.backends.pixnerd.config import model_label
+
+    return model_label(app_sized_config())
+
+
 def write_app_snapshots(root: Path, seed: int = 0) -> Path:
     """What DIFFUSION_LAB_PIXNERD_DIR points at, both models at toy size in their real layouts: the ``app_sized_config``
     PixNerd as a Lightning checkpoint (random weights, every one non-zero: the final layer too) and Qwen3-1.7B
