@@ -81,8 +81,8 @@ SPEC_IMAGES_PER_SECOND = {"denoiser": {"amx": 85.3, "avx512_bf16": 49.9, "fp32":
 SPEC_IMAGES_PER_SECOND.update(pure_noise=SPEC_IMAGES_PER_SECOND["denoiser"], flow_time=SPEC_IMAGES_PER_SECOND["time"],
                               flow_class=SPEC_IMAGES_PER_SECOND["class"])
 # Training cost per image of each UNet architecture (``lib.train.unets.ARCHITECTURES``) against the spec's at the same D
-# and batch: ``bench/unet_cost.py`` (bench/RESULTS.md; 2.10× and 2.15× for the two time-only models, bf16 on AMX)
-ARCHITECTURE_COST = {"spec": 1.0, "attention": 2.1}
+# and batch: ``bench/unet_cost.py`` (bench/RESULTS.md; 1.97× and 1.91× for the two time-only models, bf16 on AMX)
+ARCHITECTURE_COST = {"spec": 1.0, "attention": 1.95}
 BF16_EMULATED_SLOWDOWN = 7.0  # bf16 forced on a CPU without bf16 units: ~7× slower than fp32 (bench/RESULTS.md §1)
 # Fields added to TrainConfig after models were shipped, with the value every earlier configuration had: a
 # configuration's JSON (its cache key) names such a field only when it holds another value, so that every earlier

@@ -20,10 +20,12 @@ classes differ only in which of a, b the time and class embeddings fill (``_modu
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 def _conv_bn_gelu(conv: nn.Module, channels: int) -> nn.Sequential:
@@ -189,7 +191,11 @@ class FilmResBlock(nn.Module):
 class SelfAttention(nn.Module):
     """Beyond the spec: multi-head self-attention over the H·W positions of a feature map, pre-normed, residual. At
     the 7×7 level each of the 49 positions sees all the others, which is where a time-only model decides which digit
-    it draws (bench/time_only_limits.py: the same UNet told the digit draws 91 % confident ones, not 76 %)."""
+    it draws (bench/time_only_limits.py: the same UNet told the digit draws 91 % confident ones, not 76 %).
+
+    On a CPU the attention is computed by PyTorch's plain math kernel, not its flash kernel: at 49 tokens the flash
+    kernel's backward alone took 11 % of the better UNet's training step here, and the math kernel trains it 10–13 %
+    faster (bench/RESULTS.md). The same formula either way; CUDA keeps PyTorch's choice."""
 
     def __init__(self, channels: int, heads: int = 4):
         super().__init__()
@@ -199,7 +205,8 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, H·W, C)
-        attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        with sdpa_kernel(SDPBackend.MATH) if x.device.type == "cpu" else contextlib.nullcontext():
+            attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
         return x + attended.transpose(1, 2).reshape(b, c, h, w)
 
 
