@@ -8,14 +8,18 @@ import pytest
 import torch
 
 from lib.guidance import classifier_free_guidance
-from lib.flow import (cfg_predictor, euler, euler_times, guided_velocities, interpolate, one_step_estimate, sample,
-                      scale_from_course_w, velocity_target)
+from lib.flow import (ancestral_step, cfg_predictor, euler, euler_times, guided_velocities, interpolate,
+                      noise_estimate, one_step_estimate, posterior_noise, sample, scale_from_course_w, velocity_target)
 
 F64 = torch.float64
 
 
 def gauss(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    return torch.randn(*shape, generator=gauss_source(seed), dtype=F64)
+
+
+def gauss_source(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
 # --- the path ---------------------------------------------------------------------------------------------------------
@@ -220,3 +224,74 @@ def test_sample_starts_from_seeded_noise_and_integrates_to_1():
     for k in range(10):
         x = x + 0.1 * (x + 0.1 * k)
     torch.testing.assert_close(a, x)
+
+
+# --- the ancestral step (beyond the spec) ------------------------------------------------------------------------------
+
+def markov_posterior_std(t: float, t_next: float) -> float:
+    """The textbook posterior of a Gaussian noising chain, written independently of ``posterior_noise``: with marginals
+    x_t = α_t x₁ + σ_t ε (here α = t, σ = 1 − t) and the Markov step from t' to t < t' of variance
+    σ²_{t|t'} = σ_t² − (α_t / α_t')² σ_t'², the posterior q(x_t' | x_t, x₁) has variance σ²_{t|t'} σ_t'² / σ_t²."""
+    alpha, sigma = (lambda u: u), (lambda u: 1 - u)
+    var_step = sigma(t) ** 2 - (alpha(t) / alpha(t_next)) ** 2 * sigma(t_next) ** 2
+    return math.sqrt(var_step * sigma(t_next) ** 2 / sigma(t) ** 2)
+
+
+@pytest.mark.parametrize("t, t_next", [(0.02, 0.04), (0.25, 0.5), (0.5, 0.52), (0.9, 0.98)])
+def test_posterior_noise_is_the_markov_chain_s_posterior(t, t_next):
+    assert posterior_noise(t, t_next) == pytest.approx(markov_posterior_std(t, t_next), rel=1e-12)
+
+
+def test_posterior_noise_at_the_ends_and_its_domain():
+    assert posterior_noise(0.0, 0.02) == pytest.approx(0.98)  # from pure noise: nothing of x_t survives
+    assert posterior_noise(0.25, 0.5) == pytest.approx(0.5 * math.sqrt(8 / 9))  # SNR 1/9 → 1
+    assert posterior_noise(0.98, 1.0) == 0.0  # the last step lands on x̂₁
+    for t, t_next in ((0.5, 0.5), (0.6, 0.5), (-0.1, 0.5), (0.5, 1.1)):
+        with pytest.raises(ValueError):
+            posterior_noise(t, t_next)
+
+
+def test_at_eta_0_the_ancestral_step_is_euler_s_and_draws_nothing():
+    x, v = gauss(3, 1, 4, 4, seed=20), gauss(3, 1, 4, 4, seed=21)
+    gen = gauss_source(5)
+    state = gen.get_state()
+    torch.testing.assert_close(ancestral_step(x, 0.3, 0.32, v, 0.0, gen), x + 0.02 * v, rtol=0, atol=1e-12)
+    assert torch.equal(gen.get_state(), state)
+    # x̂₁ and ε̂ lie on one line through x_t: recombined at t they give x_t back
+    torch.testing.assert_close(0.3 * one_step_estimate(x, 0.3, v) + 0.7 * noise_estimate(x, 0.3, v), x)
+
+
+def test_the_ancestral_step_keeps_the_path_s_marginals_and_forgets_the_start():
+    """One image x₁ = c, whose ideal field v(x, t) = (c − x) / (1 − t) makes x̂₁ = c exact: from x₀ ~ N(0, I), every
+    state the stochastic loop reaches at t must be distributed as the path's x_t ~ N(t c, (1 − t)²), for any η. At
+    η = 1 the first step from t = 0 keeps nothing of x₀ (s = 1 − t'); Euler's keeps all of it."""
+    n, c = 200_000, 0.7
+    x0 = gauss(n, 1, 1, 1, seed=22)
+    for eta in (0.5, 1.0):
+        states = {}
+        out = euler(x0, 0.0, 0.1, lambda x, t: (c - x) / (1 - t), eta=eta, generator=gauss_source(1),
+                    on_step=lambda k, t, x, x1: states.setdefault(round(t, 6), x.clone()))
+        torch.testing.assert_close(out, torch.full_like(out, c), rtol=0, atol=1e-12)
+        for t in (0.1, 0.5, 0.9):
+            x = states[t]
+            assert x.mean().item() == pytest.approx(t * c, abs=4 * (1 - t) / math.sqrt(n))
+            assert x.std().item() == pytest.approx(1 - t, rel=0.01)
+        first = torch.corrcoef(torch.stack([x0.flatten(), states[0.1].flatten()]))[0, 1].item()
+        assert first == pytest.approx(math.sqrt(1 - eta ** 2), abs=0.01)  # kept √((1 − t')² − s²) / (1 − t') of ε̂ = x₀
+
+
+def test_a_stochastic_run_is_seeded_and_checks_its_arguments():
+    model = AffineVelocity()
+    gen = lambda seed=3: gauss_source(seed)  # noqa: E731
+    a = sample(model, model.encode_prompt("0"), scale=1.0, num_samples=5, generator=gen(), steps=10, eta=1.0)
+    assert torch.equal(a, sample(model, model.encode_prompt("0"), scale=1.0, num_samples=5, generator=gen(), steps=10,
+                                 eta=1.0))
+    assert not torch.allclose(a, sample(model, model.encode_prompt("0"), scale=1.0, num_samples=5, generator=gen(4),
+                                        steps=10, eta=1.0))
+    euler_run = sample(model, model.encode_prompt("0"), scale=1.0, num_samples=5, generator=gen(), steps=10)
+    assert not torch.allclose(a, euler_run)
+    x = gauss(1, 1, 2, 2)
+    with pytest.raises(ValueError, match="generator"):
+        euler(x, 0.0, 0.5, lambda x, t: x, eta=1.0)
+    with pytest.raises(ValueError, match="η"):
+        euler(x, 0.0, 0.5, lambda x, t: x, eta=1.5, generator=gen())

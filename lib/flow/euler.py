@@ -1,8 +1,10 @@
 """One velocity interface and one Euler loop, for every flow model (the MNIST flow models of part B, PixNerd of part A).
 
 A ``VelocityModel`` predicts dx/dt at a continuous time t ∈ [0, 1] (0 = noise, 1 = image). Sampling integrates
-dx/dt = v(x, t) with Euler steps x_{t+h} = x_t + h · v(x_t, t) from any t_start to exactly 1 (``euler``). What a
-technique changes is how v is predicted — plain, with classifier-free guidance, and later an anagram's two views or a
+dx/dt = v(x, t) with Euler steps x_{t+h} = x_t + h · v(x_t, t) from any t_start to exactly 1 (``euler``); with a noise
+level η > 0 the same loop takes the path's stochastic (ancestral) step instead (``ancestral_step``).
+
+What a technique changes is how v is predicted — plain, with classifier-free guidance, and later an anagram's two views or a
 hybrid's two bands — so each is a ``Predict`` closure over the same loop, as ``lib.ddpm.sampling``'s ``Predictor`` is for
 the DDPM loop; what it imposes after a step (inpainting's known pixels at the new t) is an ``after_step`` hook.
 
@@ -18,7 +20,7 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
-from lib.flow.path import one_step_estimate
+from lib.flow.path import noise_estimate, one_step_estimate
 from lib.ddpm.sampling import randn
 from lib.guidance import classifier_free_guidance, guidance_batch
 
@@ -77,6 +79,34 @@ def euler_step_count(t_start: float, h: float) -> int:
     return len(euler_times(t_start, h)) - 1
 
 
+def posterior_noise(t: float, t_next: float) -> float:
+    """s = (1 − t') √(1 − SNR_t / SNR_t'), SNR_t = (t / (1 − t))², for 0 ≤ t < t' ≤ 1: the standard deviation of
+    q(x_t' | x_t, x₁), the posterior of the Markov (DDPM) noising process whose marginals are the straight path's
+    x_t = (1 − t) ε + t x₁. It is 1 − t' from t = 0 (pure noise tells nothing of the next state) and 0 at t' = 1."""
+    if not 0.0 <= t < t_next <= 1.0:
+        raise ValueError(f"need 0 ≤ t < t' ≤ 1, not t = {t}, t' = {t_next}")
+    if t_next == 1.0:
+        return 0.0
+    snr_ratio = (t * (1 - t_next) / (t_next * (1 - t))) ** 2
+    return (1 - t_next) * math.sqrt(1 - snr_ratio)
+
+
+def ancestral_step(x: torch.Tensor, t: float, t_next: float, v: torch.Tensor, eta: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """x_t' = t' x̂₁ + √((1 − t')² − s²) ε̂ + s z with s = η · ``posterior_noise(t, t')`` and z ~ N(0, I) fresh from
+    ``generator`` (x̂₁ and ε̂ as ``lib.flow.path`` estimates them from v): the DDIM family on the straight path.
+
+    η = 0 recombines x̂₁ and ε̂ at t', which is Euler's step x_t + (t' − t) v exactly; η = 1 draws x_t' from the
+    posterior q(x_t' | x_t, x̂₁) — the DDPM's ancestral step, which keeps every marginal of the path and lets later steps correct
+    what earlier ones got wrong."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"the noise level η = {eta} must lie in [0, 1]")
+    s = eta * posterior_noise(t, t_next)
+    kept = math.sqrt(max((1 - t_next) ** 2 - s * s, 0.0))
+    fresh = randn(x.shape, generator, like=x) if s > 0 else 0.0
+    return t_next * one_step_estimate(x, t, v) + kept * noise_estimate(x, t, v) + s * fresh
+
+
 def euler(
     x_start: torch.Tensor,
     t_start: float,
@@ -86,15 +116,21 @@ def euler(
     steps: int | None = None,
     after_step: AfterStep | None = None,
     on_step: StepCallback | None = None,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Integrate dx/dt = predict(x, t) from ``x_start`` at ``t_start`` to t = 1 by Euler steps x ← x + (t' − t) · v̂
-    along ``euler_times(t_start, h, steps)`` (pass h = None to give ``steps``); return the state at t = 1."""
+    along ``euler_times(t_start, h, steps)`` (pass h = None to give ``steps``); return the state at t = 1. With a noise
+    level ``eta`` > 0 each step is ``ancestral_step`` instead, its fresh noise drawn from ``generator``: still one
+    prediction a step, the same times, the same last step to x̂₁."""
+    if eta and generator is None:
+        raise ValueError("a stochastic run (η > 0) needs a generator for its fresh noise")
     times = euler_times(t_start, h, steps)
     x = x_start
     with torch.no_grad():
         for k, (t, t_next) in enumerate(zip(times[:-1], times[1:])):
             v = predict(x, t)
-            x_next = x + (t_next - t) * v
+            x_next = x + (t_next - t) * v if not eta else ancestral_step(x, t, t_next, v, eta, generator)
             if after_step is not None:
                 x_next = after_step(x_next, t_next)
             if on_step is not None:
@@ -149,9 +185,10 @@ def sample(
     h: float | None = None,
     steps: int | None = None,
     on_step: StepCallback | None = None,
+    eta: float = 0.0,
 ) -> torch.Tensor:
     """Images from pure noise: x_0 ~ N(0, I) from ``generator``, integrated with guidance ``scale`` from t = 0 to 1
-    (step size ``h`` or ``steps`` steps)."""
+    (step size ``h`` or ``steps`` steps; noise level ``eta``, its fresh noise from the same ``generator``)."""
     x = randn((num_samples, *model.image_shape), generator, device=model.device, dtype=model.dtype)
     predict = cfg_predictor(model, cond, model.null_condition(), scale)
-    return euler(x, 0.0, h, predict, steps=steps, on_step=on_step)
+    return euler(x, 0.0, h, predict, steps=steps, on_step=on_step, eta=eta, generator=generator)

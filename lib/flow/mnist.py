@@ -7,6 +7,8 @@ prompt is the all-zero class vector the class model saw with probability p_uncon
 
 Samplers (the notebook's): the time model 50 Euler steps from t = 0, the class model 300 with guidance γ = 5 in
 v_u + γ (v_c − v_u) (§3 2.6). The per-epoch grids take steps ``sample_stride`` times as long (the last one shortened).
+Beyond the spec, a grid may take the path's stochastic step at a noise level η instead
+(``lib.flow.euler.ancestral_step``; η = 0 is Euler's step): the better time-only recipe samples at η = 1 (``lib.train.model_store.sampler_eta``).
 """
 
 from __future__ import annotations
@@ -56,31 +58,32 @@ def step_size(model_kind: str, stride: int = 1) -> float:
 
 
 def class_grid(model: MnistFlow, per_class: int, scale: float, h: float, seed: int,
-               on_step: StepCallback | None = None) -> torch.Tensor:
+               on_step: StepCallback | None = None, eta: float = 0.0) -> torch.Tensor:
     """``per_class`` guided samples of every digit in one batch, ordered 0,0,…,1,1,…: (10·per_class, 1, 28, 28) in
-    [0, 1]."""
+    [0, 1] (``eta``: the noise level of ``lib.flow.euler.ancestral_step``, 0 for the spec's Euler steps)."""
     gen = torch.Generator(device=model.device).manual_seed(seed)
     labels = torch.arange(10, device=model.device).repeat_interleave(per_class)
     return sample(model, F.one_hot(labels, 10).float(), scale=scale, num_samples=len(labels), generator=gen, h=h,
-                  on_step=on_step)
+                  on_step=on_step, eta=eta)
 
 
 def unconditional_grid(model: MnistFlow, n: int, h: float, seed: int,
-                       on_step: StepCallback | None = None) -> torch.Tensor:
-    """``n`` samples without a class (the time model, or the class model's unconditional branch alone)."""
+                       on_step: StepCallback | None = None, eta: float = 0.0) -> torch.Tensor:
+    """``n`` samples without a class (the time model, or the class model's unconditional branch alone), at noise
+    level ``eta``."""
     gen = torch.Generator(device=model.device).manual_seed(seed)
     return sample(model, model.null_condition(), scale=0.0 if model.conditional else 1.0, num_samples=n,
-                  generator=gen, h=h, on_step=on_step)
+                  generator=gen, h=h, on_step=on_step, eta=eta)
 
 
 def sample_grid(model: MnistFlow, h: float, seed: int = 0, scale: float = GUIDANCE_SCALE,
-                on_step: StepCallback | None = None) -> torch.Tensor:
+                on_step: StepCallback | None = None, eta: float = 0.0) -> torch.Tensor:
     """A flow model's grid of 40: 4 guided samples of each digit (class model) or 40 samples (time model), as
-    (40, 28, 28) uint8."""
+    (40, 28, 28) uint8, at noise level ``eta``."""
     if model.conditional:
-        x = class_grid(model, GRID_PER_CLASS, scale, h, seed, on_step=on_step)
+        x = class_grid(model, GRID_PER_CLASS, scale, h, seed, on_step=on_step, eta=eta)
     else:
-        x = unconditional_grid(model, GRID_SAMPLES, h, seed, on_step=on_step)
+        x = unconditional_grid(model, GRID_SAMPLES, h, seed, on_step=on_step, eta=eta)
     return to_uint8(x, model.value_range)[:, 0]
 
 

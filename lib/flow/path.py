@@ -6,6 +6,7 @@ Time runs the other way from the DDPMs' index: t = 0 is pure noise ε ~ N(0, I) 
     u   = dx_t/dt = x₁ − ε          ``velocity_target`` (the training target; constant along the path)
     x̂₁ = x_t + (1 − t) · v̂         ``one_step_estimate``: the image reached by following v̂ for the remaining 1 − t
                                     (exact for v̂ = u, since the path is a straight line)
+    ε̂  = x_t − t · v̂              ``noise_estimate``: the noise the same line started from (x_t = (1 − t) ε̂ + t x̂₁)
 
 ``t`` is a float, or a tensor holding one time per row of a (B, C, H, W) batch ((B,) or (B, 1, …)).
 """
@@ -38,3 +39,8 @@ def velocity_target(x1: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 def one_step_estimate(x_t: torch.Tensor, t: Time, v: torch.Tensor) -> torch.Tensor:
     """x̂₁ = x_t + (1 − t) · v: one Euler step of size 1 − t from t straight to the image."""
     return x_t + (1 - per_row(t, x_t)) * v
+
+
+def noise_estimate(x_t: torch.Tensor, t: Time, v: torch.Tensor) -> torch.Tensor:
+    """ε̂ = x_t − t · v: the point at t = 0 of the line through x_t with velocity v (exact for v = u)."""
+    return x_t - per_row(t, x_t) * v
