@@ -8,7 +8,7 @@ from ui.layout import section_header
 from lib.train.judged_samples import DDPM_STRIDE, sampler_calls
 from ui.sections.time_ddpm import DEFAULTS, judge_samples, trajectory
 from ui.sidebar import render_sidebar
-from ui.training.better_unet import comparison, unet_choice
+from ui.training.better_unet import JudgedSampler, comparison, unet_choice
 from ui.training.ddpm_page import ddpm_sections
 from ui.training.results import mnist_stride_control, trajectory_view
 from ui.weights import SAMPLED_WITH, ema_comparison, weights_control, weights_tag
@@ -60,6 +60,6 @@ recorder = trajectory(run_cache_id(run, weights), num, stride, every, seed, den)
 trajectory_view(recorder, key="time_ddpm", filename=f"time_ddpm_denoising_{weights_tag(weights)}_stride{stride}_seed{seed}.gif")
 
 judge_calls = sampler_calls(den)
-comparison("time", key="time_ddpm", sampler=judge_samples, sampler_calls=judge_calls,
-           sampler_words=f"stride {DDPM_STRIDE} ({counted(judge_calls, 'denoising step')} of T = "
-                         f"{run.config.num_timesteps})")
+comparison("time", key="time_ddpm", samplers=[JudgedSampler(
+    f"stride {DDPM_STRIDE} ({counted(judge_calls, 'denoising step')} of T = {run.config.num_timesteps})", judge_calls,
+    judge_samples)])

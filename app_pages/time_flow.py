@@ -3,15 +3,16 @@ path from noise to a digit; sampling integrates it with Euler steps from t = 0 t
 
 import streamlit as st
 
-from lib.train.judged_samples import FLOW_STEPS
+from lib.train import model_store
 from ui import layout
 from ui.backend import seed_control
-from ui.common import counted, flow_of, run_cache_id
+from ui.common import flow_of, run_cache_id
 from ui.layout import section_header
-from ui.sections.time_flow import DEFAULTS, judge_samples, trajectory
+from ui.sections.time_flow import DEFAULTS, judged_samplers, sampler_words, trajectory
 from ui.sidebar import render_sidebar
 from ui.training.better_unet import comparison, described, unet_choice
-from ui.training.flow_page import draw_grid, euler_steps_control, flow_sections, frame_every, frames_control
+from ui.training.flow_page import (ANCESTRAL_STEP, draw_grid, euler_steps_control, flow_sections, frame_every,
+                                  frames_control, noise_control)
 from ui.training.results import FLOW_FRAMES, trajectory_view
 from ui.weights import weights_control
 
@@ -38,24 +39,33 @@ run = flow_sections(name, key="time_flow", what=described(name, "time-conditione
 
 st.header("4 · Sampling with Euler steps")
 weights = weights_control(run, "time_flow")
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 steps = euler_steps_control("time_flow_steps", DEFAULTS.steps, container=c1)
-with c2:
+eta = noise_control(f"time_flow_eta_{name}", model_store.sampler_eta(name), container=c2)
+with c3:
     seed = seed_control("time_flow_seed").value
 model = flow_of(run, weights)
-st.caption(f"{counted(steps, 'Euler step')} of h = 1/{steps} from t = 0 to 1, each one UNet call for the batch "
-           f"(the spec's {DEFAULTS.steps}). The same seed gives the same starting noise at every step count.")
-picture = draw_grid(model, run_cache_id(run, weights), steps, seed)
-layout.image(picture, f"40 samples · {counted(steps, 'Euler step')}, seed {seed}")
-layout.download_png(picture, f"flow_time_{steps}steps_seed{seed}.png", key="time_flow_grid_png")
+drawn_with = sampler_words(steps, eta)
+st.caption(f"{drawn_with} of h = 1/{steps} from t = 0 to 1, each one UNet call for the batch (the spec's "
+           f"{DEFAULTS.steps} Euler steps). The same seed gives the same starting noise at every step count.")
+if eta:
+    for formula in ANCESTRAL_STEP:
+        st.latex(formula)
+    st.caption("The ancestral step: predict the digit x̂₁ and the noise ε̂ the line through x_t came from, then place "
+               "the next state on the path at t′, keeping part of ε̂ and drawing the rest afresh (s). With η = 0 "
+               "nothing is drawn and this is Euler's step; with η = 1 it is the DDPM's posterior step, whose fresh "
+               "noise lets later steps correct what earlier ones got wrong.")
+picture = draw_grid(model, run_cache_id(run, weights), steps, seed, eta=eta)
+layout.image(picture, f"40 samples · {drawn_with}, seed {seed}")
+tag = f"{steps}steps" + (f"_eta{eta:g}" if eta else "")
+layout.download_png(picture, f"flow_time_{tag}_seed{seed}.png", key="time_flow_grid_png")
 
 st.subheader("Watch samples being integrated")
 d1, d2 = st.columns(2)
 num = d1.slider("Samples", 1, 8, DEFAULTS.samples, key="time_flow_samples",
                 help="The first samples of the grid above: the same starting noise.")
 frames = frames_control("time_flow_frames", DEFAULTS.frames, container=d2)
-recorder = trajectory(run_cache_id(run, weights), num, steps, frame_every(steps, frames), seed, model)
-trajectory_view(recorder, key="time_flow", filename=f"flow_time_{steps}steps_seed{seed}.gif", names=FLOW_FRAMES)
+recorder = trajectory(run_cache_id(run, weights), num, steps, frame_every(steps, frames), seed, eta, model)
+trajectory_view(recorder, key="time_flow", filename=f"flow_time_{tag}_seed{seed}.gif", names=FLOW_FRAMES)
 
-comparison("flow_time", key="time_flow", sampler=judge_samples, sampler_calls=FLOW_STEPS,
-           sampler_words=f"{counted(FLOW_STEPS, 'Euler step')} (the spec's)")
+comparison("flow_time", key="time_flow", samplers=judged_samplers())

@@ -8,9 +8,10 @@ device, and, for the spec's weights and their EMA:
   flow_class (and every constant-lr run): the share of 100 samples per digit (γ = 5, 300 Euler steps) that the judge
       reads as the requested digit, and the share it reads confidently (max probability ≥ 0.9);
   flow_time and flow_time_beyond_spec, time and time_beyond_spec: the confident share of 1,000 samples drawn as the
-      pages draw them to be judged (``lib.train.judged_samples``: 50 Euler steps; the DDPM's stride 10, 30 of its 300
-      steps; --stride does not apply), and how far the share of each digit the judge reads strays from MNIST's (the
-      largest gap, in percentage points);
+      pages draw them to be judged (``lib.train.judged_samples``: 50 steps, Euler's, or for a recipe that samples
+      stochastically the path's ancestral step at its η, ``model_store.sampler_eta`` of the file's name; the DDPM's
+      stride 10, 30 of its 300 steps; --stride does not apply), and how far the share of each digit the judge reads
+      strays from MNIST's (the largest gap, in percentage points);
   pure_noise: how far its outputs for 1,000 fresh noises are from the mean training digit (MSE), next to the loss's
       optimum under MSE, the digits' variance around that mean.
 With --pick, the constant-lr run with the highest requested-digit share of its spec weights wins (shares within one
@@ -63,7 +64,8 @@ def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, mn
     c = run.config
     row = {"file": str(path), "model": c.model, "lr": c.lr, "constant_lr": c.constant_lr, "seed": c.seed,
            "steps": len(run.losses), "final_loss": final_loss(run.losses), "seconds": run.info.get("seconds"),
-           "device": run.info.get("device"), "precision": run.info.get("precision")}
+           "device": run.info.get("device"), "precision": run.info.get("precision"),
+           "sampler_eta": model_store.sampler_eta(path.stem)}
     for weights in ("spec", "ema"):
         if weights == "ema" and run.ema is None:
             continue
@@ -82,7 +84,7 @@ def judge_run(path: Path, judge, mean_digit: torch.Tensor, digits_var: float, mn
             row[f"{weights}_confident"] = confident_share(judge, x)
             continue
         model = MnistDDPM(net, c) if c.model == "time" else MnistFlow(net, c)
-        x = judged_samples(model, 10 * args.samples).cpu()
+        x = judged_samples(model, 10 * args.samples, eta=row["sampler_eta"]).cpu()
         shares = digit_shares(judge, x)
         row[f"{weights}_confident"] = confident_share(judge, x)
         row[f"{weights}_digit_shares"] = shares.tolist()

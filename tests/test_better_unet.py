@@ -20,17 +20,24 @@ from lib.backends.mnist_model import MnistDDPM, unconditional_grid
 from lib.train import model_store
 from lib.train.digit_classifier import cached_digit_classifier, confident_share, digit_shares, label_shares
 from lib.train.judged_samples import DDPM_STRIDE
-from tests.test_pages_flow import reference_euler, save_tiny_run, tiny_flow_shipped  # noqa: F401
+from tests.test_pages_flow import reference_ancestral, reference_euler, save_tiny_run, tiny_flow_shipped  # noqa: F401
 from tests.test_pages_part_b import (app, digits, figures, nothing_shipped, open_page, run, texts,  # noqa: F401
                                      tiny_shipped, values)
 from ui.backend import DEFAULT_SEED
-from ui.training.better_unet import SAMPLE_COUNTS, recipe_changes
+from ui.training.better_unet import SAMPLE_COUNTS, recipe_changes, recipe_text
 
 TIME_FLOW, TIME_DDPM = "app_pages/time_flow.py", "app_pages/time_ddpm.py"
 
 
-def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model_and_sampler():
+def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model():
     assert model_store.BETTER_RUNS == {"time": "time_beyond_spec", "flow_time": "flow_time_beyond_spec"}
+    # the flow's recipe samples with the path's ancestral step; every other run as its spec says (the DDPMs' chain is
+    # ancestral already)
+    assert {name: model_store.sampler_eta(name) for name in model_store.SHIPPED_RUNS if model_store.sampler_eta(name)} \
+        == {"flow_time_beyond_spec": 1.0}
+    assert "the straight path's ancestral step (noise η = 1) instead of the spec's Euler step" in recipe_text("flow_time")
+    assert "Everything else — the objective, the sampler, the UNet's levels and widths — is the spec's." in \
+        recipe_text("time")
     for spec_run, better_run in model_store.BETTER_RUNS.items():
         spec, better = (model_store.shipped_run_config(name) for name in (spec_run, better_run))
         assert better.model == spec.model and better.keeps_ema() and better.decays_lr()
@@ -145,10 +152,27 @@ def test_the_flow_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better
     assert np.allclose(values(figures(at)[0]["data"][0]["y"]), stored.losses)  # its loss curve, not the spec run's
     assert at.header[-1].value == "5 · The spec's UNet against a better one"
 
-    def draw(run_, n, seed):  # the spec's Euler loop written out, 50 steps, on the moving average of the weights
+    assert at.slider(key="time_flow_eta_flow_time_beyond_spec").value == 1.0  # the recipe's own sampler in section 4
+    assert f"40 samples · 50 ancestral steps at η = 1, seed {DEFAULT_SEED}" in [c for img in at.get("image")
+                                                                             for c in img.captions]
+
+    # section 5 judges both models with the better recipe's sampler by default, or both with the spec's
+    sampler = at.radio(key="time_flow_judge_sampler")
+    assert sampler.options == ["50 ancestral steps at η = 1 (the better recipe's)",
+                                                   "50 Euler steps (the spec's)"]
+
+    def ancestral(run_, n, seed):  # the path's ancestral sampler written out, 50 steps, on the weights' average
+        return reference_ancestral(run_.ema, n, 50, seed) * 2 - 1
+
+    check_the_comparison(at, better_shipped, "flow_time", digits, ancestral)
+    assert "both sampled with 50 ancestral steps at η = 1 (the better recipe's)." in texts(at.markdown)
+    at = run(at.radio(key="time_flow_judge_sampler").set_value(sampler.options[1]))
+
+    def euler(run_, n, seed):  # the spec's Euler loop written out, 50 steps
         return reference_euler(run_.ema, n, 50, seed) * 2 - 1
 
-    check_the_comparison(at, better_shipped, "flow_time", digits, draw)
+    check_the_comparison(at, better_shipped, "flow_time", digits, euler)
+    assert "both sampled with 50 Euler steps (the spec's)." in texts(at.markdown)
 
 
 def test_the_ddpm_page_trains_and_shows_the_spec_s_unet_or_the_better_one(better_shipped, digits):  # noqa: F811

@@ -84,6 +84,26 @@ def reference_euler(model: torch.nn.Module, num: int, steps: int, seed: int, con
     return x
 
 
+def reference_ancestral(model: torch.nn.Module, num: int, steps: int, seed: int) -> torch.Tensor:
+    """The straight path's ancestral sampler written out here: x ~ N(0, I) from ``seed``; at t = k h (h = 1 / steps),
+    with v = u_θ(x, t), x̂₁ = x + (1 − t) v and ε̂ = x − t v, the next state is drawn from the Markov chain's posterior
+    x_t' = t' x̂₁ + √((1 − t')² − s²) ε̂ + s z, s² = (1 − t')² σ²_{t|t'} / (1 − t)², σ²_{t|t'} = (1 − t)² −
+    (t / t')² (1 − t')² (z from the same generator; none drawn for the last step, where s = 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((num, 1, 28, 28), generator=gen)
+    h = 1.0 / steps
+    with torch.no_grad():
+        for k in range(steps):
+            t, t_next = k * h, min((k + 1) * h, 1.0)
+            v = model(x, torch.full((num,), t))
+            x1, eps = x + (1 - t) * v, x - t * v
+            var_step = (1 - t) ** 2 - (t / t_next) ** 2 * (1 - t_next) ** 2
+            s = ((1 - t_next) ** 2 * var_step / (1 - t) ** 2) ** 0.5
+            z = torch.randn(x.shape, generator=gen) if s > 0 else 0.0
+            x = t_next * x1 + max((1 - t_next) ** 2 - s * s, 0.0) ** 0.5 * eps + s * z
+    return x
+
+
 # --- the straight path ------------------------------------------------------------------------------------------------
 
 
@@ -155,8 +175,20 @@ def test_time_flow_shows_formulas_path_results_and_samples(flow_shipped):
 
     # the run's moving average of its weights samples on the same noise
     assert at.radio(key="time_flow_weights").value == "spec"
-    run(at.radio(key="time_flow_weights").set_value("ema"))
+    at = run(at.radio(key="time_flow_weights").set_value("ema"))
     assert image_with_caption(at, "40 samples · 5 Euler steps, seed 3") != seed3
+    at = run(at.radio(key="time_flow_weights").set_value("spec"))
+
+    # beyond the spec: the path's ancestral step (the spec's run opens on η = 0, Euler's; no formula of it until chosen)
+    assert at.slider(key="time_flow_eta_flow_time").value == 0.0
+    assert not [f for f in at.latex if "SNR" in f.value]
+    at = run(at.slider(key="time_flow_eta_flow_time").set_value(1.0))
+    assert "5 ancestral steps at η = 1 of h = 1/5" in texts(at.caption)
+    assert image_with_caption(at, "40 samples · 5 ancestral steps at η = 1, seed 3") != seed3
+    assert len([f for f in at.latex if "SNR" in f.value or r"\hat\varepsilon" in f.value]) == 2
+    expected = reference_ancestral(stored.model, time_flow.DEFAULTS.samples, 5, 3)
+    assert np.abs(frame_pixels(animation(at)["frames"][-1]).astype(int)
+                  - grid(expected, 4, (0.0, 1.0), upscale=4).astype(int)).max() <= 1
 
 
 DEFAULT_STEPS = FLOW_SAMPLER_STEPS["flow_time"]

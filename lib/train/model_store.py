@@ -40,7 +40,7 @@ SHIPPED_RUNS: dict[str, tuple[str, dict]] = {
     "flow_class_constant_lr": ("flow_class", {"constant_lr": True, "lr": FLOW_CONSTANT_LR}),
     # "A better time-conditioned UNet" (beyond the spec, both objectives): the ``AttentionTimeUNet`` — t told to every
     # block through 32 Fourier features, self-attention at 7×7 — at the spec's D 64, 80 epochs of batch 128 at a
-    # peak rate of 2e-3 (≈ 9 h each on a 2-core CPU, over several sittings); for the DDPM a schedule whose x_T holds 2 %
+    # peak rate of 2e-3 (≈ 7.5 h each on a 2-core CPU, over several sittings); for the DDPM a schedule whose x_T holds 2 %
     # of the digit, not 22 % (β_T 0.05: sampling starts from pure noise). Why: bench/RESULTS.md
     "time_beyond_spec": ("time", {"architecture": "attention", "time_features": 32, "beta_end": 0.05, "epochs": 80,
                                   "lr": 2e-3, "snapshot_epochs": (1, 5, 10, 20, 40, 80)}),
@@ -49,6 +49,15 @@ SHIPPED_RUNS: dict[str, tuple[str, dict]] = {
 }
 # The time-only spec runs whose pages offer the better recipe beside them: spec run → its run beyond the spec
 BETTER_RUNS = {"time": "time_beyond_spec", "flow_time": "flow_time_beyond_spec"}
+# How a flow run samples when nothing else is chosen: the noise level η of ``lib.flow.euler.ancestral_step``. The spec's
+# Euler steps are η = 0; the better flow recipe samples with the path's ancestral step, η = 1 (bench/RESULTS.md: the
+# same weights draw 2 points more confident digits). The DDPMs' chain is ancestral already.
+SAMPLER_ETA = {"flow_time_beyond_spec": 1.0}
+
+
+def sampler_eta(name: str) -> float:
+    """The noise level the shipped run ``name`` samples with by default (``SAMPLER_ETA``, else the spec's 0)."""
+    return SAMPLER_ETA.get(name, 0.0)
 
 
 def config_from_json(text: str) -> TrainConfig:

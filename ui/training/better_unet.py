@@ -6,7 +6,7 @@ judge is sure of, and how often each digit, against MNIST's own proportions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import streamlit as st
@@ -59,6 +59,15 @@ def architecture_formulas(config: TrainConfig) -> list[str]:
 Sampler = Callable[[TrainedRun, str, int, int, StepProgress], torch.Tensor]
 
 
+@dataclass(frozen=True)
+class JudgedSampler:
+    """A sampler the comparison may draw both models' samples with."""
+
+    words: str  # which sampler, in words (also its cache key): "50 Euler steps (the spec's)"
+    calls: int  # UNet calls per batch of samples
+    draw: Sampler
+
+
 def unet_choice(spec_run: str, key: str) -> str:
     """The shipped run the page trains and shows: ``spec_run`` (the default) or its recipe beyond the spec."""
     better = model_store.BETTER_RUNS[spec_run]
@@ -89,9 +98,14 @@ def recipe_changes(spec: TrainConfig, better: TrainConfig) -> list[str]:
 
 
 def recipe_text(spec_run: str) -> str:
-    spec, better = (model_store.shipped_run_config(name) for name in (spec_run, model_store.BETTER_RUNS[spec_run]))
-    return ("Beyond the spec: " + ", ".join(recipe_changes(spec, better)) + "; it samples with the moving average of "
-            "its weights. Everything else — the objective, the sampler, the UNet's levels and widths — is the spec's.")
+    better_run = model_store.BETTER_RUNS[spec_run]
+    spec, better = (model_store.shipped_run_config(name) for name in (spec_run, better_run))
+    eta = model_store.sampler_eta(better_run)
+    sampler = (f" and the straight path's ancestral step (noise η = {eta:g}) instead of the spec's Euler step" if eta
+               else "")
+    kept = "the objective, " + ("" if eta else "the sampler, ") + "the UNet's levels and widths"
+    return (f"Beyond the spec: {', '.join(recipe_changes(spec, better))}; it samples with the moving average of its "
+            f"weights{sampler}. Everything else — {kept} — is the spec's.")
 
 
 @dataclass(frozen=True)
@@ -104,10 +118,10 @@ class Reading:
 
 
 @st.cache_data(show_spinner=False)
-def judged(cache_id: str, judge_id: str, n: int, seed: int, _sampler: Sampler, _run: TrainedRun, _classifier,
-           _progress: StepProgress) -> Reading:
+def judged(cache_id: str, judge_id: str, n: int, seed: int, sampler_words: str, _sampler: Sampler, _run: TrainedRun,
+           _classifier, _progress: StepProgress) -> Reading:
     """The judge ``judge_id`` names reading ``n`` samples (``seed``) of the run ``cache_id`` names, drawn with the
-    moving average of its weights (``judged_weights``)."""
+    moving average of its weights (``judged_weights``) by the sampler ``sampler_words`` names."""
     x = _sampler(_run, judged_weights(_run), n, seed, _progress)
     return Reading(confident_share(_classifier, x), tuple(digit_shares(_classifier, x).tolist()),
                    grid(x[:SHOWN], 10, (-1.0, 1.0)))
@@ -119,15 +133,16 @@ def judged_weights(run: TrainedRun) -> str:
     return "ema" if run.ema is not None else "spec"
 
 
-def comparison(spec_run: str, *, key: str, sampler: Sampler, sampler_calls: int, sampler_words: str) -> None:
+def comparison(spec_run: str, *, key: str, samplers: Sequence[JudgedSampler]) -> None:
     """Section 5 of a time-only page: the spec's shipped run and the better one, the same number of samples from the
-    same noise (``sampler``: ``sampler_calls`` UNet calls per model, ``sampler_words`` says which sampler), judged."""
+    same noise by the same sampler (one of ``samplers``, the first by default), judged."""
     st.header("5 · The spec's UNet against a better one")
     better_run = model_store.BETTER_RUNS[spec_run]
     st.markdown(
         "The spec's UNet draws many digits a classifier is unsure of, and some digits more often than MNIST has "
-        f"them. {recipe_text(spec_run)} Both shipped models draw the same number of samples from the same noise, "
-        f"with the moving average of their weights, and the app's digit judge reads them: a sample is *confident* "
+        f"them. {recipe_text(spec_run)} Both shipped models draw the same number of samples from the same noise "
+        f"with the same sampler, with the moving average of their weights, and the app's digit judge reads them: a "
+        f"sample is *confident* "
         f"when the judge gives some digit a probability of at least {CONFIDENT:g}.")
     runs = {name: common.shipped(name) for name in (spec_run, better_run)}
     if runs[better_run] is None:
@@ -142,7 +157,11 @@ def comparison(spec_run: str, *, key: str, sampler: Sampler, sampler_calls: int,
     n = int(c1.select_slider("Samples of each model", SAMPLE_COUNTS, DEFAULT_SAMPLES, key=f"{key}_judge_samples"))
     with c2:
         seed_entry = seed_control(f"{key}_judge_seed", feeds="Judge")
-    st.caption(f"{counted(n, 'sample')} of each, {sampler_words}: {counted(2 * sampler_calls, 'batched UNet call')} "
+    by_words = {s.words: s for s in samplers}
+    sampler = samplers[0]
+    if len(samplers) > 1:
+        sampler = by_words[st.radio("Sampler, for both", list(by_words), horizontal=True, key=f"{key}_judge_sampler")]
+    st.caption(f"{counted(n, 'sample')} of each, {sampler.words}: {counted(2 * sampler.calls, 'batched UNet call')} "
                "for the two.")
     flag = f"{key}_judged"
     if not (st.button("Judge", key=f"{key}_judge", type="primary", disabled=not seed_entry.valid)
@@ -150,9 +169,9 @@ def comparison(spec_run: str, *, key: str, sampler: Sampler, sampler_calls: int,
         return
     st.session_state[flag] = True
     classifier, real = common.digit_judge()
-    progress = StepProgress(2 * sampler_calls, "Sampling both models…")
-    readings = {name: judged(run_cache_id(run, judged_weights(run)), f"judge-{id(classifier)}",
-                             n, seed_entry.value, sampler, run, classifier, progress) for name, run in runs.items()}
+    progress = StepProgress(2 * sampler.calls, "Sampling both models…")
+    readings = {name: judged(run_cache_id(run, judged_weights(run)), f"judge-{id(classifier)}", n, seed_entry.value,
+                             sampler.words, sampler.draw, run, classifier, progress) for name, run in runs.items()}
     progress.done()
     mnist = label_shares(common.mnist()[0].labels)
     spec, better = readings[spec_run], readings[better_run]
@@ -160,9 +179,9 @@ def comparison(spec_run: str, *, key: str, sampler: Sampler, sampler_calls: int,
                                                           for r in (spec, better))
     st.markdown(
         f"The better UNet draws a confident digit in **{better.confident:.1%}** of its samples, the spec's in "
-        f"**{spec.confident:.1%}** (real test digits: {real.confident:.1%}). Against MNIST's proportions, its digit "
-        f"shares are off by at most **{better_gap:.1f}** points (the {better_digit}s), the spec's by **{spec_gap:.1f}** "
-        f"(the {spec_digit}s). Training took {run_duration(runs[better_run])} on "
+        f"**{spec.confident:.1%}** (real test digits: {real.confident:.1%}), both sampled with {sampler.words}. "
+        f"Against MNIST's proportions, its digit shares are off by at most **{better_gap:.1f}** points (the {better_digit}s), "
+        f"the spec's by **{spec_gap:.1f}** (the {spec_digit}s). Training took {run_duration(runs[better_run])} on "
         f"{runs[better_run].info.get('device', '?')} (the spec's: {run_duration(runs[spec_run])} on "
         f"{runs[spec_run].info.get('device', '?')}).")
     st.plotly_chart(digit_shares_figure({"the spec's UNet": spec.shares, "the better UNet": better.shares,

@@ -1,5 +1,5 @@
 """What the flow edition's part-B pages share: the straight path from noise to a digit as their section 1, the Euler
-steps control, and the grid of 40 drawn live from a trained flow model."""
+steps and noise level controls, and the grid of 40 drawn live from a trained flow model."""
 
 from __future__ import annotations
 
@@ -63,6 +63,24 @@ def euler_steps_control(key: str, spec_steps: int, slow_cpu_steps: int | None = 
              "call (two with guidance, batched)."))
 
 
+def noise_control(key: str, default: float, container=st) -> float:
+    """The sampler's noise level η (``lib.flow.euler.ancestral_step``): 0 is the spec's Euler step, 1 the path's
+    ancestral step; it opens on ``default``, the run's own (``model_store.sampler_eta``)."""
+    return float(container.slider(
+        "Noise η", 0.0, 1.0, float(default), 0.1, key=key,
+        help="0: the spec's Euler steps, deterministic given the starting noise. 1: each step draws the next state "
+             "from the DDPM posterior of the straight path, adding fresh noise that later steps correct — the "
+             "better recipe's sampler. The same number of UNet calls either way."))
+
+
+ANCESTRAL_STEP = [  # ``lib.flow.euler.ancestral_step`` and ``posterior_noise``, as the pages show them
+    r"x_{t'} = t'\,\hat x_1 + \sqrt{(1 - t')^2 - s^2}\;\hat\varepsilon + s\,z,\qquad "
+    r"\hat x_1 = x_t + (1 - t)\,u_\theta(x_t, t),\quad \hat\varepsilon = x_t - t\,u_\theta(x_t, t),\quad "
+    r"z \sim \mathcal{N}(0, I)",
+    r"s = \eta\,(1 - t')\sqrt{1 - \mathrm{SNR}_t / \mathrm{SNR}_{t'}},\qquad \mathrm{SNR}_t = \big(t / (1 - t)\big)^2",
+]
+
+
 def frame_every(steps: int, frames: int) -> int:
     """Record every k-th Euler step, k = max(1, ⌊steps / frames⌋): about ``frames`` frames (and the last step) at any
     step count — 25 of the class model's 300 steps as of the time model's 50."""
@@ -76,21 +94,23 @@ def frames_control(key: str, default: int, container=st) -> int:
 
 @st.cache_data(show_spinner=False)
 def flow_samples(key: str, steps: int, seed: int, scale: float, _model: MnistFlow,
-                 _progress: StepProgress) -> torch.Tensor:
+                 _progress: StepProgress, eta: float = 0.0) -> torch.Tensor:
     """The grid of 40 (``lib.flow.mnist.sample_grid``: 4 of each digit 0–9 in order with guidance ``scale`` for the
-    class model, 40 samples for the time model) in ``steps`` Euler steps of h = 1 / steps, drawn by the weights ``key``
-    names: (40, 28, 28) uint8."""
-    return sample_grid(_model, 1.0 / steps, seed, scale, on_step=_progress)
+    class model, 40 samples for the time model) in ``steps`` steps of h = 1 / steps at noise level ``eta`` (0: Euler's),
+    drawn by the weights ``key`` names: (40, 28, 28) uint8."""
+    return sample_grid(_model, 1.0 / steps, seed, scale, on_step=_progress, eta=eta)
 
 
-def draw_samples(model: MnistFlow, run_cache_id: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE) -> torch.Tensor:
+def draw_samples(model: MnistFlow, run_cache_id: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE,
+                 eta: float = 0.0) -> torch.Tensor:
     """``flow_samples`` under a progress bar (two UNet passes a step with guidance, batched)."""
     progress = StepProgress(steps, "Sampling 40 digits…")
-    images = flow_samples(run_cache_id, steps, seed, scale, model, progress)
+    images = flow_samples(run_cache_id, steps, seed, scale, model, progress, eta)
     progress.done()
     return images
 
 
-def draw_grid(model: MnistFlow, run_cache_id: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE) -> np.ndarray:
+def draw_grid(model: MnistFlow, run_cache_id: str, steps: int, seed: int, scale: float = GUIDANCE_SCALE,
+              eta: float = 0.0) -> np.ndarray:
     """``draw_samples`` as the picture the pages show (``grid_of``)."""
-    return grid_of(draw_samples(model, run_cache_id, steps, seed, scale), model.config.model)
+    return grid_of(draw_samples(model, run_cache_id, steps, seed, scale, eta), model.config.model)
