@@ -2,17 +2,16 @@
 the app's digit judge on the same noises (seed 0):
 
   Euler (the spec's sampler, the app's: ``lib.flow.mnist.unconditional_grid``) — the baseline;
-  ancestral — the flow path's own DDPM sampler: from t_a to t_b it draws x_b from the posterior q(x_b | x_a, x̂₁) of
-      x_t = t x₁ + (1 − t) ε, i.e. x_b = t_b x̂₁ + √((1 − t_b)² − s²) ε̂ + s z with ε̂ = x_a − t_a v̂ (the noise the
-      prediction implies), z fresh and s² = σ²_{a|b} (1 − t_b)² / (1 − t_a)², σ²_{a|b} = (1 − t_a)² − (t_a / t_b)² (1 − t_b)²
-      (s = 0 is Euler's step exactly; this s keeps every marginal of the path);
+  ancestral — the flow path's own DDPM sampler, the app's at noise η = 1 (``lib.flow.euler.ancestral_step``): from t_a
+      to t_b it draws x_b from the posterior q(x_b | x_a, x̂₁) of x_t = t x₁ + (1 − t) ε, i.e.
+      x_b = t_b x̂₁ + √((1 − t_b)² − s²) ε̂ + s z with ε̂ = x_a − t_a v̂ (the noise the prediction implies) and z fresh;
   re-noised — s = 1 − t_b: ε̂ thrown away and x̂₁ noised afresh at every step (what a consistency model's multistep
       sampler does): more confident digits, drawn from a narrower distribution;
   given the digit — the shipped class-conditioned flow model (the same UNet with the digit's embedding), digits drawn
       in MNIST's proportions, no guidance (γ = 1): how confident the UNet's samples are once the digit is decided.
 
-For each, the share read confidently and the largest gap of the digit mix to MNIST's. The stochastic samplers are
-probes written here, not samplers the app offers. Prints a markdown table for bench/RESULTS.md.
+For each, the share read confidently and the largest gap of the digit mix to MNIST's. The re-noising sampler is a
+probe written here, not one the app offers. Prints a markdown table for bench/RESULTS.md.
 
 Run:  python bench/time_only_limits.py [--quick] [--threads 2] [--samples 1000] [--run data/models/flow_time.safetensors]
 """
@@ -37,22 +36,15 @@ from lib.train.digit_classifier import confident_share, digit_shares, label_shar
 STEPS = 50  # the spec's Euler steps for the time model (h = 0.02), for every probe
 
 
-def stochastic_sample(flow: MnistFlow, n: int, seed: int, renoise: bool) -> torch.Tensor:
-    """``n`` samples in [0, 1] by the ancestral step (``renoise`` False) or the re-noising one (True), ``STEPS`` steps."""
+def renoised_sample(flow: MnistFlow, n: int, seed: int) -> torch.Tensor:
+    """``n`` samples in [0, 1] by the re-noising step x_b = t_b x̂₁ + (1 − t_b) z, ``STEPS`` steps."""
     gen = torch.Generator(device=flow.device).manual_seed(seed)
     x = randn((n, *flow.image_shape), gen, device=flow.device, dtype=flow.dtype)
     times = euler_times(0.0, steps=STEPS)
     with torch.no_grad():
         for a, b in zip(times[:-1], times[1:]):
-            v = flow.velocity(x, a, flow.null_condition())
-            x1, eps = one_step_estimate(x, a, v), x - a * v
-            if renoise:
-                s = 1 - b
-            else:
-                var_ab = (1 - a) ** 2 - (a / b) ** 2 * (1 - b) ** 2
-                s = (var_ab * (1 - b) ** 2 / (1 - a) ** 2) ** 0.5
-            z = randn(x.shape, gen, like=x)
-            x = b * x1 + max((1 - b) ** 2 - s ** 2, 0.0) ** 0.5 * eps + s * z
+            x1 = one_step_estimate(x, a, flow.velocity(x, a, flow.null_condition()))
+            x = b * x1 + (1 - b) * randn(x.shape, gen, like=x)
     return x
 
 
@@ -78,8 +70,8 @@ def main() -> None:
     flow = MnistFlow(run.network("ema"), run.config)
     probes = {
         "Euler (the spec's)": lambda: unconditional_grid(flow, n, step_size("flow_time"), seed=0),
-        "ancestral": lambda: stochastic_sample(flow, n, 0, renoise=False),
-        "re-noised": lambda: stochastic_sample(flow, n, 0, renoise=True),
+        "ancestral (η = 1)": lambda: unconditional_grid(flow, n, step_size("flow_time"), seed=0, eta=1.0),
+        "re-noised": lambda: renoised_sample(flow, n, 0),
         "given the digit (class model, γ = 1)": lambda: with_digits_given(n, 0, mnist),
     }
     print(f"\n{args.run.name} (EMA), {n} samples, {STEPS} steps, seed 0\n")
