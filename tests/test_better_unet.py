@@ -35,7 +35,8 @@ def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model():
     # ancestral already)
     assert {name: model_store.sampler_eta(name) for name in model_store.SHIPPED_RUNS if model_store.sampler_eta(name)} \
         == {"flow_time_beyond_spec": 1.0}
-    assert "the straight path's ancestral step (noise η = 1) instead of the spec's Euler step" in recipe_text("flow_time")
+    assert ("the straight path's ancestral step (noise η = 1) instead of the spec's Euler step"
+            in recipe_text("flow_time"))
     assert "Everything else — the objective, the sampler, the UNet's levels and widths — is the spec's." in \
         recipe_text("time")
     for spec_run, better_run in model_store.BETTER_RUNS.items():

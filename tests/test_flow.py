@@ -226,7 +226,7 @@ def test_sample_starts_from_seeded_noise_and_integrates_to_1():
     torch.testing.assert_close(a, x)
 
 
-# --- the ancestral step (beyond the spec) ------------------------------------------------------------------------------
+# --- the ancestral step (beyond the spec) -----------------------------------------------------------------------------
 
 def markov_posterior_std(t: float, t_next: float) -> float:
     """The textbook posterior of a Gaussian noising chain, written independently of ``posterior_noise``: with marginals

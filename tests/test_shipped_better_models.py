@@ -2,7 +2,8 @@
 flow_time_beyond_spec, ``model_store.BETTER_RUNS``): each is its recipe's full run with its provenance and EMA, and
 its samples — drawn with the EMA by the pages' sampler, the flow's at its recipe's noise level — read as confident
 digits ≥ 90 % of the time on the calibrated judge of tests/test_shipped_models.py (real test digits ≈ 97 %), each digit
-within a few points of MNIST's own share. Each test skips while its file is missing (scripts/train_models.py --model <name> trains it).
+within a few points of MNIST's own share. Each test skips while its file is missing (scripts/train_models.py --model
+<name> trains it).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ A ``VelocityModel`` predicts dx/dt at a continuous time t ∈ [0, 1] (0 = noise,
 dx/dt = v(x, t) with Euler steps x_{t+h} = x_t + h · v(x_t, t) from any t_start to exactly 1 (``euler``); with a noise
 level η > 0 the same loop takes the path's stochastic (ancestral) step instead (``ancestral_step``).
 
-What a technique changes is how v is predicted — plain, with classifier-free guidance, and later an anagram's two views or a
-hybrid's two bands — so each is a ``Predict`` closure over the same loop, as ``lib.ddpm.sampling``'s ``Predictor`` is for
-the DDPM loop; what it imposes after a step (inpainting's known pixels at the new t) is an ``after_step`` hook.
+What a technique changes is how v is predicted — plain, with classifier-free guidance, and later an anagram's two views
+or a hybrid's two bands — so each is a ``Predict`` closure over the same loop, as ``lib.ddpm.sampling``'s ``Predictor``
+is for the DDPM loop; what it imposes after a step (inpainting's known pixels at the new t) is an ``after_step`` hook.
 
 Classifier-free guidance keeps its one home, ``lib.guidance.classifier_free_guidance``: v = v_u + γ (v_c − v_u).
 Part B's γ = 5 is that form as is. Part A's course form v_c + w (v_c − v_u) is the same with γ = w + 1
@@ -97,8 +97,8 @@ def ancestral_step(x: torch.Tensor, t: float, t_next: float, v: torch.Tensor, et
     ``generator`` (x̂₁ and ε̂ as ``lib.flow.path`` estimates them from v): the DDIM family on the straight path.
 
     η = 0 recombines x̂₁ and ε̂ at t', which is Euler's step x_t + (t' − t) v exactly; η = 1 draws x_t' from the
-    posterior q(x_t' | x_t, x̂₁) — the DDPM's ancestral step, which keeps every marginal of the path and lets later steps correct
-    what earlier ones got wrong."""
+    posterior q(x_t' | x_t, x̂₁) — the DDPM's ancestral step, which keeps every marginal of the path and lets later
+    steps correct what earlier ones got wrong."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"the noise level η = {eta} must lie in [0, 1]")
     s = eta * posterior_noise(t, t_next)

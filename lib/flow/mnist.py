@@ -8,7 +8,8 @@ prompt is the all-zero class vector the class model saw with probability p_uncon
 Samplers (the notebook's): the time model 50 Euler steps from t = 0, the class model 300 with guidance γ = 5 in
 v_u + γ (v_c − v_u) (§3 2.6). The per-epoch grids take steps ``sample_stride`` times as long (the last one shortened).
 Beyond the spec, a grid may take the path's stochastic step at a noise level η instead
-(``lib.flow.euler.ancestral_step``; η = 0 is Euler's step): the better time-only recipe samples at η = 1 (``lib.train.model_store.sampler_eta``).
+(``lib.flow.euler.ancestral_step``; η = 0 is Euler's step): the better time-only recipe samples at η = 1
+(``lib.train.model_store.sampler_eta``).
 """
 
 from __future__ import annotations

@@ -180,9 +180,9 @@ def comparison(spec_run: str, *, key: str, samplers: Sequence[JudgedSampler]) ->
     st.markdown(
         f"The better UNet draws a confident digit in **{better.confident:.1%}** of its samples, the spec's in "
         f"**{spec.confident:.1%}** (real test digits: {real.confident:.1%}), both sampled with {sampler.words}. "
-        f"Against MNIST's proportions, its digit shares are off by at most **{better_gap:.1f}** points (the {better_digit}s), "
-        f"the spec's by **{spec_gap:.1f}** (the {spec_digit}s). Training took {run_duration(runs[better_run])} on "
-        f"{runs[better_run].info.get('device', '?')} (the spec's: {run_duration(runs[spec_run])} on "
+        f"Against MNIST's proportions, its digit shares are off by at most **{better_gap:.1f}** points "
+        f"(the {better_digit}s), the spec's by **{spec_gap:.1f}** (the {spec_digit}s). Training took "
+        f"{run_duration(runs[better_run])} on {runs[better_run].info.get('device', '?')} (the spec's: {run_duration(runs[spec_run])} on "
         f"{runs[spec_run].info.get('device', '?')}).")
     st.plotly_chart(digit_shares_figure({"the spec's UNet": spec.shares, "the better UNet": better.shares,
                                          "MNIST's training digits": mnist.tolist()}), key=f"{key}_shares")
