@@ -37,7 +37,7 @@ name = unet_choice("flow_time", key="time_flow")
 run = flow_sections(name, key="time_flow", what=described(name, "time-conditioned flow model"),
                     path_times=DEFAULTS.path_times, snapshot_caption="40 samples")
 
-st.header("4 · Sampling with Euler steps")
+st.header("4 · Sampling with Euler (or ancestral) steps")
 weights = weights_control(run, "time_flow")
 c1, c2, c3 = st.columns(3)
 steps = euler_steps_control("time_flow_steps", DEFAULTS.steps, container=c1)

@@ -182,8 +182,8 @@ def comparison(spec_run: str, *, key: str, samplers: Sequence[JudgedSampler]) ->
         f"**{spec.confident:.1%}** (real test digits: {real.confident:.1%}), both sampled with {sampler.words}. "
         f"Against MNIST's proportions, its digit shares are off by at most **{better_gap:.1f}** points "
         f"(the {better_digit}s), the spec's by **{spec_gap:.1f}** (the {spec_digit}s). Training took "
-        f"{run_duration(runs[better_run])} on {runs[better_run].info.get('device', '?')} (the spec's: {run_duration(runs[spec_run])} on "
-        f"{runs[spec_run].info.get('device', '?')}).")
+        f"{run_duration(runs[better_run])} on {runs[better_run].info.get('device', '?')} (the spec's: "
+        f"{run_duration(runs[spec_run])} on {runs[spec_run].info.get('device', '?')}).")
     st.plotly_chart(digit_shares_figure({"the spec's UNet": spec.shares, "the better UNet": better.shares,
                                          "MNIST's training digits": mnist.tolist()}), key=f"{key}_shares")
     for column, (title, reading) in zip(layout.columns(2), (("The spec's UNet", spec), ("The better UNet", better))):
