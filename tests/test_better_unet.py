@@ -44,7 +44,7 @@ def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model():
         assert better.model == spec.model and better.keeps_ema() and better.decays_lr()
         assert (better.architecture, better.time_features, spec.architecture, spec.time_features) == (
             "attention", 32, "spec", 0)
-        assert better.hidden == spec.hidden and better.epochs == 80
+        assert better.hidden == spec.hidden and better.epochs == {"flow_time": 80, "time": 40}[spec.model]
         assert (better.num_timesteps, better.beta_start) == (spec.num_timesteps, spec.beta_start)
     flow = [model_store.shipped_run_config(n) for n in ("flow_time", "flow_time_beyond_spec")]
     attention = "self-attention at 7×7 and t in every block (spec: t in two blocks only, no attention)"
@@ -54,7 +54,7 @@ def test_each_time_only_run_has_a_better_recipe_that_keeps_the_spec_s_model():
     ddpm = [model_store.shipped_run_config(n) for n in ("time", "time_beyond_spec")]
     assert recipe_changes(*ddpm) == [attention, "t as 32 Fourier features (spec: the bare number t)",
                                      "β rising to 0.05, so that x_T keeps 2% of the digit (spec: β rising to 0.02, so "
-                                     "that x_T keeps 22% of the digit)", "80 epochs (spec: 20 epochs)",
+                                     "that x_T keeps 22% of the digit)", "40 epochs (spec: 20 epochs)",
                                      "lr 0.002 (spec: lr 0.001)"]
     # √ᾱ_T of the linear schedule, ᾱ_T = Π (1 − β_t), written out here
     for config, kept in ((ddpm[0], 0.2192), (ddpm[1], 0.0219)):
