@@ -1,6 +1,6 @@
 """Judge the trained part-B runs — the flow edition's, and both editions' time-only models beside their better
 recipes — and pick the constant learning rate of B 2.6 ("get rid of the scheduler") from a sweep, with the calibrated
-digit classifier of tests/test_shipped_models.py.
+digit classifier of the tests (tests/conftest.py's calibrated_judge).
 
 For every run found — OUT_MODELS/<name>.safetensors for each name of ``SHIPPED`` and the sweep's
 SWEEP/*/flow_class_constant_lr.safetensors — it records the final loss (mean of the last 10 % of steps), the time and

@@ -1,7 +1,7 @@
 """The better time-conditioned UNets shipped beside the spec's (issue #24 item 7: data/models/time_beyond_spec and
-flow_time_beyond_spec, ``model_store.BETTER_RUNS``): each is its recipe's full run with its provenance and EMA, and
-its samples — drawn with the EMA by the pages' sampler, the flow's at its recipe's noise level — read as confident
-digits ≥ 90 % of the time on the calibrated judge of tests/test_shipped_models.py (real test digits ≈ 97 %), each digit
+flow_time_beyond_spec, ``model_store.BETTER_RUNS``): each is its recipe's full run with its provenance and EMA, and its
+samples — drawn with the EMA by the pages' sampler, the flow's at its recipe's noise level — read as confident digits ≥
+90 % of the time on the calibrated judge (tests/conftest.py's calibrated_judge; real test digits ≈ 97 %), each digit
 within a few points of MNIST's own share. Each test skips while its file is missing (scripts/train_models.py --model
 <name> trains it).
 """
@@ -17,7 +17,6 @@ from lib.train import model_store
 from lib.train.digit_classifier import confident_share, digit_shares, label_shares
 from lib.train.judged_samples import judged_samples
 from tests.test_shipped_flow_models import MAX_BYTES, shipped
-from tests.test_shipped_models import calibrated_judge  # noqa: F401 (fixture)
 
 BETTER = tuple(model_store.BETTER_RUNS.values())
 SAMPLES = 400  # ± 1.5 points of standard error on a share near 90 %
