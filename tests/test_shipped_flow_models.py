@@ -1,7 +1,7 @@
-"""The flow edition's shipped part-B runs (data/models/{pure_noise,flow_time,flow_class,flow_class_constant_lr}), once
-trained on a GPU by scripts/train_gpu.sh: each is the spec's full run, carries its provenance and EMA, fits the size
-cap, and draws what it was trained to draw, judged by the calibrated classifier (tests/conftest.py's calibrated_judge).
-Each test skips while its file is missing.
+"""The flow edition's shipped part-B runs (data/models/{pure_noise,flow_time,flow_class,flow_class_constant_lr}),
+trained by scripts/train_models.py (on a GPU, scripts/train_gpu.sh trains them all): each is the spec's full run,
+carries its provenance and EMA, fits the size cap, and draws what it was trained to draw, judged by the calibrated
+classifier (tests/conftest.py's calibrated_judge). Each test skips while its file is missing.
 
 The quality bars sit a few points under what scripts/judge_runs.py measured on the shipped CPU-trained files
 (bench/RESULTS.md, "The flow edition's shipped part-B runs"; the tests train their judge anew, and two judges differ by
