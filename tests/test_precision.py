@@ -94,6 +94,20 @@ def test_reading_losses_back_in_batches_changes_nothing(digits, every, device):
     assert [s for s, _ in seen[:-1]] == expected
 
 
+
+@pytest.mark.slow
+def test_a_compiled_step_follows_the_eager_loss_curve(digits):
+    """``compile_step`` changes how the step is computed (fused kernels), not the run: same seed, same batches, the
+    same losses within float rounding, the same weights, recorded in the provenance. (About a minute: compiling.)"""
+    config = TrainConfig.spec("time", hidden=8, batch_size=16, epochs=1, steps_per_epoch=12, snapshot_epochs=())
+    eager = run(config, digits, precision="fp32")
+    compiled = run(config, digits, precision="fp32", compile_step=True)
+    assert compiled.info["compiled"] and "compiled" not in eager.info
+    torch.testing.assert_close(torch.tensor(compiled.losses), torch.tensor(eager.losses), rtol=1e-3, atol=1e-5)
+    other = run(replace(config, seed=1), digits, precision="fp32")  # the tolerance is far tighter than a new run
+    assert (torch.tensor(other.losses) - torch.tensor(eager.losses)).abs().max() > 1e-2
+    assert set(compiled.model.state_dict()) == set(eager.model.state_dict())  # saved under the same names
+
 def test_bf16_sampling_gives_the_fp32_images(monkeypatch):
     """The shipped class model, the same seed: the bf16 grid matches the fp32 grid to a few grey levels."""
     if not model_store.shipped_path("class").exists():

@@ -79,10 +79,11 @@ def run_training(
     should_stop: Callable[[], bool] | None = None,
     precision: str | None = None,
     save_every: float = SAVE_EVERY_SECONDS,
+    compile_step: bool = False,
 ) -> TrainedRun:
     """Train ``config`` on ``train_set``, resumably: a run stopped part-way (cancelled, or its process killed)
     continues from its last saved state (``lib.train.resume``, kept at ``model_store.resume_path``, written every
-    ``save_every`` seconds and when cancelled) when started again. ``precision`` as for ``train`` (default: the app's).
+    ``save_every`` seconds and when cancelled) when started again. ``precision`` and ``compile_step`` as for ``train`` (default: the app's precision, not compiled).
     ``resume.TrainedElsewhere`` when another trainer on this machine is training ``config`` now."""
     if config.dataset != train_set.source:
         raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
@@ -91,7 +92,7 @@ def run_training(
     with resume.sole_trainer(path):
         return train(config, train_set.as_float(device), train_set.labels, snapshot_fn=snapshot_fn(config, test_set),
                      device=device, on_progress=on_progress, should_stop=should_stop, precision=precision,
-                     resume=path, save_every=save_every)
+                     resume=path, save_every=save_every, compile_step=compile_step)
 
 
 def run_info(run: TrainedRun, train_set: Digits, device: torch.device) -> dict:

@@ -338,6 +338,7 @@ def train(
     loss_sync_every: int | None = None,
     resume: Path | None = None,
     save_every: float = SAVE_EVERY_SECONDS,
+    compile_step: bool = False,
 ) -> TrainedRun:
     """Train ``config.model`` on ``train_images`` ((N, 1, 28, 28) in [0, 1]) and ``train_labels`` ((N,) int).
 
@@ -348,6 +349,9 @@ def train(
     ``step_done`` and when a grid is done; ``should_stop`` lets a caller cancel. The run's duration
     (``TrainedRun.info["seconds"]``) is the ``Progress.seconds`` of its last report.
     ``precision`` is "auto" (default: ``lib.train.precision.resolve``), "fp32" or "bf16".
+    ``compile_step`` runs the training forward through ``torch.compile`` (the same parameters; the grids use the plain
+    module): fused kernels for a long run, ≈ 1.3× a step on a 2-core CPU, after about a minute of compiling
+    (bench/RESULTS.md). Like the precision it is how a run is computed, recorded in ``TrainedRun.info``.
 
     With ``resume`` (a file path) the run is resumable (``lib.train.resume``): it continues from the state saved there, if
     any, saves its state there every ``save_every`` seconds and when cancelled, and deletes the file once it is done.
@@ -379,6 +383,7 @@ def train(
             restored, (gen, model, opt, sched, ema) = None, _fresh_run(config, device, precision)
         if restored:
             order, cursor = restored
+    forward = torch.compile(model) if compile_step else model
     start = time.perf_counter() - progress.seconds
     last_save = time.perf_counter()
     pending: list[torch.Tensor] = []  # losses of steps not yet read back
@@ -451,7 +456,7 @@ def train(
             idx = order[cursor : cursor + config.batch_size]
             cursor += config.batch_size
             with autocast(device, precision):
-                loss = _loss(model, config, x_all[idx], y_all[idx], gen, abar)
+                loss = _loss(forward, config, x_all[idx], y_all[idx], gen, abar)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -466,6 +471,8 @@ def train(
         Path(resume).unlink(missing_ok=True)
     model.eval()
     info = {"seconds": progress.seconds, "precision": precision}
+    if compile_step:
+        info["compiled"] = True
     if progress.resumed_at:
         info["resumed_at_steps"] = progress.resumed_at
     if ema is not None:
