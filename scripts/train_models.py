@@ -56,7 +56,7 @@ def main() -> None:
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="fp32 or bf16 autocast (default: $DIFFUSION_LAB_PRECISION, else bf16 where it is fast)")
     p.add_argument("--compile", action="store_true",
-                   help="run the training forward through torch.compile (≈ 1.3× a step on a CPU, after a minute)")
+                   help="run the training forward through torch.compile (≈ 1.3× a step in a CPU probe, after a minute)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = p.parse_args()
     stop = stop_on_signals()

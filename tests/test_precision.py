@@ -94,7 +94,6 @@ def test_reading_losses_back_in_batches_changes_nothing(digits, every, device):
     assert [s for s, _ in seen[:-1]] == expected
 
 
-
 @pytest.mark.slow
 def test_a_compiled_step_follows_the_eager_loss_curve(digits):
     """``compile_step`` changes how the step is computed (fused kernels), not the run: same seed, same batches, the
@@ -107,6 +106,7 @@ def test_a_compiled_step_follows_the_eager_loss_curve(digits):
     other = run(replace(config, seed=1), digits, precision="fp32")  # the tolerance is far tighter than a new run
     assert (torch.tensor(other.losses) - torch.tensor(eager.losses)).abs().max() > 1e-2
     assert set(compiled.model.state_dict()) == set(eager.model.state_dict())  # saved under the same names
+
 
 def test_bf16_sampling_gives_the_fp32_images(monkeypatch):
     """The shipped class model, the same seed: the bf16 grid matches the fp32 grid to a few grey levels."""

@@ -83,7 +83,8 @@ def run_training(
 ) -> TrainedRun:
     """Train ``config`` on ``train_set``, resumably: a run stopped part-way (cancelled, or its process killed)
     continues from its last saved state (``lib.train.resume``, kept at ``model_store.resume_path``, written every
-    ``save_every`` seconds and when cancelled) when started again. ``precision`` and ``compile_step`` as for ``train`` (default: the app's precision, not compiled).
+    ``save_every`` seconds and when cancelled) when started again. ``precision`` and ``compile_step`` as for ``train``
+    (default: the app's precision, not compiled).
     ``resume.TrainedElsewhere`` when another trainer on this machine is training ``config`` now."""
     if config.dataset != train_set.source:
         raise ValueError(f"config asks for dataset {config.dataset!r} but the loaded digits are {train_set.source!r}")
